@@ -1,0 +1,6 @@
+//! berth-controlplane: cluster state, the ECS-compatible API and agent sessions.
+
+pub mod model;
+pub mod scheduler;
+pub mod state;
+pub mod store;

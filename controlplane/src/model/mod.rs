@@ -1,0 +1,14 @@
+//! Validated domain types for cluster state: what the API, scheduler and agent
+//! sessions agree on. No wire types here.
+
+pub mod arn;
+pub mod cluster;
+pub mod container_instance;
+pub mod task;
+pub mod task_definition;
+
+pub use arn::ArnContext;
+pub use cluster::Cluster;
+pub use container_instance::{ContainerInstance, Resources};
+pub use task::{LaunchType, Task, TaskContainer};
+pub use task_definition::{ContainerDefinition, NetworkMode, TaskDefinition, TaskDefinitionError};

@@ -1,0 +1,295 @@
+//! Tasks: one placement of a task definition, desired status set by the
+//! control plane, last status reported by the agent.
+
+use serde::{Deserialize, Serialize};
+
+use super::{ContainerDefinition, Resources};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LaunchType {
+    Ec2,
+    Fargate,
+    External,
+}
+
+impl LaunchType {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "EC2" => Some(Self::Ec2),
+            "FARGATE" => Some(Self::Fargate),
+            "EXTERNAL" => Some(Self::External),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ec2 => "EC2",
+            Self::Fargate => "FARGATE",
+            Self::External => "EXTERNAL",
+        }
+    }
+}
+
+/// ECS task lifecycle, in order. A reported status never moves a task backwards.
+pub const LIFECYCLE: [&str; 8] = [
+    "PROVISIONING",
+    "PENDING",
+    "ACTIVATING",
+    "RUNNING",
+    "DEACTIVATING",
+    "STOPPING",
+    "DEPROVISIONING",
+    "STOPPED",
+];
+
+fn rank(status: &str) -> usize {
+    LIFECYCLE.iter().position(|s| *s == status).unwrap_or(0)
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskContainer {
+    /// The effective definition: the task definition's container with RunTask overrides applied.
+    pub definition: ContainerDefinition,
+    pub arn: String,
+    pub last_status: String,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+    pub runtime_id: Option<String>,
+    pub image_digest: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    pub id: String,
+    pub arn: String,
+    pub cluster: String,
+    pub cluster_arn: String,
+    pub task_definition_arn: String,
+    pub family: String,
+    pub revision: u32,
+    pub container_instance_arn: Option<String>,
+    pub launch_type: LaunchType,
+    pub network_mode: super::NetworkMode,
+    pub desired_status: String,
+    pub last_status: String,
+    pub cpu: Option<i64>,
+    pub memory_mib: Option<i64>,
+    /// What the scheduler reserved on the instance.
+    pub reserved: Resources,
+    pub containers: Vec<TaskContainer>,
+    pub started_by: Option<String>,
+    pub group: Option<String>,
+    /// RunTask `overrides` as given, echoed back by DescribeTasks.
+    pub overrides: serde_json::Value,
+    pub tags: Vec<(String, String)>,
+    pub enable_execute_command: bool,
+    pub created_at_ms: i64,
+    pub pull_started_at_ms: Option<i64>,
+    pub pull_stopped_at_ms: Option<i64>,
+    pub started_at_ms: Option<i64>,
+    pub stopping_at_ms: Option<i64>,
+    pub stopped_at_ms: Option<i64>,
+    pub execution_stopped_at_ms: Option<i64>,
+    pub stop_code: Option<String>,
+    pub stopped_reason: Option<String>,
+    pub attachment_id: String,
+    pub private_ipv4: Option<String>,
+    pub mac_address: Option<String>,
+    pub version: i64,
+}
+
+/// An agent's report of a container, as a domain value.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContainerReport {
+    pub name: String,
+    pub last_status: String,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+    pub runtime_id: Option<String>,
+    pub image_digest: Option<String>,
+}
+
+/// An agent's report of a task transition.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TaskReport {
+    pub task_arn: String,
+    pub last_status: String,
+    pub containers: Vec<ContainerReport>,
+    pub private_ipv4: Option<String>,
+    pub mac_address: Option<String>,
+    pub stop_code: Option<String>,
+    pub stopped_reason: Option<String>,
+    pub pull_started_at_ms: Option<i64>,
+    pub pull_stopped_at_ms: Option<i64>,
+    pub started_at_ms: Option<i64>,
+    pub execution_stopped_at_ms: Option<i64>,
+}
+
+impl Task {
+    pub fn is_stopped(&self) -> bool {
+        self.last_status == "STOPPED"
+    }
+
+    /// Sets desired status STOPPED with ECS's stop code and reason, unless the
+    /// task is already on its way down (the first reason wins, as in ECS).
+    /// Returns whether anything changed.
+    pub fn request_stop(&mut self, stop_code: &str, reason: &str, now_ms: i64) -> bool {
+        if self.desired_status == "STOPPED" {
+            return false;
+        }
+        self.desired_status = "STOPPED".into();
+        self.stop_code = Some(stop_code.into());
+        self.stopped_reason = Some(reason.into());
+        self.stopping_at_ms = Some(now_ms);
+        self.version += 1;
+        true
+    }
+
+    /// Folds an agent report into the task. Returns whether anything changed.
+    pub fn apply_report(&mut self, report: &TaskReport, now_ms: i64) -> bool {
+        let before = self.clone();
+        if rank(&report.last_status) > rank(&self.last_status) {
+            self.last_status.clone_from(&report.last_status);
+        }
+        for c in &report.containers {
+            if let Some(tc) = self.containers.iter_mut().find(|tc| tc.definition.name == c.name) {
+                if rank_container(&c.last_status) >= rank_container(&tc.last_status) {
+                    tc.last_status.clone_from(&c.last_status);
+                }
+                tc.exit_code = c.exit_code.or(tc.exit_code);
+                if c.reason.is_some() {
+                    tc.reason.clone_from(&c.reason);
+                }
+                if c.runtime_id.is_some() {
+                    tc.runtime_id.clone_from(&c.runtime_id);
+                }
+                if c.image_digest.is_some() {
+                    tc.image_digest.clone_from(&c.image_digest);
+                }
+            }
+        }
+        if report.private_ipv4.is_some() {
+            self.private_ipv4.clone_from(&report.private_ipv4);
+            self.mac_address.clone_from(&report.mac_address);
+        }
+        self.pull_started_at_ms = self.pull_started_at_ms.or(report.pull_started_at_ms);
+        self.pull_stopped_at_ms = self.pull_stopped_at_ms.or(report.pull_stopped_at_ms);
+        self.started_at_ms = self.started_at_ms.or(report.started_at_ms);
+        if self.last_status == "STOPPED" {
+            // The agent stopped it on its own (essential exit, failed start):
+            // its reason becomes the task's, unless someone asked first.
+            if self.desired_status != "STOPPED" {
+                self.desired_status = "STOPPED".into();
+                self.stop_code.clone_from(&report.stop_code);
+                self.stopped_reason.clone_from(&report.stopped_reason);
+            }
+            self.execution_stopped_at_ms =
+                self.execution_stopped_at_ms.or(report.execution_stopped_at_ms).or(Some(now_ms));
+            self.stopping_at_ms = self.stopping_at_ms.or(Some(now_ms));
+            self.stopped_at_ms = self.stopped_at_ms.or(Some(now_ms));
+        }
+        let changed = *self != before;
+        if changed {
+            self.version += 1;
+        }
+        changed
+    }
+}
+
+fn rank_container(status: &str) -> usize {
+    match status {
+        "PENDING" => 1,
+        "RUNNING" => 2,
+        "STOPPED" => 3,
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::NetworkMode;
+
+    fn task() -> Task {
+        Task {
+            id: "t1".into(),
+            arn: "arn:t1".into(),
+            cluster: "default".into(),
+            cluster_arn: "arn:c".into(),
+            task_definition_arn: "arn:td".into(),
+            family: "web".into(),
+            revision: 1,
+            container_instance_arn: Some("arn:ci".into()),
+            launch_type: LaunchType::Ec2,
+            network_mode: NetworkMode::Awsvpc,
+            desired_status: "RUNNING".into(),
+            last_status: "PROVISIONING".into(),
+            cpu: None,
+            memory_mib: None,
+            reserved: Resources::default(),
+            containers: vec![TaskContainer {
+                definition: crate::model::task_definition::tests_support::container("web"),
+                arn: "arn:c/web".into(),
+                last_status: "PENDING".into(),
+                exit_code: None,
+                reason: None,
+                runtime_id: None,
+                image_digest: None,
+            }],
+            started_by: None,
+            group: None,
+            overrides: serde_json::json!({}),
+            tags: vec![],
+            enable_execute_command: false,
+            created_at_ms: 0,
+            pull_started_at_ms: None,
+            pull_stopped_at_ms: None,
+            started_at_ms: None,
+            stopping_at_ms: None,
+            stopped_at_ms: None,
+            execution_stopped_at_ms: None,
+            stop_code: None,
+            stopped_reason: None,
+            attachment_id: "att".into(),
+            private_ipv4: None,
+            mac_address: None,
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn status_never_moves_backwards() {
+        let mut t = task();
+        let running = TaskReport { task_arn: "arn:t1".into(), last_status: "RUNNING".into(), ..TaskReport::default() };
+        assert!(t.apply_report(&running, 5));
+        let pending = TaskReport { last_status: "PENDING".into(), ..running.clone() };
+        assert!(!t.apply_report(&pending, 6));
+        assert_eq!(t.last_status, "RUNNING");
+        assert_eq!(t.version, 2);
+    }
+
+    #[test]
+    fn agent_stop_carries_its_reason_unless_user_stopped_first() {
+        let mut t = task();
+        let stopped = TaskReport {
+            last_status: "STOPPED".into(),
+            stop_code: Some("EssentialContainerExited".into()),
+            stopped_reason: Some("Essential container in task exited".into()),
+            containers: vec![ContainerReport { name: "web".into(), last_status: "STOPPED".into(), exit_code: Some(3), ..ContainerReport::default() }],
+            ..TaskReport::default()
+        };
+        t.apply_report(&stopped, 9);
+        assert_eq!(t.desired_status, "STOPPED");
+        assert_eq!(t.stop_code.as_deref(), Some("EssentialContainerExited"));
+        assert_eq!(t.containers[0].exit_code, Some(3));
+        assert_eq!(t.stopped_at_ms, Some(9));
+
+        let mut t = task();
+        assert!(t.request_stop("UserInitiated", "bye", 3));
+        assert!(!t.request_stop("UserInitiated", "again", 4));
+        t.apply_report(&stopped, 9);
+        assert_eq!(t.stop_code.as_deref(), Some("UserInitiated"));
+        assert_eq!(t.stopped_reason.as_deref(), Some("bye"));
+    }
+}

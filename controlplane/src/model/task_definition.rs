@@ -1,0 +1,418 @@
+//! Task definitions: validated at registration, immutable afterwards.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NetworkMode {
+    Awsvpc,
+    Bridge,
+    Host,
+    None,
+}
+
+impl NetworkMode {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "awsvpc" => Some(Self::Awsvpc),
+            "bridge" => Some(Self::Bridge),
+            "host" => Some(Self::Host),
+            "none" => Some(Self::None),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Awsvpc => "awsvpc",
+            Self::Bridge => "bridge",
+            Self::Host => "host",
+            Self::None => "none",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerDefinition {
+    pub name: String,
+    pub image: String,
+    pub cpu: i64,
+    pub memory_mib: Option<i64>,
+    pub memory_reservation_mib: Option<i64>,
+    pub essential: bool,
+    pub command: Vec<String>,
+    pub entry_point: Vec<String>,
+    pub environment: Vec<(String, String)>,
+    pub working_directory: Option<String>,
+    pub user: Option<String>,
+    pub stop_timeout_secs: Option<u32>,
+    /// (name, condition) pairs of `dependsOn`.
+    pub depends_on: Vec<(String, String)>,
+}
+
+impl ContainerDefinition {
+    /// Memory the scheduler reserves for this container: the soft limit if
+    /// set, else the hard limit (as ECS does).
+    pub fn reserved_memory_mib(&self) -> i64 {
+        self.memory_reservation_mib.or(self.memory_mib).unwrap_or(0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskDefinition {
+    pub family: String,
+    pub revision: u32,
+    pub arn: String,
+    /// ACTIVE, INACTIVE (deregistered) or DELETE_IN_PROGRESS.
+    pub status: String,
+    pub registered_at_ms: i64,
+    pub deregistered_at_ms: Option<i64>,
+    pub network_mode: NetworkMode,
+    pub cpu: Option<i64>,
+    pub memory_mib: Option<i64>,
+    pub requires_compatibilities: Vec<String>,
+    pub containers: Vec<ContainerDefinition>,
+    /// The registration as the user sent it (tags removed), so that describe
+    /// returns every field, including ones Berth does not act on yet.
+    pub document: serde_json::Value,
+    pub tags: Vec<(String, String)>,
+}
+
+/// What makes a task definition invalid; each message names the field and the rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TaskDefinitionError(pub String);
+
+fn err<T>(msg: impl Into<String>) -> Result<T, TaskDefinitionError> {
+    Err(TaskDefinitionError(msg.into()))
+}
+
+/// The fields of a registration the validator needs, before the revision and ARN exist.
+#[derive(Debug, Clone, Default)]
+pub struct Registration {
+    pub family: String,
+    pub network_mode: Option<String>,
+    pub cpu: Option<String>,
+    pub memory: Option<String>,
+    pub requires_compatibilities: Vec<String>,
+    pub containers: Vec<ContainerDefinition>,
+}
+
+/// Validated task-level settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validated {
+    pub network_mode: NetworkMode,
+    pub cpu: Option<i64>,
+    pub memory_mib: Option<i64>,
+}
+
+/// Validates a registration the way ECS does at RegisterTaskDefinition.
+pub fn validate(reg: &Registration) -> Result<Validated, TaskDefinitionError> {
+    if reg.family.is_empty() || reg.family.len() > 255 {
+        return err("family must be 1-255 characters.");
+    }
+    if reg.family.chars().any(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')) {
+        return err(format!(
+            "family '{}' may contain only letters, digits, hyphens and underscores.",
+            reg.family
+        ));
+    }
+    let fargate = reg.requires_compatibilities.iter().any(|c| c == "FARGATE");
+    for c in &reg.requires_compatibilities {
+        if !matches!(c.as_str(), "EC2" | "FARGATE" | "EXTERNAL") {
+            return err(format!("requiresCompatibilities: unknown value '{c}'; use EC2, FARGATE or EXTERNAL."));
+        }
+    }
+    let network_mode = match reg.network_mode.as_deref() {
+        None => NetworkMode::Awsvpc,
+        Some(m) => NetworkMode::parse(m).ok_or_else(|| {
+            TaskDefinitionError(format!("networkMode '{m}' is not valid; use awsvpc, bridge, host or none."))
+        })?,
+    };
+    let cpu = reg.cpu.as_deref().map(parse_cpu).transpose()?;
+    let memory_mib = reg.memory.as_deref().map(parse_memory).transpose()?;
+    if fargate {
+        if network_mode != NetworkMode::Awsvpc {
+            return err("Fargate requires networkMode 'awsvpc'.");
+        }
+        match (cpu, memory_mib) {
+            (Some(c), Some(m)) => check_fargate_size(c, m)?,
+            _ => return err("Fargate requires task definition to have cpu and memory values set."),
+        }
+    }
+    validate_containers(&reg.containers, memory_mib)?;
+    Ok(Validated { network_mode, cpu, memory_mib })
+}
+
+fn validate_containers(containers: &[ContainerDefinition], task_memory: Option<i64>) -> Result<(), TaskDefinitionError> {
+    if containers.is_empty() {
+        return err("containerDefinitions must contain at least one container.");
+    }
+    let mut names = HashSet::new();
+    for c in containers {
+        if c.name.is_empty() || c.name.len() > 255 || c.name.chars().any(|ch| !(ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')) {
+            return err(format!(
+                "Container name '{}' is not valid: use 1-255 letters, digits, hyphens and underscores.",
+                c.name
+            ));
+        }
+        if !names.insert(c.name.as_str()) {
+            return err(format!("Duplicate container name '{}'; container names must be unique.", c.name));
+        }
+        if c.image.trim().is_empty() {
+            return err(format!("Container '{}': image must be set.", c.name));
+        }
+        if task_memory.is_none() && c.memory_mib.is_none() && c.memory_reservation_mib.is_none() {
+            return err(format!(
+                "Invalid setting for container '{}'. At least one of 'memory' or 'memoryReservation' must be specified.",
+                c.name
+            ));
+        }
+        if let (Some(hard), Some(soft)) = (c.memory_mib, c.memory_reservation_mib) {
+            if soft > hard {
+                return err(format!(
+                    "Container '{}': memoryReservation ({soft} MiB) must not exceed memory ({hard} MiB).",
+                    c.name
+                ));
+            }
+        }
+        if let (Some(task), Some(hard)) = (task_memory, c.memory_mib) {
+            if hard > task {
+                return err(format!(
+                    "Container '{}': memory ({hard} MiB) exceeds the task memory ({task} MiB).",
+                    c.name
+                ));
+            }
+        }
+        if c.memory_mib.is_some_and(|m| m < 6) {
+            return err(format!("Container '{}': memory must be at least 6 MiB.", c.name));
+        }
+    }
+    if !containers.iter().any(|c| c.essential) {
+        return err("A task definition must have at least one essential container.");
+    }
+    validate_depends_on(containers)
+}
+
+fn validate_depends_on(containers: &[ContainerDefinition]) -> Result<(), TaskDefinitionError> {
+    let by_name: HashMap<&str, &ContainerDefinition> = containers.iter().map(|c| (c.name.as_str(), c)).collect();
+    for c in containers {
+        for (dep, condition) in &c.depends_on {
+            let Some(target) = by_name.get(dep.as_str()) else {
+                return err(format!("Container '{}' dependsOn unknown container '{dep}'.", c.name));
+            };
+            match condition.as_str() {
+                "START" | "HEALTHY" => {}
+                "COMPLETE" | "SUCCESS" if target.essential => {
+                    return err(format!(
+                        "Container '{}' dependsOn '{dep}' with condition {condition}, which is not allowed on an essential container.",
+                        c.name
+                    ));
+                }
+                "COMPLETE" | "SUCCESS" => {}
+                other => {
+                    return err(format!(
+                        "Container '{}' dependsOn '{dep}' with unknown condition '{other}'; use START, COMPLETE, SUCCESS or HEALTHY.",
+                        c.name
+                    ))
+                }
+            }
+        }
+    }
+    // Depth-first search for a cycle.
+    fn visit<'a>(
+        name: &'a str,
+        by_name: &HashMap<&'a str, &'a ContainerDefinition>,
+        state: &mut HashMap<&'a str, u8>,
+    ) -> Option<String> {
+        match state.get(name) {
+            Some(1) => return Some(name.to_string()),
+            Some(2) => return None,
+            _ => {}
+        }
+        state.insert(name, 1);
+        for (dep, _) in &by_name[name].depends_on {
+            if let Some(cycle) = visit(dep.as_str(), by_name, state) {
+                return Some(cycle);
+            }
+        }
+        state.insert(name, 2);
+        None
+    }
+    let mut state = HashMap::new();
+    for c in containers {
+        if let Some(at) = visit(c.name.as_str(), &by_name, &mut state) {
+            return err(format!("dependsOn has a cycle through container '{at}'."));
+        }
+    }
+    Ok(())
+}
+
+/// Task cpu as ECS accepts it: CPU units ("256") or vCPUs ("0.25 vCPU", "1 vcpu").
+pub fn parse_cpu(s: &str) -> Result<i64, TaskDefinitionError> {
+    let t = s.trim().to_ascii_lowercase();
+    let parsed = if let Some(v) = t.strip_suffix("vcpu") {
+        v.trim().parse::<f64>().ok().map(|v| (v * 1024.0).round() as i64)
+    } else {
+        t.parse::<i64>().ok()
+    };
+    match parsed {
+        Some(v) if v > 0 => Ok(v),
+        _ => err(format!("cpu '{s}' is not valid: give CPU units (\"1024\") or vCPUs (\"1 vCPU\").")),
+    }
+}
+
+/// Task memory as ECS accepts it: MiB ("512") or GB ("2 GB").
+pub fn parse_memory(s: &str) -> Result<i64, TaskDefinitionError> {
+    let t = s.trim().to_ascii_lowercase();
+    let parsed = if let Some(v) = t.strip_suffix("gb") {
+        v.trim().parse::<f64>().ok().map(|v| (v * 1024.0).round() as i64)
+    } else {
+        t.parse::<i64>().ok()
+    };
+    match parsed {
+        Some(v) if v > 0 => Ok(v),
+        _ => err(format!("memory '{s}' is not valid: give MiB (\"512\") or GB (\"2 GB\").")),
+    }
+}
+
+/// The Fargate task size table.
+fn check_fargate_size(cpu: i64, memory: i64) -> Result<(), TaskDefinitionError> {
+    let ok = match cpu {
+        256 => [512, 1024, 2048].contains(&memory),
+        512 => (1024..=4096).contains(&memory) && memory % 1024 == 0,
+        1024 => (2048..=8192).contains(&memory) && memory % 1024 == 0,
+        2048 => (4096..=16384).contains(&memory) && memory % 1024 == 0,
+        4096 => (8192..=30720).contains(&memory) && memory % 1024 == 0,
+        8192 => (16384..=61440).contains(&memory) && memory % 4096 == 0,
+        16384 => (32768..=122_880).contains(&memory) && memory % 8192 == 0,
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        err(format!(
+            "No Fargate configuration exists for given values: {cpu} CPU, {memory} memory. See the Amazon ECS documentation for the valid cpu and memory combinations."
+        ))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::ContainerDefinition;
+
+    pub(crate) fn container(name: &str) -> ContainerDefinition {
+        ContainerDefinition {
+            name: name.into(),
+            image: "busybox".into(),
+            cpu: 0,
+            memory_mib: Some(64),
+            memory_reservation_mib: None,
+            essential: true,
+            command: vec![],
+            entry_point: vec![],
+            environment: vec![],
+            working_directory: None,
+            user: None,
+            stop_timeout_secs: None,
+            depends_on: vec![],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::container;
+    use super::*;
+
+    fn reg(containers: Vec<ContainerDefinition>) -> Registration {
+        Registration { family: "web".into(), containers, ..Registration::default() }
+    }
+
+    #[test]
+    fn accepts_a_plain_definition() {
+        let v = validate(&reg(vec![container("a")])).unwrap();
+        assert_eq!(v.network_mode, NetworkMode::Awsvpc);
+    }
+
+    #[test]
+    fn rejects_duplicate_names_and_missing_essential() {
+        let e = validate(&reg(vec![container("a"), container("a")])).unwrap_err();
+        assert!(e.0.contains("Duplicate container name 'a'"), "{e}");
+        let mut c = container("a");
+        c.essential = false;
+        assert!(validate(&reg(vec![c])).unwrap_err().0.contains("essential"));
+    }
+
+    #[test]
+    fn requires_memory_somewhere() {
+        let mut c = container("a");
+        c.memory_mib = None;
+        assert!(validate(&reg(vec![c.clone()])).unwrap_err().0.contains("'memory' or 'memoryReservation'"));
+        let mut r = reg(vec![c]);
+        r.memory = Some("512".into());
+        assert!(validate(&r).is_ok());
+    }
+
+    #[test]
+    fn depends_on_rules() {
+        let mut a = container("a");
+        a.depends_on = vec![("ghost".into(), "START".into())];
+        assert!(validate(&reg(vec![a])).unwrap_err().0.contains("unknown container 'ghost'"));
+
+        let mut a = container("a");
+        let b = container("b");
+        a.depends_on = vec![("b".into(), "SUCCESS".into())];
+        assert!(validate(&reg(vec![a, b])).unwrap_err().0.contains("not allowed on an essential container"));
+
+        let mut a = container("a");
+        let mut b = container("b");
+        a.depends_on = vec![("b".into(), "START".into())];
+        b.depends_on = vec![("a".into(), "START".into())];
+        assert!(validate(&reg(vec![a, b])).unwrap_err().0.contains("cycle"));
+
+        let mut a = container("a");
+        let mut init = container("init");
+        init.essential = false;
+        a.depends_on = vec![("init".into(), "SUCCESS".into())];
+        assert!(validate(&reg(vec![a, init])).is_ok());
+    }
+
+    #[test]
+    fn fargate_sizes() {
+        let mut r = reg(vec![container("a")]);
+        r.requires_compatibilities = vec!["FARGATE".into()];
+        r.cpu = Some("256".into());
+        r.memory = Some("512".into());
+        assert!(validate(&r).is_ok());
+        r.memory = Some("3 GB".into());
+        assert!(validate(&r).unwrap_err().0.contains("256 CPU, 3072 memory"));
+        r.cpu = Some("1 vCPU".into());
+        assert!(validate(&r).is_ok());
+        r.network_mode = Some("bridge".into());
+        assert!(validate(&r).unwrap_err().0.contains("awsvpc"));
+        r.network_mode = None;
+        r.cpu = Some("8192".into());
+        r.memory = Some("20480".into());
+        assert!(validate(&r).is_ok());
+        r.memory = Some("18432".into());
+        assert!(validate(&r).is_err());
+    }
+
+    #[test]
+    fn container_memory_within_task_memory() {
+        let mut r = reg(vec![container("a")]);
+        r.memory = Some("32".into());
+        assert!(validate(&r).unwrap_err().0.contains("exceeds the task memory"));
+    }
+
+    #[test]
+    fn cpu_and_memory_strings() {
+        assert_eq!(parse_cpu("1 vCPU").unwrap(), 1024);
+        assert_eq!(parse_cpu("0.25 vcpu").unwrap(), 256);
+        assert_eq!(parse_memory("2 GB").unwrap(), 2048);
+        assert!(parse_cpu("lots").is_err());
+        assert!(parse_memory("-5").is_err());
+    }
+}

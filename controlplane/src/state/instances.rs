@@ -1,0 +1,299 @@
+//! Container instances: agent registration, sessions, reports, and the
+//! ListContainerInstances / DescribeContainerInstances views.
+
+use tokio::sync::watch;
+
+use super::{encode, ControlPlane, ItemFailure, StateError};
+use crate::model::task::TaskReport;
+use crate::model::{arn, ContainerInstance, Resources, Task};
+use crate::store::{Table, Write};
+
+/// A container instance with the figures DescribeContainerInstances derives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceView {
+    pub instance: ContainerInstance,
+    pub remaining: Resources,
+    pub agent_connected: bool,
+    pub running_tasks: usize,
+    pub pending_tasks: usize,
+}
+
+/// What an agent registers with.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub cluster: String,
+    pub container_instance_arn: Option<String>,
+    pub hostname: String,
+    pub resources: Resources,
+    pub serves_fargate: bool,
+    pub agent_version: String,
+    pub attributes: Vec<(String, String)>,
+}
+
+impl ControlPlane {
+    /// Registers a host, or refreshes a known instance (same ARN) after an
+    /// agent restart. The `default` cluster is created on first use, as ECS does.
+    pub fn register_instance(&self, reg: &Registration) -> Result<ContainerInstance, StateError> {
+        if reg.cluster == "default" && self.describe_clusters(&["default".into()]).0.is_empty() {
+            self.create_cluster("default", vec![])?;
+        }
+        let mut state = self.lock();
+        let cluster = Self::cluster(&state, &reg.cluster)?.name.clone();
+        let existing = reg
+            .container_instance_arn
+            .as_ref()
+            .and_then(|a| state.instances.get(a))
+            .filter(|i| i.cluster == cluster && i.status != "INACTIVE")
+            .cloned();
+        let instance = match existing {
+            Some(mut i) => {
+                i.hostname.clone_from(&reg.hostname);
+                i.registered = reg.resources;
+                i.serves_fargate = reg.serves_fargate;
+                i.agent_version.clone_from(&reg.agent_version);
+                i.attributes.clone_from(&reg.attributes);
+                i.version += 1;
+                i
+            }
+            None => {
+                let id = arn::new_id();
+                ContainerInstance {
+                    arn: self.arns.container_instance(&cluster, &id),
+                    id,
+                    cluster,
+                    hostname: reg.hostname.clone(),
+                    registered: reg.resources,
+                    serves_fargate: reg.serves_fargate,
+                    status: "ACTIVE".into(),
+                    agent_version: reg.agent_version.clone(),
+                    registered_at_ms: self.now(),
+                    attributes: reg.attributes.clone(),
+                    version: 1,
+                }
+            }
+        };
+        self.store.apply(&[Write::put(Table::ContainerInstances, instance.arn.clone(), encode(&instance))])?;
+        state.instances.insert(instance.arn.clone(), instance.clone());
+        Ok(instance)
+    }
+
+    /// Opens a session for a registered instance. The receiver changes
+    /// whenever the instance's desired task set does.
+    pub fn open_session(&self, instance_arn: &str) -> Result<watch::Receiver<u64>, StateError> {
+        let mut state = self.lock();
+        if !state.instances.contains_key(instance_arn) {
+            return Err(StateError::Client(format!(
+                "Unknown container instance '{instance_arn}': register before opening a session."
+            )));
+        }
+        let (tx, rx) = watch::channel(0);
+        // A newer session replaces an older one of the same instance.
+        state.sessions.insert(instance_arn.to_string(), tx);
+        Ok(rx)
+    }
+
+    /// Closes the session, unless a newer one of the same instance replaced it.
+    pub fn close_session(&self, instance_arn: &str, rx: &watch::Receiver<u64>) {
+        let mut state = self.lock();
+        if state.sessions.get(instance_arn).is_some_and(|tx| tx.subscribe().same_channel(rx)) {
+            state.sessions.remove(instance_arn);
+        }
+    }
+
+    /// Tasks the instance should hold: every task placed on it that has not stopped.
+    pub fn desired_tasks(&self, instance_arn: &str) -> Vec<Task> {
+        self.lock()
+            .tasks
+            .values()
+            .filter(|t| t.container_instance_arn.as_deref() == Some(instance_arn) && !t.is_stopped())
+            .cloned()
+            .collect()
+    }
+
+    /// Folds an agent's report into its task. Reports about tasks that are not
+    /// on this instance are ignored (the desired set tells the agent to drop them).
+    pub fn apply_report(&self, instance_arn: &str, report: &TaskReport) -> Result<(), StateError> {
+        let mut state = self.lock();
+        let id = arn::resource_id(&report.task_arn).to_string();
+        let Some(mut task) = state.tasks.get(&id).cloned() else { return Ok(()) };
+        if task.container_instance_arn.as_deref() != Some(instance_arn) {
+            return Ok(());
+        }
+        if task.apply_report(report, self.now()) {
+            self.store.apply(&[Write::put(Table::Tasks, id.clone(), encode(&task))])?;
+            let stopped = task.is_stopped();
+            state.tasks.insert(id, task);
+            if stopped {
+                Self::notify(&state, [instance_arn.to_string()]);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn list_container_instances(&self, cluster: &str, status: Option<&str>) -> Result<Vec<String>, StateError> {
+        let state = self.lock();
+        let cluster = Self::cluster(&state, cluster)?;
+        Ok(state
+            .instances
+            .values()
+            .filter(|i| i.cluster == cluster.name)
+            .filter(|i| status.map_or(i.status != "INACTIVE", |s| i.status == s))
+            .map(|i| i.arn.clone())
+            .collect())
+    }
+
+    pub fn describe_container_instances(
+        &self,
+        cluster: &str,
+        refs: &[String],
+    ) -> Result<(Vec<InstanceView>, Vec<ItemFailure>), StateError> {
+        let state = self.lock();
+        let cluster = Self::cluster(&state, cluster)?;
+        let mut found = Vec::new();
+        let mut failures = Vec::new();
+        for r in refs {
+            let id = arn::resource_id(r);
+            let Some(i) = state.instances.values().find(|i| i.id == id && i.cluster == cluster.name) else {
+                failures.push(ItemFailure {
+                    arn: if r.starts_with("arn:") { r.clone() } else { self.arns.container_instance(&cluster.name, id) },
+                    reason: "MISSING".into(),
+                    detail: None,
+                });
+                continue;
+            };
+            let on_it = || state.tasks.values().filter(|t| t.container_instance_arn.as_deref() == Some(i.arn.as_str()));
+            found.push(InstanceView {
+                instance: i.clone(),
+                remaining: Self::remaining(&state, &i.arn, i.registered),
+                agent_connected: state.sessions.contains_key(&i.arn),
+                running_tasks: on_it().filter(|t| t.last_status == "RUNNING").count(),
+                pending_tasks: on_it()
+                    .filter(|t| matches!(t.last_status.as_str(), "PROVISIONING" | "PENDING" | "ACTIVATING"))
+                    .count(),
+            });
+        }
+        Ok((found, failures))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::task_definition::tests_support::container;
+    use crate::model::task_definition::Registration as TdRegistration;
+    use crate::model::LaunchType;
+    use crate::state::test_support::control_plane;
+    use crate::state::RunTask;
+
+    fn reg(cluster: &str, fargate: bool) -> Registration {
+        Registration {
+            cluster: cluster.into(),
+            container_instance_arn: None,
+            hostname: "host1".into(),
+            resources: Resources { cpu: 2048, memory_mib: 1024 },
+            serves_fargate: fargate,
+            agent_version: "0.1.0".into(),
+            attributes: vec![],
+        }
+    }
+
+    fn run(cluster: &str, launch_type: LaunchType, count: usize) -> RunTask {
+        RunTask {
+            cluster: cluster.into(),
+            task_definition: "web".into(),
+            count,
+            launch_type,
+            started_by: None,
+            group: None,
+            container_overrides: vec![],
+            cpu: None,
+            memory_mib: None,
+            overrides: serde_json::json!({}),
+            tags: vec![],
+            enable_execute_command: false,
+        }
+    }
+
+    fn setup() -> (ControlPlane, String) {
+        let (cp, _) = control_plane();
+        let mut c = container("web");
+        c.memory_mib = Some(400);
+        let td = TdRegistration {
+            family: "web".into(),
+            containers: vec![c],
+            cpu: Some("256".into()),
+            memory: Some("512".into()),
+            requires_compatibilities: vec!["FARGATE".into()],
+            ..TdRegistration::default()
+        };
+        cp.register_task_definition(&td, serde_json::json!({}), vec![]).unwrap();
+        let ci = cp.register_instance(&reg("default", true)).unwrap();
+        (cp, ci.arn)
+    }
+
+    #[test]
+    fn tasks_go_only_to_connected_instances() {
+        let (cp, arn) = setup();
+        let err = cp.run_task(&run("default", LaunchType::Ec2, 1)).unwrap_err();
+        assert!(err.to_string().contains("No Container Instances"), "{err}");
+        let mut rx = cp.open_session(&arn).unwrap();
+        let out = cp.run_task(&run("default", LaunchType::Ec2, 1)).unwrap();
+        assert_eq!(out.tasks.len(), 1);
+        assert!(rx.has_changed().unwrap());
+        rx.mark_unchanged();
+        assert_eq!(cp.desired_tasks(&arn).len(), 1);
+    }
+
+    #[test]
+    fn memory_runs_out_with_ecs_failure_reason() {
+        let (cp, arn) = setup();
+        let _rx = cp.open_session(&arn).unwrap();
+        let out = cp.run_task(&run("default", LaunchType::Ec2, 3)).unwrap();
+        assert_eq!(out.tasks.len(), 2);
+        assert_eq!(out.failures.len(), 1);
+        assert_eq!(out.failures[0].reason, "RESOURCE:MEMORY");
+        assert_eq!(out.failures[0].arn, arn);
+    }
+
+    #[test]
+    fn fargate_pool_serves_any_cluster() {
+        let (cp, arn) = setup();
+        let _rx = cp.open_session(&arn).unwrap();
+        cp.create_cluster("my-cluster", vec![]).unwrap();
+        let out = cp.run_task(&run("my-cluster", LaunchType::Fargate, 1)).unwrap();
+        assert_eq!(out.tasks[0].container_instance_arn.as_deref(), Some(arn.as_str()));
+        assert!(out.tasks[0].arn.contains(":task/my-cluster/"));
+        // EC2 tasks of my-cluster have no instance there.
+        assert!(cp.run_task(&run("my-cluster", LaunchType::Ec2, 1)).is_err());
+    }
+
+    #[test]
+    fn reports_and_stop_flow() {
+        let (cp, arn) = setup();
+        let mut rx = cp.open_session(&arn).unwrap();
+        let task = cp.run_task(&run("default", LaunchType::Ec2, 1)).unwrap().tasks.remove(0);
+        let report = TaskReport { task_arn: task.arn.clone(), last_status: "RUNNING".into(), ..TaskReport::default() };
+        cp.apply_report(&arn, &report).unwrap();
+        let (views, _) = cp.describe_container_instances("default", std::slice::from_ref(&arn)).unwrap();
+        assert_eq!(views[0].running_tasks, 1);
+        assert_eq!(views[0].remaining, Resources { cpu: 2048 - 256, memory_mib: 1024 - 512 });
+        rx.mark_unchanged();
+        let stopped = cp.stop_task("default", &task.id, Some("done")).unwrap();
+        assert_eq!(stopped.stop_code.as_deref(), Some("UserInitiated"));
+        assert!(rx.has_changed().unwrap());
+        let report = TaskReport { task_arn: task.arn.clone(), last_status: "STOPPED".into(), ..TaskReport::default() };
+        cp.apply_report(&arn, &report).unwrap();
+        assert!(cp.desired_tasks(&arn).is_empty());
+        let (views, _) = cp.describe_container_instances("default", std::slice::from_ref(&arn)).unwrap();
+        assert_eq!(views[0].remaining, Resources { cpu: 2048, memory_mib: 1024 });
+    }
+
+    #[test]
+    fn reregistration_keeps_the_arn() {
+        let (cp, arn) = setup();
+        let mut r = reg("default", true);
+        r.container_instance_arn = Some(arn.clone());
+        assert_eq!(cp.register_instance(&r).unwrap().arn, arn);
+        assert_eq!(cp.list_container_instances("default", None).unwrap().len(), 1);
+    }
+}

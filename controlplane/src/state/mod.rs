@@ -1,0 +1,174 @@
+//! The control plane's state machine: commands in, validated changes written
+//! through the store, then applied in memory. API and agent sessions are thin
+//! callers of these methods.
+
+mod clusters;
+mod instances;
+mod task_definitions;
+mod tasks;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::{de::DeserializeOwned, Serialize};
+use tokio::sync::watch;
+
+use crate::model::{ArnContext, Cluster, ContainerInstance, Task, TaskDefinition};
+use crate::store::{Store, StoreError, Table, Write};
+
+pub use instances::{InstanceView, Registration as InstanceRegistration};
+pub use clusters::ClusterCounts;
+pub use task_definitions::TaskDefinitionFilter;
+pub use tasks::{ContainerOverride, RunTask, RunTaskOutcome, TaskFilter};
+
+/// The clock, injected so state transitions are testable.
+pub trait Clock: Send + Sync + 'static {
+    fn now_ms(&self) -> i64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+/// Failures of control-plane commands. The API maps each to one ECS error type.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("Cluster not found: '{0}'. Create it with CreateCluster, or check the name and region.")]
+    ClusterNotFound(String),
+    #[error("{0}")]
+    InvalidParameter(String),
+    #[error("{0}")]
+    Client(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("corrupt record {key} in {table:?}: {message}")]
+    Corrupt { table: Table, key: String, message: String },
+}
+
+/// A failure entry as ECS returns it beside results (`failures`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemFailure {
+    pub arn: String,
+    pub reason: String,
+    pub detail: Option<String>,
+}
+
+#[derive(Default)]
+struct State {
+    clusters: BTreeMap<String, Cluster>,
+    /// Keyed by (family, revision).
+    task_definitions: BTreeMap<(String, u32), TaskDefinition>,
+    /// Keyed by task id.
+    tasks: BTreeMap<String, Task>,
+    /// Keyed by container-instance ARN.
+    instances: BTreeMap<String, ContainerInstance>,
+    /// Open agent sessions, by container-instance ARN: bumped when the
+    /// instance's desired task set changes.
+    sessions: HashMap<String, watch::Sender<u64>>,
+}
+
+pub struct ControlPlane {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    pub arns: ArnContext,
+    state: Mutex<State>,
+}
+
+fn decode<T: DeserializeOwned>(table: Table, key: &str, bytes: &[u8]) -> Result<T, StateError> {
+    serde_json::from_slice(bytes).map_err(|e| StateError::Corrupt { table, key: key.into(), message: e.to_string() })
+}
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("domain types always serialize")
+}
+
+impl ControlPlane {
+    /// Loads all state from the store.
+    pub fn open(store: Arc<dyn Store>, clock: Arc<dyn Clock>, arns: ArnContext) -> Result<Self, StateError> {
+        let mut state = State::default();
+        for (k, v) in store.load(Table::Clusters)? {
+            let c: Cluster = decode(Table::Clusters, &k, &v)?;
+            state.clusters.insert(c.name.clone(), c);
+        }
+        for (k, v) in store.load(Table::TaskDefinitions)? {
+            let td: TaskDefinition = decode(Table::TaskDefinitions, &k, &v)?;
+            state.task_definitions.insert((td.family.clone(), td.revision), td);
+        }
+        for (k, v) in store.load(Table::Tasks)? {
+            let t: Task = decode(Table::Tasks, &k, &v)?;
+            state.tasks.insert(t.id.clone(), t);
+        }
+        for (k, v) in store.load(Table::ContainerInstances)? {
+            let ci: ContainerInstance = decode(Table::ContainerInstances, &k, &v)?;
+            state.instances.insert(ci.arn.clone(), ci);
+        }
+        Ok(Self { store, clock, arns, state: Mutex::new(state) })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// A persisted value from the meta table (e.g. the API credentials).
+    pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
+        Ok(self.store.load(Table::Meta)?.into_iter().find(|(k, _)| k == key).map(|(_, v)| v))
+    }
+
+    pub fn set_meta(&self, key: &str, value: Vec<u8>) -> Result<(), StateError> {
+        Ok(self.store.apply(&[Write::put(Table::Meta, key, value)])?)
+    }
+
+    fn cluster<'a>(state: &'a State, name_or_arn: &str) -> Result<&'a Cluster, StateError> {
+        let name = crate::model::arn::cluster_name(name_or_arn);
+        state
+            .clusters
+            .get(name)
+            .filter(|c| c.status == "ACTIVE")
+            .ok_or_else(|| StateError::ClusterNotFound(name.to_string()))
+    }
+
+    /// Wakes the sessions of the given instances: their desired task set changed.
+    fn notify(state: &State, instance_arns: impl IntoIterator<Item = String>) {
+        for arn in instance_arns {
+            if let Some(tx) = state.sessions.get(&arn) {
+                tx.send_modify(|v| *v += 1);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    use super::*;
+    use crate::store::MemoryStore;
+
+    pub struct FixedClock(pub AtomicI64);
+
+    impl Clock for FixedClock {
+        fn now_ms(&self) -> i64 {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    pub fn control_plane() -> (ControlPlane, Arc<MemoryStore>) {
+        let store = Arc::new(MemoryStore::default());
+        let cp = ControlPlane::open(
+            store.clone(),
+            Arc::new(FixedClock(AtomicI64::new(1_700_000_000_000))),
+            ArnContext { region: "us-east-1".into(), account: "123456789012".into() },
+        )
+        .unwrap();
+        (cp, store)
+    }
+}
