@@ -1,0 +1,238 @@
+//! The gRPC service agents talk to: registration and one long-lived session
+//! per agent. Protobuf is converted to domain values here and nowhere else.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_proto::v1 as pb;
+use berth_proto::v1::agent_service_server::AgentService;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::model::task::{ContainerReport, TaskReport};
+use crate::model::{NetworkMode, Resources, Task};
+use crate::state::{ControlPlane, InstanceRegistration, StateError};
+
+/// How often each side sends a heartbeat.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+
+pub struct Agents {
+    control_plane: Arc<ControlPlane>,
+}
+
+impl Agents {
+    pub fn new(control_plane: Arc<ControlPlane>) -> Self {
+        Self { control_plane }
+    }
+
+    pub fn into_server(self) -> pb::agent_service_server::AgentServiceServer<Self> {
+        pb::agent_service_server::AgentServiceServer::new(self)
+    }
+}
+
+/// The one place control-plane errors become gRPC statuses.
+fn status(e: &StateError) -> Status {
+    match e {
+        StateError::ClusterNotFound(_) => Status::not_found(e.to_string()),
+        StateError::InvalidParameter(_) | StateError::Client(_) => Status::invalid_argument(e.to_string()),
+        StateError::Store(_) | StateError::Corrupt { .. } => Status::internal(e.to_string()),
+    }
+}
+
+fn ms(v: i64) -> Option<i64> {
+    (v > 0).then_some(v)
+}
+
+fn non_empty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+impl From<pb::TaskStatus> for TaskReport {
+    fn from(s: pb::TaskStatus) -> Self {
+        TaskReport {
+            task_arn: s.task_arn,
+            last_status: s.last_status,
+            containers: s
+                .containers
+                .into_iter()
+                .map(|c| ContainerReport {
+                    name: c.name,
+                    last_status: c.last_status,
+                    exit_code: c.exit_code,
+                    reason: non_empty(c.reason),
+                    runtime_id: non_empty(c.runtime_id),
+                    image_digest: non_empty(c.image_digest),
+                })
+                .collect(),
+            private_ipv4: non_empty(s.private_ipv4_address),
+            mac_address: non_empty(s.mac_address),
+            stop_code: non_empty(s.stop_code),
+            stopped_reason: non_empty(s.stopped_reason),
+            pull_started_at_ms: ms(s.pull_started_at_ms),
+            pull_stopped_at_ms: ms(s.pull_stopped_at_ms),
+            started_at_ms: ms(s.started_at_ms),
+            execution_stopped_at_ms: ms(s.execution_stopped_at_ms),
+        }
+    }
+}
+
+fn task_spec(t: &Task) -> pb::TaskSpec {
+    let network_mode = match t.network_mode {
+        NetworkMode::Awsvpc => pb::NetworkMode::Awsvpc,
+        NetworkMode::Bridge => pb::NetworkMode::Bridge,
+        NetworkMode::Host => pb::NetworkMode::Host,
+        NetworkMode::None => pb::NetworkMode::None,
+    };
+    let desired = if t.desired_status == "STOPPED" { pb::DesiredStatus::Stopped } else { pb::DesiredStatus::Running };
+    pb::TaskSpec {
+        task_arn: t.arn.clone(),
+        task_id: t.id.clone(),
+        family: t.family.clone(),
+        revision: i64::from(t.revision),
+        desired_status: desired.into(),
+        network_mode: network_mode.into(),
+        cpu: t.cpu.unwrap_or(0),
+        memory_mib: t.memory_mib.unwrap_or(0),
+        cluster_arn: t.cluster_arn.clone(),
+        containers: t
+            .containers
+            .iter()
+            .map(|c| {
+                let d = &c.definition;
+                pb::ContainerSpec {
+                    name: d.name.clone(),
+                    image: d.image.clone(),
+                    command: d.command.clone(),
+                    entry_point: d.entry_point.clone(),
+                    environment: d.environment.iter().map(|(k, v)| pb::KeyValue { name: k.clone(), value: v.clone() }).collect(),
+                    working_directory: d.working_directory.clone().unwrap_or_default(),
+                    user: d.user.clone().unwrap_or_default(),
+                    cpu: d.cpu,
+                    memory_mib: d.memory_mib.unwrap_or(0),
+                    memory_reservation_mib: d.memory_reservation_mib.unwrap_or(0),
+                    essential: d.essential,
+                    stop_timeout_secs: d.stop_timeout_secs.unwrap_or(0),
+                }
+            })
+            .collect(),
+    }
+}
+
+fn desired_message(cp: &ControlPlane, instance_arn: &str) -> pb::ControlMessage {
+    let tasks = cp.desired_tasks(instance_arn).iter().map(task_spec).collect();
+    pb::ControlMessage { kind: Some(pb::control_message::Kind::DesiredTasks(pb::DesiredTasks { tasks })) }
+}
+
+fn now_ms() -> i64 {
+    crate::state::Clock::now_ms(&crate::state::SystemClock)
+}
+
+#[tonic::async_trait]
+impl AgentService for Agents {
+    async fn register(&self, request: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
+        let r = request.into_inner();
+        let resources = r.resources.unwrap_or_default();
+        if resources.cpu <= 0 || resources.memory_mib <= 0 {
+            return Err(Status::invalid_argument("register: resources.cpu and resources.memory_mib must be positive"));
+        }
+        let reg = InstanceRegistration {
+            cluster: if r.cluster.is_empty() { "default".into() } else { r.cluster },
+            container_instance_arn: non_empty(r.container_instance_arn),
+            hostname: r.hostname,
+            resources: Resources { cpu: resources.cpu, memory_mib: resources.memory_mib },
+            serves_fargate: r.serves_fargate,
+            agent_version: r.agent_version,
+            attributes: r.attributes.into_iter().collect(),
+        };
+        let cp = self.control_plane.clone();
+        let instance = tokio::task::spawn_blocking(move || cp.register_instance(&reg))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| status(&e))?;
+        tracing::info!(container_instance = %instance.arn, cluster = %instance.cluster, "agent registered");
+        Ok(Response::new(pb::RegisterResponse {
+            container_instance_arn: instance.arn,
+            cluster_arn: self.control_plane.arns.cluster(&instance.cluster),
+            heartbeat_interval_secs: u32::try_from(HEARTBEAT_INTERVAL.as_secs()).unwrap_or(5),
+        }))
+    }
+
+    type SessionStream = ReceiverStream<Result<pb::ControlMessage, Status>>;
+
+    async fn session(&self, request: Request<Streaming<pb::AgentMessage>>) -> Result<Response<Self::SessionStream>, Status> {
+        let mut inbound = request.into_inner();
+        let hello = match inbound.next().await {
+            Some(Ok(pb::AgentMessage { kind: Some(pb::agent_message::Kind::Hello(h)) })) => h,
+            Some(Err(e)) => return Err(e),
+            _ => return Err(Status::invalid_argument("session: the first message must be Hello")),
+        };
+        let cp = self.control_plane.clone();
+        let arn = hello.container_instance_arn.clone();
+        let mut changes = cp.open_session(&arn).map_err(|e| status(&e))?;
+        for t in hello.tasks {
+            cp.apply_report(&arn, &t.into()).map_err(|e| status(&e))?;
+        }
+        tracing::info!(container_instance = %arn, "agent session opened");
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
+            // The first desired set goes out at once.
+            if tx.send(Ok(desired_message(&cp, &arn))).await.is_err() {
+                cp.close_session(&arn, &changes);
+                return;
+            }
+            changes.mark_unchanged();
+            loop {
+                tokio::select! {
+                    changed = changes.changed() => {
+                        if changed.is_err() { break; } // replaced by a newer session
+                        changes.mark_unchanged();
+                        if tx.send(Ok(desired_message(&cp, &arn))).await.is_err() { break; }
+                    }
+                    _ = heartbeat.tick() => {
+                        let hb = pb::ControlMessage { kind: Some(pb::control_message::Kind::Heartbeat(pb::Heartbeat { sent_at_ms: now_ms() })) };
+                        if tx.send(Ok(hb)).await.is_err() { break; }
+                    }
+                    msg = inbound.next() => match msg {
+                        Some(Ok(pb::AgentMessage { kind: Some(pb::agent_message::Kind::TaskStatus(s)) })) => {
+                            let report: TaskReport = s.into();
+                            let cp2 = cp.clone();
+                            let arn2 = arn.clone();
+                            let r = tokio::task::spawn_blocking(move || cp2.apply_report(&arn2, &report)).await;
+                            if let Ok(Err(e)) = r {
+                                tracing::error!(container_instance = %arn, error = %e, "could not record a task report");
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => { tracing::info!(container_instance = %arn, error = %e, "agent session ended"); break; }
+                        None => { tracing::info!(container_instance = %arn, "agent closed its session"); break; }
+                    }
+                }
+            }
+            cp.close_session(&arn, &changes);
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_report_converts_empty_strings_to_none() {
+        let r: TaskReport = pb::TaskStatus {
+            task_arn: "arn".into(),
+            last_status: "RUNNING".into(),
+            containers: vec![pb::ContainerStatus { name: "web".into(), last_status: "RUNNING".into(), exit_code: None, ..Default::default() }],
+            started_at_ms: 5,
+            ..Default::default()
+        }
+        .into();
+        assert_eq!(r.stop_code, None);
+        assert_eq!(r.started_at_ms, Some(5));
+        assert_eq!(r.pull_started_at_ms, None);
+        assert_eq!(r.containers[0].reason, None);
+    }
+}

@@ -1,0 +1,225 @@
+//! Domain values rendered as ECS response shapes (botocore's ECS model).
+//! Timestamps are epoch seconds, as the JSON protocol sends them.
+
+use serde_json::{json, Map, Value};
+
+use crate::model::{Cluster, ContainerDefinition, Task, TaskDefinition};
+use crate::state::{ClusterCounts, InstanceView, ItemFailure};
+
+pub fn epoch(ms: i64) -> Value {
+    #[allow(clippy::cast_precision_loss)]
+    let secs = ms as f64 / 1000.0;
+    json!(secs)
+}
+
+fn opt_epoch(ms: Option<i64>) -> Value {
+    ms.map_or(Value::Null, epoch)
+}
+
+pub fn tags(tags: &[(String, String)]) -> Value {
+    Value::Array(tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect())
+}
+
+/// Drops null members: botocore treats an absent member and null alike, but
+/// the aws CLI prints nulls, and ECS leaves unset members out.
+fn compact(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).collect()),
+        other => other,
+    }
+}
+
+pub fn failure(f: &ItemFailure) -> Value {
+    compact(json!({ "arn": f.arn, "reason": f.reason, "detail": f.detail }))
+}
+
+pub fn cluster(c: &Cluster, counts: ClusterCounts, with_tags: bool) -> Value {
+    let mut v = json!({
+        "clusterArn": c.arn,
+        "clusterName": c.name,
+        "status": c.status,
+        "registeredContainerInstancesCount": counts.registered_instances,
+        "runningTasksCount": counts.running_tasks,
+        "pendingTasksCount": counts.pending_tasks,
+        "activeServicesCount": 0,
+        "statistics": [],
+        "settings": [{"name": "containerInsights", "value": "disabled"}],
+        "capacityProviders": [],
+        "defaultCapacityProviderStrategy": [],
+    });
+    if with_tags {
+        v["tags"] = tags(&c.tags);
+    }
+    v
+}
+
+/// A container definition as ECS returns it: the registered document with
+/// ECS's defaults filled in.
+fn container_definition(doc: Option<&Value>, def: &ContainerDefinition) -> Value {
+    let mut m: Map<String, Value> = doc.and_then(Value::as_object).cloned().unwrap_or_default();
+    m.insert("name".into(), json!(def.name));
+    m.insert("image".into(), json!(def.image));
+    m.insert("cpu".into(), json!(def.cpu));
+    m.insert("essential".into(), json!(def.essential));
+    for key in ["portMappings", "environment", "mountPoints", "volumesFrom"] {
+        m.entry(key).or_insert_with(|| json!([]));
+    }
+    Value::Object(m)
+}
+
+pub fn task_definition(td: &TaskDefinition) -> Value {
+    let mut m: Map<String, Value> = td.document.as_object().cloned().unwrap_or_default();
+    m.remove("tags");
+    let docs = td.document.get("containerDefinitions").and_then(Value::as_array);
+    let containers: Vec<Value> = td
+        .containers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| container_definition(docs.and_then(|d| d.get(i)), c))
+        .collect();
+    let mut compat = vec!["EC2", "EXTERNAL"];
+    if td.network_mode == crate::model::NetworkMode::Awsvpc && td.cpu.is_some() && td.memory_mib.is_some() {
+        compat.push("FARGATE");
+    }
+    let set = |m: &mut Map<String, Value>, k: &str, v: Value| {
+        m.insert(k.to_string(), v);
+    };
+    set(&mut m, "taskDefinitionArn", json!(td.arn));
+    set(&mut m, "family", json!(td.family));
+    set(&mut m, "revision", json!(td.revision));
+    set(&mut m, "status", json!(td.status));
+    set(&mut m, "containerDefinitions", Value::Array(containers));
+    set(&mut m, "networkMode", json!(td.network_mode.as_str()));
+    set(&mut m, "compatibilities", json!(compat));
+    set(&mut m, "requiresCompatibilities", json!(td.requires_compatibilities));
+    set(&mut m, "registeredAt", epoch(td.registered_at_ms));
+    m.entry("volumes").or_insert_with(|| json!([]));
+    m.entry("placementConstraints").or_insert_with(|| json!([]));
+    set(&mut m, "requiresAttributes", json!([]));
+    if let Some(cpu) = td.cpu {
+        set(&mut m, "cpu", json!(cpu.to_string()));
+    }
+    if let Some(mem) = td.memory_mib {
+        set(&mut m, "memory", json!(mem.to_string()));
+    }
+    if let Some(d) = td.deregistered_at_ms {
+        set(&mut m, "deregisteredAt", epoch(d));
+    }
+    Value::Object(m)
+}
+
+pub fn task(t: &Task, with_tags: bool) -> Value {
+    let containers: Vec<Value> = t
+        .containers
+        .iter()
+        .map(|c| {
+            let nic = t.private_ipv4.as_ref().map(|ip| json!([{ "attachmentId": t.attachment_id, "privateIpv4Address": ip }]));
+            compact(json!({
+                "containerArn": c.arn,
+                "taskArn": t.arn,
+                "name": c.definition.name,
+                "image": c.definition.image,
+                "imageDigest": c.image_digest,
+                "runtimeId": c.runtime_id,
+                "lastStatus": c.last_status,
+                "exitCode": c.exit_code,
+                "reason": c.reason,
+                "networkBindings": [],
+                "networkInterfaces": nic.unwrap_or_else(|| json!([])),
+                "healthStatus": "UNKNOWN",
+                "cpu": c.definition.cpu.to_string(),
+                "memory": c.definition.memory_mib.map(|m| m.to_string()),
+                "memoryReservation": c.definition.memory_reservation_mib.map(|m| m.to_string()),
+            }))
+        })
+        .collect();
+    let mut attachments = vec![];
+    if t.network_mode == crate::model::NetworkMode::Awsvpc {
+        let mut details = vec![];
+        if let Some(ip) = &t.private_ipv4 {
+            details.push(json!({"name": "privateIPv4Address", "value": ip}));
+        }
+        if let Some(mac) = &t.mac_address {
+            details.push(json!({"name": "macAddress", "value": mac}));
+        }
+        let status = match t.last_status.as_str() {
+            "PROVISIONING" | "PENDING" if t.private_ipv4.is_none() => "PRECREATED",
+            "STOPPED" => "DELETED",
+            _ => "ATTACHED",
+        };
+        attachments.push(json!({"id": t.attachment_id, "type": "ElasticNetworkInterface", "status": status, "details": details}));
+    }
+    let mut v = compact(json!({
+        "taskArn": t.arn,
+        "clusterArn": t.cluster_arn,
+        "taskDefinitionArn": t.task_definition_arn,
+        "containerInstanceArn": t.container_instance_arn,
+        "overrides": if t.overrides.is_object() { t.overrides.clone() } else { json!({"containerOverrides": []}) },
+        "lastStatus": t.last_status,
+        "desiredStatus": t.desired_status,
+        "cpu": t.cpu.map(|c| c.to_string()),
+        "memory": t.memory_mib.map(|m| m.to_string()),
+        "containers": containers,
+        "startedBy": t.started_by,
+        "group": t.group,
+        "version": t.version,
+        "stopCode": t.stop_code,
+        "stoppedReason": t.stopped_reason,
+        "connectivity": if t.started_at_ms.is_some() { Some("CONNECTED") } else { None },
+        "connectivityAt": opt_epoch(t.started_at_ms),
+        "createdAt": epoch(t.created_at_ms),
+        "pullStartedAt": opt_epoch(t.pull_started_at_ms),
+        "pullStoppedAt": opt_epoch(t.pull_stopped_at_ms),
+        "startedAt": opt_epoch(t.started_at_ms),
+        "stoppingAt": opt_epoch(t.stopping_at_ms),
+        "stoppedAt": opt_epoch(t.stopped_at_ms),
+        "executionStoppedAt": opt_epoch(t.execution_stopped_at_ms),
+        "launchType": t.launch_type.as_str(),
+        "attachments": attachments,
+        "healthStatus": "UNKNOWN",
+        "enableExecuteCommand": t.enable_execute_command,
+        "availabilityZone": "local",
+    }));
+    if t.launch_type == crate::model::LaunchType::Fargate {
+        v["platformVersion"] = json!("1.4.0");
+        v["platformFamily"] = json!("Linux");
+    }
+    if with_tags {
+        v["tags"] = tags(&t.tags);
+    }
+    v
+}
+
+fn resources(cpu: i64, memory: i64) -> Value {
+    json!([
+        {"name": "CPU", "type": "INTEGER", "integerValue": cpu, "doubleValue": 0.0, "longValue": 0},
+        {"name": "MEMORY", "type": "INTEGER", "integerValue": memory, "doubleValue": 0.0, "longValue": 0},
+        {"name": "PORTS", "type": "STRINGSET", "stringSetValue": [], "doubleValue": 0.0, "longValue": 0, "integerValue": 0},
+    ])
+}
+
+pub fn container_instance(v: &InstanceView) -> Value {
+    let i = &v.instance;
+    let mut attributes: Vec<Value> = i.attributes.iter().map(|(k, val)| json!({"name": k, "value": val})).collect();
+    attributes.push(json!({"name": "ecs.os-type", "value": "linux"}));
+    attributes.push(json!({"name": "ecs.capability.task-eni"}));
+    if i.serves_fargate {
+        attributes.push(json!({"name": "berth.fargate-pool"}));
+    }
+    json!({
+        "containerInstanceArn": i.arn,
+        "ec2InstanceId": i.hostname,
+        "version": i.version,
+        "versionInfo": {"agentVersion": i.agent_version, "agentHash": "berth", "dockerVersion": "containerd"},
+        "remainingResources": resources(v.remaining.cpu, v.remaining.memory_mib),
+        "registeredResources": resources(i.registered.cpu, i.registered.memory_mib),
+        "status": i.status,
+        "agentConnected": v.agent_connected,
+        "runningTasksCount": v.running_tasks,
+        "pendingTasksCount": v.pending_tasks,
+        "attributes": attributes,
+        "registeredAt": epoch(i.registered_at_ms),
+        "attachments": [],
+        "tags": [],
+    })
+}

@@ -1,0 +1,151 @@
+//! RegisterTaskDefinition, DescribeTaskDefinition, ListTaskDefinitions,
+//! DeregisterTaskDefinition.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{page, parse, render, tags_in, ApiError, Tag};
+use crate::model::task_definition::Registration;
+use crate::model::ContainerDefinition;
+use crate::state::{ControlPlane, TaskDefinitionFilter};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RegisterInput {
+    family: String,
+    container_definitions: Vec<ContainerInput>,
+    network_mode: Option<String>,
+    cpu: Option<String>,
+    memory: Option<String>,
+    requires_compatibilities: Option<Vec<String>>,
+    tags: Option<Vec<Tag>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct KeyValue {
+    name: Option<String>,
+    value: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Dependency {
+    container_name: String,
+    condition: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ContainerInput {
+    name: String,
+    image: String,
+    cpu: Option<i64>,
+    memory: Option<i64>,
+    memory_reservation: Option<i64>,
+    essential: Option<bool>,
+    command: Option<Vec<String>>,
+    entry_point: Option<Vec<String>>,
+    environment: Option<Vec<KeyValue>>,
+    working_directory: Option<String>,
+    user: Option<String>,
+    stop_timeout: Option<u32>,
+    depends_on: Option<Vec<Dependency>>,
+}
+
+/// ECS `environment` entries as (name, value); entries without a name are dropped, as ECS does.
+pub(super) fn environment(env: Option<Vec<KeyValue>>) -> Vec<(String, String)> {
+    env.unwrap_or_default()
+        .into_iter()
+        .filter_map(|kv| kv.name.map(|k| (k, kv.value.unwrap_or_default())))
+        .collect()
+}
+
+impl From<ContainerInput> for ContainerDefinition {
+    fn from(c: ContainerInput) -> Self {
+        ContainerDefinition {
+            name: c.name,
+            image: c.image,
+            cpu: c.cpu.unwrap_or(0),
+            memory_mib: c.memory,
+            memory_reservation_mib: c.memory_reservation,
+            essential: c.essential.unwrap_or(true),
+            command: c.command.unwrap_or_default(),
+            entry_point: c.entry_point.unwrap_or_default(),
+            environment: environment(c.environment),
+            working_directory: c.working_directory,
+            user: c.user,
+            stop_timeout_secs: c.stop_timeout,
+            depends_on: c.depends_on.unwrap_or_default().into_iter().map(|d| (d.container_name, d.condition)).collect(),
+        }
+    }
+}
+
+pub(super) fn register(cp: &ControlPlane, op: &str, body: &[u8]) -> Result<Value, ApiError> {
+    let document: Value = parse(op, body)?;
+    let input: RegisterInput = serde_json::from_value(document.clone())
+        .map_err(|e| super::from_json_error(op, &e))?;
+    let reg = Registration {
+        family: input.family,
+        network_mode: input.network_mode,
+        cpu: input.cpu,
+        memory: input.memory,
+        requires_compatibilities: input.requires_compatibilities.unwrap_or_default(),
+        containers: input.container_definitions.into_iter().map(Into::into).collect(),
+    };
+    let tags = tags_in(input.tags)?;
+    let td = cp.register_task_definition(&reg, document, tags)?;
+    Ok(json!({ "taskDefinition": render::task_definition(&td), "tags": render::tags(&td.tags) }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct DescribeInput {
+    task_definition: String,
+    include: Option<Vec<String>>,
+}
+
+pub(super) fn describe(cp: &ControlPlane, req: DescribeInput) -> Result<Value, ApiError> {
+    let td = cp.describe_task_definition(&req.task_definition)?;
+    let mut out = json!({ "taskDefinition": render::task_definition(&td) });
+    if req.include.unwrap_or_default().iter().any(|i| i == "TAGS") {
+        out["tags"] = render::tags(&td.tags);
+    }
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ListInput {
+    family_prefix: Option<String>,
+    status: Option<String>,
+    sort: Option<String>,
+    next_token: Option<String>,
+    max_results: Option<i64>,
+}
+
+pub(super) fn list(cp: &ControlPlane, req: ListInput) -> Result<Value, ApiError> {
+    if let Some(s) = req.status.as_deref() {
+        if !matches!(s, "ACTIVE" | "INACTIVE" | "DELETE_IN_PROGRESS") {
+            return Err(ApiError::invalid(format!("status '{s}' is not valid; use ACTIVE, INACTIVE or DELETE_IN_PROGRESS.")));
+        }
+    }
+    let descending = match req.sort.as_deref() {
+        None | Some("ASC") => false,
+        Some("DESC") => true,
+        Some(s) => return Err(ApiError::invalid(format!("sort '{s}' is not valid; use ASC or DESC."))),
+    };
+    let filter = TaskDefinitionFilter { family_prefix: req.family_prefix, status: req.status, descending };
+    page(cp.list_task_definitions(&filter), req.max_results, req.next_token.as_deref(), "taskDefinitionArns")
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct DeregisterInput {
+    task_definition: String,
+}
+
+pub(super) fn deregister(cp: &ControlPlane, req: DeregisterInput) -> Result<Value, ApiError> {
+    let td = cp.deregister_task_definition(&req.task_definition)?;
+    Ok(json!({ "taskDefinition": render::task_definition(&td) }))
+}
