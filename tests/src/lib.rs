@@ -1,1 +1,386 @@
+//! A harness that runs Berth the way a user does: the real control plane and
+//! agent binaries, a real containerd and registry (started by
+//! `scripts/test-env.sh`), and the real `aws` CLI. Every host resource gets a
+//! per-harness prefix, and `Drop` removes it.
 
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::Value;
+
+/// A test prerequisite from the environment; panics with a clear message
+/// when missing (tests must fail, not skip).
+pub fn require_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests through scripts/test.sh, which starts containerd and the registry")
+    })
+}
+
+pub fn require_root() {
+    assert!(nix_is_root(), "these tests need root (network namespaces, cgroups, containerd)");
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
+}
+
+/// Where cargo put the daemons (`cargo build --bins` runs first).
+pub fn binary(name: &str) -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let path = target.join("debug").join(name);
+    assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first", path.display());
+    path
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// Polls `f` until it returns Some or the deadline passes.
+pub fn poll<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+    let deadline = Instant::now() + timeout;
+    let mut last_err = None;
+    loop {
+        match f() {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e) => last_err = Some(e),
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {timeout:?} waiting for {what} (last error: {last_err:?})");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// One control plane and one agent, with their own ports, data dirs,
+/// containerd namespace, bridge and task CIDR.
+pub struct Berth {
+    pub dir: tempfile::TempDir,
+    pub namespace: String,
+    pub bridge: String,
+    pub cidr: String,
+    pub api_port: u16,
+    pub agent_port: u16,
+    pub containerd_sock: String,
+    pub registry: String,
+    pub demo_image: String,
+    controlplane: Option<Child>,
+    agent: Option<Child>,
+}
+
+impl Berth {
+    /// Starts both daemons and waits until the agent's instance is connected.
+    pub fn start() -> Result<Self> {
+        require_root();
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let pid = std::process::id();
+        let tag = format!("{}{}", pid % 100_000, n);
+        let mut b = Berth {
+            dir: tempfile::Builder::new().prefix("berth-e2e-").tempdir()?,
+            namespace: format!("e2e-{tag}"),
+            bridge: format!("be{tag}"),
+            cidr: format!("10.{}.{}.0/24", 200 + (n % 40), pid % 250),
+            api_port: free_port(),
+            agent_port: free_port(),
+            containerd_sock: require_env("BERTH_CONTAINERD_SOCK"),
+            registry: require_env("BERTH_REGISTRY"),
+            demo_image: require_env("BERTH_DEMO_IMAGE"),
+            controlplane: None,
+            agent: None,
+        };
+        b.start_controlplane()?;
+        b.start_agent()?;
+        b.wait_connected()?;
+        Ok(b)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("cp")
+    }
+
+    pub fn agent_dir(&self) -> PathBuf {
+        self.dir.path().join("agent")
+    }
+
+    fn log(&self, name: &str) -> Result<std::fs::File> {
+        Ok(std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join(name))?)
+    }
+
+    pub fn start_controlplane(&mut self) -> Result<()> {
+        let child = Command::new(binary("berth-controlplane"))
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(["--api-listen", &format!("127.0.0.1:{}", self.api_port)])
+            .args(["--agent-listen", &format!("127.0.0.1:{}", self.agent_port)])
+            .env("RUST_LOG", "info")
+            .stdout(self.log("controlplane.log")?)
+            .stderr(self.log("controlplane.log")?)
+            .spawn()
+            .context("starting berth-controlplane")?;
+        self.controlplane = Some(child);
+        let env = self.data_dir().join("aws.env");
+        let port = self.api_port;
+        poll("the control plane API", Duration::from_secs(20), || {
+            Ok((env.exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()).then_some(()))
+        })
+    }
+
+    pub fn start_agent(&mut self) -> Result<()> {
+        let child = Command::new(binary("berth-agent"))
+            .arg("--data-dir")
+            .arg(self.agent_dir())
+            .args(["--control-plane", &format!("http://127.0.0.1:{}", self.agent_port)])
+            .args(["--containerd-socket", &self.containerd_sock])
+            .args(["--containerd-namespace", &self.namespace])
+            .args(["--bridge", &self.bridge])
+            .args(["--task-cidr", &self.cidr])
+            .args(["--insecure-registry", &self.registry])
+            .args(["--stop-timeout", "5"])
+            .arg("--serves-fargate")
+            .env("RUST_LOG", "info")
+            .stdout(self.log("agent.log")?)
+            .stderr(self.log("agent.log")?)
+            .spawn()
+            .context("starting berth-agent")?;
+        self.agent = Some(child);
+        Ok(())
+    }
+
+    /// Kills the control plane with SIGKILL (no shutdown path runs).
+    pub fn kill9_controlplane(&mut self) {
+        if let Some(mut c) = self.controlplane.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn wait_connected(&mut self) -> Result<String> {
+        poll("the agent to connect", Duration::from_secs(30), || {
+            if let Some(status) = self.agent.as_mut().and_then(|a| a.try_wait().ok().flatten()) {
+                bail!("berth-agent exited early ({status})");
+            }
+            let arns = self.aws(&["ecs", "list-container-instances", "--cluster", "default"])?;
+            let Some(arn) = arns["containerInstanceArns"].get(0).and_then(Value::as_str).map(str::to_owned) else {
+                return Ok(None);
+            };
+            let d = self.aws(&["ecs", "describe-container-instances", "--cluster", "default", "--container-instances", &arn])?;
+            Ok((d["containerInstances"][0]["agentConnected"] == true).then_some(arn))
+        })
+    }
+
+    /// The environment `aws.env` gives a user.
+    pub fn aws_env(&self) -> Result<Vec<(String, String)>> {
+        let text = std::fs::read_to_string(self.data_dir().join("aws.env"))?;
+        Ok(text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    /// Runs the aws CLI; Ok(json) on success, Err with its stderr otherwise.
+    pub fn aws(&self, args: &[&str]) -> Result<Value> {
+        let out = self.aws_raw(args)?;
+        if !out.status.success() {
+            bail!("aws {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        }
+        if out.stdout.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&out.stdout).with_context(|| format!("aws output: {}", String::from_utf8_lossy(&out.stdout)))
+    }
+
+    pub fn aws_raw(&self, args: &[&str]) -> Result<std::process::Output> {
+        Command::new("aws")
+            .args(args)
+            .args(["--output", "json"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .envs(self.aws_env()?)
+            .stdin(Stdio::null())
+            .output()
+            .context("running the aws CLI (is awscli installed?)")
+    }
+
+    /// Describes one task (by ARN).
+    pub fn describe_task(&self, cluster: &str, arn: &str) -> Result<Value> {
+        let d = self.aws(&["ecs", "describe-tasks", "--cluster", cluster, "--tasks", arn])?;
+        d["tasks"].get(0).cloned().ok_or_else(|| anyhow!("task {arn} not found: {d}"))
+    }
+
+    /// Waits until the task's lastStatus is `status`.
+    pub fn wait_task_status(&self, cluster: &str, arn: &str, status: &str, timeout: Duration) -> Result<Value> {
+        poll(&format!("task {arn} to be {status}"), timeout, || {
+            let t = self.describe_task(cluster, arn)?;
+            if t["lastStatus"] == status {
+                return Ok(Some(t));
+            }
+            if t["lastStatus"] == "STOPPED" {
+                bail!("task stopped instead: {t}");
+            }
+            Ok(None)
+        })
+    }
+
+    /// containerd containers left in this harness's namespace.
+    pub fn containers(&self) -> Result<Vec<String>> {
+        let out = Command::new("ctr")
+            .args(["--address", &self.containerd_sock, "-n", &self.namespace, "containers", "ls", "-q"])
+            .output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect())
+    }
+
+    /// Host resources a task may leave: netns, veth, cgroups, containers.
+    pub fn leftovers(&self, task_id: &str) -> Result<Vec<String>> {
+        let mut left = vec![];
+        let netns = PathBuf::from("/var/run/netns").join(format!("berth-{task_id}"));
+        if netns.exists() {
+            left.push(format!("netns {}", netns.display()));
+        }
+        let veth = format!("bv{}", &task_id[..12]);
+        if Path::new("/sys/class/net").join(&veth).exists() {
+            left.push(format!("veth {veth}"));
+        }
+        for entry in std::fs::read_dir("/sys/fs/cgroup")? {
+            let p = entry?.path().join("berth").join(&self.namespace).join(task_id);
+            if p.exists() {
+                left.push(format!("cgroup {}", p.display()));
+            }
+        }
+        let unified = Path::new("/sys/fs/cgroup/berth").join(&self.namespace).join(task_id);
+        if unified.exists() {
+            left.push(format!("cgroup {}", unified.display()));
+        }
+        for c in self.containers()? {
+            if c.starts_with(task_id) {
+                left.push(format!("container {c}"));
+            }
+        }
+        Ok(left)
+    }
+
+    fn stop_child(child: &mut Option<Child>) {
+        if let Some(mut c) = child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Prints the daemons' logs (for a failing test).
+    pub fn dump_logs(&self) {
+        for name in ["controlplane.log", "agent.log"] {
+            let text = std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            eprintln!("---- {name} (last lines) ----");
+            for l in tail.into_iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+    }
+}
+
+impl Drop for Berth {
+    fn drop(&mut self) {
+        // Captured by the test harness, so shown only when a test fails.
+        self.dump_logs();
+        Self::stop_child(&mut self.agent);
+        Self::stop_child(&mut self.controlplane);
+        cleanup_host(&self.containerd_sock, &self.namespace, &self.bridge);
+    }
+}
+
+/// Removes whatever a harness's agent may have left: containers and tasks in
+/// its containerd namespace, its namespaces, bridge, iptables rules, cgroups.
+pub fn cleanup_host(sock: &str, namespace: &str, bridge: &str) {
+    let ctr = |args: &[&str]| Command::new("ctr").args(["--address", sock, "-n", namespace]).args(args).output();
+    if let Ok(out) = ctr(&["containers", "ls", "-q"]) {
+        for id in String::from_utf8_lossy(&out.stdout).lines() {
+            let _ = ctr(&["tasks", "kill", "-a", "-s", "SIGKILL", id]);
+            let _ = ctr(&["tasks", "delete", "-f", id]);
+            let _ = ctr(&["containers", "delete", id]);
+        }
+    }
+    let _ = Command::new("ip").args(["link", "del", bridge]).output();
+    for (table, chain) in [("nat", "POSTROUTING"), ("filter", "FORWARD")] {
+        if let Ok(out) = Command::new("iptables").args(["-w", "-t", table, "-S", chain]).output() {
+            for rule in String::from_utf8_lossy(&out.stdout).lines() {
+                if rule.contains(&format!("berth:{bridge}")) {
+                    let args: Vec<String> = shell_words(rule.replacen("-A ", "-D ", 1).as_str());
+                    let _ = Command::new("iptables").args(["-w", "-t", table]).args(&args).output();
+                }
+            }
+        }
+    }
+    if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+        for e in rd.flatten() {
+            let dir = e.path().join("berth").join(namespace);
+            remove_cgroup_tree(&dir);
+        }
+    }
+    remove_cgroup_tree(&Path::new("/sys/fs/cgroup/berth").join(namespace));
+}
+
+fn remove_cgroup_tree(dir: &Path) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_cgroup_tree(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+/// Splits an `iptables -S` rule into arguments (it quotes comments with spaces).
+fn shell_words(s: &str) -> Vec<String> {
+    let mut out = vec![];
+    let mut cur = String::new();
+    let mut quoted = false;
+    for ch in s.chars() {
+        match ch {
+            '"' => quoted = !quoted,
+            ' ' if !quoted => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// GET `path` from `ip:port` over plain HTTP/1.0; the body.
+pub fn http_get(ip: &str, port: u16, path: &str) -> Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&format!("{ip}:{port}").parse()?, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {ip}\r\n\r\n")?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf)?;
+    let (head, body) = buf.split_once("\r\n\r\n").ok_or_else(|| anyhow!("no HTTP response: {buf}"))?;
+    if !head.starts_with("HTTP/1.") || !head.contains(" 200 ") {
+        bail!("HTTP error: {head}");
+    }
+    Ok(body.to_string())
+}

@@ -1,0 +1,52 @@
+//! Agent settings, from flags or the environment.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything the agent needs to know about its host and its control plane.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub data_dir: PathBuf,
+    pub control_plane: String,
+    pub cluster: String,
+    pub serves_fargate: bool,
+    pub region: String,
+    pub containerd_socket: PathBuf,
+    pub containerd_namespace: String,
+    pub bridge: String,
+    pub task_cidr: (Ipv4Addr, u8),
+    pub insecure_registries: Vec<String>,
+    pub default_stop_timeout: Duration,
+    /// CPU units and MiB offered to the scheduler.
+    pub cpu: i64,
+    pub memory_mib: i64,
+    pub cgroup_parent: String,
+    pub netns_dir: PathBuf,
+    pub mtu: u32,
+}
+
+impl AgentConfig {
+    pub fn state_path(&self) -> PathBuf {
+        self.data_dir.join("agent.redb")
+    }
+
+    pub fn log_dir(&self, task_id: &str) -> PathBuf {
+        self.data_dir.join("tasks").join(task_id)
+    }
+}
+
+/// Host capacity as ECS counts it: 1024 CPU units per core, memory in MiB
+/// (minus a reserve for the host itself).
+pub fn host_resources(reserved_memory_mib: i64) -> (i64, i64) {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let mem_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<i64>().ok()))
+        })
+        .unwrap_or(0);
+    (i64::try_from(cores).unwrap_or(1) * 1024, (mem_kib / 1024 - reserved_memory_mib).max(0))
+}

@@ -1,0 +1,11 @@
+//! berth-agent: runs the tasks the control plane places on this host.
+
+pub mod cgroups;
+pub mod config;
+pub mod ipam;
+pub mod local_state;
+pub mod model;
+pub mod network;
+pub mod runtime;
+pub mod session;
+pub mod tasks;

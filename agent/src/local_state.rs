@@ -1,0 +1,135 @@
+//! The agent's own durable record (one redb file): its container-instance
+//! ARN and every task it holds, written before any host resource of the task
+//! is created, so a restarted agent knows what to clean or adopt.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{TaskReport, TaskSpec};
+
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks");
+
+#[derive(Debug, thiserror::Error)]
+#[error("agent state {path}: {op}: {message}")]
+pub struct LocalStateError {
+    pub path: String,
+    pub op: &'static str,
+    pub message: String,
+}
+
+/// What the agent remembers of a task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    pub spec: TaskSpec,
+    pub ipv4: Option<Ipv4Addr>,
+    pub last_report: TaskReport,
+}
+
+pub struct LocalState {
+    db: redb::Database,
+    path: String,
+}
+
+impl LocalState {
+    pub fn open(path: &Path) -> Result<Self, LocalStateError> {
+        let p = path.display().to_string();
+        let e = |op: &'static str, m: &dyn std::fmt::Display| LocalStateError { path: p.clone(), op, message: m.to_string() };
+        let db = redb::Database::create(path).map_err(|x| e("open", &x))?;
+        let txn = db.begin_write().map_err(|x| e("begin", &x))?;
+        txn.open_table(META).map_err(|x| e("create", &x))?;
+        txn.open_table(TASKS).map_err(|x| e("create", &x))?;
+        txn.commit().map_err(|x| e("commit", &x))?;
+        Ok(Self { db, path: p })
+    }
+
+    fn err(&self, op: &'static str, m: &dyn std::fmt::Display) -> LocalStateError {
+        LocalStateError { path: self.path.clone(), op, message: m.to_string() }
+    }
+
+    pub fn container_instance_arn(&self) -> Result<Option<String>, LocalStateError> {
+        let txn = self.db.begin_read().map_err(|e| self.err("begin", &e))?;
+        let t = txn.open_table(META).map_err(|e| self.err("open", &e))?;
+        Ok(t.get("container_instance_arn").map_err(|e| self.err("get", &e))?.map(|v| v.value().to_string()))
+    }
+
+    pub fn set_container_instance_arn(&self, arn: &str) -> Result<(), LocalStateError> {
+        let txn = self.db.begin_write().map_err(|e| self.err("begin", &e))?;
+        {
+            let mut t = txn.open_table(META).map_err(|e| self.err("open", &e))?;
+            t.insert("container_instance_arn", arn).map_err(|e| self.err("insert", &e))?;
+        }
+        txn.commit().map_err(|e| self.err("commit", &e))
+    }
+
+    pub fn put_task(&self, record: &TaskRecord) -> Result<(), LocalStateError> {
+        let bytes = serde_json::to_vec(record).expect("serializable");
+        let txn = self.db.begin_write().map_err(|e| self.err("begin", &e))?;
+        {
+            let mut t = txn.open_table(TASKS).map_err(|e| self.err("open", &e))?;
+            t.insert(record.spec.id.as_str(), bytes.as_slice()).map_err(|e| self.err("insert", &e))?;
+        }
+        txn.commit().map_err(|e| self.err("commit", &e))
+    }
+
+    pub fn remove_task(&self, task_id: &str) -> Result<(), LocalStateError> {
+        let txn = self.db.begin_write().map_err(|e| self.err("begin", &e))?;
+        {
+            let mut t = txn.open_table(TASKS).map_err(|e| self.err("open", &e))?;
+            t.remove(task_id).map_err(|e| self.err("remove", &e))?;
+        }
+        txn.commit().map_err(|e| self.err("commit", &e))
+    }
+
+    pub fn tasks(&self) -> Result<Vec<TaskRecord>, LocalStateError> {
+        let txn = self.db.begin_read().map_err(|e| self.err("begin", &e))?;
+        let t = txn.open_table(TASKS).map_err(|e| self.err("open", &e))?;
+        let mut out = Vec::new();
+        for entry in t.iter().map_err(|e| self.err("iter", &e))? {
+            let (k, v) = entry.map_err(|e| self.err("read", &e))?;
+            match serde_json::from_slice(v.value()) {
+                Ok(r) => out.push(r),
+                Err(e) => tracing::error!(task_id = k.value(), error = %e, "unreadable task record skipped"),
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{DesiredStatus, NetworkMode};
+
+    #[test]
+    fn records_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.redb");
+        let spec = TaskSpec {
+            arn: "arn".into(),
+            id: "t1".into(),
+            family: "f".into(),
+            revision: 1,
+            cluster_arn: "c".into(),
+            desired_status: DesiredStatus::Running,
+            network_mode: NetworkMode::Awsvpc,
+            cpu: None,
+            memory_mib: None,
+            containers: vec![],
+        };
+        {
+            let s = LocalState::open(&path).unwrap();
+            s.set_container_instance_arn("ci").unwrap();
+            s.put_task(&TaskRecord { spec: spec.clone(), ipv4: Some(Ipv4Addr::new(10, 0, 0, 2)), last_report: TaskReport::default() })
+                .unwrap();
+        }
+        let s = LocalState::open(&path).unwrap();
+        assert_eq!(s.container_instance_arn().unwrap().as_deref(), Some("ci"));
+        assert_eq!(s.tasks().unwrap()[0].ipv4, Some(Ipv4Addr::new(10, 0, 0, 2)));
+        s.remove_task("t1").unwrap();
+        assert!(s.tasks().unwrap().is_empty());
+    }
+}

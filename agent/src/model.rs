@@ -1,0 +1,92 @@
+//! The agent's domain types: what a task should be (from the control plane)
+//! and what it is (reported back). Protobuf converts to these at the session edge.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DesiredStatus {
+    Running,
+    Stopped,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NetworkMode {
+    Awsvpc,
+    Bridge,
+    Host,
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerDef {
+    pub name: String,
+    pub image: String,
+    pub command: Vec<String>,
+    pub entry_point: Vec<String>,
+    pub environment: Vec<(String, String)>,
+    pub working_directory: Option<String>,
+    pub user: Option<String>,
+    pub cpu: i64,
+    pub memory_mib: Option<i64>,
+    pub memory_reservation_mib: Option<i64>,
+    pub essential: bool,
+    pub stop_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    pub arn: String,
+    pub id: String,
+    pub family: String,
+    pub revision: i64,
+    pub cluster_arn: String,
+    pub desired_status: DesiredStatus,
+    pub network_mode: NetworkMode,
+    pub cpu: Option<i64>,
+    pub memory_mib: Option<i64>,
+    pub containers: Vec<ContainerDef>,
+}
+
+impl TaskSpec {
+    /// containerd container id of one of this task's containers: deterministic,
+    /// so a restarted agent finds what it made.
+    pub fn container_id(&self, container: &str) -> String {
+        format!("{}-{container}", self.id)
+    }
+}
+
+/// A container's observed state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerReport {
+    pub name: String,
+    /// PENDING, RUNNING or STOPPED.
+    pub last_status: String,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+    pub runtime_id: Option<String>,
+    pub image_digest: Option<String>,
+}
+
+/// A snapshot of a task's observed state; every report carries the whole
+/// snapshot, so a lost or repeated report does no harm.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskReport {
+    pub task_arn: String,
+    pub last_status: String,
+    pub containers: Vec<ContainerReport>,
+    pub private_ipv4: Option<String>,
+    pub mac_address: Option<String>,
+    pub stop_code: Option<String>,
+    pub stopped_reason: Option<String>,
+    pub pull_started_at_ms: Option<i64>,
+    pub pull_stopped_at_ms: Option<i64>,
+    pub started_at_ms: Option<i64>,
+    pub execution_stopped_at_ms: Option<i64>,
+}
+
+pub fn now_ms() -> i64 {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,351 @@
+//! `RecordingRuntime`: an in-memory `ContainerRuntime` that records every call, for testing
+//! the task manager without containerd. Containers exit when the test says so (`exit`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
+use super::{
+    ContainerRuntime, ContainerSpec, ContainerState, ContainerStatus, Image, Result, RuntimeError,
+};
+
+/// One call made on the runtime, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Call {
+    PullImage(String),
+    CreateContainer(Box<ContainerSpec>),
+    Start(String),
+    Wait(String),
+    Kill { id: String, signal: u32, all: bool },
+    Delete(String),
+    ListContainers,
+    Status(String),
+}
+
+struct FakeContainer {
+    spec: ContainerSpec,
+    state: ContainerState,
+    pid: u32,
+    exit: watch::Sender<Option<u32>>,
+}
+
+#[derive(Default)]
+struct State {
+    calls: Vec<Call>,
+    containers: BTreeMap<String, FakeContainer>,
+    images: HashMap<String, Image>,
+    pull_failures: HashMap<String, String>,
+    create_failures: HashMap<String, String>,
+    start_failures: HashMap<String, String>,
+    next_pid: u32,
+    keep_running_on_kill: bool,
+}
+
+/// See the module docs. By default every pull succeeds, and `kill` of a running container
+/// makes it exit with 128+signal, as a shell process would.
+#[derive(Default)]
+pub struct RecordingRuntime {
+    state: Mutex<State>,
+}
+
+impl RecordingRuntime {
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("RecordingRuntime state poisoned")
+    }
+
+    #[must_use]
+    pub fn calls(&self) -> Vec<Call> {
+        self.state().calls.clone()
+    }
+
+    /// The calls so far, clearing the record.
+    pub fn take_calls(&self) -> Vec<Call> {
+        std::mem::take(&mut self.state().calls)
+    }
+
+    /// What `pull_image(image.reference)` returns (otherwise an image with an empty config).
+    pub fn add_image(&self, image: Image) {
+        self.state().images.insert(image.reference.clone(), image);
+    }
+
+    /// Pulls of `reference` fail with `RuntimeError::Pull { message }`.
+    pub fn fail_pull(&self, reference: &str, message: &str) {
+        self.state()
+            .pull_failures
+            .insert(reference.to_owned(), message.to_owned());
+    }
+
+    /// Creating container `id` fails with `RuntimeError::Start { message }` (as a missing
+    /// executable does with runc).
+    pub fn fail_create(&self, id: &str, message: &str) {
+        self.state()
+            .create_failures
+            .insert(id.to_owned(), message.to_owned());
+    }
+
+    /// Starting container `id` fails with `RuntimeError::Start { message }`.
+    pub fn fail_start(&self, id: &str, message: &str) {
+        self.state()
+            .start_failures
+            .insert(id.to_owned(), message.to_owned());
+    }
+
+    /// When set, `kill` is recorded but the container keeps running (a process that ignores
+    /// SIGTERM); the test ends it with `exit`.
+    pub fn keep_running_on_kill(&self, keep: bool) {
+        self.state().keep_running_on_kill = keep;
+    }
+
+    /// The container's process exits with `code`: pending and future `wait`s return it.
+    /// Returns false if there is no such container.
+    pub fn exit(&self, id: &str, code: u32) -> bool {
+        let mut state = self.state();
+        let Some(container) = state.containers.get_mut(id) else {
+            return false;
+        };
+        container.state = ContainerState::Stopped;
+        container.exit.send_replace(Some(code));
+        true
+    }
+
+    /// The spec container `id` was created with, while it exists.
+    #[must_use]
+    pub fn spec(&self, id: &str) -> Option<ContainerSpec> {
+        self.state().containers.get(id).map(|c| c.spec.clone())
+    }
+
+    #[must_use]
+    pub fn state_of(&self, id: &str) -> Option<ContainerState> {
+        self.state().containers.get(id).map(|c| c.state)
+    }
+}
+
+fn not_found(id: &str) -> RuntimeError {
+    RuntimeError::NotFound {
+        kind: "container",
+        id: id.to_owned(),
+    }
+}
+
+fn fake_digest(text: &str) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes())))
+}
+
+impl ContainerRuntime for RecordingRuntime {
+    async fn pull_image(&self, reference: &str) -> Result<Image> {
+        let mut state = self.state();
+        state.calls.push(Call::PullImage(reference.to_owned()));
+        if let Some(message) = state.pull_failures.get(reference) {
+            return Err(RuntimeError::Pull {
+                reference: reference.to_owned(),
+                message: message.clone(),
+            });
+        }
+        Ok(state.images.get(reference).cloned().unwrap_or_else(|| Image {
+            reference: reference.to_owned(),
+            manifest_digest: fake_digest(&format!("manifest {reference}")),
+            chain_id: fake_digest(&format!("chain {reference}")),
+            config: super::ImageConfig::default(),
+        }))
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<()> {
+        let mut state = self.state();
+        state.calls.push(Call::CreateContainer(Box::new(spec.clone())));
+        if let Some(message) = state.create_failures.get(&spec.id) {
+            return Err(RuntimeError::Start {
+                container: spec.id.clone(),
+                message: message.clone(),
+            });
+        }
+        if state.containers.contains_key(&spec.id) {
+            return Err(RuntimeError::containerd(
+                "containers.create",
+                &spec.id,
+                tonic::Status::already_exists(format!("container \"{}\": already exists", spec.id)),
+            ));
+        }
+        let (exit, _) = watch::channel(None);
+        state.containers.insert(
+            spec.id.clone(),
+            FakeContainer {
+                spec: spec.clone(),
+                state: ContainerState::Created,
+                pid: 0,
+                exit,
+            },
+        );
+        Ok(())
+    }
+
+    async fn start(&self, id: &str) -> Result<u32> {
+        let mut state = self.state();
+        state.calls.push(Call::Start(id.to_owned()));
+        if let Some(message) = state.start_failures.get(id) {
+            return Err(RuntimeError::Start {
+                container: id.to_owned(),
+                message: message.clone(),
+            });
+        }
+        state.next_pid += 1;
+        let pid = 1000 + state.next_pid;
+        let container = state.containers.get_mut(id).ok_or_else(|| not_found(id))?;
+        container.state = ContainerState::Running;
+        container.pid = pid;
+        Ok(pid)
+    }
+
+    async fn wait(&self, id: &str) -> Result<u32> {
+        let mut exit = {
+            let mut state = self.state();
+            state.calls.push(Call::Wait(id.to_owned()));
+            state
+                .containers
+                .get(id)
+                .ok_or_else(|| not_found(id))?
+                .exit
+                .subscribe()
+        };
+        let code = exit
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| not_found(id))?;
+        Ok(code.expect("waited for Some"))
+    }
+
+    async fn kill(&self, id: &str, signal: u32, all: bool) -> Result<()> {
+        let mut state = self.state();
+        state.calls.push(Call::Kill {
+            id: id.to_owned(),
+            signal,
+            all,
+        });
+        let keep_running = state.keep_running_on_kill;
+        let container = state.containers.get_mut(id).ok_or_else(|| not_found(id))?;
+        match container.state {
+            ContainerState::Running if !keep_running => {
+                container.state = ContainerState::Stopped;
+                container.exit.send_replace(Some(128 + signal));
+                Ok(())
+            }
+            ContainerState::Running | ContainerState::Created => Ok(()),
+            // containerd: "process already finished: not found".
+            _ => Err(RuntimeError::NotFound {
+                kind: "process",
+                id: id.to_owned(),
+            }),
+        }
+    }
+
+    async fn delete(&self, id: &str) -> Result<()> {
+        let mut state = self.state();
+        state.calls.push(Call::Delete(id.to_owned()));
+        if state
+            .containers
+            .get(id)
+            .is_some_and(|c| c.state == ContainerState::Running)
+        {
+            return Err(RuntimeError::containerd(
+                "tasks.delete",
+                id,
+                tonic::Status::failed_precondition("task must be stopped before deletion: running"),
+            ));
+        }
+        state.containers.remove(id);
+        Ok(())
+    }
+
+    async fn list_containers(&self) -> Result<Vec<String>> {
+        let mut state = self.state();
+        state.calls.push(Call::ListContainers);
+        Ok(state.containers.keys().cloned().collect())
+    }
+
+    async fn status(&self, id: &str) -> Result<Option<ContainerStatus>> {
+        let mut state = self.state();
+        state.calls.push(Call::Status(id.to_owned()));
+        Ok(state.containers.get(id).map(|c| ContainerStatus {
+            state: c.state,
+            pid: c.pid,
+            exit_code: *c.exit.borrow(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn spec(id: &str) -> ContainerSpec {
+        ContainerSpec {
+            id: id.to_owned(),
+            ..ContainerSpec::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn wait_resolves_on_exit() {
+        let rt = Arc::new(RecordingRuntime::new());
+        rt.create_container(&spec("a")).await.unwrap();
+        rt.start("a").await.unwrap();
+        let waiter = tokio::spawn({
+            let rt = rt.clone();
+            async move { rt.wait("a").await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        assert!(rt.exit("a", 3));
+        assert_eq!(waiter.await.unwrap().unwrap(), 3);
+        let status = rt.status("a").await.unwrap().unwrap();
+        assert_eq!((status.state, status.exit_code), (ContainerState::Stopped, Some(3)));
+    }
+
+    #[tokio::test]
+    async fn kill_exits_with_signal_and_records() {
+        let rt = RecordingRuntime::new();
+        rt.create_container(&spec("a")).await.unwrap();
+        rt.start("a").await.unwrap();
+        assert!(rt.delete("a").await.is_err(), "running containers cannot be deleted");
+        rt.kill("a", 15, true).await.unwrap();
+        assert_eq!(rt.wait("a").await.unwrap(), 143);
+        rt.delete("a").await.unwrap();
+        assert!(rt.status("a").await.unwrap().is_none());
+        let calls = rt.take_calls();
+        assert!(matches!(&calls[0], Call::CreateContainer(s) if s.id == "a"));
+        assert_eq!(
+            calls[1..],
+            [
+                Call::Start("a".into()),
+                Call::Delete("a".into()),
+                Call::Kill { id: "a".into(), signal: 15, all: true },
+                Call::Wait("a".into()),
+                Call::Delete("a".into()),
+                Call::Status("a".into()),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn injected_failures() {
+        let rt = RecordingRuntime::new();
+        rt.fail_pull("r/x:1", "manifest unknown");
+        let err = rt.pull_image("r/x:1").await.unwrap_err();
+        assert!(matches!(err, RuntimeError::Pull { ref message, .. } if message == "manifest unknown"));
+        assert!(rt.pull_image("r/y:1").await.is_ok());
+        rt.fail_create("b", "exec: \"/nonexistent\": no such file or directory");
+        assert!(matches!(
+            rt.create_container(&spec("b")).await,
+            Err(RuntimeError::Start { .. })
+        ));
+        assert!(rt.list_containers().await.unwrap().is_empty());
+    }
+}

@@ -1,0 +1,273 @@
+//! The agent's container runtime: the `ContainerRuntime` trait, its domain types, the real
+//! containerd implementation and a recording fake for tests.
+//!
+//! containerd 1.6 has no server-side pull, so `Containerd` fetches images itself (`image`),
+//! writes them into the content store (`content`), unpacks them into snapshots, and runs
+//! containers through the Containers and Tasks services (`containers`) with an OCI spec
+//! built by `spec`.
+
+mod containers;
+mod content;
+mod error;
+mod fake;
+mod image;
+mod spec;
+mod unpack;
+mod user;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::Channel;
+use tonic::Request;
+
+pub use error::RuntimeError;
+pub use fake::{Call, RecordingRuntime};
+pub use spec::{
+    build_spec, process_args, process_env, ProcessUser, DEFAULT_CAPABILITIES, DEFAULT_PATH,
+};
+pub use unpack::chain_id;
+pub use user::{resolve_user, resolve_user_with, UserError};
+
+pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
+
+/// The shim every Berth container runs under.
+pub const RUNC_RUNTIME: &str = "io.containerd.runc.v2";
+
+/// How the agent reaches containerd and registries.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// containerd's gRPC socket.
+    pub socket: PathBuf,
+    /// containerd namespace holding everything Berth creates (images, containers, snapshots).
+    pub namespace: String,
+    /// Snapshotter for image layers and container rootfs, normally `overlayfs`.
+    pub snapshotter: String,
+    /// Registries (`host:port`) that may be reached over plain http.
+    pub insecure_registries: Vec<String>,
+}
+
+impl RuntimeConfig {
+    #[must_use]
+    pub fn new(socket: impl Into<PathBuf>, namespace: impl Into<String>) -> Self {
+        Self {
+            socket: socket.into(),
+            namespace: namespace.into(),
+            snapshotter: "overlayfs".to_owned(),
+            insecure_registries: Vec::new(),
+        }
+    }
+}
+
+/// The parts of an image's config a container inherits.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageConfig {
+    pub env: Vec<String>,
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub working_dir: String,
+    pub user: String,
+}
+
+/// A pulled and unpacked image.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Image {
+    /// The reference exactly as requested; also the containerd image record's name.
+    pub reference: String,
+    /// Digest of the platform manifest (not of an index that pointed at it).
+    pub manifest_digest: String,
+    /// Chain id of the top layer: the committed snapshot a container's rootfs starts from.
+    pub chain_id: String,
+    pub config: ImageConfig,
+}
+
+/// A host path bind-mounted into a container (volumes, `/etc/resolv.conf`, ...).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BindMount {
+    pub source: PathBuf,
+    pub destination: String,
+    pub readonly: bool,
+}
+
+/// Everything needed to create one container. Empty `args`/`cwd`/`user` fall back to the
+/// image's config; `env` entries override the image's variables of the same name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerSpec {
+    /// containerd container id; also the key of its rootfs snapshot. Unique per host.
+    pub id: String,
+    pub image: Image,
+    /// Full argv. Empty means the image's entrypoint + cmd.
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    /// `""`, `uid`, `uid:gid`, `name`, `name:group` (names resolved from the image's
+    /// `/etc/passwd` and `/etc/group`).
+    pub user: String,
+    pub hostname: String,
+    /// Network namespace to join (must exist before `create_container`); `None` gives the
+    /// container a fresh, unconnected one.
+    pub netns_path: Option<PathBuf>,
+    /// e.g. `/berth/<ns>/<task>/<container>`.
+    pub cgroups_path: String,
+    pub memory_limit_bytes: Option<i64>,
+    pub memory_reservation_bytes: Option<i64>,
+    pub cpu_shares: Option<u64>,
+    pub readonly_rootfs: bool,
+    pub mounts: Vec<BindMount>,
+    /// stdout and stderr both go to this file (appended).
+    pub log_path: PathBuf,
+    pub labels: HashMap<String, String>,
+}
+
+/// What containerd says about a container's task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerState {
+    /// The task exists but has not been started.
+    Created,
+    Running,
+    /// The task exited and has not been deleted yet.
+    Stopped,
+    Paused,
+    /// The container record exists but has no task: creation failed half-way, or the task
+    /// was already deleted.
+    NoTask,
+    Unknown,
+}
+
+impl ContainerState {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "CREATED",
+            Self::Running => "RUNNING",
+            Self::Stopped => "STOPPED",
+            Self::Paused => "PAUSED",
+            Self::NoTask => "NO_TASK",
+            Self::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContainerStatus {
+    pub state: ContainerState,
+    /// Host pid of the container's init process (0 when there is none).
+    pub pid: u32,
+    /// Exit status once `Stopped`.
+    pub exit_code: Option<u32>,
+}
+
+/// Runs containers on this host. Every side effect of the task manager on containerd goes
+/// through here, so the manager can be tested against `RecordingRuntime`.
+pub trait ContainerRuntime: Send + Sync + 'static {
+    /// Pulls and unpacks `reference` (idempotent). When the image record exists and its
+    /// top snapshot is unpacked, returns without contacting the registry.
+    fn pull_image(&self, reference: &str) -> impl Future<Output = Result<Image>> + Send;
+    /// Prepares the rootfs, creates the container record and its (not yet started) task.
+    fn create_container(&self, spec: &ContainerSpec) -> impl Future<Output = Result<()>> + Send;
+    /// Starts the task; returns the host pid.
+    fn start(&self, id: &str) -> impl Future<Output = Result<u32>> + Send;
+    /// Blocks until the task exits; returns its exit status (128+signal when killed).
+    fn wait(&self, id: &str) -> impl Future<Output = Result<u32>> + Send;
+    fn kill(&self, id: &str, signal: u32, all: bool) -> impl Future<Output = Result<()>> + Send;
+    /// Deletes the (stopped) task, the container record and its snapshot. Missing pieces are
+    /// not an error.
+    fn delete(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
+    fn list_containers(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// `None` when no container record exists.
+    fn status(&self, id: &str) -> impl Future<Output = Result<Option<ContainerStatus>>> + Send;
+}
+
+/// `ContainerRuntime` over containerd's gRPC socket.
+pub struct Containerd {
+    channel: Channel,
+    config: RuntimeConfig,
+    namespace: MetadataValue<Ascii>,
+    registry: oci_client::Client,
+    /// One lock per reference being pulled, so concurrent pulls of an image share one fetch.
+    pulls: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Containerd {
+    /// Connects to containerd (the socket must accept a connection now; later reconnects are
+    /// automatic).
+    pub async fn connect(config: RuntimeConfig) -> Result<Self> {
+        let connect_error = |message: String| RuntimeError::Connect {
+            socket: config.socket.clone(),
+            message,
+        };
+        let namespace = config
+            .namespace
+            .parse::<MetadataValue<Ascii>>()
+            .map_err(|e| connect_error(format!("invalid namespace {:?}: {e}", config.namespace)))?;
+        let channel = containerd_client::connect(&config.socket)
+            .await
+            .map_err(|e| connect_error(error::chain(&e)))?;
+        let registry = image::registry_client(&config.insecure_registries);
+        Ok(Self {
+            channel,
+            config,
+            namespace,
+            registry,
+            pulls: Mutex::new(HashMap::new()),
+        })
+    }
+
+    #[must_use]
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+
+    /// A request in our namespace.
+    fn request<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        request
+            .metadata_mut()
+            .insert("containerd-namespace", self.namespace.clone());
+        request
+    }
+
+    /// A request in our namespace whose new resources belong to `lease` until it is deleted.
+    fn leased<T>(&self, message: T, lease: &content::Lease) -> Request<T> {
+        let mut request = self.request(message);
+        request.metadata_mut().insert("containerd-lease", lease.header());
+        request
+    }
+}
+
+impl ContainerRuntime for Containerd {
+    async fn pull_image(&self, reference: &str) -> Result<Image> {
+        self.do_pull_image(reference).await
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<()> {
+        self.do_create_container(spec).await
+    }
+
+    async fn start(&self, id: &str) -> Result<u32> {
+        self.do_start(id).await
+    }
+
+    async fn wait(&self, id: &str) -> Result<u32> {
+        self.do_wait(id).await
+    }
+
+    async fn kill(&self, id: &str, signal: u32, all: bool) -> Result<()> {
+        self.do_kill(id, signal, all).await
+    }
+
+    async fn delete(&self, id: &str) -> Result<()> {
+        self.do_delete(id).await
+    }
+
+    async fn list_containers(&self) -> Result<Vec<String>> {
+        self.do_list_containers().await
+    }
+
+    async fn status(&self, id: &str) -> Result<Option<ContainerStatus>> {
+        self.do_status(id).await
+    }
+}

@@ -1,0 +1,379 @@
+//! The OCI runtime spec (runc 1.1) for a container: containerd's default Linux spec plus
+//! what the `ContainerSpec` asks for. Pure: no I/O.
+
+use serde_json::{json, Value};
+
+use super::ContainerSpec;
+
+/// Docker's default capability set.
+pub const DEFAULT_CAPABILITIES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// `PATH` for containers whose image sets none (Docker's value).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+const MASKED_PATHS: &[&str] = &[
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// The numeric identity the container's process runs as.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessUser {
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+}
+
+/// The container's argv: `spec.args` if given, else the image's entrypoint + cmd.
+#[must_use]
+pub fn process_args(spec: &ContainerSpec) -> Vec<String> {
+    if spec.args.is_empty() {
+        let config = &spec.image.config;
+        config.entrypoint.iter().chain(&config.cmd).cloned().collect()
+    } else {
+        spec.args.clone()
+    }
+}
+
+/// The image's environment overridden by the spec's (same name wins, order kept), plus
+/// `PATH` and `HOSTNAME` when missing, as Docker does.
+#[must_use]
+pub fn process_env(spec: &ContainerSpec) -> Vec<String> {
+    fn name(entry: &str) -> &str {
+        entry.split_once('=').map_or(entry, |(n, _)| n)
+    }
+    let mut env: Vec<String> = Vec::new();
+    for entry in spec.image.config.env.iter().chain(&spec.env) {
+        match env.iter_mut().find(|e| name(e) == name(entry)) {
+            Some(existing) => existing.clone_from(entry),
+            None => env.push(entry.clone()),
+        }
+    }
+    if !env.iter().any(|e| name(e) == "PATH") {
+        env.insert(0, format!("PATH={DEFAULT_PATH}"));
+    }
+    if !spec.hostname.is_empty() && !env.iter().any(|e| name(e) == "HOSTNAME") {
+        env.push(format!("HOSTNAME={}", spec.hostname));
+    }
+    env
+}
+
+/// The OCI runtime spec JSON for `spec`, running as `user`.
+///
+/// No `rlimits`: the container inherits the shim's (that is, containerd's) limits, because
+/// asking runc for more than the current hard limit fails without `CAP_SYS_RESOURCE`.
+#[must_use]
+pub fn build_spec(spec: &ContainerSpec, user: &ProcessUser) -> Value {
+    let cwd = [spec.cwd.as_str(), spec.image.config.working_dir.as_str()]
+        .into_iter()
+        .find(|c| !c.is_empty())
+        .unwrap_or("/");
+    // The kernel drops a non-root process's effective and permitted sets at exec anyway;
+    // asking for them would only differ from Docker.
+    let caps: Vec<&str> = DEFAULT_CAPABILITIES.to_vec();
+    let granted: Vec<&str> = if user.uid == 0 { caps.clone() } else { Vec::new() };
+
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+    ];
+    namespaces.push(match &spec.netns_path {
+        Some(path) => json!({"type": "network", "path": path}),
+        None => json!({"type": "network"}),
+    });
+
+    let mut mounts = default_mounts();
+    for bind in &spec.mounts {
+        let mode = if bind.readonly { "ro" } else { "rw" };
+        mounts.push(json!({
+            "destination": bind.destination,
+            "type": "bind",
+            "source": bind.source,
+            "options": ["rbind", "rprivate", mode],
+        }));
+    }
+
+    let mut resources = json!({
+        "devices": [{"allow": false, "access": "rwm"}],
+    });
+    let mut memory = serde_json::Map::new();
+    if let Some(limit) = spec.memory_limit_bytes {
+        memory.insert("limit".into(), limit.into());
+    }
+    if let Some(reservation) = spec.memory_reservation_bytes {
+        memory.insert("reservation".into(), reservation.into());
+    }
+    if !memory.is_empty() {
+        resources["memory"] = Value::Object(memory);
+    }
+    if let Some(shares) = spec.cpu_shares {
+        resources["cpu"] = json!({"shares": shares});
+    }
+
+    let mut linux = json!({
+        "namespaces": namespaces,
+        "resources": resources,
+        "maskedPaths": MASKED_PATHS,
+        "readonlyPaths": READONLY_PATHS,
+    });
+    if !spec.cgroups_path.is_empty() {
+        linux["cgroupsPath"] = spec.cgroups_path.clone().into();
+    }
+
+    let mut root = json!({"path": "rootfs"});
+    if spec.readonly_rootfs {
+        root["readonly"] = true.into();
+    }
+
+    let mut value = json!({
+        "ociVersion": "1.0.2-dev",
+        "process": {
+            "terminal": false,
+            "user": {
+                "uid": user.uid,
+                "gid": user.gid,
+            },
+            "args": process_args(spec),
+            "env": process_env(spec),
+            "cwd": cwd,
+            "capabilities": {
+                "bounding": caps,
+                "effective": granted,
+                "permitted": granted,
+            },
+            "noNewPrivileges": true,
+        },
+        "root": root,
+        "mounts": mounts,
+        "linux": linux,
+    });
+    if !user.additional_gids.is_empty() {
+        value["process"]["user"]["additionalGids"] = json!(user.additional_gids);
+    }
+    if !spec.hostname.is_empty() {
+        value["hostname"] = spec.hostname.clone().into();
+    }
+    value
+}
+
+/// containerd's default Linux mounts (`populateDefaultUnixSpec`).
+fn default_mounts() -> Vec<Value> {
+    vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc",
+               "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+               "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+               "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+               "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+               "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+               "options": ["nosuid", "noexec", "nodev", "ro"]}),
+        json!({"destination": "/run", "type": "tmpfs", "source": "tmpfs",
+               "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+               "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::runtime::{BindMount, Image, ImageConfig};
+
+    fn spec() -> ContainerSpec {
+        ContainerSpec {
+            id: "c1".into(),
+            image: Image {
+                reference: "registry.local/app:1".into(),
+                config: ImageConfig {
+                    env: vec!["PATH=/bin".into(), "MODE=image".into()],
+                    entrypoint: vec!["/entry".into()],
+                    cmd: vec!["serve".into()],
+                    working_dir: "/srv".into(),
+                    user: String::new(),
+                },
+                ..Image::default()
+            },
+            hostname: "web".into(),
+            cgroups_path: "/berth/default/t1/c1".into(),
+            ..ContainerSpec::default()
+        }
+    }
+
+    fn root() -> ProcessUser {
+        ProcessUser::default()
+    }
+
+    #[test]
+    fn falls_back_to_image_args_and_cwd() {
+        let v = build_spec(&spec(), &root());
+        assert_eq!(v["process"]["args"], json!(["/entry", "serve"]));
+        assert_eq!(v["process"]["cwd"], "/srv");
+        assert_eq!(v["root"], json!({"path": "rootfs"}));
+        assert_eq!(v["hostname"], "web");
+        assert_eq!(v["linux"]["cgroupsPath"], "/berth/default/t1/c1");
+    }
+
+    #[test]
+    fn spec_args_and_env_override_image() {
+        let mut s = spec();
+        s.args = vec!["/bin/sh".into(), "-c".into(), "true".into()];
+        s.env = vec!["MODE=task".into(), "EXTRA=1".into()];
+        s.cwd = "/tmp".into();
+        let v = build_spec(&s, &root());
+        assert_eq!(v["process"]["args"], json!(["/bin/sh", "-c", "true"]));
+        assert_eq!(
+            v["process"]["env"],
+            json!(["PATH=/bin", "MODE=task", "EXTRA=1", "HOSTNAME=web"])
+        );
+        assert_eq!(v["process"]["cwd"], "/tmp");
+    }
+
+    #[test]
+    fn adds_default_path_and_cwd() {
+        let mut s = spec();
+        s.image.config = ImageConfig::default();
+        s.hostname.clear();
+        let v = build_spec(&s, &root());
+        assert_eq!(v["process"]["env"], json!([format!("PATH={DEFAULT_PATH}")]));
+        assert_eq!(v["process"]["cwd"], "/");
+        assert!(v.get("hostname").is_none());
+    }
+
+    #[test]
+    fn has_no_rlimits_and_docker_caps() {
+        let v = build_spec(&spec(), &root());
+        assert!(v["process"].get("rlimits").is_none());
+        assert_eq!(v["process"]["noNewPrivileges"], true);
+        let caps = &v["process"]["capabilities"];
+        assert_eq!(caps["bounding"], json!(DEFAULT_CAPABILITIES));
+        assert_eq!(caps["effective"], json!(DEFAULT_CAPABILITIES));
+        assert!(caps.get("inheritable").is_none());
+    }
+
+    #[test]
+    fn non_root_user_keeps_only_bounding_caps() {
+        let user = ProcessUser {
+            uid: 1000,
+            gid: 100,
+            additional_gids: vec![5, 6],
+        };
+        let v = build_spec(&spec(), &user);
+        assert_eq!(
+            v["process"]["user"],
+            json!({"uid": 1000, "gid": 100, "additionalGids": [5, 6]})
+        );
+        assert_eq!(v["process"]["capabilities"]["effective"], json!([]));
+        assert_eq!(v["process"]["capabilities"]["bounding"], json!(DEFAULT_CAPABILITIES));
+    }
+
+    #[test]
+    fn network_namespace_joins_given_path() {
+        let v = build_spec(&spec(), &root());
+        assert_eq!(v["linux"]["namespaces"][4], json!({"type": "network"}));
+        let mut s = spec();
+        s.netns_path = Some(PathBuf::from("/run/netns/task-1"));
+        let v = build_spec(&s, &root());
+        assert_eq!(
+            v["linux"]["namespaces"][4],
+            json!({"type": "network", "path": "/run/netns/task-1"})
+        );
+        let types: Vec<_> = v["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(types, ["pid", "ipc", "uts", "mount", "network"]);
+    }
+
+    #[test]
+    fn resources_only_when_asked() {
+        let v = build_spec(&spec(), &root());
+        assert!(v["linux"]["resources"].get("memory").is_none());
+        assert!(v["linux"]["resources"].get("cpu").is_none());
+        let mut s = spec();
+        s.memory_limit_bytes = Some(256 << 20);
+        s.memory_reservation_bytes = Some(128 << 20);
+        s.cpu_shares = Some(512);
+        let v = build_spec(&s, &root());
+        assert_eq!(
+            v["linux"]["resources"]["memory"],
+            json!({"limit": 268_435_456, "reservation": 134_217_728})
+        );
+        assert_eq!(v["linux"]["resources"]["cpu"], json!({"shares": 512}));
+        assert_eq!(
+            v["linux"]["resources"]["devices"],
+            json!([{"allow": false, "access": "rwm"}])
+        );
+    }
+
+    #[test]
+    fn default_mounts_then_binds() {
+        let mut s = spec();
+        s.readonly_rootfs = true;
+        s.mounts = vec![BindMount {
+            source: "/var/lib/berth/volumes/data".into(),
+            destination: "/data".into(),
+            readonly: true,
+        }];
+        let v = build_spec(&s, &root());
+        assert_eq!(v["root"]["readonly"], true);
+        let destinations: Vec<_> = v["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["destination"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            destinations,
+            [
+                "/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/run",
+                "/sys/fs/cgroup", "/data"
+            ]
+        );
+        assert_eq!(v["mounts"][8]["options"], json!(["rbind", "rprivate", "ro"]));
+        assert_eq!(v["mounts"][5]["options"][3], "ro");
+        assert!(v["linux"]["maskedPaths"].as_array().unwrap().contains(&json!("/proc/kcore")));
+        assert!(v["linux"]["readonlyPaths"].as_array().unwrap().contains(&json!("/proc/sys")));
+    }
+}

@@ -1,0 +1,205 @@
+//! The agent's side of the control-plane session: register, say Hello with
+//! the full observed state, apply desired task sets, forward reports,
+//! heartbeat, and reconnect with backoff. Protobuf stops here.
+
+use std::time::Duration;
+
+use berth_proto::v1 as pb;
+use berth_proto::v1::agent_service_client::AgentServiceClient;
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+
+use crate::cgroups::CgroupManager;
+use crate::model::{ContainerDef, DesiredStatus, NetworkMode, TaskReport, TaskSpec};
+use crate::network::NetworkSetup;
+use crate::runtime::ContainerRuntime;
+use crate::tasks::TaskManager;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("cannot reach the control plane at {endpoint}: {message}")]
+    Connect { endpoint: String, message: String },
+    #[error("control plane refused {op}: {status}")]
+    Rpc { op: &'static str, status: tonic::Status },
+    #[error("invalid task from the control plane: {0}")]
+    InvalidTask(String),
+}
+
+impl TryFrom<pb::TaskSpec> for TaskSpec {
+    type Error = SessionError;
+
+    fn try_from(t: pb::TaskSpec) -> Result<Self, Self::Error> {
+        if t.task_id.is_empty() || !t.task_id.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(SessionError::InvalidTask(format!("task id '{}' must be non-empty and alphanumeric", t.task_id)));
+        }
+        let desired_status = match pb::DesiredStatus::try_from(t.desired_status) {
+            Ok(pb::DesiredStatus::Stopped) => DesiredStatus::Stopped,
+            _ => DesiredStatus::Running,
+        };
+        let network_mode = match pb::NetworkMode::try_from(t.network_mode) {
+            Ok(pb::NetworkMode::Bridge) => NetworkMode::Bridge,
+            Ok(pb::NetworkMode::Host) => NetworkMode::Host,
+            Ok(pb::NetworkMode::None) => NetworkMode::None,
+            _ => NetworkMode::Awsvpc,
+        };
+        let pos = |v: i64| (v > 0).then_some(v);
+        let containers = t
+            .containers
+            .into_iter()
+            .map(|c| ContainerDef {
+                name: c.name,
+                image: c.image,
+                command: c.command,
+                entry_point: c.entry_point,
+                environment: c.environment.into_iter().map(|kv| (kv.name, kv.value)).collect(),
+                working_directory: Some(c.working_directory).filter(|s| !s.is_empty()),
+                user: Some(c.user).filter(|s| !s.is_empty()),
+                cpu: c.cpu,
+                memory_mib: pos(c.memory_mib),
+                memory_reservation_mib: pos(c.memory_reservation_mib),
+                essential: c.essential,
+                stop_timeout: (c.stop_timeout_secs > 0).then(|| Duration::from_secs(u64::from(c.stop_timeout_secs))),
+            })
+            .collect();
+        Ok(TaskSpec {
+            arn: t.task_arn,
+            id: t.task_id,
+            family: t.family,
+            revision: t.revision,
+            cluster_arn: t.cluster_arn,
+            desired_status,
+            network_mode,
+            cpu: pos(t.cpu),
+            memory_mib: pos(t.memory_mib),
+            containers,
+        })
+    }
+}
+
+impl From<TaskReport> for pb::TaskStatus {
+    fn from(r: TaskReport) -> Self {
+        pb::TaskStatus {
+            task_arn: r.task_arn,
+            last_status: r.last_status,
+            containers: r
+                .containers
+                .into_iter()
+                .map(|c| pb::ContainerStatus {
+                    name: c.name,
+                    last_status: c.last_status,
+                    exit_code: c.exit_code,
+                    reason: c.reason.unwrap_or_default(),
+                    runtime_id: c.runtime_id.unwrap_or_default(),
+                    image_digest: c.image_digest.unwrap_or_default(),
+                })
+                .collect(),
+            private_ipv4_address: r.private_ipv4.unwrap_or_default(),
+            mac_address: r.mac_address.unwrap_or_default(),
+            stop_code: r.stop_code.unwrap_or_default(),
+            stopped_reason: r.stopped_reason.unwrap_or_default(),
+            pull_started_at_ms: r.pull_started_at_ms.unwrap_or(0),
+            pull_stopped_at_ms: r.pull_stopped_at_ms.unwrap_or(0),
+            started_at_ms: r.started_at_ms.unwrap_or(0),
+            execution_stopped_at_ms: r.execution_stopped_at_ms.unwrap_or(0),
+        }
+    }
+}
+
+fn msg(kind: pb::agent_message::Kind) -> pb::AgentMessage {
+    pb::AgentMessage { kind: Some(kind) }
+}
+
+/// Runs sessions forever, reconnecting with capped exponential backoff.
+pub async fn run<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
+    manager: &TaskManager<R, N, C>,
+    reports: &mut mpsc::UnboundedReceiver<TaskReport>,
+) {
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        match session(manager, reports).await {
+            Ok(()) => {
+                tracing::info!("session ended; reconnecting");
+                backoff = Duration::from_millis(250);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis(), "session failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+async fn session<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
+    manager: &TaskManager<R, N, C>,
+    reports: &mut mpsc::UnboundedReceiver<TaskReport>,
+) -> Result<(), SessionError> {
+    let host = manager.host();
+    let cfg = &host.config;
+    let mut client = AgentServiceClient::connect(cfg.control_plane.clone())
+        .await
+        .map_err(|e| SessionError::Connect { endpoint: cfg.control_plane.clone(), message: e.to_string() })?;
+    let known = host.state.container_instance_arn().ok().flatten().unwrap_or_default();
+    let resp = client
+        .register(pb::RegisterRequest {
+            cluster: cfg.cluster.clone(),
+            container_instance_arn: known,
+            hostname: nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
+            resources: Some(pb::Resources { cpu: cfg.cpu, memory_mib: cfg.memory_mib }),
+            serves_fargate: cfg.serves_fargate,
+            agent_version: env!("CARGO_PKG_VERSION").into(),
+            attributes: std::iter::once(("berth.network-modes".to_string(), "awsvpc".to_string())).collect(),
+        })
+        .await
+        .map_err(|status| SessionError::Rpc { op: "Register", status })?
+        .into_inner();
+    let arn = resp.container_instance_arn;
+    if let Err(e) = host.state.set_container_instance_arn(&arn) {
+        tracing::error!(error = %e, "could not record the container-instance ARN");
+    }
+    tracing::info!(container_instance = %arn, "registered");
+
+    let (out_tx, out_rx) = mpsc::channel(64);
+    let hello = pb::Hello { container_instance_arn: arn.clone(), tasks: manager.snapshot().into_iter().map(Into::into).collect() };
+    out_tx.send(msg(pb::agent_message::Kind::Hello(hello))).await.ok();
+    let mut inbound = client
+        .session(tokio_stream::wrappers::ReceiverStream::new(out_rx))
+        .await
+        .map_err(|status| SessionError::Rpc { op: "Session", status })?
+        .into_inner();
+    let interval = Duration::from_secs(u64::from(resp.heartbeat_interval_secs.max(1)));
+    let mut heartbeat = tokio::time::interval(interval);
+    // No word from the control plane for three intervals: the session is dead.
+    let silence = interval * 3;
+    loop {
+        tokio::select! {
+            m = tokio::time::timeout(silence, inbound.next()) => match m {
+                Err(_) => return Err(SessionError::Connect { endpoint: cfg.control_plane.clone(), message: "no heartbeat from the control plane".into() }),
+                Ok(None) => return Ok(()),
+                Ok(Some(Err(status))) => return Err(SessionError::Rpc { op: "Session", status }),
+                Ok(Some(Ok(pb::ControlMessage { kind: Some(pb::control_message::Kind::DesiredTasks(d)) }))) => {
+                    let mut specs = Vec::with_capacity(d.tasks.len());
+                    for t in d.tasks {
+                        match TaskSpec::try_from(t) {
+                            Ok(s) => specs.push(s),
+                            Err(e) => tracing::error!(error = %e, "ignoring a task"),
+                        }
+                    }
+                    manager.apply_desired(specs);
+                }
+                Ok(Some(Ok(_))) => {}
+            },
+            Some(r) = reports.recv() => {
+                if out_tx.send(msg(pb::agent_message::Kind::TaskStatus(r.into()))).await.is_err() {
+                    return Ok(());
+                }
+            }
+            _ = heartbeat.tick() => {
+                let hb = pb::Heartbeat { sent_at_ms: crate::model::now_ms() };
+                if out_tx.send(msg(pb::agent_message::Kind::Heartbeat(hb))).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}

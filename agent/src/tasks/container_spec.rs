@@ -1,0 +1,183 @@
+//! From an ECS container definition and its pulled image to the runtime's
+//! container spec, with Docker's (and so ECS's) rules for entrypoint and
+//! command. Pure.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use crate::model::{ContainerDef, TaskSpec};
+use crate::runtime::{BindMount, ContainerSpec, Image};
+
+/// Per-task facts every container of the task shares.
+#[derive(Debug, Clone)]
+pub struct TaskContext<'a> {
+    pub spec: &'a TaskSpec,
+    pub region: &'a str,
+    pub netns_path: Option<&'a Path>,
+    pub ipv4: Option<Ipv4Addr>,
+    /// Task cgroup path (relative to the hierarchy root).
+    pub cgroup_path: &'a str,
+    pub task_dir: &'a Path,
+}
+
+/// The task's hostname, as ECS gives awsvpc tasks (`ip-10-0-0-5`).
+pub fn hostname(ipv4: Option<Ipv4Addr>, task_id: &str) -> String {
+    match ipv4 {
+        Some(ip) => format!("ip-{}", ip.to_string().replace('.', "-")),
+        None => task_id.chars().take(12).collect(),
+    }
+}
+
+/// argv as Docker builds it: a definition's entryPoint replaces the image's
+/// and drops the image's Cmd; its command replaces the image's Cmd.
+pub fn argv(def: &ContainerDef, image: &Image) -> Vec<String> {
+    let entrypoint = if def.entry_point.is_empty() { &image.config.entrypoint } else { &def.entry_point };
+    let cmd: &[String] = if !def.command.is_empty() {
+        &def.command
+    } else if def.entry_point.is_empty() {
+        &image.config.cmd
+    } else {
+        &[]
+    };
+    entrypoint.iter().chain(cmd).cloned().collect()
+}
+
+/// Image env, then the definition's (same names replace), then ECS's own.
+pub fn environment(def: &ContainerDef, image: &Image, region: &str) -> Vec<String> {
+    let mut env: Vec<(String, String)> = image
+        .config
+        .env
+        .iter()
+        .map(|kv| kv.split_once('=').map_or((kv.clone(), String::new()), |(k, v)| (k.into(), v.into())))
+        .collect();
+    let mut set = |k: &str, v: &str| {
+        env.retain(|(ek, _)| ek != k);
+        env.push((k.into(), v.into()));
+    };
+    for (k, v) in &def.environment {
+        set(k, v);
+    }
+    set("AWS_REGION", region);
+    set("AWS_DEFAULT_REGION", region);
+    set("AWS_EXECUTION_ENV", "AWS_ECS_EC2");
+    env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
+pub fn log_path(task_dir: &Path, container: &str) -> PathBuf {
+    task_dir.join(format!("{container}.log"))
+}
+
+/// ECS's minimum CPU shares for a container with no `cpu`.
+const MIN_CPU_SHARES: u64 = 2;
+
+pub fn container_spec(ctx: &TaskContext<'_>, def: &ContainerDef, image: &Image) -> ContainerSpec {
+    let mib = |m: i64| m * 1024 * 1024;
+    let mut mounts = Vec::new();
+    for name in ["hosts", "resolv.conf"] {
+        mounts.push(BindMount { source: ctx.task_dir.join(name), destination: format!("/etc/{name}"), readonly: true });
+    }
+    ContainerSpec {
+        id: ctx.spec.container_id(&def.name),
+        image: image.clone(),
+        args: argv(def, image),
+        env: environment(def, image, ctx.region),
+        cwd: def.working_directory.clone().unwrap_or_else(|| image.config.working_dir.clone()),
+        user: def.user.clone().unwrap_or_else(|| image.config.user.clone()),
+        hostname: hostname(ctx.ipv4, &ctx.spec.id),
+        netns_path: ctx.netns_path.map(Path::to_path_buf),
+        cgroups_path: format!("/{}/{}", ctx.cgroup_path, def.name),
+        memory_limit_bytes: def.memory_mib.filter(|m| *m > 0).map(mib),
+        memory_reservation_bytes: def.memory_reservation_mib.filter(|m| *m > 0).map(mib),
+        cpu_shares: Some(u64::try_from(def.cpu).unwrap_or(0).max(MIN_CPU_SHARES)),
+        readonly_rootfs: false,
+        mounts,
+        log_path: log_path(ctx.task_dir, &def.name),
+        labels: [
+            ("com.amazonaws.ecs.task-arn".to_string(), ctx.spec.arn.clone()),
+            ("com.amazonaws.ecs.container-name".to_string(), def.name.clone()),
+            ("com.amazonaws.ecs.task-definition-family".to_string(), ctx.spec.family.clone()),
+            ("com.amazonaws.ecs.cluster".to_string(), ctx.spec.cluster_arn.clone()),
+        ]
+        .into_iter()
+        .collect(),
+    }
+}
+
+/// `/etc/hosts` of a task: localhost, and the task's own address under its hostname.
+pub fn hosts_file(ipv4: Option<Ipv4Addr>, hostname: &str) -> String {
+    let mut s = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    if let Some(ip) = ipv4 {
+        s.push_str(&format!("{ip}\t{hostname}\n"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::ImageConfig;
+
+    fn image() -> Image {
+        Image {
+            reference: "r".into(),
+            manifest_digest: "sha256:m".into(),
+            chain_id: "sha256:c".into(),
+            config: ImageConfig {
+                env: vec!["PATH=/bin".into(), "A=image".into()],
+                entrypoint: vec!["/entry".into()],
+                cmd: vec!["serve".into()],
+                working_dir: "/srv".into(),
+                user: String::new(),
+            },
+        }
+    }
+
+    fn def() -> ContainerDef {
+        ContainerDef {
+            name: "web".into(),
+            image: "r".into(),
+            command: vec![],
+            entry_point: vec![],
+            environment: vec![],
+            working_directory: None,
+            user: None,
+            cpu: 0,
+            memory_mib: Some(64),
+            memory_reservation_mib: None,
+            essential: true,
+            stop_timeout: None,
+        }
+    }
+
+    #[test]
+    fn argv_follows_docker_rules() {
+        assert_eq!(argv(&def(), &image()), vec!["/entry", "serve"]);
+        let mut d = def();
+        d.command = vec!["other".into()];
+        assert_eq!(argv(&d, &image()), vec!["/entry", "other"]);
+        let mut d = def();
+        d.entry_point = vec!["/bin/sh".into(), "-c".into()];
+        assert_eq!(argv(&d, &image()), vec!["/bin/sh", "-c"]);
+        d.command = vec!["echo hi".into()];
+        assert_eq!(argv(&d, &image()), vec!["/bin/sh", "-c", "echo hi"]);
+    }
+
+    #[test]
+    fn environment_layers() {
+        let mut d = def();
+        d.environment = vec![("A".into(), "def".into()), ("B".into(), "x=y".into())];
+        let env = environment(&d, &image(), "eu-west-1");
+        assert!(env.contains(&"PATH=/bin".to_string()));
+        assert!(env.contains(&"A=def".to_string()));
+        assert!(!env.contains(&"A=image".to_string()));
+        assert!(env.contains(&"B=x=y".to_string()));
+        assert!(env.contains(&"AWS_DEFAULT_REGION=eu-west-1".to_string()));
+    }
+
+    #[test]
+    fn hostnames_and_hosts() {
+        let ip = Some(Ipv4Addr::new(10, 1, 2, 3));
+        assert_eq!(hostname(ip, "abc"), "ip-10-1-2-3");
+        assert!(hosts_file(ip, "ip-10-1-2-3").contains("10.1.2.3\tip-10-1-2-3\n"));
+    }
+}

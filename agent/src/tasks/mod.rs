@@ -1,0 +1,194 @@
+//! The task manager: turns the control plane's desired task set into one
+//! supervisor per task, and keeps the latest report of each for the session.
+
+mod container_spec;
+mod supervisor;
+
+use std::collections::{HashMap, HashSet};
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, watch};
+
+use crate::cgroups::CgroupManager;
+use crate::config::AgentConfig;
+use crate::local_state::{LocalState, TaskRecord};
+use crate::model::{ContainerReport, DesiredStatus, TaskReport, TaskSpec};
+use crate::network::{NetworkSetup, TaskCidr};
+use crate::runtime::ContainerRuntime;
+
+/// The host-side parts every supervisor uses.
+pub struct Host<R, N, C> {
+    pub runtime: R,
+    pub network: N,
+    pub cgroups: C,
+    pub state: LocalState,
+    pub config: AgentConfig,
+    pub cidr: TaskCidr,
+    /// Addresses held by tasks (task id -> address).
+    addresses: Mutex<HashMap<String, Ipv4Addr>>,
+}
+
+impl<R, N, C> Host<R, N, C> {
+    pub fn new(runtime: R, network: N, cgroups: C, state: LocalState, config: AgentConfig, cidr: TaskCidr) -> Self {
+        Self { runtime, network, cgroups, state, config, cidr, addresses: Mutex::new(HashMap::new()) }
+    }
+
+    /// The lowest free task address, held for `task_id` until `forget`.
+    pub fn allocate_ip(&self, task_id: &str) -> Option<Ipv4Addr> {
+        let mut addresses = self.addresses.lock().unwrap();
+        if let Some(ip) = addresses.get(task_id) {
+            return Some(*ip);
+        }
+        let used: HashSet<Ipv4Addr> = addresses.values().copied().collect();
+        let ip = crate::ipam::allocate(&self.cidr, &used)?;
+        addresses.insert(task_id.to_string(), ip);
+        Some(ip)
+    }
+
+    fn record(&self, record: &TaskRecord) {
+        if let Err(e) = self.state.put_task(record) {
+            tracing::error!(task_id = %record.spec.id, error = %e, "could not record task");
+        }
+    }
+
+    fn forget(&self, task_id: &str) {
+        self.addresses.lock().unwrap().remove(task_id);
+        if let Err(e) = self.state.remove_task(task_id) {
+            tracing::error!(task_id, error = %e, "could not remove task record");
+        }
+    }
+}
+
+struct Entry {
+    desired: watch::Sender<DesiredStatus>,
+    latest: TaskReport,
+}
+
+/// Owns the supervisors. Reports go to `reports` (the session forwards them).
+pub struct TaskManager<R, N, C> {
+    host: Arc<Host<R, N, C>>,
+    entries: Arc<Mutex<HashMap<String, Entry>>>,
+    reports: mpsc::UnboundedSender<TaskReport>,
+}
+
+fn initial_report(spec: &TaskSpec) -> TaskReport {
+    TaskReport {
+        task_arn: spec.arn.clone(),
+        last_status: "PROVISIONING".into(),
+        containers: spec
+            .containers
+            .iter()
+            .map(|c| ContainerReport { name: c.name.clone(), last_status: "PENDING".into(), ..ContainerReport::default() })
+            .collect(),
+        ..TaskReport::default()
+    }
+}
+
+impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> TaskManager<R, N, C> {
+    pub fn new(host: Arc<Host<R, N, C>>, reports: mpsc::UnboundedSender<TaskReport>) -> Self {
+        Self { host, entries: Arc::new(Mutex::new(HashMap::new())), reports }
+    }
+
+    pub fn host(&self) -> &Arc<Host<R, N, C>> {
+        &self.host
+    }
+
+    /// The latest report of every task this agent holds (for Hello).
+    pub fn snapshot(&self) -> Vec<TaskReport> {
+        self.entries.lock().unwrap().values().map(|e| e.latest.clone()).collect()
+    }
+
+    fn reporter(&self, task_id: String) -> Box<dyn Fn(TaskReport) + Send + Sync> {
+        let entries = self.entries.clone();
+        let tx = self.reports.clone();
+        Box::new(move |r: TaskReport| {
+            if let Some(e) = entries.lock().unwrap().get_mut(&task_id) {
+                e.latest = r.clone();
+            }
+            let _ = tx.send(r);
+        })
+    }
+
+    /// Converges on the desired task set: starts new tasks, stops tasks that
+    /// are desired STOPPED or no longer listed, and forgets finished ones the
+    /// control plane no longer lists.
+    pub fn apply_desired(&self, specs: Vec<TaskSpec>) {
+        let listed: HashSet<String> = specs.iter().map(|s| s.id.clone()).collect();
+        let mut entries = self.entries.lock().unwrap();
+        entries.retain(|id, e| listed.contains(id) || e.latest.last_status != "STOPPED");
+        for (id, e) in entries.iter() {
+            if !listed.contains(id) {
+                e.desired.send_replace(DesiredStatus::Stopped);
+            }
+        }
+        for spec in specs {
+            if let Some(e) = entries.get(&spec.id) {
+                if spec.desired_status == DesiredStatus::Stopped {
+                    e.desired.send_replace(DesiredStatus::Stopped);
+                }
+                continue;
+            }
+            if spec.desired_status == DesiredStatus::Stopped {
+                // Never started here: nothing to undo; say so.
+                let mut r = initial_report(&spec);
+                r.last_status = "STOPPED".into();
+                for c in &mut r.containers {
+                    c.last_status = "STOPPED".into();
+                }
+                let _ = self.reports.send(r.clone());
+                let (tx, _) = watch::channel(DesiredStatus::Stopped);
+                entries.insert(spec.id.clone(), Entry { desired: tx, latest: r });
+                continue;
+            }
+            let (tx, rx) = watch::channel(DesiredStatus::Running);
+            let report = initial_report(&spec);
+            entries.insert(spec.id.clone(), Entry { desired: tx, latest: report.clone() });
+            let _ = self.reports.send(report.clone());
+            tracing::info!(task_id = %spec.id, family = %spec.family, "starting task");
+            let sup = supervisor::Supervisor { host: self.host.clone(), report: self.reporter(spec.id.clone()), spec, desired: rx };
+            tokio::spawn(sup.run(report));
+        }
+    }
+
+    /// Cleans up what a previous run of the agent left: every recorded task
+    /// is torn down (adoption of running containers is not done yet) and
+    /// reported STOPPED. Resources are recorded before they are made, so the
+    /// records cover everything.
+    pub async fn recover(&self) {
+        let records = self.host.state.tasks().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "could not read task records");
+            vec![]
+        });
+        for rec in records {
+            let spec = rec.spec;
+            tracing::warn!(task_id = %spec.id, "task left by a previous agent run: stopping it and cleaning up");
+            for def in &spec.containers {
+                let id = spec.container_id(&def.name);
+                let _ = self.host.runtime.kill(&id, 9, true).await;
+                if let Err(e) = self.host.runtime.delete(&id).await {
+                    tracing::error!(container = %id, error = %e, "could not delete container");
+                }
+            }
+            if let Err(e) = self.host.cgroups.remove_task(&spec.id) {
+                tracing::error!(task_id = %spec.id, error = %e, "could not remove cgroup");
+            }
+            if let Err(e) = self.host.network.teardown_task(&spec.id).await {
+                tracing::error!(task_id = %spec.id, error = %e, "could not remove network");
+            }
+            self.host.forget(&spec.id);
+            let mut r = rec.last_report;
+            r.task_arn.clone_from(&spec.arn);
+            r.last_status = "STOPPED".into();
+            for c in &mut r.containers {
+                c.last_status = "STOPPED".into();
+            }
+            r.stop_code = Some("TaskFailedToStart".into());
+            r.stopped_reason = Some("Task stopped: the agent restarted and cleaned up the task's resources".into());
+            r.execution_stopped_at_ms = Some(crate::model::now_ms());
+            let (tx, _) = watch::channel(DesiredStatus::Stopped);
+            self.entries.lock().unwrap().insert(spec.id.clone(), Entry { desired: tx, latest: r.clone() });
+            let _ = self.reports.send(r);
+        }
+    }
+}
