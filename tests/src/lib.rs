@@ -231,6 +231,17 @@ impl Berth {
         })
     }
 
+    /// The task cgroup's memory hard limit in bytes (cgroup v1 or v2).
+    pub fn task_memory_limit(&self, task_id: &str) -> Result<u64> {
+        let rel = Path::new("berth").join(&self.namespace).join(task_id);
+        let v1 = Path::new("/sys/fs/cgroup/memory").join(&rel).join("memory.limit_in_bytes");
+        let v2 = Path::new("/sys/fs/cgroup").join(&rel).join("memory.max");
+        let text = std::fs::read_to_string(&v1)
+            .or_else(|_| std::fs::read_to_string(&v2))
+            .with_context(|| format!("no memory limit file for task {task_id} ({} or {})", v1.display(), v2.display()))?;
+        Ok(text.trim().parse()?)
+    }
+
     /// containerd containers left in this harness's namespace.
     pub fn containers(&self) -> Result<Vec<String>> {
         let out = Command::new("ctr")

@@ -57,6 +57,8 @@ fn run_task_serves_a_page_and_stops_cleanly() -> Result<()> {
         .context("privateIPv4Address in attachments")?
         .to_string();
     assert_eq!(task["containers"].as_array().map(Vec::len), Some(2));
+    // The task's memory (512 MiB) is the task cgroup's hard limit.
+    assert_eq!(b.task_memory_limit(&id)?, 512 * 1024 * 1024);
 
     // The host reaches the task's own address.
     let page = poll("the page from the task", Duration::from_secs(20), || Ok(http_get(&ip, 80, "/").ok()))?;

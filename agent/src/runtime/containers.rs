@@ -1,7 +1,7 @@
 //! Container lifecycle on containerd: rootfs snapshot, container record and runc task
 //! (create, start, wait, kill, delete), plus listing and status.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use containerd_client::services::v1::container::Runtime;
@@ -20,8 +20,8 @@ use tonic::Code;
 
 use super::content::Lease;
 use super::{
-    build_spec, resolve_user, ContainerSpec, ContainerState, ContainerStatus, Containerd,
-    Result, RuntimeError, RUNC_RUNTIME,
+    build_spec, resolve_user, ContainerSpec, ContainerState, ContainerStatus, Containerd, Result,
+    RuntimeError, RUNC_RUNTIME,
 };
 
 /// How containerd knows the JSON in a container record is an OCI runtime spec.
@@ -51,6 +51,22 @@ fn layer_dirs(mounts: &[Mount]) -> Vec<PathBuf> {
         }
     }
     dirs
+}
+
+/// The shim's stdio URI for `log_path`: both streams append to the file (the shim opens
+/// it; containerd 1.6 supports `file://`). An empty path discards the output.
+fn log_uri(log_path: &Path) -> std::result::Result<String, String> {
+    if log_path.as_os_str().is_empty() {
+        return Ok(String::new());
+    }
+    if !log_path.is_absolute() {
+        return Err(format!("log path {} is not absolute", log_path.display()));
+    }
+    if let Some(dir) = log_path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create log directory {}: {e}", dir.display()))?;
+    }
+    Ok(format!("file://{}", log_path.display()))
 }
 
 fn state_of(status: i32) -> ContainerState {
@@ -155,12 +171,7 @@ impl Containerd {
             .map_err(|s| RuntimeError::containerd("containers.create", id, s))?;
         *record_created = true;
 
-        if let Some(dir) = spec.log_path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                start_error(format!("cannot create log directory {}: {e}", dir.display()))
-            })?;
-        }
-        let log_uri = format!("file://{}", spec.log_path.display());
+        let log_uri = log_uri(&spec.log_path).map_err(start_error)?;
         // runc runs `create` here: a missing executable, a bad cwd or a refused rlimit fail
         // now, not at start.
         self.tasks()
@@ -257,7 +268,12 @@ impl Containerd {
             .list(self.request(ListContainersRequest { filters: vec![] }))
             .await
             .map_err(|s| RuntimeError::containerd("containers.list", "", s))?;
-        Ok(response.into_inner().containers.into_iter().map(|c| c.id).collect())
+        Ok(response
+            .into_inner()
+            .containers
+            .into_iter()
+            .map(|c| c.id)
+            .collect())
     }
 
     pub(super) async fn do_status(&self, id: &str) -> Result<Option<ContainerStatus>> {

@@ -285,7 +285,9 @@ impl From<tonic::Status> for WriteError {
 }
 
 fn closed() -> WriteError {
-    WriteError::Containerd(tonic::Status::unavailable("content write stream closed early"))
+    WriteError::Containerd(tonic::Status::unavailable(
+        "content write stream closed early",
+    ))
 }
 
 async fn send(

@@ -1,5 +1,5 @@
 //! `RuntimeError`: every way a runtime call fails, with the context the ECS layer needs
-//! (`Pull` becomes CannotPullContainerError, `Start` CannotStartContainerError).
+//! (`Pull` becomes `CannotPullContainerError`, `Start` `CannotStartContainerError`).
 
 use std::path::PathBuf;
 

@@ -148,17 +148,23 @@ impl ContainerRuntime for RecordingRuntime {
                 message: message.clone(),
             });
         }
-        Ok(state.images.get(reference).cloned().unwrap_or_else(|| Image {
-            reference: reference.to_owned(),
-            manifest_digest: fake_digest(&format!("manifest {reference}")),
-            chain_id: fake_digest(&format!("chain {reference}")),
-            config: super::ImageConfig::default(),
-        }))
+        Ok(state
+            .images
+            .get(reference)
+            .cloned()
+            .unwrap_or_else(|| Image {
+                reference: reference.to_owned(),
+                manifest_digest: fake_digest(&format!("manifest {reference}")),
+                chain_id: fake_digest(&format!("chain {reference}")),
+                config: super::ImageConfig::default(),
+            }))
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<()> {
         let mut state = self.state();
-        state.calls.push(Call::CreateContainer(Box::new(spec.clone())));
+        state
+            .calls
+            .push(Call::CreateContainer(Box::new(spec.clone())));
         if let Some(message) = state.create_failures.get(&spec.id) {
             return Err(RuntimeError::Start {
                 container: spec.id.clone(),
@@ -236,7 +242,9 @@ impl ContainerRuntime for RecordingRuntime {
                 Ok(())
             }
             ContainerState::Running | ContainerState::Created => Ok(()),
-            // containerd: "process already finished: not found".
+            // Like containerd 1.6: `all` is accepted after exit, a plain kill is not
+            // ("process already finished: not found").
+            _ if all => Ok(()),
             _ => Err(RuntimeError::NotFound {
                 kind: "process",
                 id: id.to_owned(),
@@ -306,7 +314,10 @@ mod tests {
         assert!(rt.exit("a", 3));
         assert_eq!(waiter.await.unwrap().unwrap(), 3);
         let status = rt.status("a").await.unwrap().unwrap();
-        assert_eq!((status.state, status.exit_code), (ContainerState::Stopped, Some(3)));
+        assert_eq!(
+            (status.state, status.exit_code),
+            (ContainerState::Stopped, Some(3))
+        );
     }
 
     #[tokio::test]
@@ -314,7 +325,10 @@ mod tests {
         let rt = RecordingRuntime::new();
         rt.create_container(&spec("a")).await.unwrap();
         rt.start("a").await.unwrap();
-        assert!(rt.delete("a").await.is_err(), "running containers cannot be deleted");
+        assert!(
+            rt.delete("a").await.is_err(),
+            "running containers cannot be deleted"
+        );
         rt.kill("a", 15, true).await.unwrap();
         assert_eq!(rt.wait("a").await.unwrap(), 143);
         rt.delete("a").await.unwrap();
@@ -326,7 +340,11 @@ mod tests {
             [
                 Call::Start("a".into()),
                 Call::Delete("a".into()),
-                Call::Kill { id: "a".into(), signal: 15, all: true },
+                Call::Kill {
+                    id: "a".into(),
+                    signal: 15,
+                    all: true
+                },
                 Call::Wait("a".into()),
                 Call::Delete("a".into()),
                 Call::Status("a".into()),
@@ -339,7 +357,9 @@ mod tests {
         let rt = RecordingRuntime::new();
         rt.fail_pull("r/x:1", "manifest unknown");
         let err = rt.pull_image("r/x:1").await.unwrap_err();
-        assert!(matches!(err, RuntimeError::Pull { ref message, .. } if message == "manifest unknown"));
+        assert!(
+            matches!(err, RuntimeError::Pull { ref message, .. } if message == "manifest unknown")
+        );
         assert!(rt.pull_image("r/y:1").await.is_ok());
         rt.fail_create("b", "exec: \"/nonexistent\": no such file or directory");
         assert!(matches!(

@@ -20,8 +20,8 @@ use oci_client::Reference;
 use serde::Deserialize;
 use tonic::Code;
 
-use super::unpack::chain_id;
 use super::content::{BlobWrite, Lease};
+use super::unpack::chain_id;
 use super::{Containerd, Image, ImageConfig, Result, RuntimeError};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -83,6 +83,33 @@ impl ManifestDescriptor {
             ..OciDescriptor::default()
         }
     }
+
+    fn containerd(&self) -> Descriptor {
+        Descriptor {
+            media_type: self.media_type.clone(),
+            digest: self.digest.clone(),
+            size: self.size,
+            annotations: HashMap::new(),
+        }
+    }
+}
+
+/// The labels that make containerd's GC keep a manifest's config and layers.
+fn manifest_gc_labels(
+    config: &ManifestDescriptor,
+    layers: &[ManifestDescriptor],
+) -> HashMap<String, String> {
+    let mut labels = HashMap::from([(
+        "containerd.io/gc.ref.content.config".to_owned(),
+        config.digest.clone(),
+    )]);
+    for (i, layer) in layers.iter().enumerate() {
+        labels.insert(
+            format!("containerd.io/gc.ref.content.l.{i}"),
+            layer.digest.clone(),
+        );
+    }
+    labels
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -190,7 +217,7 @@ impl Containerd {
                 Err(e) => Err(e),
             }
         };
-        self.release_pull_lock(reference, lock);
+        self.release_pull_lock(reference, &lock);
         result
     }
 
@@ -199,10 +226,10 @@ impl Containerd {
         pulls.entry(reference.to_owned()).or_default().clone()
     }
 
-    fn release_pull_lock(&self, reference: &str, lock: Arc<tokio::sync::Mutex<()>>) {
+    fn release_pull_lock(&self, reference: &str, lock: &Arc<tokio::sync::Mutex<()>>) {
         let mut pulls = self.pulls.lock().expect("pull lock map poisoned");
         // The map's reference plus ours: nobody else is waiting.
-        if Arc::strong_count(&lock) == 2 {
+        if Arc::strong_count(lock) == 2 {
             pulls.remove(reference);
         }
     }
@@ -289,7 +316,8 @@ impl Containerd {
         let parsed: Reference = reference
             .parse()
             .map_err(|e| pull_error(format!("invalid image reference: {e}")))?;
-        let (manifest_bytes, manifest_digest, manifest) = self.fetch_manifest(&parsed).await?;
+        let (manifest_bytes, manifest_digest, manifest) =
+            self.fetch_manifest(reference, &parsed).await?;
         let manifest_type = manifest
             .media_type
             .clone()
@@ -299,12 +327,7 @@ impl Containerd {
             .clone()
             .ok_or_else(|| pull_error(format!("manifest {manifest_digest} has no config")))?;
 
-        let mut config_bytes = Vec::new();
-        self.registry
-            .pull_blob(&parsed, &config_desc.oci(), &mut config_bytes)
-            .await
-            .map_err(|e| pull_error(format!("config {}: {}", config_desc.digest, registry_message(&e))))?;
-        let config = parse_config(&config_bytes).map_err(pull_error)?;
+        let (config_bytes, config) = self.fetch_config(reference, &parsed, &config_desc).await?;
         if config.diff_ids.len() != manifest.layers.len() {
             return Err(pull_error(format!(
                 "image config lists {} layers, manifest {}",
@@ -317,8 +340,14 @@ impl Containerd {
 
         // Layers below an existing snapshot are never read again: fetch only the rest.
         let first_missing = self.first_missing_layer(&config.diff_ids).await?;
-        self.fetch_layers(lease, reference, &parsed, &manifest.layers[first_missing..], &config.diff_ids[first_missing..])
-            .await?;
+        self.fetch_layers(
+            lease,
+            reference,
+            &parsed,
+            &manifest.layers[first_missing..],
+            &config.diff_ids[first_missing..],
+        )
+        .await?;
 
         let snapshot_label = format!("containerd.io/gc.ref.snapshot.{}", self.config.snapshotter);
         self.put_blob(
@@ -329,26 +358,21 @@ impl Containerd {
             HashMap::from([(snapshot_label, top_chain.clone())]),
         )
         .await?;
-        let mut manifest_labels = HashMap::from([(
-            "containerd.io/gc.ref.content.config".to_owned(),
-            config_desc.digest.clone(),
-        )]);
-        for (i, layer) in manifest.layers.iter().enumerate() {
-            manifest_labels.insert(format!("containerd.io/gc.ref.content.l.{i}"), layer.digest.clone());
-        }
+        let manifest_labels = manifest_gc_labels(&config_desc, &manifest.layers);
         let manifest_size = i64::try_from(manifest_bytes.len()).expect("manifest fits in i64");
-        self.put_blob(lease, reference, &manifest_digest, manifest_bytes, manifest_labels)
-            .await?;
+        self.put_blob(
+            lease,
+            reference,
+            &manifest_digest,
+            manifest_bytes,
+            manifest_labels,
+        )
+        .await?;
 
         let layers: Vec<Descriptor> = manifest
             .layers
             .iter()
-            .map(|l| Descriptor {
-                media_type: l.media_type.clone(),
-                digest: l.digest.clone(),
-                size: l.size,
-                annotations: HashMap::new(),
-            })
+            .map(ManifestDescriptor::containerd)
             .collect();
         self.unpack(lease, reference, &layers, &config.diff_ids, first_missing)
             .await?;
@@ -372,11 +396,35 @@ impl Containerd {
         })
     }
 
+    /// The config blob's bytes (stored as they are) and its parsed form.
+    async fn fetch_config(
+        &self,
+        reference: &str,
+        parsed: &Reference,
+        desc: &ManifestDescriptor,
+    ) -> Result<(Vec<u8>, ParsedConfig)> {
+        let pull_error = |message: String| RuntimeError::Pull {
+            reference: reference.to_owned(),
+            message,
+        };
+        let mut bytes = Vec::new();
+        self.registry
+            .pull_blob(parsed, &desc.oci(), &mut bytes)
+            .await
+            .map_err(|e| pull_error(format!("config {}: {}", desc.digest, registry_message(&e))))?;
+        let config = parse_config(&bytes).map_err(pull_error)?;
+        Ok((bytes, config))
+    }
+
     /// The platform manifest for `reference`: raw bytes (stored as they are, so the digest
     /// holds), digest, and parsed form. An index is resolved to linux/<host arch>.
-    async fn fetch_manifest(&self, reference: &Reference) -> Result<(Vec<u8>, String, Manifest)> {
+    async fn fetch_manifest(
+        &self,
+        reference: &str,
+        parsed: &Reference,
+    ) -> Result<(Vec<u8>, String, Manifest)> {
         let pull_error = |message: String| RuntimeError::Pull {
-            reference: reference.whole(),
+            reference: reference.to_owned(),
             message,
         };
         let fetch = |r: Reference| async move {
@@ -389,7 +437,7 @@ impl Containerd {
                 .map_err(|e| format!("invalid manifest {digest}: {e}"))?;
             Ok::<_, String>((bytes.to_vec(), digest, manifest))
         };
-        let (bytes, digest, manifest) = fetch(reference.clone()).await.map_err(pull_error)?;
+        let (bytes, digest, manifest) = fetch(parsed.clone()).await.map_err(pull_error)?;
         if !manifest.is_index() {
             return Ok((bytes, digest, manifest));
         }
@@ -403,11 +451,13 @@ impl Containerd {
                     .is_some_and(|p| p.os == "linux" && p.architecture == arch)
             })
             .ok_or_else(|| pull_error(format!("no linux/{arch} image in index {digest}")))?;
-        let (bytes, digest, manifest) = fetch(reference.clone_with_digest(entry.digest.clone()))
+        let (bytes, digest, manifest) = fetch(parsed.clone_with_digest(entry.digest.clone()))
             .await
             .map_err(pull_error)?;
         if manifest.is_index() {
-            return Err(pull_error(format!("index {digest} points at another index")));
+            return Err(pull_error(format!(
+                "index {digest} points at another index"
+            )));
         }
         Ok((bytes, digest, manifest))
     }
@@ -421,8 +471,11 @@ impl Containerd {
         diff_ids: &[String],
     ) -> Result<()> {
         // Owned items: borrowed ones trip the compiler's Send check on the pull future.
-        let items: Vec<(ManifestDescriptor, String)> =
-            layers.iter().cloned().zip(diff_ids.iter().cloned()).collect();
+        let items: Vec<(ManifestDescriptor, String)> = layers
+            .iter()
+            .cloned()
+            .zip(diff_ids.iter().cloned())
+            .collect();
         futures::stream::iter(items)
             .map(|(layer, diff_id)| async move {
                 let labels = HashMap::from([("containerd.io/uncompressed".to_owned(), diff_id)]);
@@ -500,11 +553,13 @@ impl Containerd {
     /// image or a container uses them). A missing image is not an error.
     pub async fn remove_image(&self, reference: &str) -> Result<()> {
         match ImagesClient::new(self.channel.clone())
-            .delete(self.request(containerd_client::services::v1::DeleteImageRequest {
-                name: reference.to_owned(),
-                sync: false,
-                target: None,
-            }))
+            .delete(
+                self.request(containerd_client::services::v1::DeleteImageRequest {
+                    name: reference.to_owned(),
+                    sync: false,
+                    target: None,
+                }),
+            )
             .await
         {
             Ok(_) => Ok(()),

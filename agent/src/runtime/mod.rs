@@ -117,7 +117,8 @@ pub struct ContainerSpec {
     pub cpu_shares: Option<u64>,
     pub readonly_rootfs: bool,
     pub mounts: Vec<BindMount>,
-    /// stdout and stderr both go to this file (appended).
+    /// stdout and stderr both go to this file (appended; absolute; its directory is
+    /// created). Empty discards the output.
     pub log_path: PathBuf,
     pub labels: HashMap<String, String>,
 }
@@ -172,6 +173,8 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     fn start(&self, id: &str) -> impl Future<Output = Result<u32>> + Send;
     /// Blocks until the task exits; returns its exit status (128+signal when killed).
     fn wait(&self, id: &str) -> impl Future<Output = Result<u32>> + Send;
+    /// Signals the task's init process (`all`: every process in the container). After the
+    /// task exited, a plain kill is `NotFound` while `all` succeeds (containerd 1.6).
     fn kill(&self, id: &str, signal: u32, all: bool) -> impl Future<Output = Result<()>> + Send;
     /// Deletes the (stopped) task, the container record and its snapshot. Missing pieces are
     /// not an error.
@@ -233,7 +236,9 @@ impl Containerd {
     /// A request in our namespace whose new resources belong to `lease` until it is deleted.
     fn leased<T>(&self, message: T, lease: &content::Lease) -> Request<T> {
         let mut request = self.request(message);
-        request.metadata_mut().insert("containerd-lease", lease.header());
+        request
+            .metadata_mut()
+            .insert("containerd-lease", lease.header());
         request
     }
 }

@@ -61,7 +61,12 @@ pub struct ProcessUser {
 pub fn process_args(spec: &ContainerSpec) -> Vec<String> {
     if spec.args.is_empty() {
         let config = &spec.image.config;
-        config.entrypoint.iter().chain(&config.cmd).cloned().collect()
+        config
+            .entrypoint
+            .iter()
+            .chain(&config.cmd)
+            .cloned()
+            .collect()
     } else {
         spec.args.clone()
     }
@@ -103,7 +108,11 @@ pub fn build_spec(spec: &ContainerSpec, user: &ProcessUser) -> Value {
     // The kernel drops a non-root process's effective and permitted sets at exec anyway;
     // asking for them would only differ from Docker.
     let caps: Vec<&str> = DEFAULT_CAPABILITIES.to_vec();
-    let granted: Vec<&str> = if user.uid == 0 { caps.clone() } else { Vec::new() };
+    let granted: Vec<&str> = if user.uid == 0 {
+        caps.clone()
+    } else {
+        Vec::new()
+    };
 
     let mut namespaces = vec![
         json!({"type": "pid"}),
@@ -303,7 +312,10 @@ mod tests {
             json!({"uid": 1000, "gid": 100, "additionalGids": [5, 6]})
         );
         assert_eq!(v["process"]["capabilities"]["effective"], json!([]));
-        assert_eq!(v["process"]["capabilities"]["bounding"], json!(DEFAULT_CAPABILITIES));
+        assert_eq!(
+            v["process"]["capabilities"]["bounding"],
+            json!(DEFAULT_CAPABILITIES)
+        );
     }
 
     #[test]
@@ -367,13 +379,29 @@ mod tests {
         assert_eq!(
             destinations,
             [
-                "/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/run",
-                "/sys/fs/cgroup", "/data"
+                "/proc",
+                "/dev",
+                "/dev/pts",
+                "/dev/shm",
+                "/dev/mqueue",
+                "/sys",
+                "/run",
+                "/sys/fs/cgroup",
+                "/data"
             ]
         );
-        assert_eq!(v["mounts"][8]["options"], json!(["rbind", "rprivate", "ro"]));
+        assert_eq!(
+            v["mounts"][8]["options"],
+            json!(["rbind", "rprivate", "ro"])
+        );
         assert_eq!(v["mounts"][5]["options"][3], "ro");
-        assert!(v["linux"]["maskedPaths"].as_array().unwrap().contains(&json!("/proc/kcore")));
-        assert!(v["linux"]["readonlyPaths"].as_array().unwrap().contains(&json!("/proc/sys")));
+        assert!(v["linux"]["maskedPaths"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("/proc/kcore")));
+        assert!(v["linux"]["readonlyPaths"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("/proc/sys")));
     }
 }

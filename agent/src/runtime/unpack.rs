@@ -83,9 +83,20 @@ impl Containerd {
     ) -> Result<()> {
         let chains = chain_ids(diff_ids);
         for i in from..layers.len() {
-            let parent = if i == 0 { String::new() } else { chains[i - 1].clone() };
-            self.unpack_layer(lease, reference, &layers[i], &diff_ids[i], &chains[i], parent)
-                .await?;
+            let parent = if i == 0 {
+                String::new()
+            } else {
+                chains[i - 1].clone()
+            };
+            self.unpack_layer(
+                lease,
+                reference,
+                &layers[i],
+                &diff_ids[i],
+                &chains[i],
+                parent,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -205,7 +216,10 @@ mod tests {
 
     #[test]
     fn chain_id_of_one_layer_is_its_diff_id() {
-        assert_eq!(chain_id(&["sha256:aa".to_owned()]).as_deref(), Some("sha256:aa"));
+        assert_eq!(
+            chain_id(&["sha256:aa".to_owned()]).as_deref(),
+            Some("sha256:aa")
+        );
         assert_eq!(chain_id(&[]), None);
     }
 
@@ -224,6 +238,9 @@ mod tests {
             "sha256:{}",
             hex::encode(Sha256::digest(format!("{expected} {c}").as_bytes()))
         );
-        assert_eq!(chain_ids(&[a.to_owned(), b.to_owned(), c]), [a.to_owned(), expected, third]);
+        assert_eq!(
+            chain_ids(&[a.to_owned(), b.to_owned(), c]),
+            [a.to_owned(), expected, third]
+        );
     }
 }

@@ -75,55 +75,47 @@ pub fn resolve_user_with(
     let passwd = passwd.unwrap_or("");
     let group = group.unwrap_or("");
 
-    let entry = match user_part.parse::<u32>() {
-        Ok(uid) => parse_passwd(passwd).find(|e| e.uid == uid),
-        Err(_) => Some(
-            parse_passwd(passwd)
-                .find(|e| e.name == user_part)
-                .ok_or_else(|| UserError::UnknownUser(user_part.to_owned()))?,
-        ),
-    };
-    let uid = match (&entry, user_part.parse::<u32>()) {
-        (_, Ok(uid)) => uid,
-        (Some(e), Err(_)) => e.uid,
-        (None, Err(_)) => unreachable!("a name without entry returned above"),
+    let (uid, entry) = if let Ok(uid) = user_part.parse::<u32>() {
+        (uid, parse_passwd(passwd).find(|e| e.uid == uid))
+    } else {
+        let entry = parse_passwd(passwd)
+            .find(|e| e.name == user_part)
+            .ok_or_else(|| UserError::UnknownUser(user_part.to_owned()))?;
+        (entry.uid, Some(entry))
     };
 
-    match group_part.filter(|g| !g.is_empty()) {
-        Some(g) => {
-            let gid = match g.parse::<u32>() {
-                Ok(gid) => gid,
-                Err(_) => parse_group(group)
-                    .find(|e| e.name == g)
-                    .map(|e| e.gid)
-                    .ok_or_else(|| UserError::UnknownGroup(g.to_owned()))?,
-            };
-            Ok(ProcessUser {
-                uid,
-                gid,
-                additional_gids: Vec::new(),
-            })
-        }
-        None => {
-            let gid = entry.as_ref().map_or(0, |e| e.gid);
-            let additional_gids = match &entry {
-                Some(e) => {
-                    let mut gids: Vec<u32> = parse_group(group)
-                        .filter(|g| g.members.contains(&e.name) && g.gid != gid)
-                        .map(|g| g.gid)
-                        .collect();
-                    gids.dedup();
-                    gids
-                }
-                None => Vec::new(),
-            };
-            Ok(ProcessUser {
-                uid,
-                gid,
-                additional_gids,
-            })
-        }
+    if let Some(g) = group_part.filter(|g| !g.is_empty()) {
+        let gid = match g.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => parse_group(group)
+                .find(|e| e.name == g)
+                .map(|e| e.gid)
+                .ok_or_else(|| UserError::UnknownGroup(g.to_owned()))?,
+        };
+        return Ok(ProcessUser {
+            uid,
+            gid,
+            additional_gids: Vec::new(),
+        });
     }
+    let Some(entry) = entry else {
+        return Ok(ProcessUser {
+            uid,
+            gid: 0,
+            additional_gids: Vec::new(),
+        });
+    };
+    let mut additional_gids: Vec<u32> = parse_group(group)
+        .filter(|g| g.members.contains(&entry.name) && g.gid != entry.gid)
+        .map(|g| g.gid)
+        .collect();
+    additional_gids.sort_unstable();
+    additional_gids.dedup();
+    Ok(ProcessUser {
+        uid,
+        gid: entry.gid,
+        additional_gids,
+    })
 }
 
 /// Resolves `user` with the files found in `layers` (top layer first, as overlayfs stacks
@@ -241,8 +233,14 @@ mod tests {
 
     #[test]
     fn unknown_names_fail_like_docker() {
-        assert_eq!(resolve("nobody"), Err(UserError::UnknownUser("nobody".into())));
-        assert_eq!(resolve("app:wheel"), Err(UserError::UnknownGroup("wheel".into())));
+        assert_eq!(
+            resolve("nobody"),
+            Err(UserError::UnknownUser("nobody".into()))
+        );
+        assert_eq!(
+            resolve("app:wheel"),
+            Err(UserError::UnknownGroup("wheel".into()))
+        );
         assert_eq!(
             UserError::UnknownUser("nobody".into()).to_string(),
             "unable to find user nobody: no matching entries in passwd file"
