@@ -8,7 +8,11 @@ use cgroups_rs::fs::{cgroup_builder::CgroupBuilder, hierarchies, Cgroup};
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
     #[error("could not create cgroup {path} for task {task_id}: {message}")]
-    Create { task_id: String, path: String, message: String },
+    Create {
+        task_id: String,
+        path: String,
+        message: String,
+    },
     #[error("could not remove cgroup {path}: {message}")]
     Remove { path: String, message: String },
 }
@@ -38,7 +42,9 @@ pub struct HostCgroups {
 
 impl HostCgroups {
     pub fn new(parent: impl Into<String>) -> Self {
-        Self { parent: parent.into().trim_matches('/').to_string() }
+        Self {
+            parent: parent.into().trim_matches('/').to_string(),
+        }
     }
 }
 
@@ -59,11 +65,13 @@ impl CgroupManager for HostCgroups {
             let quota = i64::try_from(CFS_PERIOD_US).unwrap_or(100_000) * cpu / 1024;
             b = b.cpu().period(CFS_PERIOD_US).quota(quota).done();
         }
-        b.build(hierarchies::auto()).map(|_| ()).map_err(|e| CgroupError::Create {
-            task_id: task_id.to_string(),
-            path: path.clone(),
-            message: e.to_string(),
-        })
+        b.build(hierarchies::auto())
+            .map(|_| ())
+            .map_err(|e| CgroupError::Create {
+                task_id: task_id.to_string(),
+                path: path.clone(),
+                message: e.to_string(),
+            })
     }
 
     fn remove_task(&self, task_id: &str) -> Result<(), CgroupError> {
@@ -75,16 +83,25 @@ impl CgroupManager for HostCgroups {
             let child_path = format!("{path}/{child}");
             let cg = Cgroup::load(hierarchies::auto(), &child_path);
             if cg.exists() {
-                cg.delete().map_err(|e| CgroupError::Remove { path: child_path.clone(), message: e.to_string() })?;
+                cg.delete().map_err(|e| CgroupError::Remove {
+                    path: child_path.clone(),
+                    message: e.to_string(),
+                })?;
             }
         }
         let cg = Cgroup::load(hier, &path);
         if cg.exists() {
-            cg.delete().map_err(|e| CgroupError::Remove { path: path.clone(), message: e.to_string() })?;
+            cg.delete().map_err(|e| CgroupError::Remove {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
         }
         // Hierarchies cgroups-rs does not manage (the empty unified mount of
         // a hybrid host, named ones) still hold the directories runc made.
-        remove_dirs_in_all_hierarchies(&root, &path).map_err(|e| CgroupError::Remove { path, message: e.to_string() })
+        remove_dirs_in_all_hierarchies(&root, &path).map_err(|e| CgroupError::Remove {
+            path,
+            message: e.to_string(),
+        })
     }
 }
 
@@ -129,7 +146,7 @@ fn child_names(root: &Path, path: &str, v2: bool) -> Vec<String> {
     let mut names: Vec<String> = dirs
         .iter()
         .filter_map(|d| std::fs::read_dir(d).ok())
-        .flat_map(|rd| rd.flatten())
+        .flat_map(std::iter::Iterator::flatten)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .filter_map(|e| e.file_name().into_string().ok())
         .collect();
@@ -150,7 +167,10 @@ impl CgroupManager for RecordingCgroups {
     }
 
     fn create_task(&self, task_id: &str, limits: TaskLimits) -> Result<(), CgroupError> {
-        self.calls.lock().unwrap().push(format!("create {task_id} {limits:?}"));
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("create {task_id} {limits:?}"));
         Ok(())
     }
 
@@ -171,7 +191,10 @@ mod tests {
             std::fs::create_dir_all(root.path().join(ctrl).join("berth/ns/t1/web")).unwrap();
         }
         std::fs::create_dir_all(root.path().join("pids/berth/ns/t1/side")).unwrap();
-        assert_eq!(child_names(root.path(), "berth/ns/t1", false), vec!["side", "web"]);
+        assert_eq!(
+            child_names(root.path(), "berth/ns/t1", false),
+            vec!["side", "web"]
+        );
         std::fs::create_dir_all(root.path().join("berth/ns/t2/a")).unwrap();
         assert_eq!(child_names(root.path(), "berth/ns/t2", true), vec!["a"]);
     }
@@ -190,6 +213,9 @@ mod tests {
 
     #[test]
     fn task_paths_are_deterministic() {
-        assert_eq!(HostCgroups::new("/berth/ns/").task_path("abc"), "berth/ns/abc");
+        assert_eq!(
+            HostCgroups::new("/berth/ns/").task_path("abc"),
+            "berth/ns/abc"
+        );
     }
 }

@@ -45,8 +45,15 @@ pub fn host_resources(reserved_memory_mib: i64) -> (i64, i64) {
         .and_then(|s| {
             s.lines()
                 .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<i64>().ok()))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse::<i64>().ok())
+                })
         })
         .unwrap_or(0);
-    (i64::try_from(cores).unwrap_or(1) * 1024, (mem_kib / 1024 - reserved_memory_mib).max(0))
+    (
+        i64::try_from(cores).unwrap_or(1) * 1024,
+        (mem_kib / 1024 - reserved_memory_mib).max(0),
+    )
 }

@@ -7,8 +7,13 @@ use crate::network::TaskCidr;
 
 /// Picks the lowest address of `cidr` that is neither the network, the
 /// gateway, the broadcast address, nor in `used`.
-pub fn allocate(cidr: &TaskCidr, used: &HashSet<Ipv4Addr>) -> Option<Ipv4Addr> {
-    (2..cidr.size()).filter_map(|i| cidr.nth_host(i)).find(|ip| cidr.is_task_address(*ip) && !used.contains(ip))
+pub fn allocate<S: std::hash::BuildHasher>(
+    cidr: &TaskCidr,
+    used: &HashSet<Ipv4Addr, S>,
+) -> Option<Ipv4Addr> {
+    (2..cidr.size())
+        .filter_map(|i| cidr.nth_host(i))
+        .find(|ip| cidr.is_task_address(*ip) && !used.contains(ip))
 }
 
 #[cfg(test)]

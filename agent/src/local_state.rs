@@ -37,7 +37,11 @@ pub struct LocalState {
 impl LocalState {
     pub fn open(path: &Path) -> Result<Self, LocalStateError> {
         let p = path.display().to_string();
-        let e = |op: &'static str, m: &dyn std::fmt::Display| LocalStateError { path: p.clone(), op, message: m.to_string() };
+        let e = |op: &'static str, m: &dyn std::fmt::Display| LocalStateError {
+            path: p.clone(),
+            op,
+            message: m.to_string(),
+        };
         let db = redb::Database::create(path).map_err(|x| e("open", &x))?;
         let txn = db.begin_write().map_err(|x| e("begin", &x))?;
         txn.open_table(META).map_err(|x| e("create", &x))?;
@@ -47,20 +51,27 @@ impl LocalState {
     }
 
     fn err(&self, op: &'static str, m: &dyn std::fmt::Display) -> LocalStateError {
-        LocalStateError { path: self.path.clone(), op, message: m.to_string() }
+        LocalStateError {
+            path: self.path.clone(),
+            op,
+            message: m.to_string(),
+        }
     }
 
     pub fn container_instance_arn(&self) -> Result<Option<String>, LocalStateError> {
         let txn = self.db.begin_read().map_err(|e| self.err("begin", &e))?;
         let t = txn.open_table(META).map_err(|e| self.err("open", &e))?;
-        Ok(t.get("container_instance_arn").map_err(|e| self.err("get", &e))?.map(|v| v.value().to_string()))
+        Ok(t.get("container_instance_arn")
+            .map_err(|e| self.err("get", &e))?
+            .map(|v| v.value().to_string()))
     }
 
     pub fn set_container_instance_arn(&self, arn: &str) -> Result<(), LocalStateError> {
         let txn = self.db.begin_write().map_err(|e| self.err("begin", &e))?;
         {
             let mut t = txn.open_table(META).map_err(|e| self.err("open", &e))?;
-            t.insert("container_instance_arn", arn).map_err(|e| self.err("insert", &e))?;
+            t.insert("container_instance_arn", arn)
+                .map_err(|e| self.err("insert", &e))?;
         }
         txn.commit().map_err(|e| self.err("commit", &e))
     }
@@ -70,7 +81,8 @@ impl LocalState {
         let txn = self.db.begin_write().map_err(|e| self.err("begin", &e))?;
         {
             let mut t = txn.open_table(TASKS).map_err(|e| self.err("open", &e))?;
-            t.insert(record.spec.id.as_str(), bytes.as_slice()).map_err(|e| self.err("insert", &e))?;
+            t.insert(record.spec.id.as_str(), bytes.as_slice())
+                .map_err(|e| self.err("insert", &e))?;
         }
         txn.commit().map_err(|e| self.err("commit", &e))
     }
@@ -92,7 +104,9 @@ impl LocalState {
             let (k, v) = entry.map_err(|e| self.err("read", &e))?;
             match serde_json::from_slice(v.value()) {
                 Ok(r) => out.push(r),
-                Err(e) => tracing::error!(task_id = k.value(), error = %e, "unreadable task record skipped"),
+                Err(e) => {
+                    tracing::error!(task_id = k.value(), error = %e, "unreadable task record skipped")
+                }
             }
         }
         Ok(out)
@@ -123,8 +137,12 @@ mod tests {
         {
             let s = LocalState::open(&path).unwrap();
             s.set_container_instance_arn("ci").unwrap();
-            s.put_task(&TaskRecord { spec: spec.clone(), ipv4: Some(Ipv4Addr::new(10, 0, 0, 2)), last_report: TaskReport::default() })
-                .unwrap();
+            s.put_task(&TaskRecord {
+                spec: spec.clone(),
+                ipv4: Some(Ipv4Addr::new(10, 0, 0, 2)),
+                last_report: TaskReport::default(),
+            })
+            .unwrap();
         }
         let s = LocalState::open(&path).unwrap();
         assert_eq!(s.container_instance_arn().unwrap().as_deref(), Some("ci"));

@@ -15,13 +15,25 @@ use berth_agent::tasks::{Host, TaskManager};
 use clap::Parser;
 
 #[derive(Parser, Debug)]
-#[command(name = "berth-agent", version, about = "Berth agent: runs tasks on this host through containerd")]
+#[command(
+    name = "berth-agent",
+    version,
+    about = "Berth agent: runs tasks on this host through containerd"
+)]
 struct Args {
     /// Local state and task logs.
-    #[arg(long, env = "BERTH_AGENT_DATA_DIR", default_value = "/var/lib/berth/agent")]
+    #[arg(
+        long,
+        env = "BERTH_AGENT_DATA_DIR",
+        default_value = "/var/lib/berth/agent"
+    )]
     data_dir: PathBuf,
     /// The control plane's agent endpoint.
-    #[arg(long, env = "BERTH_CONTROL_PLANE", default_value = "http://127.0.0.1:8501")]
+    #[arg(
+        long,
+        env = "BERTH_CONTROL_PLANE",
+        default_value = "http://127.0.0.1:8501"
+    )]
     control_plane: String,
     /// Cluster this host joins.
     #[arg(long, env = "BERTH_CLUSTER", default_value = "default")]
@@ -31,7 +43,11 @@ struct Args {
     serves_fargate: bool,
     #[arg(long, env = "BERTH_REGION", default_value = "us-east-1")]
     region: String,
-    #[arg(long, env = "BERTH_CONTAINERD_SOCK", default_value = "/run/containerd/containerd.sock")]
+    #[arg(
+        long,
+        env = "BERTH_CONTAINERD_SOCK",
+        default_value = "/run/containerd/containerd.sock"
+    )]
     containerd_socket: PathBuf,
     /// containerd namespace for this agent's containers (unique per agent on a host).
     #[arg(long, env = "BERTH_CONTAINERD_NAMESPACE", default_value = "berth")]
@@ -43,10 +59,18 @@ struct Args {
     #[arg(long, env = "BERTH_TASK_CIDR", default_value = "10.131.0.0/24")]
     task_cidr: String,
     /// Registries (host:port) the agent may reach over plain HTTP.
-    #[arg(long = "insecure-registry", env = "BERTH_INSECURE_REGISTRIES", value_delimiter = ',')]
+    #[arg(
+        long = "insecure-registry",
+        env = "BERTH_INSECURE_REGISTRIES",
+        value_delimiter = ','
+    )]
     insecure_registries: Vec<String>,
     /// Seconds between SIGTERM and SIGKILL when a container has no stopTimeout.
-    #[arg(long = "stop-timeout", env = "BERTH_STOP_TIMEOUT", default_value_t = 30)]
+    #[arg(
+        long = "stop-timeout",
+        env = "BERTH_STOP_TIMEOUT",
+        default_value_t = 30
+    )]
     stop_timeout_secs: u64,
     /// Memory (MiB) kept back for the host itself.
     #[arg(long, env = "BERTH_RESERVED_MEMORY", default_value_t = 512)]
@@ -59,11 +83,17 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .init();
     let args = Args::parse();
-    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let cidr: TaskCidr = args.task_cidr.parse().with_context(|| format!("--task-cidr {}", args.task_cidr))?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let cidr: TaskCidr = args
+        .task_cidr
+        .parse()
+        .with_context(|| format!("--task-cidr {}", args.task_cidr))?;
     let (cpu, memory_mib) = host_resources(args.reserved_memory_mib);
     let config = AgentConfig {
         data_dir: args.data_dir.clone(),
@@ -86,10 +116,15 @@ async fn main() -> anyhow::Result<()> {
     let mut net_config = NetworkConfig::new(args.bridge, cidr);
     net_config.mtu = args.mtu;
     let network = LinuxNetwork::new(net_config)?;
-    network.ensure_host().await.context("setting up the host bridge")?;
+    network
+        .ensure_host()
+        .await
+        .context("setting up the host bridge")?;
     let mut rt_config = RuntimeConfig::new(args.containerd_socket, args.containerd_namespace);
     rt_config.insecure_registries = args.insecure_registries;
-    let runtime = Containerd::connect(rt_config).await.context("connecting to containerd")?;
+    let runtime = Containerd::connect(rt_config)
+        .await
+        .context("connecting to containerd")?;
     let state = LocalState::open(&config.state_path())?;
     let cgroups = HostCgroups::new(config.cgroup_parent.clone());
     let host = Arc::new(Host::new(runtime, network, cgroups, state, config, cidr));
@@ -105,7 +140,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
     tokio::select! {
         _ = term.recv() => {},
         _ = tokio::signal::ctrl_c() => {},

@@ -20,7 +20,10 @@ pub enum SessionError {
     #[error("cannot reach the control plane at {endpoint}: {message}")]
     Connect { endpoint: String, message: String },
     #[error("control plane refused {op}: {status}")]
-    Rpc { op: &'static str, status: tonic::Status },
+    Rpc {
+        op: &'static str,
+        status: tonic::Status,
+    },
     #[error("invalid task from the control plane: {0}")]
     InvalidTask(String),
 }
@@ -30,7 +33,10 @@ impl TryFrom<pb::TaskSpec> for TaskSpec {
 
     fn try_from(t: pb::TaskSpec) -> Result<Self, Self::Error> {
         if t.task_id.is_empty() || !t.task_id.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(SessionError::InvalidTask(format!("task id '{}' must be non-empty and alphanumeric", t.task_id)));
+            return Err(SessionError::InvalidTask(format!(
+                "task id '{}' must be non-empty and alphanumeric",
+                t.task_id
+            )));
         }
         let desired_status = match pb::DesiredStatus::try_from(t.desired_status) {
             Ok(pb::DesiredStatus::Stopped) => DesiredStatus::Stopped,
@@ -51,14 +57,19 @@ impl TryFrom<pb::TaskSpec> for TaskSpec {
                 image: c.image,
                 command: c.command,
                 entry_point: c.entry_point,
-                environment: c.environment.into_iter().map(|kv| (kv.name, kv.value)).collect(),
+                environment: c
+                    .environment
+                    .into_iter()
+                    .map(|kv| (kv.name, kv.value))
+                    .collect(),
                 working_directory: Some(c.working_directory).filter(|s| !s.is_empty()),
                 user: Some(c.user).filter(|s| !s.is_empty()),
                 cpu: c.cpu,
                 memory_mib: pos(c.memory_mib),
                 memory_reservation_mib: pos(c.memory_reservation_mib),
                 essential: c.essential,
-                stop_timeout: (c.stop_timeout_secs > 0).then(|| Duration::from_secs(u64::from(c.stop_timeout_secs))),
+                stop_timeout: (c.stop_timeout_secs > 0)
+                    .then(|| Duration::from_secs(u64::from(c.stop_timeout_secs))),
             })
             .collect();
         Ok(TaskSpec {
@@ -138,20 +149,37 @@ async fn session<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
     let cfg = &host.config;
     let mut client = AgentServiceClient::connect(cfg.control_plane.clone())
         .await
-        .map_err(|e| SessionError::Connect { endpoint: cfg.control_plane.clone(), message: e.to_string() })?;
-    let known = host.state.container_instance_arn().ok().flatten().unwrap_or_default();
+        .map_err(|e| SessionError::Connect {
+            endpoint: cfg.control_plane.clone(),
+            message: e.to_string(),
+        })?;
+    let known = host
+        .state
+        .container_instance_arn()
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     let resp = client
         .register(pb::RegisterRequest {
             cluster: cfg.cluster.clone(),
             container_instance_arn: known,
-            hostname: nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
-            resources: Some(pb::Resources { cpu: cfg.cpu, memory_mib: cfg.memory_mib }),
+            hostname: nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            resources: Some(pb::Resources {
+                cpu: cfg.cpu,
+                memory_mib: cfg.memory_mib,
+            }),
             serves_fargate: cfg.serves_fargate,
             agent_version: env!("CARGO_PKG_VERSION").into(),
-            attributes: std::iter::once(("berth.network-modes".to_string(), "awsvpc".to_string())).collect(),
+            attributes: std::iter::once(("berth.network-modes".to_string(), "awsvpc".to_string()))
+                .collect(),
         })
         .await
-        .map_err(|status| SessionError::Rpc { op: "Register", status })?
+        .map_err(|status| SessionError::Rpc {
+            op: "Register",
+            status,
+        })?
         .into_inner();
     let arn = resp.container_instance_arn;
     if let Err(e) = host.state.set_container_instance_arn(&arn) {
@@ -160,12 +188,21 @@ async fn session<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
     tracing::info!(container_instance = %arn, "registered");
 
     let (out_tx, out_rx) = mpsc::channel(64);
-    let hello = pb::Hello { container_instance_arn: arn.clone(), tasks: manager.snapshot().into_iter().map(Into::into).collect() };
-    out_tx.send(msg(pb::agent_message::Kind::Hello(hello))).await.ok();
+    let hello = pb::Hello {
+        container_instance_arn: arn.clone(),
+        tasks: manager.snapshot().into_iter().map(Into::into).collect(),
+    };
+    out_tx
+        .send(msg(pb::agent_message::Kind::Hello(hello)))
+        .await
+        .ok();
     let mut inbound = client
         .session(tokio_stream::wrappers::ReceiverStream::new(out_rx))
         .await
-        .map_err(|status| SessionError::Rpc { op: "Session", status })?
+        .map_err(|status| SessionError::Rpc {
+            op: "Session",
+            status,
+        })?
         .into_inner();
     let interval = Duration::from_secs(u64::from(resp.heartbeat_interval_secs.max(1)));
     let mut heartbeat = tokio::time::interval(interval);

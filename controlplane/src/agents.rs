@@ -35,7 +35,9 @@ impl Agents {
 fn status(e: &StateError) -> Status {
     match e {
         StateError::ClusterNotFound(_) => Status::not_found(e.to_string()),
-        StateError::InvalidParameter(_) | StateError::Client(_) => Status::invalid_argument(e.to_string()),
+        StateError::InvalidParameter(_) | StateError::Client(_) => {
+            Status::invalid_argument(e.to_string())
+        }
         StateError::Store(_) | StateError::Corrupt { .. } => Status::internal(e.to_string()),
     }
 }
@@ -84,7 +86,11 @@ fn task_spec(t: &Task) -> pb::TaskSpec {
         NetworkMode::Host => pb::NetworkMode::Host,
         NetworkMode::None => pb::NetworkMode::None,
     };
-    let desired = if t.desired_status == "STOPPED" { pb::DesiredStatus::Stopped } else { pb::DesiredStatus::Running };
+    let desired = if t.desired_status == "STOPPED" {
+        pb::DesiredStatus::Stopped
+    } else {
+        pb::DesiredStatus::Running
+    };
     pb::TaskSpec {
         task_arn: t.arn.clone(),
         task_id: t.id.clone(),
@@ -105,7 +111,14 @@ fn task_spec(t: &Task) -> pb::TaskSpec {
                     image: d.image.clone(),
                     command: d.command.clone(),
                     entry_point: d.entry_point.clone(),
-                    environment: d.environment.iter().map(|(k, v)| pb::KeyValue { name: k.clone(), value: v.clone() }).collect(),
+                    environment: d
+                        .environment
+                        .iter()
+                        .map(|(k, v)| pb::KeyValue {
+                            name: k.clone(),
+                            value: v.clone(),
+                        })
+                        .collect(),
                     working_directory: d.working_directory.clone().unwrap_or_default(),
                     user: d.user.clone().unwrap_or_default(),
                     cpu: d.cpu,
@@ -120,8 +133,16 @@ fn task_spec(t: &Task) -> pb::TaskSpec {
 }
 
 fn desired_message(cp: &ControlPlane, instance_arn: &str) -> pb::ControlMessage {
-    let tasks = cp.desired_tasks(instance_arn).iter().map(task_spec).collect();
-    pb::ControlMessage { kind: Some(pb::control_message::Kind::DesiredTasks(pb::DesiredTasks { tasks })) }
+    let tasks = cp
+        .desired_tasks(instance_arn)
+        .iter()
+        .map(task_spec)
+        .collect();
+    pb::ControlMessage {
+        kind: Some(pb::control_message::Kind::DesiredTasks(pb::DesiredTasks {
+            tasks,
+        })),
+    }
 }
 
 fn now_ms() -> i64 {
@@ -130,17 +151,29 @@ fn now_ms() -> i64 {
 
 #[tonic::async_trait]
 impl AgentService for Agents {
-    async fn register(&self, request: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
+    async fn register(
+        &self,
+        request: Request<pb::RegisterRequest>,
+    ) -> Result<Response<pb::RegisterResponse>, Status> {
         let r = request.into_inner();
         let resources = r.resources.unwrap_or_default();
         if resources.cpu <= 0 || resources.memory_mib <= 0 {
-            return Err(Status::invalid_argument("register: resources.cpu and resources.memory_mib must be positive"));
+            return Err(Status::invalid_argument(
+                "register: resources.cpu and resources.memory_mib must be positive",
+            ));
         }
         let reg = InstanceRegistration {
-            cluster: if r.cluster.is_empty() { "default".into() } else { r.cluster },
+            cluster: if r.cluster.is_empty() {
+                "default".into()
+            } else {
+                r.cluster
+            },
             container_instance_arn: non_empty(r.container_instance_arn),
             hostname: r.hostname,
-            resources: Resources { cpu: resources.cpu, memory_mib: resources.memory_mib },
+            resources: Resources {
+                cpu: resources.cpu,
+                memory_mib: resources.memory_mib,
+            },
             serves_fargate: r.serves_fargate,
             agent_version: r.agent_version,
             attributes: r.attributes.into_iter().collect(),
@@ -160,12 +193,21 @@ impl AgentService for Agents {
 
     type SessionStream = ReceiverStream<Result<pb::ControlMessage, Status>>;
 
-    async fn session(&self, request: Request<Streaming<pb::AgentMessage>>) -> Result<Response<Self::SessionStream>, Status> {
+    async fn session(
+        &self,
+        request: Request<Streaming<pb::AgentMessage>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
         let mut inbound = request.into_inner();
         let hello = match inbound.next().await {
-            Some(Ok(pb::AgentMessage { kind: Some(pb::agent_message::Kind::Hello(h)) })) => h,
+            Some(Ok(pb::AgentMessage {
+                kind: Some(pb::agent_message::Kind::Hello(h)),
+            })) => h,
             Some(Err(e)) => return Err(e),
-            _ => return Err(Status::invalid_argument("session: the first message must be Hello")),
+            _ => {
+                return Err(Status::invalid_argument(
+                    "session: the first message must be Hello",
+                ))
+            }
         };
         let cp = self.control_plane.clone();
         let arn = hello.container_instance_arn.clone();
@@ -185,8 +227,8 @@ impl AgentService for Agents {
             changes.mark_unchanged();
             loop {
                 tokio::select! {
-                    changed = changes.changed() => {
-                        if changed.is_err() { break; } // replaced by a newer session
+                    alive = changes.changed() => {
+                        if alive.is_err() { break; } // replaced by a newer session
                         changes.mark_unchanged();
                         if tx.send(Ok(desired_message(&cp, &arn))).await.is_err() { break; }
                     }
@@ -225,7 +267,12 @@ mod tests {
         let r: TaskReport = pb::TaskStatus {
             task_arn: "arn".into(),
             last_status: "RUNNING".into(),
-            containers: vec![pb::ContainerStatus { name: "web".into(), last_status: "RUNNING".into(), exit_code: None, ..Default::default() }],
+            containers: vec![pb::ContainerStatus {
+                name: "web".into(),
+                last_status: "RUNNING".into(),
+                exit_code: None,
+                ..Default::default()
+            }],
             started_at_ms: 5,
             ..Default::default()
         }

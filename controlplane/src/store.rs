@@ -54,20 +54,35 @@ pub struct Write {
 
 impl Write {
     pub fn put(table: Table, key: impl Into<String>, value: Vec<u8>) -> Self {
-        Self { table, key: key.into(), value: Some(value) }
+        Self {
+            table,
+            key: key.into(),
+            value: Some(value),
+        }
     }
 
     pub fn delete(table: Table, key: impl Into<String>) -> Self {
-        Self { table, key: key.into(), value: None }
+        Self {
+            table,
+            key: key.into(),
+            value: None,
+        }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("could not open the store at {path}: {source}")]
-    Open { path: String, source: Box<redb::DatabaseError> },
+    Open {
+        path: String,
+        source: Box<redb::DatabaseError>,
+    },
     #[error("store {op} failed on table {table}: {message}")]
-    Io { op: &'static str, table: &'static str, message: String },
+    Io {
+        op: &'static str,
+        table: &'static str,
+        message: String,
+    },
 }
 
 /// Persistence for control-plane records. Every `apply` is atomic and durable
@@ -91,7 +106,8 @@ impl RedbStore {
         // Create every table up front so reads never see "table does not exist".
         let txn = db.begin_write().map_err(|e| io("begin", Table::Meta, &e))?;
         for table in Table::ALL {
-            txn.open_table(table.definition()).map_err(|e| io("create", table, &e))?;
+            txn.open_table(table.definition())
+                .map_err(|e| io("create", table, &e))?;
         }
         txn.commit().map_err(|e| io("commit", Table::Meta, &e))?;
         Ok(Self { db })
@@ -99,7 +115,11 @@ impl RedbStore {
 }
 
 fn io(op: &'static str, table: Table, e: &dyn std::fmt::Display) -> StoreError {
-    StoreError::Io { op, table: table.name(), message: e.to_string() }
+    StoreError::Io {
+        op,
+        table: table.name(),
+        message: e.to_string(),
+    }
 }
 
 impl Store for RedbStore {
@@ -107,13 +127,19 @@ impl Store for RedbStore {
         let first = writes.first().map_or(Table::Meta, |w| w.table);
         let txn = self.db.begin_write().map_err(|e| io("begin", first, &e))?;
         for w in writes {
-            let mut table = txn.open_table(w.table.definition()).map_err(|e| io("open", w.table, &e))?;
+            let mut table = txn
+                .open_table(w.table.definition())
+                .map_err(|e| io("open", w.table, &e))?;
             match &w.value {
                 Some(v) => {
-                    table.insert(w.key.as_str(), v.as_slice()).map_err(|e| io("insert", w.table, &e))?;
+                    table
+                        .insert(w.key.as_str(), v.as_slice())
+                        .map_err(|e| io("insert", w.table, &e))?;
                 }
                 None => {
-                    table.remove(w.key.as_str()).map_err(|e| io("remove", w.table, &e))?;
+                    table
+                        .remove(w.key.as_str())
+                        .map_err(|e| io("remove", w.table, &e))?;
                 }
             }
         }
@@ -122,7 +148,9 @@ impl Store for RedbStore {
 
     fn load(&self, table: Table) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let txn = self.db.begin_read().map_err(|e| io("begin", table, &e))?;
-        let t = txn.open_table(table.definition()).map_err(|e| io("open", table, &e))?;
+        let t = txn
+            .open_table(table.definition())
+            .map_err(|e| io("open", table, &e))?;
         let mut out = Vec::new();
         for entry in t.iter().map_err(|e| io("iter", table, &e))? {
             let (k, v) = entry.map_err(|e| io("read", table, &e))?;
@@ -181,7 +209,10 @@ mod tests {
             store.apply(&[Write::delete(Table::Clusters, "a")]).unwrap();
         }
         let store = RedbStore::open(&path).unwrap();
-        assert_eq!(store.load(Table::Clusters).unwrap(), vec![("b".to_string(), b"2".to_vec())]);
+        assert_eq!(
+            store.load(Table::Clusters).unwrap(),
+            vec![("b".to_string(), b"2".to_vec())]
+        );
         assert!(store.load(Table::Tasks).unwrap().is_empty());
     }
 }

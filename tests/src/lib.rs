@@ -21,32 +21,51 @@ pub fn require_env(name: &str) -> String {
 }
 
 pub fn require_root() {
-    assert!(nix_is_root(), "these tests need root (network namespaces, cgroups, containerd)");
+    assert!(
+        nix_is_root(),
+        "these tests need root (network namespaces, cgroups, containerd)"
+    );
 }
 
 fn nix_is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
 /// Where cargo put the daemons (`cargo build --bins` runs first).
 pub fn binary(name: &str) -> PathBuf {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(
+        |_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        PathBuf::from,
+    );
     let path = target.join("debug").join(name);
-    assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first",
+        path.display()
+    );
     path
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 /// Polls `f` until it returns Some or the deadline passes.
-pub fn poll<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+pub fn poll<T>(
+    what: &str,
+    timeout: Duration,
+    mut f: impl FnMut() -> Result<Option<T>>,
+) -> Result<T> {
     let deadline = Instant::now() + timeout;
     let mut last_err = None;
     loop {
@@ -115,7 +134,10 @@ impl Berth {
     }
 
     fn log(&self, name: &str) -> Result<std::fs::File> {
-        Ok(std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join(name))?)
+        Ok(std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(name))?)
     }
 
     pub fn start_controlplane(&mut self) -> Result<()> {
@@ -133,7 +155,10 @@ impl Berth {
         let env = self.data_dir().join("aws.env");
         let port = self.api_port;
         poll("the control plane API", Duration::from_secs(20), || {
-            Ok((env.exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()).then_some(()))
+            Ok(
+                (env.exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())
+                    .then_some(()),
+            )
         })
     }
 
@@ -141,7 +166,10 @@ impl Berth {
         let child = Command::new(binary("berth-agent"))
             .arg("--data-dir")
             .arg(self.agent_dir())
-            .args(["--control-plane", &format!("http://127.0.0.1:{}", self.agent_port)])
+            .args([
+                "--control-plane",
+                &format!("http://127.0.0.1:{}", self.agent_port),
+            ])
             .args(["--containerd-socket", &self.containerd_sock])
             .args(["--containerd-namespace", &self.namespace])
             .args(["--bridge", &self.bridge])
@@ -168,14 +196,29 @@ impl Berth {
 
     pub fn wait_connected(&mut self) -> Result<String> {
         poll("the agent to connect", Duration::from_secs(30), || {
-            if let Some(status) = self.agent.as_mut().and_then(|a| a.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .agent
+                .as_mut()
+                .and_then(|a| a.try_wait().ok().flatten())
+            {
                 bail!("berth-agent exited early ({status})");
             }
             let arns = self.aws(&["ecs", "list-container-instances", "--cluster", "default"])?;
-            let Some(arn) = arns["containerInstanceArns"].get(0).and_then(Value::as_str).map(str::to_owned) else {
+            let Some(arn) = arns["containerInstanceArns"]
+                .get(0)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+            else {
                 return Ok(None);
             };
-            let d = self.aws(&["ecs", "describe-container-instances", "--cluster", "default", "--container-instances", &arn])?;
+            let d = self.aws(&[
+                "ecs",
+                "describe-container-instances",
+                "--cluster",
+                "default",
+                "--container-instances",
+                &arn,
+            ])?;
             Ok((d["containerInstances"][0]["agentConnected"] == true).then_some(arn))
         })
     }
@@ -183,19 +226,28 @@ impl Berth {
     /// The environment `aws.env` gives a user.
     pub fn aws_env(&self) -> Result<Vec<(String, String)>> {
         let text = std::fs::read_to_string(self.data_dir().join("aws.env"))?;
-        Ok(text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        Ok(text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect())
     }
 
     /// Runs the aws CLI; Ok(json) on success, Err with its stderr otherwise.
     pub fn aws(&self, args: &[&str]) -> Result<Value> {
         let out = self.aws_raw(args)?;
         if !out.status.success() {
-            bail!("aws {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "aws {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         if out.stdout.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Null);
         }
-        serde_json::from_slice(&out.stdout).with_context(|| format!("aws output: {}", String::from_utf8_lossy(&out.stdout)))
+        serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("aws output: {}", String::from_utf8_lossy(&out.stdout)))
     }
 
     pub fn aws_raw(&self, args: &[&str]) -> Result<std::process::Output> {
@@ -213,12 +265,28 @@ impl Berth {
 
     /// Describes one task (by ARN).
     pub fn describe_task(&self, cluster: &str, arn: &str) -> Result<Value> {
-        let d = self.aws(&["ecs", "describe-tasks", "--cluster", cluster, "--tasks", arn])?;
-        d["tasks"].get(0).cloned().ok_or_else(|| anyhow!("task {arn} not found: {d}"))
+        let d = self.aws(&[
+            "ecs",
+            "describe-tasks",
+            "--cluster",
+            cluster,
+            "--tasks",
+            arn,
+        ])?;
+        d["tasks"]
+            .get(0)
+            .cloned()
+            .ok_or_else(|| anyhow!("task {arn} not found: {d}"))
     }
 
     /// Waits until the task's lastStatus is `status`.
-    pub fn wait_task_status(&self, cluster: &str, arn: &str, status: &str, timeout: Duration) -> Result<Value> {
+    pub fn wait_task_status(
+        &self,
+        cluster: &str,
+        arn: &str,
+        status: &str,
+        timeout: Duration,
+    ) -> Result<Value> {
         poll(&format!("task {arn} to be {status}"), timeout, || {
             let t = self.describe_task(cluster, arn)?;
             if t["lastStatus"] == status {
@@ -234,20 +302,39 @@ impl Berth {
     /// The task cgroup's memory hard limit in bytes (cgroup v1 or v2).
     pub fn task_memory_limit(&self, task_id: &str) -> Result<u64> {
         let rel = Path::new("berth").join(&self.namespace).join(task_id);
-        let v1 = Path::new("/sys/fs/cgroup/memory").join(&rel).join("memory.limit_in_bytes");
+        let v1 = Path::new("/sys/fs/cgroup/memory")
+            .join(&rel)
+            .join("memory.limit_in_bytes");
         let v2 = Path::new("/sys/fs/cgroup").join(&rel).join("memory.max");
         let text = std::fs::read_to_string(&v1)
             .or_else(|_| std::fs::read_to_string(&v2))
-            .with_context(|| format!("no memory limit file for task {task_id} ({} or {})", v1.display(), v2.display()))?;
+            .with_context(|| {
+                format!(
+                    "no memory limit file for task {task_id} ({} or {})",
+                    v1.display(),
+                    v2.display()
+                )
+            })?;
         Ok(text.trim().parse()?)
     }
 
     /// containerd containers left in this harness's namespace.
     pub fn containers(&self) -> Result<Vec<String>> {
         let out = Command::new("ctr")
-            .args(["--address", &self.containerd_sock, "-n", &self.namespace, "containers", "ls", "-q"])
+            .args([
+                "--address",
+                &self.containerd_sock,
+                "-n",
+                &self.namespace,
+                "containers",
+                "ls",
+                "-q",
+            ])
             .output()?;
-        Ok(String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect())
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect())
     }
 
     /// Host resources a task may leave: netns, veth, cgroups, containers.
@@ -262,12 +349,18 @@ impl Berth {
             left.push(format!("veth {veth}"));
         }
         for entry in std::fs::read_dir("/sys/fs/cgroup")? {
-            let p = entry?.path().join("berth").join(&self.namespace).join(task_id);
+            let p = entry?
+                .path()
+                .join("berth")
+                .join(&self.namespace)
+                .join(task_id);
             if p.exists() {
                 left.push(format!("cgroup {}", p.display()));
             }
         }
-        let unified = Path::new("/sys/fs/cgroup/berth").join(&self.namespace).join(task_id);
+        let unified = Path::new("/sys/fs/cgroup/berth")
+            .join(&self.namespace)
+            .join(task_id);
         if unified.exists() {
             left.push(format!("cgroup {}", unified.display()));
         }
@@ -281,7 +374,10 @@ impl Berth {
 
     fn stop_child(child: &mut Option<Child>) {
         if let Some(mut c) = child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
             let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = c.try_wait() {
@@ -320,7 +416,12 @@ impl Drop for Berth {
 /// Removes whatever a harness's agent may have left: containers and tasks in
 /// its containerd namespace, its namespaces, bridge, iptables rules, cgroups.
 pub fn cleanup_host(sock: &str, namespace: &str, bridge: &str) {
-    let ctr = |args: &[&str]| Command::new("ctr").args(["--address", sock, "-n", namespace]).args(args).output();
+    let ctr = |args: &[&str]| {
+        Command::new("ctr")
+            .args(["--address", sock, "-n", namespace])
+            .args(args)
+            .output()
+    };
     if let Ok(out) = ctr(&["containers", "ls", "-q"]) {
         for id in String::from_utf8_lossy(&out.stdout).lines() {
             let _ = ctr(&["tasks", "kill", "-a", "-s", "SIGKILL", id]);
@@ -330,11 +431,17 @@ pub fn cleanup_host(sock: &str, namespace: &str, bridge: &str) {
     }
     let _ = Command::new("ip").args(["link", "del", bridge]).output();
     for (table, chain) in [("nat", "POSTROUTING"), ("filter", "FORWARD")] {
-        if let Ok(out) = Command::new("iptables").args(["-w", "-t", table, "-S", chain]).output() {
+        if let Ok(out) = Command::new("iptables")
+            .args(["-w", "-t", table, "-S", chain])
+            .output()
+        {
             for rule in String::from_utf8_lossy(&out.stdout).lines() {
                 if rule.contains(&format!("berth:{bridge}")) {
                     let args: Vec<String> = shell_words(rule.replacen("-A ", "-D ", 1).as_str());
-                    let _ = Command::new("iptables").args(["-w", "-t", table]).args(&args).output();
+                    let _ = Command::new("iptables")
+                        .args(["-w", "-t", table])
+                        .args(&args)
+                        .output();
                 }
             }
         }
@@ -384,12 +491,17 @@ fn shell_words(s: &str) -> Vec<String> {
 /// GET `path` from `ip:port` over plain HTTP/1.0; the body.
 pub fn http_get(ip: &str, port: u16, path: &str) -> Result<String> {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect_timeout(&format!("{ip}:{port}").parse()?, Duration::from_secs(2))?;
+    let mut s = std::net::TcpStream::connect_timeout(
+        &format!("{ip}:{port}").parse()?,
+        Duration::from_secs(2),
+    )?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(s, "GET {path} HTTP/1.0\r\nHost: {ip}\r\n\r\n")?;
     let mut buf = String::new();
     s.read_to_string(&mut buf)?;
-    let (head, body) = buf.split_once("\r\n\r\n").ok_or_else(|| anyhow!("no HTTP response: {buf}"))?;
+    let (head, body) = buf
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow!("no HTTP response: {buf}"))?;
     if !head.starts_with("HTTP/1.") || !head.contains(" 200 ") {
         bail!("HTTP error: {head}");
     }

@@ -38,16 +38,28 @@ fn web_with_sidecar(image: &str) -> Value {
 
 #[test]
 fn run_task_serves_a_page_and_stops_cleanly() -> Result<()> {
-    let mut b = Berth::start()?;
+    let b = Berth::start()?;
     let c = b.aws(&["ecs", "create-cluster", "--cluster-name", "my-cluster"])?;
     assert_eq!(c["cluster"]["status"], "ACTIVE");
     let td = write_json(&b, "web.json", &web_with_sidecar(&b.demo_image))?;
     let reg = b.aws(&["ecs", "register-task-definition", "--cli-input-json", &td])?;
     assert_eq!(reg["taskDefinition"]["revision"], 1);
 
-    let run = b.aws(&["ecs", "run-task", "--cluster", "my-cluster", "--launch-type", "FARGATE", "--task-definition", "web"])?;
+    let run = b.aws(&[
+        "ecs",
+        "run-task",
+        "--cluster",
+        "my-cluster",
+        "--launch-type",
+        "FARGATE",
+        "--task-definition",
+        "web",
+    ])?;
     assert_eq!(run["failures"], json!([]), "{run}");
-    let arn = run["tasks"][0]["taskArn"].as_str().context("taskArn")?.to_string();
+    let arn = run["tasks"][0]["taskArn"]
+        .as_str()
+        .context("taskArn")?
+        .to_string();
     let id = task_id(&arn);
     let task = b.wait_task_status("my-cluster", &arn, "RUNNING", Duration::from_secs(60))?;
     let ip = task["attachments"][0]["details"]
@@ -61,38 +73,73 @@ fn run_task_serves_a_page_and_stops_cleanly() -> Result<()> {
     assert_eq!(b.task_memory_limit(&id)?, 512 * 1024 * 1024);
 
     // The host reaches the task's own address.
-    let page = poll("the page from the task", Duration::from_secs(20), || Ok(http_get(&ip, 80, "/").ok()))?;
+    let page = poll("the page from the task", Duration::from_secs(20), || {
+        Ok(http_get(&ip, 80, "/").ok())
+    })?;
     assert!(page.contains("hello from berth"), "{page}");
     // The sidecar reached the web container over localhost.
     let log = b.agent_dir().join("tasks").join(&id).join("sidecar.log");
-    poll("the sidecar to reach localhost", Duration::from_secs(20), || {
-        Ok(std::fs::read_to_string(&log).ok().filter(|s| s.contains("sidecar got: hello from berth")))
-    })?;
+    poll(
+        "the sidecar to reach localhost",
+        Duration::from_secs(20),
+        || {
+            Ok(std::fs::read_to_string(&log)
+                .ok()
+                .filter(|s| s.contains("sidecar got: hello from berth")))
+        },
+    )?;
 
-    let stopped = b.aws(&["ecs", "stop-task", "--cluster", "my-cluster", "--task", &arn, "--reason", "done testing"])?;
+    let stopped = b.aws(&[
+        "ecs",
+        "stop-task",
+        "--cluster",
+        "my-cluster",
+        "--task",
+        &arn,
+        "--reason",
+        "done testing",
+    ])?;
     assert_eq!(stopped["task"]["desiredStatus"], "STOPPED");
     let t = b.wait_task_status("my-cluster", &arn, "STOPPED", Duration::from_secs(60))?;
     assert_eq!(t["stopCode"], "UserInitiated");
     assert_eq!(t["stoppedReason"], "done testing");
     for c in t["containers"].as_array().context("containers")? {
         assert_eq!(c["lastStatus"], "STOPPED", "{c}");
-        assert!(c["exitCode"].is_i64(), "container without an exit code: {c}");
+        assert!(
+            c["exitCode"].is_i64(),
+            "container without an exit code: {c}"
+        );
     }
-    let sidecar = t["containers"].as_array().unwrap().iter().find(|c| c["name"] == "sidecar").unwrap();
-    assert_eq!(sidecar["exitCode"], 0, "the sidecar traps SIGTERM and exits 0");
-    assert!(t["stoppedAt"].is_number() && t["executionStoppedAt"].is_number(), "{t}");
+    let sidecar = t["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "sidecar")
+        .unwrap();
+    assert_eq!(
+        sidecar["exitCode"], 0,
+        "the sidecar traps SIGTERM and exits 0"
+    );
+    assert!(
+        t["stoppedAt"].is_number() && t["executionStoppedAt"].is_number(),
+        "{t}"
+    );
 
-    let left = poll("host resources to be removed", Duration::from_secs(10), || {
-        let l = b.leftovers(&id)?;
-        Ok(l.is_empty().then_some(()))
-    });
+    let left = poll(
+        "host resources to be removed",
+        Duration::from_secs(10),
+        || {
+            let l = b.leftovers(&id)?;
+            Ok(l.is_empty().then_some(()))
+        },
+    );
     assert!(left.is_ok(), "left behind: {:?}", b.leftovers(&id)?);
     Ok(())
 }
 
 #[test]
 fn essential_exit_stops_the_task_with_ecs_reason() -> Result<()> {
-    let mut b = Berth::start()?;
+    let b = Berth::start()?;
     let td = json!({
         "family": "once",
         "containerDefinitions": [
@@ -102,7 +149,10 @@ fn essential_exit_stops_the_task_with_ecs_reason() -> Result<()> {
     let td = write_json(&b, "once.json", &td)?;
     b.aws(&["ecs", "register-task-definition", "--cli-input-json", &td])?;
     let run = b.aws(&["ecs", "run-task", "--task-definition", "once"])?;
-    let arn = run["tasks"][0]["taskArn"].as_str().context("taskArn")?.to_string();
+    let arn = run["tasks"][0]["taskArn"]
+        .as_str()
+        .context("taskArn")?
+        .to_string();
     let t = poll("the task to stop", Duration::from_secs(60), || {
         let t = b.describe_task("default", &arn)?;
         Ok((t["lastStatus"] == "STOPPED").then_some(t))
@@ -116,7 +166,7 @@ fn essential_exit_stops_the_task_with_ecs_reason() -> Result<()> {
 
 #[test]
 fn failures_and_errors_as_ecs_reports_them() -> Result<()> {
-    let mut b = Berth::start()?;
+    let b = Berth::start()?;
     // Too big for the host: a failure entry, no task.
     let td = json!({"family": "huge", "containerDefinitions": [{"name": "a", "image": b.demo_image, "memory": 10_000_000}]});
     let td = write_json(&b, "huge.json", &td)?;
@@ -126,45 +176,107 @@ fn failures_and_errors_as_ecs_reports_them() -> Result<()> {
     assert_eq!(run["failures"][0]["reason"], "RESOURCE:MEMORY", "{run}");
 
     // Unknown cluster and task definition, through the CLI.
-    let out = b.aws_raw(&["ecs", "run-task", "--cluster", "nope", "--task-definition", "huge"])?;
+    let out = b.aws_raw(&[
+        "ecs",
+        "run-task",
+        "--cluster",
+        "nope",
+        "--task-definition",
+        "huge",
+    ])?;
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("ClusterNotFoundException") && err.contains("'nope'"), "{err}");
+    assert!(
+        err.contains("ClusterNotFoundException") && err.contains("'nope'"),
+        "{err}"
+    );
     let out = b.aws_raw(&["ecs", "run-task", "--task-definition", "ghost:7"])?;
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("InvalidParameterException") && err.contains("ghost:7"), "{err}");
-    let out = b.aws_raw(&["ecs", "describe-task-definition", "--task-definition", "ghost"])?;
+    assert!(
+        err.contains("InvalidParameterException") && err.contains("ghost:7"),
+        "{err}"
+    );
+    let out = b.aws_raw(&[
+        "ecs",
+        "describe-task-definition",
+        "--task-definition",
+        "ghost",
+    ])?;
     assert!(String::from_utf8_lossy(&out.stderr).contains("ClientException"));
 
     // What the CLI would not send: raw, botocore-signed requests.
     let raw = |op: &str, body: &str, mode: &str| -> Result<Value> {
         let out = Command::new("python3")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/raw_ecs_request.py"))
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/scripts/raw_ecs_request.py"
+            ))
             .args([op, body, mode])
             .envs(b.aws_env()?)
             .output()?;
-        assert!(out.status.success(), "raw request failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "raw request failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Ok(serde_json::from_slice(&out.stdout)?)
     };
     let r = raw("LaunchRockets", "{}", "")?;
-    assert_eq!((r["status"].as_i64(), r["body"]["__type"].as_str()), (Some(400), Some("UnknownOperationException")));
+    assert_eq!(
+        (r["status"].as_i64(), r["body"]["__type"].as_str()),
+        (Some(400), Some("UnknownOperationException"))
+    );
     let r = raw("CreateCluster", "{not json", "")?;
     assert_eq!(r["body"]["__type"], "SerializationException");
-    let r = raw("RegisterTaskDefinition", r#"{"containerDefinitions": []}"#, "")?;
+    let r = raw(
+        "RegisterTaskDefinition",
+        r#"{"containerDefinitions": []}"#,
+        "",
+    )?;
     assert_eq!(r["body"]["__type"], "InvalidParameterException");
-    assert!(r["body"]["message"].as_str().unwrap_or("").contains("\"family\""), "{r}");
-    let r = raw("RegisterTaskDefinition", r#"{"family": "x", "containerDefinitions": []}"#, "")?;
-    assert!(r["body"]["message"].as_str().unwrap_or("").contains("at least one container"), "{r}");
+    assert!(
+        r["body"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("\"family\""),
+        "{r}"
+    );
+    let r = raw(
+        "RegisterTaskDefinition",
+        r#"{"family": "x", "containerDefinitions": []}"#,
+        "",
+    )?;
+    assert!(
+        r["body"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("at least one container"),
+        "{r}"
+    );
     let r = raw("ListClusters", "{}", "--unsigned")?;
-    assert_eq!((r["status"].as_i64(), r["body"]["__type"].as_str()), (Some(403), Some("MissingAuthenticationTokenException")));
+    assert_eq!(
+        (r["status"].as_i64(), r["body"]["__type"].as_str()),
+        (Some(403), Some("MissingAuthenticationTokenException"))
+    );
     let r = raw("ListClusters", "{}", "--bad-secret")?;
-    assert_eq!((r["status"].as_i64(), r["body"]["__type"].as_str()), (Some(403), Some("InvalidSignatureException")));
+    assert_eq!(
+        (r["status"].as_i64(), r["body"]["__type"].as_str()),
+        (Some(403), Some("InvalidSignatureException"))
+    );
 
     // Nothing half-created: only the one good definition and no tasks.
     let defs = b.aws(&["ecs", "list-task-definitions"])?;
-    assert_eq!(defs["taskDefinitionArns"].as_array().map(Vec::len), Some(1), "{defs}");
+    assert_eq!(
+        defs["taskDefinitionArns"].as_array().map(Vec::len),
+        Some(1),
+        "{defs}"
+    );
     let clusters = b.aws(&["ecs", "list-clusters"])?;
-    assert_eq!(clusters["clusterArns"].as_array().map(Vec::len), Some(1), "{clusters}");
+    assert_eq!(
+        clusters["clusterArns"].as_array().map(Vec::len),
+        Some(1),
+        "{clusters}"
+    );
     let tasks = b.aws(&["ecs", "list-tasks"])?;
     assert_eq!(tasks["taskArns"], json!([]));
     Ok(())
@@ -182,12 +294,23 @@ fn acknowledged_state_survives_kill_9_of_the_control_plane() -> Result<()> {
     b.start_controlplane()?;
     let clusters = b.aws(&["ecs", "describe-clusters", "--clusters", "durable"])?;
     assert_eq!(clusters["clusters"][0]["status"], "ACTIVE");
-    let td = b.aws(&["ecs", "describe-task-definition", "--task-definition", "keep:1"])?;
-    assert_eq!(td["taskDefinition"]["containerDefinitions"][0]["memory"], 16);
+    let td = b.aws(&[
+        "ecs",
+        "describe-task-definition",
+        "--task-definition",
+        "keep:1",
+    ])?;
+    assert_eq!(
+        td["taskDefinition"]["containerDefinitions"][0]["memory"],
+        16
+    );
     // The agent reconnects by itself, keeping its container-instance ARN.
     let arn = b.wait_connected()?;
     let all = b.aws(&["ecs", "list-container-instances", "--cluster", "default"])?;
     assert_eq!(all["containerInstanceArns"], json!([arn]));
-    eprintln!("control plane restart to agent reconnected: {:?}", started.elapsed());
+    eprintln!(
+        "control plane restart to agent reconnected: {:?}",
+        started.elapsed()
+    );
     Ok(())
 }

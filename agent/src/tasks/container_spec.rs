@@ -2,6 +2,7 @@
 //! container spec, with Docker's (and so ECS's) rules for entrypoint and
 //! command. Pure.
 
+use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
@@ -31,7 +32,11 @@ pub fn hostname(ipv4: Option<Ipv4Addr>, task_id: &str) -> String {
 /// argv as Docker builds it: a definition's entryPoint replaces the image's
 /// and drops the image's Cmd; its command replaces the image's Cmd.
 pub fn argv(def: &ContainerDef, image: &Image) -> Vec<String> {
-    let entrypoint = if def.entry_point.is_empty() { &image.config.entrypoint } else { &def.entry_point };
+    let entrypoint = if def.entry_point.is_empty() {
+        &image.config.entrypoint
+    } else {
+        &def.entry_point
+    };
     let cmd: &[String] = if !def.command.is_empty() {
         &def.command
     } else if def.entry_point.is_empty() {
@@ -48,7 +53,10 @@ pub fn environment(def: &ContainerDef, image: &Image, region: &str) -> Vec<Strin
         .config
         .env
         .iter()
-        .map(|kv| kv.split_once('=').map_or((kv.clone(), String::new()), |(k, v)| (k.into(), v.into())))
+        .map(|kv| {
+            kv.split_once('=')
+                .map_or((kv.clone(), String::new()), |(k, v)| (k.into(), v.into()))
+        })
         .collect();
     let mut set = |k: &str, v: &str| {
         env.retain(|(ek, _)| ek != k);
@@ -74,15 +82,25 @@ pub fn container_spec(ctx: &TaskContext<'_>, def: &ContainerDef, image: &Image) 
     let mib = |m: i64| m * 1024 * 1024;
     let mut mounts = Vec::new();
     for name in ["hosts", "resolv.conf"] {
-        mounts.push(BindMount { source: ctx.task_dir.join(name), destination: format!("/etc/{name}"), readonly: true });
+        mounts.push(BindMount {
+            source: ctx.task_dir.join(name),
+            destination: format!("/etc/{name}"),
+            readonly: true,
+        });
     }
     ContainerSpec {
         id: ctx.spec.container_id(&def.name),
         image: image.clone(),
         args: argv(def, image),
         env: environment(def, image, ctx.region),
-        cwd: def.working_directory.clone().unwrap_or_else(|| image.config.working_dir.clone()),
-        user: def.user.clone().unwrap_or_else(|| image.config.user.clone()),
+        cwd: def
+            .working_directory
+            .clone()
+            .unwrap_or_else(|| image.config.working_dir.clone()),
+        user: def
+            .user
+            .clone()
+            .unwrap_or_else(|| image.config.user.clone()),
         hostname: hostname(ctx.ipv4, &ctx.spec.id),
         netns_path: ctx.netns_path.map(Path::to_path_buf),
         cgroups_path: format!("/{}/{}", ctx.cgroup_path, def.name),
@@ -93,10 +111,22 @@ pub fn container_spec(ctx: &TaskContext<'_>, def: &ContainerDef, image: &Image) 
         mounts,
         log_path: log_path(ctx.task_dir, &def.name),
         labels: [
-            ("com.amazonaws.ecs.task-arn".to_string(), ctx.spec.arn.clone()),
-            ("com.amazonaws.ecs.container-name".to_string(), def.name.clone()),
-            ("com.amazonaws.ecs.task-definition-family".to_string(), ctx.spec.family.clone()),
-            ("com.amazonaws.ecs.cluster".to_string(), ctx.spec.cluster_arn.clone()),
+            (
+                "com.amazonaws.ecs.task-arn".to_string(),
+                ctx.spec.arn.clone(),
+            ),
+            (
+                "com.amazonaws.ecs.container-name".to_string(),
+                def.name.clone(),
+            ),
+            (
+                "com.amazonaws.ecs.task-definition-family".to_string(),
+                ctx.spec.family.clone(),
+            ),
+            (
+                "com.amazonaws.ecs.cluster".to_string(),
+                ctx.spec.cluster_arn.clone(),
+            ),
         ]
         .into_iter()
         .collect(),
@@ -107,7 +137,7 @@ pub fn container_spec(ctx: &TaskContext<'_>, def: &ContainerDef, image: &Image) 
 pub fn hosts_file(ipv4: Option<Ipv4Addr>, hostname: &str) -> String {
     let mut s = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     if let Some(ip) = ipv4 {
-        s.push_str(&format!("{ip}\t{hostname}\n"));
+        let _ = writeln!(s, "{ip}\t{hostname}");
     }
     s
 }

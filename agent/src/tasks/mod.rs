@@ -30,8 +30,23 @@ pub struct Host<R, N, C> {
 }
 
 impl<R, N, C> Host<R, N, C> {
-    pub fn new(runtime: R, network: N, cgroups: C, state: LocalState, config: AgentConfig, cidr: TaskCidr) -> Self {
-        Self { runtime, network, cgroups, state, config, cidr, addresses: Mutex::new(HashMap::new()) }
+    pub fn new(
+        runtime: R,
+        network: N,
+        cgroups: C,
+        state: LocalState,
+        config: AgentConfig,
+        cidr: TaskCidr,
+    ) -> Self {
+        Self {
+            runtime,
+            network,
+            cgroups,
+            state,
+            config,
+            cidr,
+            addresses: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The lowest free task address, held for `task_id` until `forget`.
@@ -79,7 +94,11 @@ fn initial_report(spec: &TaskSpec) -> TaskReport {
         containers: spec
             .containers
             .iter()
-            .map(|c| ContainerReport { name: c.name.clone(), last_status: "PENDING".into(), ..ContainerReport::default() })
+            .map(|c| ContainerReport {
+                name: c.name.clone(),
+                last_status: "PENDING".into(),
+                ..ContainerReport::default()
+            })
             .collect(),
         ..TaskReport::default()
     }
@@ -87,7 +106,11 @@ fn initial_report(spec: &TaskSpec) -> TaskReport {
 
 impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> TaskManager<R, N, C> {
     pub fn new(host: Arc<Host<R, N, C>>, reports: mpsc::UnboundedSender<TaskReport>) -> Self {
-        Self { host, entries: Arc::new(Mutex::new(HashMap::new())), reports }
+        Self {
+            host,
+            entries: Arc::new(Mutex::new(HashMap::new())),
+            reports,
+        }
     }
 
     pub fn host(&self) -> &Arc<Host<R, N, C>> {
@@ -96,7 +119,12 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> TaskManager<R, N, C
 
     /// The latest report of every task this agent holds (for Hello).
     pub fn snapshot(&self) -> Vec<TaskReport> {
-        self.entries.lock().unwrap().values().map(|e| e.latest.clone()).collect()
+        self.entries
+            .lock()
+            .unwrap()
+            .values()
+            .map(|e| e.latest.clone())
+            .collect()
     }
 
     fn reporter(&self, task_id: String) -> Box<dyn Fn(TaskReport) + Send + Sync> {
@@ -138,15 +166,32 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> TaskManager<R, N, C
                 }
                 let _ = self.reports.send(r.clone());
                 let (tx, _) = watch::channel(DesiredStatus::Stopped);
-                entries.insert(spec.id.clone(), Entry { desired: tx, latest: r });
+                entries.insert(
+                    spec.id.clone(),
+                    Entry {
+                        desired: tx,
+                        latest: r,
+                    },
+                );
                 continue;
             }
             let (tx, rx) = watch::channel(DesiredStatus::Running);
             let report = initial_report(&spec);
-            entries.insert(spec.id.clone(), Entry { desired: tx, latest: report.clone() });
+            entries.insert(
+                spec.id.clone(),
+                Entry {
+                    desired: tx,
+                    latest: report.clone(),
+                },
+            );
             let _ = self.reports.send(report.clone());
             tracing::info!(task_id = %spec.id, family = %spec.family, "starting task");
-            let sup = supervisor::Supervisor { host: self.host.clone(), report: self.reporter(spec.id.clone()), spec, desired: rx };
+            let sup = supervisor::Supervisor {
+                host: self.host.clone(),
+                report: self.reporter(spec.id.clone()),
+                spec,
+                desired: rx,
+            };
             tokio::spawn(sup.run(report));
         }
     }
@@ -184,10 +229,18 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> TaskManager<R, N, C
                 c.last_status = "STOPPED".into();
             }
             r.stop_code = Some("TaskFailedToStart".into());
-            r.stopped_reason = Some("Task stopped: the agent restarted and cleaned up the task's resources".into());
+            r.stopped_reason = Some(
+                "Task stopped: the agent restarted and cleaned up the task's resources".into(),
+            );
             r.execution_stopped_at_ms = Some(crate::model::now_ms());
             let (tx, _) = watch::channel(DesiredStatus::Stopped);
-            self.entries.lock().unwrap().insert(spec.id.clone(), Entry { desired: tx, latest: r.clone() });
+            self.entries.lock().unwrap().insert(
+                spec.id.clone(),
+                Entry {
+                    desired: tx,
+                    latest: r.clone(),
+                },
+            );
             let _ = self.reports.send(r);
         }
     }

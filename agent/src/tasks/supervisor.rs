@@ -79,40 +79,66 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
     }
 
     /// Provisions and starts; each started container's exit goes to `exit_tx`.
-    async fn start(&mut self, report: &mut TaskReport, exit_tx: &mpsc::UnboundedSender<Exit>) -> Result<(), StopCause> {
+    #[allow(clippy::too_many_lines)] // one ordered sequence of start steps; split, the order is harder to see
+    async fn start(
+        &mut self,
+        report: &mut TaskReport,
+        exit_tx: &mpsc::UnboundedSender<Exit>,
+    ) -> Result<(), StopCause> {
         let host = self.host.clone();
         let spec = self.spec.clone();
         let task_dir = host.config.log_dir(&spec.id);
-        std::fs::create_dir_all(&task_dir).map_err(|e| failed(format!("could not create {}: {e}", task_dir.display())))?;
+        std::fs::create_dir_all(&task_dir)
+            .map_err(|e| failed(&format!("could not create {}: {e}", task_dir.display())))?;
 
         // Network: address first, recorded before the namespace exists.
         let mut netns = None;
         let mut ipv4 = None;
         if spec.network_mode == NetworkMode::Awsvpc {
-            let ip = host.allocate_ip(&spec.id).ok_or_else(|| failed("no free address left in the task CIDR".into()))?;
-            host.record(&TaskRecord { spec: spec.clone(), ipv4: Some(ip), last_report: report.clone() });
+            let ip = host
+                .allocate_ip(&spec.id)
+                .ok_or_else(|| failed("no free address left in the task CIDR"))?;
+            host.record(&TaskRecord {
+                spec: spec.clone(),
+                ipv4: Some(ip),
+                last_report: report.clone(),
+            });
             let net = host
                 .network
                 .setup_task(&spec.id, ip)
                 .await
-                .map_err(|e| failed(format!("network setup failed: {e}")))?;
+                .map_err(|e| failed(&format!("network setup failed: {e}")))?;
             report.private_ipv4 = Some(net.ipv4.to_string());
             report.mac_address = Some(net.mac.clone());
             netns = Some(net.netns_path);
             ipv4 = Some(ip);
         } else {
-            host.record(&TaskRecord { spec: spec.clone(), ipv4: None, last_report: report.clone() });
+            host.record(&TaskRecord {
+                spec: spec.clone(),
+                ipv4: None,
+                last_report: report.clone(),
+            });
         }
         let hostname = container_spec::hostname(ipv4, &spec.id);
         let write = |name: &str, text: &str| {
-            std::fs::write(task_dir.join(name), text).map_err(|e| failed(format!("could not write {name}: {e}")))
+            std::fs::write(task_dir.join(name), text)
+                .map_err(|e| failed(&format!("could not write {name}: {e}")))
         };
         write("hosts", &container_spec::hosts_file(ipv4, &hostname))?;
-        write("resolv.conf", &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())?;
+        write(
+            "resolv.conf",
+            &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        )?;
 
         host.cgroups
-            .create_task(&spec.id, TaskLimits { cpu: spec.cpu, memory_mib: spec.memory_mib })
-            .map_err(|e| failed(e.to_string()))?;
+            .create_task(
+                &spec.id,
+                TaskLimits {
+                    cpu: spec.cpu,
+                    memory_mib: spec.memory_mib,
+                },
+            )
+            .map_err(|e| failed(&e.to_string()))?;
         if self.stop_requested() {
             return Err(user_stopped());
         }
@@ -133,13 +159,25 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
                 Err(e) => {
                     let reason = format!("CannotPullContainerError: {}", pull_message(&e));
                     set_container(report, &c.name, |r| r.reason = Some(reason.clone()));
-                    return Err(StopCause { code: "TaskFailedToStart", reason });
+                    return Err(StopCause {
+                        code: "TaskFailedToStart",
+                        reason,
+                    });
                 }
             }
         }
         report.pull_stopped_at_ms = Some(now_ms());
         for c in &mut report.containers {
-            c.image_digest = images.get(&spec.containers.iter().find(|d| d.name == c.name).map(|d| d.image.clone()).unwrap_or_default()).map(|i| i.manifest_digest.clone());
+            c.image_digest = images
+                .get(
+                    &spec
+                        .containers
+                        .iter()
+                        .find(|d| d.name == c.name)
+                        .map(|d| d.image.clone())
+                        .unwrap_or_default(),
+                )
+                .map(|i| i.manifest_digest.clone());
         }
         if self.stop_requested() {
             return Err(user_stopped());
@@ -168,7 +206,10 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
                     r.reason = Some(reason.clone());
                     r.last_status = "STOPPED".into();
                 });
-                return Err(StopCause { code: "TaskFailedToStart", reason });
+                return Err(StopCause {
+                    code: "TaskFailedToStart",
+                    reason,
+                });
             }
             set_container(report, &def.name, |r| {
                 r.last_status = "RUNNING".into();
@@ -195,7 +236,11 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
 
     /// Watches a running task until it must stop. Returns the agent's own
     /// cause, or None when the control plane asked.
-    async fn watch(&mut self, report: &mut TaskReport, exits: &mut mpsc::UnboundedReceiver<Exit>) -> Option<StopCause> {
+    async fn watch(
+        &mut self,
+        report: &mut TaskReport,
+        exits: &mut mpsc::UnboundedReceiver<Exit>,
+    ) -> Option<StopCause> {
         loop {
             if self.stop_requested() {
                 return None;
@@ -231,9 +276,16 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
 impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C> {
     /// Stops running containers in reverse definition order: SIGTERM, then
     /// SIGKILL once the container's stop timeout has passed.
-    async fn stop_containers(&self, report: &mut TaskReport, exits: &mut mpsc::UnboundedReceiver<Exit>) {
+    async fn stop_containers(
+        &self,
+        report: &mut TaskReport,
+        exits: &mut mpsc::UnboundedReceiver<Exit>,
+    ) {
         for def in self.spec.containers.iter().rev() {
-            let running = report.containers.iter().any(|c| c.name == def.name && c.last_status == "RUNNING");
+            let running = report
+                .containers
+                .iter()
+                .any(|c| c.name == def.name && c.last_status == "RUNNING");
             if !running {
                 continue;
             }
@@ -278,7 +330,12 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
 }
 
 /// Records exits until `name`'s arrives or `timeout` passes; true if it exited.
-async fn wait_for_exit(report: &mut TaskReport, exits: &mut mpsc::UnboundedReceiver<Exit>, name: &str, timeout: Duration) -> bool {
+async fn wait_for_exit(
+    report: &mut TaskReport,
+    exits: &mut mpsc::UnboundedReceiver<Exit>,
+    name: &str,
+    timeout: Duration,
+) -> bool {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         match tokio::time::timeout_at(deadline, exits.recv()).await {
@@ -302,18 +359,26 @@ fn set_container(report: &mut TaskReport, name: &str, f: impl FnOnce(&mut Contai
     }
 }
 
-fn failed(reason: String) -> StopCause {
-    StopCause { code: "TaskFailedToStart", reason: format!("TaskFailedToStart: {reason}") }
+fn failed(reason: &str) -> StopCause {
+    StopCause {
+        code: "TaskFailedToStart",
+        reason: format!("TaskFailedToStart: {reason}"),
+    }
 }
 
 fn user_stopped() -> StopCause {
     // The control plane set the reason when it asked; this one is not reported over it.
-    StopCause { code: "UserInitiated", reason: "Task stopped before it started".into() }
+    StopCause {
+        code: "UserInitiated",
+        reason: "Task stopped before it started".into(),
+    }
 }
 
 fn pull_message(e: &RuntimeError) -> String {
     match e {
-        RuntimeError::Pull { message, reference, .. } => format!("pull image {reference}: {message}"),
+        RuntimeError::Pull {
+            message, reference, ..
+        } => format!("pull image {reference}: {message}"),
         other => other.to_string(),
     }
 }

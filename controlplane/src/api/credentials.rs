@@ -19,20 +19,30 @@ pub struct ApiCredentials {
 
 impl std::fmt::Debug for ApiCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiCredentials").field("access_key_id", &self.access_key_id).finish_non_exhaustive()
+        f.debug_struct("ApiCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
     }
 }
 
 fn random_string(alphabet: &[u8], len: usize) -> String {
     let mut rng = rand::rng();
-    (0..len).map(|_| alphabet[rng.random_range(0..alphabet.len())] as char).collect()
+    (0..len)
+        .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
+        .collect()
 }
 
 impl ApiCredentials {
     fn generate() -> Self {
         Self {
-            access_key_id: format!("AKIA{}", random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)),
-            secret_access_key: random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", 40),
+            access_key_id: format!(
+                "AKIA{}",
+                random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
+            ),
+            secret_access_key: random_string(
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+                40,
+            ),
         }
     }
 
@@ -61,7 +71,12 @@ impl ApiCredentials {
         let _ = writeln!(text, "AWS_DEFAULT_REGION={region}");
         let _ = writeln!(text, "AWS_REGION={region}");
         let tmp = path.with_extension("env.tmp");
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
         std::fs::rename(tmp, path)
@@ -83,7 +98,8 @@ mod tests {
         assert!(!format!("{a:?}").contains(&a.secret_access_key));
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("aws.env");
-        a.write_env_file(&p, "http://127.0.0.1:1", "us-east-1").unwrap();
+        a.write_env_file(&p, "http://127.0.0.1:1", "us-east-1")
+            .unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
         assert!(text.contains("AWS_ENDPOINT_URL=http://127.0.0.1:1\n"));
         assert!(text.contains(&format!("AWS_SECRET_ACCESS_KEY={}\n", a.secret_access_key)));

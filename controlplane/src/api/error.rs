@@ -37,7 +37,10 @@ impl ErrorType {
     pub fn status(self) -> u16 {
         match self {
             Self::Server => 500,
-            Self::MissingAuthenticationToken | Self::InvalidSignature | Self::UnrecognizedClient | Self::IncompleteSignature => 403,
+            Self::MissingAuthenticationToken
+            | Self::InvalidSignature
+            | Self::UnrecognizedClient
+            | Self::IncompleteSignature => 403,
             _ => 400,
         }
     }
@@ -51,7 +54,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(kind: ErrorType, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
+        Self {
+            kind,
+            message: message.into(),
+        }
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {
@@ -91,8 +97,8 @@ impl From<super::sigv4::SigV4Error> for ApiError {
 }
 
 /// Turns a request-body decoding failure into the error AWS gives: bad JSON is
-/// a SerializationException, a missing or mistyped member an
-/// InvalidParameterException naming the member.
+/// a `SerializationException`, a missing or mistyped member an
+/// `InvalidParameterException` naming the member.
 pub fn from_json_error(op: &str, e: &serde_json::Error) -> ApiError {
     use serde_json::error::Category;
     match e.classify() {
@@ -122,7 +128,10 @@ mod tests {
     #[test]
     fn state_errors_map_to_ecs_types() {
         let e: ApiError = StateError::ClusterNotFound("x".into()).into();
-        assert_eq!((e.kind.name(), e.kind.status()), ("ClusterNotFoundException", 400));
+        assert_eq!(
+            (e.kind.name(), e.kind.status()),
+            ("ClusterNotFoundException", 400)
+        );
         assert!(e.message.contains("'x'"));
         let e: ApiError = StateError::Client("nope".into()).into();
         assert_eq!(e.body()["__type"], "ClientException");
@@ -142,7 +151,10 @@ mod tests {
         let e = serde_json::from_slice::<In>(b"{}").unwrap_err();
         let api = from_json_error("RegisterTaskDefinition", &e);
         assert_eq!(api.kind, ErrorType::InvalidParameter);
-        assert_eq!(api.message, "Missing required parameter in RegisterTaskDefinition input: \"family\".");
+        assert_eq!(
+            api.message,
+            "Missing required parameter in RegisterTaskDefinition input: \"family\"."
+        );
         let e = serde_json::from_slice::<In>(br#"{"family": 3}"#).unwrap_err();
         assert!(from_json_error("Op", &e).message.contains("invalid type"));
     }

@@ -23,28 +23,47 @@ pub struct ApiContext {
 }
 
 pub fn router(ctx: Arc<ApiContext>) -> axum::Router {
-    axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-        let ctx = ctx.clone();
-        async move { handle(&ctx, &method, &uri, &headers, &body) }
-    })
+    axum::Router::new().fallback(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let ctx = ctx.clone();
+            async move { handle(&ctx, &method, &uri, &headers, &body) }
+        },
+    )
 }
 
 fn now_unix() -> i64 {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
-fn handle(ctx: &ApiContext, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Response {
+fn handle(
+    ctx: &ApiContext,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let result = authenticate(ctx, method, uri, headers, body).and_then(|()| {
         if method != Method::POST {
-            return Err(ApiError::new(ErrorType::UnknownOperation, "Only POST is supported: the ECS API speaks AWS JSON 1.1."));
+            return Err(ApiError::new(
+                ErrorType::UnknownOperation,
+                "Only POST is supported: the ECS API speaks AWS JSON 1.1.",
+            ));
         }
         let op = target.strip_prefix(ecs::TARGET_PREFIX).ok_or_else(|| {
             ApiError::new(
                 ErrorType::UnknownOperation,
-                format!("X-Amz-Target '{target}' is not an ECS operation: expected '{}<Operation>'.", ecs::TARGET_PREFIX),
+                format!(
+                    "X-Amz-Target '{target}' is not an ECS operation: expected '{}<Operation>'.",
+                    ecs::TARGET_PREFIX
+                ),
             )
         })?;
         // The state machine blocks on durable store commits: keep that off
@@ -55,22 +74,39 @@ fn handle(ctx: &ApiContext, method: &Method, uri: &Uri, headers: &HeaderMap, bod
         Ok(v) => (StatusCode::OK, v),
         Err(e) => {
             tracing::info!(target, error_type = e.kind.name(), message = %e.message, "request refused");
-            (StatusCode::from_u16(e.kind.status()).unwrap_or(StatusCode::BAD_REQUEST), e.body())
+            (
+                StatusCode::from_u16(e.kind.status()).unwrap_or(StatusCode::BAD_REQUEST),
+                e.body(),
+            )
         }
     };
     let mut resp = (status, body.to_string()).into_response();
     let h = resp.headers_mut();
-    h.insert("content-type", HeaderValue::from_static("application/x-amz-json-1.1"));
+    h.insert(
+        "content-type",
+        HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         h.insert("x-amzn-requestid", v);
     }
     resp
 }
 
-fn authenticate(ctx: &ApiContext, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+fn authenticate(
+    ctx: &ApiContext,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), ApiError> {
     let pairs: Vec<(String, String)> = headers
         .iter()
-        .map(|(k, v)| (k.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_ascii_lowercase(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let req = sigv4::SignedRequest {
         method: method.as_str(),

@@ -27,7 +27,10 @@ impl ArnContext {
     }
 
     pub fn container(&self, cluster: &str, task_id: &str, container_id: &str) -> String {
-        format!("{}:container/{cluster}/{task_id}/{container_id}", self.prefix())
+        format!(
+            "{}:container/{cluster}/{task_id}/{container_id}",
+            self.prefix()
+        )
     }
 
     pub fn container_instance(&self, cluster: &str, id: &str) -> String {
@@ -48,7 +51,8 @@ pub fn resource_id(arn_or_id: &str) -> &str {
 /// A cluster reference as ECS accepts it: a name or a cluster ARN.
 pub fn cluster_name(name_or_arn: &str) -> &str {
     if let Some(rest) = name_or_arn.strip_prefix("arn:") {
-        rest.rsplit_once(":cluster/").map_or(name_or_arn, |(_, name)| name)
+        rest.rsplit_once(":cluster/")
+            .map_or(name_or_arn, |(_, name)| name)
     } else {
         name_or_arn
     }
@@ -65,10 +69,22 @@ mod tests {
 
     #[test]
     fn arns_look_like_aws() {
-        let ctx = ArnContext { region: "us-east-1".into(), account: "123456789012".into() };
-        assert_eq!(ctx.cluster("web"), "arn:aws:ecs:us-east-1:123456789012:cluster/web");
-        assert_eq!(ctx.task("web", "abc"), "arn:aws:ecs:us-east-1:123456789012:task/web/abc");
-        assert_eq!(ctx.task_definition("f", 3), "arn:aws:ecs:us-east-1:123456789012:task-definition/f:3");
+        let ctx = ArnContext {
+            region: "us-east-1".into(),
+            account: "123456789012".into(),
+        };
+        assert_eq!(
+            ctx.cluster("web"),
+            "arn:aws:ecs:us-east-1:123456789012:cluster/web"
+        );
+        assert_eq!(
+            ctx.task("web", "abc"),
+            "arn:aws:ecs:us-east-1:123456789012:task/web/abc"
+        );
+        assert_eq!(
+            ctx.task_definition("f", 3),
+            "arn:aws:ecs:us-east-1:123456789012:task-definition/f:3"
+        );
         assert_eq!(resource_id("arn:aws:ecs:us-east-1:1:task/web/abc"), "abc");
         assert_eq!(resource_id("abc"), "abc");
         assert_eq!(cluster_name("arn:aws:ecs:us-east-1:1:cluster/web"), "web");

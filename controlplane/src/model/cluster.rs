@@ -15,9 +15,15 @@ pub struct Cluster {
 /// ECS cluster names: up to 255 letters, digits, hyphens and underscores.
 pub fn validate_cluster_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 255 {
-        return Err(format!("clusterName must be 1-255 characters, got {}.", name.len()));
+        return Err(format!(
+            "clusterName must be 1-255 characters, got {}.",
+            name.len()
+        ));
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+    {
         return Err(format!(
             "clusterName may contain only letters, digits, hyphens and underscores; found {c:?}."
         ));

@@ -11,11 +11,10 @@ pub struct Resources {
 
 impl Resources {
     pub fn saturating_sub(self, other: Resources) -> Resources {
-        Resources { cpu: self.cpu - other.cpu, memory_mib: self.memory_mib - other.memory_mib }
-    }
-
-    pub fn add(self, other: Resources) -> Resources {
-        Resources { cpu: self.cpu + other.cpu, memory_mib: self.memory_mib + other.memory_mib }
+        Resources {
+            cpu: self.cpu - other.cpu,
+            memory_mib: self.memory_mib - other.memory_mib,
+        }
     }
 }
 

@@ -49,7 +49,7 @@ fn rank(status: &str) -> usize {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskContainer {
-    /// The effective definition: the task definition's container with RunTask overrides applied.
+    /// The effective definition: the task definition's container with `RunTask` overrides applied.
     pub definition: ContainerDefinition,
     pub arn: String,
     pub last_status: String,
@@ -80,7 +80,7 @@ pub struct Task {
     pub containers: Vec<TaskContainer>,
     pub started_by: Option<String>,
     pub group: Option<String>,
-    /// RunTask `overrides` as given, echoed back by DescribeTasks.
+    /// `RunTask` `overrides` as given, echoed back by `DescribeTasks`.
     pub overrides: serde_json::Value,
     pub tags: Vec<(String, String)>,
     pub enable_execute_command: bool,
@@ -153,7 +153,11 @@ impl Task {
             self.last_status.clone_from(&report.last_status);
         }
         for c in &report.containers {
-            if let Some(tc) = self.containers.iter_mut().find(|tc| tc.definition.name == c.name) {
+            if let Some(tc) = self
+                .containers
+                .iter_mut()
+                .find(|tc| tc.definition.name == c.name)
+            {
                 if rank_container(&c.last_status) >= rank_container(&tc.last_status) {
                     tc.last_status.clone_from(&c.last_status);
                 }
@@ -184,8 +188,10 @@ impl Task {
                 self.stop_code.clone_from(&report.stop_code);
                 self.stopped_reason.clone_from(&report.stopped_reason);
             }
-            self.execution_stopped_at_ms =
-                self.execution_stopped_at_ms.or(report.execution_stopped_at_ms).or(Some(now_ms));
+            self.execution_stopped_at_ms = self
+                .execution_stopped_at_ms
+                .or(report.execution_stopped_at_ms)
+                .or(Some(now_ms));
             self.stopping_at_ms = self.stopping_at_ms.or(Some(now_ms));
             self.stopped_at_ms = self.stopped_at_ms.or(Some(now_ms));
         }
@@ -261,9 +267,16 @@ mod tests {
     #[test]
     fn status_never_moves_backwards() {
         let mut t = task();
-        let running = TaskReport { task_arn: "arn:t1".into(), last_status: "RUNNING".into(), ..TaskReport::default() };
+        let running = TaskReport {
+            task_arn: "arn:t1".into(),
+            last_status: "RUNNING".into(),
+            ..TaskReport::default()
+        };
         assert!(t.apply_report(&running, 5));
-        let pending = TaskReport { last_status: "PENDING".into(), ..running.clone() };
+        let pending = TaskReport {
+            last_status: "PENDING".into(),
+            ..running.clone()
+        };
         assert!(!t.apply_report(&pending, 6));
         assert_eq!(t.last_status, "RUNNING");
         assert_eq!(t.version, 2);
@@ -276,7 +289,12 @@ mod tests {
             last_status: "STOPPED".into(),
             stop_code: Some("EssentialContainerExited".into()),
             stopped_reason: Some("Essential container in task exited".into()),
-            containers: vec![ContainerReport { name: "web".into(), last_status: "STOPPED".into(), exit_code: Some(3), ..ContainerReport::default() }],
+            containers: vec![ContainerReport {
+                name: "web".into(),
+                last_status: "STOPPED".into(),
+                exit_code: Some(3),
+                ..ContainerReport::default()
+            }],
             ..TaskReport::default()
         };
         t.apply_report(&stopped, 9);

@@ -64,7 +64,7 @@ pub struct TaskDefinition {
     pub family: String,
     pub revision: u32,
     pub arn: String,
-    /// ACTIVE, INACTIVE (deregistered) or DELETE_IN_PROGRESS.
+    /// ACTIVE, INACTIVE (deregistered) or `DELETE_IN_PROGRESS`.
     pub status: String,
     pub registered_at_ms: i64,
     pub deregistered_at_ms: Option<i64>,
@@ -107,12 +107,16 @@ pub struct Validated {
     pub memory_mib: Option<i64>,
 }
 
-/// Validates a registration the way ECS does at RegisterTaskDefinition.
+/// Validates a registration the way ECS does at `RegisterTaskDefinition`.
 pub fn validate(reg: &Registration) -> Result<Validated, TaskDefinitionError> {
     if reg.family.is_empty() || reg.family.len() > 255 {
         return err("family must be 1-255 characters.");
     }
-    if reg.family.chars().any(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')) {
+    if reg
+        .family
+        .chars()
+        .any(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+    {
         return err(format!(
             "family '{}' may contain only letters, digits, hyphens and underscores.",
             reg.family
@@ -121,13 +125,17 @@ pub fn validate(reg: &Registration) -> Result<Validated, TaskDefinitionError> {
     let fargate = reg.requires_compatibilities.iter().any(|c| c == "FARGATE");
     for c in &reg.requires_compatibilities {
         if !matches!(c.as_str(), "EC2" | "FARGATE" | "EXTERNAL") {
-            return err(format!("requiresCompatibilities: unknown value '{c}'; use EC2, FARGATE or EXTERNAL."));
+            return err(format!(
+                "requiresCompatibilities: unknown value '{c}'; use EC2, FARGATE or EXTERNAL."
+            ));
         }
     }
     let network_mode = match reg.network_mode.as_deref() {
         None => NetworkMode::Awsvpc,
         Some(m) => NetworkMode::parse(m).ok_or_else(|| {
-            TaskDefinitionError(format!("networkMode '{m}' is not valid; use awsvpc, bridge, host or none."))
+            TaskDefinitionError(format!(
+                "networkMode '{m}' is not valid; use awsvpc, bridge, host or none."
+            ))
         })?,
     };
     let cpu = reg.cpu.as_deref().map(parse_cpu).transpose()?;
@@ -142,23 +150,38 @@ pub fn validate(reg: &Registration) -> Result<Validated, TaskDefinitionError> {
         }
     }
     validate_containers(&reg.containers, memory_mib)?;
-    Ok(Validated { network_mode, cpu, memory_mib })
+    Ok(Validated {
+        network_mode,
+        cpu,
+        memory_mib,
+    })
 }
 
-fn validate_containers(containers: &[ContainerDefinition], task_memory: Option<i64>) -> Result<(), TaskDefinitionError> {
+fn validate_containers(
+    containers: &[ContainerDefinition],
+    task_memory: Option<i64>,
+) -> Result<(), TaskDefinitionError> {
     if containers.is_empty() {
         return err("containerDefinitions must contain at least one container.");
     }
     let mut names = HashSet::new();
     for c in containers {
-        if c.name.is_empty() || c.name.len() > 255 || c.name.chars().any(|ch| !(ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')) {
+        if c.name.is_empty()
+            || c.name.len() > 255
+            || c.name
+                .chars()
+                .any(|ch| !(ch.is_ascii_alphanumeric() || ch == '-' || ch == '_'))
+        {
             return err(format!(
                 "Container name '{}' is not valid: use 1-255 letters, digits, hyphens and underscores.",
                 c.name
             ));
         }
         if !names.insert(c.name.as_str()) {
-            return err(format!("Duplicate container name '{}'; container names must be unique.", c.name));
+            return err(format!(
+                "Duplicate container name '{}'; container names must be unique.",
+                c.name
+            ));
         }
         if c.image.trim().is_empty() {
             return err(format!("Container '{}': image must be set.", c.name));
@@ -186,7 +209,10 @@ fn validate_containers(containers: &[ContainerDefinition], task_memory: Option<i
             }
         }
         if c.memory_mib.is_some_and(|m| m < 6) {
-            return err(format!("Container '{}': memory must be at least 6 MiB.", c.name));
+            return err(format!(
+                "Container '{}': memory must be at least 6 MiB.",
+                c.name
+            ));
         }
     }
     if !containers.iter().any(|c| c.essential) {
@@ -196,21 +222,24 @@ fn validate_containers(containers: &[ContainerDefinition], task_memory: Option<i
 }
 
 fn validate_depends_on(containers: &[ContainerDefinition]) -> Result<(), TaskDefinitionError> {
-    let by_name: HashMap<&str, &ContainerDefinition> = containers.iter().map(|c| (c.name.as_str(), c)).collect();
+    let by_name: HashMap<&str, &ContainerDefinition> =
+        containers.iter().map(|c| (c.name.as_str(), c)).collect();
     for c in containers {
         for (dep, condition) in &c.depends_on {
             let Some(target) = by_name.get(dep.as_str()) else {
-                return err(format!("Container '{}' dependsOn unknown container '{dep}'.", c.name));
+                return err(format!(
+                    "Container '{}' dependsOn unknown container '{dep}'.",
+                    c.name
+                ));
             };
             match condition.as_str() {
-                "START" | "HEALTHY" => {}
                 "COMPLETE" | "SUCCESS" if target.essential => {
                     return err(format!(
                         "Container '{}' dependsOn '{dep}' with condition {condition}, which is not allowed on an essential container.",
                         c.name
                     ));
                 }
-                "COMPLETE" | "SUCCESS" => {}
+                "START" | "HEALTHY" | "COMPLETE" | "SUCCESS" => {}
                 other => {
                     return err(format!(
                         "Container '{}' dependsOn '{dep}' with unknown condition '{other}'; use START, COMPLETE, SUCCESS or HEALTHY.",
@@ -219,26 +248,6 @@ fn validate_depends_on(containers: &[ContainerDefinition]) -> Result<(), TaskDef
                 }
             }
         }
-    }
-    // Depth-first search for a cycle.
-    fn visit<'a>(
-        name: &'a str,
-        by_name: &HashMap<&'a str, &'a ContainerDefinition>,
-        state: &mut HashMap<&'a str, u8>,
-    ) -> Option<String> {
-        match state.get(name) {
-            Some(1) => return Some(name.to_string()),
-            Some(2) => return None,
-            _ => {}
-        }
-        state.insert(name, 1);
-        for (dep, _) in &by_name[name].depends_on {
-            if let Some(cycle) = visit(dep.as_str(), by_name, state) {
-                return Some(cycle);
-            }
-        }
-        state.insert(name, 2);
-        None
     }
     let mut state = HashMap::new();
     for c in containers {
@@ -249,31 +258,65 @@ fn validate_depends_on(containers: &[ContainerDefinition]) -> Result<(), TaskDef
     Ok(())
 }
 
+/// Depth-first search for a `dependsOn` cycle; returns a container on it.
+fn visit<'a>(
+    name: &'a str,
+    by_name: &HashMap<&'a str, &'a ContainerDefinition>,
+    state: &mut HashMap<&'a str, u8>,
+) -> Option<String> {
+    match state.get(name) {
+        Some(1) => return Some(name.to_string()),
+        Some(2) => return None,
+        _ => {}
+    }
+    state.insert(name, 1);
+    for (dep, _) in &by_name[name].depends_on {
+        if let Some(cycle) = visit(dep.as_str(), by_name, state) {
+            return Some(cycle);
+        }
+    }
+    state.insert(name, 2);
+    None
+}
+
 /// Task cpu as ECS accepts it: CPU units ("256") or vCPUs ("0.25 vCPU", "1 vcpu").
 pub fn parse_cpu(s: &str) -> Result<i64, TaskDefinitionError> {
     let t = s.trim().to_ascii_lowercase();
+    // Validated positive and far below i64::MAX below, so the cast is exact enough.
+    #[allow(clippy::cast_possible_truncation)]
     let parsed = if let Some(v) = t.strip_suffix("vcpu") {
-        v.trim().parse::<f64>().ok().map(|v| (v * 1024.0).round() as i64)
+        v.trim()
+            .parse::<f64>()
+            .ok()
+            .map(|v| (v * 1024.0).round() as i64)
     } else {
         t.parse::<i64>().ok()
     };
     match parsed {
         Some(v) if v > 0 => Ok(v),
-        _ => err(format!("cpu '{s}' is not valid: give CPU units (\"1024\") or vCPUs (\"1 vCPU\").")),
+        _ => err(format!(
+            "cpu '{s}' is not valid: give CPU units (\"1024\") or vCPUs (\"1 vCPU\")."
+        )),
     }
 }
 
 /// Task memory as ECS accepts it: MiB ("512") or GB ("2 GB").
 pub fn parse_memory(s: &str) -> Result<i64, TaskDefinitionError> {
     let t = s.trim().to_ascii_lowercase();
+    #[allow(clippy::cast_possible_truncation)]
     let parsed = if let Some(v) = t.strip_suffix("gb") {
-        v.trim().parse::<f64>().ok().map(|v| (v * 1024.0).round() as i64)
+        v.trim()
+            .parse::<f64>()
+            .ok()
+            .map(|v| (v * 1024.0).round() as i64)
     } else {
         t.parse::<i64>().ok()
     };
     match parsed {
         Some(v) if v > 0 => Ok(v),
-        _ => err(format!("memory '{s}' is not valid: give MiB (\"512\") or GB (\"2 GB\").")),
+        _ => err(format!(
+            "memory '{s}' is not valid: give MiB (\"512\") or GB (\"2 GB\")."
+        )),
     }
 }
 
@@ -327,7 +370,11 @@ mod tests {
     use super::*;
 
     fn reg(containers: Vec<ContainerDefinition>) -> Registration {
-        Registration { family: "web".into(), containers, ..Registration::default() }
+        Registration {
+            family: "web".into(),
+            containers,
+            ..Registration::default()
+        }
     }
 
     #[test]
@@ -349,7 +396,10 @@ mod tests {
     fn requires_memory_somewhere() {
         let mut c = container("a");
         c.memory_mib = None;
-        assert!(validate(&reg(vec![c.clone()])).unwrap_err().0.contains("'memory' or 'memoryReservation'"));
+        assert!(validate(&reg(vec![c.clone()]))
+            .unwrap_err()
+            .0
+            .contains("'memory' or 'memoryReservation'"));
         let mut r = reg(vec![c]);
         r.memory = Some("512".into());
         assert!(validate(&r).is_ok());
@@ -359,12 +409,18 @@ mod tests {
     fn depends_on_rules() {
         let mut a = container("a");
         a.depends_on = vec![("ghost".into(), "START".into())];
-        assert!(validate(&reg(vec![a])).unwrap_err().0.contains("unknown container 'ghost'"));
+        assert!(validate(&reg(vec![a]))
+            .unwrap_err()
+            .0
+            .contains("unknown container 'ghost'"));
 
         let mut a = container("a");
         let b = container("b");
         a.depends_on = vec![("b".into(), "SUCCESS".into())];
-        assert!(validate(&reg(vec![a, b])).unwrap_err().0.contains("not allowed on an essential container"));
+        assert!(validate(&reg(vec![a, b]))
+            .unwrap_err()
+            .0
+            .contains("not allowed on an essential container"));
 
         let mut a = container("a");
         let mut b = container("b");
@@ -404,7 +460,10 @@ mod tests {
     fn container_memory_within_task_memory() {
         let mut r = reg(vec![container("a")]);
         r.memory = Some("32".into());
-        assert!(validate(&r).unwrap_err().0.contains("exceeds the task memory"));
+        assert!(validate(&r)
+            .unwrap_err()
+            .0
+            .contains("exceeds the task memory"));
     }
 
     #[test]

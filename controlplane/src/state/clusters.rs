@@ -5,7 +5,7 @@ use crate::model::cluster::validate_cluster_name;
 use crate::model::Cluster;
 use crate::store::{Table, Write};
 
-/// Task and instance counts shown by DescribeClusters.
+/// Task and instance counts shown by `DescribeClusters`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ClusterCounts {
     pub registered_instances: usize,
@@ -15,7 +15,11 @@ pub struct ClusterCounts {
 
 impl ControlPlane {
     /// Creates a cluster; like ECS, creating an existing ACTIVE cluster returns it.
-    pub fn create_cluster(&self, name: &str, tags: Vec<(String, String)>) -> Result<Cluster, StateError> {
+    pub fn create_cluster(
+        &self,
+        name: &str,
+        tags: Vec<(String, String)>,
+    ) -> Result<Cluster, StateError> {
         validate_cluster_name(name).map_err(StateError::InvalidParameter)?;
         let mut state = self.lock();
         if let Some(c) = state.clusters.get(name).filter(|c| c.status == "ACTIVE") {
@@ -28,12 +32,16 @@ impl ControlPlane {
             created_at_ms: self.now(),
             tags,
         };
-        self.store.apply(&[Write::put(Table::Clusters, name, encode(&cluster))])?;
+        self.store
+            .apply(&[Write::put(Table::Clusters, name, encode(&cluster))])?;
         state.clusters.insert(name.to_string(), cluster.clone());
         Ok(cluster)
     }
 
-    pub fn describe_clusters(&self, names: &[String]) -> (Vec<(Cluster, ClusterCounts)>, Vec<ItemFailure>) {
+    pub fn describe_clusters(
+        &self,
+        names: &[String],
+    ) -> (Vec<(Cluster, ClusterCounts)>, Vec<ItemFailure>) {
         let state = self.lock();
         let mut found = Vec::new();
         let mut failures = Vec::new();
@@ -55,19 +63,34 @@ impl ControlPlane {
                         pending_tasks: state
                             .tasks
                             .values()
-                            .filter(|t| t.cluster == c.name && matches!(t.last_status.as_str(), "PROVISIONING" | "PENDING" | "ACTIVATING"))
+                            .filter(|t| {
+                                t.cluster == c.name
+                                    && matches!(
+                                        t.last_status.as_str(),
+                                        "PROVISIONING" | "PENDING" | "ACTIVATING"
+                                    )
+                            })
                             .count(),
                     };
                     found.push((c.clone(), counts));
                 }
-                None => failures.push(ItemFailure { arn: self.arns.cluster(name), reason: "MISSING".into(), detail: None }),
+                None => failures.push(ItemFailure {
+                    arn: self.arns.cluster(name),
+                    reason: "MISSING".into(),
+                    detail: None,
+                }),
             }
         }
         (found, failures)
     }
 
     pub fn list_clusters(&self) -> Vec<String> {
-        self.lock().clusters.values().filter(|c| c.status == "ACTIVE").map(|c| c.arn.clone()).collect()
+        self.lock()
+            .clusters
+            .values()
+            .filter(|c| c.status == "ACTIVE")
+            .map(|c| c.arn.clone())
+            .collect()
     }
 }
 
@@ -83,13 +106,19 @@ mod tests {
         let b = cp.create_cluster("web", vec![]).unwrap();
         assert_eq!(a, b);
         assert_eq!(store.batches.lock().unwrap().len(), 1);
-        assert_eq!(cp.list_clusters(), vec!["arn:aws:ecs:us-east-1:123456789012:cluster/web".to_string()]);
+        assert_eq!(
+            cp.list_clusters(),
+            vec!["arn:aws:ecs:us-east-1:123456789012:cluster/web".to_string()]
+        );
     }
 
     #[test]
     fn bad_name_creates_nothing() {
         let (cp, store) = control_plane();
-        assert!(matches!(cp.create_cluster("a b", vec![]), Err(StateError::InvalidParameter(_))));
+        assert!(matches!(
+            cp.create_cluster("a b", vec![]),
+            Err(StateError::InvalidParameter(_))
+        ));
         assert!(store.batches.lock().unwrap().is_empty());
     }
 

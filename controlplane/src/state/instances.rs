@@ -1,5 +1,5 @@
 //! Container instances: agent registration, sessions, reports, and the
-//! ListContainerInstances / DescribeContainerInstances views.
+//! `ListContainerInstances` / `DescribeContainerInstances` views.
 
 use tokio::sync::watch;
 
@@ -8,7 +8,7 @@ use crate::model::task::TaskReport;
 use crate::model::{arn, ContainerInstance, Resources, Task};
 use crate::store::{Table, Write};
 
-/// A container instance with the figures DescribeContainerInstances derives.
+/// A container instance with the figures `DescribeContainerInstances` derives.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstanceView {
     pub instance: ContainerInstance,
@@ -45,35 +45,38 @@ impl ControlPlane {
             .and_then(|a| state.instances.get(a))
             .filter(|i| i.cluster == cluster && i.status != "INACTIVE")
             .cloned();
-        let instance = match existing {
-            Some(mut i) => {
-                i.hostname.clone_from(&reg.hostname);
-                i.registered = reg.resources;
-                i.serves_fargate = reg.serves_fargate;
-                i.agent_version.clone_from(&reg.agent_version);
-                i.attributes.clone_from(&reg.attributes);
-                i.version += 1;
-                i
-            }
-            None => {
-                let id = arn::new_id();
-                ContainerInstance {
-                    arn: self.arns.container_instance(&cluster, &id),
-                    id,
-                    cluster,
-                    hostname: reg.hostname.clone(),
-                    registered: reg.resources,
-                    serves_fargate: reg.serves_fargate,
-                    status: "ACTIVE".into(),
-                    agent_version: reg.agent_version.clone(),
-                    registered_at_ms: self.now(),
-                    attributes: reg.attributes.clone(),
-                    version: 1,
-                }
+        let instance = if let Some(mut i) = existing {
+            i.hostname.clone_from(&reg.hostname);
+            i.registered = reg.resources;
+            i.serves_fargate = reg.serves_fargate;
+            i.agent_version.clone_from(&reg.agent_version);
+            i.attributes.clone_from(&reg.attributes);
+            i.version += 1;
+            i
+        } else {
+            let id = arn::new_id();
+            ContainerInstance {
+                arn: self.arns.container_instance(&cluster, &id),
+                id,
+                cluster,
+                hostname: reg.hostname.clone(),
+                registered: reg.resources,
+                serves_fargate: reg.serves_fargate,
+                status: "ACTIVE".into(),
+                agent_version: reg.agent_version.clone(),
+                registered_at_ms: self.now(),
+                attributes: reg.attributes.clone(),
+                version: 1,
             }
         };
-        self.store.apply(&[Write::put(Table::ContainerInstances, instance.arn.clone(), encode(&instance))])?;
-        state.instances.insert(instance.arn.clone(), instance.clone());
+        self.store.apply(&[Write::put(
+            Table::ContainerInstances,
+            instance.arn.clone(),
+            encode(&instance),
+        )])?;
+        state
+            .instances
+            .insert(instance.arn.clone(), instance.clone());
         Ok(instance)
     }
 
@@ -95,7 +98,11 @@ impl ControlPlane {
     /// Closes the session, unless a newer one of the same instance replaced it.
     pub fn close_session(&self, instance_arn: &str, rx: &watch::Receiver<u64>) {
         let mut state = self.lock();
-        if state.sessions.get(instance_arn).is_some_and(|tx| tx.subscribe().same_channel(rx)) {
+        if state
+            .sessions
+            .get(instance_arn)
+            .is_some_and(|tx| tx.subscribe().same_channel(rx))
+        {
             state.sessions.remove(instance_arn);
         }
     }
@@ -105,7 +112,9 @@ impl ControlPlane {
         self.lock()
             .tasks
             .values()
-            .filter(|t| t.container_instance_arn.as_deref() == Some(instance_arn) && !t.is_stopped())
+            .filter(|t| {
+                t.container_instance_arn.as_deref() == Some(instance_arn) && !t.is_stopped()
+            })
             .cloned()
             .collect()
     }
@@ -115,12 +124,15 @@ impl ControlPlane {
     pub fn apply_report(&self, instance_arn: &str, report: &TaskReport) -> Result<(), StateError> {
         let mut state = self.lock();
         let id = arn::resource_id(&report.task_arn).to_string();
-        let Some(mut task) = state.tasks.get(&id).cloned() else { return Ok(()) };
+        let Some(mut task) = state.tasks.get(&id).cloned() else {
+            return Ok(());
+        };
         if task.container_instance_arn.as_deref() != Some(instance_arn) {
             return Ok(());
         }
         if task.apply_report(report, self.now()) {
-            self.store.apply(&[Write::put(Table::Tasks, id.clone(), encode(&task))])?;
+            self.store
+                .apply(&[Write::put(Table::Tasks, id.clone(), encode(&task))])?;
             let stopped = task.is_stopped();
             state.tasks.insert(id, task);
             if stopped {
@@ -130,7 +142,11 @@ impl ControlPlane {
         Ok(())
     }
 
-    pub fn list_container_instances(&self, cluster: &str, status: Option<&str>) -> Result<Vec<String>, StateError> {
+    pub fn list_container_instances(
+        &self,
+        cluster: &str,
+        status: Option<&str>,
+    ) -> Result<Vec<String>, StateError> {
         let state = self.lock();
         let cluster = Self::cluster(&state, cluster)?;
         Ok(state
@@ -153,22 +169,40 @@ impl ControlPlane {
         let mut failures = Vec::new();
         for r in refs {
             let id = arn::resource_id(r);
-            let Some(i) = state.instances.values().find(|i| i.id == id && i.cluster == cluster.name) else {
+            let Some(i) = state
+                .instances
+                .values()
+                .find(|i| i.id == id && i.cluster == cluster.name)
+            else {
                 failures.push(ItemFailure {
-                    arn: if r.starts_with("arn:") { r.clone() } else { self.arns.container_instance(&cluster.name, id) },
+                    arn: if r.starts_with("arn:") {
+                        r.clone()
+                    } else {
+                        self.arns.container_instance(&cluster.name, id)
+                    },
                     reason: "MISSING".into(),
                     detail: None,
                 });
                 continue;
             };
-            let on_it = || state.tasks.values().filter(|t| t.container_instance_arn.as_deref() == Some(i.arn.as_str()));
+            let on_it = || {
+                state
+                    .tasks
+                    .values()
+                    .filter(|t| t.container_instance_arn.as_deref() == Some(i.arn.as_str()))
+            };
             found.push(InstanceView {
                 instance: i.clone(),
                 remaining: Self::remaining(&state, &i.arn, i.registered),
                 agent_connected: state.sessions.contains_key(&i.arn),
                 running_tasks: on_it().filter(|t| t.last_status == "RUNNING").count(),
                 pending_tasks: on_it()
-                    .filter(|t| matches!(t.last_status.as_str(), "PROVISIONING" | "PENDING" | "ACTIVATING"))
+                    .filter(|t| {
+                        matches!(
+                            t.last_status.as_str(),
+                            "PROVISIONING" | "PENDING" | "ACTIVATING"
+                        )
+                    })
                     .count(),
             });
         }
@@ -190,7 +224,10 @@ mod tests {
             cluster: cluster.into(),
             container_instance_arn: None,
             hostname: "host1".into(),
-            resources: Resources { cpu: 2048, memory_mib: 1024 },
+            resources: Resources {
+                cpu: 2048,
+                memory_mib: 1024,
+            },
             serves_fargate: fargate,
             agent_version: "0.1.0".into(),
             attributes: vec![],
@@ -226,7 +263,8 @@ mod tests {
             requires_compatibilities: vec!["FARGATE".into()],
             ..TdRegistration::default()
         };
-        cp.register_task_definition(&td, serde_json::json!({}), vec![]).unwrap();
+        cp.register_task_definition(&td, serde_json::json!({}), vec![])
+            .unwrap();
         let ci = cp.register_instance(&reg("default", true)).unwrap();
         (cp, ci.arn)
     }
@@ -234,7 +272,9 @@ mod tests {
     #[test]
     fn tasks_go_only_to_connected_instances() {
         let (cp, arn) = setup();
-        let err = cp.run_task(&run("default", LaunchType::Ec2, 1)).unwrap_err();
+        let err = cp
+            .run_task(&run("default", LaunchType::Ec2, 1))
+            .unwrap_err();
         assert!(err.to_string().contains("No Container Instances"), "{err}");
         let mut rx = cp.open_session(&arn).unwrap();
         let out = cp.run_task(&run("default", LaunchType::Ec2, 1)).unwrap();
@@ -260,8 +300,13 @@ mod tests {
         let (cp, arn) = setup();
         let _rx = cp.open_session(&arn).unwrap();
         cp.create_cluster("my-cluster", vec![]).unwrap();
-        let out = cp.run_task(&run("my-cluster", LaunchType::Fargate, 1)).unwrap();
-        assert_eq!(out.tasks[0].container_instance_arn.as_deref(), Some(arn.as_str()));
+        let out = cp
+            .run_task(&run("my-cluster", LaunchType::Fargate, 1))
+            .unwrap();
+        assert_eq!(
+            out.tasks[0].container_instance_arn.as_deref(),
+            Some(arn.as_str())
+        );
         assert!(out.tasks[0].arn.contains(":task/my-cluster/"));
         // EC2 tasks of my-cluster have no instance there.
         assert!(cp.run_task(&run("my-cluster", LaunchType::Ec2, 1)).is_err());
@@ -271,21 +316,49 @@ mod tests {
     fn reports_and_stop_flow() {
         let (cp, arn) = setup();
         let mut rx = cp.open_session(&arn).unwrap();
-        let task = cp.run_task(&run("default", LaunchType::Ec2, 1)).unwrap().tasks.remove(0);
-        let report = TaskReport { task_arn: task.arn.clone(), last_status: "RUNNING".into(), ..TaskReport::default() };
+        let task = cp
+            .run_task(&run("default", LaunchType::Ec2, 1))
+            .unwrap()
+            .tasks
+            .remove(0);
+        let report = TaskReport {
+            task_arn: task.arn.clone(),
+            last_status: "RUNNING".into(),
+            ..TaskReport::default()
+        };
         cp.apply_report(&arn, &report).unwrap();
-        let (views, _) = cp.describe_container_instances("default", std::slice::from_ref(&arn)).unwrap();
+        let (views, _) = cp
+            .describe_container_instances("default", std::slice::from_ref(&arn))
+            .unwrap();
         assert_eq!(views[0].running_tasks, 1);
-        assert_eq!(views[0].remaining, Resources { cpu: 2048 - 256, memory_mib: 1024 - 512 });
+        assert_eq!(
+            views[0].remaining,
+            Resources {
+                cpu: 2048 - 256,
+                memory_mib: 1024 - 512
+            }
+        );
         rx.mark_unchanged();
         let stopped = cp.stop_task("default", &task.id, Some("done")).unwrap();
         assert_eq!(stopped.stop_code.as_deref(), Some("UserInitiated"));
         assert!(rx.has_changed().unwrap());
-        let report = TaskReport { task_arn: task.arn.clone(), last_status: "STOPPED".into(), ..TaskReport::default() };
+        let report = TaskReport {
+            task_arn: task.arn.clone(),
+            last_status: "STOPPED".into(),
+            ..TaskReport::default()
+        };
         cp.apply_report(&arn, &report).unwrap();
         assert!(cp.desired_tasks(&arn).is_empty());
-        let (views, _) = cp.describe_container_instances("default", std::slice::from_ref(&arn)).unwrap();
-        assert_eq!(views[0].remaining, Resources { cpu: 2048, memory_mib: 1024 });
+        let (views, _) = cp
+            .describe_container_instances("default", std::slice::from_ref(&arn))
+            .unwrap();
+        assert_eq!(
+            views[0].remaining,
+            Resources {
+                cpu: 2048,
+                memory_mib: 1024
+            }
+        );
     }
 
     #[test]
@@ -294,6 +367,9 @@ mod tests {
         let mut r = reg("default", true);
         r.container_instance_arn = Some(arn.clone());
         assert_eq!(cp.register_instance(&r).unwrap().arn, arn);
-        assert_eq!(cp.list_container_instances("default", None).unwrap().len(), 1);
+        assert_eq!(
+            cp.list_container_instances("default", None).unwrap().len(),
+            1
+        );
     }
 }

@@ -16,8 +16,8 @@ use tokio::sync::watch;
 use crate::model::{ArnContext, Cluster, ContainerInstance, Task, TaskDefinition};
 use crate::store::{Store, StoreError, Table, Write};
 
-pub use instances::{InstanceView, Registration as InstanceRegistration};
 pub use clusters::ClusterCounts;
+pub use instances::{InstanceView, Registration as InstanceRegistration};
 pub use task_definitions::TaskDefinitionFilter;
 pub use tasks::{ContainerOverride, RunTask, RunTaskOutcome, TaskFilter};
 
@@ -30,7 +30,9 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
-        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
     }
 }
@@ -38,7 +40,9 @@ impl Clock for SystemClock {
 /// Failures of control-plane commands. The API maps each to one ECS error type.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("Cluster not found: '{0}'. Create it with CreateCluster, or check the name and region.")]
+    #[error(
+        "Cluster not found: '{0}'. Create it with CreateCluster, or check the name and region."
+    )]
     ClusterNotFound(String),
     #[error("{0}")]
     InvalidParameter(String),
@@ -47,7 +51,11 @@ pub enum StateError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("corrupt record {key} in {table:?}: {message}")]
-    Corrupt { table: Table, key: String, message: String },
+    Corrupt {
+        table: Table,
+        key: String,
+        message: String,
+    },
 }
 
 /// A failure entry as ECS returns it beside results (`failures`).
@@ -80,7 +88,11 @@ pub struct ControlPlane {
 }
 
 fn decode<T: DeserializeOwned>(table: Table, key: &str, bytes: &[u8]) -> Result<T, StateError> {
-    serde_json::from_slice(bytes).map_err(|e| StateError::Corrupt { table, key: key.into(), message: e.to_string() })
+    serde_json::from_slice(bytes).map_err(|e| StateError::Corrupt {
+        table,
+        key: key.into(),
+        message: e.to_string(),
+    })
 }
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -89,7 +101,11 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 
 impl ControlPlane {
     /// Loads all state from the store.
-    pub fn open(store: Arc<dyn Store>, clock: Arc<dyn Clock>, arns: ArnContext) -> Result<Self, StateError> {
+    pub fn open(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        arns: ArnContext,
+    ) -> Result<Self, StateError> {
         let mut state = State::default();
         for (k, v) in store.load(Table::Clusters)? {
             let c: Cluster = decode(Table::Clusters, &k, &v)?;
@@ -97,7 +113,9 @@ impl ControlPlane {
         }
         for (k, v) in store.load(Table::TaskDefinitions)? {
             let td: TaskDefinition = decode(Table::TaskDefinitions, &k, &v)?;
-            state.task_definitions.insert((td.family.clone(), td.revision), td);
+            state
+                .task_definitions
+                .insert((td.family.clone(), td.revision), td);
         }
         for (k, v) in store.load(Table::Tasks)? {
             let t: Task = decode(Table::Tasks, &k, &v)?;
@@ -107,11 +125,18 @@ impl ControlPlane {
             let ci: ContainerInstance = decode(Table::ContainerInstances, &k, &v)?;
             state.instances.insert(ci.arn.clone(), ci);
         }
-        Ok(Self { store, clock, arns, state: Mutex::new(state) })
+        Ok(Self {
+            store,
+            clock,
+            arns,
+            state: Mutex::new(state),
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn now(&self) -> i64 {
@@ -120,7 +145,12 @@ impl ControlPlane {
 
     /// A persisted value from the meta table (e.g. the API credentials).
     pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
-        Ok(self.store.load(Table::Meta)?.into_iter().find(|(k, _)| k == key).map(|(_, v)| v))
+        Ok(self
+            .store
+            .load(Table::Meta)?
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v))
     }
 
     pub fn set_meta(&self, key: &str, value: Vec<u8>) -> Result<(), StateError> {
@@ -166,7 +196,10 @@ pub(crate) mod test_support {
         let cp = ControlPlane::open(
             store.clone(),
             Arc::new(FixedClock(AtomicI64::new(1_700_000_000_000))),
-            ArnContext { region: "us-east-1".into(), account: "123456789012".into() },
+            ArnContext {
+                region: "us-east-1".into(),
+                account: "123456789012".into(),
+            },
         )
         .unwrap();
         (cp, store)

@@ -9,7 +9,7 @@ fn key(family: &str, revision: u32) -> String {
     format!("{family}:{revision}")
 }
 
-/// Which task definitions ListTaskDefinitions returns.
+/// Which task definitions `ListTaskDefinitions` returns.
 #[derive(Debug, Clone, Default)]
 pub struct TaskDefinitionFilter {
     pub family_prefix: Option<String>,
@@ -47,26 +47,40 @@ impl ControlPlane {
             document,
             tags,
         };
-        self.store.apply(&[Write::put(Table::TaskDefinitions, key(&td.family, revision), encode(&td))])?;
-        state.task_definitions.insert((td.family.clone(), revision), td.clone());
+        self.store.apply(&[Write::put(
+            Table::TaskDefinitions,
+            key(&td.family, revision),
+            encode(&td),
+        )])?;
+        state
+            .task_definitions
+            .insert((td.family.clone(), revision), td.clone());
         Ok(td)
     }
 
     /// Resolves `family`, `family:revision` or an ARN. A bare family names its
     /// latest ACTIVE revision.
-    pub(super) fn resolve_task_definition<'a>(state: &'a State, reference: &str) -> Result<&'a TaskDefinition, StateError> {
+    pub(super) fn resolve_task_definition<'a>(
+        state: &'a State,
+        reference: &str,
+    ) -> Result<&'a TaskDefinition, StateError> {
         let not_found = || {
             StateError::Client(format!(
                 "Unable to describe task definition '{reference}': no such family or revision. Check the name with ListTaskDefinitions."
             ))
         };
-        let short = reference.rsplit_once(":task-definition/").map_or(reference, |(_, s)| s);
+        let short = reference
+            .rsplit_once(":task-definition/")
+            .map_or(reference, |(_, s)| s);
         match short.rsplit_once(':') {
             Some((family, rev)) => {
                 let rev: u32 = rev.parse().map_err(|_| {
                     StateError::Client(format!("Invalid revision '{rev}' in task definition '{reference}': it must be a number."))
                 })?;
-                state.task_definitions.get(&(family.to_string(), rev)).ok_or_else(not_found)
+                state
+                    .task_definitions
+                    .get(&(family.to_string(), rev))
+                    .ok_or_else(not_found)
             }
             None => state
                 .task_definitions
@@ -88,7 +102,12 @@ impl ControlPlane {
         let mut arns: Vec<String> = state
             .task_definitions
             .values()
-            .filter(|td| filter.family_prefix.as_deref().is_none_or(|p| td.family.starts_with(p)))
+            .filter(|td| {
+                filter
+                    .family_prefix
+                    .as_deref()
+                    .is_none_or(|p| td.family.starts_with(p))
+            })
             .filter(|td| status == "ALL" || td.status == status)
             .map(|td| td.arn.clone())
             .collect();
@@ -99,7 +118,10 @@ impl ControlPlane {
     }
 
     /// Marks a revision INACTIVE: still describable, no new tasks (as in ECS).
-    pub fn deregister_task_definition(&self, reference: &str) -> Result<TaskDefinition, StateError> {
+    pub fn deregister_task_definition(
+        &self,
+        reference: &str,
+    ) -> Result<TaskDefinition, StateError> {
         if !reference.contains(':') {
             return Err(StateError::InvalidParameter(format!(
                 "Task definition '{reference}' must name a revision: use family:revision or the full ARN."
@@ -110,8 +132,14 @@ impl ControlPlane {
         if td.status == "ACTIVE" {
             td.status = "INACTIVE".into();
             td.deregistered_at_ms = Some(self.now());
-            self.store.apply(&[Write::put(Table::TaskDefinitions, key(&td.family, td.revision), encode(&td))])?;
-            state.task_definitions.insert((td.family.clone(), td.revision), td.clone());
+            self.store.apply(&[Write::put(
+                Table::TaskDefinitions,
+                key(&td.family, td.revision),
+                encode(&td),
+            )])?;
+            state
+                .task_definitions
+                .insert((td.family.clone(), td.revision), td.clone());
         }
         Ok(td)
     }
@@ -124,33 +152,60 @@ mod tests {
     use crate::state::test_support::control_plane;
 
     fn reg(family: &str) -> Registration {
-        Registration { family: family.into(), containers: vec![container("web")], ..Registration::default() }
+        Registration {
+            family: family.into(),
+            containers: vec![container("web")],
+            ..Registration::default()
+        }
     }
 
     #[test]
     fn revisions_count_up_per_family_and_resolve() {
         let (cp, _) = control_plane();
-        let a1 = cp.register_task_definition(&reg("a"), serde_json::json!({}), vec![]).unwrap();
-        let a2 = cp.register_task_definition(&reg("a"), serde_json::json!({}), vec![]).unwrap();
-        let b1 = cp.register_task_definition(&reg("b"), serde_json::json!({}), vec![]).unwrap();
+        let a1 = cp
+            .register_task_definition(&reg("a"), serde_json::json!({}), vec![])
+            .unwrap();
+        let a2 = cp
+            .register_task_definition(&reg("a"), serde_json::json!({}), vec![])
+            .unwrap();
+        let b1 = cp
+            .register_task_definition(&reg("b"), serde_json::json!({}), vec![])
+            .unwrap();
         assert_eq!((a1.revision, a2.revision, b1.revision), (1, 2, 1));
         assert_eq!(cp.describe_task_definition("a").unwrap().revision, 2);
         assert_eq!(cp.describe_task_definition("a:1").unwrap().revision, 1);
         assert_eq!(cp.describe_task_definition(&a1.arn).unwrap().revision, 1);
-        assert!(matches!(cp.describe_task_definition("c"), Err(StateError::Client(m)) if m.contains("'c'")));
+        assert!(
+            matches!(cp.describe_task_definition("c"), Err(StateError::Client(m)) if m.contains("'c'"))
+        );
     }
 
     #[test]
     fn deregistered_is_describable_but_not_latest() {
         let (cp, _) = control_plane();
-        cp.register_task_definition(&reg("a"), serde_json::json!({}), vec![]).unwrap();
-        cp.register_task_definition(&reg("a"), serde_json::json!({}), vec![]).unwrap();
-        assert!(matches!(cp.deregister_task_definition("a"), Err(StateError::InvalidParameter(_))));
+        cp.register_task_definition(&reg("a"), serde_json::json!({}), vec![])
+            .unwrap();
+        cp.register_task_definition(&reg("a"), serde_json::json!({}), vec![])
+            .unwrap();
+        assert!(matches!(
+            cp.deregister_task_definition("a"),
+            Err(StateError::InvalidParameter(_))
+        ));
         cp.deregister_task_definition("a:2").unwrap();
-        assert_eq!(cp.describe_task_definition("a:2").unwrap().status, "INACTIVE");
+        assert_eq!(
+            cp.describe_task_definition("a:2").unwrap().status,
+            "INACTIVE"
+        );
         assert_eq!(cp.describe_task_definition("a").unwrap().revision, 1);
-        assert_eq!(cp.list_task_definitions(&TaskDefinitionFilter::default()).len(), 1);
-        let all = TaskDefinitionFilter { status: Some("ALL".into()), ..TaskDefinitionFilter::default() };
+        assert_eq!(
+            cp.list_task_definitions(&TaskDefinitionFilter::default())
+                .len(),
+            1
+        );
+        let all = TaskDefinitionFilter {
+            status: Some("ALL".into()),
+            ..TaskDefinitionFilter::default()
+        };
         assert_eq!(cp.list_task_definitions(&all).len(), 2);
     }
 
@@ -159,7 +214,9 @@ mod tests {
         let (cp, store) = control_plane();
         let mut r = reg("a");
         r.containers.clear();
-        assert!(cp.register_task_definition(&r, serde_json::json!({}), vec![]).is_err());
+        assert!(cp
+            .register_task_definition(&r, serde_json::json!({}), vec![])
+            .is_err());
         assert!(store.batches.lock().unwrap().is_empty());
     }
 }

@@ -1,11 +1,13 @@
 //! Task commands: run (with placement), describe, list, stop.
 
 use super::{encode, ControlPlane, ItemFailure, State, StateError};
-use crate::model::{arn, ContainerDefinition, LaunchType, Resources, Task, TaskContainer, TaskDefinition};
+use crate::model::{
+    arn, ContainerDefinition, LaunchType, Resources, Task, TaskContainer, TaskDefinition,
+};
 use crate::scheduler::{self, Candidate};
 use crate::store::{Table, Write};
 
-/// A validated RunTask request.
+/// A validated `RunTask` request.
 #[derive(Debug, Clone)]
 pub struct RunTask {
     pub cluster: String,
@@ -39,7 +41,7 @@ pub struct RunTaskOutcome {
     pub failures: Vec<ItemFailure>,
 }
 
-/// ListTasks filters.
+/// `ListTasks` filters.
 #[derive(Debug, Clone, Default)]
 pub struct TaskFilter {
     pub cluster: String,
@@ -70,10 +72,19 @@ fn apply_override(def: &ContainerDefinition, o: Option<&ContainerOverride>) -> C
 
 /// What a task reserves on its instance: the task-level size when set, else
 /// the sum over containers.
-fn requirement(cpu: Option<i64>, memory: Option<i64>, containers: &[ContainerDefinition]) -> Resources {
+fn requirement(
+    cpu: Option<i64>,
+    memory: Option<i64>,
+    containers: &[ContainerDefinition],
+) -> Resources {
     Resources {
         cpu: cpu.unwrap_or_else(|| containers.iter().map(|c| c.cpu).sum()),
-        memory_mib: memory.unwrap_or_else(|| containers.iter().map(ContainerDefinition::reserved_memory_mib).sum()),
+        memory_mib: memory.unwrap_or_else(|| {
+            containers
+                .iter()
+                .map(ContainerDefinition::reserved_memory_mib)
+                .sum()
+        }),
     }
 }
 
@@ -88,6 +99,7 @@ fn supports(td: &TaskDefinition, launch_type: LaunchType) -> bool {
 }
 
 impl ControlPlane {
+    #[allow(clippy::too_many_lines)] // validation, placement and the new task record, in order
     pub fn run_task(&self, req: &RunTask) -> Result<RunTaskOutcome, StateError> {
         if !(1..=10).contains(&req.count) {
             return Err(StateError::InvalidParameter(format!(
@@ -176,7 +188,10 @@ impl ControlPlane {
                             })
                             .collect(),
                         started_by: req.started_by.clone(),
-                        group: req.group.clone().or_else(|| Some(format!("family:{}", td.family))),
+                        group: req
+                            .group
+                            .clone()
+                            .or_else(|| Some(format!("family:{}", td.family))),
                         overrides: req.overrides.clone(),
                         tags: req.tags.clone(),
                         enable_execute_command: req.enable_execute_command,
@@ -200,19 +215,34 @@ impl ControlPlane {
                 Err(fs) if fs.is_empty() => failures.push(ItemFailure {
                     arn: cluster.arn.clone(),
                     reason: "RESOURCE".into(),
-                    detail: Some(format!("No container instance can run {} tasks now.", req.launch_type.as_str())),
+                    detail: Some(format!(
+                        "No container instance can run {} tasks now.",
+                        req.launch_type.as_str()
+                    )),
                 }),
-                Err(fs) => failures.extend(fs.into_iter().map(|f| ItemFailure { arn: f.arn, reason: f.reason.into(), detail: None })),
+                Err(fs) => failures.extend(fs.into_iter().map(|f| ItemFailure {
+                    arn: f.arn,
+                    reason: f.reason.into(),
+                    detail: None,
+                })),
             }
         }
-        let writes: Vec<Write> = tasks.iter().map(|t| Write::put(Table::Tasks, t.id.clone(), encode(t))).collect();
+        let writes: Vec<Write> = tasks
+            .iter()
+            .map(|t| Write::put(Table::Tasks, t.id.clone(), encode(t)))
+            .collect();
         if !writes.is_empty() {
             self.store.apply(&writes)?;
         }
         for t in &tasks {
             state.tasks.insert(t.id.clone(), t.clone());
         }
-        Self::notify(&state, tasks.iter().filter_map(|t| t.container_instance_arn.clone()));
+        Self::notify(
+            &state,
+            tasks
+                .iter()
+                .filter_map(|t| t.container_instance_arn.clone()),
+        );
         Ok(RunTaskOutcome { tasks, failures })
     }
 
@@ -226,7 +256,10 @@ impl ControlPlane {
                 LaunchType::Fargate => i.serves_fargate,
                 LaunchType::Ec2 | LaunchType::External => i.cluster == cluster,
             })
-            .map(|i| Candidate { arn: i.arn.clone(), remaining: Self::remaining(state, &i.arn, i.registered) })
+            .map(|i| Candidate {
+                arn: i.arn.clone(),
+                remaining: Self::remaining(state, &i.arn, i.registered),
+            })
             .collect()
     }
 
@@ -234,22 +267,36 @@ impl ControlPlane {
         state
             .tasks
             .values()
-            .filter(|t| t.container_instance_arn.as_deref() == Some(instance_arn) && !t.is_stopped())
+            .filter(|t| {
+                t.container_instance_arn.as_deref() == Some(instance_arn) && !t.is_stopped()
+            })
             .fold(registered, |left, t| left.saturating_sub(t.reserved))
     }
 
     /// Looks tasks up by id or ARN within a cluster.
-    pub fn describe_tasks(&self, cluster: &str, tasks: &[String]) -> Result<(Vec<Task>, Vec<ItemFailure>), StateError> {
+    pub fn describe_tasks(
+        &self,
+        cluster: &str,
+        tasks: &[String],
+    ) -> Result<(Vec<Task>, Vec<ItemFailure>), StateError> {
         let state = self.lock();
         let cluster = Self::cluster(&state, cluster)?;
         let mut found = Vec::new();
         let mut failures = Vec::new();
         for t in tasks {
             let id = arn::resource_id(t);
-            match state.tasks.get(id).filter(|task| task.cluster == cluster.name) {
+            match state
+                .tasks
+                .get(id)
+                .filter(|task| task.cluster == cluster.name)
+            {
                 Some(task) => found.push(task.clone()),
                 None => failures.push(ItemFailure {
-                    arn: if t.starts_with("arn:") { t.clone() } else { self.arns.task(&cluster.name, id) },
+                    arn: if t.starts_with("arn:") {
+                        t.clone()
+                    } else {
+                        self.arns.task(&cluster.name, id)
+                    },
                     reason: "MISSING".into(),
                     detail: None,
                 }),
@@ -266,13 +313,26 @@ impl ControlPlane {
             .tasks
             .values()
             .filter(|t| t.cluster == cluster.name)
-            .filter(|t| if desired == "STOPPED" { t.desired_status == "STOPPED" } else { t.desired_status != "STOPPED" })
+            .filter(|t| {
+                if desired == "STOPPED" {
+                    t.desired_status == "STOPPED"
+                } else {
+                    t.desired_status != "STOPPED"
+                }
+            })
             .filter(|t| filter.family.as_deref().is_none_or(|f| t.family == f))
-            .filter(|t| filter.started_by.as_deref().is_none_or(|s| t.started_by.as_deref() == Some(s)))
+            .filter(|t| {
+                filter
+                    .started_by
+                    .as_deref()
+                    .is_none_or(|s| t.started_by.as_deref() == Some(s))
+            })
             .filter(|t| filter.launch_type.is_none_or(|l| t.launch_type == l))
             .filter(|t| {
                 filter.container_instance.as_deref().is_none_or(|ci| {
-                    t.container_instance_arn.as_deref().is_some_and(|a| arn::resource_id(a) == arn::resource_id(ci))
+                    t.container_instance_arn
+                        .as_deref()
+                        .is_some_and(|a| arn::resource_id(a) == arn::resource_id(ci))
                 })
             })
             .collect();
@@ -280,8 +340,13 @@ impl ControlPlane {
         Ok(tasks.into_iter().map(|t| t.arn.clone()).collect())
     }
 
-    /// Sets desired status STOPPED (stopCode UserInitiated) and wakes the agent.
-    pub fn stop_task(&self, cluster: &str, task: &str, reason: Option<&str>) -> Result<Task, StateError> {
+    /// Sets desired status STOPPED (stopCode `UserInitiated`) and wakes the agent.
+    pub fn stop_task(
+        &self,
+        cluster: &str,
+        task: &str,
+        reason: Option<&str>,
+    ) -> Result<Task, StateError> {
         let mut state = self.lock();
         let cluster = Self::cluster(&state, cluster)?.name.clone();
         let id = arn::resource_id(task).to_string();
@@ -290,15 +355,24 @@ impl ControlPlane {
             .get(&id)
             .filter(|t| t.cluster == cluster)
             .cloned()
-            .ok_or_else(|| StateError::InvalidParameter(format!("The referenced task was not found: '{task}' in cluster '{cluster}'.")))?;
-        let reason = reason.filter(|r| !r.is_empty()).unwrap_or("Task stopped by user");
+            .ok_or_else(|| {
+                StateError::InvalidParameter(format!(
+                    "The referenced task was not found: '{task}' in cluster '{cluster}'."
+                ))
+            })?;
+        let reason = reason
+            .filter(|r| !r.is_empty())
+            .unwrap_or("Task stopped by user");
         if t.request_stop("UserInitiated", reason, self.now()) {
-            if t.container_instance_arn.is_none() || t.last_status == "PROVISIONING" && !Self::agent_connected(&state, &t) {
+            if t.container_instance_arn.is_none()
+                || t.last_status == "PROVISIONING" && !Self::agent_connected(&state, &t)
+            {
                 // Never reached an agent: nothing runs, so it is stopped now.
                 t.last_status = "STOPPED".into();
                 t.stopped_at_ms = Some(self.now());
             }
-            self.store.apply(&[Write::put(Table::Tasks, id.clone(), encode(&t))])?;
+            self.store
+                .apply(&[Write::put(Table::Tasks, id.clone(), encode(&t))])?;
             state.tasks.insert(id, t.clone());
             Self::notify(&state, t.container_instance_arn.clone());
         }
@@ -306,6 +380,8 @@ impl ControlPlane {
     }
 
     fn agent_connected(state: &State, t: &Task) -> bool {
-        t.container_instance_arn.as_ref().is_some_and(|a| state.sessions.contains_key(a))
+        t.container_instance_arn
+            .as_ref()
+            .is_some_and(|a| state.sessions.contains_key(a))
     }
 }

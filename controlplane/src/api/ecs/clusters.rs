@@ -1,4 +1,4 @@
-//! CreateCluster, DescribeClusters, ListClusters.
+//! `CreateCluster`, `DescribeClusters`, `ListClusters`.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -28,15 +28,15 @@ pub(super) struct DescribeClusters {
     include: Option<Vec<String>>,
 }
 
-pub(super) fn describe(cp: &ControlPlane, req: DescribeClusters) -> Result<Value, ApiError> {
+pub(super) fn describe(cp: &ControlPlane, req: DescribeClusters) -> Value {
     let names = req.clusters.unwrap_or_else(|| vec!["default".into()]);
     let include = req.include.unwrap_or_default();
     let with_tags = include.iter().any(|i| i == "TAGS");
     let (found, failures) = cp.describe_clusters(&names);
-    Ok(json!({
+    json!({
         "clusters": found.iter().map(|(c, n)| render::cluster(c, *n, with_tags)).collect::<Vec<_>>(),
         "failures": failures.iter().map(render::failure).collect::<Vec<_>>(),
-    }))
+    })
 }
 
 #[derive(Deserialize)]
@@ -46,6 +46,11 @@ pub(super) struct ListClusters {
     next_token: Option<String>,
 }
 
-pub(super) fn list(cp: &ControlPlane, req: ListClusters) -> Result<Value, ApiError> {
-    page(cp.list_clusters(), req.max_results, req.next_token.as_deref(), "clusterArns")
+pub(super) fn list(cp: &ControlPlane, req: &ListClusters) -> Result<Value, ApiError> {
+    page(
+        &cp.list_clusters(),
+        req.max_results,
+        req.next_token.as_deref(),
+        "clusterArns",
+    )
 }

@@ -1,4 +1,4 @@
-//! ListContainerInstances, DescribeContainerInstances.
+//! `ListContainerInstances`, `DescribeContainerInstances`.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -24,7 +24,12 @@ pub(super) fn list(cp: &ControlPlane, req: ListInput) -> Result<Value, ApiError>
     }
     let cluster = req.cluster.unwrap_or_else(|| "default".into());
     let arns = cp.list_container_instances(&cluster, req.status.as_deref())?;
-    page(arns, req.max_results, req.next_token.as_deref(), "containerInstanceArns")
+    page(
+        &arns,
+        req.max_results,
+        req.next_token.as_deref(),
+        "containerInstanceArns",
+    )
 }
 
 #[derive(Deserialize)]

@@ -22,16 +22,16 @@ pub const TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
 pub fn dispatch(cp: &ControlPlane, op: &str, body: &[u8]) -> Result<Value, ApiError> {
     match op {
         "CreateCluster" => clusters::create(cp, parse(op, body)?),
-        "DescribeClusters" => clusters::describe(cp, parse(op, body)?),
-        "ListClusters" => clusters::list(cp, parse(op, body)?),
+        "DescribeClusters" => Ok(clusters::describe(cp, parse(op, body)?)),
+        "ListClusters" => clusters::list(cp, &parse(op, body)?),
         "RegisterTaskDefinition" => task_definitions::register(cp, op, body),
         "DescribeTaskDefinition" => task_definitions::describe(cp, parse(op, body)?),
         "ListTaskDefinitions" => task_definitions::list(cp, parse(op, body)?),
-        "DeregisterTaskDefinition" => task_definitions::deregister(cp, parse(op, body)?),
+        "DeregisterTaskDefinition" => task_definitions::deregister(cp, &parse(op, body)?),
         "RunTask" => tasks::run(cp, parse(op, body)?, body),
         "DescribeTasks" => tasks::describe(cp, parse(op, body)?),
         "ListTasks" => tasks::list(cp, parse(op, body)?),
-        "StopTask" => tasks::stop(cp, parse(op, body)?),
+        "StopTask" => tasks::stop(cp, &parse(op, body)?),
         "ListContainerInstances" => instances::list(cp, parse(op, body)?),
         "DescribeContainerInstances" => instances::describe(cp, parse(op, body)?),
         _ => Err(ApiError::new(
@@ -43,7 +43,11 @@ pub fn dispatch(cp: &ControlPlane, op: &str, body: &[u8]) -> Result<Value, ApiEr
 
 /// Parses a request body; an empty body counts as `{}` (some clients send none).
 fn parse<T: DeserializeOwned>(op: &str, body: &[u8]) -> Result<T, ApiError> {
-    let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
     serde_json::from_slice(body).map_err(|e| from_json_error(op, &e))
 }
 
@@ -57,12 +61,18 @@ struct Tag {
 fn tags_in(tags: Option<Vec<Tag>>) -> Result<Vec<(String, String)>, ApiError> {
     let tags = tags.unwrap_or_default();
     if tags.len() > 50 {
-        return Err(ApiError::invalid(format!("At most 50 tags are allowed, got {}.", tags.len())));
+        return Err(ApiError::invalid(format!(
+            "At most 50 tags are allowed, got {}.",
+            tags.len()
+        )));
     }
     tags.into_iter()
         .map(|t| {
             if t.key.is_empty() || t.key.len() > 128 {
-                Err(ApiError::invalid(format!("Tag key '{}' must be 1-128 characters.", t.key)))
+                Err(ApiError::invalid(format!(
+                    "Tag key '{}' must be 1-128 characters.",
+                    t.key
+                )))
             } else {
                 Ok((t.key, t.value))
             }
@@ -72,20 +82,31 @@ fn tags_in(tags: Option<Vec<Tag>>) -> Result<Vec<(String, String)>, ApiError> {
 
 /// Applies ECS's maxResults/nextToken paging to a list of ARNs. The token is
 /// the index of the next item.
-fn page(items: Vec<String>, max_results: Option<i64>, next_token: Option<&str>, key: &str) -> Result<Value, ApiError> {
+fn page(
+    items: &[String],
+    max_results: Option<i64>,
+    next_token: Option<&str>,
+    key: &str,
+) -> Result<Value, ApiError> {
     let start = match next_token {
         None | Some("") => 0,
-        Some(t) => t
-            .parse::<usize>()
-            .map_err(|_| ApiError::invalid(format!("nextToken '{t}' is not valid; pass the token from the previous response.")))?,
+        Some(t) => t.parse::<usize>().map_err(|_| {
+            ApiError::invalid(format!(
+                "nextToken '{t}' is not valid; pass the token from the previous response."
+            ))
+        })?,
     };
     let max = match max_results {
         None => 100,
         Some(n) if (1..=100).contains(&n) => usize::try_from(n).unwrap_or(100),
-        Some(n) => return Err(ApiError::invalid(format!("maxResults must be between 1 and 100, got {n}."))),
+        Some(n) => {
+            return Err(ApiError::invalid(format!(
+                "maxResults must be between 1 and 100, got {n}."
+            )))
+        }
     };
     let end = (start + max).min(items.len());
-    let slice = items.get(start..end).unwrap_or_default().to_vec();
+    let slice = items.get(start..end).unwrap_or_default();
     let mut out = serde_json::json!({ key: slice });
     if end < items.len() {
         out["nextToken"] = Value::String(end.to_string());
@@ -109,28 +130,41 @@ mod tests {
     #[test]
     fn malformed_json_is_a_serialization_error() {
         let (cp, _) = control_plane();
-        assert_eq!(dispatch(&cp, "CreateCluster", b"{nope").unwrap_err().kind, ErrorType::Serialization);
+        assert_eq!(
+            dispatch(&cp, "CreateCluster", b"{nope").unwrap_err().kind,
+            ErrorType::Serialization
+        );
     }
 
     #[test]
     fn paging() {
         let items: Vec<String> = (0..5).map(|i| i.to_string()).collect();
-        let p = page(items.clone(), Some(2), None, "x").unwrap();
+        let p = page(&items, Some(2), None, "x").unwrap();
         assert_eq!(p["x"], serde_json::json!(["0", "1"]));
         assert_eq!(p["nextToken"], "2");
-        let p = page(items.clone(), Some(2), Some("4"), "x").unwrap();
+        let p = page(&items, Some(2), Some("4"), "x").unwrap();
         assert_eq!(p["x"], serde_json::json!(["4"]));
         assert!(p.get("nextToken").is_none());
-        assert!(page(items, Some(0), None, "x").is_err());
+        assert!(page(&items, Some(0), None, "x").is_err());
     }
 
     #[test]
     fn cluster_round_trip() {
         let (cp, _) = control_plane();
-        let out = dispatch(&cp, "CreateCluster", br#"{"clusterName":"web","tags":[{"key":"team","value":"a"}]}"#).unwrap();
+        let out = dispatch(
+            &cp,
+            "CreateCluster",
+            br#"{"clusterName":"web","tags":[{"key":"team","value":"a"}]}"#,
+        )
+        .unwrap();
         assert_eq!(out["cluster"]["clusterName"], "web");
         assert_eq!(out["cluster"]["status"], "ACTIVE");
-        let out = dispatch(&cp, "DescribeClusters", br#"{"clusters":["web","nope"],"include":["TAGS"]}"#).unwrap();
+        let out = dispatch(
+            &cp,
+            "DescribeClusters",
+            br#"{"clusters":["web","nope"],"include":["TAGS"]}"#,
+        )
+        .unwrap();
         assert_eq!(out["clusters"][0]["tags"][0]["key"], "team");
         assert_eq!(out["failures"][0]["reason"], "MISSING");
         let out = dispatch(&cp, "ListClusters", b"").unwrap();
@@ -147,19 +181,40 @@ mod tests {
         let td = &out["taskDefinition"];
         assert_eq!(td["revision"], 1);
         assert_eq!(td["containerDefinitions"][0]["essential"], true);
-        assert_eq!(td["containerDefinitions"][0]["logConfiguration"]["logDriver"], "awslogs");
-        assert_eq!(td["compatibilities"], serde_json::json!(["EC2", "EXTERNAL", "FARGATE"]));
-        let out = dispatch(&cp, "DescribeTaskDefinition", br#"{"taskDefinition":"web:1"}"#).unwrap();
+        assert_eq!(
+            td["containerDefinitions"][0]["logConfiguration"]["logDriver"],
+            "awslogs"
+        );
+        assert_eq!(
+            td["compatibilities"],
+            serde_json::json!(["EC2", "EXTERNAL", "FARGATE"])
+        );
+        let out = dispatch(
+            &cp,
+            "DescribeTaskDefinition",
+            br#"{"taskDefinition":"web:1"}"#,
+        )
+        .unwrap();
         assert_eq!(out["taskDefinition"]["family"], "web");
     }
 
     #[test]
     fn register_task_definition_errors_name_the_field() {
         let (cp, store) = control_plane();
-        let e = dispatch(&cp, "RegisterTaskDefinition", br#"{"containerDefinitions":[]}"#).unwrap_err();
+        let e = dispatch(
+            &cp,
+            "RegisterTaskDefinition",
+            br#"{"containerDefinitions":[]}"#,
+        )
+        .unwrap_err();
         assert_eq!(e.kind, ErrorType::InvalidParameter);
         assert!(e.message.contains("\"family\""), "{}", e.message);
-        let e = dispatch(&cp, "RegisterTaskDefinition", br#"{"family":"f","containerDefinitions":[{"name":"a"}]}"#).unwrap_err();
+        let e = dispatch(
+            &cp,
+            "RegisterTaskDefinition",
+            br#"{"family":"f","containerDefinitions":[{"name":"a"}]}"#,
+        )
+        .unwrap_err();
         assert!(e.message.contains("image"), "{}", e.message);
         assert!(store.batches.lock().unwrap().is_empty());
     }
@@ -167,10 +222,20 @@ mod tests {
     #[test]
     fn run_task_errors() {
         let (cp, _) = control_plane();
-        let e = dispatch(&cp, "RunTask", br#"{"cluster":"ghost","taskDefinition":"web"}"#).unwrap_err();
+        let e = dispatch(
+            &cp,
+            "RunTask",
+            br#"{"cluster":"ghost","taskDefinition":"web"}"#,
+        )
+        .unwrap_err();
         assert_eq!(e.kind, ErrorType::ClusterNotFound);
         dispatch(&cp, "CreateCluster", br#"{"clusterName":"c"}"#).unwrap();
-        let e = dispatch(&cp, "RunTask", br#"{"cluster":"c","taskDefinition":"ghost"}"#).unwrap_err();
+        let e = dispatch(
+            &cp,
+            "RunTask",
+            br#"{"cluster":"c","taskDefinition":"ghost"}"#,
+        )
+        .unwrap_err();
         assert_eq!(e.kind, ErrorType::InvalidParameter);
         assert!(e.message.contains("ghost"));
         let e = dispatch(&cp, "RunTask", br#"{"cluster":"c"}"#).unwrap_err();

@@ -17,7 +17,11 @@ fn opt_epoch(ms: Option<i64>) -> Value {
 }
 
 pub fn tags(tags: &[(String, String)]) -> Value {
-    Value::Array(tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect())
+    Value::Array(
+        tags.iter()
+            .map(|(k, v)| json!({"key": k, "value": v}))
+            .collect(),
+    )
 }
 
 /// Drops null members: botocore treats an absent member and null alike, but
@@ -70,7 +74,10 @@ fn container_definition(doc: Option<&Value>, def: &ContainerDefinition) -> Value
 pub fn task_definition(td: &TaskDefinition) -> Value {
     let mut m: Map<String, Value> = td.document.as_object().cloned().unwrap_or_default();
     m.remove("tags");
-    let docs = td.document.get("containerDefinitions").and_then(Value::as_array);
+    let docs = td
+        .document
+        .get("containerDefinitions")
+        .and_then(Value::as_array);
     let containers: Vec<Value> = td
         .containers
         .iter()
@@ -78,7 +85,10 @@ pub fn task_definition(td: &TaskDefinition) -> Value {
         .map(|(i, c)| container_definition(docs.and_then(|d| d.get(i)), c))
         .collect();
     let mut compat = vec!["EC2", "EXTERNAL"];
-    if td.network_mode == crate::model::NetworkMode::Awsvpc && td.cpu.is_some() && td.memory_mib.is_some() {
+    if td.network_mode == crate::model::NetworkMode::Awsvpc
+        && td.cpu.is_some()
+        && td.memory_mib.is_some()
+    {
         compat.push("FARGATE");
     }
     let set = |m: &mut Map<String, Value>, k: &str, v: Value| {
@@ -91,7 +101,11 @@ pub fn task_definition(td: &TaskDefinition) -> Value {
     set(&mut m, "containerDefinitions", Value::Array(containers));
     set(&mut m, "networkMode", json!(td.network_mode.as_str()));
     set(&mut m, "compatibilities", json!(compat));
-    set(&mut m, "requiresCompatibilities", json!(td.requires_compatibilities));
+    set(
+        &mut m,
+        "requiresCompatibilities",
+        json!(td.requires_compatibilities),
+    );
     set(&mut m, "registeredAt", epoch(td.registered_at_ms));
     m.entry("volumes").or_insert_with(|| json!([]));
     m.entry("placementConstraints").or_insert_with(|| json!([]));
@@ -109,30 +123,32 @@ pub fn task_definition(td: &TaskDefinition) -> Value {
 }
 
 pub fn task(t: &Task, with_tags: bool) -> Value {
-    let containers: Vec<Value> = t
-        .containers
-        .iter()
-        .map(|c| {
-            let nic = t.private_ipv4.as_ref().map(|ip| json!([{ "attachmentId": t.attachment_id, "privateIpv4Address": ip }]));
-            compact(json!({
-                "containerArn": c.arn,
-                "taskArn": t.arn,
-                "name": c.definition.name,
-                "image": c.definition.image,
-                "imageDigest": c.image_digest,
-                "runtimeId": c.runtime_id,
-                "lastStatus": c.last_status,
-                "exitCode": c.exit_code,
-                "reason": c.reason,
-                "networkBindings": [],
-                "networkInterfaces": nic.unwrap_or_else(|| json!([])),
-                "healthStatus": "UNKNOWN",
-                "cpu": c.definition.cpu.to_string(),
-                "memory": c.definition.memory_mib.map(|m| m.to_string()),
-                "memoryReservation": c.definition.memory_reservation_mib.map(|m| m.to_string()),
-            }))
-        })
-        .collect();
+    let containers: Vec<Value> =
+        t.containers
+            .iter()
+            .map(|c| {
+                let nic = t.private_ipv4.as_ref().map(
+                    |ip| json!([{ "attachmentId": t.attachment_id, "privateIpv4Address": ip }]),
+                );
+                compact(json!({
+                    "containerArn": c.arn,
+                    "taskArn": t.arn,
+                    "name": c.definition.name,
+                    "image": c.definition.image,
+                    "imageDigest": c.image_digest,
+                    "runtimeId": c.runtime_id,
+                    "lastStatus": c.last_status,
+                    "exitCode": c.exit_code,
+                    "reason": c.reason,
+                    "networkBindings": [],
+                    "networkInterfaces": nic.unwrap_or_else(|| json!([])),
+                    "healthStatus": "UNKNOWN",
+                    "cpu": c.definition.cpu.to_string(),
+                    "memory": c.definition.memory_mib.map(|m| m.to_string()),
+                    "memoryReservation": c.definition.memory_reservation_mib.map(|m| m.to_string()),
+                }))
+            })
+            .collect();
     let mut attachments = vec![];
     if t.network_mode == crate::model::NetworkMode::Awsvpc {
         let mut details = vec![];
@@ -200,7 +216,11 @@ fn resources(cpu: i64, memory: i64) -> Value {
 
 pub fn container_instance(v: &InstanceView) -> Value {
     let i = &v.instance;
-    let mut attributes: Vec<Value> = i.attributes.iter().map(|(k, val)| json!({"name": k, "value": val})).collect();
+    let mut attributes: Vec<Value> = i
+        .attributes
+        .iter()
+        .map(|(k, val)| json!({"name": k, "value": val}))
+        .collect();
     attributes.push(json!({"name": "ecs.os-type", "value": "linux"}));
     attributes.push(json!({"name": "ecs.capability.task-eni"}));
     if i.serves_fargate {

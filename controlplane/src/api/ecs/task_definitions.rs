@@ -1,5 +1,5 @@
-//! RegisterTaskDefinition, DescribeTaskDefinition, ListTaskDefinitions,
-//! DeregisterTaskDefinition.
+//! `RegisterTaskDefinition`, `DescribeTaskDefinition`, `ListTaskDefinitions`,
+//! `DeregisterTaskDefinition`.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -76,22 +76,31 @@ impl From<ContainerInput> for ContainerDefinition {
             working_directory: c.working_directory,
             user: c.user,
             stop_timeout_secs: c.stop_timeout,
-            depends_on: c.depends_on.unwrap_or_default().into_iter().map(|d| (d.container_name, d.condition)).collect(),
+            depends_on: c
+                .depends_on
+                .unwrap_or_default()
+                .into_iter()
+                .map(|d| (d.container_name, d.condition))
+                .collect(),
         }
     }
 }
 
 pub(super) fn register(cp: &ControlPlane, op: &str, body: &[u8]) -> Result<Value, ApiError> {
     let document: Value = parse(op, body)?;
-    let input: RegisterInput = serde_json::from_value(document.clone())
-        .map_err(|e| super::from_json_error(op, &e))?;
+    let input: RegisterInput =
+        serde_json::from_value(document.clone()).map_err(|e| super::from_json_error(op, &e))?;
     let reg = Registration {
         family: input.family,
         network_mode: input.network_mode,
         cpu: input.cpu,
         memory: input.memory,
         requires_compatibilities: input.requires_compatibilities.unwrap_or_default(),
-        containers: input.container_definitions.into_iter().map(Into::into).collect(),
+        containers: input
+            .container_definitions
+            .into_iter()
+            .map(Into::into)
+            .collect(),
     };
     let tags = tags_in(input.tags)?;
     let td = cp.register_task_definition(&reg, document, tags)?;
@@ -127,16 +136,31 @@ pub(super) struct ListInput {
 pub(super) fn list(cp: &ControlPlane, req: ListInput) -> Result<Value, ApiError> {
     if let Some(s) = req.status.as_deref() {
         if !matches!(s, "ACTIVE" | "INACTIVE" | "DELETE_IN_PROGRESS") {
-            return Err(ApiError::invalid(format!("status '{s}' is not valid; use ACTIVE, INACTIVE or DELETE_IN_PROGRESS.")));
+            return Err(ApiError::invalid(format!(
+                "status '{s}' is not valid; use ACTIVE, INACTIVE or DELETE_IN_PROGRESS."
+            )));
         }
     }
     let descending = match req.sort.as_deref() {
         None | Some("ASC") => false,
         Some("DESC") => true,
-        Some(s) => return Err(ApiError::invalid(format!("sort '{s}' is not valid; use ASC or DESC."))),
+        Some(s) => {
+            return Err(ApiError::invalid(format!(
+                "sort '{s}' is not valid; use ASC or DESC."
+            )))
+        }
     };
-    let filter = TaskDefinitionFilter { family_prefix: req.family_prefix, status: req.status, descending };
-    page(cp.list_task_definitions(&filter), req.max_results, req.next_token.as_deref(), "taskDefinitionArns")
+    let filter = TaskDefinitionFilter {
+        family_prefix: req.family_prefix,
+        status: req.status,
+        descending,
+    };
+    page(
+        &cp.list_task_definitions(&filter),
+        req.max_results,
+        req.next_token.as_deref(),
+        "taskDefinitionArns",
+    )
 }
 
 #[derive(Deserialize)]
@@ -145,7 +169,7 @@ pub(super) struct DeregisterInput {
     task_definition: String,
 }
 
-pub(super) fn deregister(cp: &ControlPlane, req: DeregisterInput) -> Result<Value, ApiError> {
+pub(super) fn deregister(cp: &ControlPlane, req: &DeregisterInput) -> Result<Value, ApiError> {
     let td = cp.deregister_task_definition(&req.task_definition)?;
     Ok(json!({ "taskDefinition": render::task_definition(&td) }))
 }

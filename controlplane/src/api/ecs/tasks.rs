@@ -1,4 +1,4 @@
-//! RunTask, DescribeTasks, ListTasks, StopTask.
+//! `RunTask`, `DescribeTasks`, `ListTasks`, `StopTask`.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -45,8 +45,11 @@ pub(super) struct RunInput {
 fn launch_type(s: Option<&str>) -> Result<LaunchType, ApiError> {
     match s {
         None => Ok(LaunchType::Ec2),
-        Some(s) => LaunchType::parse(s)
-            .ok_or_else(|| ApiError::invalid(format!("launchType '{s}' is not valid; use EC2, FARGATE or EXTERNAL."))),
+        Some(s) => LaunchType::parse(s).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "launchType '{s}' is not valid; use EC2, FARGATE or EXTERNAL."
+            ))
+        }),
     }
 }
 
@@ -55,10 +58,14 @@ pub(super) fn run(cp: &ControlPlane, req: RunInput, body: &[u8]) -> Result<Value
     let overrides = req.overrides.unwrap_or_default();
     let count = req.count.unwrap_or(1);
     if !(1..=10).contains(&count) {
-        return Err(ApiError::invalid(format!("count must be between 1 and 10, got {count}.")));
+        return Err(ApiError::invalid(format!(
+            "count must be between 1 and 10, got {count}."
+        )));
     }
     if req.started_by.as_ref().is_some_and(|s| s.len() > 128) {
-        return Err(ApiError::invalid("startedBy must be at most 128 characters."));
+        return Err(ApiError::invalid(
+            "startedBy must be at most 128 characters.",
+        ));
     }
     let container_overrides = overrides
         .container_overrides
@@ -66,7 +73,9 @@ pub(super) fn run(cp: &ControlPlane, req: RunInput, body: &[u8]) -> Result<Value
         .into_iter()
         .map(|o| {
             Ok(ContainerOverride {
-                name: o.name.ok_or_else(|| ApiError::invalid("Each containerOverrides entry must name its container."))?,
+                name: o.name.ok_or_else(|| {
+                    ApiError::invalid("Each containerOverrides entry must name its container.")
+                })?,
                 command: o.command,
                 environment: environment(o.environment),
                 cpu: o.cpu,
@@ -83,14 +92,22 @@ pub(super) fn run(cp: &ControlPlane, req: RunInput, body: &[u8]) -> Result<Value
         started_by: req.started_by,
         group: req.group,
         container_overrides,
-        cpu: overrides.cpu.as_deref().map(parse_cpu).transpose().map_err(|e| ApiError::invalid(format!("overrides.{}", e.0)))?,
+        cpu: overrides
+            .cpu
+            .as_deref()
+            .map(parse_cpu)
+            .transpose()
+            .map_err(|e| ApiError::invalid(format!("overrides.{}", e.0)))?,
         memory_mib: overrides
             .memory
             .as_deref()
             .map(parse_memory)
             .transpose()
             .map_err(|e| ApiError::invalid(format!("overrides.{}", e.0)))?,
-        overrides: raw.get("overrides").cloned().unwrap_or_else(|| json!({"containerOverrides": []})),
+        overrides: raw
+            .get("overrides")
+            .cloned()
+            .unwrap_or_else(|| json!({"containerOverrides": []})),
         tags: tags_in(req.tags)?,
         enable_execute_command: req.enable_execute_command.unwrap_or(false),
     };
@@ -111,10 +128,14 @@ pub(super) struct DescribeInput {
 
 pub(super) fn describe(cp: &ControlPlane, req: DescribeInput) -> Result<Value, ApiError> {
     if req.tasks.len() > 100 {
-        return Err(ApiError::invalid(format!("At most 100 tasks can be described at once, got {}.", req.tasks.len())));
+        return Err(ApiError::invalid(format!(
+            "At most 100 tasks can be described at once, got {}.",
+            req.tasks.len()
+        )));
     }
     let with_tags = req.include.unwrap_or_default().iter().any(|i| i == "TAGS");
-    let (found, failures) = cp.describe_tasks(req.cluster.as_deref().unwrap_or("default"), &req.tasks)?;
+    let (found, failures) =
+        cp.describe_tasks(req.cluster.as_deref().unwrap_or("default"), &req.tasks)?;
     Ok(json!({
         "tasks": found.iter().map(|t| render::task(t, with_tags)).collect::<Vec<_>>(),
         "failures": failures.iter().map(render::failure).collect::<Vec<_>>(),
@@ -138,7 +159,9 @@ pub(super) struct ListInput {
 pub(super) fn list(cp: &ControlPlane, req: ListInput) -> Result<Value, ApiError> {
     if let Some(s) = req.desired_status.as_deref() {
         if !matches!(s, "RUNNING" | "PENDING" | "STOPPED") {
-            return Err(ApiError::invalid(format!("desiredStatus '{s}' is not valid; use RUNNING, PENDING or STOPPED.")));
+            return Err(ApiError::invalid(format!(
+                "desiredStatus '{s}' is not valid; use RUNNING, PENDING or STOPPED."
+            )));
         }
     }
     let filter = TaskFilter {
@@ -146,11 +169,22 @@ pub(super) fn list(cp: &ControlPlane, req: ListInput) -> Result<Value, ApiError>
         family: req.family,
         container_instance: req.container_instance,
         // Service tasks carry group "service:<name>"; until services exist none match.
-        started_by: req.started_by.or(req.service_name.map(|s| format!("ecs-svc/{s}"))),
+        started_by: req
+            .started_by
+            .or(req.service_name.map(|s| format!("ecs-svc/{s}"))),
         desired_status: req.desired_status,
-        launch_type: req.launch_type.as_deref().map(|l| launch_type(Some(l))).transpose()?,
+        launch_type: req
+            .launch_type
+            .as_deref()
+            .map(|l| launch_type(Some(l)))
+            .transpose()?,
     };
-    page(cp.list_tasks(&filter)?, req.max_results, req.next_token.as_deref(), "taskArns")
+    page(
+        &cp.list_tasks(&filter)?,
+        req.max_results,
+        req.next_token.as_deref(),
+        "taskArns",
+    )
 }
 
 #[derive(Deserialize)]
@@ -161,10 +195,14 @@ pub(super) struct StopInput {
     reason: Option<String>,
 }
 
-pub(super) fn stop(cp: &ControlPlane, req: StopInput) -> Result<Value, ApiError> {
+pub(super) fn stop(cp: &ControlPlane, req: &StopInput) -> Result<Value, ApiError> {
     if req.reason.as_ref().is_some_and(|r| r.len() > 255) {
         return Err(ApiError::invalid("reason must be at most 255 characters."));
     }
-    let t = cp.stop_task(req.cluster.as_deref().unwrap_or("default"), &req.task, req.reason.as_deref())?;
+    let t = cp.stop_task(
+        req.cluster.as_deref().unwrap_or("default"),
+        &req.task,
+        req.reason.as_deref(),
+    )?;
     Ok(json!({ "task": render::task(&t, false) }))
 }
