@@ -32,18 +32,43 @@ pub trait CgroupManager: Send + Sync + 'static {
     fn create_task(&self, task_id: &str, limits: TaskLimits) -> Result<(), CgroupError>;
     /// Removes the task cgroup and anything left beneath it. Idempotent.
     fn remove_task(&self, task_id: &str) -> Result<(), CgroupError>;
+    /// Whether the kernel's OOM killer killed a process in this container's
+    /// cgroup or in the task's (read before the container is deleted).
+    fn oom_killed(&self, task_id: &str, container: &str) -> bool;
+}
+
+/// The `oom_kill` counter of a cgroup, v2 (`memory.events`) or v1
+/// (`memory.oom_control` under the memory hierarchy); None if neither exists.
+pub fn oom_kill_count(root: &Path, rel: &str) -> Option<u64> {
+    let candidates = [
+        root.join(rel).join("memory.events"),
+        root.join("memory").join(rel).join("memory.oom_control"),
+    ];
+    candidates.iter().find_map(|p| {
+        let text = std::fs::read_to_string(p).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("oom_kill "))
+            .and_then(|v| v.trim().parse().ok())
+    })
 }
 
 /// The host's cgroupfs, through cgroups-rs.
 pub struct HostCgroups {
     /// e.g. `berth/<containerd namespace>`.
     parent: String,
+    /// Where cgroupfs is mounted (`/sys/fs/cgroup`); read for OOM counters.
+    root: std::path::PathBuf,
 }
 
 impl HostCgroups {
     pub fn new(parent: impl Into<String>) -> Self {
+        Self::with_root(parent, "/sys/fs/cgroup")
+    }
+
+    pub fn with_root(parent: impl Into<String>, root: impl Into<std::path::PathBuf>) -> Self {
         Self {
             parent: parent.into().trim_matches('/').to_string(),
+            root: root.into(),
         }
     }
 }
@@ -51,6 +76,12 @@ impl HostCgroups {
 const CFS_PERIOD_US: u64 = 100_000;
 
 impl CgroupManager for HostCgroups {
+    fn oom_killed(&self, task_id: &str, container: &str) -> bool {
+        let task = self.task_path(task_id);
+        let count = |rel: &str| oom_kill_count(&self.root, rel).unwrap_or(0);
+        count(&format!("{task}/{container}")) > 0 || count(&task) > 0
+    }
+
     fn task_path(&self, task_id: &str) -> String {
         format!("{}/{task_id}", self.parent)
     }
@@ -162,6 +193,10 @@ pub struct RecordingCgroups {
 }
 
 impl CgroupManager for RecordingCgroups {
+    fn oom_killed(&self, _task_id: &str, _container: &str) -> bool {
+        false
+    }
+
     fn task_path(&self, task_id: &str) -> String {
         format!("berth-test/{task_id}")
     }
@@ -209,6 +244,31 @@ mod tests {
         assert!(!root.path().join("unified/berth/ns/t1").exists());
         assert!(!root.path().join("memory/berth/ns/t1").exists());
         assert!(root.path().join("memory/berth/ns").exists());
+    }
+
+    #[test]
+    fn oom_counters_v1_and_v2() {
+        let root = tempfile::tempdir().unwrap();
+        let v1 = root.path().join("memory/berth/ns/t1/web");
+        std::fs::create_dir_all(&v1).unwrap();
+        std::fs::write(
+            v1.join("memory.oom_control"),
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n",
+        )
+        .unwrap();
+        assert_eq!(oom_kill_count(root.path(), "berth/ns/t1/web"), Some(1));
+        let v2 = root.path().join("berth/ns/t2/web");
+        std::fs::create_dir_all(&v2).unwrap();
+        std::fs::write(
+            v2.join("memory.events"),
+            "low 0\nhigh 0\nmax 4\noom 1\noom_kill 0\n",
+        )
+        .unwrap();
+        assert_eq!(oom_kill_count(root.path(), "berth/ns/t2/web"), Some(0));
+        assert_eq!(oom_kill_count(root.path(), "berth/ns/none"), None);
+        let cg = HostCgroups::with_root("berth/ns", root.path());
+        assert!(cg.oom_killed("t1", "web"));
+        assert!(!cg.oom_killed("t2", "web"));
     }
 
     #[test]

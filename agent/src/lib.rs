@@ -2,6 +2,7 @@
 
 pub mod cgroups;
 pub mod config;
+pub mod engine;
 pub mod ipam;
 pub mod local_state;
 pub mod model;

@@ -105,7 +105,7 @@ impl LocalState {
             match serde_json::from_slice(v.value()) {
                 Ok(r) => out.push(r),
                 Err(e) => {
-                    tracing::error!(task_id = k.value(), error = %e, "unreadable task record skipped")
+                    tracing::error!(task_id = k.value(), error = %e, "unreadable task record skipped");
                 }
             }
         }

@@ -33,6 +33,60 @@ pub struct ContainerDef {
     pub memory_reservation_mib: Option<i64>,
     pub essential: bool,
     pub stop_timeout: Option<Duration>,
+    #[serde(default)]
+    pub depends_on: Vec<Dependency>,
+    #[serde(default)]
+    pub health_check: Option<HealthCheck>,
+    /// How long dependents wait for this container to reach their condition.
+    #[serde(default)]
+    pub start_timeout: Option<Duration>,
+}
+
+/// A `dependsOn` condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Condition {
+    Start,
+    Complete,
+    Success,
+    Healthy,
+}
+
+impl Condition {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "START" => Some(Self::Start),
+            "COMPLETE" => Some(Self::Complete),
+            "SUCCESS" => Some(Self::Success),
+            "HEALTHY" => Some(Self::Healthy),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Start => "START",
+            Self::Complete => "COMPLETE",
+            Self::Success => "SUCCESS",
+            Self::Healthy => "HEALTHY",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dependency {
+    pub container: String,
+    pub condition: Condition,
+}
+
+/// A health check with ECS's defaults already applied by the control plane.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    /// The command to exec: `CMD` args as given, `CMD-SHELL` as `/bin/sh -c <line>`.
+    pub command: Vec<String>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub start_period: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +121,8 @@ pub struct ContainerReport {
     pub reason: Option<String>,
     pub runtime_id: Option<String>,
     pub image_digest: Option<String>,
+    #[serde(default)]
+    pub health_status: Option<String>,
 }
 
 /// A snapshot of a task's observed state; every report carries the whole
@@ -84,6 +140,8 @@ pub struct TaskReport {
     pub pull_stopped_at_ms: Option<i64>,
     pub started_at_ms: Option<i64>,
     pub execution_stopped_at_ms: Option<i64>,
+    #[serde(default)]
+    pub health_status: Option<String>,
 }
 
 pub fn now_ms() -> i64 {

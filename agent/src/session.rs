@@ -10,7 +10,10 @@ use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 
 use crate::cgroups::CgroupManager;
-use crate::model::{ContainerDef, DesiredStatus, NetworkMode, TaskReport, TaskSpec};
+use crate::model::{
+    Condition, ContainerDef, Dependency, DesiredStatus, HealthCheck, NetworkMode, TaskReport,
+    TaskSpec,
+};
 use crate::network::NetworkSetup;
 use crate::runtime::ContainerRuntime;
 use crate::tasks::TaskManager;
@@ -26,6 +29,33 @@ pub enum SessionError {
     },
     #[error("invalid task from the control plane: {0}")]
     InvalidTask(String),
+}
+
+fn secs(s: u32) -> Option<Duration> {
+    (s > 0).then(|| Duration::from_secs(u64::from(s)))
+}
+
+/// ECS's health check command forms, as the argv to exec.
+fn health_check(h: &pb::HealthCheck) -> Result<HealthCheck, SessionError> {
+    let command = match h.command.split_first() {
+        Some((kind, rest)) if kind == "CMD" && !rest.is_empty() => rest.to_vec(),
+        Some((kind, [line])) if kind == "CMD-SHELL" => {
+            vec!["/bin/sh".into(), "-c".into(), line.clone()]
+        }
+        _ => {
+            return Err(SessionError::InvalidTask(format!(
+                "health check command {:?} is not CMD or CMD-SHELL",
+                h.command
+            )))
+        }
+    };
+    Ok(HealthCheck {
+        command,
+        interval: Duration::from_secs(u64::from(h.interval_secs.max(1))),
+        timeout: Duration::from_secs(u64::from(h.timeout_secs.max(1))),
+        retries: h.retries.max(1),
+        start_period: Duration::from_secs(u64::from(h.start_period_secs)),
+    })
 }
 
 impl TryFrom<pb::TaskSpec> for TaskSpec {
@@ -52,26 +82,46 @@ impl TryFrom<pb::TaskSpec> for TaskSpec {
         let containers = t
             .containers
             .into_iter()
-            .map(|c| ContainerDef {
-                name: c.name,
-                image: c.image,
-                command: c.command,
-                entry_point: c.entry_point,
-                environment: c
-                    .environment
-                    .into_iter()
-                    .map(|kv| (kv.name, kv.value))
-                    .collect(),
-                working_directory: Some(c.working_directory).filter(|s| !s.is_empty()),
-                user: Some(c.user).filter(|s| !s.is_empty()),
-                cpu: c.cpu,
-                memory_mib: pos(c.memory_mib),
-                memory_reservation_mib: pos(c.memory_reservation_mib),
-                essential: c.essential,
-                stop_timeout: (c.stop_timeout_secs > 0)
-                    .then(|| Duration::from_secs(u64::from(c.stop_timeout_secs))),
+            .map(|c| {
+                Ok(ContainerDef {
+                    name: c.name,
+                    image: c.image,
+                    command: c.command,
+                    entry_point: c.entry_point,
+                    environment: c
+                        .environment
+                        .into_iter()
+                        .map(|kv| (kv.name, kv.value))
+                        .collect(),
+                    working_directory: Some(c.working_directory).filter(|s| !s.is_empty()),
+                    user: Some(c.user).filter(|s| !s.is_empty()),
+                    cpu: c.cpu,
+                    memory_mib: pos(c.memory_mib),
+                    memory_reservation_mib: pos(c.memory_reservation_mib),
+                    essential: c.essential,
+                    stop_timeout: secs(c.stop_timeout_secs),
+                    depends_on: c
+                        .depends_on
+                        .into_iter()
+                        .map(|d| {
+                            Condition::parse(&d.condition)
+                                .map(|condition| Dependency {
+                                    container: d.container_name.clone(),
+                                    condition,
+                                })
+                                .ok_or_else(|| {
+                                    SessionError::InvalidTask(format!(
+                                        "unknown dependsOn condition '{}'",
+                                        d.condition
+                                    ))
+                                })
+                        })
+                        .collect::<Result<_, _>>()?,
+                    health_check: c.health_check.as_ref().map(health_check).transpose()?,
+                    start_timeout: secs(c.start_timeout_secs),
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>, SessionError>>()?;
         Ok(TaskSpec {
             arn: t.task_arn,
             id: t.task_id,
@@ -102,6 +152,7 @@ impl From<TaskReport> for pb::TaskStatus {
                     reason: c.reason.unwrap_or_default(),
                     runtime_id: c.runtime_id.unwrap_or_default(),
                     image_digest: c.image_digest.unwrap_or_default(),
+                    health_status: c.health_status.unwrap_or_default(),
                 })
                 .collect(),
             private_ipv4_address: r.private_ipv4.unwrap_or_default(),
@@ -112,6 +163,7 @@ impl From<TaskReport> for pb::TaskStatus {
             pull_stopped_at_ms: r.pull_stopped_at_ms.unwrap_or(0),
             started_at_ms: r.started_at_ms.unwrap_or(0),
             execution_stopped_at_ms: r.execution_stopped_at_ms.unwrap_or(0),
+            health_status: r.health_status.unwrap_or_default(),
         }
     }
 }

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use berth_agent::runtime::{
-    ContainerRuntime, ContainerSpec, ContainerState, Containerd, Image, RuntimeConfig, RuntimeError,
+    ContainerRuntime, ContainerSpec, ContainerState, Containerd, ExecOutcome, Image, RuntimeConfig,
+    RuntimeError,
 };
 use containerd_client::services::v1::content_client::ContentClient;
 use containerd_client::services::v1::images_client::ImagesClient;
@@ -550,4 +551,75 @@ async fn lifecycle_latency() {
         samples[19].as_millis()
     );
     assert!(median < Duration::from_secs(2), "median {median:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_runs_inside_the_container_with_a_deadline() {
+    let f = Fixture::new().await;
+    let image = f.demo().await;
+    let spec = f.spec(
+        &image,
+        "execd",
+        &["/bin/sh", "-c", "echo ready > /tmp/ready; exec sleep 1000"],
+    );
+    f.rt.create_container(&spec).await.unwrap();
+    f.rt.start(&spec.id).await.unwrap();
+    let sh = |script: &str| vec!["/bin/sh".to_owned(), "-c".to_owned(), script.to_owned()];
+    // The exec sees the container's filesystem (the file the container wrote).
+    let ok = poll_exec(&f, &spec.id, &sh("test -f /tmp/ready")).await;
+    assert_eq!(ok, ExecOutcome::Exited(0));
+    // A check that writes to stdout and stderr (like `wget -O-`) still passes.
+    let out =
+        f.rt.exec(
+            &spec.id,
+            "e1",
+            &sh("echo out; echo err >&2"),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out, ExecOutcome::Exited(0));
+    let out =
+        f.rt.exec(&spec.id, "e2", &sh("exit 3"), Duration::from_secs(5))
+            .await
+            .unwrap();
+    assert_eq!(out, ExecOutcome::Exited(3));
+    let started = std::time::Instant::now();
+    let out =
+        f.rt.exec(&spec.id, "e3", &sh("sleep 30"), Duration::from_secs(1))
+            .await
+            .unwrap();
+    assert_eq!(out, ExecOutcome::TimedOut);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "timed-out exec took {:?}",
+        started.elapsed()
+    );
+    // The same exec id can be used again: finished processes are deleted.
+    let out =
+        f.rt.exec(&spec.id, "e2", &sh("true"), Duration::from_secs(5))
+            .await
+            .unwrap();
+    assert_eq!(out, ExecOutcome::Exited(0));
+    f.rt.kill(&spec.id, SIGKILL, true).await.unwrap();
+    f.rt.wait(&spec.id).await.unwrap();
+}
+
+/// Execs `args` until it exits 0 or 5 s pass (the container may still be starting).
+async fn poll_exec(f: &Fixture, id: &str, args: &[String]) -> ExecOutcome {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut n = 0;
+    loop {
+        n += 1;
+        let out =
+            f.rt.exec(id, &format!("poll-{n}"), args, Duration::from_secs(5))
+                .await;
+        match out {
+            Ok(ExecOutcome::Exited(0)) => return ExecOutcome::Exited(0),
+            other if std::time::Instant::now() > deadline => {
+                panic!("exec never succeeded: {other:?}")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
 }

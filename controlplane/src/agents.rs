@@ -65,6 +65,7 @@ impl From<pb::TaskStatus> for TaskReport {
                     reason: non_empty(c.reason),
                     runtime_id: non_empty(c.runtime_id),
                     image_digest: non_empty(c.image_digest),
+                    health_status: non_empty(c.health_status),
                 })
                 .collect(),
             private_ipv4: non_empty(s.private_ipv4_address),
@@ -75,6 +76,7 @@ impl From<pb::TaskStatus> for TaskReport {
             pull_stopped_at_ms: ms(s.pull_stopped_at_ms),
             started_at_ms: ms(s.started_at_ms),
             execution_stopped_at_ms: ms(s.execution_stopped_at_ms),
+            health_status: non_empty(s.health_status),
         }
     }
 }
@@ -126,6 +128,22 @@ fn task_spec(t: &Task) -> pb::TaskSpec {
                     memory_reservation_mib: d.memory_reservation_mib.unwrap_or(0),
                     essential: d.essential,
                     stop_timeout_secs: d.stop_timeout_secs.unwrap_or(0),
+                    depends_on: d
+                        .depends_on
+                        .iter()
+                        .map(|(name, condition)| pb::ContainerDependency {
+                            container_name: name.clone(),
+                            condition: condition.clone(),
+                        })
+                        .collect(),
+                    health_check: d.health_check.as_ref().map(|h| pb::HealthCheck {
+                        command: h.command.clone(),
+                        interval_secs: h.interval_secs,
+                        timeout_secs: h.timeout_secs,
+                        retries: h.retries,
+                        start_period_secs: h.start_period_secs,
+                    }),
+                    start_timeout_secs: d.start_timeout_secs.unwrap_or(0),
                 }
             })
             .collect(),

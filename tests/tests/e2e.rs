@@ -165,6 +165,7 @@ fn essential_exit_stops_the_task_with_ecs_reason() -> Result<()> {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one scenario: each bad input, then "nothing half-created"
 fn failures_and_errors_as_ecs_reports_them() -> Result<()> {
     let b = Berth::start()?;
     // Too big for the host: a failure entry, no task.

@@ -80,11 +80,11 @@ fn state_of(status: i32) -> ContainerState {
 }
 
 impl Containerd {
-    fn tasks(&self) -> TasksClient<Channel> {
+    pub(super) fn tasks(&self) -> TasksClient<Channel> {
         TasksClient::new(self.channel.clone())
     }
 
-    fn containers(&self) -> ContainersClient<Channel> {
+    pub(super) fn containers(&self) -> ContainersClient<Channel> {
         ContainersClient::new(self.channel.clone())
     }
 

@@ -8,7 +8,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use super::{
-    ContainerRuntime, ContainerSpec, ContainerState, ContainerStatus, Image, Result, RuntimeError,
+    ContainerRuntime, ContainerSpec, ContainerState, ContainerStatus, ExecOutcome, Image, Result,
+    RuntimeError,
 };
 
 /// One call made on the runtime, in order.
@@ -22,6 +23,7 @@ pub enum Call {
     Delete(String),
     ListContainers,
     Status(String),
+    Exec { id: String, args: Vec<String> },
 }
 
 struct FakeContainer {
@@ -41,6 +43,8 @@ struct State {
     start_failures: HashMap<String, String>,
     next_pid: u32,
     keep_running_on_kill: bool,
+    /// What execs in a container return (default: exit 0).
+    exec_results: HashMap<String, ExecOutcome>,
 }
 
 /// See the module docs. By default every pull succeeds, and `kill` of a running container
@@ -54,6 +58,11 @@ impl RecordingRuntime {
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Makes every later exec in container `id` end with `outcome`.
+    pub fn set_exec_result(&self, id: &str, outcome: ExecOutcome) {
+        self.state().exec_results.insert(id.to_owned(), outcome);
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -274,6 +283,29 @@ impl ContainerRuntime for RecordingRuntime {
         let mut state = self.state();
         state.calls.push(Call::ListContainers);
         Ok(state.containers.keys().cloned().collect())
+    }
+
+    async fn exec(
+        &self,
+        id: &str,
+        _exec_id: &str,
+        args: &[String],
+        _timeout: std::time::Duration,
+    ) -> Result<ExecOutcome> {
+        let mut state = self.state();
+        state.calls.push(Call::Exec {
+            id: id.to_owned(),
+            args: args.to_vec(),
+        });
+        match state.containers.get(id) {
+            Some(c) if c.state == ContainerState::Running => {}
+            _ => return Err(not_found(id)),
+        }
+        Ok(state
+            .exec_results
+            .get(id)
+            .copied()
+            .unwrap_or(ExecOutcome::Exited(0)))
     }
 
     async fn status(&self, id: &str) -> Result<Option<ContainerStatus>> {

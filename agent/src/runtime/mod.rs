@@ -9,6 +9,7 @@
 mod containers;
 mod content;
 mod error;
+mod exec;
 mod fake;
 mod image;
 mod spec;
@@ -19,12 +20,14 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 use tonic::Request;
 
 pub use error::RuntimeError;
+pub use exec::{exec_process, ExecOutcome};
 pub use fake::{Call, RecordingRuntime};
 pub use spec::{
     build_spec, process_args, process_env, ProcessUser, DEFAULT_CAPABILITIES, DEFAULT_PATH,
@@ -182,6 +185,15 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     fn list_containers(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
     /// `None` when no container record exists.
     fn status(&self, id: &str) -> impl Future<Output = Result<Option<ContainerStatus>>> + Send;
+    /// Runs `args` inside the running container `id` (as its user, with its
+    /// environment), killing it after `timeout`.
+    fn exec(
+        &self,
+        id: &str,
+        exec_id: &str,
+        args: &[String],
+        timeout: Duration,
+    ) -> impl Future<Output = Result<ExecOutcome>> + Send;
 }
 
 /// `ContainerRuntime` over containerd's gRPC socket.
@@ -254,6 +266,16 @@ impl ContainerRuntime for Containerd {
 
     async fn start(&self, id: &str) -> Result<u32> {
         self.do_start(id).await
+    }
+
+    async fn exec(
+        &self,
+        id: &str,
+        exec_id: &str,
+        args: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutcome> {
+        self.do_exec(id, exec_id, args, timeout).await
     }
 
     async fn wait(&self, id: &str) -> Result<u32> {

@@ -176,6 +176,9 @@ mod tests {
             memory_reservation_mib: None,
             essential: true,
             stop_timeout: None,
+            depends_on: vec![],
+            health_check: None,
+            start_timeout: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! supervisor per task, and keeps the latest report of each for the session.
 
 mod container_spec;
+mod provision;
 mod supervisor;
 
 use std::collections::{HashMap, HashSet};
@@ -61,13 +62,13 @@ impl<R, N, C> Host<R, N, C> {
         Some(ip)
     }
 
-    fn record(&self, record: &TaskRecord) {
+    pub(super) fn record(&self, record: &TaskRecord) {
         if let Err(e) = self.state.put_task(record) {
             tracing::error!(task_id = %record.spec.id, error = %e, "could not record task");
         }
     }
 
-    fn forget(&self, task_id: &str) {
+    pub(super) fn forget(&self, task_id: &str) {
         self.addresses.lock().unwrap().remove(task_id);
         if let Err(e) = self.state.remove_task(task_id) {
             tracing::error!(task_id, error = %e, "could not remove task record");

@@ -1,32 +1,43 @@
-//! One task's life on this host: provision (network, cgroup, images),
-//! start containers, watch them, stop them (SIGTERM, then SIGKILL after the
-//! stop timeout), clean up everything, and report every transition.
+//! One task's life on this host: provision (network, cgroup, images), start
+//! containers as the engine allows, watch exits and health, stop containers
+//! in reverse dependency order (SIGTERM, then SIGKILL after each one's stop
+//! timeout), clean up everything, and report every transition.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 use super::container_spec::{self, TaskContext};
+use super::provision::Provisioned;
 use super::Host;
-use crate::cgroups::{CgroupManager, TaskLimits};
-use crate::local_state::TaskRecord;
-use crate::model::{now_ms, ContainerReport, DesiredStatus, NetworkMode, TaskReport, TaskSpec};
+use crate::cgroups::CgroupManager;
+use crate::engine::{self, Action, ContainerState, Health, HealthTracker, Phase};
+use crate::model::{
+    now_ms, ContainerDef, ContainerReport, DesiredStatus, NetworkMode, TaskReport, TaskSpec,
+};
 use crate::network::NetworkSetup;
-use crate::runtime::{ContainerRuntime, RuntimeError};
+use crate::runtime::{ContainerRuntime, ExecOutcome, RuntimeError};
 
 const SIGTERM: u32 = 15;
 const SIGKILL: u32 = 9;
+pub(super) const OOM_REASON: &str = "OutOfMemoryError: Container killed due to memory usage";
 
 /// How the task ended, when the agent decided it.
-struct StopCause {
-    code: &'static str,
-    reason: String,
+pub(super) struct StopCause {
+    pub code: &'static str,
+    pub reason: String,
 }
 
-/// A container exit: (container name, exit code).
-type Exit = (String, i32);
+/// What happens to a task's containers while it runs.
+#[derive(Debug)]
+pub(super) enum Event {
+    Exited(String, i32),
+    HealthCheck(String, bool),
+}
 
 pub(super) struct Supervisor<R, N, C> {
     pub host: Arc<Host<R, N, C>>,
@@ -35,37 +46,48 @@ pub(super) struct Supervisor<R, N, C> {
     pub report: Box<dyn Fn(TaskReport) + Send + Sync>,
 }
 
-/// Where container waiters send exits, and where the supervisor reads them.
-struct Exits {
-    tx: mpsc::UnboundedSender<Exit>,
-    rx: mpsc::UnboundedReceiver<Exit>,
+/// The running task's bookkeeping.
+struct Running {
+    phases: HashMap<String, Phase>,
+    health: HashMap<String, HealthTracker>,
+    checkers: Vec<JoinHandle<()>>,
 }
 
 impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C> {
-    fn stop_requested(&self) -> bool {
+    pub(super) fn stop_requested(&self) -> bool {
         *self.desired.borrow() == DesiredStatus::Stopped
     }
 
-    fn send(&self, r: &TaskReport) {
+    pub(super) fn send(&self, r: &TaskReport) {
         (self.report)(r.clone());
     }
 
     pub async fn run(mut self, mut report: TaskReport) {
         let task_id = self.spec.id.clone();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let mut exits = Exits { tx, rx };
-        let cause = match self.start(&mut report, &exits.tx).await {
-            Ok(()) => self.watch(&mut report, &mut exits.rx).await,
+        let (tx, mut events) = mpsc::unbounded_channel();
+        let mut running = Running {
+            phases: HashMap::new(),
+            health: HashMap::new(),
+            checkers: Vec::new(),
+        };
+        let cause = match self.provision(&mut report).await {
+            Ok(p) => {
+                self.drive(&mut report, &p, &mut running, &tx, &mut events)
+                    .await
+            }
             Err(cause) => Some(cause),
         };
+        for c in running.checkers.drain(..) {
+            c.abort();
+        }
         if let Some(cause) = cause {
             report.stop_code = Some(cause.code.to_string());
             report.stopped_reason = Some(cause.reason);
         }
         report.last_status = "STOPPING".into();
         self.send(&report);
-        drop(exits.tx);
-        self.stop_containers(&mut report, &mut exits.rx).await;
+        drop(tx);
+        self.stop_containers(&mut report, &mut events).await;
         report.last_status = "DEPROVISIONING".into();
         report.execution_stopped_at_ms = Some(now_ms());
         self.send(&report);
@@ -78,172 +100,70 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
         tracing::info!(task_id, stop_code = ?report.stop_code, "task stopped");
     }
 
-    /// Provisions and starts; each started container's exit goes to `exit_tx`.
-    #[allow(clippy::too_many_lines)] // one ordered sequence of start steps; split, the order is harder to see
-    async fn start(
-        &mut self,
-        report: &mut TaskReport,
-        exit_tx: &mpsc::UnboundedSender<Exit>,
-    ) -> Result<(), StopCause> {
-        let host = self.host.clone();
-        let spec = self.spec.clone();
-        let task_dir = host.config.log_dir(&spec.id);
-        std::fs::create_dir_all(&task_dir)
-            .map_err(|e| failed(&format!("could not create {}: {e}", task_dir.display())))?;
-
-        // Network: address first, recorded before the namespace exists.
-        let mut netns = None;
-        let mut ipv4 = None;
-        if spec.network_mode == NetworkMode::Awsvpc {
-            let ip = host
-                .allocate_ip(&spec.id)
-                .ok_or_else(|| failed("no free address left in the task CIDR"))?;
-            host.record(&TaskRecord {
-                spec: spec.clone(),
-                ipv4: Some(ip),
-                last_report: report.clone(),
-            });
-            let net = host
-                .network
-                .setup_task(&spec.id, ip)
-                .await
-                .map_err(|e| failed(&format!("network setup failed: {e}")))?;
-            report.private_ipv4 = Some(net.ipv4.to_string());
-            report.mac_address = Some(net.mac.clone());
-            netns = Some(net.netns_path);
-            ipv4 = Some(ip);
-        } else {
-            host.record(&TaskRecord {
-                spec: spec.clone(),
-                ipv4: None,
-                last_report: report.clone(),
-            });
-        }
-        let hostname = container_spec::hostname(ipv4, &spec.id);
-        let write = |name: &str, text: &str| {
-            std::fs::write(task_dir.join(name), text)
-                .map_err(|e| failed(&format!("could not write {name}: {e}")))
-        };
-        write("hosts", &container_spec::hosts_file(ipv4, &hostname))?;
-        write(
-            "resolv.conf",
-            &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
-        )?;
-
-        host.cgroups
-            .create_task(
-                &spec.id,
-                TaskLimits {
-                    cpu: spec.cpu,
-                    memory_mib: spec.memory_mib,
-                },
-            )
-            .map_err(|e| failed(&e.to_string()))?;
-        if self.stop_requested() {
-            return Err(user_stopped());
-        }
-
-        // Images.
-        report.last_status = "PENDING".into();
-        report.pull_started_at_ms = Some(now_ms());
-        self.send(report);
-        let mut images = HashMap::new();
-        for c in &spec.containers {
-            if images.contains_key(&c.image) {
-                continue;
-            }
-            match host.runtime.pull_image(&c.image).await {
-                Ok(image) => {
-                    images.insert(c.image.clone(), image);
-                }
-                Err(e) => {
-                    let reason = format!("CannotPullContainerError: {}", pull_message(&e));
-                    set_container(report, &c.name, |r| r.reason = Some(reason.clone()));
-                    return Err(StopCause {
-                        code: "TaskFailedToStart",
-                        reason,
-                    });
-                }
-            }
-        }
-        report.pull_stopped_at_ms = Some(now_ms());
-        for c in &mut report.containers {
-            c.image_digest = images
-                .get(
-                    &spec
-                        .containers
-                        .iter()
-                        .find(|d| d.name == c.name)
-                        .map(|d| d.image.clone())
-                        .unwrap_or_default(),
-                )
-                .map(|i| i.manifest_digest.clone());
-        }
-        if self.stop_requested() {
-            return Err(user_stopped());
-        }
-
-        // Containers, in definition order.
-        let cgroup_path = host.cgroups.task_path(&spec.id);
-        let ctx = TaskContext {
-            spec: &spec,
-            region: &host.config.region,
-            netns_path: netns.as_deref(),
-            ipv4,
-            cgroup_path: &cgroup_path,
-            task_dir: &task_dir,
-        };
-        for def in &spec.containers {
-            let cs = container_spec::container_spec(&ctx, def, &images[&def.image]);
-            let started = async {
-                host.runtime.create_container(&cs).await?;
-                host.runtime.start(&cs.id).await
-            }
-            .await;
-            if let Err(e) = started {
-                let reason = format!("CannotStartContainerError: {}", start_message(&e));
-                set_container(report, &def.name, |r| {
-                    r.reason = Some(reason.clone());
-                    r.last_status = "STOPPED".into();
-                });
-                return Err(StopCause {
-                    code: "TaskFailedToStart",
-                    reason,
-                });
-            }
-            set_container(report, &def.name, |r| {
-                r.last_status = "RUNNING".into();
-                r.runtime_id = Some(cs.id.clone());
-            });
-            let rt = host.clone();
-            let (id, name, tx) = (cs.id.clone(), def.name.clone(), exit_tx.clone());
-            tokio::spawn(async move {
-                let code = match rt.runtime.wait(&id).await {
-                    Ok(code) => i32::try_from(code).unwrap_or(-1),
-                    Err(e) => {
-                        tracing::error!(container = %id, error = %e, "waiting for container failed");
-                        -1
-                    }
-                };
-                let _ = tx.send((name, code));
-            });
-        }
-        report.last_status = "RUNNING".into();
-        report.started_at_ms = Some(now_ms());
-        self.send(report);
-        Ok(())
-    }
-
-    /// Watches a running task until it must stop. Returns the agent's own
+    /// Runs the engine until the task must stop. Returns the agent's own
     /// cause, or None when the control plane asked.
-    async fn watch(
+    async fn drive(
         &mut self,
         report: &mut TaskReport,
-        exits: &mut mpsc::UnboundedReceiver<Exit>,
+        p: &Provisioned,
+        run: &mut Running,
+        tx: &mpsc::UnboundedSender<Event>,
+        events: &mut mpsc::UnboundedReceiver<Event>,
     ) -> Option<StopCause> {
+        let spec = self.spec.clone();
+        for d in &spec.containers {
+            run.phases.insert(d.name.clone(), Phase::Waiting);
+        }
+        let mut running_reported = false;
         loop {
             if self.stop_requested() {
                 return None;
+            }
+            let states: Vec<ContainerState<'_>> = spec
+                .containers
+                .iter()
+                .map(|d| ContainerState {
+                    def: d,
+                    phase: run.phases[&d.name],
+                    health: run.health.get(&d.name).map(HealthTracker::status),
+                })
+                .collect();
+            let actions = engine::next_actions(&states, now_ms());
+            let all_started = engine::all_started(&states);
+            let waiting = states.iter().any(|s| s.phase == Phase::Waiting);
+            drop(states);
+            let mut started_any = false;
+            for action in actions {
+                match action {
+                    Action::StopTask { stop_code, reason } => {
+                        return Some(StopCause {
+                            code: stop_code,
+                            reason,
+                        })
+                    }
+                    Action::Start(name) => {
+                        let def = spec
+                            .containers
+                            .iter()
+                            .find(|d| d.name == name)
+                            .expect("engine names a known container");
+                        if let Err(cause) = self.start_container(report, p, def, run, tx).await {
+                            run.phases.insert(name, Phase::Failed);
+                            return Some(cause);
+                        }
+                        started_any = true;
+                    }
+                }
+            }
+            if started_any {
+                self.send(report);
+                continue; // a start may satisfy another container's START condition
+            }
+            if all_started && !running_reported {
+                running_reported = true;
+                report.last_status = "RUNNING".into();
+                report.started_at_ms = Some(now_ms());
+                self.send(report);
             }
             tokio::select! {
                 changed = self.desired.changed() => {
@@ -252,58 +172,224 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
                         std::future::pending::<()>().await;
                     }
                 }
-                exit = exits.recv() => {
-                    let Some((name, code)) = exit else { continue };
-                    set_container(report, &name, |r| {
-                        r.last_status = "STOPPED".into();
-                        r.exit_code = Some(code);
-                    });
-                    self.send(report);
-                    let essential = self.spec.containers.iter().any(|c| c.name == name && c.essential);
-                    let all_done = report.containers.iter().all(|c| c.last_status == "STOPPED");
-                    if essential || all_done {
-                        return Some(StopCause {
-                            code: "EssentialContainerExited",
-                            reason: "Essential container in task exited".into(),
-                        });
-                    }
-                }
+                ev = events.recv() => match ev {
+                    Some(Event::Exited(name, code)) => self.on_exit(report, run, &name, code),
+                    Some(Event::HealthCheck(name, passed)) => self.on_health(report, run, &name, passed),
+                    None => {}
+                },
+                // Dependencies with a startTimeout are re-evaluated as time passes.
+                () = tokio::time::sleep(Duration::from_millis(500)), if waiting => {}
             }
         }
     }
-}
 
-impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C> {
-    /// Stops running containers in reverse definition order: SIGTERM, then
+    async fn start_container(
+        &self,
+        report: &mut TaskReport,
+        p: &Provisioned,
+        def: &ContainerDef,
+        run: &mut Running,
+        tx: &mpsc::UnboundedSender<Event>,
+    ) -> Result<(), StopCause> {
+        let host = &self.host;
+        let cgroup_path = host.cgroups.task_path(&self.spec.id);
+        let ctx = TaskContext {
+            spec: &self.spec,
+            region: &host.config.region,
+            netns_path: p.netns.as_deref(),
+            ipv4: p.ipv4,
+            cgroup_path: &cgroup_path,
+            task_dir: &p.task_dir,
+        };
+        let cs = container_spec::container_spec(&ctx, def, &p.images[&def.image]);
+        let started = async {
+            host.runtime.create_container(&cs).await?;
+            host.runtime.start(&cs.id).await
+        }
+        .await;
+        if let Err(e) = started {
+            let reason = format!("CannotStartContainerError: {}", start_message(&e));
+            set_container(report, &def.name, |r| {
+                r.reason = Some(reason.clone());
+                r.last_status = "STOPPED".into();
+            });
+            return Err(StopCause {
+                code: "TaskFailedToStart",
+                reason,
+            });
+        }
+        let started_at = now_ms();
+        run.phases.insert(
+            def.name.clone(),
+            Phase::Running {
+                started_at_ms: started_at,
+            },
+        );
+        set_container(report, &def.name, |r| {
+            r.last_status = "RUNNING".into();
+            r.runtime_id = Some(cs.id.clone());
+        });
+        // The exit waiter.
+        let (rt, id, name, etx) = (host.clone(), cs.id.clone(), def.name.clone(), tx.clone());
+        tokio::spawn(async move {
+            let code = match rt.runtime.wait(&id).await {
+                Ok(code) => i32::try_from(code).unwrap_or(-1),
+                Err(e) => {
+                    tracing::error!(container = %id, error = %e, "waiting for container failed");
+                    -1
+                }
+            };
+            let _ = etx.send(Event::Exited(name, code));
+        });
+        // The health checker: one exec every interval, bounded by its timeout.
+        if let Some(hc) = def.health_check.clone() {
+            run.health.insert(
+                def.name.clone(),
+                HealthTracker::new(hc.retries, hc.start_period, started_at),
+            );
+            set_container(report, &def.name, |r| {
+                r.health_status = Some(Health::Unknown.as_str().into());
+            });
+            let (rt, id, name, htx) = (host.clone(), cs.id.clone(), def.name.clone(), tx.clone());
+            run.checkers.push(tokio::spawn(async move {
+                for n in 1u64.. {
+                    tokio::time::sleep(hc.interval).await;
+                    let outcome = rt
+                        .runtime
+                        .exec(&id, &format!("health-{n}"), &hc.command, hc.timeout)
+                        .await;
+                    let passed = matches!(outcome, Ok(ExecOutcome::Exited(0)));
+                    if htx.send(Event::HealthCheck(name.clone(), passed)).is_err() {
+                        break;
+                    }
+                }
+            }));
+        }
+        tracing::info!(task_id = %self.spec.id, container = %def.name, "container started");
+        Ok(())
+    }
+
+    fn on_exit(&self, report: &mut TaskReport, run: &mut Running, name: &str, code: i32) {
+        let started_at_ms = run.phases.get(name).and_then(|p| match p {
+            Phase::Running { started_at_ms } => Some(*started_at_ms),
+            _ => None,
+        });
+        run.phases.insert(
+            name.to_string(),
+            Phase::Exited {
+                started_at_ms: started_at_ms.unwrap_or(0),
+                exit_code: code,
+            },
+        );
+        let oom = self.host.cgroups.oom_killed(&self.spec.id, name);
+        set_container(report, name, |r| {
+            r.last_status = "STOPPED".into();
+            r.exit_code = Some(code);
+            if oom {
+                r.reason = Some(OOM_REASON.into());
+            }
+        });
+        tracing::info!(task_id = %self.spec.id, container = %name, exit_code = code, oom, "container exited");
+        self.send(report);
+    }
+
+    fn on_health(&self, report: &mut TaskReport, run: &mut Running, name: &str, passed: bool) {
+        let Some(tracker) = run.health.get_mut(name) else {
+            return;
+        };
+        if !matches!(run.phases.get(name), Some(Phase::Running { .. })) {
+            return;
+        }
+        let before = tracker.status();
+        let after = tracker.record(passed, now_ms());
+        if before == after {
+            return;
+        }
+        set_container(report, name, |r| {
+            r.health_status = Some(after.as_str().into());
+        });
+        let essential = self
+            .spec
+            .containers
+            .iter()
+            .filter(|d| d.essential)
+            .filter_map(|d| run.health.get(&d.name).map(HealthTracker::status));
+        report.health_status = Some(engine::task_health(essential).as_str().into());
+        tracing::info!(task_id = %self.spec.id, container = %name, health = after.as_str(), "health changed");
+        self.send(report);
+    }
+
+    /// Stops running containers in reverse dependency order: SIGTERM, then
     /// SIGKILL once the container's stop timeout has passed.
     async fn stop_containers(
         &self,
         report: &mut TaskReport,
-        exits: &mut mpsc::UnboundedReceiver<Exit>,
+        events: &mut mpsc::UnboundedReceiver<Event>,
     ) {
-        for def in self.spec.containers.iter().rev() {
+        for name in engine::stop_order(&self.spec.containers) {
             let running = report
                 .containers
                 .iter()
-                .any(|c| c.name == def.name && c.last_status == "RUNNING");
+                .any(|c| c.name == name && c.last_status == "RUNNING");
             if !running {
                 continue;
             }
-            let id = self.spec.container_id(&def.name);
-            let timeout = stop_timeout(def.stop_timeout, self.host.config.default_stop_timeout);
+            let def = self
+                .spec
+                .containers
+                .iter()
+                .find(|d| d.name == name)
+                .expect("stop order names known containers");
+            let id = self.spec.container_id(&name);
+            let timeout = def
+                .stop_timeout
+                .unwrap_or(self.host.config.default_stop_timeout);
             if let Err(e) = self.host.runtime.kill(&id, SIGTERM, false).await {
                 tracing::warn!(container = %id, error = %e, "SIGTERM failed");
             }
-            if !wait_for_exit(report, exits, &def.name, timeout).await {
+            if !self.wait_for_exit(report, events, &name, timeout).await {
                 tracing::info!(container = %id, timeout_s = timeout.as_secs(), "stop timeout passed, sending SIGKILL");
                 if let Err(e) = self.host.runtime.kill(&id, SIGKILL, true).await {
                     tracing::warn!(container = %id, error = %e, "SIGKILL failed");
                 }
-                if !wait_for_exit(report, exits, &def.name, Duration::from_secs(10)).await {
+                if !self
+                    .wait_for_exit(report, events, &name, Duration::from_secs(10))
+                    .await
+                {
                     tracing::error!(container = %id, "container did not exit after SIGKILL");
                 }
             }
             self.send(report);
+        }
+    }
+
+    /// Records exits until `name`'s arrives or `timeout` passes; true if it exited.
+    async fn wait_for_exit(
+        &self,
+        report: &mut TaskReport,
+        events: &mut mpsc::UnboundedReceiver<Event>,
+        name: &str,
+        timeout: Duration,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Some(Event::Exited(n, code))) => {
+                    let oom = self.host.cgroups.oom_killed(&self.spec.id, &n);
+                    set_container(report, &n, |r| {
+                        r.last_status = "STOPPED".into();
+                        r.exit_code = Some(code);
+                        if oom {
+                            r.reason = Some(OOM_REASON.into());
+                        }
+                    });
+                    if n == name {
+                        return true;
+                    }
+                }
+                Ok(Some(Event::HealthCheck(..))) => {}
+                Ok(None) | Err(_) => return false,
+            }
         }
     }
 
@@ -329,57 +415,13 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
     }
 }
 
-/// Records exits until `name`'s arrives or `timeout` passes; true if it exited.
-async fn wait_for_exit(
+pub(super) fn set_container(
     report: &mut TaskReport,
-    exits: &mut mpsc::UnboundedReceiver<Exit>,
     name: &str,
-    timeout: Duration,
-) -> bool {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        match tokio::time::timeout_at(deadline, exits.recv()).await {
-            Ok(Some((n, code))) => {
-                set_container(report, &n, |r| {
-                    r.last_status = "STOPPED".into();
-                    r.exit_code = Some(code);
-                });
-                if n == name {
-                    return true;
-                }
-            }
-            Ok(None) | Err(_) => return false,
-        }
-    }
-}
-
-fn set_container(report: &mut TaskReport, name: &str, f: impl FnOnce(&mut ContainerReport)) {
+    f: impl FnOnce(&mut ContainerReport),
+) {
     if let Some(c) = report.containers.iter_mut().find(|c| c.name == name) {
         f(c);
-    }
-}
-
-fn failed(reason: &str) -> StopCause {
-    StopCause {
-        code: "TaskFailedToStart",
-        reason: format!("TaskFailedToStart: {reason}"),
-    }
-}
-
-fn user_stopped() -> StopCause {
-    // The control plane set the reason when it asked; this one is not reported over it.
-    StopCause {
-        code: "UserInitiated",
-        reason: "Task stopped before it started".into(),
-    }
-}
-
-fn pull_message(e: &RuntimeError) -> String {
-    match e {
-        RuntimeError::Pull {
-            message, reference, ..
-        } => format!("pull image {reference}: {message}"),
-        other => other.to_string(),
     }
 }
 
@@ -390,7 +432,7 @@ fn start_message(e: &RuntimeError) -> String {
     }
 }
 
-/// How long a container gets between SIGTERM and SIGKILL.
-pub(super) fn stop_timeout(def: Option<Duration>, default: Duration) -> Duration {
-    def.unwrap_or(default)
+/// Where a provisioned task's files live.
+pub(super) fn task_dir<R, N, C>(host: &Host<R, N, C>, task_id: &str) -> PathBuf {
+    host.config.log_dir(task_id)
 }

@@ -57,6 +57,9 @@ pub struct TaskContainer {
     pub reason: Option<String>,
     pub runtime_id: Option<String>,
     pub image_digest: Option<String>,
+    /// UNKNOWN, HEALTHY or UNHEALTHY; None without a health check.
+    #[serde(default)]
+    pub health_status: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,6 +100,9 @@ pub struct Task {
     pub private_ipv4: Option<String>,
     pub mac_address: Option<String>,
     pub version: i64,
+    /// Rolled up from the essential containers' health checks.
+    #[serde(default)]
+    pub health_status: Option<String>,
 }
 
 /// An agent's report of a container, as a domain value.
@@ -108,6 +114,7 @@ pub struct ContainerReport {
     pub reason: Option<String>,
     pub runtime_id: Option<String>,
     pub image_digest: Option<String>,
+    pub health_status: Option<String>,
 }
 
 /// An agent's report of a task transition.
@@ -124,6 +131,7 @@ pub struct TaskReport {
     pub pull_stopped_at_ms: Option<i64>,
     pub started_at_ms: Option<i64>,
     pub execution_stopped_at_ms: Option<i64>,
+    pub health_status: Option<String>,
 }
 
 impl Task {
@@ -171,7 +179,13 @@ impl Task {
                 if c.image_digest.is_some() {
                     tc.image_digest.clone_from(&c.image_digest);
                 }
+                if c.health_status.is_some() {
+                    tc.health_status.clone_from(&c.health_status);
+                }
             }
+        }
+        if report.health_status.is_some() {
+            self.health_status.clone_from(&report.health_status);
         }
         if report.private_ipv4.is_some() {
             self.private_ipv4.clone_from(&report.private_ipv4);
@@ -242,6 +256,7 @@ mod tests {
                 reason: None,
                 runtime_id: None,
                 image_digest: None,
+                health_status: None,
             }],
             started_by: None,
             group: None,
@@ -261,6 +276,7 @@ mod tests {
             private_ipv4: None,
             mac_address: None,
             version: 1,
+            health_status: None,
         }
     }
 

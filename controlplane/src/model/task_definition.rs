@@ -49,6 +49,58 @@ pub struct ContainerDefinition {
     pub stop_timeout_secs: Option<u32>,
     /// (name, condition) pairs of `dependsOn`.
     pub depends_on: Vec<(String, String)>,
+    #[serde(default)]
+    pub health_check: Option<HealthCheck>,
+    /// Seconds a dependent waits for this container to reach its condition.
+    #[serde(default)]
+    pub start_timeout_secs: Option<u32>,
+}
+
+/// A container health check with ECS's defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    /// `["CMD", args...]` or `["CMD-SHELL", "command line"]`.
+    pub command: Vec<String>,
+    pub interval_secs: u32,
+    pub timeout_secs: u32,
+    pub retries: u32,
+    pub start_period_secs: u32,
+}
+
+/// A `healthCheck` as registered: unset members take ECS's defaults; each
+/// must be within ECS's range.
+pub fn health_check(
+    container: &str,
+    command: Vec<String>,
+    interval: Option<u32>,
+    timeout: Option<u32>,
+    retries: Option<u32>,
+    start_period: Option<u32>,
+) -> Result<HealthCheck, TaskDefinitionError> {
+    match command.first().map(String::as_str) {
+        Some("CMD") if command.len() > 1 => {}
+        Some("CMD-SHELL") if command.len() == 2 => {}
+        _ => {
+            return err(format!(
+                "Container '{container}': healthCheck.command must be [\"CMD\", executable, args...] or [\"CMD-SHELL\", \"command line\"]."
+            ))
+        }
+    }
+    let ranged = |name: &str, v: Option<u32>, default: u32, lo: u32, hi: u32| {
+        let v = v.unwrap_or(default);
+        if (lo..=hi).contains(&v) {
+            Ok(v)
+        } else {
+            err(format!("Container '{container}': healthCheck.{name} must be between {lo} and {hi}, got {v}."))
+        }
+    };
+    Ok(HealthCheck {
+        command,
+        interval_secs: ranged("interval", interval, 30, 5, 300)?,
+        timeout_secs: ranged("timeout", timeout, 5, 2, 60)?,
+        retries: ranged("retries", retries, 3, 1, 10)?,
+        start_period_secs: ranged("startPeriod", start_period, 0, 0, 300)?,
+    })
 }
 
 impl ContainerDefinition {
@@ -360,6 +412,8 @@ pub(crate) mod tests_support {
             user: None,
             stop_timeout_secs: None,
             depends_on: vec![],
+            health_check: None,
+            start_timeout_secs: None,
         }
     }
 }
@@ -464,6 +518,70 @@ mod tests {
             .unwrap_err()
             .0
             .contains("exceeds the task memory"));
+    }
+
+    #[test]
+    fn health_check_defaults_and_ranges() {
+        let hc = health_check(
+            "web",
+            vec!["CMD-SHELL".into(), "true".into()],
+            None,
+            None,
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                hc.interval_secs,
+                hc.timeout_secs,
+                hc.retries,
+                hc.start_period_secs
+            ),
+            (30, 5, 3, 0)
+        );
+        let e = health_check(
+            "web",
+            vec!["CMD".into(), "true".into()],
+            Some(4),
+            None,
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            e.0.contains("healthCheck.interval must be between 5 and 300, got 4"),
+            "{e}"
+        );
+        assert!(health_check(
+            "web",
+            vec!["CMD".into(), "x".into()],
+            None,
+            Some(61),
+            None,
+            None
+        )
+        .is_err());
+        assert!(health_check(
+            "web",
+            vec!["CMD".into(), "x".into()],
+            None,
+            None,
+            Some(0),
+            None
+        )
+        .is_err());
+        assert!(health_check(
+            "web",
+            vec!["CMD".into(), "x".into()],
+            None,
+            None,
+            None,
+            Some(301)
+        )
+        .is_err());
+        assert!(health_check("web", vec!["true".into()], None, None, None, None).is_err());
+        assert!(health_check("web", vec!["CMD".into()], None, None, None, None).is_err());
     }
 
     #[test]

@@ -185,6 +185,10 @@ impl ControlPlane {
                                 reason: None,
                                 runtime_id: None,
                                 image_digest: None,
+                                health_status: c
+                                    .health_check
+                                    .as_ref()
+                                    .map(|_| "UNKNOWN".to_string()),
                             })
                             .collect(),
                         started_by: req.started_by.clone(),
@@ -208,6 +212,7 @@ impl ControlPlane {
                         private_ipv4: None,
                         mac_address: None,
                         version: 1,
+                        health_status: Some("UNKNOWN".into()),
                         id,
                     };
                     tasks.push(task);

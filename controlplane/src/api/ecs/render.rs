@@ -142,7 +142,7 @@ pub fn task(t: &Task, with_tags: bool) -> Value {
                     "reason": c.reason,
                     "networkBindings": [],
                     "networkInterfaces": nic.unwrap_or_else(|| json!([])),
-                    "healthStatus": "UNKNOWN",
+                    "healthStatus": c.health_status,
                     "cpu": c.definition.cpu.to_string(),
                     "memory": c.definition.memory_mib.map(|m| m.to_string()),
                     "memoryReservation": c.definition.memory_reservation_mib.map(|m| m.to_string()),
@@ -192,7 +192,7 @@ pub fn task(t: &Task, with_tags: bool) -> Value {
         "executionStoppedAt": opt_epoch(t.execution_stopped_at_ms),
         "launchType": t.launch_type.as_str(),
         "attachments": attachments,
-        "healthStatus": "UNKNOWN",
+        "healthStatus": t.health_status.as_deref().unwrap_or("UNKNOWN"),
         "enableExecuteCommand": t.enable_execute_command,
         "availabilityZone": "local",
     }));

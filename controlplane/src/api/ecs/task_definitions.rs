@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{page, parse, render, tags_in, ApiError, Tag};
-use crate::model::task_definition::Registration;
+use crate::model::task_definition::{health_check, Registration};
 use crate::model::ContainerDefinition;
 use crate::state::{ControlPlane, TaskDefinitionFilter};
 
@@ -50,7 +50,19 @@ struct ContainerInput {
     working_directory: Option<String>,
     user: Option<String>,
     stop_timeout: Option<u32>,
+    start_timeout: Option<u32>,
     depends_on: Option<Vec<Dependency>>,
+    health_check: Option<HealthCheckInput>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HealthCheckInput {
+    command: Vec<String>,
+    interval: Option<u32>,
+    timeout: Option<u32>,
+    retries: Option<u32>,
+    start_period: Option<u32>,
 }
 
 /// ECS `environment` entries as (name, value); entries without a name are dropped, as ECS does.
@@ -61,9 +73,25 @@ pub(super) fn environment(env: Option<Vec<KeyValue>>) -> Vec<(String, String)> {
         .collect()
 }
 
-impl From<ContainerInput> for ContainerDefinition {
-    fn from(c: ContainerInput) -> Self {
-        ContainerDefinition {
+impl TryFrom<ContainerInput> for ContainerDefinition {
+    type Error = ApiError;
+
+    fn try_from(c: ContainerInput) -> Result<Self, ApiError> {
+        let health_check = c
+            .health_check
+            .map(|h| {
+                health_check(
+                    &c.name,
+                    h.command,
+                    h.interval,
+                    h.timeout,
+                    h.retries,
+                    h.start_period,
+                )
+            })
+            .transpose()
+            .map_err(|e| ApiError::invalid(e.0))?;
+        Ok(ContainerDefinition {
             name: c.name,
             image: c.image,
             cpu: c.cpu.unwrap_or(0),
@@ -82,7 +110,9 @@ impl From<ContainerInput> for ContainerDefinition {
                 .into_iter()
                 .map(|d| (d.container_name, d.condition))
                 .collect(),
-        }
+            health_check,
+            start_timeout_secs: c.start_timeout,
+        })
     }
 }
 
@@ -99,8 +129,8 @@ pub(super) fn register(cp: &ControlPlane, op: &str, body: &[u8]) -> Result<Value
         containers: input
             .container_definitions
             .into_iter()
-            .map(Into::into)
-            .collect(),
+            .map(TryInto::try_into)
+            .collect::<Result<_, _>>()?,
     };
     let tags = tags_in(input.tags)?;
     let td = cp.register_task_definition(&reg, document, tags)?;

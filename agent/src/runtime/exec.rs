@@ -1,0 +1,146 @@
+//! Running an extra process inside a running container (health checks):
+//! containerd's Exec, Start, Wait and `DeleteProcess`, with a deadline.
+
+use std::time::Duration;
+
+use containerd_client::services::v1::{
+    DeleteProcessRequest, ExecProcessRequest, GetContainerRequest, KillRequest, StartRequest,
+    WaitRequest,
+};
+
+use super::{Containerd, Result, RuntimeError};
+
+/// How containerd knows the JSON of an exec is an OCI process spec.
+const PROCESS_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
+const SIGKILL: u32 = 9;
+/// Where an exec's output goes: health-check output is not kept (yet).
+const DISCARD: &str = "file:///dev/null";
+
+/// How an exec ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecOutcome {
+    Exited(u32),
+    TimedOut,
+}
+
+/// The container's own process spec with `args` swapped in: the exec runs
+/// with the container's user, environment and working directory.
+pub fn exec_process(container_spec: &serde_json::Value, args: &[String]) -> serde_json::Value {
+    let mut process = container_spec
+        .get("process")
+        .cloned()
+        .unwrap_or_else(|| serde_json::json!({}));
+    process["args"] = serde_json::json!(args);
+    process["terminal"] = serde_json::json!(false);
+    process
+}
+
+impl Containerd {
+    pub(super) async fn do_exec(
+        &self,
+        id: &str,
+        exec_id: &str,
+        args: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutcome> {
+        let container = self
+            .containers()
+            .get(self.request(GetContainerRequest { id: id.to_owned() }))
+            .await
+            .map_err(|s| RuntimeError::from_status("containers.get", "container", id, s))?
+            .into_inner()
+            .container
+            .ok_or_else(|| RuntimeError::NotFound {
+                kind: "container",
+                id: id.to_owned(),
+            })?;
+        let spec: serde_json::Value = container
+            .spec
+            .as_ref()
+            .and_then(|any| serde_json::from_slice(&any.value).ok())
+            .unwrap_or_default();
+        let process = exec_process(&spec, args);
+        let any = prost_types::Any {
+            type_url: PROCESS_TYPE_URL.to_owned(),
+            value: serde_json::to_vec(&process).expect("serializable"),
+        };
+        let mut tasks = self.tasks();
+        tasks
+            .exec(self.request(ExecProcessRequest {
+                container_id: id.to_owned(),
+                exec_id: exec_id.to_owned(),
+                spec: Some(any),
+                // Without stdio a check that prints (wget -O-) fails on a closed fd.
+                stdout: DISCARD.to_owned(),
+                stderr: DISCARD.to_owned(),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|s| RuntimeError::from_status("tasks.exec", "task", id, s))?;
+        let outcome = self.run_exec(id, exec_id, timeout).await;
+        // The process record goes whatever happened, so execs never pile up.
+        let _ = tasks
+            .delete_process(self.request(DeleteProcessRequest {
+                container_id: id.to_owned(),
+                exec_id: exec_id.to_owned(),
+            }))
+            .await;
+        outcome
+    }
+
+    async fn run_exec(&self, id: &str, exec_id: &str, timeout: Duration) -> Result<ExecOutcome> {
+        let mut tasks = self.tasks();
+        tasks
+            .start(self.request(StartRequest {
+                container_id: id.to_owned(),
+                exec_id: exec_id.to_owned(),
+            }))
+            .await
+            .map_err(|s| RuntimeError::Start {
+                container: id.to_owned(),
+                message: s.message().to_owned(),
+            })?;
+        // containerd keeps an exited process's status until it is deleted,
+        // so waiting after the start misses nothing.
+        let mut waiter = self.tasks();
+        let wait = waiter.wait(self.request(WaitRequest {
+            container_id: id.to_owned(),
+            exec_id: exec_id.to_owned(),
+        }));
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(Ok(resp)) => Ok(ExecOutcome::Exited(resp.into_inner().exit_status)),
+            Ok(Err(s)) => Err(RuntimeError::from_status(
+                "tasks.wait",
+                "process",
+                exec_id,
+                s,
+            )),
+            Err(_) => {
+                let _ = tasks
+                    .kill(self.request(KillRequest {
+                        container_id: id.to_owned(),
+                        exec_id: exec_id.to_owned(),
+                        signal: SIGKILL,
+                        all: false,
+                    }))
+                    .await;
+                Ok(ExecOutcome::TimedOut)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_reuses_the_container_process() {
+        let spec = serde_json::json!({"process": {"args": ["httpd"], "env": ["A=1"], "cwd": "/srv", "user": {"uid": 5, "gid": 6}}});
+        let p = exec_process(&spec, &["/bin/sh".into(), "-c".into(), "true".into()]);
+        assert_eq!(p["args"], serde_json::json!(["/bin/sh", "-c", "true"]));
+        assert_eq!(p["env"], serde_json::json!(["A=1"]));
+        assert_eq!(p["user"]["uid"], 5);
+        assert_eq!(p["terminal"], false);
+    }
+}
