@@ -34,7 +34,8 @@ impl ControlPlane {
     /// Registers a host, or refreshes a known instance (same ARN) after an
     /// agent restart. The `default` cluster is created on first use, as ECS does.
     pub fn register_instance(&self, reg: &Registration) -> Result<ContainerInstance, StateError> {
-        if reg.cluster == "default" && self.describe_clusters(&["default".into()]).0.is_empty() {
+        if reg.cluster == "default" {
+            // Returns the ACTIVE one if it exists; replaces a deleted one.
             self.create_cluster("default", vec![])?;
         }
         let mut state = self.lock();
@@ -213,59 +214,15 @@ impl ControlPlane {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::task_definition::tests_support::container;
-    use crate::model::task_definition::Registration as TdRegistration;
     use crate::model::LaunchType;
-    use crate::state::test_support::control_plane;
-    use crate::state::RunTask;
-
-    fn reg(cluster: &str, fargate: bool) -> Registration {
-        Registration {
-            cluster: cluster.into(),
-            container_instance_arn: None,
-            hostname: "host1".into(),
-            resources: Resources {
-                cpu: 2048,
-                memory_mib: 1024,
-            },
-            serves_fargate: fargate,
-            agent_version: "0.1.0".into(),
-            attributes: vec![],
-        }
-    }
-
-    fn run(cluster: &str, launch_type: LaunchType, count: usize) -> RunTask {
-        RunTask {
-            cluster: cluster.into(),
-            task_definition: "web".into(),
-            count,
-            launch_type,
-            started_by: None,
-            group: None,
-            container_overrides: vec![],
-            cpu: None,
-            memory_mib: None,
-            overrides: serde_json::json!({}),
-            tags: vec![],
-            enable_execute_command: false,
-        }
-    }
+    use crate::state::test_support::{control_plane, register_web, registration, run};
 
     fn setup() -> (ControlPlane, String) {
         let (cp, _) = control_plane();
-        let mut c = container("web");
-        c.memory_mib = Some(400);
-        let td = TdRegistration {
-            family: "web".into(),
-            containers: vec![c],
-            cpu: Some("256".into()),
-            memory: Some("512".into()),
-            requires_compatibilities: vec!["FARGATE".into()],
-            ..TdRegistration::default()
-        };
-        cp.register_task_definition(&td, serde_json::json!({}), vec![])
+        register_web(&cp);
+        let ci = cp
+            .register_instance(&registration("default", true))
             .unwrap();
-        let ci = cp.register_instance(&reg("default", true)).unwrap();
         (cp, ci.arn)
     }
 
@@ -364,7 +321,7 @@ mod tests {
     #[test]
     fn reregistration_keeps_the_arn() {
         let (cp, arn) = setup();
-        let mut r = reg("default", true);
+        let mut r = registration("default", true);
         r.container_instance_arn = Some(arn.clone());
         assert_eq!(cp.register_instance(&r).unwrap().arn, arn);
         assert_eq!(

@@ -22,8 +22,11 @@ pub const TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
 pub fn dispatch(cp: &ControlPlane, op: &str, body: &[u8]) -> Result<Value, ApiError> {
     match op {
         "CreateCluster" => clusters::create(cp, parse(op, body)?),
-        "DescribeClusters" => Ok(clusters::describe(cp, parse(op, body)?)),
+        "DescribeClusters" => clusters::describe(cp, parse(op, body)?),
         "ListClusters" => clusters::list(cp, &parse(op, body)?),
+        "UpdateCluster" => clusters::update(cp, parse(op, body)?),
+        "UpdateClusterSettings" => clusters::update_settings(cp, parse(op, body)?),
+        "DeleteCluster" => clusters::delete(cp, &parse(op, body)?),
         "RegisterTaskDefinition" => task_definitions::register(cp, op, body),
         "DescribeTaskDefinition" => task_definitions::describe(cp, parse(op, body)?),
         "ListTaskDefinitions" => task_definitions::list(cp, parse(op, body)?),

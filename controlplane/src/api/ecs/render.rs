@@ -37,7 +37,35 @@ pub fn failure(f: &ItemFailure) -> Value {
     compact(json!({ "arn": f.arn, "reason": f.reason, "detail": f.detail }))
 }
 
-pub fn cluster(c: &Cluster, counts: ClusterCounts, with_tags: bool) -> Value {
+/// Which optional parts of a cluster a response carries (`include`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClusterInclude {
+    pub tags: bool,
+    pub settings: bool,
+    pub statistics: bool,
+    pub configurations: bool,
+}
+
+impl ClusterInclude {
+    /// What Create/Update/DeleteCluster return: everything but statistics.
+    pub const MUTATION: Self = Self {
+        tags: true,
+        settings: true,
+        statistics: false,
+        configurations: true,
+    };
+}
+
+fn key_values(pairs: &[(&str, String)]) -> Value {
+    Value::Array(
+        pairs
+            .iter()
+            .map(|(k, v)| json!({"name": k, "value": v}))
+            .collect(),
+    )
+}
+
+pub fn cluster(c: &Cluster, counts: ClusterCounts, include: ClusterInclude) -> Value {
     let mut v = json!({
         "clusterArn": c.arn,
         "clusterName": c.name,
@@ -45,14 +73,46 @@ pub fn cluster(c: &Cluster, counts: ClusterCounts, with_tags: bool) -> Value {
         "registeredContainerInstancesCount": counts.registered_instances,
         "runningTasksCount": counts.running_tasks,
         "pendingTasksCount": counts.pending_tasks,
-        "activeServicesCount": 0,
+        "activeServicesCount": counts.active_services,
         "statistics": [],
-        "settings": [{"name": "containerInsights", "value": "disabled"}],
+        "tags": [],
+        "settings": [],
         "capacityProviders": [],
         "defaultCapacityProviderStrategy": [],
     });
-    if with_tags {
+    if include.tags {
         v["tags"] = tags(&c.tags);
+    }
+    if include.settings {
+        v["settings"] = Value::Array(
+            c.settings
+                .iter()
+                .map(|(k, val)| json!({"name": k, "value": val}))
+                .collect(),
+        );
+    }
+    if include.statistics {
+        v["statistics"] = key_values(&[
+            ("runningEC2TasksCount", counts.running_ec2_tasks.to_string()),
+            (
+                "runningFargateTasksCount",
+                counts.running_fargate_tasks.to_string(),
+            ),
+            ("pendingEC2TasksCount", counts.pending_ec2_tasks.to_string()),
+            (
+                "pendingFargateTasksCount",
+                counts.pending_fargate_tasks.to_string(),
+            ),
+            ("activeEC2ServiceCount", "0".into()),
+            ("activeFargateServiceCount", "0".into()),
+            ("drainingEC2ServiceCount", "0".into()),
+            ("drainingFargateServiceCount", "0".into()),
+        ]);
+    }
+    if include.configurations {
+        if let Some(conf) = &c.configuration {
+            v["configuration"] = conf.clone();
+        }
     }
     v
 }
