@@ -18,7 +18,7 @@ use crate::store::{Store, StoreError, Table, Write};
 
 pub use clusters::{ClusterCounts, ClusterSpec, ClusterUpdate};
 pub use instances::{InstanceView, Registration as InstanceRegistration};
-pub use task_definitions::TaskDefinitionFilter;
+pub use task_definitions::{FamilyFilter, TaskDefinitionFilter};
 pub use tasks::{ContainerOverride, RunTask, RunTaskOutcome, TaskFilter};
 
 /// The clock, injected so state transitions are testable.

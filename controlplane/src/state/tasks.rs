@@ -119,8 +119,8 @@ impl ControlPlane {
             .clone();
         if td.status != "ACTIVE" {
             return Err(StateError::InvalidParameter(format!(
-                "TaskDefinition is inactive: '{}' was deregistered; run an ACTIVE revision.",
-                td.arn
+                "TaskDefinition is inactive: '{}' is {}; run an ACTIVE revision.",
+                td.arn, td.status
             )));
         }
         if !supports(&td, req.launch_type) {

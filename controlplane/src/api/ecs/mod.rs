@@ -31,6 +31,8 @@ pub fn dispatch(cp: &ControlPlane, op: &str, body: &[u8]) -> Result<Value, ApiEr
         "DescribeTaskDefinition" => task_definitions::describe(cp, parse(op, body)?),
         "ListTaskDefinitions" => task_definitions::list(cp, parse(op, body)?),
         "DeregisterTaskDefinition" => task_definitions::deregister(cp, &parse(op, body)?),
+        "ListTaskDefinitionFamilies" => task_definitions::list_families(cp, parse(op, body)?),
+        "DeleteTaskDefinitions" => task_definitions::delete(cp, &parse(op, body)?),
         "RunTask" => tasks::run(cp, parse(op, body)?, body),
         "DescribeTasks" => tasks::describe(cp, parse(op, body)?),
         "ListTasks" => tasks::list(cp, parse(op, body)?),

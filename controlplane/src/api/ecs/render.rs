@@ -179,6 +179,9 @@ pub fn task_definition(td: &TaskDefinition) -> Value {
     if let Some(d) = td.deregistered_at_ms {
         set(&mut m, "deregisteredAt", epoch(d));
     }
+    if let Some(d) = td.delete_requested_at_ms {
+        set(&mut m, "deleteRequestedAt", epoch(d));
+    }
     Value::Object(m)
 }
 
