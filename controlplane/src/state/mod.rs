@@ -19,7 +19,7 @@ use crate::store::{Store, StoreError, Table, Write};
 pub use clusters::{ClusterCounts, ClusterSpec, ClusterUpdate};
 pub use instances::{InstanceView, Registration as InstanceRegistration};
 pub use task_definitions::{FamilyFilter, TaskDefinitionFilter};
-pub use tasks::{ContainerOverride, RunTask, RunTaskOutcome, TaskFilter};
+pub use tasks::{ContainerOverride, RunTask, RunTaskOutcome, StartTask, TaskFilter, TaskLaunch};
 
 /// The clock, injected so state transitions are testable.
 pub trait Clock: Send + Sync + 'static {
@@ -250,18 +250,20 @@ pub(crate) mod test_support {
     /// A `RunTask` of the `web` family (256 CPU, 512 MiB).
     pub fn run(cluster: &str, launch_type: LaunchType, count: usize) -> RunTask {
         RunTask {
-            cluster: cluster.into(),
-            task_definition: "web".into(),
+            launch: TaskLaunch {
+                cluster: cluster.into(),
+                task_definition: "web".into(),
+                started_by: None,
+                group: None,
+                container_overrides: vec![],
+                cpu: None,
+                memory_mib: None,
+                overrides: serde_json::json!({}),
+                tags: vec![],
+                enable_execute_command: false,
+            },
             count,
             launch_type,
-            started_by: None,
-            group: None,
-            container_overrides: vec![],
-            cpu: None,
-            memory_mib: None,
-            overrides: serde_json::json!({}),
-            tags: vec![],
-            enable_execute_command: false,
         }
     }
 

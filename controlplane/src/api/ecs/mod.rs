@@ -34,6 +34,7 @@ pub fn dispatch(cp: &ControlPlane, op: &str, body: &[u8]) -> Result<Value, ApiEr
         "ListTaskDefinitionFamilies" => task_definitions::list_families(cp, parse(op, body)?),
         "DeleteTaskDefinitions" => task_definitions::delete(cp, &parse(op, body)?),
         "RunTask" => tasks::run(cp, parse(op, body)?, body),
+        "StartTask" => tasks::start(cp, parse(op, body)?, body),
         "DescribeTasks" => tasks::describe(cp, parse(op, body)?),
         "ListTasks" => tasks::list(cp, parse(op, body)?),
         "StopTask" => tasks::stop(cp, &parse(op, body)?),
