@@ -3,7 +3,8 @@
 
 use tokio::sync::watch;
 
-use super::{encode, ControlPlane, ItemFailure, StateError};
+use super::{encode, ControlPlane, ItemFailure, State, StateError};
+use crate::model::query::Expression;
 use crate::model::task::TaskReport;
 use crate::model::{arn, ContainerInstance, Resources, Task};
 use crate::store::{Table, Write};
@@ -67,6 +68,7 @@ impl ControlPlane {
                 agent_version: reg.agent_version.clone(),
                 registered_at_ms: self.now(),
                 attributes: reg.attributes.clone(),
+                custom_attributes: vec![],
                 version: 1,
             }
         };
@@ -143,10 +145,13 @@ impl ControlPlane {
         Ok(())
     }
 
+    /// Instances of the cluster by status (default: all but INACTIVE) that
+    /// match the cluster-query-language `filter`, if any.
     pub fn list_container_instances(
         &self,
         cluster: &str,
         status: Option<&str>,
+        filter: Option<&Expression>,
     ) -> Result<Vec<String>, StateError> {
         let state = self.lock();
         let cluster = Self::cluster(&state, cluster)?;
@@ -155,8 +160,46 @@ impl ControlPlane {
             .values()
             .filter(|i| i.cluster == cluster.name)
             .filter(|i| status.map_or(i.status != "INACTIVE", |s| i.status == s))
+            .filter(|i| filter.is_none_or(|f| f.matches(&i.all_attributes())))
             .map(|i| i.arn.clone())
             .collect())
+    }
+
+    /// The instance as `DescribeContainerInstances` shows it.
+    pub(super) fn instance_view(state: &State, i: &ContainerInstance) -> InstanceView {
+        let on_it = || {
+            state
+                .tasks
+                .values()
+                .filter(|t| t.container_instance_arn.as_deref() == Some(i.arn.as_str()))
+        };
+        InstanceView {
+            instance: i.clone(),
+            remaining: Self::remaining(state, &i.arn, i.registered),
+            agent_connected: state.sessions.contains_key(&i.arn),
+            running_tasks: on_it().filter(|t| t.last_status == "RUNNING").count(),
+            pending_tasks: on_it()
+                .filter(|t| {
+                    matches!(
+                        t.last_status.as_str(),
+                        "PROVISIONING" | "PENDING" | "ACTIVATING"
+                    )
+                })
+                .count(),
+        }
+    }
+
+    /// Finds a cluster's instance by id or ARN.
+    pub(super) fn find_instance<'a>(
+        state: &'a State,
+        cluster: &str,
+        reference: &str,
+    ) -> Option<&'a ContainerInstance> {
+        let id = arn::resource_id(reference);
+        state
+            .instances
+            .values()
+            .find(|i| i.id == id && i.cluster == cluster)
     }
 
     pub fn describe_container_instances(
@@ -170,11 +213,7 @@ impl ControlPlane {
         let mut failures = Vec::new();
         for r in refs {
             let id = arn::resource_id(r);
-            let Some(i) = state
-                .instances
-                .values()
-                .find(|i| i.id == id && i.cluster == cluster.name)
-            else {
+            let Some(i) = Self::find_instance(&state, &cluster.name, r) else {
                 failures.push(ItemFailure {
                     arn: if r.starts_with("arn:") {
                         r.clone()
@@ -186,26 +225,7 @@ impl ControlPlane {
                 });
                 continue;
             };
-            let on_it = || {
-                state
-                    .tasks
-                    .values()
-                    .filter(|t| t.container_instance_arn.as_deref() == Some(i.arn.as_str()))
-            };
-            found.push(InstanceView {
-                instance: i.clone(),
-                remaining: Self::remaining(&state, &i.arn, i.registered),
-                agent_connected: state.sessions.contains_key(&i.arn),
-                running_tasks: on_it().filter(|t| t.last_status == "RUNNING").count(),
-                pending_tasks: on_it()
-                    .filter(|t| {
-                        matches!(
-                            t.last_status.as_str(),
-                            "PROVISIONING" | "PENDING" | "ACTIVATING"
-                        )
-                    })
-                    .count(),
-            });
+            found.push(Self::instance_view(&state, i));
         }
         Ok((found, failures))
     }
@@ -325,7 +345,9 @@ mod tests {
         r.container_instance_arn = Some(arn.clone());
         assert_eq!(cp.register_instance(&r).unwrap().arn, arn);
         assert_eq!(
-            cp.list_container_instances("default", None).unwrap().len(),
+            cp.list_container_instances("default", None, None)
+                .unwrap()
+                .len(),
             1
         );
     }

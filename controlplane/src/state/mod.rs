@@ -2,7 +2,9 @@
 //! through the store, then applied in memory. API and agent sessions are thin
 //! callers of these methods.
 
+mod attributes;
 mod clusters;
+mod instance_admin;
 mod instances;
 mod task_definitions;
 mod tasks;
@@ -17,6 +19,7 @@ use crate::model::{ArnContext, Cluster, ContainerInstance, Task, TaskDefinition}
 use crate::store::{Store, StoreError, Table, Write};
 
 pub use clusters::{ClusterCounts, ClusterSpec, ClusterUpdate};
+pub use instance_admin::DEREGISTERED_REASON;
 pub use instances::{InstanceView, Registration as InstanceRegistration};
 pub use task_definitions::{FamilyFilter, TaskDefinitionFilter};
 pub use tasks::{ContainerOverride, RunTask, RunTaskOutcome, StartTask, TaskFilter, TaskLaunch};

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::model::{Cluster, ContainerDefinition, Task, TaskDefinition};
+use crate::model::{Attribute, Cluster, ContainerDefinition, Task, TaskDefinition};
 use crate::state::{ClusterCounts, InstanceView, ItemFailure};
 
 pub fn epoch(ms: i64) -> Value {
@@ -279,16 +279,11 @@ fn resources(cpu: i64, memory: i64) -> Value {
 
 pub fn container_instance(v: &InstanceView) -> Value {
     let i = &v.instance;
-    let mut attributes: Vec<Value> = i
-        .attributes
+    let attributes: Vec<Value> = i
+        .all_attributes()
         .iter()
-        .map(|(k, val)| json!({"name": k, "value": val}))
+        .map(|(k, val)| compact(json!({"name": k, "value": val})))
         .collect();
-    attributes.push(json!({"name": "ecs.os-type", "value": "linux"}));
-    attributes.push(json!({"name": "ecs.capability.task-eni"}));
-    if i.serves_fargate {
-        attributes.push(json!({"name": "berth.fargate-pool"}));
-    }
     json!({
         "containerInstanceArn": i.arn,
         "ec2InstanceId": i.hostname,
@@ -305,4 +300,13 @@ pub fn container_instance(v: &InstanceView) -> Value {
         "attachments": [],
         "tags": [],
     })
+}
+
+pub fn attribute(a: &Attribute) -> Value {
+    compact(json!({
+        "name": a.name,
+        "value": a.value,
+        "targetType": "container-instance",
+        "targetId": a.target_id,
+    }))
 }
