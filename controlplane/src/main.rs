@@ -115,7 +115,7 @@ async fn purge_stopped_tasks(cp: Arc<ControlPlane>, retention: Duration) {
             Ok(Ok(0)) => {}
             Ok(Ok(n)) => tracing::info!(purged = n, "purged stopped tasks past their retention"),
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "purging stopped tasks failed; retrying next period")
+                tracing::warn!(error = %e, "purging stopped tasks failed; retrying next period");
             }
             Err(e) => tracing::error!(error = %e, "the stopped-task purge panicked"),
         }

@@ -74,13 +74,13 @@ impl ControlPlane {
         let mut changed: Vec<ContainerInstance> = Vec::new();
         let mut out = Vec::new();
         for a in attributes {
-            let arn = target(&state, &cluster, a)?.arn.clone();
-            let pos = match changed.iter().position(|i| i.arn == arn) {
-                Some(p) => p,
-                None => {
-                    changed.push(state.instances[&arn].clone());
-                    changed.len() - 1
-                }
+            let found = target(&state, &cluster, a)?;
+            let arn = found.arn.clone();
+            let pos = if let Some(p) = changed.iter().position(|i| i.arn == arn) {
+                p
+            } else {
+                changed.push(found.clone());
+                changed.len() - 1
             };
             change(&mut changed[pos], a)?;
             out.push(Attribute {

@@ -176,7 +176,7 @@ mod tests {
             .list_container_instances("default", Some("DRAINING"), None)
             .unwrap();
         assert_eq!(listed, vec![a.clone()]);
-        cp.update_container_instances_state("default", &[a.clone()], "ACTIVE")
+        cp.update_container_instances_state("default", std::slice::from_ref(&a), "ACTIVE")
             .unwrap();
         let out = cp.run_task(&run("default", LaunchType::Ec2, 1)).unwrap();
         assert_eq!(
@@ -205,7 +205,9 @@ mod tests {
             .deregister_container_instance("default", &a, true)
             .unwrap();
         assert_eq!(view.instance.status, "INACTIVE");
-        let (tasks, _) = cp.describe_tasks("default", &[task.arn.clone()]).unwrap();
+        let (tasks, _) = cp
+            .describe_tasks("default", std::slice::from_ref(&task.arn))
+            .unwrap();
         assert_eq!(tasks[0].desired_status, "STOPPED");
         assert_eq!(
             tasks[0].stopped_reason.as_deref(),

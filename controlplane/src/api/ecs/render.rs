@@ -37,7 +37,9 @@ pub fn failure(f: &ItemFailure) -> Value {
     compact(json!({ "arn": f.arn, "reason": f.reason, "detail": f.detail }))
 }
 
-/// Which optional parts of a cluster a response carries (`include`).
+/// Which optional parts of a cluster a response carries (`include`): one
+/// flag per ECS `include` value, so a struct of bools is the plain shape.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ClusterInclude {
     pub tags: bool,

@@ -199,14 +199,18 @@ mod tests {
         let hour = 3_600_000;
         clock.advance_ms(hour - 1);
         assert_eq!(cp.purge_stopped_tasks(hour).unwrap(), 0);
-        let (found, _) = cp.describe_tasks("default", &[done.arn.clone()]).unwrap();
+        let (found, _) = cp
+            .describe_tasks("default", std::slice::from_ref(&done.arn))
+            .unwrap();
         assert_eq!(found.len(), 1, "still describable within the hour");
 
         clock.advance_ms(1);
         let batches = store.batches.lock().unwrap().len();
         assert_eq!(cp.purge_stopped_tasks(hour).unwrap(), 1);
         assert_eq!(store.batches.lock().unwrap().len(), batches + 1);
-        let (found, failures) = cp.describe_tasks("default", &[done.arn.clone()]).unwrap();
+        let (found, failures) = cp
+            .describe_tasks("default", std::slice::from_ref(&done.arn))
+            .unwrap();
         assert!(found.is_empty());
         assert_eq!(failures[0].reason, "MISSING");
         let stopped_list = TaskFilter {
