@@ -160,7 +160,7 @@ fn clusters_task_definitions_and_instances_as_an_operator_uses_them() -> Result<
         "idle",
         "trap 'exit 0' TERM; while true; do sleep 0.2; done",
     )?;
-    let s = b.aws(&[
+    let started = b.aws(&[
         "ecs",
         "start-task",
         "--task-definition",
@@ -168,21 +168,21 @@ fn clusters_task_definitions_and_instances_as_an_operator_uses_them() -> Result<
         "--container-instances",
         &instance,
     ])?;
-    assert_eq!(s["failures"], json!([]), "{s}");
-    let task = s["tasks"][0]["taskArn"]
+    assert_eq!(started["failures"], json!([]), "{started}");
+    let task = started["tasks"][0]["taskArn"]
         .as_str()
         .context("taskArn")?
         .to_string();
     b.wait_task_status("default", &task, "RUNNING", Duration::from_secs(60))?;
-    let d = b.aws(&["ecs", "describe-clusters", "--include", "STATISTICS"])?;
+    let described = b.aws(&["ecs", "describe-clusters", "--include", "STATISTICS"])?;
     assert_eq!(
-        statistic(&d["clusters"][0], "runningEC2TasksCount").as_deref(),
+        statistic(&described["clusters"][0], "runningEC2TasksCount").as_deref(),
         Some("1"),
-        "{d}"
+        "{described}"
     );
 
     // Draining: no new tasks there.
-    let u = b.aws(&[
+    let updated = b.aws(&[
         "ecs",
         "update-container-instances-state",
         "--container-instances",
@@ -190,8 +190,11 @@ fn clusters_task_definitions_and_instances_as_an_operator_uses_them() -> Result<
         "--status",
         "DRAINING",
     ])?;
-    assert_eq!(u["containerInstances"][0]["status"], "DRAINING", "{u}");
-    let s = b.aws(&[
+    assert_eq!(
+        updated["containerInstances"][0]["status"], "DRAINING",
+        "{updated}"
+    );
+    let started = b.aws(&[
         "ecs",
         "start-task",
         "--task-definition",
@@ -199,7 +202,7 @@ fn clusters_task_definitions_and_instances_as_an_operator_uses_them() -> Result<
         "--container-instances",
         &instance,
     ])?;
-    assert_eq!(s["failures"][0]["reason"], "DRAINING", "{s}");
+    assert_eq!(started["failures"][0]["reason"], "DRAINING", "{started}");
 
     // The cluster cannot go while the instance is registered, nor the
     // instance while its task runs, unless forced.
@@ -226,17 +229,20 @@ fn clusters_task_definitions_and_instances_as_an_operator_uses_them() -> Result<
         "--force",
     ])?;
     assert_eq!(dr["containerInstance"]["status"], "INACTIVE", "{dr}");
-    let t = poll("the task to stop", Duration::from_secs(60), || {
-        let t = b.describe_task("default", &task)?;
-        Ok((t["lastStatus"] == "STOPPED").then_some(t))
+    let stopped = poll("the task to stop", Duration::from_secs(60), || {
+        let stopped = b.describe_task("default", &task)?;
+        Ok((stopped["lastStatus"] == "STOPPED").then_some(stopped))
     })?;
-    assert_eq!(t["stoppedReason"], "Container instance deregistered");
+    assert_eq!(stopped["stoppedReason"], "Container instance deregistered");
 
     let del = b.aws(&["ecs", "delete-cluster", "--cluster", "default"])?;
     assert_eq!(del["cluster"]["status"], "INACTIVE", "{del}");
-    let d = b.aws(&["ecs", "describe-clusters", "--clusters", "default", "ops"])?;
-    assert_eq!(d["clusters"][0]["status"], "INACTIVE", "{d}");
-    assert_eq!(d["clusters"][1]["status"], "ACTIVE", "{d}");
+    let described = b.aws(&["ecs", "describe-clusters", "--clusters", "default", "ops"])?;
+    assert_eq!(
+        described["clusters"][0]["status"], "INACTIVE",
+        "{described}"
+    );
+    assert_eq!(described["clusters"][1]["status"], "ACTIVE", "{described}");
     Ok(())
 }
 
