@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use berth_controlplane::api::credentials::ApiCredentials;
@@ -34,6 +35,13 @@ struct Args {
     /// Account id in ARNs.
     #[arg(long, env = "BERTH_ACCOUNT_ID", default_value = "123456789012")]
     account_id: String,
+    /// How long stopped tasks stay describable before they are purged.
+    #[arg(
+        long,
+        env = "BERTH_STOPPED_TASK_RETENTION_SECS",
+        default_value_t = 3600
+    )]
+    stopped_task_retention_secs: u64,
 }
 
 #[tokio::main]
@@ -69,6 +77,10 @@ async fn main() -> anyhow::Result<()> {
     credentials.write_env_file(&args.data_dir.join("aws.env"), &endpoint, &args.region)?;
     tracing::info!(api = %endpoint, agents = %agent_listener.local_addr()?, data_dir = %args.data_dir.display(), "berth-controlplane serving");
 
+    tokio::spawn(purge_stopped_tasks(
+        cp.clone(),
+        Duration::from_secs(args.stopped_task_retention_secs),
+    ));
     let ctx = Arc::new(ApiContext {
         control_plane: cp.clone(),
         credentials,
@@ -85,6 +97,29 @@ async fn main() -> anyhow::Result<()> {
         () = shutdown_signal() => tracing::info!("shutting down"),
     }
     Ok(())
+}
+
+/// Forgets stopped tasks once they are older than `retention`. Runs at
+/// least once a minute, and more often for short retentions, so a task
+/// outlives its retention by at most one period.
+async fn purge_stopped_tasks(cp: Arc<ControlPlane>, retention: Duration) {
+    let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    let mut tick =
+        tokio::time::interval(retention.clamp(Duration::from_secs(1), Duration::from_secs(60)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let cp = cp.clone();
+        // The purge commits to the store: keep it off the async workers.
+        match tokio::task::spawn_blocking(move || cp.purge_stopped_tasks(retention_ms)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(purged = n, "purged stopped tasks past their retention"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "purging stopped tasks failed; retrying next period");
+            }
+            Err(e) => tracing::error!(error = %e, "the stopped-task purge panicked"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

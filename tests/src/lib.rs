@@ -95,6 +95,8 @@ pub struct Berth {
     pub containerd_sock: String,
     pub registry: String,
     pub demo_image: String,
+    /// Extra flags for berth-controlplane (see `start_with`).
+    pub controlplane_args: Vec<String>,
     controlplane: Option<Child>,
     agent: Option<Child>,
 }
@@ -102,6 +104,11 @@ pub struct Berth {
 impl Berth {
     /// Starts both daemons and waits until the agent's instance is connected.
     pub fn start() -> Result<Self> {
+        Self::start_with(&[])
+    }
+
+    /// Like `start`, with extra berth-controlplane flags.
+    pub fn start_with(controlplane_args: &[&str]) -> Result<Self> {
         require_root();
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let pid = std::process::id();
@@ -116,6 +123,7 @@ impl Berth {
             containerd_sock: require_env("BERTH_CONTAINERD_SOCK"),
             registry: require_env("BERTH_REGISTRY"),
             demo_image: require_env("BERTH_DEMO_IMAGE"),
+            controlplane_args: controlplane_args.iter().map(|a| (*a).to_string()).collect(),
             controlplane: None,
             agent: None,
         };
@@ -146,6 +154,7 @@ impl Berth {
             .arg(self.data_dir())
             .args(["--api-listen", &format!("127.0.0.1:{}", self.api_port)])
             .args(["--agent-listen", &format!("127.0.0.1:{}", self.agent_port)])
+            .args(&self.controlplane_args)
             .env("RUST_LOG", "info")
             .stdout(self.log("controlplane.log")?)
             .stderr(self.log("controlplane.log")?)

@@ -9,6 +9,11 @@ pub enum ErrorType {
     Client,
     InvalidParameter,
     ClusterNotFound,
+    ClusterContainsContainerInstances,
+    ClusterContainsServices,
+    ClusterContainsTasks,
+    TargetNotFound,
+    AttributeLimitExceeded,
     Server,
     UnknownOperation,
     Serialization,
@@ -24,6 +29,11 @@ impl ErrorType {
             Self::Client => "ClientException",
             Self::InvalidParameter => "InvalidParameterException",
             Self::ClusterNotFound => "ClusterNotFoundException",
+            Self::ClusterContainsContainerInstances => "ClusterContainsContainerInstancesException",
+            Self::ClusterContainsServices => "ClusterContainsServicesException",
+            Self::ClusterContainsTasks => "ClusterContainsTasksException",
+            Self::TargetNotFound => "TargetNotFoundException",
+            Self::AttributeLimitExceeded => "AttributeLimitExceededException",
             Self::Server => "ServerException",
             Self::UnknownOperation => "UnknownOperationException",
             Self::Serialization => "SerializationException",
@@ -75,6 +85,13 @@ impl From<StateError> for ApiError {
             StateError::ClusterNotFound(_) => ErrorType::ClusterNotFound,
             StateError::InvalidParameter(_) => ErrorType::InvalidParameter,
             StateError::Client(_) => ErrorType::Client,
+            StateError::ClusterContainsContainerInstances { .. } => {
+                ErrorType::ClusterContainsContainerInstances
+            }
+            StateError::ClusterContainsServices { .. } => ErrorType::ClusterContainsServices,
+            StateError::ClusterContainsTasks { .. } => ErrorType::ClusterContainsTasks,
+            StateError::TargetNotFound(_) => ErrorType::TargetNotFound,
+            StateError::AttributeLimitExceeded(_) => ErrorType::AttributeLimitExceeded,
             StateError::Store(_) | StateError::Corrupt { .. } => {
                 tracing::error!(error = %e, "request failed inside the control plane");
                 ErrorType::Server
@@ -136,6 +153,13 @@ mod tests {
         let e: ApiError = StateError::Client("nope".into()).into();
         assert_eq!(e.body()["__type"], "ClientException");
         assert_eq!(ErrorType::InvalidSignature.status(), 403);
+        let e: ApiError = StateError::ClusterContainsTasks {
+            cluster: "web".into(),
+            count: 2,
+        }
+        .into();
+        assert_eq!(e.kind.name(), "ClusterContainsTasksException");
+        assert!(e.message.contains("StopTask"), "{}", e.message);
         assert_eq!(ErrorType::Server.status(), 500);
     }
 

@@ -31,7 +31,82 @@ pub struct ContainerInstance {
     pub status: String,
     pub agent_version: String,
     pub registered_at_ms: i64,
+    /// Attributes the agent registers with (replaced on re-registration).
     pub attributes: Vec<(String, String)>,
+    /// Attributes set with `PutAttributes`; they survive agent restarts.
+    #[serde(default)]
+    pub custom_attributes: Vec<(String, Option<String>)>,
     /// Bumped on every change, as ECS's `version` field.
     pub version: i64,
+}
+
+/// At most this many `PutAttributes` attributes per instance, as in ECS.
+pub const MAX_CUSTOM_ATTRIBUTES: usize = 10;
+
+/// An attribute of a container instance, as `PutAttributes` and
+/// `ListAttributes` name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attribute {
+    pub name: String,
+    pub value: Option<String>,
+    /// The container instance's id or ARN (answers carry the ARN).
+    pub target_id: String,
+}
+
+impl ContainerInstance {
+    /// Every attribute placement and filters see: the agent's, the ones
+    /// Berth derives, then custom ones (which win on a name clash).
+    pub fn all_attributes(&self) -> Vec<(String, Option<String>)> {
+        let mut all: Vec<(String, Option<String>)> = self
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect();
+        all.push(("ecs.os-type".into(), Some("linux".into())));
+        all.push(("ecs.capability.task-eni".into(), None));
+        if self.serves_fargate {
+            all.push(("berth.fargate-pool".into(), None));
+        }
+        all.retain(|(n, _)| !self.custom_attributes.iter().any(|(c, _)| c == n));
+        all.extend(self.custom_attributes.iter().cloned());
+        all
+    }
+}
+
+/// ECS's rules for attribute names (1-128 of letters, digits, `-_./\\`)
+/// and values (up to 128 of those plus `@:` and inner spaces).
+pub fn validate_attribute(name: &str, value: Option<&str>) -> Result<(), String> {
+    let name_ok = |c: char| c.is_ascii_alphanumeric() || "-_./\\".contains(c);
+    if name.is_empty() || name.len() > 128 || !name.chars().all(name_ok) {
+        return Err(format!(
+            "Attribute name '{name}' is not valid: use 1-128 letters, digits, hyphens, underscores, periods and slashes."
+        ));
+    }
+    if let Some(v) = value {
+        let value_ok = |c: char| name_ok(c) || "@: ".contains(c);
+        if v.is_empty() || v.len() > 128 || v.trim() != v || !v.chars().all(value_ok) {
+            return Err(format!(
+                "Value '{v}' of attribute '{name}' is not valid: use 1-128 letters, digits, spaces (not at either end) and -_./\\@:."
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attribute_rules() {
+        assert!(validate_attribute("stack", Some("prod")).is_ok());
+        assert!(validate_attribute("a/b.c-d_e", None).is_ok());
+        assert!(validate_attribute("", None).is_err());
+        assert!(validate_attribute("has space", None)
+            .unwrap_err()
+            .contains("'has space'"));
+        assert!(validate_attribute("x", Some(" lead")).is_err());
+        assert!(validate_attribute("x", Some("a b@c:d")).is_ok());
+        assert!(validate_attribute(&"n".repeat(129), None).is_err());
+    }
 }

@@ -4,11 +4,12 @@
 pub mod arn;
 pub mod cluster;
 pub mod container_instance;
+pub mod query;
 pub mod task;
 pub mod task_definition;
 
 pub use arn::ArnContext;
 pub use cluster::Cluster;
-pub use container_instance::{ContainerInstance, Resources};
+pub use container_instance::{Attribute, ContainerInstance, Resources};
 pub use task::{LaunchType, Task, TaskContainer};
 pub use task_definition::{ContainerDefinition, NetworkMode, TaskDefinition, TaskDefinitionError};

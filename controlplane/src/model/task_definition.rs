@@ -120,6 +120,9 @@ pub struct TaskDefinition {
     pub status: String,
     pub registered_at_ms: i64,
     pub deregistered_at_ms: Option<i64>,
+    /// When `DeleteTaskDefinitions` was asked for this revision.
+    #[serde(default)]
+    pub delete_requested_at_ms: Option<i64>,
     pub network_mode: NetworkMode,
     pub cpu: Option<i64>,
     pub memory_mib: Option<i64>,

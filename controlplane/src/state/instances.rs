@@ -3,7 +3,8 @@
 
 use tokio::sync::watch;
 
-use super::{encode, ControlPlane, ItemFailure, StateError};
+use super::{encode, ControlPlane, ItemFailure, State, StateError};
+use crate::model::query::Expression;
 use crate::model::task::TaskReport;
 use crate::model::{arn, ContainerInstance, Resources, Task};
 use crate::store::{Table, Write};
@@ -34,7 +35,8 @@ impl ControlPlane {
     /// Registers a host, or refreshes a known instance (same ARN) after an
     /// agent restart. The `default` cluster is created on first use, as ECS does.
     pub fn register_instance(&self, reg: &Registration) -> Result<ContainerInstance, StateError> {
-        if reg.cluster == "default" && self.describe_clusters(&["default".into()]).0.is_empty() {
+        if reg.cluster == "default" {
+            // Returns the ACTIVE one if it exists; replaces a deleted one.
             self.create_cluster("default", vec![])?;
         }
         let mut state = self.lock();
@@ -66,6 +68,7 @@ impl ControlPlane {
                 agent_version: reg.agent_version.clone(),
                 registered_at_ms: self.now(),
                 attributes: reg.attributes.clone(),
+                custom_attributes: vec![],
                 version: 1,
             }
         };
@@ -142,10 +145,13 @@ impl ControlPlane {
         Ok(())
     }
 
+    /// Instances of the cluster by status (default: all but INACTIVE) that
+    /// match the cluster-query-language `filter`, if any.
     pub fn list_container_instances(
         &self,
         cluster: &str,
         status: Option<&str>,
+        filter: Option<&Expression>,
     ) -> Result<Vec<String>, StateError> {
         let state = self.lock();
         let cluster = Self::cluster(&state, cluster)?;
@@ -154,8 +160,46 @@ impl ControlPlane {
             .values()
             .filter(|i| i.cluster == cluster.name)
             .filter(|i| status.map_or(i.status != "INACTIVE", |s| i.status == s))
+            .filter(|i| filter.is_none_or(|f| f.matches(&i.all_attributes())))
             .map(|i| i.arn.clone())
             .collect())
+    }
+
+    /// The instance as `DescribeContainerInstances` shows it.
+    pub(super) fn instance_view(state: &State, i: &ContainerInstance) -> InstanceView {
+        let on_it = || {
+            state
+                .tasks
+                .values()
+                .filter(|t| t.container_instance_arn.as_deref() == Some(i.arn.as_str()))
+        };
+        InstanceView {
+            instance: i.clone(),
+            remaining: Self::remaining(state, &i.arn, i.registered),
+            agent_connected: state.sessions.contains_key(&i.arn),
+            running_tasks: on_it().filter(|t| t.last_status == "RUNNING").count(),
+            pending_tasks: on_it()
+                .filter(|t| {
+                    matches!(
+                        t.last_status.as_str(),
+                        "PROVISIONING" | "PENDING" | "ACTIVATING"
+                    )
+                })
+                .count(),
+        }
+    }
+
+    /// Finds a cluster's instance by id or ARN.
+    pub(super) fn find_instance<'a>(
+        state: &'a State,
+        cluster: &str,
+        reference: &str,
+    ) -> Option<&'a ContainerInstance> {
+        let id = arn::resource_id(reference);
+        state
+            .instances
+            .values()
+            .find(|i| i.id == id && i.cluster == cluster)
     }
 
     pub fn describe_container_instances(
@@ -169,11 +213,7 @@ impl ControlPlane {
         let mut failures = Vec::new();
         for r in refs {
             let id = arn::resource_id(r);
-            let Some(i) = state
-                .instances
-                .values()
-                .find(|i| i.id == id && i.cluster == cluster.name)
-            else {
+            let Some(i) = Self::find_instance(&state, &cluster.name, r) else {
                 failures.push(ItemFailure {
                     arn: if r.starts_with("arn:") {
                         r.clone()
@@ -185,26 +225,7 @@ impl ControlPlane {
                 });
                 continue;
             };
-            let on_it = || {
-                state
-                    .tasks
-                    .values()
-                    .filter(|t| t.container_instance_arn.as_deref() == Some(i.arn.as_str()))
-            };
-            found.push(InstanceView {
-                instance: i.clone(),
-                remaining: Self::remaining(&state, &i.arn, i.registered),
-                agent_connected: state.sessions.contains_key(&i.arn),
-                running_tasks: on_it().filter(|t| t.last_status == "RUNNING").count(),
-                pending_tasks: on_it()
-                    .filter(|t| {
-                        matches!(
-                            t.last_status.as_str(),
-                            "PROVISIONING" | "PENDING" | "ACTIVATING"
-                        )
-                    })
-                    .count(),
-            });
+            found.push(Self::instance_view(&state, i));
         }
         Ok((found, failures))
     }
@@ -213,59 +234,15 @@ impl ControlPlane {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::task_definition::tests_support::container;
-    use crate::model::task_definition::Registration as TdRegistration;
     use crate::model::LaunchType;
-    use crate::state::test_support::control_plane;
-    use crate::state::RunTask;
-
-    fn reg(cluster: &str, fargate: bool) -> Registration {
-        Registration {
-            cluster: cluster.into(),
-            container_instance_arn: None,
-            hostname: "host1".into(),
-            resources: Resources {
-                cpu: 2048,
-                memory_mib: 1024,
-            },
-            serves_fargate: fargate,
-            agent_version: "0.1.0".into(),
-            attributes: vec![],
-        }
-    }
-
-    fn run(cluster: &str, launch_type: LaunchType, count: usize) -> RunTask {
-        RunTask {
-            cluster: cluster.into(),
-            task_definition: "web".into(),
-            count,
-            launch_type,
-            started_by: None,
-            group: None,
-            container_overrides: vec![],
-            cpu: None,
-            memory_mib: None,
-            overrides: serde_json::json!({}),
-            tags: vec![],
-            enable_execute_command: false,
-        }
-    }
+    use crate::state::test_support::{control_plane, register_web, registration, run};
 
     fn setup() -> (ControlPlane, String) {
         let (cp, _) = control_plane();
-        let mut c = container("web");
-        c.memory_mib = Some(400);
-        let td = TdRegistration {
-            family: "web".into(),
-            containers: vec![c],
-            cpu: Some("256".into()),
-            memory: Some("512".into()),
-            requires_compatibilities: vec!["FARGATE".into()],
-            ..TdRegistration::default()
-        };
-        cp.register_task_definition(&td, serde_json::json!({}), vec![])
+        register_web(&cp);
+        let ci = cp
+            .register_instance(&registration("default", true))
             .unwrap();
-        let ci = cp.register_instance(&reg("default", true)).unwrap();
         (cp, ci.arn)
     }
 
@@ -364,11 +341,13 @@ mod tests {
     #[test]
     fn reregistration_keeps_the_arn() {
         let (cp, arn) = setup();
-        let mut r = reg("default", true);
+        let mut r = registration("default", true);
         r.container_instance_arn = Some(arn.clone());
         assert_eq!(cp.register_instance(&r).unwrap().arn, arn);
         assert_eq!(
-            cp.list_container_instances("default", None).unwrap().len(),
+            cp.list_container_instances("default", None, None)
+                .unwrap()
+                .len(),
             1
         );
     }

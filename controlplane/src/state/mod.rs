@@ -2,7 +2,9 @@
 //! through the store, then applied in memory. API and agent sessions are thin
 //! callers of these methods.
 
+mod attributes;
 mod clusters;
+mod instance_admin;
 mod instances;
 mod task_definitions;
 mod tasks;
@@ -16,10 +18,11 @@ use tokio::sync::watch;
 use crate::model::{ArnContext, Cluster, ContainerInstance, Task, TaskDefinition};
 use crate::store::{Store, StoreError, Table, Write};
 
-pub use clusters::ClusterCounts;
+pub use clusters::{ClusterCounts, ClusterSpec, ClusterUpdate};
+pub use instance_admin::DEREGISTERED_REASON;
 pub use instances::{InstanceView, Registration as InstanceRegistration};
-pub use task_definitions::TaskDefinitionFilter;
-pub use tasks::{ContainerOverride, RunTask, RunTaskOutcome, TaskFilter};
+pub use task_definitions::{FamilyFilter, TaskDefinitionFilter};
+pub use tasks::{ContainerOverride, RunTask, RunTaskOutcome, StartTask, TaskFilter, TaskLaunch};
 
 /// The clock, injected so state transitions are testable.
 pub trait Clock: Send + Sync + 'static {
@@ -46,6 +49,16 @@ pub enum StateError {
     ClusterNotFound(String),
     #[error("{0}")]
     InvalidParameter(String),
+    #[error("Cluster '{cluster}' has {count} registered container instance(s): deregister them with DeregisterContainerInstance before deleting the cluster.")]
+    ClusterContainsContainerInstances { cluster: String, count: usize },
+    #[error("Cluster '{cluster}' has {count} active service(s): scale them to 0 and delete them before deleting the cluster.")]
+    ClusterContainsServices { cluster: String, count: usize },
+    #[error("Cluster '{cluster}' has {count} task(s) that have not stopped: stop them with StopTask before deleting the cluster.")]
+    ClusterContainsTasks { cluster: String, count: usize },
+    #[error("{0}")]
+    TargetNotFound(String),
+    #[error("{0}")]
+    AttributeLimitExceeded(String),
     #[error("{0}")]
     Client(String),
     #[error(transparent)]
@@ -181,9 +194,18 @@ pub(crate) mod test_support {
     use std::sync::atomic::{AtomicI64, Ordering};
 
     use super::*;
+    use crate::model::task_definition::tests_support::container;
+    use crate::model::task_definition::Registration as TdRegistration;
+    use crate::model::{LaunchType, Resources};
     use crate::store::MemoryStore;
 
     pub struct FixedClock(pub AtomicI64);
+
+    impl FixedClock {
+        pub fn advance_ms(&self, ms: i64) {
+            self.0.fetch_add(ms, Ordering::SeqCst);
+        }
+    }
 
     impl Clock for FixedClock {
         fn now_ms(&self) -> i64 {
@@ -192,16 +214,94 @@ pub(crate) mod test_support {
     }
 
     pub fn control_plane() -> (ControlPlane, Arc<MemoryStore>) {
+        let (cp, store, _) = control_plane_with_clock();
+        (cp, store)
+    }
+
+    /// A control plane whose clock the test moves.
+    pub fn control_plane_with_clock() -> (ControlPlane, Arc<MemoryStore>, Arc<FixedClock>) {
         let store = Arc::new(MemoryStore::default());
+        let clock = Arc::new(FixedClock(AtomicI64::new(1_700_000_000_000)));
         let cp = ControlPlane::open(
             store.clone(),
-            Arc::new(FixedClock(AtomicI64::new(1_700_000_000_000))),
+            clock.clone(),
             ArnContext {
                 region: "us-east-1".into(),
                 account: "123456789012".into(),
             },
         )
         .unwrap();
-        (cp, store)
+        (cp, store, clock)
+    }
+
+    /// An agent registration: 2048 CPU units, 1024 MiB.
+    pub fn registration(cluster: &str, fargate: bool) -> InstanceRegistration {
+        InstanceRegistration {
+            cluster: cluster.into(),
+            container_instance_arn: None,
+            hostname: "host1".into(),
+            resources: Resources {
+                cpu: 2048,
+                memory_mib: 1024,
+            },
+            serves_fargate: fargate,
+            agent_version: "0.1.0".into(),
+            attributes: vec![],
+        }
+    }
+
+    /// A `RunTask` of the `web` family (256 CPU, 512 MiB).
+    pub fn run(cluster: &str, launch_type: LaunchType, count: usize) -> RunTask {
+        RunTask {
+            launch: TaskLaunch {
+                cluster: cluster.into(),
+                task_definition: "web".into(),
+                started_by: None,
+                group: None,
+                container_overrides: vec![],
+                cpu: None,
+                memory_mib: None,
+                overrides: serde_json::json!({}),
+                tags: vec![],
+                enable_execute_command: false,
+            },
+            count,
+            launch_type,
+        }
+    }
+
+    /// Registers the FARGATE-compatible `web` family (256 CPU, 512 MiB).
+    pub fn register_web(cp: &ControlPlane) {
+        let mut c = container("web");
+        c.memory_mib = Some(400);
+        let td = TdRegistration {
+            family: "web".into(),
+            containers: vec![c],
+            cpu: Some("256".into()),
+            memory: Some("512".into()),
+            requires_compatibilities: vec!["FARGATE".into()],
+            ..TdRegistration::default()
+        };
+        cp.register_task_definition(&td, serde_json::json!({}), vec![])
+            .unwrap();
+    }
+
+    /// The `web` family and one connected instance in `default` that also
+    /// serves FARGATE; returns its ARN.
+    pub fn fleet() -> (ControlPlane, String) {
+        let (cp, _) = control_plane();
+        let arn = add_instance(&cp, "default");
+        (cp, arn)
+    }
+
+    /// Registers and connects one more instance in `cluster`.
+    pub fn add_instance(cp: &ControlPlane, cluster: &str) -> String {
+        if cp.describe_task_definition("web").is_err() {
+            register_web(cp);
+        }
+        let ci = cp.register_instance(&registration(cluster, true)).unwrap();
+        // The receiver may go: the session stays open until closed.
+        let _rx = cp.open_session(&ci.arn).unwrap();
+        ci.arn
     }
 }

@@ -1,12 +1,22 @@
-//! Task definition commands: register, describe, list, deregister.
+//! Task definition commands: register, describe, list (revisions and
+//! families), deregister, delete.
 
-use super::{encode, ControlPlane, State, StateError};
+use super::{encode, ControlPlane, ItemFailure, State, StateError};
 use crate::model::task_definition::{validate, Registration};
 use crate::model::TaskDefinition;
 use crate::store::{Table, Write};
 
 fn key(family: &str, revision: u32) -> String {
     format!("{family}:{revision}")
+}
+
+/// Which families `ListTaskDefinitionFamilies` returns.
+#[derive(Debug, Clone, Default)]
+pub struct FamilyFilter {
+    pub family_prefix: Option<String>,
+    /// ACTIVE (the default): families with an ACTIVE revision; INACTIVE:
+    /// families whose revisions are all deregistered; ALL: both.
+    pub status: Option<String>,
 }
 
 /// Which task definitions `ListTaskDefinitions` returns.
@@ -39,6 +49,7 @@ impl ControlPlane {
             status: "ACTIVE".into(),
             registered_at_ms: self.now(),
             deregistered_at_ms: None,
+            delete_requested_at_ms: None,
             network_mode: v.network_mode,
             cpu: v.cpu,
             memory_mib: v.memory_mib,
@@ -145,6 +156,102 @@ impl ControlPlane {
     }
 }
 
+impl ControlPlane {
+    pub fn list_task_definition_families(&self, filter: &FamilyFilter) -> Vec<String> {
+        let state = self.lock();
+        let status = filter.status.as_deref().unwrap_or("ACTIVE");
+        // (has an ACTIVE revision, has an INACTIVE one), per family in order.
+        let mut families: Vec<(String, bool, bool)> = Vec::new();
+        for td in state.task_definitions.values().filter(|td| {
+            filter
+                .family_prefix
+                .as_deref()
+                .is_none_or(|p| td.family.starts_with(p))
+        }) {
+            if families.last().is_none_or(|(f, _, _)| *f != td.family) {
+                families.push((td.family.clone(), false, false));
+            }
+            if let Some(last) = families.last_mut() {
+                last.1 |= td.status == "ACTIVE";
+                last.2 |= td.status == "INACTIVE";
+            }
+        }
+        families
+            .into_iter()
+            .filter(|(_, active, inactive)| match status {
+                "ACTIVE" => *active,
+                "INACTIVE" => !*active && *inactive,
+                _ => *active || *inactive,
+            })
+            .map(|(f, _, _)| f)
+            .collect()
+    }
+
+    /// Moves INACTIVE revisions to `DELETE_IN_PROGRESS`. ACTIVE or unknown
+    /// revisions become failures beside the results, as in ECS.
+    pub fn delete_task_definitions(
+        &self,
+        references: &[String],
+    ) -> Result<(Vec<TaskDefinition>, Vec<ItemFailure>), StateError> {
+        let mut state = self.lock();
+        let now = self.now();
+        let mut deleted: Vec<TaskDefinition> = Vec::new();
+        let mut failures = Vec::new();
+        for r in references {
+            let fail = |reason: String| ItemFailure {
+                arn: r.clone(),
+                reason,
+                detail: None,
+            };
+            if !r.contains(':') {
+                failures.push(fail(format!(
+                    "'{r}' names no revision: use family:revision or the full ARN."
+                )));
+                continue;
+            }
+            let mut td = match Self::resolve_task_definition(&state, r) {
+                Ok(td) => td.clone(),
+                Err(e) => {
+                    failures.push(fail(e.to_string()));
+                    continue;
+                }
+            };
+            match td.status.as_str() {
+                "ACTIVE" => failures.push(ItemFailure {
+                    arn: td.arn.clone(),
+                    reason: "The task definition is ACTIVE: deregister it with DeregisterTaskDefinition before deleting it.".into(),
+                    detail: None,
+                }),
+                "INACTIVE" => {
+                    td.status = "DELETE_IN_PROGRESS".into();
+                    td.delete_requested_at_ms = Some(now);
+                    deleted.push(td);
+                }
+                _ => deleted.push(td),
+            }
+        }
+        let writes: Vec<Write> = deleted
+            .iter()
+            .map(|td| {
+                Write::put(
+                    Table::TaskDefinitions,
+                    key(&td.family, td.revision),
+                    encode(td),
+                )
+            })
+            .collect();
+        if !writes.is_empty() {
+            self.store.apply(&writes)?;
+        }
+        for td in &deleted {
+            state
+                .task_definitions
+                .insert((td.family.clone(), td.revision), td.clone());
+        }
+        Ok((deleted, failures))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +314,74 @@ mod tests {
             ..TaskDefinitionFilter::default()
         };
         assert_eq!(cp.list_task_definitions(&all).len(), 2);
+    }
+
+    #[test]
+    fn families_by_status_and_prefix() {
+        let (cp, _) = control_plane();
+        for f in ["api", "app", "web"] {
+            cp.register_task_definition(&reg(f), serde_json::json!({}), vec![])
+                .unwrap();
+        }
+        cp.register_task_definition(&reg("api"), serde_json::json!({}), vec![])
+            .unwrap();
+        cp.deregister_task_definition("app:1").unwrap();
+        cp.deregister_task_definition("api:1").unwrap();
+        let list = |prefix: Option<&str>, status: Option<&str>| {
+            cp.list_task_definition_families(&FamilyFilter {
+                family_prefix: prefix.map(Into::into),
+                status: status.map(Into::into),
+            })
+        };
+        assert_eq!(list(None, None), vec!["api", "web"]);
+        assert_eq!(list(None, Some("INACTIVE")), vec!["app"]);
+        assert_eq!(list(None, Some("ALL")), vec!["api", "app", "web"]);
+        assert_eq!(list(Some("ap"), Some("ALL")), vec!["api", "app"]);
+    }
+
+    #[test]
+    fn only_inactive_revisions_are_deleted() {
+        let (cp, store) = control_plane();
+        cp.register_task_definition(&reg("a"), serde_json::json!({}), vec![])
+            .unwrap();
+        cp.register_task_definition(&reg("a"), serde_json::json!({}), vec![])
+            .unwrap();
+        cp.deregister_task_definition("a:1").unwrap();
+        let batches = store.batches.lock().unwrap().len();
+        let (deleted, failures) = cp
+            .delete_task_definitions(&["a:1".into(), "a:2".into(), "a:9".into(), "a".into()])
+            .unwrap();
+        assert_eq!(deleted.len(), 1);
+        assert_eq!(deleted[0].status, "DELETE_IN_PROGRESS");
+        assert!(deleted[0].delete_requested_at_ms.is_some());
+        assert_eq!(failures.len(), 3);
+        assert!(failures[0].arn.ends_with("task-definition/a:2"));
+        assert!(failures[0].reason.contains("DeregisterTaskDefinition"));
+        assert!(
+            failures[1].reason.contains("'a:9'"),
+            "{}",
+            failures[1].reason
+        );
+        assert!(failures[2].reason.contains("revision"));
+        // One durable batch for the whole request.
+        assert_eq!(store.batches.lock().unwrap().len(), batches + 1);
+        assert_eq!(
+            cp.describe_task_definition("a:1").unwrap().status,
+            "DELETE_IN_PROGRESS"
+        );
+        let deleting = TaskDefinitionFilter {
+            status: Some("DELETE_IN_PROGRESS".into()),
+            ..TaskDefinitionFilter::default()
+        };
+        assert_eq!(cp.list_task_definitions(&deleting).len(), 1);
+        // a:2 is still ACTIVE, so the family stays listed.
+        assert_eq!(
+            cp.list_task_definition_families(&FamilyFilter::default()),
+            vec!["a"]
+        );
+        // Asking again is harmless.
+        let (again, failures) = cp.delete_task_definitions(&["a:1".into()]).unwrap();
+        assert_eq!((again.len(), failures.len()), (1, 0));
     }
 
     #[test]

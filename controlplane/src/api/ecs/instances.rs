@@ -1,9 +1,11 @@
-//! `ListContainerInstances`, `DescribeContainerInstances`.
+//! `ListContainerInstances`, `DescribeContainerInstances`,
+//! `UpdateContainerInstancesState`, `DeregisterContainerInstance`.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{page, render, ApiError};
+use crate::model::query::Expression;
 use crate::state::ControlPlane;
 
 #[derive(Deserialize)]
@@ -17,13 +19,24 @@ pub(super) struct ListInput {
 }
 
 pub(super) fn list(cp: &ControlPlane, req: ListInput) -> Result<Value, ApiError> {
-    if req.filter.is_some() {
-        return Err(ApiError::invalid(
-            "The cluster query language 'filter' is not supported yet; filter by 'status' instead.",
-        ));
+    if let Some(s) = req.status.as_deref() {
+        if !matches!(
+            s,
+            "ACTIVE" | "DRAINING" | "REGISTERING" | "DEREGISTERING" | "REGISTRATION_FAILED"
+        ) {
+            return Err(ApiError::invalid(format!(
+                "status '{s}' is not valid; use ACTIVE, DRAINING, REGISTERING, DEREGISTERING or REGISTRATION_FAILED."
+            )));
+        }
     }
+    let filter = req
+        .filter
+        .as_deref()
+        .map(Expression::parse)
+        .transpose()
+        .map_err(ApiError::invalid)?;
     let cluster = req.cluster.unwrap_or_else(|| "default".into());
-    let arns = cp.list_container_instances(&cluster, req.status.as_deref())?;
+    let arns = cp.list_container_instances(&cluster, req.status.as_deref(), filter.as_ref())?;
     page(
         &arns,
         req.max_results,
@@ -46,4 +59,90 @@ pub(super) fn describe(cp: &ControlPlane, req: DescribeInput) -> Result<Value, A
         "containerInstances": found.iter().map(render::container_instance).collect::<Vec<_>>(),
         "failures": failures.iter().map(render::failure).collect::<Vec<_>>(),
     }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct UpdateStateInput {
+    cluster: Option<String>,
+    container_instances: Vec<String>,
+    status: String,
+}
+
+pub(super) fn update_state(cp: &ControlPlane, req: UpdateStateInput) -> Result<Value, ApiError> {
+    if req.container_instances.is_empty() || req.container_instances.len() > 10 {
+        return Err(ApiError::invalid(format!(
+            "containerInstances must name 1 to 10 container instances, got {}.",
+            req.container_instances.len()
+        )));
+    }
+    let cluster = req.cluster.unwrap_or_else(|| "default".into());
+    let (found, failures) =
+        cp.update_container_instances_state(&cluster, &req.container_instances, &req.status)?;
+    Ok(json!({
+        "containerInstances": found.iter().map(render::container_instance).collect::<Vec<_>>(),
+        "failures": failures.iter().map(render::failure).collect::<Vec<_>>(),
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct DeregisterInput {
+    cluster: Option<String>,
+    container_instance: String,
+    force: Option<bool>,
+}
+
+pub(super) fn deregister(cp: &ControlPlane, req: DeregisterInput) -> Result<Value, ApiError> {
+    let cluster = req.cluster.unwrap_or_else(|| "default".into());
+    let view = cp.deregister_container_instance(
+        &cluster,
+        &req.container_instance,
+        req.force.unwrap_or(false),
+    )?;
+    Ok(json!({ "containerInstance": render::container_instance(&view) }))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::api::ecs::dispatch;
+    use crate::api::error::ErrorType;
+    use crate::state::test_support::fleet;
+
+    #[test]
+    fn drain_filter_and_deregister() {
+        let (cp, arn) = fleet();
+        let body = format!(r#"{{"containerInstances":["{arn}"],"status":"DRAINING"}}"#);
+        let out = dispatch(&cp, "UpdateContainerInstancesState", body.as_bytes()).unwrap();
+        assert_eq!(out["containerInstances"][0]["status"], "DRAINING");
+        let body = format!(r#"{{"containerInstances":["{arn}"],"status":"INACTIVE"}}"#);
+        let e = dispatch(&cp, "UpdateContainerInstancesState", body.as_bytes()).unwrap_err();
+        assert_eq!(e.kind, ErrorType::InvalidParameter);
+
+        let out = dispatch(
+            &cp,
+            "ListContainerInstances",
+            br#"{"filter":"attribute:ecs.os-type == linux","status":"DRAINING"}"#,
+        )
+        .unwrap();
+        assert_eq!(out["containerInstanceArns"][0], arn.as_str());
+        let e = dispatch(
+            &cp,
+            "ListContainerInstances",
+            br#"{"filter":"attribute:ecs.os-type in [linux]"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorType::InvalidParameter);
+        assert!(
+            e.message.contains("'attribute:ecs.os-type in [linux]'"),
+            "{}",
+            e.message
+        );
+
+        let body = format!(r#"{{"containerInstance":"{arn}"}}"#);
+        let out = dispatch(&cp, "DeregisterContainerInstance", body.as_bytes()).unwrap();
+        assert_eq!(out["containerInstance"]["status"], "INACTIVE");
+        let out = dispatch(&cp, "DeleteCluster", br#"{"cluster":"default"}"#).unwrap();
+        assert_eq!(out["cluster"]["status"], "INACTIVE");
+    }
 }

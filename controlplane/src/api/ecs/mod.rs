@@ -2,6 +2,7 @@
 //! Each handler parses its input into domain values, calls the state
 //! machine, and renders ECS's response shape (botocore's ECS model).
 
+mod attributes;
 mod clusters;
 mod instances;
 mod render;
@@ -22,18 +23,29 @@ pub const TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
 pub fn dispatch(cp: &ControlPlane, op: &str, body: &[u8]) -> Result<Value, ApiError> {
     match op {
         "CreateCluster" => clusters::create(cp, parse(op, body)?),
-        "DescribeClusters" => Ok(clusters::describe(cp, parse(op, body)?)),
+        "DescribeClusters" => clusters::describe(cp, parse(op, body)?),
         "ListClusters" => clusters::list(cp, &parse(op, body)?),
+        "UpdateCluster" => clusters::update(cp, parse(op, body)?),
+        "UpdateClusterSettings" => clusters::update_settings(cp, parse(op, body)?),
+        "DeleteCluster" => clusters::delete(cp, &parse(op, body)?),
         "RegisterTaskDefinition" => task_definitions::register(cp, op, body),
         "DescribeTaskDefinition" => task_definitions::describe(cp, parse(op, body)?),
         "ListTaskDefinitions" => task_definitions::list(cp, parse(op, body)?),
         "DeregisterTaskDefinition" => task_definitions::deregister(cp, &parse(op, body)?),
+        "ListTaskDefinitionFamilies" => task_definitions::list_families(cp, parse(op, body)?),
+        "DeleteTaskDefinitions" => task_definitions::delete(cp, &parse(op, body)?),
         "RunTask" => tasks::run(cp, parse(op, body)?, body),
+        "StartTask" => tasks::start(cp, parse(op, body)?, body),
         "DescribeTasks" => tasks::describe(cp, parse(op, body)?),
         "ListTasks" => tasks::list(cp, parse(op, body)?),
         "StopTask" => tasks::stop(cp, &parse(op, body)?),
         "ListContainerInstances" => instances::list(cp, parse(op, body)?),
         "DescribeContainerInstances" => instances::describe(cp, parse(op, body)?),
+        "UpdateContainerInstancesState" => instances::update_state(cp, parse(op, body)?),
+        "DeregisterContainerInstance" => instances::deregister(cp, parse(op, body)?),
+        "PutAttributes" => attributes::put(cp, parse(op, body)?),
+        "DeleteAttributes" => attributes::delete(cp, parse(op, body)?),
+        "ListAttributes" => attributes::list(cp, parse(op, body)?),
         _ => Err(ApiError::new(
             ErrorType::UnknownOperation,
             format!("Operation '{op}' is not supported by Berth's ECS API."),
@@ -80,10 +92,10 @@ fn tags_in(tags: Option<Vec<Tag>>) -> Result<Vec<(String, String)>, ApiError> {
         .collect()
 }
 
-/// Applies ECS's maxResults/nextToken paging to a list of ARNs. The token is
-/// the index of the next item.
-fn page(
-    items: &[String],
+/// Applies ECS's maxResults/nextToken paging to a list (ARNs, names or
+/// objects). The token is the index of the next item.
+fn page<T: serde::Serialize>(
+    items: &[T],
     max_results: Option<i64>,
     next_token: Option<&str>,
     key: &str,

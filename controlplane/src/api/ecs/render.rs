@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::model::{Cluster, ContainerDefinition, Task, TaskDefinition};
+use crate::model::{Attribute, Cluster, ContainerDefinition, Task, TaskDefinition};
 use crate::state::{ClusterCounts, InstanceView, ItemFailure};
 
 pub fn epoch(ms: i64) -> Value {
@@ -37,7 +37,37 @@ pub fn failure(f: &ItemFailure) -> Value {
     compact(json!({ "arn": f.arn, "reason": f.reason, "detail": f.detail }))
 }
 
-pub fn cluster(c: &Cluster, counts: ClusterCounts, with_tags: bool) -> Value {
+/// Which optional parts of a cluster a response carries (`include`): one
+/// flag per ECS `include` value, so a struct of bools is the plain shape.
+#[allow(clippy::struct_excessive_bools)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClusterInclude {
+    pub tags: bool,
+    pub settings: bool,
+    pub statistics: bool,
+    pub configurations: bool,
+}
+
+impl ClusterInclude {
+    /// What Create/Update/DeleteCluster return: everything but statistics.
+    pub const MUTATION: Self = Self {
+        tags: true,
+        settings: true,
+        statistics: false,
+        configurations: true,
+    };
+}
+
+fn key_values(pairs: &[(&str, String)]) -> Value {
+    Value::Array(
+        pairs
+            .iter()
+            .map(|(k, v)| json!({"name": k, "value": v}))
+            .collect(),
+    )
+}
+
+pub fn cluster(c: &Cluster, counts: ClusterCounts, include: ClusterInclude) -> Value {
     let mut v = json!({
         "clusterArn": c.arn,
         "clusterName": c.name,
@@ -45,14 +75,46 @@ pub fn cluster(c: &Cluster, counts: ClusterCounts, with_tags: bool) -> Value {
         "registeredContainerInstancesCount": counts.registered_instances,
         "runningTasksCount": counts.running_tasks,
         "pendingTasksCount": counts.pending_tasks,
-        "activeServicesCount": 0,
+        "activeServicesCount": counts.active_services,
         "statistics": [],
-        "settings": [{"name": "containerInsights", "value": "disabled"}],
+        "tags": [],
+        "settings": [],
         "capacityProviders": [],
         "defaultCapacityProviderStrategy": [],
     });
-    if with_tags {
+    if include.tags {
         v["tags"] = tags(&c.tags);
+    }
+    if include.settings {
+        v["settings"] = Value::Array(
+            c.settings
+                .iter()
+                .map(|(k, val)| json!({"name": k, "value": val}))
+                .collect(),
+        );
+    }
+    if include.statistics {
+        v["statistics"] = key_values(&[
+            ("runningEC2TasksCount", counts.running_ec2_tasks.to_string()),
+            (
+                "runningFargateTasksCount",
+                counts.running_fargate_tasks.to_string(),
+            ),
+            ("pendingEC2TasksCount", counts.pending_ec2_tasks.to_string()),
+            (
+                "pendingFargateTasksCount",
+                counts.pending_fargate_tasks.to_string(),
+            ),
+            ("activeEC2ServiceCount", "0".into()),
+            ("activeFargateServiceCount", "0".into()),
+            ("drainingEC2ServiceCount", "0".into()),
+            ("drainingFargateServiceCount", "0".into()),
+        ]);
+    }
+    if include.configurations {
+        if let Some(conf) = &c.configuration {
+            v["configuration"] = conf.clone();
+        }
     }
     v
 }
@@ -118,6 +180,9 @@ pub fn task_definition(td: &TaskDefinition) -> Value {
     }
     if let Some(d) = td.deregistered_at_ms {
         set(&mut m, "deregisteredAt", epoch(d));
+    }
+    if let Some(d) = td.delete_requested_at_ms {
+        set(&mut m, "deleteRequestedAt", epoch(d));
     }
     Value::Object(m)
 }
@@ -216,16 +281,11 @@ fn resources(cpu: i64, memory: i64) -> Value {
 
 pub fn container_instance(v: &InstanceView) -> Value {
     let i = &v.instance;
-    let mut attributes: Vec<Value> = i
-        .attributes
+    let attributes: Vec<Value> = i
+        .all_attributes()
         .iter()
-        .map(|(k, val)| json!({"name": k, "value": val}))
+        .map(|(k, val)| compact(json!({"name": k, "value": val})))
         .collect();
-    attributes.push(json!({"name": "ecs.os-type", "value": "linux"}));
-    attributes.push(json!({"name": "ecs.capability.task-eni"}));
-    if i.serves_fargate {
-        attributes.push(json!({"name": "berth.fargate-pool"}));
-    }
     json!({
         "containerInstanceArn": i.arn,
         "ec2InstanceId": i.hostname,
@@ -242,4 +302,13 @@ pub fn container_instance(v: &InstanceView) -> Value {
         "attachments": [],
         "tags": [],
     })
+}
+
+pub fn attribute(a: &Attribute) -> Value {
+    compact(json!({
+        "name": a.name,
+        "value": a.value,
+        "targetType": "container-instance",
+        "targetId": a.target_id,
+    }))
 }

@@ -1,5 +1,6 @@
 //! `RegisterTaskDefinition`, `DescribeTaskDefinition`, `ListTaskDefinitions`,
-//! `DeregisterTaskDefinition`.
+//! `ListTaskDefinitionFamilies`, `DeregisterTaskDefinition`,
+//! `DeleteTaskDefinitions`.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -7,7 +8,7 @@ use serde_json::{json, Value};
 use super::{page, parse, render, tags_in, ApiError, Tag};
 use crate::model::task_definition::{health_check, Registration};
 use crate::model::ContainerDefinition;
-use crate::state::{ControlPlane, TaskDefinitionFilter};
+use crate::state::{ControlPlane, FamilyFilter, TaskDefinitionFilter};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -202,4 +203,123 @@ pub(super) struct DeregisterInput {
 pub(super) fn deregister(cp: &ControlPlane, req: &DeregisterInput) -> Result<Value, ApiError> {
     let td = cp.deregister_task_definition(&req.task_definition)?;
     Ok(json!({ "taskDefinition": render::task_definition(&td) }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct FamiliesInput {
+    family_prefix: Option<String>,
+    status: Option<String>,
+    next_token: Option<String>,
+    max_results: Option<i64>,
+}
+
+pub(super) fn list_families(cp: &ControlPlane, req: FamiliesInput) -> Result<Value, ApiError> {
+    if let Some(s) = req.status.as_deref() {
+        if !matches!(s, "ACTIVE" | "INACTIVE" | "ALL") {
+            return Err(ApiError::invalid(format!(
+                "status '{s}' is not valid; use ACTIVE, INACTIVE or ALL."
+            )));
+        }
+    }
+    let filter = FamilyFilter {
+        family_prefix: req.family_prefix,
+        status: req.status,
+    };
+    page(
+        &cp.list_task_definition_families(&filter),
+        req.max_results,
+        req.next_token.as_deref(),
+        "families",
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct DeleteInput {
+    task_definitions: Vec<String>,
+}
+
+pub(super) fn delete(cp: &ControlPlane, req: &DeleteInput) -> Result<Value, ApiError> {
+    if req.task_definitions.is_empty() || req.task_definitions.len() > 10 {
+        return Err(ApiError::invalid(format!(
+            "taskDefinitions must name 1 to 10 revisions, got {}.",
+            req.task_definitions.len()
+        )));
+    }
+    let (deleted, failures) = cp.delete_task_definitions(&req.task_definitions)?;
+    Ok(json!({
+        "taskDefinitions": deleted.iter().map(render::task_definition).collect::<Vec<_>>(),
+        "failures": failures.iter().map(render::failure).collect::<Vec<_>>(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::api::ecs::dispatch;
+    use crate::state::test_support::control_plane;
+
+    fn register(cp: &crate::state::ControlPlane, family: &str) {
+        let body = format!(
+            r#"{{"family":"{family}","containerDefinitions":[{{"name":"a","image":"busybox","memory":32}}]}}"#
+        );
+        dispatch(cp, "RegisterTaskDefinition", body.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn families_are_listed_and_paged() {
+        let (cp, _) = control_plane();
+        for f in ["web", "worker", "db"] {
+            register(&cp, f);
+        }
+        let out = dispatch(
+            &cp,
+            "ListTaskDefinitionFamilies",
+            br#"{"familyPrefix":"w","maxResults":1}"#,
+        )
+        .unwrap();
+        assert_eq!(out["families"], serde_json::json!(["web"]));
+        let token = out["nextToken"].as_str().unwrap().to_string();
+        let body = format!(r#"{{"familyPrefix":"w","nextToken":"{token}"}}"#);
+        let out = dispatch(&cp, "ListTaskDefinitionFamilies", body.as_bytes()).unwrap();
+        assert_eq!(out["families"], serde_json::json!(["worker"]));
+        let e = dispatch(&cp, "ListTaskDefinitionFamilies", br#"{"status":"GONE"}"#).unwrap_err();
+        assert!(e.message.contains("GONE"));
+    }
+
+    #[test]
+    fn delete_task_definitions_shape() {
+        let (cp, _) = control_plane();
+        register(&cp, "web");
+        register(&cp, "web");
+        dispatch(
+            &cp,
+            "DeregisterTaskDefinition",
+            br#"{"taskDefinition":"web:1"}"#,
+        )
+        .unwrap();
+        let out = dispatch(
+            &cp,
+            "DeleteTaskDefinitions",
+            br#"{"taskDefinitions":["web:1","web:2"]}"#,
+        )
+        .unwrap();
+        assert_eq!(out["taskDefinitions"][0]["status"], "DELETE_IN_PROGRESS");
+        assert!(out["taskDefinitions"][0]["deleteRequestedAt"].is_number());
+        assert!(out["failures"][0]["arn"]
+            .as_str()
+            .unwrap()
+            .ends_with("task-definition/web:2"));
+        // Describe with TAGS still works on a revision being deleted.
+        let out = dispatch(
+            &cp,
+            "DescribeTaskDefinition",
+            br#"{"taskDefinition":"web:1","include":["TAGS"]}"#,
+        )
+        .unwrap();
+        assert_eq!(out["taskDefinition"]["status"], "DELETE_IN_PROGRESS");
+        assert_eq!(out["tags"], serde_json::json!([]));
+        let e = dispatch(&cp, "DeleteTaskDefinitions", br#"{"taskDefinitions":[]}"#).unwrap_err();
+        assert!(e.message.contains("1 to 10"));
+    }
 }

@@ -1,4 +1,4 @@
-//! `RunTask`, `DescribeTasks`, `ListTasks`, `StopTask`.
+//! `RunTask`, `StartTask`, `DescribeTasks`, `ListTasks`, `StopTask`.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -7,7 +7,9 @@ use super::task_definitions::{environment, KeyValue};
 use super::{page, render, tags_in, ApiError, Tag};
 use crate::model::task_definition::{parse_cpu, parse_memory};
 use crate::model::LaunchType;
-use crate::state::{ContainerOverride, ControlPlane, RunTask, TaskFilter};
+use crate::state::{
+    ContainerOverride, ControlPlane, RunTask, RunTaskOutcome, StartTask, TaskFilter, TaskLaunch,
+};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -28,18 +30,34 @@ struct OverridesInput {
     memory: Option<String>,
 }
 
+/// The members `RunTask` and `StartTask` share.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct RunInput {
+struct LaunchInput {
     cluster: Option<String>,
     task_definition: String,
-    count: Option<i64>,
-    launch_type: Option<String>,
     started_by: Option<String>,
     group: Option<String>,
     overrides: Option<OverridesInput>,
     tags: Option<Vec<Tag>>,
     enable_execute_command: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RunInput {
+    #[serde(flatten)]
+    launch: LaunchInput,
+    count: Option<i64>,
+    launch_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct StartInput {
+    #[serde(flatten)]
+    launch: LaunchInput,
+    container_instances: Vec<String>,
 }
 
 fn launch_type(s: Option<&str>) -> Result<LaunchType, ApiError> {
@@ -53,15 +71,11 @@ fn launch_type(s: Option<&str>) -> Result<LaunchType, ApiError> {
     }
 }
 
-pub(super) fn run(cp: &ControlPlane, req: RunInput, body: &[u8]) -> Result<Value, ApiError> {
+/// Validates the shared members; `body` is the raw request, whose
+/// `overrides` are echoed back verbatim by `DescribeTasks`.
+fn launch_in(req: LaunchInput, body: &[u8]) -> Result<TaskLaunch, ApiError> {
     let raw: Value = serde_json::from_slice(body).unwrap_or_default();
     let overrides = req.overrides.unwrap_or_default();
-    let count = req.count.unwrap_or(1);
-    if !(1..=10).contains(&count) {
-        return Err(ApiError::invalid(format!(
-            "count must be between 1 and 10, got {count}."
-        )));
-    }
     if req.started_by.as_ref().is_some_and(|s| s.len() > 128) {
         return Err(ApiError::invalid(
             "startedBy must be at most 128 characters.",
@@ -84,11 +98,9 @@ pub(super) fn run(cp: &ControlPlane, req: RunInput, body: &[u8]) -> Result<Value
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    let run = RunTask {
+    Ok(TaskLaunch {
         cluster: req.cluster.unwrap_or_else(|| "default".into()),
         task_definition: req.task_definition,
-        count: usize::try_from(count).unwrap_or(1),
-        launch_type: launch_type(req.launch_type.as_deref())?,
         started_by: req.started_by,
         group: req.group,
         container_overrides,
@@ -110,12 +122,43 @@ pub(super) fn run(cp: &ControlPlane, req: RunInput, body: &[u8]) -> Result<Value
             .unwrap_or_else(|| json!({"containerOverrides": []})),
         tags: tags_in(req.tags)?,
         enable_execute_command: req.enable_execute_command.unwrap_or(false),
-    };
-    let out = cp.run_task(&run)?;
-    Ok(json!({
+    })
+}
+
+fn outcome(out: &RunTaskOutcome) -> Value {
+    json!({
         "tasks": out.tasks.iter().map(|t| render::task(t, false)).collect::<Vec<_>>(),
         "failures": out.failures.iter().map(render::failure).collect::<Vec<_>>(),
-    }))
+    })
+}
+
+pub(super) fn run(cp: &ControlPlane, req: RunInput, body: &[u8]) -> Result<Value, ApiError> {
+    let count = req.count.unwrap_or(1);
+    if !(1..=10).contains(&count) {
+        return Err(ApiError::invalid(format!(
+            "count must be between 1 and 10, got {count}."
+        )));
+    }
+    let run = RunTask {
+        launch_type: launch_type(req.launch_type.as_deref())?,
+        launch: launch_in(req.launch, body)?,
+        count: usize::try_from(count).unwrap_or(1),
+    };
+    Ok(outcome(&cp.run_task(&run)?))
+}
+
+pub(super) fn start(cp: &ControlPlane, req: StartInput, body: &[u8]) -> Result<Value, ApiError> {
+    if !(1..=10).contains(&req.container_instances.len()) {
+        return Err(ApiError::invalid(format!(
+            "containerInstances must name 1 to 10 container instances, got {}.",
+            req.container_instances.len()
+        )));
+    }
+    let start = StartTask {
+        launch: launch_in(req.launch, body)?,
+        container_instances: req.container_instances,
+    };
+    Ok(outcome(&cp.start_task(&start)?))
 }
 
 #[derive(Deserialize)]
@@ -205,4 +248,43 @@ pub(super) fn stop(cp: &ControlPlane, req: &StopInput) -> Result<Value, ApiError
         req.reason.as_deref(),
     )?;
     Ok(json!({ "task": render::task(&t, false) }))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::api::ecs::dispatch;
+    use crate::api::error::ErrorType;
+    use crate::state::test_support::fleet;
+
+    #[test]
+    fn start_task_on_named_instances() {
+        let (cp, arn) = fleet();
+        let body = format!(
+            r#"{{"taskDefinition":"web","containerInstances":["{arn}","ffff"],"startedBy":"me",
+                "overrides":{{"containerOverrides":[{{"name":"web","command":["sleep","1"]}}]}}}}"#
+        );
+        let out = dispatch(&cp, "StartTask", body.as_bytes()).unwrap();
+        let t = &out["tasks"][0];
+        assert_eq!(t["containerInstanceArn"], arn.as_str());
+        assert_eq!(t["startedBy"], "me");
+        assert_eq!(t["launchType"], "EC2");
+        assert_eq!(
+            t["overrides"]["containerOverrides"][0]["command"],
+            serde_json::json!(["sleep", "1"])
+        );
+        assert_eq!(out["failures"][0]["reason"], "MISSING");
+        let e = dispatch(
+            &cp,
+            "StartTask",
+            br#"{"taskDefinition":"web","containerInstances":[]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorType::InvalidParameter);
+        let e = dispatch(&cp, "StartTask", br#"{"taskDefinition":"web"}"#).unwrap_err();
+        assert!(
+            e.message.contains("\"containerInstances\""),
+            "{}",
+            e.message
+        );
+    }
 }

@@ -1,0 +1,255 @@
+//! Operator commands on container instances: `UpdateContainerInstancesState`
+//! (ACTIVE / DRAINING) and `DeregisterContainerInstance`.
+
+use super::instances::InstanceView;
+use super::{encode, ControlPlane, ItemFailure, StateError};
+use crate::store::{Table, Write};
+
+/// The stop reason of tasks stopped by a forced deregistration.
+pub const DEREGISTERED_REASON: &str = "Container instance deregistered";
+
+impl ControlPlane {
+    /// Sets ACTIVE or DRAINING. DRAINING instances get no new tasks (the
+    /// scheduler and `StartTask` skip them); their running tasks stay.
+    pub fn update_container_instances_state(
+        &self,
+        cluster: &str,
+        refs: &[String],
+        status: &str,
+    ) -> Result<(Vec<InstanceView>, Vec<ItemFailure>), StateError> {
+        if !matches!(status, "ACTIVE" | "DRAINING") {
+            return Err(StateError::InvalidParameter(format!(
+                "status '{status}' cannot be set: use ACTIVE or DRAINING (DeregisterContainerInstance makes an instance INACTIVE)."
+            )));
+        }
+        let mut state = self.lock();
+        let cluster = Self::cluster(&state, cluster)?.name.clone();
+        let mut changed = Vec::new();
+        let mut failures = Vec::new();
+        for r in refs {
+            match Self::find_instance(&state, &cluster, r) {
+                None => failures.push(ItemFailure {
+                    arn: self
+                        .arns
+                        .container_instance(&cluster, crate::model::arn::resource_id(r)),
+                    reason: "MISSING".into(),
+                    detail: None,
+                }),
+                Some(i) if i.status == "INACTIVE" => failures.push(ItemFailure {
+                    arn: i.arn.clone(),
+                    reason: "INACTIVE".into(),
+                    detail: Some(
+                        "The container instance is deregistered; its agent must register again."
+                            .into(),
+                    ),
+                }),
+                Some(i) => {
+                    let mut i = i.clone();
+                    if i.status != status {
+                        i.status = status.into();
+                        i.version += 1;
+                    }
+                    if !changed
+                        .iter()
+                        .any(|c: &crate::model::ContainerInstance| c.arn == i.arn)
+                    {
+                        changed.push(i);
+                    }
+                }
+            }
+        }
+        let writes: Vec<Write> = changed
+            .iter()
+            .map(|i| Write::put(Table::ContainerInstances, i.arn.clone(), encode(i)))
+            .collect();
+        if !writes.is_empty() {
+            self.store.apply(&writes)?;
+        }
+        for i in &changed {
+            state.instances.insert(i.arn.clone(), i.clone());
+        }
+        let views = changed
+            .iter()
+            .map(|i| Self::instance_view(&state, i))
+            .collect();
+        Ok((views, failures))
+    }
+
+    /// Makes the instance INACTIVE: it leaves the cluster's counts and gets
+    /// no tasks. With tasks still on it this is refused unless `force`, which
+    /// also stops them, so nothing keeps running unaccounted for.
+    pub fn deregister_container_instance(
+        &self,
+        cluster: &str,
+        reference: &str,
+        force: bool,
+    ) -> Result<InstanceView, StateError> {
+        let mut state = self.lock();
+        let cluster = Self::cluster(&state, cluster)?.name.clone();
+        let mut instance = Self::find_instance(&state, &cluster, reference)
+            .cloned()
+            .ok_or_else(|| {
+                StateError::InvalidParameter(format!(
+                    "Container instance '{reference}' was not found in cluster '{cluster}'. List them with ListContainerInstances."
+                ))
+            })?;
+        if instance.status == "INACTIVE" {
+            return Ok(Self::instance_view(&state, &instance));
+        }
+        let connected = state.sessions.contains_key(&instance.arn);
+        let mut tasks: Vec<_> = state
+            .tasks
+            .values()
+            .filter(|t| {
+                t.container_instance_arn.as_deref() == Some(instance.arn.as_str())
+                    && !t.is_stopped()
+            })
+            .cloned()
+            .collect();
+        if !tasks.is_empty() && !force {
+            return Err(StateError::InvalidParameter(format!(
+                "Container instance '{}' has {} task(s) that have not stopped: stop them, or deregister with force to stop them with it.",
+                instance.id,
+                tasks.len()
+            )));
+        }
+        let now = self.now();
+        for t in &mut tasks {
+            t.request_stop("UserInitiated", DEREGISTERED_REASON, now);
+            if !connected {
+                // No agent will report the stop: nothing runs that we can see.
+                t.last_status = "STOPPED".into();
+                t.stopped_at_ms = t.stopped_at_ms.or(Some(now));
+            }
+        }
+        instance.status = "INACTIVE".into();
+        instance.version += 1;
+        let mut writes = vec![Write::put(
+            Table::ContainerInstances,
+            instance.arn.clone(),
+            encode(&instance),
+        )];
+        writes.extend(
+            tasks
+                .iter()
+                .map(|t| Write::put(Table::Tasks, t.id.clone(), encode(t))),
+        );
+        self.store.apply(&writes)?;
+        state
+            .instances
+            .insert(instance.arn.clone(), instance.clone());
+        for t in tasks {
+            state.tasks.insert(t.id.clone(), t);
+        }
+        Self::notify(&state, [instance.arn.clone()]);
+        Ok(Self::instance_view(&state, &instance))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::LaunchType;
+    use crate::state::test_support::{add_instance, fleet, registration, run};
+
+    #[test]
+    fn draining_instances_get_no_new_tasks() {
+        let (cp, a) = fleet();
+        let b = add_instance(&cp, "default");
+        let (views, failures) = cp
+            .update_container_instances_state("default", &[a.clone(), "nope".into()], "DRAINING")
+            .unwrap();
+        assert_eq!(views[0].instance.status, "DRAINING");
+        assert_eq!(views[0].instance.version, 2);
+        assert_eq!(failures[0].reason, "MISSING");
+        for _ in 0..2 {
+            let out = cp.run_task(&run("default", LaunchType::Ec2, 1)).unwrap();
+            assert_eq!(
+                out.tasks[0].container_instance_arn.as_deref(),
+                Some(b.as_str())
+            );
+        }
+        // Now b is full and a drains: nothing can take a third task.
+        let out = cp.run_task(&run("default", LaunchType::Ec2, 1)).unwrap();
+        assert_eq!(out.failures[0].reason, "RESOURCE:MEMORY");
+        let listed = cp
+            .list_container_instances("default", Some("DRAINING"), None)
+            .unwrap();
+        assert_eq!(listed, vec![a.clone()]);
+        cp.update_container_instances_state("default", std::slice::from_ref(&a), "ACTIVE")
+            .unwrap();
+        let out = cp.run_task(&run("default", LaunchType::Ec2, 1)).unwrap();
+        assert_eq!(
+            out.tasks[0].container_instance_arn.as_deref(),
+            Some(a.as_str())
+        );
+        assert!(matches!(
+            cp.update_container_instances_state("default", &[a], "INACTIVE"),
+            Err(StateError::InvalidParameter(m)) if m.contains("DeregisterContainerInstance")
+        ));
+    }
+
+    #[test]
+    fn deregister_refuses_live_tasks_unless_forced() {
+        let (cp, a) = fleet();
+        let task = cp
+            .run_task(&run("default", LaunchType::Ec2, 1))
+            .unwrap()
+            .tasks
+            .remove(0);
+        let err = cp
+            .deregister_container_instance("default", &a, false)
+            .unwrap_err();
+        assert!(err.to_string().contains("force"), "{err}");
+        let view = cp
+            .deregister_container_instance("default", &a, true)
+            .unwrap();
+        assert_eq!(view.instance.status, "INACTIVE");
+        let (tasks, _) = cp
+            .describe_tasks("default", std::slice::from_ref(&task.arn))
+            .unwrap();
+        assert_eq!(tasks[0].desired_status, "STOPPED");
+        assert_eq!(
+            tasks[0].stopped_reason.as_deref(),
+            Some(DEREGISTERED_REASON)
+        );
+        // The agent is connected: it stops the task and reports.
+        assert_eq!(tasks[0].last_status, "PROVISIONING");
+        assert_eq!(cp.desired_tasks(&a).len(), 1);
+        assert!(cp
+            .list_container_instances("default", None, None)
+            .unwrap()
+            .is_empty());
+        let (found, _) = cp.describe_clusters(&["default".into()]);
+        assert_eq!(found[0].1.registered_instances, 0);
+        // Deregistering again is harmless; unknown ones are named.
+        assert!(cp
+            .deregister_container_instance("default", &a, false)
+            .is_ok());
+        assert!(matches!(
+            cp.deregister_container_instance("default", "ghost", false),
+            Err(StateError::InvalidParameter(m)) if m.contains("'ghost'")
+        ));
+    }
+
+    #[test]
+    fn forced_deregistration_of_a_disconnected_instance_stops_its_tasks() {
+        let (cp, a) = fleet();
+        let task = cp
+            .run_task(&run("default", LaunchType::Ec2, 1))
+            .unwrap()
+            .tasks
+            .remove(0);
+        let rx = cp.open_session(&a).unwrap();
+        cp.close_session(&a, &rx);
+        cp.deregister_container_instance("default", &a, true)
+            .unwrap();
+        let (tasks, _) = cp.describe_tasks("default", &[task.arn]).unwrap();
+        assert_eq!(tasks[0].last_status, "STOPPED");
+        assert!(cp.desired_tasks(&a).is_empty());
+        // The agent comes back with its old ARN: it gets a new instance.
+        let mut r = registration("default", true);
+        r.container_instance_arn = Some(a.clone());
+        assert_ne!(cp.register_instance(&r).unwrap().arn, a);
+    }
+}

@@ -1,0 +1,462 @@
+//! Creating tasks: `RunTask` (the scheduler picks instances) and
+//! `StartTask` (the caller names them) share one path from request to
+//! stored task.
+
+use std::collections::HashMap;
+
+use super::super::{encode, ControlPlane, ItemFailure, State, StateError};
+use crate::model::{
+    arn, Cluster, ContainerDefinition, LaunchType, Resources, Task, TaskContainer, TaskDefinition,
+};
+use crate::scheduler::{self, Candidate};
+use crate::store::{Table, Write};
+
+/// What every new task is made from, however it is placed.
+#[derive(Debug, Clone)]
+pub struct TaskLaunch {
+    pub cluster: String,
+    pub task_definition: String,
+    pub started_by: Option<String>,
+    pub group: Option<String>,
+    pub container_overrides: Vec<ContainerOverride>,
+    pub cpu: Option<i64>,
+    pub memory_mib: Option<i64>,
+    /// `overrides` as given, echoed back by `DescribeTasks`.
+    pub overrides: serde_json::Value,
+    pub tags: Vec<(String, String)>,
+    pub enable_execute_command: bool,
+}
+
+/// A validated `RunTask` request.
+#[derive(Debug, Clone)]
+pub struct RunTask {
+    pub launch: TaskLaunch,
+    pub count: usize,
+    pub launch_type: LaunchType,
+}
+
+/// A validated `StartTask` request: one task per named instance.
+#[derive(Debug, Clone)]
+pub struct StartTask {
+    pub launch: TaskLaunch,
+    /// Container-instance ids or ARNs, in the cluster of `launch`.
+    pub container_instances: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ContainerOverride {
+    pub name: String,
+    pub command: Option<Vec<String>>,
+    pub environment: Vec<(String, String)>,
+    pub cpu: Option<i64>,
+    pub memory_mib: Option<i64>,
+    pub memory_reservation_mib: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunTaskOutcome {
+    pub tasks: Vec<Task>,
+    pub failures: Vec<ItemFailure>,
+}
+
+fn apply_override(def: &ContainerDefinition, o: Option<&ContainerOverride>) -> ContainerDefinition {
+    let mut c = def.clone();
+    if let Some(o) = o {
+        if let Some(cmd) = &o.command {
+            c.command.clone_from(cmd);
+        }
+        for (k, v) in &o.environment {
+            c.environment.retain(|(ek, _)| ek != k);
+            c.environment.push((k.clone(), v.clone()));
+        }
+        c.cpu = o.cpu.unwrap_or(c.cpu);
+        c.memory_mib = o.memory_mib.or(c.memory_mib);
+        c.memory_reservation_mib = o.memory_reservation_mib.or(c.memory_reservation_mib);
+    }
+    c
+}
+
+/// What a task reserves on its instance: the task-level size when set, else
+/// the sum over containers.
+fn requirement(
+    cpu: Option<i64>,
+    memory: Option<i64>,
+    containers: &[ContainerDefinition],
+) -> Resources {
+    Resources {
+        cpu: cpu.unwrap_or_else(|| containers.iter().map(|c| c.cpu).sum()),
+        memory_mib: memory.unwrap_or_else(|| {
+            containers
+                .iter()
+                .map(ContainerDefinition::reserved_memory_mib)
+                .sum()
+        }),
+    }
+}
+
+fn supports(td: &TaskDefinition, launch_type: LaunchType) -> bool {
+    match launch_type {
+        LaunchType::Ec2 | LaunchType::External => true,
+        LaunchType::Fargate => {
+            td.network_mode == crate::model::NetworkMode::Awsvpc
+                && td.cpu.zip(td.memory_mib).is_some()
+        }
+    }
+}
+
+/// A launch checked against the cluster and task definition, with
+/// overrides applied: ready to become tasks.
+struct Prepared {
+    cluster: Cluster,
+    td: TaskDefinition,
+    containers: Vec<ContainerDefinition>,
+    cpu: Option<i64>,
+    memory_mib: Option<i64>,
+    need: Resources,
+    launch_type: LaunchType,
+}
+
+fn prepare(
+    state: &State,
+    launch: &TaskLaunch,
+    launch_type: LaunchType,
+) -> Result<Prepared, StateError> {
+    let cluster = ControlPlane::cluster(state, &launch.cluster)?.clone();
+    let td = ControlPlane::resolve_task_definition(state, &launch.task_definition)
+        .map_err(|_| {
+            StateError::InvalidParameter(format!(
+                "TaskDefinition not found: '{}'. Register it first, or check the family and revision.",
+                launch.task_definition
+            ))
+        })?
+        .clone();
+    if td.status != "ACTIVE" {
+        return Err(StateError::InvalidParameter(format!(
+            "TaskDefinition is inactive: '{}' is {}; run an ACTIVE revision.",
+            td.arn, td.status
+        )));
+    }
+    if !supports(&td, launch_type) {
+        return Err(StateError::InvalidParameter(format!(
+            "Task definition does not support launch_type {}: it needs networkMode awsvpc and task-level cpu and memory.",
+            launch_type.as_str()
+        )));
+    }
+    for o in &launch.container_overrides {
+        if !td.containers.iter().any(|c| c.name == o.name) {
+            return Err(StateError::InvalidParameter(format!(
+                "containerOverrides names container '{}', which is not in task definition {}.",
+                o.name, td.arn
+            )));
+        }
+    }
+    let containers: Vec<ContainerDefinition> = td
+        .containers
+        .iter()
+        .map(|c| {
+            apply_override(
+                c,
+                launch.container_overrides.iter().find(|o| o.name == c.name),
+            )
+        })
+        .collect();
+    let cpu = launch.cpu.or(td.cpu);
+    let memory_mib = launch.memory_mib.or(td.memory_mib);
+    let need = requirement(cpu, memory_mib, &containers);
+    Ok(Prepared {
+        cluster,
+        td,
+        containers,
+        cpu,
+        memory_mib,
+        need,
+        launch_type,
+    })
+}
+
+impl ControlPlane {
+    pub fn run_task(&self, req: &RunTask) -> Result<RunTaskOutcome, StateError> {
+        if !(1..=10).contains(&req.count) {
+            return Err(StateError::InvalidParameter(format!(
+                "count must be between 1 and 10, got {}.",
+                req.count
+            )));
+        }
+        let mut state = self.lock();
+        let p = prepare(&state, &req.launch, req.launch_type)?;
+        let candidates = Self::candidates(&state, &p.cluster.name, req.launch_type);
+        if candidates.is_empty() && req.launch_type != LaunchType::Fargate {
+            return Err(StateError::InvalidParameter(format!(
+                "No Container Instances were found in your cluster '{}'. Start a berth-agent for it.",
+                p.cluster.name
+            )));
+        }
+        let mut tasks = Vec::new();
+        let mut failures = Vec::new();
+        for placed in scheduler::place(p.need, &candidates, req.count) {
+            match placed {
+                Ok(instance_arn) => tasks.push(self.new_task(&p, &req.launch, instance_arn)),
+                Err(fs) if fs.is_empty() => failures.push(ItemFailure {
+                    arn: p.cluster.arn.clone(),
+                    reason: "RESOURCE".into(),
+                    detail: Some(format!(
+                        "No container instance can run {} tasks now.",
+                        req.launch_type.as_str()
+                    )),
+                }),
+                Err(fs) => failures.extend(fs.into_iter().map(|f| ItemFailure {
+                    arn: f.arn,
+                    reason: f.reason.into(),
+                    detail: None,
+                })),
+            }
+        }
+        self.commit_tasks(&mut state, &tasks)?;
+        Ok(RunTaskOutcome { tasks, failures })
+    }
+
+    /// Starts one task on each named instance. An instance that cannot take
+    /// it (unknown, not ACTIVE, agent away, too full) becomes a failure.
+    pub fn start_task(&self, req: &StartTask) -> Result<RunTaskOutcome, StateError> {
+        if !(1..=10).contains(&req.container_instances.len()) {
+            return Err(StateError::InvalidParameter(format!(
+                "containerInstances must name 1 to 10 instances, got {}.",
+                req.container_instances.len()
+            )));
+        }
+        let mut state = self.lock();
+        let p = prepare(&state, &req.launch, LaunchType::Ec2)?;
+        // Later tasks see what earlier ones of this request reserved.
+        let mut remaining: HashMap<String, Resources> = HashMap::new();
+        let mut tasks = Vec::new();
+        let mut failures = Vec::new();
+        for r in &req.container_instances {
+            let id = arn::resource_id(r);
+            let Some(i) = state
+                .instances
+                .values()
+                .find(|i| i.id == id && i.cluster == p.cluster.name)
+            else {
+                failures.push(ItemFailure {
+                    arn: self.arns.container_instance(&p.cluster.name, id),
+                    reason: "MISSING".into(),
+                    detail: Some(format!(
+                        "No container instance '{id}' in cluster '{}'.",
+                        p.cluster.name
+                    )),
+                });
+                continue;
+            };
+            if i.status != "ACTIVE" {
+                failures.push(ItemFailure {
+                    arn: i.arn.clone(),
+                    reason: i.status.clone(),
+                    detail: Some(format!(
+                        "The container instance is {}: only ACTIVE instances take new tasks (UpdateContainerInstancesState).",
+                        i.status
+                    )),
+                });
+                continue;
+            }
+            if !state.sessions.contains_key(&i.arn) {
+                failures.push(ItemFailure {
+                    arn: i.arn.clone(),
+                    reason: "AGENT".into(),
+                    detail: Some("The container instance's agent is not connected.".into()),
+                });
+                continue;
+            }
+            let left = *remaining
+                .entry(i.arn.clone())
+                .or_insert_with(|| Self::remaining(&state, &i.arn, i.registered));
+            let candidate = Candidate {
+                arn: i.arn.clone(),
+                remaining: left,
+            };
+            match scheduler::place(p.need, &[candidate], 1).remove(0) {
+                Ok(instance_arn) => {
+                    remaining.insert(instance_arn.clone(), left.saturating_sub(p.need));
+                    tasks.push(self.new_task(&p, &req.launch, instance_arn));
+                }
+                Err(fs) => failures.extend(fs.into_iter().map(|f| ItemFailure {
+                    arn: f.arn,
+                    reason: f.reason.into(),
+                    detail: None,
+                })),
+            }
+        }
+        self.commit_tasks(&mut state, &tasks)?;
+        Ok(RunTaskOutcome { tasks, failures })
+    }
+
+    fn new_task(&self, p: &Prepared, launch: &TaskLaunch, instance_arn: String) -> Task {
+        let id = arn::new_id();
+        Task {
+            arn: self.arns.task(&p.cluster.name, &id),
+            cluster: p.cluster.name.clone(),
+            cluster_arn: p.cluster.arn.clone(),
+            task_definition_arn: p.td.arn.clone(),
+            family: p.td.family.clone(),
+            revision: p.td.revision,
+            container_instance_arn: Some(instance_arn),
+            launch_type: p.launch_type,
+            network_mode: p.td.network_mode,
+            desired_status: "RUNNING".into(),
+            last_status: "PROVISIONING".into(),
+            cpu: p.cpu,
+            memory_mib: p.memory_mib,
+            reserved: p.need,
+            containers: p
+                .containers
+                .iter()
+                .map(|c| TaskContainer {
+                    definition: c.clone(),
+                    arn: self.arns.container(&p.cluster.name, &id, &arn::new_id()),
+                    last_status: "PENDING".into(),
+                    exit_code: None,
+                    reason: None,
+                    runtime_id: None,
+                    image_digest: None,
+                    health_status: c.health_check.as_ref().map(|_| "UNKNOWN".to_string()),
+                })
+                .collect(),
+            started_by: launch.started_by.clone(),
+            group: launch
+                .group
+                .clone()
+                .or_else(|| Some(format!("family:{}", p.td.family))),
+            overrides: launch.overrides.clone(),
+            tags: launch.tags.clone(),
+            enable_execute_command: launch.enable_execute_command,
+            created_at_ms: self.now(),
+            pull_started_at_ms: None,
+            pull_stopped_at_ms: None,
+            started_at_ms: None,
+            stopping_at_ms: None,
+            stopped_at_ms: None,
+            execution_stopped_at_ms: None,
+            stop_code: None,
+            stopped_reason: None,
+            attachment_id: uuid::Uuid::new_v4().to_string(),
+            private_ipv4: None,
+            mac_address: None,
+            version: 1,
+            health_status: Some("UNKNOWN".into()),
+            id,
+        }
+    }
+
+    /// Stores new tasks in one batch, then wakes the agents that run them.
+    fn commit_tasks(&self, state: &mut State, tasks: &[Task]) -> Result<(), StateError> {
+        let writes: Vec<Write> = tasks
+            .iter()
+            .map(|t| Write::put(Table::Tasks, t.id.clone(), encode(t)))
+            .collect();
+        if !writes.is_empty() {
+            self.store.apply(&writes)?;
+        }
+        for t in tasks {
+            state.tasks.insert(t.id.clone(), t.clone());
+        }
+        Self::notify(
+            state,
+            tasks
+                .iter()
+                .filter_map(|t| t.container_instance_arn.clone()),
+        );
+        Ok(())
+    }
+
+    /// Connected ACTIVE instances that may run a task of this cluster and
+    /// launch type. DRAINING and INACTIVE instances get no new tasks.
+    fn candidates(state: &State, cluster: &str, launch_type: LaunchType) -> Vec<Candidate> {
+        state
+            .instances
+            .values()
+            .filter(|i| i.status == "ACTIVE" && state.sessions.contains_key(&i.arn))
+            .filter(|i| match launch_type {
+                LaunchType::Fargate => i.serves_fargate,
+                LaunchType::Ec2 | LaunchType::External => i.cluster == cluster,
+            })
+            .map(|i| Candidate {
+                arn: i.arn.clone(),
+                remaining: Self::remaining(state, &i.arn, i.registered),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::test_support::{add_instance, control_plane, fleet, register_web, run};
+
+    fn start(instances: &[&str]) -> StartTask {
+        StartTask {
+            launch: run("default", LaunchType::Ec2, 1).launch,
+            container_instances: instances.iter().map(|s| (*s).to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn start_task_places_on_each_named_instance() {
+        let (cp, a) = fleet();
+        let b = add_instance(&cp, "default");
+        let out = cp.start_task(&start(&[&a, arn::resource_id(&b)])).unwrap();
+        assert!(out.failures.is_empty(), "{:?}", out.failures);
+        let on: Vec<_> = out
+            .tasks
+            .iter()
+            .map(|t| t.container_instance_arn.clone().unwrap())
+            .collect();
+        assert_eq!(on, vec![a.clone(), b]);
+        assert_eq!(out.tasks[0].launch_type, LaunchType::Ec2);
+        assert_eq!(cp.desired_tasks(&a).len(), 1);
+    }
+
+    #[test]
+    fn start_task_failures_name_the_instance_and_reason() {
+        let (cp, a) = fleet();
+        // 1024 MiB, 512 per task: the third request for `a` does not fit.
+        let out = cp
+            .start_task(&start(&[&a, &a, &a, "0123456789abcdef"]))
+            .unwrap();
+        assert_eq!(out.tasks.len(), 2);
+        let reasons: Vec<_> = out.failures.iter().map(|f| f.reason.as_str()).collect();
+        assert_eq!(reasons, vec!["RESOURCE:MEMORY", "MISSING"]);
+        assert!(out.failures[1].arn.ends_with("/default/0123456789abcdef"));
+
+        // An instance whose agent is away.
+        let ci = cp
+            .register_instance(&crate::state::test_support::registration("default", false))
+            .unwrap();
+        let out = cp.start_task(&start(&[&ci.arn])).unwrap();
+        assert_eq!(out.failures[0].reason, "AGENT");
+        assert!(matches!(
+            cp.start_task(&start(&[])),
+            Err(StateError::InvalidParameter(m)) if m.contains("1 to 10")
+        ));
+    }
+
+    #[test]
+    fn start_and_run_share_validation() {
+        let (cp, _) = control_plane();
+        register_web(&cp);
+        let mut bad = start(&["x"]);
+        bad.launch.task_definition = "ghost".into();
+        assert!(matches!(
+            cp.start_task(&bad),
+            Err(StateError::ClusterNotFound(_))
+        ));
+        let a = add_instance(&cp, "default");
+        let mut bad = start(&[&a]);
+        bad.launch.container_overrides = vec![ContainerOverride {
+            name: "nope".into(),
+            ..ContainerOverride::default()
+        }];
+        assert!(matches!(
+            cp.start_task(&bad),
+            Err(StateError::InvalidParameter(m)) if m.contains("'nope'")
+        ));
+    }
+}

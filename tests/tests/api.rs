@@ -1,0 +1,273 @@
+//! End to end: the cluster, task-definition and container-instance
+//! operations beyond the walking skeleton, driven with the real aws CLI.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use berth_e2e::{poll, Berth};
+use serde_json::{json, Value};
+
+fn write_json(b: &Berth, name: &str, v: &Value) -> Result<String> {
+    let p = b.dir.path().join(name);
+    std::fs::write(&p, serde_json::to_vec_pretty(v)?)?;
+    Ok(format!("file://{}", p.display()))
+}
+
+/// Runs a command that must fail; returns its stderr.
+fn aws_err(b: &Berth, args: &[&str]) -> Result<String> {
+    let out = b.aws_raw(args)?;
+    anyhow::ensure!(!out.status.success(), "aws {} succeeded", args.join(" "));
+    Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn register(b: &Berth, family: &str, command: &str) -> Result<()> {
+    let td = json!({
+        "family": family,
+        "containerDefinitions": [{
+            "name": "main", "image": b.demo_image, "memory": 32, "stopTimeout": 2,
+            "entryPoint": ["/bin/sh", "-c"], "command": [command]
+        }]
+    });
+    let file = write_json(b, &format!("{family}.json"), &td)?;
+    b.aws(&["ecs", "register-task-definition", "--cli-input-json", &file])?;
+    Ok(())
+}
+
+fn statistic(cluster: &Value, name: &str) -> Option<String> {
+    cluster["statistics"]
+        .as_array()?
+        .iter()
+        .find(|s| s["name"] == name)
+        .and_then(|s| s["value"].as_str())
+        .map(str::to_owned)
+}
+
+fn cluster_settings_and_task_definitions(b: &Berth) -> Result<()> {
+    let c = b.aws(&[
+        "ecs",
+        "create-cluster",
+        "--cluster-name",
+        "ops",
+        "--settings",
+        "name=containerInsights,value=enhanced",
+    ])?;
+    assert_eq!(c["cluster"]["settings"][0]["value"], "enhanced", "{c}");
+    b.aws(&[
+        "ecs",
+        "update-cluster-settings",
+        "--cluster",
+        "ops",
+        "--settings",
+        "name=containerInsights,value=enabled",
+    ])?;
+    let d = b.aws(&[
+        "ecs",
+        "describe-clusters",
+        "--clusters",
+        "ops",
+        "--include",
+        "SETTINGS",
+        "STATISTICS",
+    ])?;
+    let ops = &d["clusters"][0];
+    assert_eq!(ops["settings"][0]["value"], "enabled", "{d}");
+    assert_eq!(statistic(ops, "runningEC2TasksCount").as_deref(), Some("0"));
+
+    register(b, "old", "true")?;
+    b.aws(&[
+        "ecs",
+        "deregister-task-definition",
+        "--task-definition",
+        "old:1",
+    ])?;
+    let f = b.aws(&[
+        "ecs",
+        "list-task-definition-families",
+        "--status",
+        "INACTIVE",
+    ])?;
+    assert_eq!(f["families"], json!(["old"]), "{f}");
+    let del = b.aws(&[
+        "ecs",
+        "delete-task-definitions",
+        "--task-definitions",
+        "old:1",
+    ])?;
+    assert_eq!(
+        del["taskDefinitions"][0]["status"], "DELETE_IN_PROGRESS",
+        "{del}"
+    );
+    Ok(())
+}
+
+fn attributes_and_filters(b: &Berth, instance: &str) -> Result<()> {
+    let attrs = json!([{"name": "stack", "value": "blue", "targetType": "container-instance", "targetId": instance}]);
+    b.aws(&["ecs", "put-attributes", "--attributes", &attrs.to_string()])?;
+    let l = b.aws(&[
+        "ecs",
+        "list-attributes",
+        "--target-type",
+        "container-instance",
+        "--attribute-name",
+        "stack",
+    ])?;
+    assert_eq!(l["attributes"][0]["value"], "blue", "{l}");
+    assert_eq!(l["attributes"][0]["targetId"], instance);
+    let blue = b.aws(&[
+        "ecs",
+        "list-container-instances",
+        "--filter",
+        "attribute:stack == blue",
+    ])?;
+    assert_eq!(blue["containerInstanceArns"], json!([instance]));
+    let green = b.aws(&[
+        "ecs",
+        "list-container-instances",
+        "--filter",
+        "attribute:stack == green",
+    ])?;
+    assert_eq!(green["containerInstanceArns"], json!([]));
+    let err = aws_err(
+        b,
+        &[
+            "ecs",
+            "list-container-instances",
+            "--filter",
+            "attribute:stack in [blue]",
+        ],
+    )?;
+    assert!(
+        err.contains("InvalidParameterException") && err.contains("attribute:stack in [blue]"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[test]
+fn clusters_task_definitions_and_instances_as_an_operator_uses_them() -> Result<()> {
+    let b = Berth::start()?;
+    cluster_settings_and_task_definitions(&b)?;
+    let list = b.aws(&["ecs", "list-container-instances"])?;
+    let instance = list["containerInstanceArns"][0]
+        .as_str()
+        .context("an instance")?
+        .to_string();
+    attributes_and_filters(&b, &instance)?;
+
+    // StartTask on the named instance.
+    register(
+        &b,
+        "idle",
+        "trap 'exit 0' TERM; while true; do sleep 0.2; done",
+    )?;
+    let started = b.aws(&[
+        "ecs",
+        "start-task",
+        "--task-definition",
+        "idle",
+        "--container-instances",
+        &instance,
+    ])?;
+    assert_eq!(started["failures"], json!([]), "{started}");
+    let task = started["tasks"][0]["taskArn"]
+        .as_str()
+        .context("taskArn")?
+        .to_string();
+    b.wait_task_status("default", &task, "RUNNING", Duration::from_secs(60))?;
+    let described = b.aws(&["ecs", "describe-clusters", "--include", "STATISTICS"])?;
+    assert_eq!(
+        statistic(&described["clusters"][0], "runningEC2TasksCount").as_deref(),
+        Some("1"),
+        "{described}"
+    );
+
+    // Draining: no new tasks there.
+    let updated = b.aws(&[
+        "ecs",
+        "update-container-instances-state",
+        "--container-instances",
+        &instance,
+        "--status",
+        "DRAINING",
+    ])?;
+    assert_eq!(
+        updated["containerInstances"][0]["status"], "DRAINING",
+        "{updated}"
+    );
+    let started = b.aws(&[
+        "ecs",
+        "start-task",
+        "--task-definition",
+        "idle",
+        "--container-instances",
+        &instance,
+    ])?;
+    assert_eq!(started["failures"][0]["reason"], "DRAINING", "{started}");
+
+    // The cluster cannot go while the instance is registered, nor the
+    // instance while its task runs, unless forced.
+    let err = aws_err(&b, &["ecs", "delete-cluster", "--cluster", "default"])?;
+    assert!(
+        err.contains("ClusterContainsContainerInstancesException"),
+        "{err}"
+    );
+    let err = aws_err(
+        &b,
+        &[
+            "ecs",
+            "deregister-container-instance",
+            "--container-instance",
+            &instance,
+        ],
+    )?;
+    assert!(err.contains("force"), "{err}");
+    let dr = b.aws(&[
+        "ecs",
+        "deregister-container-instance",
+        "--container-instance",
+        &instance,
+        "--force",
+    ])?;
+    assert_eq!(dr["containerInstance"]["status"], "INACTIVE", "{dr}");
+    let stopped = poll("the task to stop", Duration::from_secs(60), || {
+        let stopped = b.describe_task("default", &task)?;
+        Ok((stopped["lastStatus"] == "STOPPED").then_some(stopped))
+    })?;
+    assert_eq!(stopped["stoppedReason"], "Container instance deregistered");
+
+    let del = b.aws(&["ecs", "delete-cluster", "--cluster", "default"])?;
+    assert_eq!(del["cluster"]["status"], "INACTIVE", "{del}");
+    let described = b.aws(&["ecs", "describe-clusters", "--clusters", "default", "ops"])?;
+    assert_eq!(
+        described["clusters"][0]["status"], "INACTIVE",
+        "{described}"
+    );
+    assert_eq!(described["clusters"][1]["status"], "ACTIVE", "{described}");
+    Ok(())
+}
+
+#[test]
+fn stopped_tasks_are_purged_after_the_retention() -> Result<()> {
+    let b = Berth::start_with(&["--stopped-task-retention-secs", "2"])?;
+    register(&b, "once", "exit 0")?;
+    let run = b.aws(&["ecs", "run-task", "--task-definition", "once"])?;
+    let task = run["tasks"][0]["taskArn"]
+        .as_str()
+        .context("taskArn")?
+        .to_string();
+    poll("the task to stop", Duration::from_secs(60), || {
+        let t = b.describe_task("default", &task)?;
+        Ok((t["lastStatus"] == "STOPPED").then_some(()))
+    })?;
+    poll(
+        "the stopped task to be purged",
+        Duration::from_secs(20),
+        || {
+            let d = b.aws(&["ecs", "describe-tasks", "--tasks", &task])?;
+            Ok((d["failures"][0]["reason"] == "MISSING").then_some(()))
+        },
+    )?;
+    let l = b.aws(&["ecs", "list-tasks", "--desired-status", "STOPPED"])?;
+    assert_eq!(l["taskArns"], json!([]), "{l}");
+    Ok(())
+}
