@@ -135,6 +135,7 @@ async fn main() -> anyhow::Result<()> {
     // session: a control plane that is down must not hold up the host's
     // boot, and the agent reconnects to it on its own.
     tracing::info!("berth-agent started");
+    let shutdown = berth_daemon::shutdown_signal();
     berth_daemon::notify_ready("connected to containerd; host bridge up");
     let watchdog = berth_daemon::spawn_watchdog();
 
@@ -146,7 +147,7 @@ async fn main() -> anyhow::Result<()> {
     ));
     tokio::select! {
         () = &mut session => {}
-        () = berth_daemon::shutdown_signal() => {
+        () = shutdown => {
             berth_daemon::notify_stopping("closing the control-plane session; tasks keep running");
             tracing::info!("shutting down; tasks keep running");
             let _ = stop_tx.send(true);

@@ -101,6 +101,7 @@ async fn main() -> anyhow::Result<()> {
     // Both listeners are bound and the store is open: requests are served
     // from here on (the servers start polling below).
     tracing::info!(api = %endpoint, agents = %agents_addr, data_dir = %args.data_dir.display(), "berth-controlplane serving");
+    let shutdown = berth_daemon::shutdown_signal();
     berth_daemon::notify_ready(&format!(
         "serving ECS API on {endpoint}, agents on {agents_addr}"
     ));
@@ -110,7 +111,7 @@ async fn main() -> anyhow::Result<()> {
         r = &mut servers => {
             r?;
         }
-        () = berth_daemon::shutdown_signal() => {
+        () = shutdown => {
             berth_daemon::notify_stopping("finishing in-flight requests");
             tracing::info!("shutting down: no new connections, finishing in-flight requests");
             let _ = stop_tx.send(true);
