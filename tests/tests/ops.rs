@@ -338,3 +338,203 @@ fn agent_sigterm_closes_its_session_and_leaves_tasks_running() -> Result<()> {
     );
     Ok(())
 }
+
+/// The repository root (the workspace).
+fn repo() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .expect("repo root")
+}
+
+/// A tool the ops checks need: fail loudly, never skip, when it is missing.
+fn require_tool(name: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "{name} is missing: run scripts/install-deps.sh (Debian package systemd)"
+    );
+}
+
+/// Runs scripts/install.sh into `destdir` with the debug binaries.
+fn install_into(destdir: &Path, extra: &[&str]) -> Result<std::process::Output> {
+    let bin_dir = binary("berth-agent")
+        .parent()
+        .context("target dir")?
+        .to_path_buf();
+    let out = Command::new(repo().join("scripts/install.sh"))
+        .arg("--bin-dir")
+        .arg(&bin_dir)
+        .args(extra)
+        .env("DESTDIR", destdir)
+        .stdin(Stdio::null())
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "install.sh failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(out)
+}
+
+/// `systemd-analyze verify` on copies of the units whose `ExecStart` points
+/// into `root` (it checks that the binary is there and executable); every
+/// line it prints about a unit. It only warns (exit 0) about unknown keys,
+/// so the output is what matters, not the exit code.
+fn verify_units(root: &Path, units: &[std::path::PathBuf]) -> Result<Vec<String>> {
+    let dir = tempfile::Builder::new().prefix("berth-verify-").tempdir()?;
+    let mut copies = vec![];
+    for u in units {
+        let text = std::fs::read_to_string(u)?.replace(
+            "ExecStart=/usr/local/bin/",
+            &format!("ExecStart={}/usr/local/bin/", root.display()),
+        );
+        let copy = dir.path().join(u.file_name().context("unit name")?);
+        std::fs::write(&copy, text)?;
+        copies.push(copy);
+    }
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .args(&copies)
+        .current_dir(dir.path())
+        .output()
+        .context("running systemd-analyze")?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut problems: Vec<String> = text
+        .lines()
+        .filter(|l| l.contains("berth-"))
+        .map(str::to_owned)
+        .collect();
+    if !out.status.success() && problems.is_empty() {
+        problems.push(format!(
+            "systemd-analyze verify exited {}: {text}",
+            out.status
+        ));
+    }
+    Ok(problems)
+}
+
+#[test]
+fn units_pass_systemd_analyze_verify_with_no_warnings() -> Result<()> {
+    require_tool("systemd-analyze");
+    let root = tempfile::Builder::new().prefix("berth-root-").tempdir()?;
+    install_into(root.path(), &[])?;
+    let units: Vec<_> = ["berth-controlplane.service", "berth-agent.service"]
+        .iter()
+        .map(|u| root.path().join("etc/systemd/system").join(u))
+        .collect();
+    let problems = verify_units(root.path(), &units)?;
+    assert!(
+        problems.is_empty(),
+        "systemd-analyze verify:\n{}",
+        problems.join("\n")
+    );
+
+    // The check itself catches what verify only warns about.
+    let bad = root.path().join("bad");
+    std::fs::create_dir(&bad)?;
+    let broken = bad.join("berth-agent.service");
+    let text = std::fs::read_to_string(&units[1])?
+        .replace("KillMode=process", "KillMode=process\nKilMode=typo");
+    std::fs::write(&broken, text)?;
+    let problems = verify_units(root.path(), &[broken])?;
+    assert!(
+        problems.iter().any(|l| l.contains("KilMode")),
+        "a misspelt key went unnoticed: {problems:?}"
+    );
+
+    // The control plane's sandbox stays tight (1.8 when written; 10 is none).
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=true"])
+        .arg(&units[0])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let score: f64 = text
+        .lines()
+        .find_map(|l| l.split("berth-controlplane.service: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("no exposure level in: {text}"))?;
+    assert!(score <= 2.5, "control plane exposure {score} (was 1.8)");
+    Ok(())
+}
+
+#[test]
+fn env_files_document_every_setting_the_daemons_read() -> Result<()> {
+    for (daemon, env_file) in [
+        ("berth-controlplane", "controlplane.env"),
+        ("berth-agent", "agent.env"),
+    ] {
+        let help = Command::new(binary(daemon)).arg("--help").output()?;
+        let help = String::from_utf8_lossy(&help.stdout);
+        let keys: Vec<&str> = help
+            .split("[env: ")
+            .skip(1)
+            .filter_map(|s| s.split(['=', ']']).next())
+            .collect();
+        assert!(keys.len() >= 5, "no env keys in {daemon} --help: {help}");
+        let doc = std::fs::read_to_string(repo().join("systemd").join(env_file))?;
+        for key in keys {
+            assert!(
+                doc.lines().any(|l| l.starts_with(&format!("#{key}="))),
+                "{env_file} does not document {key}"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn install_sh_fills_a_destdir_and_keeps_existing_settings() -> Result<()> {
+    let root = tempfile::Builder::new().prefix("berth-root-").tempdir()?;
+    let r = root.path();
+
+    // --dry-run changes nothing.
+    let out = install_into(r, &["--dry-run"])?;
+    assert!(String::from_utf8_lossy(&out.stdout).contains("would run: install"));
+    assert_eq!(std::fs::read_dir(r)?.count(), 0, "--dry-run wrote files");
+
+    install_into(r, &[])?;
+    let mode = |p: &str| -> Result<u32> {
+        use std::os::unix::fs::PermissionsExt;
+        Ok(std::fs::metadata(r.join(p))
+            .with_context(|| format!("{p} not installed"))?
+            .permissions()
+            .mode()
+            & 0o7777)
+    };
+    assert_eq!(mode("usr/local/bin/berth-controlplane")?, 0o755);
+    assert_eq!(mode("usr/local/bin/berth-agent")?, 0o755);
+    assert_eq!(
+        mode("etc/systemd/system/berth-controlplane.service")?,
+        0o644
+    );
+    assert_eq!(mode("etc/systemd/system/berth-agent.service")?, 0o644);
+    assert_eq!(mode("etc/berth/controlplane.env")?, 0o644);
+    assert_eq!(mode("etc/berth/agent.env")?, 0o644);
+    assert!(r.join("var/lib/berth").is_dir());
+    let same = |installed: &str, source: &Path| -> Result<bool> {
+        Ok(std::fs::read(r.join(installed))? == std::fs::read(source)?)
+    };
+    assert!(same(
+        "etc/systemd/system/berth-agent.service",
+        &repo().join("systemd/berth-agent.service")
+    )?);
+    assert!(same("usr/local/bin/berth-agent", &binary("berth-agent"))?);
+
+    // The operator's settings survive a re-install.
+    let env = r.join("etc/berth/agent.env");
+    std::fs::write(&env, "BERTH_CLUSTER=mine\n")?;
+    let out = install_into(r, &[])?;
+    assert_eq!(std::fs::read_to_string(&env)?, "BERTH_CLUSTER=mine\n");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("keeping"));
+    Ok(())
+}
