@@ -13,7 +13,9 @@ if ! command -v cargo >/dev/null && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/carg
 fi
 
 pkgs=(containerd runc protobuf-compiler iproute2 iptables docker-registry skopeo
-      umoci busybox-static curl jq ca-certificates)
+      umoci busybox-static curl jq ca-certificates
+      # systemd-analyze: tests/tests/ops.rs verifies the units with it.
+      systemd)
 command -v python3 >/dev/null || pkgs+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || pkgs+=(python3-pip)
 

@@ -131,19 +131,36 @@ async fn main() -> anyhow::Result<()> {
     let (reports_tx, mut reports_rx) = tokio::sync::mpsc::unbounded_channel();
     let manager = TaskManager::new(host, reports_tx);
     manager.recover().await;
+    // Ready once containerd answers and the bridge exists, before any
+    // session: a control plane that is down must not hold up the host's
+    // boot, and the agent reconnects to it on its own.
     tracing::info!("berth-agent started");
+    let shutdown = berth_daemon::shutdown_signal();
+    berth_daemon::notify_ready("connected to containerd; host bridge up");
+    let watchdog = berth_daemon::spawn_watchdog();
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut session = std::pin::pin!(berth_agent::session::run(
+        &manager,
+        &mut reports_rx,
+        stop_rx
+    ));
     tokio::select! {
-        () = berth_agent::session::run(&manager, &mut reports_rx) => {}
-        () = shutdown_signal() => tracing::info!("shutting down; tasks keep running"),
+        () = &mut session => {}
+        () = shutdown => {
+            berth_daemon::notify_stopping("closing the control-plane session; tasks keep running");
+            tracing::info!("shutting down; tasks keep running");
+            let _ = stop_tx.send(true);
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut session).await.is_err() {
+                tracing::warn!("the session did not close in time; exiting anyway");
+            }
+        }
+    }
+    if let Some(w) = watchdog {
+        w.abort();
     }
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = tokio::signal::ctrl_c() => {},
-    }
-}
+/// Bound on closing the session after SIGTERM (it needs about one round trip).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use berth_proto::v1 as pb;
 use berth_proto::v1::agent_service_client::AgentServiceClient;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt;
 
 use crate::cgroups::CgroupManager;
@@ -172,39 +172,54 @@ fn msg(kind: pb::agent_message::Kind) -> pb::AgentMessage {
     pb::AgentMessage { kind: Some(kind) }
 }
 
-/// Runs sessions forever, reconnecting with capped exponential backoff.
+/// How long a closing session waits for the control plane to acknowledge
+/// the close by ending its side.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Runs sessions, reconnecting with capped exponential backoff, until
+/// `shutdown` turns true; then closes the session in progress and returns.
+/// Tasks are left running either way.
 pub async fn run<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
     manager: &TaskManager<R, N, C>,
     reports: &mut mpsc::UnboundedReceiver<TaskReport>,
+    mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_millis(250);
-    loop {
-        match session(manager, reports).await {
+    while !*shutdown.borrow() {
+        match session(manager, reports, &mut shutdown).await {
+            Ok(()) if *shutdown.borrow() => {}
             Ok(()) => {
                 tracing::info!("session ended; reconnecting");
                 backoff = Duration::from_millis(250);
             }
             Err(e) => {
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis(), "session failed");
-                tokio::time::sleep(backoff).await;
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.wait_for(|stop| *stop) => {}
+                }
                 backoff = (backoff * 2).min(Duration::from_secs(10));
             }
         }
     }
 }
 
+/// One session; returns Ok when either side closed it cleanly.
 async fn session<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
     manager: &TaskManager<R, N, C>,
     reports: &mut mpsc::UnboundedReceiver<TaskReport>,
+    shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), SessionError> {
     let host = manager.host();
     let cfg = &host.config;
-    let mut client = AgentServiceClient::connect(cfg.control_plane.clone())
-        .await
-        .map_err(|e| SessionError::Connect {
-            endpoint: cfg.control_plane.clone(),
-            message: e.to_string(),
-        })?;
+    let connect = tokio::select! {
+        c = AgentServiceClient::connect(cfg.control_plane.clone()) => c,
+        _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+    };
+    let mut client = connect.map_err(|e| SessionError::Connect {
+        endpoint: cfg.control_plane.clone(),
+        message: e.to_string(),
+    })?;
     let known = host
         .state
         .container_instance_arn()
@@ -289,6 +304,40 @@ async fn session<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
                     return Ok(());
                 }
             }
+            true = async { shutdown.wait_for(|stop| *stop).await.is_ok() } => {
+                close(out_tx, &mut inbound, reports).await;
+                return Ok(());
+            }
         }
+    }
+}
+
+/// Closes a session the way the control plane expects: the reports already
+/// queued go out, then our stream ends (the control plane logs "agent closed
+/// its session" and marks the instance disconnected at once, not after the
+/// heartbeat timeout), and we wait briefly for its side to end too.
+async fn close(
+    out_tx: mpsc::Sender<pb::AgentMessage>,
+    inbound: &mut tonic::Streaming<pb::ControlMessage>,
+    reports: &mut mpsc::UnboundedReceiver<TaskReport>,
+) {
+    while let Ok(r) = reports.try_recv() {
+        if out_tx
+            .send(msg(pb::agent_message::Kind::TaskStatus(r.into())))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    drop(out_tx);
+    let drained = tokio::time::timeout(CLOSE_GRACE, async {
+        while let Some(Ok(_)) = inbound.next().await {}
+    })
+    .await;
+    if drained.is_ok() {
+        tracing::info!("session closed");
+    } else {
+        tracing::warn!("the control plane did not end the session in time; leaving anyway");
     }
 }

@@ -19,11 +19,25 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 
 pub struct Agents {
     control_plane: Arc<ControlPlane>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Agents {
     pub fn new(control_plane: Arc<ControlPlane>) -> Self {
-        Self { control_plane }
+        // A sender dropped at once: its receiver never sees `true`.
+        let (_, shutdown) = tokio::sync::watch::channel(false);
+        Self {
+            control_plane,
+            shutdown,
+        }
+    }
+
+    /// Sessions end when `shutdown` turns true. Sessions never end on their
+    /// own, so without this a graceful server shutdown would wait on them
+    /// forever.
+    pub fn with_shutdown(mut self, shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.shutdown = shutdown;
+        self
     }
 
     pub fn into_server(self) -> pb::agent_service_server::AgentServiceServer<Self> {
@@ -240,6 +254,7 @@ impl AgentService for Agents {
         }
         tracing::info!(container_instance = %arn, "agent session opened");
         let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let mut shutdown = self.shutdown.clone();
         tokio::spawn(async move {
             let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
             // The first desired set goes out at once.
@@ -272,6 +287,12 @@ impl AgentService for Agents {
                         Some(Ok(_)) => {}
                         Some(Err(e)) => { tracing::info!(container_instance = %arn, error = %e, "agent session ended"); break; }
                         None => { tracing::info!(container_instance = %arn, "agent closed its session"); break; }
+                    },
+                    // Ending the response stream lets the agent see a clean
+                    // end of session and reconnect to the next control plane.
+                    true = async { shutdown.wait_for(|stop| *stop).await.is_ok() } => {
+                        tracing::info!(container_instance = %arn, "closing the agent session: shutting down");
+                        break;
                     }
                 }
             }

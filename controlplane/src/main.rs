@@ -1,5 +1,6 @@
 //! berth-controlplane: read config, open the store, serve the ECS API and the agent gRPC service.
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -55,13 +56,13 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let store = RedbStore::open(&args.data_dir.join("controlplane.redb"))?;
+    let store = Arc::new(RedbStore::open(&args.data_dir.join("controlplane.redb"))?);
     let arn_context = ArnContext {
         region: args.region.clone(),
         account: args.account_id.clone(),
     };
     let cp = Arc::new(ControlPlane::open(
-        Arc::new(store),
+        store.clone(),
         Arc::new(SystemClock),
         arn_context,
     )?);
@@ -74,28 +75,71 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.agent_listen))?;
     let endpoint = format!("http://{}", api_listener.local_addr()?);
+    let agents_addr = agent_listener.local_addr()?;
     credentials.write_env_file(&args.data_dir.join("aws.env"), &endpoint, &args.region)?;
-    tracing::info!(api = %endpoint, agents = %agent_listener.local_addr()?, data_dir = %args.data_dir.display(), "berth-controlplane serving");
 
-    tokio::spawn(purge_stopped_tasks(
+    let purge = tokio::spawn(purge_stopped_tasks(
         cp.clone(),
         Duration::from_secs(args.stopped_task_retention_secs),
     ));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
     let ctx = Arc::new(ApiContext {
         control_plane: cp.clone(),
         credentials,
     });
-    let api = axum::serve(api_listener, api::router(ctx));
+    let api = axum::serve(api_listener, api::router(ctx))
+        .with_graceful_shutdown(stopped(stop_rx.clone()))
+        .into_future();
     let agents = tonic::transport::Server::builder()
-        .add_service(berth_controlplane::agents::Agents::new(cp).into_server())
-        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(
-            agent_listener,
-        ));
+        .add_service(
+            berth_controlplane::agents::Agents::new(cp.clone())
+                .with_shutdown(stop_rx.clone())
+                .into_server(),
+        )
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(agent_listener),
+            stopped(stop_rx),
+        );
+    let mut servers = std::pin::pin!(async {
+        tokio::try_join!(async { api.await.context("API server") }, async {
+            agents.await.context("agent server")
+        },)
+    });
+
+    // Both listeners are bound and the store is open: requests are served
+    // from here on (the servers start polling below).
+    tracing::info!(api = %endpoint, agents = %agents_addr, data_dir = %args.data_dir.display(), "berth-controlplane serving");
+    let shutdown = berth_daemon::shutdown_signal();
+    berth_daemon::notify_ready(&format!(
+        "serving ECS API on {endpoint}, agents on {agents_addr}"
+    ));
+    let watchdog = berth_daemon::spawn_watchdog();
+
     tokio::select! {
-        r = api => r.context("API server")?,
-        r = agents => r.context("agent server")?,
-        () = shutdown_signal() => tracing::info!("shutting down"),
+        r = &mut servers => {
+            r?;
+        }
+        () = shutdown => {
+            berth_daemon::notify_stopping("finishing in-flight requests");
+            tracing::info!("shutting down: no new connections, finishing in-flight requests");
+            let _ = stop_tx.send(true);
+            if let Ok(r) = tokio::time::timeout(SHUTDOWN_GRACE, &mut servers).await {
+                r?;
+            } else {
+                tracing::warn!(grace_secs = SHUTDOWN_GRACE.as_secs(), "requests still in flight after the grace period; stopping anyway");
+            }
+        }
     }
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    // The purge loop holds the control plane; end it so the store can close.
+    purge.abort();
+    let _ = purge.await;
+    close_store(cp, store).await;
     Ok(())
 }
 
@@ -122,11 +166,23 @@ async fn purge_stopped_tasks(cp: Arc<ControlPlane>, retention: Duration) {
     }
 }
 
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = tokio::signal::ctrl_c() => {},
+/// How long in-flight requests get to finish after SIGTERM; below systemd's
+/// `TimeoutStopSec` (90 s default) so the daemon, not SIGKILL, ends them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// Drops the last reference to the store so redb closes it cleanly (a clean
+/// close spares the next start a repair pass). Session tasks may still hold
+/// the control plane for a moment after the servers return.
+async fn close_store(cp: Arc<ControlPlane>, store: Arc<RedbStore>) {
+    drop(cp);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while Arc::strong_count(&store) > 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if let Ok(store) = Arc::try_unwrap(store) {
+        drop(store);
+        tracing::info!("store closed");
+    } else {
+        tracing::warn!("store still in use at exit; every write was already committed");
     }
 }

@@ -53,7 +53,8 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
-fn free_port() -> u16 {
+/// A loopback TCP port nobody listens on right now.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -201,6 +202,13 @@ impl Berth {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Stops the agent with SIGTERM, as systemd does, and waits for it to
+    /// exit (SIGKILL after 10 s); its exit status.
+    pub fn terminate_agent(&mut self) -> Result<std::process::ExitStatus> {
+        let mut child = self.agent.take().context("the agent is not running")?;
+        terminate(&mut child, Duration::from_secs(10))
     }
 
     pub fn wait_connected(&mut self) -> Result<String> {
@@ -420,6 +428,26 @@ impl Drop for Berth {
         Self::stop_child(&mut self.controlplane);
         cleanup_host(&self.containerd_sock, &self.namespace, &self.bridge);
     }
+}
+
+/// Sends SIGTERM to `child` and waits up to `grace` for it to exit, then
+/// SIGKILLs it (and fails: a daemon that ignores SIGTERM is a bug).
+pub fn terminate(child: &mut Child, grace: Duration) -> Result<std::process::ExitStatus> {
+    let sent = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()?;
+    anyhow::ensure!(sent.success(), "kill -TERM {} failed", child.id());
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    bail!("pid {} still running {grace:?} after SIGTERM", child.id())
 }
 
 /// Removes whatever a harness's agent may have left: containers and tasks in
