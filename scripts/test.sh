@@ -12,4 +12,5 @@ set -a; . "$DIR/env"; set +a
 # The end-to-end tests start the daemons as a user would: build them first.
 cargo build --workspace --bins
 # Two test threads: this fits the 2-core machines the project runs on.
-cargo test --workspace -- --test-threads=2
+# --no-fail-fast: one failing test binary must not hide the others.
+cargo test --workspace --no-fail-fast -- --test-threads=2

@@ -87,6 +87,28 @@ impl LocalState {
         txn.commit().map_err(|e| self.err("commit", &e))
     }
 
+    /// Replaces a recorded task's last report; a task no longer recorded
+    /// (cleaned up) stays unrecorded.
+    pub fn update_report(&self, task_id: &str, report: &TaskReport) -> Result<(), LocalStateError> {
+        let txn = self.db.begin_write().map_err(|e| self.err("begin", &e))?;
+        {
+            let mut t = txn.open_table(TASKS).map_err(|e| self.err("open", &e))?;
+            let current = t
+                .get(task_id)
+                .map_err(|e| self.err("get", &e))?
+                .map(|v| v.value().to_vec());
+            if let Some(bytes) = current {
+                let mut record: TaskRecord =
+                    serde_json::from_slice(&bytes).map_err(|e| self.err("decode", &e))?;
+                record.last_report = report.clone();
+                let bytes = serde_json::to_vec(&record).expect("serializable");
+                t.insert(task_id, bytes.as_slice())
+                    .map_err(|e| self.err("insert", &e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.err("commit", &e))
+    }
+
     pub fn remove_task(&self, task_id: &str) -> Result<(), LocalStateError> {
         let txn = self.db.begin_write().map_err(|e| self.err("begin", &e))?;
         {
@@ -147,7 +169,17 @@ mod tests {
         let s = LocalState::open(&path).unwrap();
         assert_eq!(s.container_instance_arn().unwrap().as_deref(), Some("ci"));
         assert_eq!(s.tasks().unwrap()[0].ipv4, Some(Ipv4Addr::new(10, 0, 0, 2)));
+        let report = TaskReport {
+            last_status: "RUNNING".into(),
+            ..TaskReport::default()
+        };
+        s.update_report("t1", &report).unwrap();
+        assert_eq!(s.tasks().unwrap()[0].last_report.last_status, "RUNNING");
         s.remove_task("t1").unwrap();
-        assert!(s.tasks().unwrap().is_empty());
+        s.update_report("t1", &report).unwrap();
+        assert!(
+            s.tasks().unwrap().is_empty(),
+            "an update must not bring a removed task back"
+        );
     }
 }

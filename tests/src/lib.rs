@@ -196,6 +196,37 @@ impl Berth {
         Ok(())
     }
 
+    /// Kills the agent with SIGKILL (no shutdown path runs).
+    pub fn kill9_agent(&mut self) {
+        if let Some(mut c) = self.agent.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// containerd's view of one container's task: (status, pid), e.g. ("RUNNING", 123).
+    pub fn containerd_task(&self, container_id: &str) -> Result<Option<(String, u32)>> {
+        let out = Command::new("ctr")
+            .args([
+                "--address",
+                &self.containerd_sock,
+                "-n",
+                &self.namespace,
+                "tasks",
+                "ls",
+            ])
+            .output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.first() == Some(&container_id)).then(|| {
+                (
+                    f.get(2).unwrap_or(&"").to_string(),
+                    f.get(1).and_then(|p| p.parse().ok()).unwrap_or(0),
+                )
+            })
+        }))
+    }
+
     /// Kills the control plane with SIGKILL (no shutdown path runs).
     pub fn kill9_controlplane(&mut self) {
         if let Some(mut c) = self.controlplane.take() {

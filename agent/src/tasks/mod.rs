@@ -1,6 +1,7 @@
 //! The task manager: turns the control plane's desired task set into one
 //! supervisor per task, and keeps the latest report of each for the session.
 
+mod adopt;
 mod container_spec;
 mod provision;
 mod supervisor;
@@ -48,6 +49,14 @@ impl<R, N, C> Host<R, N, C> {
             cidr,
             addresses: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Holds `ip` for `task_id` (an address recorded by a previous agent run).
+    pub fn hold_ip(&self, task_id: &str, ip: Ipv4Addr) {
+        self.addresses
+            .lock()
+            .unwrap()
+            .insert(task_id.to_string(), ip);
     }
 
     /// The lowest free task address, held for `task_id` until `forget`.
@@ -131,7 +140,12 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> TaskManager<R, N, C
     fn reporter(&self, task_id: String) -> Box<dyn Fn(TaskReport) + Send + Sync> {
         let entries = self.entries.clone();
         let tx = self.reports.clone();
+        let host = self.host.clone();
         Box::new(move |r: TaskReport| {
+            // Persisted, so a restarted agent knows what each container was.
+            if let Err(e) = host.state.update_report(&task_id, &r) {
+                tracing::error!(task_id, error = %e, "could not record a task report");
+            }
             if let Some(e) = entries.lock().unwrap().get_mut(&task_id) {
                 e.latest = r.clone();
             }
@@ -193,14 +207,15 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> TaskManager<R, N, C
                 spec,
                 desired: rx,
             };
-            tokio::spawn(sup.run(report));
+            tokio::spawn(sup.run(report, None));
         }
     }
 
-    /// Cleans up what a previous run of the agent left: every recorded task
-    /// is torn down (adoption of running containers is not done yet) and
-    /// reported STOPPED. Resources are recorded before they are made, so the
-    /// records cover everything.
+    /// Adopts what a previous run of the agent left: every recorded task
+    /// gets a supervisor again. Running containers keep running (not
+    /// restarted), containers that exited meanwhile are reported with their
+    /// exit codes, and tasks that were stopping finish stopping. The control
+    /// plane's next desired set then says which tasks to keep.
     pub async fn recover(&self) {
         let records = self.host.state.tasks().unwrap_or_else(|e| {
             tracing::error!(error = %e, "could not read task records");
@@ -208,41 +223,37 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> TaskManager<R, N, C
         });
         for rec in records {
             let spec = rec.spec;
-            tracing::warn!(task_id = %spec.id, "task left by a previous agent run: stopping it and cleaning up");
-            for def in &spec.containers {
-                let id = spec.container_id(&def.name);
-                let _ = self.host.runtime.kill(&id, 9, true).await;
-                if let Err(e) = self.host.runtime.delete(&id).await {
-                    tracing::error!(container = %id, error = %e, "could not delete container");
-                }
+            let mut report = rec.last_report;
+            report.task_arn.clone_from(&spec.arn);
+            if let Some(ip) = rec.ipv4 {
+                self.host.hold_ip(&spec.id, ip);
             }
-            if let Err(e) = self.host.cgroups.remove_task(&spec.id) {
-                tracing::error!(task_id = %spec.id, error = %e, "could not remove cgroup");
-            }
-            if let Err(e) = self.host.network.teardown_task(&spec.id).await {
-                tracing::error!(task_id = %spec.id, error = %e, "could not remove network");
-            }
-            self.host.forget(&spec.id);
-            let mut r = rec.last_report;
-            r.task_arn.clone_from(&spec.arn);
-            r.last_status = "STOPPED".into();
-            for c in &mut r.containers {
-                c.last_status = "STOPPED".into();
-            }
-            r.stop_code = Some("TaskFailedToStart".into());
-            r.stopped_reason = Some(
-                "Task stopped: the agent restarted and cleaned up the task's resources".into(),
+            let phases = adopt::adopted_phases(&self.host.runtime, &spec, &report).await;
+            let stopping = matches!(
+                report.last_status.as_str(),
+                "STOPPING" | "DEPROVISIONING" | "STOPPED"
             );
-            r.execution_stopped_at_ms = Some(crate::model::now_ms());
-            let (tx, _) = watch::channel(DesiredStatus::Stopped);
+            let desired = if stopping {
+                DesiredStatus::Stopped
+            } else {
+                DesiredStatus::Running
+            };
+            tracing::info!(task_id = %spec.id, last_status = %report.last_status, "adopting task from a previous agent run");
+            let (tx, rx) = watch::channel(desired);
             self.entries.lock().unwrap().insert(
                 spec.id.clone(),
                 Entry {
                     desired: tx,
-                    latest: r.clone(),
+                    latest: report.clone(),
                 },
             );
-            let _ = self.reports.send(r);
+            let sup = supervisor::Supervisor {
+                host: self.host.clone(),
+                report: self.reporter(spec.id.clone()),
+                spec,
+                desired: rx,
+            };
+            tokio::spawn(sup.run(report, Some(phases)));
         }
     }
 }

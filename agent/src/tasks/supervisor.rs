@@ -47,10 +47,10 @@ pub(super) struct Supervisor<R, N, C> {
 }
 
 /// The running task's bookkeeping.
-struct Running {
-    phases: HashMap<String, Phase>,
-    health: HashMap<String, HealthTracker>,
-    checkers: Vec<JoinHandle<()>>,
+pub(super) struct Running {
+    pub phases: HashMap<String, Phase>,
+    pub health: HashMap<String, HealthTracker>,
+    pub checkers: Vec<JoinHandle<()>>,
 }
 
 impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C> {
@@ -62,7 +62,9 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
         (self.report)(r.clone());
     }
 
-    pub async fn run(mut self, mut report: TaskReport) {
+    /// Runs the task; `adopted` holds the phases of containers a previous
+    /// agent run left (None for a new task).
+    pub async fn run(mut self, mut report: TaskReport, adopted: Option<HashMap<String, Phase>>) {
         let task_id = self.spec.id.clone();
         let (tx, mut events) = mpsc::unbounded_channel();
         let mut running = Running {
@@ -70,7 +72,13 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
             health: HashMap::new(),
             checkers: Vec::new(),
         };
-        let cause = match self.provision(&mut report).await {
+        let provisioned = match adopted {
+            Some(phases) if phases.values().any(|p| *p != Phase::Waiting) => {
+                self.reattach(&mut report, phases, &mut running, &tx).await
+            }
+            _ => self.provision(&mut report).await,
+        };
+        let cause = match provisioned {
             Ok(p) => {
                 self.drive(&mut report, &p, &mut running, &tx, &mut events)
                     .await
@@ -112,9 +120,9 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
     ) -> Option<StopCause> {
         let spec = self.spec.clone();
         for d in &spec.containers {
-            run.phases.insert(d.name.clone(), Phase::Waiting);
+            run.phases.entry(d.name.clone()).or_insert(Phase::Waiting);
         }
-        let mut running_reported = false;
+        let mut running_reported = report.last_status == "RUNNING";
         loop {
             if self.stop_requested() {
                 return None;
@@ -229,9 +237,28 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
             r.last_status = "RUNNING".into();
             r.runtime_id = Some(cs.id.clone());
         });
+        self.watch_container(report, def, &cs.id, started_at, run, tx);
+        tracing::info!(task_id = %self.spec.id, container = %def.name, "container started");
+        Ok(())
+    }
+
+    /// Spawns the exit waiter and, with a health check, the checker of a
+    /// running container (started now, or adopted after an agent restart).
+    pub(super) fn watch_container(
+        &self,
+        report: &mut TaskReport,
+        def: &ContainerDef,
+        id: &str,
+        started_at: i64,
+        run: &mut Running,
+        tx: &mpsc::UnboundedSender<Event>,
+    ) {
+        let host = &self.host;
         // The exit waiter.
-        let (rt, id, name, etx) = (host.clone(), cs.id.clone(), def.name.clone(), tx.clone());
+        let (rt, id_owned, name, etx) =
+            (host.clone(), id.to_string(), def.name.clone(), tx.clone());
         tokio::spawn(async move {
+            let id = id_owned;
             let code = match rt.runtime.wait(&id).await {
                 Ok(code) => i32::try_from(code).unwrap_or(-1),
                 Err(e) => {
@@ -250,7 +277,7 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
             set_container(report, &def.name, |r| {
                 r.health_status = Some(Health::Unknown.as_str().into());
             });
-            let (rt, id, name, htx) = (host.clone(), cs.id.clone(), def.name.clone(), tx.clone());
+            let (rt, id, name, htx) = (host.clone(), id.to_string(), def.name.clone(), tx.clone());
             run.checkers.push(tokio::spawn(async move {
                 for n in 1u64.. {
                     tokio::time::sleep(hc.interval).await;
@@ -265,8 +292,6 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
                 }
             }));
         }
-        tracing::info!(task_id = %self.spec.id, container = %def.name, "container started");
-        Ok(())
     }
 
     fn on_exit(&self, report: &mut TaskReport, run: &mut Running, name: &str, code: i32) {

@@ -1,0 +1,105 @@
+//! Agent restart recovery: after kill -9 of the agent, running containers
+//! keep running and are adopted, and a container that exited meanwhile is
+//! reported with its real exit code.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use berth_e2e::{poll, Berth};
+use serde_json::json;
+
+#[test]
+fn kill_9_of_the_agent_leaves_containers_running_and_adopted() -> Result<()> {
+    let mut b = Berth::start()?;
+    let image = b.demo_image.clone();
+    let def = json!({
+        "family": "survivor",
+        "containerDefinitions": [
+            {"name": "long", "image": image, "memory": 32, "stopTimeout": 5, "entryPoint": ["/bin/sh", "-c"],
+             "command": ["echo started; trap 'exit 0' TERM; while true; do sleep 0.2; done"]},
+            {"name": "short", "image": image, "memory": 32, "essential": false, "entryPoint": ["/bin/sh", "-c"],
+             "command": ["while [ ! -f /tmp/go ]; do sleep 0.1; done; exit 5"]}
+        ]
+    });
+    let p = b.dir.path().join("survivor.json");
+    std::fs::write(&p, serde_json::to_vec(&def)?)?;
+    b.aws(&[
+        "ecs",
+        "register-task-definition",
+        "--cli-input-json",
+        &format!("file://{}", p.display()),
+    ])?;
+    let run = b.aws(&["ecs", "run-task", "--task-definition", "survivor"])?;
+    let arn = run["tasks"][0]["taskArn"]
+        .as_str()
+        .context("taskArn")?
+        .to_string();
+    let id = arn.rsplit('/').next().unwrap_or_default().to_string();
+    b.wait_task_status("default", &arn, "RUNNING", Duration::from_secs(60))?;
+    let (long_id, short_id) = (format!("{id}-long"), format!("{id}-short"));
+    let (_, pid_before) = b.containerd_task(&long_id)?.context("long is running")?;
+
+    b.kill9_agent();
+    // While the agent is away, `short` exits 5 (told to through its rootfs).
+    let rootfs_go = format!(
+        "/proc/{}/root/tmp/go",
+        b.containerd_task(&short_id)?.context("short")?.1
+    );
+    std::fs::write(&rootfs_go, b"")?;
+    poll(
+        "short to exit while the agent is down",
+        Duration::from_secs(10),
+        || {
+            Ok(b.containerd_task(&short_id)?
+                .filter(|(s, _)| s == "STOPPED")
+                .map(|_| ()))
+        },
+    )?;
+
+    b.start_agent()?;
+    b.wait_connected()?;
+    let t = poll("the exit to be reported", Duration::from_secs(30), || {
+        let t = b.describe_task("default", &arn)?;
+        let short = t["containers"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["name"] == "short"))
+            .cloned();
+        Ok(short.filter(|c| c["lastStatus"] == "STOPPED").map(|_| t))
+    })?;
+    let short = t["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "short")
+        .unwrap();
+    assert_eq!(short["exitCode"], 5, "{t}");
+    assert_eq!(
+        t["lastStatus"], "RUNNING",
+        "a non-essential exit keeps the task running: {t}"
+    );
+    // `long` was adopted, not restarted: same process, one start line.
+    let (state, pid_after) = b.containerd_task(&long_id)?.context("long still exists")?;
+    assert_eq!((state.as_str(), pid_after), ("RUNNING", pid_before));
+    let log = std::fs::read_to_string(b.agent_dir().join("tasks").join(&id).join("long.log"))?;
+    assert_eq!(log.matches("started").count(), 1, "{log}");
+
+    // The adopted container's exit is still watched: a stop completes and cleans up.
+    b.aws(&["ecs", "stop-task", "--task", &arn])?;
+    let t = poll("the task to stop", Duration::from_secs(30), || {
+        let t = b.describe_task("default", &arn)?;
+        Ok((t["lastStatus"] == "STOPPED").then_some(t))
+    })?;
+    let long_container = t["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "long")
+        .unwrap();
+    assert_eq!(long_container["exitCode"], 0, "{t}");
+    poll(
+        "host resources to be removed",
+        Duration::from_secs(10),
+        || Ok(b.leftovers(&id)?.is_empty().then_some(())),
+    )?;
+    Ok(())
+}
