@@ -301,10 +301,10 @@ impl MetadataRegistry {
         let inner = self.inner.lock().unwrap();
         let (task_id, container) = inner.tokens.get(token)?;
         let task = inner.tasks.get(task_id)?;
-        let task_ip = task.ipv4?;
+        let own = task.ipv4?;
         let peer_ok = match peer {
-            IpAddr::V4(ip) => ip == task_ip,
-            IpAddr::V6(ip) => ip.to_ipv4_mapped() == Some(task_ip),
+            IpAddr::V4(ip) => ip == own,
+            IpAddr::V6(ip) => ip.to_ipv4_mapped() == Some(own),
         };
         peer_ok.then(|| Lookup {
             container: container.clone(),

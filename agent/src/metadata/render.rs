@@ -102,7 +102,7 @@ struct Health {
 #[derive(Debug, Serialize)]
 struct Network {
     #[serde(rename = "NetworkMode")]
-    network_mode: &'static str,
+    mode: &'static str,
     #[serde(rename = "IPv4Addresses")]
     ipv4_addresses: Vec<String>,
     #[serde(rename = "AttachmentIndex")]
@@ -174,7 +174,7 @@ pub fn container(c: &ContainerMetadata, net: Option<&TaskNetwork>) -> ContainerR
 
 fn network(n: &TaskNetwork) -> Network {
     Network {
-        network_mode: "awsvpc",
+        mode: "awsvpc",
         ipv4_addresses: vec![n.ipv4.to_string()],
         attachment_index: 0,
         mac_address: n.mac.clone(),

@@ -40,7 +40,7 @@ fn flat_keyed(p: &Path) -> BTreeMap<String, u64> {
         .collect()
 }
 
-/// Kernel ticks (USER_HZ, 100 on Linux) in nanoseconds.
+/// Kernel ticks (`USER_HZ`, 100 on Linux) in nanoseconds.
 const NS_PER_TICK: u64 = 10_000_000;
 
 /// Reads the cgroup at `rel` under the cgroupfs mounted at `root`: v2 when
