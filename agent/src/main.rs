@@ -1,6 +1,7 @@
 //! berth-agent: read flags, build the host parts, recover, then hold the
 //! control-plane session.
 
+use std::net::SocketAddrV4;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use anyhow::Context;
 use berth_agent::cgroups::HostCgroups;
 use berth_agent::config::{host_resources, AgentConfig};
 use berth_agent::local_state::LocalState;
+use berth_agent::metadata::{self, MetadataRegistry};
 use berth_agent::network::{LinuxNetwork, NetworkConfig, NetworkSetup, TaskCidr};
 use berth_agent::runtime::{Containerd, RuntimeConfig};
 use berth_agent::tasks::{Host, TaskManager};
@@ -77,6 +79,9 @@ struct Args {
     reserved_memory_mib: i64,
     #[arg(long, env = "BERTH_MTU", default_value_t = 1500)]
     mtu: u32,
+    /// Port of the task metadata endpoint, on the bridge's (gateway) address.
+    #[arg(long, env = "BERTH_METADATA_PORT", default_value_t = berth_agent::metadata::DEFAULT_PORT)]
+    metadata_port: u16,
 }
 
 #[tokio::main]
@@ -127,7 +132,17 @@ async fn main() -> anyhow::Result<()> {
         .context("connecting to containerd")?;
     let state = LocalState::open(&config.state_path())?;
     let cgroups = HostCgroups::new(config.cgroup_parent.clone());
-    let host = Arc::new(Host::new(runtime, network, cgroups, state, config, cidr));
+    let metadata = MetadataRegistry::new(
+        SocketAddrV4::new(cidr.gateway(), args.metadata_port),
+        cidr,
+        config.region.clone(),
+    );
+    // After ensure_host: the gateway address exists only once the bridge does.
+    metadata::start(metadata.clone(), PathBuf::from("/sys/fs/cgroup"))
+        .await
+        .context("starting the task metadata endpoint")?;
+    let host = Host::new(runtime, network, cgroups, state, config, cidr).with_metadata(metadata);
+    let host = Arc::new(host);
     let (reports_tx, mut reports_rx) = tokio::sync::mpsc::unbounded_channel();
     let manager = TaskManager::new(host, reports_tx);
     manager.recover().await;

@@ -48,7 +48,12 @@ pub fn argv(def: &ContainerDef, image: &Image) -> Vec<String> {
 }
 
 /// Image env, then the definition's (same names replace), then ECS's own.
-pub fn environment(def: &ContainerDef, image: &Image, region: &str) -> Vec<String> {
+pub fn environment(
+    def: &ContainerDef,
+    image: &Image,
+    region: &str,
+    metadata_uri: &str,
+) -> Vec<String> {
     let mut env: Vec<(String, String)> = image
         .config
         .env
@@ -68,6 +73,7 @@ pub fn environment(def: &ContainerDef, image: &Image, region: &str) -> Vec<Strin
     set("AWS_REGION", region);
     set("AWS_DEFAULT_REGION", region);
     set("AWS_EXECUTION_ENV", "AWS_ECS_EC2");
+    set("ECS_CONTAINER_METADATA_URI_V4", metadata_uri);
     env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 
@@ -78,7 +84,12 @@ pub fn log_path(task_dir: &Path, container: &str) -> PathBuf {
 /// ECS's minimum CPU shares for a container with no `cpu`.
 const MIN_CPU_SHARES: u64 = 2;
 
-pub fn container_spec(ctx: &TaskContext<'_>, def: &ContainerDef, image: &Image) -> ContainerSpec {
+pub fn container_spec(
+    ctx: &TaskContext<'_>,
+    def: &ContainerDef,
+    image: &Image,
+    metadata_uri: &str,
+) -> ContainerSpec {
     let mib = |m: i64| m * 1024 * 1024;
     let mut mounts = Vec::new();
     for name in ["hosts", "resolv.conf"] {
@@ -92,7 +103,7 @@ pub fn container_spec(ctx: &TaskContext<'_>, def: &ContainerDef, image: &Image) 
         id: ctx.spec.container_id(&def.name),
         image: image.clone(),
         args: argv(def, image),
-        env: environment(def, image, ctx.region),
+        env: environment(def, image, ctx.region, metadata_uri),
         cwd: def
             .working_directory
             .clone()
@@ -199,12 +210,17 @@ mod tests {
     fn environment_layers() {
         let mut d = def();
         d.environment = vec![("A".into(), "def".into()), ("B".into(), "x=y".into())];
-        let env = environment(&d, &image(), "eu-west-1");
+        let env = environment(&d, &image(), "eu-west-1", "http://10.0.0.1:51679/v4/t");
         assert!(env.contains(&"PATH=/bin".to_string()));
         assert!(env.contains(&"A=def".to_string()));
         assert!(!env.contains(&"A=image".to_string()));
         assert!(env.contains(&"B=x=y".to_string()));
         assert!(env.contains(&"AWS_DEFAULT_REGION=eu-west-1".to_string()));
+        assert!(env.contains(&"AWS_REGION=eu-west-1".to_string()));
+        assert!(env.contains(&"AWS_EXECUTION_ENV=AWS_ECS_EC2".to_string()));
+        assert!(
+            env.contains(&"ECS_CONTAINER_METADATA_URI_V4=http://10.0.0.1:51679/v4/t".to_string())
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, watch};
 use crate::cgroups::CgroupManager;
 use crate::config::AgentConfig;
 use crate::local_state::{LocalState, TaskRecord};
+use crate::metadata::MetadataRegistry;
 use crate::model::{ContainerReport, DesiredStatus, TaskReport, TaskSpec};
 use crate::network::{NetworkSetup, TaskCidr};
 use crate::runtime::ContainerRuntime;
@@ -27,6 +28,8 @@ pub struct Host<R, N, C> {
     pub state: LocalState,
     pub config: AgentConfig,
     pub cidr: TaskCidr,
+    /// What the task metadata endpoint serves; supervisors keep it current.
+    pub metadata: MetadataRegistry,
     /// Addresses held by tasks (task id -> address).
     addresses: Mutex<HashMap<String, Ipv4Addr>>,
 }
@@ -40,6 +43,11 @@ impl<R, N, C> Host<R, N, C> {
         config: AgentConfig,
         cidr: TaskCidr,
     ) -> Self {
+        let metadata = MetadataRegistry::new(
+            std::net::SocketAddrV4::new(cidr.gateway(), crate::metadata::DEFAULT_PORT),
+            cidr,
+            config.region.clone(),
+        );
         Self {
             runtime,
             network,
@@ -47,6 +55,7 @@ impl<R, N, C> Host<R, N, C> {
             state,
             config,
             cidr,
+            metadata,
             addresses: Mutex::new(HashMap::new()),
         }
     }
@@ -57,6 +66,12 @@ impl<R, N, C> Host<R, N, C> {
             .lock()
             .unwrap()
             .insert(task_id.to_string(), ip);
+    }
+
+    /// Serves task metadata from `metadata` (e.g. on another port) instead.
+    pub fn with_metadata(mut self, metadata: MetadataRegistry) -> Self {
+        self.metadata = metadata;
+        self
     }
 
     /// The lowest free task address, held for `task_id` until `forget`.

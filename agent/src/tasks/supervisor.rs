@@ -59,6 +59,7 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
     }
 
     pub(super) fn send(&self, r: &TaskReport) {
+        self.host.metadata.sync(&self.spec, r, now_ms());
         (self.report)(r.clone());
     }
 
@@ -209,7 +210,10 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
             cgroup_path: &cgroup_path,
             task_dir: &p.task_dir,
         };
-        let cs = container_spec::container_spec(&ctx, def, &p.images[&def.image]);
+        let metadata_uri =
+            host.metadata
+                .container_uri(&self.spec, report, &def.name, &cgroup_path, now_ms());
+        let cs = container_spec::container_spec(&ctx, def, &p.images[&def.image], &metadata_uri);
         let started = async {
             host.runtime.create_container(&cs).await?;
             host.runtime.start(&cs.id).await
@@ -436,6 +440,7 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
                 tracing::error!(task_id = %spec.id, error = %e, "could not remove task network");
             }
         }
+        host.metadata.remove_task(&spec.id);
         host.forget(&spec.id);
     }
 }
