@@ -15,7 +15,9 @@ fi
 pkgs=(containerd runc protobuf-compiler iproute2 iptables docker-registry skopeo
       umoci busybox-static curl jq ca-certificates
       # systemd-analyze: tests/tests/ops.rs verifies the units with it.
-      systemd)
+      systemd
+      # tini-static: the init process of containers with initProcessEnabled.
+      tini)
 command -v python3 >/dev/null || pkgs+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || pkgs+=(python3-pip)
 

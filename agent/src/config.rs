@@ -24,6 +24,10 @@ pub struct AgentConfig {
     pub cgroup_parent: String,
     pub netns_dir: PathBuf,
     pub mtu: u32,
+    /// Whether task definitions may run `privileged` containers here.
+    pub allow_privileged: bool,
+    /// Static init binary for `initProcessEnabled` (Debian's tini-static).
+    pub init_binary: Option<PathBuf>,
 }
 
 impl AgentConfig {

@@ -155,6 +155,7 @@ mod tests {
             cpu: None,
             memory_mib: None,
             containers: vec![],
+            volumes: vec![],
         };
         {
             let s = LocalState::open(&path).unwrap();

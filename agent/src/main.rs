@@ -77,6 +77,16 @@ struct Args {
     /// Memory (MiB) kept back for the host itself.
     #[arg(long, env = "BERTH_RESERVED_MEMORY", default_value_t = 512)]
     reserved_memory_mib: i64,
+    /// Let task definitions run `privileged` containers on this host.
+    #[arg(long, env = "BERTH_ALLOW_PRIVILEGED")]
+    allow_privileged: bool,
+    /// Static init binary for containers with initProcessEnabled.
+    #[arg(
+        long,
+        env = "BERTH_INIT_BINARY",
+        default_value = "/usr/bin/tini-static"
+    )]
+    init_binary: PathBuf,
     #[arg(long, env = "BERTH_MTU", default_value_t = 1500)]
     mtu: u32,
     /// Port of the task metadata endpoint, on the bridge's (gateway) address.
@@ -117,6 +127,8 @@ async fn main() -> anyhow::Result<()> {
         cgroup_parent: format!("berth/{}", args.containerd_namespace),
         netns_dir: PathBuf::from(berth_agent::network::DEFAULT_NETNS_DIR),
         mtu: args.mtu,
+        allow_privileged: args.allow_privileged,
+        init_binary: args.init_binary.exists().then(|| args.init_binary.clone()),
     };
     let mut net_config = NetworkConfig::new(args.bridge, cidr);
     net_config.mtu = args.mtu;

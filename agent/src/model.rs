@@ -40,6 +40,43 @@ pub struct ContainerDef {
     /// How long dependents wait for this container to reach their condition.
     #[serde(default)]
     pub start_timeout: Option<Duration>,
+    #[serde(default)]
+    pub options: ContainerOptions,
+}
+
+/// Container settings applied as given: limits, mounts, capabilities, labels.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerOptions {
+    /// Host files of KEY=VALUE lines.
+    pub environment_files: Vec<std::path::PathBuf>,
+    pub readonly_root_filesystem: bool,
+    /// (ECS name such as `nofile`, soft, hard).
+    pub ulimits: Vec<(String, i64, i64)>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub init_process_enabled: bool,
+    pub shared_memory_size_mib: Option<i64>,
+    /// (container path, size MiB, mount options).
+    pub tmpfs: Vec<(String, i64, Vec<String>)>,
+    pub mount_points: Vec<MountPoint>,
+    /// (source container, read only).
+    pub volumes_from: Vec<(String, bool)>,
+    pub privileged: bool,
+    pub docker_labels: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountPoint {
+    pub source_volume: String,
+    pub container_path: String,
+    pub read_only: bool,
+}
+
+/// A task volume: a host directory, or (none given) one scoped to the task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Volume {
+    pub name: String,
+    pub host_source_path: Option<std::path::PathBuf>,
 }
 
 /// A `dependsOn` condition.
@@ -101,6 +138,8 @@ pub struct TaskSpec {
     pub cpu: Option<i64>,
     pub memory_mib: Option<i64>,
     pub containers: Vec<ContainerDef>,
+    #[serde(default)]
+    pub volumes: Vec<Volume>,
 }
 
 impl TaskSpec {

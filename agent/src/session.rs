@@ -11,8 +11,8 @@ use tokio_stream::StreamExt;
 
 use crate::cgroups::CgroupManager;
 use crate::model::{
-    Condition, ContainerDef, Dependency, DesiredStatus, HealthCheck, NetworkMode, TaskReport,
-    TaskSpec,
+    Condition, ContainerDef, ContainerOptions, Dependency, DesiredStatus, HealthCheck, MountPoint,
+    NetworkMode, TaskReport, TaskSpec, Volume,
 };
 use crate::network::NetworkSetup;
 use crate::runtime::ContainerRuntime;
@@ -29,6 +29,54 @@ pub enum SessionError {
     },
     #[error("invalid task from the control plane: {0}")]
     InvalidTask(String),
+}
+
+#[allow(clippy::too_many_arguments, clippy::needless_pass_by_value)] // the protobuf fields, moved in as they are
+fn container_options(
+    environment_files: Vec<String>,
+    readonly_root_filesystem: bool,
+    ulimits: Vec<pb::Ulimit>,
+    linux: Option<pb::LinuxParameters>,
+    mount_points: Vec<pb::MountPoint>,
+    volumes_from: Vec<pb::VolumeFrom>,
+    privileged: bool,
+    docker_labels: std::collections::HashMap<String, String>,
+) -> ContainerOptions {
+    let linux = linux.unwrap_or_default();
+    let mut labels: Vec<(String, String)> = docker_labels.into_iter().collect();
+    labels.sort();
+    ContainerOptions {
+        environment_files: environment_files.into_iter().map(Into::into).collect(),
+        readonly_root_filesystem,
+        ulimits: ulimits
+            .into_iter()
+            .map(|u| (u.name, u.soft_limit, u.hard_limit))
+            .collect(),
+        cap_add: linux.cap_add,
+        cap_drop: linux.cap_drop,
+        init_process_enabled: linux.init_process_enabled,
+        shared_memory_size_mib: (linux.shared_memory_size_mib > 0)
+            .then_some(linux.shared_memory_size_mib),
+        tmpfs: linux
+            .tmpfs
+            .into_iter()
+            .map(|t| (t.container_path, t.size_mib, t.mount_options))
+            .collect(),
+        mount_points: mount_points
+            .into_iter()
+            .map(|m| MountPoint {
+                source_volume: m.source_volume,
+                container_path: m.container_path,
+                read_only: m.read_only,
+            })
+            .collect(),
+        volumes_from: volumes_from
+            .into_iter()
+            .map(|v| (v.source_container, v.read_only))
+            .collect(),
+        privileged,
+        docker_labels: labels,
+    }
 }
 
 fn secs(s: u32) -> Option<Duration> {
@@ -119,6 +167,16 @@ impl TryFrom<pb::TaskSpec> for TaskSpec {
                         .collect::<Result<_, _>>()?,
                     health_check: c.health_check.as_ref().map(health_check).transpose()?,
                     start_timeout: secs(c.start_timeout_secs),
+                    options: container_options(
+                        c.environment_files,
+                        c.readonly_root_filesystem,
+                        c.ulimits,
+                        c.linux_parameters,
+                        c.mount_points,
+                        c.volumes_from,
+                        c.privileged,
+                        c.docker_labels,
+                    ),
                 })
             })
             .collect::<Result<Vec<_>, SessionError>>()?;
@@ -133,6 +191,16 @@ impl TryFrom<pb::TaskSpec> for TaskSpec {
             cpu: pos(t.cpu),
             memory_mib: pos(t.memory_mib),
             containers,
+            volumes: t
+                .volumes
+                .into_iter()
+                .map(|v| Volume {
+                    name: v.name,
+                    host_source_path: Some(v.host_source_path)
+                        .filter(|p| !p.is_empty())
+                        .map(Into::into),
+                })
+                .collect(),
         })
     }
 }

@@ -100,6 +100,99 @@ impl From<pb::TaskStatus> for TaskReport {
     }
 }
 
+fn linux_parameters(l: &crate::model::container_options::LinuxParameters) -> pb::LinuxParameters {
+    pb::LinuxParameters {
+        cap_add: l.cap_add.clone(),
+        cap_drop: l.cap_drop.clone(),
+        init_process_enabled: l.init_process_enabled,
+        shared_memory_size_mib: l.shared_memory_size_mib.unwrap_or(0),
+        tmpfs: l
+            .tmpfs
+            .iter()
+            .map(|t| pb::Tmpfs {
+                container_path: t.container_path.clone(),
+                size_mib: t.size_mib,
+                mount_options: t.mount_options.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// A container definition as the agent receives it.
+fn container_spec(d: &crate::model::ContainerDefinition) -> pb::ContainerSpec {
+    pb::ContainerSpec {
+        name: d.name.clone(),
+        image: d.image.clone(),
+        command: d.command.clone(),
+        entry_point: d.entry_point.clone(),
+        environment: d
+            .environment
+            .iter()
+            .map(|(k, v)| pb::KeyValue {
+                name: k.clone(),
+                value: v.clone(),
+            })
+            .collect(),
+        working_directory: d.working_directory.clone().unwrap_or_default(),
+        user: d.user.clone().unwrap_or_default(),
+        cpu: d.cpu,
+        memory_mib: d.memory_mib.unwrap_or(0),
+        memory_reservation_mib: d.memory_reservation_mib.unwrap_or(0),
+        essential: d.essential,
+        stop_timeout_secs: d.stop_timeout_secs.unwrap_or(0),
+        depends_on: d
+            .depends_on
+            .iter()
+            .map(|(name, condition)| pb::ContainerDependency {
+                container_name: name.clone(),
+                condition: condition.clone(),
+            })
+            .collect(),
+        health_check: d.health_check.as_ref().map(|h| pb::HealthCheck {
+            command: h.command.clone(),
+            interval_secs: h.interval_secs,
+            timeout_secs: h.timeout_secs,
+            retries: h.retries,
+            start_period_secs: h.start_period_secs,
+        }),
+        start_timeout_secs: d.start_timeout_secs.unwrap_or(0),
+        environment_files: d.options.environment_files.clone(),
+        readonly_root_filesystem: d.options.readonly_root_filesystem,
+        ulimits: d
+            .options
+            .ulimits
+            .iter()
+            .map(|u| pb::Ulimit {
+                name: u.name.clone(),
+                soft_limit: u.soft_limit,
+                hard_limit: u.hard_limit,
+            })
+            .collect(),
+        linux_parameters: Some(linux_parameters(&d.options.linux_parameters)),
+        mount_points: d
+            .options
+            .mount_points
+            .iter()
+            .map(|m| pb::MountPoint {
+                source_volume: m.source_volume.clone(),
+                container_path: m.container_path.clone(),
+                read_only: m.read_only,
+            })
+            .collect(),
+        volumes_from: d
+            .options
+            .volumes_from
+            .iter()
+            .map(|v| pb::VolumeFrom {
+                source_container: v.source_container.clone(),
+                read_only: v.read_only,
+            })
+            .collect(),
+        privileged: d.options.privileged,
+        docker_labels: d.options.docker_labels.iter().cloned().collect(),
+    }
+}
+
 fn task_spec(t: &Task) -> pb::TaskSpec {
     let network_mode = match t.network_mode {
         NetworkMode::Awsvpc => pb::NetworkMode::Awsvpc,
@@ -122,49 +215,18 @@ fn task_spec(t: &Task) -> pb::TaskSpec {
         cpu: t.cpu.unwrap_or(0),
         memory_mib: t.memory_mib.unwrap_or(0),
         cluster_arn: t.cluster_arn.clone(),
+        volumes: t
+            .volumes
+            .iter()
+            .map(|v| pb::Volume {
+                name: v.name.clone(),
+                host_source_path: v.host_source_path.clone().unwrap_or_default(),
+            })
+            .collect(),
         containers: t
             .containers
             .iter()
-            .map(|c| {
-                let d = &c.definition;
-                pb::ContainerSpec {
-                    name: d.name.clone(),
-                    image: d.image.clone(),
-                    command: d.command.clone(),
-                    entry_point: d.entry_point.clone(),
-                    environment: d
-                        .environment
-                        .iter()
-                        .map(|(k, v)| pb::KeyValue {
-                            name: k.clone(),
-                            value: v.clone(),
-                        })
-                        .collect(),
-                    working_directory: d.working_directory.clone().unwrap_or_default(),
-                    user: d.user.clone().unwrap_or_default(),
-                    cpu: d.cpu,
-                    memory_mib: d.memory_mib.unwrap_or(0),
-                    memory_reservation_mib: d.memory_reservation_mib.unwrap_or(0),
-                    essential: d.essential,
-                    stop_timeout_secs: d.stop_timeout_secs.unwrap_or(0),
-                    depends_on: d
-                        .depends_on
-                        .iter()
-                        .map(|(name, condition)| pb::ContainerDependency {
-                            container_name: name.clone(),
-                            condition: condition.clone(),
-                        })
-                        .collect(),
-                    health_check: d.health_check.as_ref().map(|h| pb::HealthCheck {
-                        command: h.command.clone(),
-                        interval_secs: h.interval_secs,
-                        timeout_secs: h.timeout_secs,
-                        retries: h.retries,
-                        start_period_secs: h.start_period_secs,
-                    }),
-                    start_timeout_secs: d.start_timeout_secs.unwrap_or(0),
-                }
-            })
+            .map(|c| container_spec(&c.definition))
             .collect(),
     }
 }

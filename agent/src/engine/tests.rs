@@ -28,6 +28,7 @@ fn def(name: &str, essential: bool, deps: &[(&str, Condition)]) -> ContainerDef 
             .collect(),
         health_check: None,
         start_timeout: None,
+        options: crate::model::ContainerOptions::default(),
     }
 }
 

@@ -40,6 +40,7 @@ fn def(name: &str) -> ContainerDef {
         depends_on: vec![],
         health_check: None,
         start_timeout: None,
+        options: crate::model::ContainerOptions::default(),
     }
 }
 
@@ -55,6 +56,7 @@ fn spec(id: &str) -> TaskSpec {
         cpu: Some(512),
         memory_mib: Some(256),
         containers: vec![def("app"), def("side")],
+        volumes: vec![],
     }
 }
 

@@ -31,6 +31,7 @@ pub use exec::{exec_process, ExecOutcome};
 pub use fake::{Call, RecordingRuntime};
 pub use spec::{
     build_spec, process_args, process_env, ProcessUser, DEFAULT_CAPABILITIES, DEFAULT_PATH,
+    INIT_PATH,
 };
 pub use unpack::chain_id;
 pub use user::{resolve_user, resolve_user_with, UserError};
@@ -124,6 +125,25 @@ pub struct ContainerSpec {
     /// created). Empty discards the output.
     pub log_path: PathBuf,
     pub labels: HashMap<String, String>,
+    /// Linux settings beyond the defaults (ulimits, capabilities, tmpfs, ...).
+    pub linux: LinuxOptions,
+}
+
+/// ECS `ulimits`, `linuxParameters` and `privileged`, as runc takes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinuxOptions {
+    /// (`RLIMIT_NOFILE`-style name, soft, hard).
+    pub rlimits: Vec<(String, u64, u64)>,
+    /// Capability names with or without `CAP_`; `ALL` in `cap_drop` drops every default one.
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    /// Every capability, no masked paths, all devices: for the agent's config to allow.
+    pub privileged: bool,
+    /// (container path, size in bytes, extra mount options).
+    pub tmpfs: Vec<(String, u64, Vec<String>)>,
+    pub shm_size_bytes: Option<u64>,
+    /// A static init binary on the host, run as PID 1 in front of the process.
+    pub init_binary: Option<PathBuf>,
 }
 
 /// What containerd says about a container's task.

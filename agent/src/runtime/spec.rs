@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::ContainerSpec;
+use super::{ContainerSpec, LinuxOptions};
 
 /// Docker's default capability set.
 pub const DEFAULT_CAPABILITIES: &[&str] = &[
@@ -100,6 +100,7 @@ pub fn process_env(spec: &ContainerSpec) -> Vec<String> {
 /// No `rlimits`: the container inherits the shim's (that is, containerd's) limits, because
 /// asking runc for more than the current hard limit fails without `CAP_SYS_RESOURCE`.
 #[must_use]
+#[allow(clippy::too_many_lines)] // one JSON document, section by section
 pub fn build_spec(spec: &ContainerSpec, user: &ProcessUser) -> Value {
     let cwd = [spec.cwd.as_str(), spec.image.config.working_dir.as_str()]
         .into_iter()
@@ -107,8 +108,8 @@ pub fn build_spec(spec: &ContainerSpec, user: &ProcessUser) -> Value {
         .unwrap_or("/");
     // The kernel drops a non-root process's effective and permitted sets at exec anyway;
     // asking for them would only differ from Docker.
-    let caps: Vec<&str> = DEFAULT_CAPABILITIES.to_vec();
-    let granted: Vec<&str> = if user.uid == 0 {
+    let caps: Vec<String> = capabilities(&spec.linux);
+    let granted: Vec<String> = if user.uid == 0 {
         caps.clone()
     } else {
         Vec::new()
@@ -126,6 +127,7 @@ pub fn build_spec(spec: &ContainerSpec, user: &ProcessUser) -> Value {
     });
 
     let mut mounts = default_mounts();
+    apply_linux_mounts(&mut mounts, &spec.linux);
     for bind in &spec.mounts {
         let mode = if bind.readonly { "ro" } else { "rw" };
         mounts.push(json!({
@@ -153,12 +155,17 @@ pub fn build_spec(spec: &ContainerSpec, user: &ProcessUser) -> Value {
         resources["cpu"] = json!({"shares": shares});
     }
 
+    if spec.linux.privileged {
+        resources["devices"] = json!([{"allow": true, "access": "rwm"}]);
+    }
     let mut linux = json!({
         "namespaces": namespaces,
         "resources": resources,
-        "maskedPaths": MASKED_PATHS,
-        "readonlyPaths": READONLY_PATHS,
     });
+    if !spec.linux.privileged {
+        linux["maskedPaths"] = json!(MASKED_PATHS);
+        linux["readonlyPaths"] = json!(READONLY_PATHS);
+    }
     if !spec.cgroups_path.is_empty() {
         linux["cgroupsPath"] = spec.cgroups_path.clone().into();
     }
@@ -190,6 +197,24 @@ pub fn build_spec(spec: &ContainerSpec, user: &ProcessUser) -> Value {
         "mounts": mounts,
         "linux": linux,
     });
+    if !spec.linux.rlimits.is_empty() {
+        value["process"]["rlimits"] = spec
+            .linux
+            .rlimits
+            .iter()
+            .map(|(kind, soft, hard)| json!({"type": kind, "soft": soft, "hard": hard}))
+            .collect();
+    }
+    if spec.linux.init_binary.is_some() {
+        let mut args = vec![json!(INIT_PATH), json!("--")];
+        args.extend(
+            value["process"]["args"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        value["process"]["args"] = Value::Array(args);
+    }
     if !user.additional_gids.is_empty() {
         value["process"]["user"]["additionalGids"] = json!(user.additional_gids);
     }
@@ -198,6 +223,116 @@ pub fn build_spec(spec: &ContainerSpec, user: &ProcessUser) -> Value {
     }
     value
 }
+
+/// Where an init binary is mounted in the container (read-only).
+pub const INIT_PATH: &str = "/sbin/berth-init";
+
+/// Docker's default set, minus `cap_drop` (`ALL` drops all), plus `cap_add`;
+/// every known capability when privileged.
+fn capabilities(o: &LinuxOptions) -> Vec<String> {
+    let norm = |c: &str| {
+        let c = c.trim().to_ascii_uppercase();
+        if c.starts_with("CAP_") {
+            c
+        } else {
+            format!("CAP_{c}")
+        }
+    };
+    if o.privileged {
+        return ALL_CAPABILITIES.iter().map(|c| (*c).to_string()).collect();
+    }
+    let drop: Vec<String> = o.cap_drop.iter().map(|c| norm(c)).collect();
+    let mut caps: Vec<String> = if drop.iter().any(|c| c == "CAP_ALL") {
+        Vec::new()
+    } else {
+        DEFAULT_CAPABILITIES
+            .iter()
+            .map(|c| (*c).to_string())
+            .filter(|c| !drop.contains(c))
+            .collect()
+    };
+    for c in &o.cap_add {
+        let c = norm(c);
+        if !caps.contains(&c) {
+            caps.push(c);
+        }
+    }
+    caps
+}
+
+/// tmpfs mounts, the /dev/shm size and the init binary.
+fn apply_linux_mounts(mounts: &mut Vec<Value>, o: &LinuxOptions) {
+    if let Some(size) = o.shm_size_bytes {
+        for m in mounts.iter_mut().filter(|m| m["destination"] == "/dev/shm") {
+            m["options"] = json!([
+                "nosuid",
+                "noexec",
+                "nodev",
+                "mode=1777",
+                format!("size={size}")
+            ]);
+        }
+    }
+    for (path, size, extra) in &o.tmpfs {
+        let mut options = vec![
+            "nosuid".to_string(),
+            "nodev".to_string(),
+            format!("size={size}"),
+        ];
+        options.extend(extra.iter().cloned());
+        mounts.push(
+            json!({"destination": path, "type": "tmpfs", "source": "tmpfs", "options": options}),
+        );
+    }
+    if let Some(init) = &o.init_binary {
+        mounts.push(json!({"destination": INIT_PATH, "type": "bind", "source": init, "options": ["rbind", "ro"]}));
+    }
+}
+
+/// Every capability runc knows (Linux 5.x), for privileged containers.
+const ALL_CAPABILITIES: &[&str] = &[
+    "CAP_AUDIT_CONTROL",
+    "CAP_AUDIT_READ",
+    "CAP_AUDIT_WRITE",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_KILL",
+    "CAP_LEASE",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_MAC_ADMIN",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MKNOD",
+    "CAP_NET_ADMIN",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_RAW",
+    "CAP_PERFMON",
+    "CAP_SETFCAP",
+    "CAP_SETGID",
+    "CAP_SETPCAP",
+    "CAP_SETUID",
+    "CAP_SYSLOG",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_NICE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_WAKE_ALARM",
+];
 
 /// containerd's default Linux mounts (`populateDefaultUnixSpec`).
 fn default_mounts() -> Vec<Value> {

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use crate::model::{ContainerDef, TaskSpec};
-use crate::runtime::{BindMount, ContainerSpec, Image};
+use crate::runtime::{BindMount, ContainerSpec, Image, LinuxOptions};
 
 /// Per-task facts every container of the task shares.
 #[derive(Debug, Clone)]
@@ -19,6 +19,78 @@ pub struct TaskContext<'a> {
     /// Task cgroup path (relative to the hierarchy root).
     pub cgroup_path: &'a str,
     pub task_dir: &'a Path,
+    /// A static init binary for containers with initProcessEnabled.
+    pub init_binary: Option<&'a Path>,
+}
+
+/// Where a task-scoped volume lives on the host (removed with the task).
+pub fn task_volume_dir(task_dir: &Path, volume: &str) -> PathBuf {
+    task_dir.join("volumes").join(volume)
+}
+
+/// The bind mounts of a container's mountPoints and volumesFrom.
+fn volume_mounts(ctx: &TaskContext<'_>, def: &ContainerDef) -> Vec<BindMount> {
+    let source = |volume: &str| {
+        ctx.spec.volumes.iter().find(|v| v.name == volume).map(|v| {
+            v.host_source_path
+                .clone()
+                .unwrap_or_else(|| task_volume_dir(ctx.task_dir, volume))
+        })
+    };
+    let own = def.options.mount_points.iter().map(|m| (m, false));
+    let inherited = def.options.volumes_from.iter().flat_map(|(from, ro)| {
+        ctx.spec
+            .containers
+            .iter()
+            .filter(move |c| &c.name == from)
+            .flat_map(move |c| c.options.mount_points.iter().map(move |m| (m, *ro)))
+    });
+    own.chain(inherited)
+        .filter_map(|(m, force_ro)| {
+            source(&m.source_volume).map(|src| BindMount {
+                source: src,
+                destination: m.container_path.clone(),
+                readonly: m.read_only || force_ro,
+            })
+        })
+        .collect()
+}
+
+/// ECS ulimit names as runc's rlimit types (`nofile` -> `RLIMIT_NOFILE`).
+fn rlimits(ulimits: &[(String, i64, i64)]) -> Vec<(String, u64, u64)> {
+    let n = |v: i64| u64::try_from(v).unwrap_or(0);
+    ulimits
+        .iter()
+        .map(|(name, soft, hard)| {
+            (
+                format!("RLIMIT_{}", name.to_ascii_uppercase()),
+                n(*soft),
+                n(*hard),
+            )
+        })
+        .collect()
+}
+
+fn linux_options(ctx: &TaskContext<'_>, def: &ContainerDef) -> LinuxOptions {
+    let o = &def.options;
+    let mib = |m: i64| u64::try_from(m).unwrap_or(0) * 1024 * 1024;
+    LinuxOptions {
+        rlimits: rlimits(&o.ulimits),
+        cap_add: o.cap_add.clone(),
+        cap_drop: o.cap_drop.clone(),
+        privileged: o.privileged,
+        tmpfs: o
+            .tmpfs
+            .iter()
+            .map(|(path, size, opts)| (path.clone(), mib(*size), opts.clone()))
+            .collect(),
+        shm_size_bytes: o.shared_memory_size_mib.map(mib),
+        init_binary: if o.init_process_enabled {
+            ctx.init_binary.map(Path::to_path_buf)
+        } else {
+            None
+        },
+    }
 }
 
 /// The task's hostname, as ECS gives awsvpc tasks (`ip-10-0-0-5`).
@@ -118,8 +190,9 @@ pub fn container_spec(
         memory_limit_bytes: def.memory_mib.filter(|m| *m > 0).map(mib),
         memory_reservation_bytes: def.memory_reservation_mib.filter(|m| *m > 0).map(mib),
         cpu_shares: Some(u64::try_from(def.cpu).unwrap_or(0).max(MIN_CPU_SHARES)),
-        readonly_rootfs: false,
-        mounts,
+        readonly_rootfs: def.options.readonly_root_filesystem,
+        mounts: mounts.into_iter().chain(volume_mounts(ctx, def)).collect(),
+        linux: linux_options(ctx, def),
         log_path: log_path(ctx.task_dir, &def.name),
         labels: [
             (
@@ -140,6 +213,13 @@ pub fn container_spec(
             ),
         ]
         .into_iter()
+        .chain(
+            def.options
+                .docker_labels
+                .iter()
+                .filter(|(k, _)| !k.starts_with("com.amazonaws.ecs."))
+                .cloned(),
+        )
         .collect(),
     }
 }
@@ -190,6 +270,7 @@ mod tests {
             depends_on: vec![],
             health_check: None,
             start_timeout: None,
+            options: crate::model::ContainerOptions::default(),
         }
     }
 

@@ -46,6 +46,7 @@ fn pull_message(e: &RuntimeError) -> String {
 }
 
 impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C> {
+    #[allow(clippy::too_many_lines)] // the provisioning steps in order
     pub(super) async fn provision(
         &mut self,
         report: &mut TaskReport,
@@ -95,6 +96,11 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
             &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
         )?;
 
+        for v in spec.volumes.iter().filter(|v| v.host_source_path.is_none()) {
+            let dir = container_spec::task_volume_dir(&task_dir, &v.name);
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| failed(&format!("could not create volume {}: {e}", dir.display())))?;
+        }
         host.cgroups
             .create_task(
                 &spec.id,

@@ -209,10 +209,43 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
             ipv4: p.ipv4,
             cgroup_path: &cgroup_path,
             task_dir: &p.task_dir,
+            init_binary: host.config.init_binary.as_deref(),
         };
         let metadata_uri =
             host.metadata
                 .container_uri(&self.spec, report, &def.name, &cgroup_path, now_ms());
+        if def.options.privileged && !host.config.allow_privileged {
+            return Err(Self::start_failed(
+                report,
+                &def.name,
+                "privileged containers are not allowed on this host (start the agent with --allow-privileged)",
+            ));
+        }
+        if def.options.init_process_enabled && host.config.init_binary.is_none() {
+            return Err(Self::start_failed(
+                report,
+                &def.name,
+                "initProcessEnabled needs an init binary on the host (install tini)",
+            ));
+        }
+        // environmentFiles: read now; the definition's own environment wins over them.
+        let mut def = def.clone();
+        let mut from_files = Vec::new();
+        for f in &def.options.environment_files {
+            match std::fs::read_to_string(f) {
+                Ok(text) => from_files.extend(env_file_entries(&text)),
+                Err(e) => {
+                    return Err(Self::start_failed(
+                        report,
+                        &def.name,
+                        &format!("environment file {}: {e}", f.display()),
+                    ));
+                }
+            }
+        }
+        from_files.append(&mut def.environment);
+        def.environment = from_files;
+        let def = &def;
         let cs = container_spec::container_spec(&ctx, def, &p.images[&def.image], &metadata_uri);
         let started = async {
             host.runtime.create_container(&cs).await?;
@@ -295,6 +328,19 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
                     }
                 }
             }));
+        }
+    }
+
+    /// Marks a container that could not start; the task fails with ECS's reason.
+    fn start_failed(report: &mut TaskReport, name: &str, why: &str) -> StopCause {
+        let reason = format!("CannotStartContainerError: {why}");
+        set_container(report, name, |r| {
+            r.reason = Some(reason.clone());
+            r.last_status = "STOPPED".into();
+        });
+        StopCause {
+            code: "TaskFailedToStart",
+            reason,
         }
     }
 
@@ -432,6 +478,8 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
                 tracing::error!(container = %id, error = %e, "could not delete container");
             }
         }
+        // Task-scoped volumes go with the task (logs stay for a post-mortem).
+        let _ = std::fs::remove_dir_all(task_dir(host, &spec.id).join("volumes"));
         if let Err(e) = host.cgroups.remove_task(&spec.id) {
             tracing::error!(task_id = %spec.id, error = %e, "could not remove task cgroup");
         }
@@ -460,6 +508,18 @@ fn start_message(e: &RuntimeError) -> String {
         RuntimeError::Start { message, .. } => message.clone(),
         other => other.to_string(),
     }
+}
+
+/// `KEY=VALUE` lines of an environment file; blank lines and `#` comments skipped.
+pub(super) fn env_file_entries(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        })
+        .collect()
 }
 
 /// Where a provisioned task's files live.

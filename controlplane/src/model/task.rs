@@ -103,6 +103,9 @@ pub struct Task {
     /// Rolled up from the essential containers' health checks.
     #[serde(default)]
     pub health_status: Option<String>,
+    /// The task definition's volumes, for the agent.
+    #[serde(default)]
+    pub volumes: Vec<super::container_options::Volume>,
 }
 
 /// An agent's report of a container, as a domain value.
@@ -277,6 +280,7 @@ mod tests {
             mac_address: None,
             version: 1,
             health_status: None,
+            volumes: vec![],
         }
     }
 

@@ -54,6 +54,8 @@ pub struct ContainerDefinition {
     /// Seconds a dependent waits for this container to reach its condition.
     #[serde(default)]
     pub start_timeout_secs: Option<u32>,
+    #[serde(default)]
+    pub options: super::container_options::ContainerOptions,
 }
 
 /// A container health check with ECS's defaults filled in.
@@ -132,6 +134,8 @@ pub struct TaskDefinition {
     /// returns every field, including ones Berth does not act on yet.
     pub document: serde_json::Value,
     pub tags: Vec<(String, String)>,
+    #[serde(default)]
+    pub volumes: Vec<super::container_options::Volume>,
 }
 
 /// What makes a task definition invalid; each message names the field and the rule.
@@ -152,6 +156,7 @@ pub struct Registration {
     pub memory: Option<String>,
     pub requires_compatibilities: Vec<String>,
     pub containers: Vec<ContainerDefinition>,
+    pub volumes: Vec<super::container_options::Volume>,
 }
 
 /// Validated task-level settings.
@@ -205,6 +210,7 @@ pub fn validate(reg: &Registration) -> Result<Validated, TaskDefinitionError> {
         }
     }
     validate_containers(&reg.containers, memory_mib)?;
+    super::container_options::validate(&reg.containers, &reg.volumes)?;
     Ok(Validated {
         network_mode,
         cpu,
@@ -417,6 +423,7 @@ pub(crate) mod tests_support {
             depends_on: vec![],
             health_check: None,
             start_timeout_secs: None,
+            options: crate::model::container_options::ContainerOptions::default(),
         }
     }
 }

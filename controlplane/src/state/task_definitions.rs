@@ -55,6 +55,7 @@ impl ControlPlane {
             memory_mib: v.memory_mib,
             requires_compatibilities: reg.requires_compatibilities.clone(),
             containers: reg.containers.clone(),
+            volumes: reg.volumes.clone(),
             document,
             tags,
         };

@@ -6,6 +6,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{page, parse, render, tags_in, ApiError, Tag};
+use crate::model::container_options::{
+    ContainerOptions, LinuxParameters, MountPoint, Tmpfs, Ulimit, Volume, VolumeFrom,
+};
 use crate::model::task_definition::{health_check, Registration};
 use crate::model::ContainerDefinition;
 use crate::state::{ControlPlane, FamilyFilter, TaskDefinitionFilter};
@@ -20,6 +23,74 @@ struct RegisterInput {
     memory: Option<String>,
     requires_compatibilities: Option<Vec<String>>,
     tags: Option<Vec<Tag>>,
+    volumes: Option<Vec<VolumeInput>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VolumeInput {
+    name: String,
+    host: Option<HostInput>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HostInput {
+    source_path: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UlimitInput {
+    name: String,
+    soft_limit: i64,
+    hard_limit: i64,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct CapabilitiesInput {
+    add: Option<Vec<String>>,
+    drop: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TmpfsInput {
+    container_path: String,
+    size: i64,
+    mount_options: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct LinuxParametersInput {
+    capabilities: Option<CapabilitiesInput>,
+    init_process_enabled: Option<bool>,
+    shared_memory_size: Option<i64>,
+    tmpfs: Option<Vec<TmpfsInput>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MountPointInput {
+    source_volume: String,
+    container_path: String,
+    read_only: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VolumeFromInput {
+    source_container: String,
+    read_only: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EnvironmentFileInput {
+    value: String,
+    r#type: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -54,6 +125,90 @@ struct ContainerInput {
     start_timeout: Option<u32>,
     depends_on: Option<Vec<Dependency>>,
     health_check: Option<HealthCheckInput>,
+    environment_files: Option<Vec<EnvironmentFileInput>>,
+    readonly_root_filesystem: Option<bool>,
+    ulimits: Option<Vec<UlimitInput>>,
+    linux_parameters: Option<LinuxParametersInput>,
+    mount_points: Option<Vec<MountPointInput>>,
+    volumes_from: Option<Vec<VolumeFromInput>>,
+    privileged: Option<bool>,
+    docker_labels: Option<std::collections::BTreeMap<String, String>>,
+}
+
+impl ContainerInput {
+    fn options(&mut self) -> Result<ContainerOptions, ApiError> {
+        let linux = self.linux_parameters.take().unwrap_or_default();
+        let caps = linux.capabilities.unwrap_or_default();
+        let mut environment_files = vec![];
+        for f in self.environment_files.take().unwrap_or_default() {
+            if f.r#type.as_deref().is_some_and(|t| t != "s3") {
+                return Err(ApiError::invalid(format!(
+                    "Container '{}': environmentFiles type must be s3.",
+                    self.name
+                )));
+            }
+            environment_files.push(f.value);
+        }
+        Ok(ContainerOptions {
+            environment_files,
+            readonly_root_filesystem: self.readonly_root_filesystem.unwrap_or(false),
+            ulimits: self
+                .ulimits
+                .take()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|u| Ulimit {
+                    name: u.name,
+                    soft_limit: u.soft_limit,
+                    hard_limit: u.hard_limit,
+                })
+                .collect(),
+            linux_parameters: LinuxParameters {
+                cap_add: caps.add.unwrap_or_default(),
+                cap_drop: caps.drop.unwrap_or_default(),
+                init_process_enabled: linux.init_process_enabled.unwrap_or(false),
+                shared_memory_size_mib: linux.shared_memory_size,
+                tmpfs: linux
+                    .tmpfs
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|t| Tmpfs {
+                        container_path: t.container_path,
+                        size_mib: t.size,
+                        mount_options: t.mount_options.unwrap_or_default(),
+                    })
+                    .collect(),
+            },
+            mount_points: self
+                .mount_points
+                .take()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|m| MountPoint {
+                    source_volume: m.source_volume,
+                    container_path: m.container_path,
+                    read_only: m.read_only.unwrap_or(false),
+                })
+                .collect(),
+            volumes_from: self
+                .volumes_from
+                .take()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|v| VolumeFrom {
+                    source_container: v.source_container,
+                    read_only: v.read_only.unwrap_or(false),
+                })
+                .collect(),
+            privileged: self.privileged.unwrap_or(false),
+            docker_labels: self
+                .docker_labels
+                .take()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -77,7 +232,8 @@ pub(super) fn environment(env: Option<Vec<KeyValue>>) -> Vec<(String, String)> {
 impl TryFrom<ContainerInput> for ContainerDefinition {
     type Error = ApiError;
 
-    fn try_from(c: ContainerInput) -> Result<Self, ApiError> {
+    fn try_from(mut c: ContainerInput) -> Result<Self, ApiError> {
+        let options = c.options()?;
         let health_check = c
             .health_check
             .map(|h| {
@@ -113,6 +269,7 @@ impl TryFrom<ContainerInput> for ContainerDefinition {
                 .collect(),
             health_check,
             start_timeout_secs: c.start_timeout,
+            options,
         })
     }
 }
@@ -126,6 +283,15 @@ pub(super) fn register(cp: &ControlPlane, op: &str, body: &[u8]) -> Result<Value
         network_mode: input.network_mode,
         cpu: input.cpu,
         memory: input.memory,
+        volumes: input
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| Volume {
+                name: v.name,
+                host_source_path: v.host.and_then(|h| h.source_path),
+            })
+            .collect(),
         requires_compatibilities: input.requires_compatibilities.unwrap_or_default(),
         containers: input
             .container_definitions

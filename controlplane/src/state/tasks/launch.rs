@@ -342,6 +342,7 @@ impl ControlPlane {
             mac_address: None,
             version: 1,
             health_status: Some("UNKNOWN".into()),
+            volumes: p.td.volumes.clone(),
             id,
         }
     }

@@ -1,0 +1,237 @@
+//! The container settings the agent applies as they are (limits, mounts,
+//! capabilities, labels), and the task volumes they mount. Validated at
+//! registration.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::task_definition::{ContainerDefinition, TaskDefinitionError};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ulimit {
+    pub name: String,
+    pub soft_limit: i64,
+    pub hard_limit: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tmpfs {
+    pub container_path: String,
+    pub size_mib: i64,
+    pub mount_options: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinuxParameters {
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub init_process_enabled: bool,
+    pub shared_memory_size_mib: Option<i64>,
+    pub tmpfs: Vec<Tmpfs>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountPoint {
+    pub source_volume: String,
+    pub container_path: String,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeFrom {
+    pub source_container: String,
+    pub read_only: bool,
+}
+
+/// Container settings beyond command and resources.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerOptions {
+    /// Host paths of KEY=VALUE files.
+    pub environment_files: Vec<String>,
+    pub readonly_root_filesystem: bool,
+    pub ulimits: Vec<Ulimit>,
+    pub linux_parameters: LinuxParameters,
+    pub mount_points: Vec<MountPoint>,
+    pub volumes_from: Vec<VolumeFrom>,
+    pub privileged: bool,
+    pub docker_labels: Vec<(String, String)>,
+}
+
+/// A task volume: a host directory, or (no host path) a directory scoped to the task.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Volume {
+    pub name: String,
+    pub host_source_path: Option<String>,
+}
+
+/// The ulimit names ECS accepts.
+const ULIMITS: [&str; 15] = [
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+];
+
+fn err<T>(msg: String) -> Result<T, TaskDefinitionError> {
+    Err(TaskDefinitionError(msg))
+}
+
+/// Checks volumes, mount points, volumesFrom, ulimits and tmpfs against each other.
+pub fn validate(
+    containers: &[ContainerDefinition],
+    volumes: &[Volume],
+) -> Result<(), TaskDefinitionError> {
+    let mut names = HashSet::new();
+    for v in volumes {
+        if v.name.is_empty() || !names.insert(v.name.as_str()) {
+            return err(format!(
+                "Volume name '{}' must be non-empty and unique.",
+                v.name
+            ));
+        }
+        if let Some(p) = &v.host_source_path {
+            if !p.starts_with('/') {
+                return err(format!(
+                    "Volume '{}': host.sourcePath '{p}' must be an absolute path.",
+                    v.name
+                ));
+            }
+        }
+    }
+    for c in containers {
+        let o = &c.options;
+        for m in &o.mount_points {
+            if !names.contains(m.source_volume.as_str()) {
+                return err(format!(
+                    "Container '{}': mountPoints sourceVolume '{}' is not a volume of the task definition.",
+                    c.name, m.source_volume
+                ));
+            }
+            if !m.container_path.starts_with('/') {
+                return err(format!(
+                    "Container '{}': mountPoints containerPath '{}' must be absolute.",
+                    c.name, m.container_path
+                ));
+            }
+        }
+        for v in &o.volumes_from {
+            if v.source_container == c.name
+                || !containers.iter().any(|x| x.name == v.source_container)
+            {
+                return err(format!(
+                    "Container '{}': volumesFrom sourceContainer '{}' must be another container of the task.",
+                    c.name, v.source_container
+                ));
+            }
+        }
+        for u in &o.ulimits {
+            if !ULIMITS.contains(&u.name.as_str()) {
+                return err(format!(
+                    "Container '{}': ulimit '{}' is not one of {}.",
+                    c.name,
+                    u.name,
+                    ULIMITS.join(", ")
+                ));
+            }
+            if u.soft_limit > u.hard_limit {
+                return err(format!(
+                    "Container '{}': ulimit '{}' softLimit exceeds hardLimit.",
+                    c.name, u.name
+                ));
+            }
+        }
+        for t in &o.linux_parameters.tmpfs {
+            if !t.container_path.starts_with('/') || t.size_mib <= 0 {
+                return err(format!(
+                    "Container '{}': tmpfs needs an absolute containerPath and a positive size.",
+                    c.name
+                ));
+            }
+        }
+        for f in &o.environment_files {
+            if !f.starts_with('/') {
+                return err(format!(
+                    "Container '{}': environmentFiles value '{f}' must be an absolute path of a file on the host.",
+                    c.name
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::task_definition::tests_support::container;
+
+    #[test]
+    fn mounts_need_known_volumes_and_containers() {
+        let mut a = container("a");
+        a.options.mount_points = vec![MountPoint {
+            source_volume: "data".into(),
+            container_path: "/data".into(),
+            read_only: false,
+        }];
+        let vols = vec![Volume {
+            name: "data".into(),
+            host_source_path: None,
+        }];
+        assert!(validate(&[a.clone()], &vols).is_ok());
+        assert!(validate(&[a.clone()], &[])
+            .unwrap_err()
+            .0
+            .contains("sourceVolume 'data'"));
+        let mut b = container("b");
+        b.options.volumes_from = vec![VolumeFrom {
+            source_container: "a".into(),
+            read_only: true,
+        }];
+        assert!(validate(&[a.clone(), b.clone()], &vols).is_ok());
+        b.options.volumes_from[0].source_container = "ghost".into();
+        assert!(validate(&[a, b], &vols).unwrap_err().0.contains("'ghost'"));
+    }
+
+    #[test]
+    fn ulimits_and_paths() {
+        let mut a = container("a");
+        a.options.ulimits = vec![Ulimit {
+            name: "nofile".into(),
+            soft_limit: 10,
+            hard_limit: 5,
+        }];
+        assert!(validate(&[a.clone()], &[])
+            .unwrap_err()
+            .0
+            .contains("softLimit"));
+        a.options.ulimits = vec![Ulimit {
+            name: "files".into(),
+            soft_limit: 1,
+            hard_limit: 5,
+        }];
+        assert!(validate(&[a.clone()], &[])
+            .unwrap_err()
+            .0
+            .contains("'files'"));
+        a.options.ulimits.clear();
+        a.options.environment_files = vec!["relative.env".into()];
+        assert!(validate(&[a], &[]).unwrap_err().0.contains("absolute"));
+        let v = Volume {
+            name: "x".into(),
+            host_source_path: Some("tmp".into()),
+        };
+        assert!(validate(&[], &[v]).is_err());
+    }
+}
