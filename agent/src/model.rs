@@ -162,6 +162,10 @@ pub struct ContainerReport {
     pub image_digest: Option<String>,
     #[serde(default)]
     pub health_status: Option<String>,
+    /// The container's metadata endpoint token (kept on this host only, so a
+    /// restarted agent serves adopted containers under their old URI).
+    #[serde(default)]
+    pub metadata_token: Option<String>,
 }
 
 /// A snapshot of a task's observed state; every report carries the whole

@@ -16,7 +16,7 @@ fn kill_9_of_the_agent_leaves_containers_running_and_adopted() -> Result<()> {
         "family": "survivor",
         "containerDefinitions": [
             {"name": "long", "image": image, "memory": 32, "stopTimeout": 5, "entryPoint": ["/bin/sh", "-c"],
-             "command": ["echo started; trap 'exit 0' TERM; while true; do sleep 0.2; done"]},
+             "command": ["echo started; trap 'exit 0' TERM; while true; do if [ -f /tmp/fetch ]; then rm /tmp/fetch; echo \"meta $(wget -qO- $ECS_CONTAINER_METADATA_URI_V4/task)\"; fi; sleep 0.2; done"]},
             {"name": "short", "image": image, "memory": 32, "essential": false, "entryPoint": ["/bin/sh", "-c"],
              "command": ["while [ ! -f /tmp/go ]; do sleep 0.1; done; exit 5"]}
         ]
@@ -82,6 +82,20 @@ fn kill_9_of_the_agent_leaves_containers_running_and_adopted() -> Result<()> {
     assert_eq!((state.as_str(), pid_after), ("RUNNING", pid_before));
     let log = std::fs::read_to_string(b.agent_dir().join("tasks").join(&id).join("long.log"))?;
     assert_eq!(log.matches("started").count(), 1, "{log}");
+
+    // Its task metadata endpoint answers again under the URI it was started with.
+    std::fs::write(format!("/proc/{pid_after}/root/tmp/fetch"), b"")?;
+    let log_path = b.agent_dir().join("tasks").join(&id).join("long.log");
+    let log = poll(
+        "the adopted container to read its metadata",
+        Duration::from_secs(20),
+        || {
+            Ok(std::fs::read_to_string(&log_path)
+                .ok()
+                .filter(|l| l.contains("meta ")))
+        },
+    )?;
+    assert!(log.contains(&format!("\"TaskARN\":\"{arn}\"")), "{log}");
 
     // The adopted container's exit is still watched: a stop completes and cleans up.
     b.aws(&["ecs", "stop-task", "--task", &arn])?;

@@ -139,6 +139,39 @@ impl MetadataRegistry {
         cgroup_task_path: &str,
         now_ms: i64,
     ) -> String {
+        self.register(spec, report, container, cgroup_task_path, None, now_ms)
+    }
+
+    /// Serves an adopted container again under the token it already has in
+    /// its environment (from a previous agent run).
+    pub fn adopt(
+        &self,
+        spec: &TaskSpec,
+        report: &TaskReport,
+        container: &str,
+        cgroup_task_path: &str,
+        token: &str,
+        now_ms: i64,
+    ) {
+        self.register(
+            spec,
+            report,
+            container,
+            cgroup_task_path,
+            Some(token),
+            now_ms,
+        );
+    }
+
+    fn register(
+        &self,
+        spec: &TaskSpec,
+        report: &TaskReport,
+        container: &str,
+        cgroup_task_path: &str,
+        known_token: Option<&str>,
+        now_ms: i64,
+    ) -> String {
         let mut inner = self.inner.lock().unwrap();
         if !inner.tasks.contains_key(&spec.id) {
             let task = self.new_task(spec, cgroup_task_path);
@@ -149,13 +182,15 @@ impl MetadataRegistry {
             .iter()
             .find(|(_, (t, c))| *t == spec.id && c == container)
             .map(|(token, _)| token.clone());
-        let token = existing.unwrap_or_else(|| {
-            let token = new_token();
-            inner
-                .tokens
-                .insert(token.clone(), (spec.id.clone(), container.to_string()));
-            token
-        });
+        let token = existing
+            .or_else(|| known_token.map(str::to_owned))
+            .unwrap_or_else(|| {
+                let token = new_token();
+                inner
+                    .tokens
+                    .insert(token.clone(), (spec.id.clone(), container.to_string()));
+                token
+            });
         if let Some(c) = inner
             .tasks
             .get_mut(&spec.id)
@@ -166,6 +201,9 @@ impl MetadataRegistry {
         if let Some(task) = inner.tasks.get_mut(&spec.id) {
             self.apply(task, spec, report, now_ms);
         }
+        inner
+            .tokens
+            .insert(token.clone(), (spec.id.clone(), container.to_string()));
         format!("http://{}/v4/{token}", self.endpoint)
     }
 

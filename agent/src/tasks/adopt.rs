@@ -114,6 +114,22 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
             let phase = phases.get(&def.name).copied().unwrap_or(Phase::Waiting);
             match phase {
                 Phase::Running { started_at_ms } => {
+                    let token = report
+                        .containers
+                        .iter()
+                        .find(|c| c.name == def.name)
+                        .and_then(|c| c.metadata_token.clone());
+                    if let Some(token) = token {
+                        let cgroup_path = host.cgroups.task_path(&spec.id);
+                        host.metadata.adopt(
+                            &spec,
+                            report,
+                            &def.name,
+                            &cgroup_path,
+                            &token,
+                            now_ms(),
+                        );
+                    }
                     self.watch_container(
                         report,
                         def,

@@ -214,6 +214,8 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
         let metadata_uri =
             host.metadata
                 .container_uri(&self.spec, report, &def.name, &cgroup_path, now_ms());
+        let token = metadata_uri.rsplit('/').next().map(str::to_owned);
+        set_container(report, &def.name, |r| r.metadata_token = token);
         if def.options.privileged && !host.config.allow_privileged {
             return Err(Self::start_failed(
                 report,
