@@ -311,6 +311,50 @@ impl Berth {
             .context("running the aws CLI (is awscli installed?)")
     }
 
+    /// Registers a task definition from its JSON with the aws CLI
+    /// (`--cli-input-json file://...`).
+    pub fn register_task_definition(&self, def: &Value) -> Result<()> {
+        let family = def["family"].as_str().unwrap_or("td");
+        let p = self.dir.path().join(format!("{family}.json"));
+        std::fs::write(&p, serde_json::to_vec(def)?)?;
+        self.aws(&[
+            "ecs",
+            "register-task-definition",
+            "--cli-input-json",
+            &format!("file://{}", p.display()),
+        ])?;
+        Ok(())
+    }
+
+    /// Runs one task of `family` in the default cluster; its ARN. Placement failures fail.
+    pub fn run_task(&self, family: &str) -> Result<String> {
+        let out = self.aws(&["ecs", "run-task", "--task-definition", family])?;
+        if out["failures"].as_array().is_some_and(|f| !f.is_empty()) {
+            bail!("run-task {family} failed: {out}");
+        }
+        out["tasks"][0]["taskArn"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("no taskArn in {out}"))
+    }
+
+    /// Waits until the task (default cluster) has stopped; its description.
+    pub fn wait_stopped(&self, arn: &str, timeout: Duration) -> Result<Value> {
+        poll(&format!("task {arn} to stop"), timeout, || {
+            let t = self.describe_task("default", arn)?;
+            Ok((t["lastStatus"] == "STOPPED").then_some(t))
+        })
+    }
+
+    /// A container's log file on this host.
+    pub fn container_log(&self, task_arn: &str, container: &str) -> PathBuf {
+        let id = task_arn.rsplit('/').next().unwrap_or(task_arn);
+        self.agent_dir()
+            .join("tasks")
+            .join(id)
+            .join(format!("{container}.log"))
+    }
+
     /// Describes one task (by ARN).
     pub fn describe_task(&self, cluster: &str, arn: &str) -> Result<Value> {
         let d = self.aws(&[

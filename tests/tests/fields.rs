@@ -8,24 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use berth_e2e::{poll, Berth};
-use serde_json::{json, Value};
-
-fn register_and_run(b: &Berth, def: &Value) -> Result<String> {
-    let family = def["family"].as_str().unwrap_or("td");
-    let p = b.dir.path().join(format!("{family}.json"));
-    std::fs::write(&p, serde_json::to_vec(def)?)?;
-    b.aws(&[
-        "ecs",
-        "register-task-definition",
-        "--cli-input-json",
-        &format!("file://{}", p.display()),
-    ])?;
-    let out = b.aws(&["ecs", "run-task", "--task-definition", family])?;
-    Ok(out["tasks"][0]["taskArn"]
-        .as_str()
-        .context("taskArn")?
-        .to_string())
-}
+use serde_json::json;
 
 fn log(b: &Berth, arn: &str, container: &str) -> String {
     let id = arn.rsplit('/').next().unwrap_or(arn);
@@ -80,7 +63,8 @@ fn task_definition_fields_reach_the_containers() -> Result<()> {
              "command": ["until [ -f /data/shared ]; do sleep 0.1; done; echo \"read $(cat /data/shared)\"; touch /data/x 2>/dev/null && echo volume-writable || echo volume-readonly; exec sleep 600"]}
         ]
     });
-    let arn = register_and_run(&b, &def)?;
+    b.register_task_definition(&def)?;
+    let arn = b.run_task(def["family"].as_str().unwrap_or_default())?;
     b.wait_task_status("default", &arn, "RUNNING", Duration::from_secs(60))?;
     let writer = poll("the writer's report", Duration::from_secs(20), || {
         Ok(Some(log(&b, &arn, "writer")).filter(|l| l.contains("done-writing")))
@@ -153,7 +137,8 @@ fn privileged_is_refused_unless_the_agent_allows_it() -> Result<()> {
     let b = Berth::start()?;
     let def = json!({"family": "priv", "containerDefinitions": [
         {"name": "a", "image": b.demo_image, "memory": 16, "privileged": true}]});
-    let arn = register_and_run(&b, &def)?;
+    b.register_task_definition(&def)?;
+    let arn = b.run_task(def["family"].as_str().unwrap_or_default())?;
     let t = poll("the task to stop", Duration::from_secs(60), || {
         let t = b.describe_task("default", &arn)?;
         Ok((t["lastStatus"] == "STOPPED").then_some(t))

@@ -8,30 +8,6 @@ use anyhow::{Context, Result};
 use berth_e2e::{poll, Berth};
 use serde_json::{json, Value};
 
-fn register(b: &Berth, def: &Value) -> Result<()> {
-    let p = b
-        .dir
-        .path()
-        .join(format!("{}.json", def["family"].as_str().unwrap_or("td")));
-    std::fs::write(&p, serde_json::to_vec(def)?)?;
-    b.aws(&[
-        "ecs",
-        "register-task-definition",
-        "--cli-input-json",
-        &format!("file://{}", p.display()),
-    ])?;
-    Ok(())
-}
-
-fn run(b: &Berth, family: &str) -> Result<String> {
-    let out = b.aws(&["ecs", "run-task", "--task-definition", family])?;
-    assert_eq!(out["failures"], json!([]), "{out}");
-    Ok(out["tasks"][0]["taskArn"]
-        .as_str()
-        .context("taskArn")?
-        .to_string())
-}
-
 /// The line of `container`'s log that starts with `prefix`, without it;
 /// waits for it to appear.
 fn log_line(b: &Berth, arn: &str, container: &str, prefix: &str) -> Result<String> {
@@ -72,11 +48,9 @@ echo "TASK $(wget -qO- "$U/task")"
 echo "STATS $(wget -qO- "$U/stats")"
 exec sleep 120"#,
     );
-    register(
-        &b,
-        &json!({"family": "meta-reader", "networkMode": "awsvpc", "containerDefinitions": [reader]}),
+    b.register_task_definition(&json!({"family": "meta-reader", "networkMode": "awsvpc", "containerDefinitions": [reader]}),
     )?;
-    let arn = run(&b, "meta-reader")?;
+    let arn = b.run_task("meta-reader")?;
     let t = b.wait_task_status("default", &arn, "RUNNING", Duration::from_secs(60))?;
     let ip = t["containers"][0]["networkInterfaces"][0]["privateIpv4Address"]
         .as_str()
@@ -112,11 +86,10 @@ wget -qO- "$ECS_CONTAINER_METADATA_URI_V4" >/dev/null; echo "OWN rc=$?"
 exec sleep 120"#,
     );
     thief["environment"] = json!([{"name": "STOLEN", "value": uri}]);
-    register(
-        &b,
+    b.register_task_definition(
         &json!({"family": "meta-thief", "networkMode": "awsvpc", "containerDefinitions": [thief]}),
     )?;
-    let thief_arn = run(&b, "meta-thief")?;
+    let thief_arn = b.run_task("meta-thief")?;
     let stolen = log_line(&b, &thief_arn, "thief", "STOLEN ")?;
     assert!(
         !stolen.starts_with("rc=0") && stolen.contains("404"),

@@ -7,37 +7,6 @@ use anyhow::{Context, Result};
 use berth_e2e::{poll, Berth};
 use serde_json::{json, Value};
 
-fn register(b: &Berth, def: &Value) -> Result<()> {
-    let p = b
-        .dir
-        .path()
-        .join(format!("{}.json", def["family"].as_str().unwrap_or("td")));
-    std::fs::write(&p, serde_json::to_vec(def)?)?;
-    b.aws(&[
-        "ecs",
-        "register-task-definition",
-        "--cli-input-json",
-        &format!("file://{}", p.display()),
-    ])?;
-    Ok(())
-}
-
-fn run(b: &Berth, family: &str) -> Result<String> {
-    let out = b.aws(&["ecs", "run-task", "--task-definition", family])?;
-    assert_eq!(out["failures"], json!([]), "{out}");
-    Ok(out["tasks"][0]["taskArn"]
-        .as_str()
-        .context("taskArn")?
-        .to_string())
-}
-
-fn wait_stopped(b: &Berth, arn: &str, timeout: Duration) -> Result<Value> {
-    poll("the task to stop", timeout, || {
-        let t = b.describe_task("default", arn)?;
-        Ok((t["lastStatus"] == "STOPPED").then_some(t))
-    })
-}
-
 fn container<'a>(task: &'a Value, name: &str) -> &'a Value {
     task["containers"]
         .as_array()
@@ -70,11 +39,8 @@ fn success_dependency_runs_to_completion_before_its_dependent_starts() -> Result
     let mut app = sh("app", &image, "echo app started; exec sleep 60");
     app["dependsOn"] = json!([{"containerName": "init", "condition": "SUCCESS"}]);
     app["stopTimeout"] = json!(2);
-    register(
-        &b,
-        &json!({"family": "ordered", "containerDefinitions": [app, init]}),
-    )?;
-    let arn = run(&b, "ordered")?;
+    b.register_task_definition(&json!({"family": "ordered", "containerDefinitions": [app, init]}))?;
+    let arn = b.run_task("ordered")?;
     let t = b.wait_task_status("default", &arn, "RUNNING", Duration::from_secs(60))?;
     assert_eq!(container(&t, "init")["exitCode"], 0, "{t}");
     // init's last write (just before it exited) is no later than app's first.
@@ -84,7 +50,7 @@ fn success_dependency_runs_to_completion_before_its_dependent_starts() -> Result
         "app started before init completed"
     );
     b.aws(&["ecs", "stop-task", "--task", &arn])?;
-    wait_stopped(&b, &arn, Duration::from_secs(30))?;
+    b.wait_stopped(&arn, Duration::from_secs(30))?;
     Ok(())
 }
 
@@ -96,12 +62,11 @@ fn failing_success_dependency_fails_the_task_naming_both_containers() -> Result<
     init["essential"] = json!(false);
     let mut app = sh("app", &image, "exec sleep 60");
     app["dependsOn"] = json!([{"containerName": "init", "condition": "SUCCESS"}]);
-    register(
-        &b,
+    b.register_task_definition(
         &json!({"family": "broken-init", "containerDefinitions": [app, init]}),
     )?;
-    let arn = run(&b, "broken-init")?;
-    let t = wait_stopped(&b, &arn, Duration::from_secs(60))?;
+    let arn = b.run_task("broken-init")?;
+    let t = b.wait_stopped(&arn, Duration::from_secs(60))?;
     assert_eq!(t["stopCode"], "TaskFailedToStart", "{t}");
     let reason = t["stoppedReason"].as_str().unwrap_or("");
     assert!(
@@ -126,11 +91,10 @@ fn healthy_dependency_gates_the_start_and_a_failing_check_turns_unhealthy() -> R
     sick["healthCheck"] =
         json!({"command": ["CMD", "false"], "interval": 5, "timeout": 2, "retries": 2});
     sick["stopTimeout"] = json!(2);
-    register(
-        &b,
+    b.register_task_definition(
         &json!({"family": "health", "containerDefinitions": [web, app, sick]}),
     )?;
-    let arn = run(&b, "health")?;
+    let arn = b.run_task("health")?;
     let t = b.wait_task_status("default", &arn, "RUNNING", Duration::from_secs(60))?;
     assert_eq!(container(&t, "web")["healthStatus"], "HEALTHY", "{t}");
     // The first check runs one interval (5 s) after web starts: app waited for it.
@@ -146,7 +110,7 @@ fn healthy_dependency_gates_the_start_and_a_failing_check_turns_unhealthy() -> R
     })?;
     assert_eq!(t["healthStatus"], "UNHEALTHY", "{t}");
     b.aws(&["ecs", "stop-task", "--task", &arn])?;
-    wait_stopped(&b, &arn, Duration::from_secs(30))?;
+    b.wait_stopped(&arn, Duration::from_secs(30))?;
     Ok(())
 }
 
@@ -161,15 +125,12 @@ fn a_container_ignoring_sigterm_is_killed_after_its_stop_timeout() -> Result<()>
         "trap '' TERM; while true; do sleep 0.2; done",
     );
     stubborn["stopTimeout"] = json!(3);
-    register(
-        &b,
-        &json!({"family": "stubborn", "containerDefinitions": [stubborn]}),
-    )?;
-    let arn = run(&b, "stubborn")?;
+    b.register_task_definition(&json!({"family": "stubborn", "containerDefinitions": [stubborn]}))?;
+    let arn = b.run_task("stubborn")?;
     b.wait_task_status("default", &arn, "RUNNING", Duration::from_secs(60))?;
     let asked = Instant::now();
     b.aws(&["ecs", "stop-task", "--task", &arn])?;
-    let t = wait_stopped(&b, &arn, Duration::from_secs(30))?;
+    let t = b.wait_stopped(&arn, Duration::from_secs(30))?;
     let took = asked.elapsed();
     assert_eq!(container(&t, "stubborn")["exitCode"], 137, "{t}");
     assert!(
@@ -195,9 +156,9 @@ fn a_container_over_its_memory_limit_stops_with_out_of_memory_error() -> Result<
         "x=$(head -c 67108864 /dev/zero | tr '\\000' a); echo survived ${#x}",
     );
     hog["memory"] = json!(16);
-    register(&b, &json!({"family": "hog", "containerDefinitions": [hog]}))?;
-    let arn = run(&b, "hog")?;
-    let t = wait_stopped(&b, &arn, Duration::from_secs(60))?;
+    b.register_task_definition(&json!({"family": "hog", "containerDefinitions": [hog]}))?;
+    let arn = b.run_task("hog")?;
+    let t = b.wait_stopped(&arn, Duration::from_secs(60))?;
     let c = container(&t, "hog");
     assert_eq!(
         c["reason"], "OutOfMemoryError: Container killed due to memory usage",
@@ -211,12 +172,10 @@ fn a_container_over_its_memory_limit_stops_with_out_of_memory_error() -> Result<
 fn pull_and_start_failures_use_ecs_reasons() -> Result<()> {
     let b = Berth::start()?;
     let missing_tag = format!("{}/berth/demo:no-such-tag", b.registry);
-    register(
-        &b,
-        &json!({"family": "nopull", "containerDefinitions": [{"name": "a", "image": missing_tag, "memory": 16}]}),
+    b.register_task_definition(&json!({"family": "nopull", "containerDefinitions": [{"name": "a", "image": missing_tag, "memory": 16}]}),
     )?;
-    let arn = run(&b, "nopull")?;
-    let t = wait_stopped(&b, &arn, Duration::from_secs(60))?;
+    let arn = b.run_task("nopull")?;
+    let t = b.wait_stopped(&arn, Duration::from_secs(60))?;
     assert_eq!(t["stopCode"], "TaskFailedToStart", "{t}");
     let reason = t["stoppedReason"].as_str().unwrap_or("");
     assert!(
@@ -225,12 +184,10 @@ fn pull_and_start_failures_use_ecs_reasons() -> Result<()> {
     );
 
     let image = b.demo_image.clone();
-    register(
-        &b,
-        &json!({"family": "noexec", "containerDefinitions": [{"name": "a", "image": image, "memory": 16, "entryPoint": ["/no/such/binary"]}]}),
+    b.register_task_definition(&json!({"family": "noexec", "containerDefinitions": [{"name": "a", "image": image, "memory": 16, "entryPoint": ["/no/such/binary"]}]}),
     )?;
-    let arn = run(&b, "noexec")?;
-    let t = wait_stopped(&b, &arn, Duration::from_secs(60))?;
+    let arn = b.run_task("noexec")?;
+    let t = b.wait_stopped(&arn, Duration::from_secs(60))?;
     assert_eq!(t["stopCode"], "TaskFailedToStart", "{t}");
     let reason = t["stoppedReason"].as_str().unwrap_or("");
     assert!(
