@@ -23,6 +23,8 @@ pub struct TaskLimits {
     /// CPU units (1024 per core); a hard CFS quota when set.
     pub cpu: Option<i64>,
     pub memory_mib: Option<i64>,
+    /// Most processes the task may hold at once (fork bombs stop here).
+    pub pids: Option<i64>,
 }
 
 pub trait CgroupManager: Send + Sync + 'static {
@@ -91,6 +93,12 @@ impl CgroupManager for HostCgroups {
         let mut b = CgroupBuilder::new(&path);
         if let Some(mib) = limits.memory_mib.filter(|m| *m > 0) {
             b = b.memory().memory_hard_limit(mib * 1024 * 1024).done();
+        }
+        if let Some(pids) = limits.pids.filter(|p| *p > 0) {
+            b = b
+                .pid()
+                .maximum_number_of_processes(cgroups_rs::fs::MaxValue::Value(pids))
+                .done();
         }
         if let Some(cpu) = limits.cpu.filter(|c| *c > 0) {
             let quota = i64::try_from(CFS_PERIOD_US).unwrap_or(100_000) * cpu / 1024;

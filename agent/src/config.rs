@@ -26,6 +26,8 @@ pub struct AgentConfig {
     pub mtu: u32,
     /// Whether task definitions may run `privileged` containers here.
     pub allow_privileged: bool,
+    /// pids limit of every task cgroup; 0: none.
+    pub task_pids_limit: i64,
     /// Static init binary for `initProcessEnabled` (Debian's tini-static).
     pub init_binary: Option<PathBuf>,
 }

@@ -77,6 +77,9 @@ struct Args {
     /// Memory (MiB) kept back for the host itself.
     #[arg(long, env = "BERTH_RESERVED_MEMORY", default_value_t = 512)]
     reserved_memory_mib: i64,
+    /// Most processes one task may run at once (its cgroup's pids limit); 0: no limit.
+    #[arg(long, env = "BERTH_TASK_PIDS_LIMIT", default_value_t = 4096)]
+    task_pids_limit: i64,
     /// Let task definitions run `privileged` containers on this host.
     #[arg(long, env = "BERTH_ALLOW_PRIVILEGED")]
     allow_privileged: bool,
@@ -128,6 +131,7 @@ async fn main() -> anyhow::Result<()> {
         netns_dir: PathBuf::from(berth_agent::network::DEFAULT_NETNS_DIR),
         mtu: args.mtu,
         allow_privileged: args.allow_privileged,
+        task_pids_limit: args.task_pids_limit,
         init_binary: args.init_binary.exists().then(|| args.init_binary.clone()),
     };
     let mut net_config = NetworkConfig::new(args.bridge, cidr);

@@ -410,6 +410,21 @@ impl Berth {
         Ok(text.trim().parse()?)
     }
 
+    /// A file of the task's cgroup: `controller` is the v1 hierarchy
+    /// (`pids`), `file` the name (`pids.max`); v2 is tried too.
+    pub fn task_cgroup_file(&self, task_id: &str, controller: &str, file: &str) -> Result<String> {
+        let rel = Path::new("berth").join(&self.namespace).join(task_id);
+        let v1 = Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join(&rel)
+            .join(file);
+        let v2 = Path::new("/sys/fs/cgroup").join(&rel).join(file);
+        std::fs::read_to_string(&v1)
+            .or_else(|_| std::fs::read_to_string(&v2))
+            .map(|s| s.trim().to_string())
+            .with_context(|| format!("neither {} nor {}", v1.display(), v2.display()))
+    }
+
     /// containerd containers left in this harness's namespace.
     pub fn containers(&self) -> Result<Vec<String>> {
         let out = Command::new("ctr")

@@ -71,6 +71,8 @@ fn run_task_serves_a_page_and_stops_cleanly() -> Result<()> {
     assert_eq!(task["containers"].as_array().map(Vec::len), Some(2));
     // The task's memory (512 MiB) is the task cgroup's hard limit.
     assert_eq!(b.task_memory_limit(&id)?, 512 * 1024 * 1024);
+    // The agent's default pids limit holds every task.
+    assert_eq!(b.task_cgroup_file(&id, "pids", "pids.max")?, "4096");
 
     // The host reaches the task's own address.
     let page = poll("the page from the task", Duration::from_secs(20), || {

@@ -107,6 +107,7 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
                 TaskLimits {
                     cpu: spec.cpu,
                     memory_mib: spec.memory_mib,
+                    pids: Some(host.config.task_pids_limit),
                 },
             )
             .map_err(|e| failed(&e.to_string()))?;
