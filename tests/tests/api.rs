@@ -127,17 +127,24 @@ fn attributes_and_filters(b: &Berth, instance: &str) -> Result<()> {
         "attribute:stack == green",
     ])?;
     assert_eq!(green["containerInstanceArns"], json!([]));
+    let blue_or_green = b.aws(&[
+        "ecs",
+        "list-container-instances",
+        "--filter",
+        "attribute:stack in [blue, green] and not attribute:retired exists",
+    ])?;
+    assert_eq!(blue_or_green["containerInstanceArns"], json!([instance]));
     let err = aws_err(
         b,
         &[
             "ecs",
             "list-container-instances",
             "--filter",
-            "attribute:stack in [blue]",
+            "attribute:stack in [blue",
         ],
     )?;
     assert!(
-        err.contains("InvalidParameterException") && err.contains("attribute:stack in [blue]"),
+        err.contains("InvalidParameterException") && err.contains("attribute:stack in [blue"),
         "{err}"
     );
     Ok(())
