@@ -4,6 +4,7 @@
 pub mod arn;
 pub mod cluster;
 pub mod container_instance;
+pub mod placement;
 pub mod query;
 pub mod task;
 pub mod task_definition;

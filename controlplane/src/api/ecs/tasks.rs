@@ -5,6 +5,10 @@ use serde_json::{json, Value};
 
 use super::task_definitions::{environment, KeyValue};
 use super::{page, render, tags_in, ApiError, Tag};
+use crate::model::placement::{
+    PlacementConstraint, PlacementStrategy, RawConstraint, RawStrategy, MAX_CONSTRAINTS,
+    MAX_STRATEGIES,
+};
 use crate::model::task_definition::{parse_cpu, parse_memory};
 use crate::model::LaunchType;
 use crate::state::{
@@ -41,6 +45,8 @@ struct LaunchInput {
     overrides: Option<OverridesInput>,
     tags: Option<Vec<Tag>>,
     enable_execute_command: Option<bool>,
+    placement_strategy: Option<Vec<RawStrategy>>,
+    placement_constraints: Option<Vec<RawConstraint>>,
 }
 
 #[derive(Deserialize)]
@@ -71,11 +77,52 @@ fn launch_type(s: Option<&str>) -> Result<LaunchType, ApiError> {
     }
 }
 
+/// `placementStrategy` and `placementConstraints`, checked here so a bad
+/// one is refused before anything is looked up.
+fn placement_in(
+    strategies: Option<Vec<RawStrategy>>,
+    constraints: Option<Vec<RawConstraint>>,
+) -> Result<(Vec<PlacementStrategy>, Vec<PlacementConstraint>), ApiError> {
+    let strategies = strategies.unwrap_or_default();
+    if strategies.len() > MAX_STRATEGIES {
+        return Err(ApiError::invalid(format!(
+            "placementStrategy can have at most {MAX_STRATEGIES} entries, got {}.",
+            strategies.len()
+        )));
+    }
+    let constraints = constraints.unwrap_or_default();
+    if constraints.len() > MAX_CONSTRAINTS {
+        return Err(ApiError::invalid(format!(
+            "placementConstraints can have at most {MAX_CONSTRAINTS} entries, got {}.",
+            constraints.len()
+        )));
+    }
+    let strategies = strategies
+        .into_iter()
+        .enumerate()
+        .map(|(n, s)| {
+            PlacementStrategy::try_from(s)
+                .map_err(|e| ApiError::invalid(format!("placementStrategy[{n}]: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let constraints = constraints
+        .into_iter()
+        .enumerate()
+        .map(|(n, c)| {
+            PlacementConstraint::try_from(c)
+                .map_err(|e| ApiError::invalid(format!("placementConstraints[{n}]: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((strategies, constraints))
+}
+
 /// Validates the shared members; `body` is the raw request, whose
 /// `overrides` are echoed back verbatim by `DescribeTasks`.
 fn launch_in(req: LaunchInput, body: &[u8]) -> Result<TaskLaunch, ApiError> {
     let raw: Value = serde_json::from_slice(body).unwrap_or_default();
     let overrides = req.overrides.unwrap_or_default();
+    let (placement_strategy, placement_constraints) =
+        placement_in(req.placement_strategy, req.placement_constraints)?;
     if req.started_by.as_ref().is_some_and(|s| s.len() > 128) {
         return Err(ApiError::invalid(
             "startedBy must be at most 128 characters.",
@@ -122,6 +169,8 @@ fn launch_in(req: LaunchInput, body: &[u8]) -> Result<TaskLaunch, ApiError> {
             .unwrap_or_else(|| json!({"containerOverrides": []})),
         tags: tags_in(req.tags)?,
         enable_execute_command: req.enable_execute_command.unwrap_or(false),
+        placement_strategy,
+        placement_constraints,
     })
 }
 
