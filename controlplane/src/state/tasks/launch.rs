@@ -447,8 +447,11 @@ impl ControlPlane {
         candidates
     }
 
-    /// One instance as placement sees it.
-    fn candidate(state: &State, i: &crate::model::ContainerInstance) -> Candidate {
+    /// One instance as placement (and the query language) sees it.
+    pub(in crate::state) fn candidate(
+        state: &State,
+        i: &crate::model::ContainerInstance,
+    ) -> Candidate {
         let on_it = || {
             state.tasks.values().filter(|t| {
                 t.container_instance_arn.as_deref() == Some(i.arn.as_str()) && !t.is_stopped()
