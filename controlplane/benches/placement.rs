@@ -24,9 +24,7 @@ fn fleet(rng: &mut StdRng) -> Vec<Candidate> {
     let zones = ["us-east-1a", "us-east-1b", "us-east-1c"];
     (0..INSTANCES)
         .map(|i| Candidate {
-            arn: format!(
-                "arn:aws:ecs:us-east-1:123456789012:container-instance/bench/{i:032x}"
-            ),
+            arn: format!("arn:aws:ecs:us-east-1:123456789012:container-instance/bench/{i:032x}"),
             remaining: Resources {
                 cpu: 16_384,
                 memory_mib: 65_536,
@@ -42,7 +40,10 @@ fn fleet(rng: &mut StdRng) -> Vec<Candidate> {
                     "ecs.availability-zone".into(),
                     Some(zones[rng.random_range(0..zones.len())].into()),
                 ),
-                ("stack".into(), Some(if i % 10 == 0 { "canary" } else { "prod" }.into())),
+                (
+                    "stack".into(),
+                    Some(if i % 10 == 0 { "canary" } else { "prod" }.into()),
+                ),
             ],
             task_groups: (0..rng.random_range(0..4))
                 .map(|_| format!("family:app{}", rng.random_range(0..GROUPS)))
@@ -135,7 +136,8 @@ fn one_call(
 }
 
 fn rate(r: &Run) -> f64 {
-    (r.placed + r.failed) as f64 / r.elapsed.as_secs_f64()
+    let tasks = u32::try_from(r.placed + r.failed).expect("a bench-sized count");
+    f64::from(tasks) / r.elapsed.as_secs_f64()
 }
 
 fn main() {
@@ -143,9 +145,21 @@ fn main() {
     let base = fleet(&mut rng);
     let scenarios: Vec<(&str, Vec<PlacementStrategy>, Vec<PlacementConstraint>)> = vec![
         ("default (spread by memory)", vec![], vec![]),
-        ("binpack memory", vec![strategy("binpack", Some("memory"))], vec![]),
-        ("binpack cpu", vec![strategy("binpack", Some("cpu"))], vec![]),
-        ("spread instanceId", vec![strategy("spread", Some("instanceId"))], vec![]),
+        (
+            "binpack memory",
+            vec![strategy("binpack", Some("memory"))],
+            vec![],
+        ),
+        (
+            "binpack cpu",
+            vec![strategy("binpack", Some("cpu"))],
+            vec![],
+        ),
+        (
+            "spread instanceId",
+            vec![strategy("spread", Some("instanceId"))],
+            vec![],
+        ),
         (
             "spread attribute:ecs.availability-zone",
             vec![strategy("spread", Some("attribute:ecs.availability-zone"))],

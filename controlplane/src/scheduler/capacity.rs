@@ -1,5 +1,5 @@
 //! Capacity provider strategies: how many of a request's tasks each
-//! provider (FARGATE, FARGATE_SPOT, a named host pool) runs.
+//! provider (`FARGATE`, `FARGATE_SPOT`, a named host pool) runs.
 
 /// One entry of a `capacityProviderStrategy`.
 #[derive(Debug, Clone, PartialEq, Eq)]
