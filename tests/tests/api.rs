@@ -127,17 +127,58 @@ fn attributes_and_filters(b: &Berth, instance: &str) -> Result<()> {
         "attribute:stack == green",
     ])?;
     assert_eq!(green["containerInstanceArns"], json!([]));
+    let blue_or_green = b.aws(&[
+        "ecs",
+        "list-container-instances",
+        "--filter",
+        "attribute:stack in [blue, green] and not attribute:retired exists",
+    ])?;
+    assert_eq!(blue_or_green["containerInstanceArns"], json!([instance]));
     let err = aws_err(
         b,
         &[
             "ecs",
             "list-container-instances",
             "--filter",
-            "attribute:stack in [blue]",
+            "attribute:stack in [blue",
         ],
     )?;
     assert!(
-        err.contains("InvalidParameterException") && err.contains("attribute:stack in [blue]"),
+        err.contains("InvalidParameterException") && err.contains("attribute:stack in [blue"),
+        "{err}"
+    );
+    Ok(())
+}
+
+/// `RunTask` placement: a `memberOf` no instance satisfies is a failure, not an
+/// error; a malformed one is refused by name. Nothing is launched.
+fn run_task_placement(b: &Berth, instance: &str) -> Result<()> {
+    let missed = b.aws(&[
+        "ecs",
+        "run-task",
+        "--task-definition",
+        "idle",
+        "--placement-strategy",
+        r#"[{"type":"spread","field":"attribute:ecs.availability-zone"},{"type":"binpack","field":"memory"}]"#,
+        "--placement-constraints",
+        r#"[{"type":"memberOf","expression":"attribute:stack == green or task:group == service:db"}]"#,
+    ])?;
+    assert_eq!(missed["tasks"], json!([]), "{missed}");
+    assert_eq!(missed["failures"][0]["reason"], "MemberOf", "{missed}");
+    assert_eq!(missed["failures"][0]["arn"], instance, "{missed}");
+    let err = aws_err(
+        b,
+        &[
+            "ecs",
+            "run-task",
+            "--task-definition",
+            "idle",
+            "--placement-constraints",
+            r#"[{"type":"memberOf","expression":"attribute:stack =="}]"#,
+        ],
+    )?;
+    assert!(
+        err.contains("InvalidParameterException") && err.contains("attribute:stack =="),
         "{err}"
     );
     Ok(())
@@ -160,6 +201,7 @@ fn clusters_task_definitions_and_instances_as_an_operator_uses_them() -> Result<
         "idle",
         "trap 'exit 0' TERM; while true; do sleep 0.2; done",
     )?;
+    run_task_placement(&b, &instance)?;
     let started = b.aws(&[
         "ecs",
         "start-task",

@@ -5,6 +5,7 @@ pub mod arn;
 pub mod cluster;
 pub mod container_instance;
 pub mod container_options;
+pub mod placement;
 pub mod query;
 pub mod task;
 pub mod task_definition;

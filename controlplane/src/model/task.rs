@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::placement::{PlacementConstraint, PlacementStrategy};
 use super::{ContainerDefinition, Resources};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +84,11 @@ pub struct Task {
     pub containers: Vec<TaskContainer>,
     pub started_by: Option<String>,
     pub group: Option<String>,
+    /// The request's placement strategy and constraints, as placed.
+    #[serde(default)]
+    pub placement_strategy: Vec<PlacementStrategy>,
+    #[serde(default)]
+    pub placement_constraints: Vec<PlacementConstraint>,
     /// `RunTask` `overrides` as given, echoed back by `DescribeTasks`.
     pub overrides: serde_json::Value,
     pub tags: Vec<(String, String)>,
@@ -263,6 +269,8 @@ mod tests {
             }],
             started_by: None,
             group: None,
+            placement_strategy: vec![],
+            placement_constraints: vec![],
             overrides: serde_json::json!({}),
             tags: vec![],
             enable_execute_command: false,

@@ -160,7 +160,7 @@ impl ControlPlane {
             .values()
             .filter(|i| i.cluster == cluster.name)
             .filter(|i| status.map_or(i.status != "INACTIVE", |s| i.status == s))
-            .filter(|i| filter.is_none_or(|f| f.matches(&i.all_attributes())))
+            .filter(|i| filter.is_none_or(|f| f.eval(&Self::candidate(&state, i))))
             .map(|i| i.arn.clone())
             .collect())
     }
@@ -270,6 +270,32 @@ mod tests {
         assert_eq!(out.failures.len(), 1);
         assert_eq!(out.failures[0].reason, "RESOURCE:MEMORY");
         assert_eq!(out.failures[0].arn, arn);
+    }
+
+    #[test]
+    fn filter_by_task_group_sees_the_tasks_on_each_instance() {
+        let (cp, arn) = setup();
+        let _rx = cp.open_session(&arn).unwrap();
+        let idle = cp
+            .register_instance(&registration("default", false))
+            .unwrap();
+        let web = Expression::parse("task:group == family:web").unwrap();
+        assert!(cp
+            .list_container_instances("default", None, Some(&web))
+            .unwrap()
+            .is_empty());
+        cp.run_task(&run("default", LaunchType::Ec2, 1)).unwrap();
+        assert_eq!(
+            cp.list_container_instances("default", None, Some(&web))
+                .unwrap(),
+            vec![arn.clone()]
+        );
+        let not_web = Expression::parse("not task:group == family:web").unwrap();
+        assert_eq!(
+            cp.list_container_instances("default", None, Some(&not_web))
+                .unwrap(),
+            vec![idle.arn]
+        );
     }
 
     #[test]

@@ -264,6 +264,8 @@ pub(crate) mod test_support {
                 overrides: serde_json::json!({}),
                 tags: vec![],
                 enable_execute_command: false,
+                placement_strategy: vec![],
+                placement_constraints: vec![],
             },
             count,
             launch_type,

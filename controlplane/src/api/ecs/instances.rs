@@ -126,15 +126,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out["containerInstanceArns"][0], arn.as_str());
+        let out = dispatch(
+            &cp,
+            "ListContainerInstances",
+            br#"{"filter":"attribute:ecs.os-type in [linux, windows] and not attribute:x exists"}"#,
+        )
+        .unwrap();
+        assert_eq!(out["containerInstanceArns"][0], arn.as_str());
         let e = dispatch(
             &cp,
             "ListContainerInstances",
-            br#"{"filter":"attribute:ecs.os-type in [linux]"}"#,
+            br#"{"filter":"attribute:ecs.os-type in [linux"}"#,
         )
         .unwrap_err();
         assert_eq!(e.kind, ErrorType::InvalidParameter);
         assert!(
-            e.message.contains("'attribute:ecs.os-type in [linux]'"),
+            e.message.contains("'attribute:ecs.os-type in [linux'"),
             "{}",
             e.message
         );

@@ -5,6 +5,10 @@ use serde_json::{json, Value};
 
 use super::task_definitions::{environment, KeyValue};
 use super::{page, render, tags_in, ApiError, Tag};
+use crate::model::placement::{
+    PlacementConstraint, PlacementStrategy, RawConstraint, RawStrategy, MAX_CONSTRAINTS,
+    MAX_STRATEGIES,
+};
 use crate::model::task_definition::{parse_cpu, parse_memory};
 use crate::model::LaunchType;
 use crate::state::{
@@ -41,6 +45,8 @@ struct LaunchInput {
     overrides: Option<OverridesInput>,
     tags: Option<Vec<Tag>>,
     enable_execute_command: Option<bool>,
+    placement_strategy: Option<Vec<RawStrategy>>,
+    placement_constraints: Option<Vec<RawConstraint>>,
 }
 
 #[derive(Deserialize)]
@@ -71,11 +77,52 @@ fn launch_type(s: Option<&str>) -> Result<LaunchType, ApiError> {
     }
 }
 
+/// `placementStrategy` and `placementConstraints`, checked here so a bad
+/// one is refused before anything is looked up.
+fn placement_in(
+    strategies: Option<Vec<RawStrategy>>,
+    constraints: Option<Vec<RawConstraint>>,
+) -> Result<(Vec<PlacementStrategy>, Vec<PlacementConstraint>), ApiError> {
+    let strategies = strategies.unwrap_or_default();
+    if strategies.len() > MAX_STRATEGIES {
+        return Err(ApiError::invalid(format!(
+            "placementStrategy can have at most {MAX_STRATEGIES} entries, got {}.",
+            strategies.len()
+        )));
+    }
+    let constraints = constraints.unwrap_or_default();
+    if constraints.len() > MAX_CONSTRAINTS {
+        return Err(ApiError::invalid(format!(
+            "placementConstraints can have at most {MAX_CONSTRAINTS} entries, got {}.",
+            constraints.len()
+        )));
+    }
+    let strategies = strategies
+        .into_iter()
+        .enumerate()
+        .map(|(n, s)| {
+            PlacementStrategy::try_from(s)
+                .map_err(|e| ApiError::invalid(format!("placementStrategy[{n}]: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let constraints = constraints
+        .into_iter()
+        .enumerate()
+        .map(|(n, c)| {
+            PlacementConstraint::try_from(c)
+                .map_err(|e| ApiError::invalid(format!("placementConstraints[{n}]: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((strategies, constraints))
+}
+
 /// Validates the shared members; `body` is the raw request, whose
 /// `overrides` are echoed back verbatim by `DescribeTasks`.
 fn launch_in(req: LaunchInput, body: &[u8]) -> Result<TaskLaunch, ApiError> {
     let raw: Value = serde_json::from_slice(body).unwrap_or_default();
     let overrides = req.overrides.unwrap_or_default();
+    let (placement_strategy, placement_constraints) =
+        placement_in(req.placement_strategy, req.placement_constraints)?;
     if req.started_by.as_ref().is_some_and(|s| s.len() > 128) {
         return Err(ApiError::invalid(
             "startedBy must be at most 128 characters.",
@@ -122,6 +169,8 @@ fn launch_in(req: LaunchInput, body: &[u8]) -> Result<TaskLaunch, ApiError> {
             .unwrap_or_else(|| json!({"containerOverrides": []})),
         tags: tags_in(req.tags)?,
         enable_execute_command: req.enable_execute_command.unwrap_or(false),
+        placement_strategy,
+        placement_constraints,
     })
 }
 
@@ -254,7 +303,7 @@ pub(super) fn stop(cp: &ControlPlane, req: &StopInput) -> Result<Value, ApiError
 mod tests {
     use crate::api::ecs::dispatch;
     use crate::api::error::ErrorType;
-    use crate::state::test_support::fleet;
+    use crate::state::test_support::{add_instance, fleet};
 
     #[test]
     fn start_task_on_named_instances() {
@@ -286,5 +335,118 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn run_task_places_with_strategies_and_constraints() {
+        let (cp, a) = fleet();
+        let b = add_instance(&cp, "default");
+        let put =
+            format!(r#"{{"attributes":[{{"name":"stack","value":"prod","targetId":"{b}"}}]}}"#);
+        dispatch(&cp, "PutAttributes", put.as_bytes()).unwrap();
+        let body = br#"{"taskDefinition":"web","count":2,
+            "placementStrategy":[{"type":"spread","field":"attribute:stack"},{"type":"binpack","field":"memory"}],
+            "placementConstraints":[{"type":"distinctInstance"}]}"#;
+        let out = dispatch(&cp, "RunTask", body).unwrap();
+        let on: Vec<_> = out["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["containerInstanceArn"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(on.len(), 2, "{out}");
+        assert_ne!(on[0], on[1], "distinctInstance");
+        // A third of the group has nowhere to go.
+        let again =
+            br#"{"taskDefinition":"web","placementConstraints":[{"type":"distinctInstance"}]}"#;
+        let out = dispatch(&cp, "RunTask", again).unwrap();
+        assert_eq!(out["tasks"], serde_json::json!([]));
+        assert_eq!(out["failures"][0]["reason"], "DistinctInstance");
+
+        let prod = br#"{"taskDefinition":"web","group":"batch",
+            "placementConstraints":[{"type":"memberOf","expression":"attribute:stack == prod"}]}"#;
+        let out = dispatch(&cp, "RunTask", prod).unwrap();
+        assert_eq!(out["tasks"][0]["containerInstanceArn"], b.as_str());
+        let t = cp
+            .describe_tasks(
+                "default",
+                &[out["tasks"][0]["taskArn"].as_str().unwrap().to_string()],
+            )
+            .unwrap()
+            .0;
+        assert_eq!(t[0].placement_constraints.len(), 1);
+        let nowhere = br#"{"taskDefinition":"web","group":"batch",
+            "placementConstraints":[{"type":"memberOf","expression":"attribute:stack in [dev, test]"}]}"#;
+        let out = dispatch(&cp, "RunTask", nowhere).unwrap();
+        let reasons: Vec<_> = out["failures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["reason"].clone())
+            .collect();
+        // b is full by now (1024 MiB, two tasks): resources are checked first.
+        assert_eq!(out["tasks"], serde_json::json!([]));
+        assert!(
+            reasons.contains(&serde_json::json!("MemberOf")),
+            "{reasons:?}"
+        );
+        let _ = a;
+    }
+
+    #[test]
+    fn bad_placement_parameters_are_refused_by_name() {
+        let (cp, a) = fleet();
+        for (body, needle) in [
+            (
+                r#""placementStrategy":[{"type":"binpack","field":"disk"}]"#,
+                "placementStrategy[0]",
+            ),
+            (r#""placementStrategy":[{"type":"pack"}]"#, "'pack'"),
+            (
+                r#""placementStrategy":[{"type":"random"},{"type":"random"},{"type":"random"},{"type":"random"},{"type":"random"},{"type":"random"}]"#,
+                "at most 5",
+            ),
+            (
+                r#""placementConstraints":[{"type":"memberOf","expression":"attribute:a in [b"}]"#,
+                "'attribute:a in [b'",
+            ),
+            (
+                r#""placementConstraints":[{"type":"memberOf"}]"#,
+                "needs an expression",
+            ),
+            (
+                r#""placementConstraints":[{"type":"sameZone"}]"#,
+                "'sameZone'",
+            ),
+        ] {
+            let run = format!(r#"{{"taskDefinition":"web",{body}}}"#);
+            let e = dispatch(&cp, "RunTask", run.as_bytes()).unwrap_err();
+            assert_eq!(e.kind, ErrorType::InvalidParameter, "{body}");
+            assert!(e.message.contains(needle), "{}", e.message);
+            let start =
+                format!(r#"{{"taskDefinition":"web","containerInstances":["{a}"],{body}}}"#);
+            let e = dispatch(&cp, "StartTask", start.as_bytes()).unwrap_err();
+            assert!(e.message.contains(needle), "{}", e.message);
+        }
+        let eleven: Vec<_> = (0..11).map(|_| r#"{"type":"distinctInstance"}"#).collect();
+        let run = format!(
+            r#"{{"taskDefinition":"web","placementConstraints":[{}]}}"#,
+            eleven.join(",")
+        );
+        let e = dispatch(&cp, "RunTask", run.as_bytes()).unwrap_err();
+        assert!(e.message.contains("at most 10"), "{}", e.message);
+    }
+
+    #[test]
+    fn start_task_checks_constraints_on_the_named_instances() {
+        let (cp, a) = fleet();
+        let body = format!(
+            r#"{{"taskDefinition":"web","containerInstances":["{a}","{a}"],
+                "placementConstraints":[{{"type":"distinctInstance"}}]}}"#
+        );
+        let out = dispatch(&cp, "StartTask", body.as_bytes()).unwrap();
+        assert_eq!(out["tasks"].as_array().unwrap().len(), 1);
+        assert_eq!(out["failures"][0]["reason"], "DistinctInstance");
+        assert_eq!(out["failures"][0]["arn"], a.as_str());
     }
 }

@@ -5,10 +5,11 @@
 use std::collections::HashMap;
 
 use super::super::{encode, ControlPlane, ItemFailure, State, StateError};
+use crate::model::placement::{PlacementConstraint, PlacementStrategy};
 use crate::model::{
     arn, Cluster, ContainerDefinition, LaunchType, Resources, Task, TaskContainer, TaskDefinition,
 };
-use crate::scheduler::{self, Candidate};
+use crate::scheduler::{self, Candidate, TaskToPlace};
 use crate::store::{Table, Write};
 
 /// What every new task is made from, however it is placed.
@@ -25,6 +26,9 @@ pub struct TaskLaunch {
     pub overrides: serde_json::Value,
     pub tags: Vec<(String, String)>,
     pub enable_execute_command: bool,
+    /// Applied in order, as ECS chains them; empty: spread by memory.
+    pub placement_strategy: Vec<PlacementStrategy>,
+    pub placement_constraints: Vec<PlacementConstraint>,
 }
 
 /// A validated `RunTask` request.
@@ -102,6 +106,15 @@ fn supports(td: &TaskDefinition, launch_type: LaunchType) -> bool {
                 && td.cpu.zip(td.memory_mib).is_some()
         }
     }
+}
+
+/// The group `spread` and `distinctInstance` count a task in: the caller's
+/// `group`, else `family:NAME` as in ECS.
+fn task_group(p: &Prepared, launch: &TaskLaunch) -> String {
+    launch
+        .group
+        .clone()
+        .unwrap_or_else(|| format!("family:{}", p.td.family))
 }
 
 /// A launch checked against the cluster and task definition, with
@@ -193,9 +206,23 @@ impl ControlPlane {
         }
         let mut tasks = Vec::new();
         let mut failures = Vec::new();
-        for placed in scheduler::place(p.need, &candidates, req.count) {
+        let wanted = vec![
+            TaskToPlace {
+                need: p.need,
+                group: task_group(&p, &req.launch),
+            };
+            req.count
+        ];
+        let placed = scheduler::place(
+            &wanted,
+            &candidates,
+            &req.launch.placement_strategy,
+            &req.launch.placement_constraints,
+            &mut rand::rng(),
+        );
+        for placed in placed {
             match placed {
-                Ok(instance_arn) => tasks.push(self.new_task(&p, &req.launch, instance_arn)),
+                Ok(i) => tasks.push(self.new_task(&p, &req.launch, candidates[i].arn.clone())),
                 Err(fs) if fs.is_empty() => failures.push(ItemFailure {
                     arn: p.cluster.arn.clone(),
                     reason: "RESOURCE".into(),
@@ -227,7 +254,11 @@ impl ControlPlane {
         let mut state = self.lock();
         let p = prepare(&state, &req.launch, LaunchType::Ec2)?;
         // Later tasks see what earlier ones of this request reserved.
-        let mut remaining: HashMap<String, Resources> = HashMap::new();
+        let mut named: HashMap<String, Candidate> = HashMap::new();
+        let wanted = [TaskToPlace {
+            need: p.need,
+            group: task_group(&p, &req.launch),
+        }];
         let mut tasks = Vec::new();
         let mut failures = Vec::new();
         for r in &req.container_instances {
@@ -266,17 +297,23 @@ impl ControlPlane {
                 });
                 continue;
             }
-            let left = *remaining
+            let candidate = named
                 .entry(i.arn.clone())
-                .or_insert_with(|| Self::remaining(&state, &i.arn, i.registered));
-            let candidate = Candidate {
-                arn: i.arn.clone(),
-                remaining: left,
-            };
-            match scheduler::place(p.need, &[candidate], 1).remove(0) {
-                Ok(instance_arn) => {
-                    remaining.insert(instance_arn.clone(), left.saturating_sub(p.need));
-                    tasks.push(self.new_task(&p, &req.launch, instance_arn));
+                .or_insert_with(|| Self::candidate(&state, i));
+            // The caller chose the instance: strategies have nothing to
+            // choose between, but constraints still hold.
+            let placed = scheduler::place(
+                &wanted,
+                std::slice::from_ref(candidate),
+                &[],
+                &req.launch.placement_constraints,
+                &mut rand::rng(),
+            );
+            match placed.into_iter().next().expect("one task, one answer") {
+                Ok(_) => {
+                    candidate.remaining = candidate.remaining.saturating_sub(p.need);
+                    candidate.task_groups.push(wanted[0].group.clone());
+                    tasks.push(self.new_task(&p, &req.launch, i.arn.clone()));
                 }
                 Err(fs) => failures.extend(fs.into_iter().map(|f| ItemFailure {
                     arn: f.arn,
@@ -321,10 +358,9 @@ impl ControlPlane {
                 })
                 .collect(),
             started_by: launch.started_by.clone(),
-            group: launch
-                .group
-                .clone()
-                .or_else(|| Some(format!("family:{}", p.td.family))),
+            group: Some(task_group(p, launch)),
+            placement_strategy: launch.placement_strategy.clone(),
+            placement_constraints: launch.placement_constraints.clone(),
             overrides: launch.overrides.clone(),
             tags: launch.tags.clone(),
             enable_execute_command: launch.enable_execute_command,
@@ -371,7 +407,7 @@ impl ControlPlane {
     /// Connected ACTIVE instances that may run a task of this cluster and
     /// launch type. DRAINING and INACTIVE instances get no new tasks.
     fn candidates(state: &State, cluster: &str, launch_type: LaunchType) -> Vec<Candidate> {
-        state
+        let mut candidates: Vec<Candidate> = state
             .instances
             .values()
             .filter(|i| i.status == "ACTIVE" && state.sessions.contains_key(&i.arn))
@@ -381,9 +417,53 @@ impl ControlPlane {
             })
             .map(|i| Candidate {
                 arn: i.arn.clone(),
-                remaining: Self::remaining(state, &i.arn, i.registered),
+                remaining: i.registered,
+                attributes: i.all_attributes(),
+                task_groups: Vec::new(),
             })
-            .collect()
+            .collect();
+        // One pass over the tasks for every candidate's load.
+        let index: HashMap<&str, usize> = candidates
+            .iter()
+            .enumerate()
+            .map(|(n, c)| (c.arn.as_str(), n))
+            .collect();
+        let mut load: Vec<(Resources, Vec<String>)> =
+            vec![(Resources::default(), Vec::new()); candidates.len()];
+        for t in state.tasks.values().filter(|t| !t.is_stopped()) {
+            if let Some(&n) = t
+                .container_instance_arn
+                .as_deref()
+                .and_then(|a| index.get(a))
+            {
+                load[n].0.cpu += t.reserved.cpu;
+                load[n].0.memory_mib += t.reserved.memory_mib;
+                load[n].1.extend(t.group.clone());
+            }
+        }
+        for (c, (used, groups)) in candidates.iter_mut().zip(load) {
+            c.remaining = c.remaining.saturating_sub(used);
+            c.task_groups = groups;
+        }
+        candidates
+    }
+
+    /// One instance as placement (and the query language) sees it.
+    pub(in crate::state) fn candidate(
+        state: &State,
+        i: &crate::model::ContainerInstance,
+    ) -> Candidate {
+        let on_it = || {
+            state.tasks.values().filter(|t| {
+                t.container_instance_arn.as_deref() == Some(i.arn.as_str()) && !t.is_stopped()
+            })
+        };
+        Candidate {
+            arn: i.arn.clone(),
+            remaining: Self::remaining(state, &i.arn, i.registered),
+            attributes: i.all_attributes(),
+            task_groups: on_it().filter_map(|t| t.group.clone()).collect(),
+        }
     }
 }
 

@@ -1,0 +1,133 @@
+//! Capacity provider strategies: how many of a request's tasks each
+//! provider (`FARGATE`, `FARGATE_SPOT`, a named host pool) runs.
+
+/// One entry of a `capacityProviderStrategy`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapacityProviderShare {
+    pub provider: String,
+    /// Tasks this provider runs before any weight applies (0-100000).
+    pub base: u32,
+    /// Its share of the tasks beyond the bases (0-1000).
+    pub weight: u32,
+}
+
+/// Splits `count` tasks over the strategy as ECS does: bases first, then
+/// the rest in proportion to the weights. Whole shares go by weight; the
+/// few left over go one each to the heaviest providers (ties: the earlier
+/// one), so with weights 1 and 3 the first tasks past the base go to the
+/// weight-3 provider. Returns (provider, tasks) in strategy order.
+pub fn split_by_capacity_provider(
+    strategy: &[CapacityProviderShare],
+    count: u32,
+) -> Result<Vec<(String, u32)>, String> {
+    if strategy.is_empty() {
+        return Err("capacityProviderStrategy must name at least one capacity provider.".into());
+    }
+    if strategy.iter().filter(|s| s.base > 0).count() > 1 {
+        return Err(
+            "Only one capacity provider in a capacityProviderStrategy can have a base.".into(),
+        );
+    }
+    let mut split: Vec<u32> = vec![0; strategy.len()];
+    let mut left = count;
+    for (n, s) in split.iter_mut().zip(strategy) {
+        *n = s.base.min(left);
+        left -= *n;
+    }
+    let total_weight: u64 = strategy.iter().map(|s| u64::from(s.weight)).sum();
+    if left > 0 {
+        if total_weight == 0 {
+            return Err(
+                "capacityProviderStrategy needs a provider with a weight above 0 for tasks beyond the base."
+                    .into(),
+            );
+        }
+        let mut given = 0;
+        for (n, s) in split.iter_mut().zip(strategy) {
+            let share = u64::from(left) * u64::from(s.weight) / total_weight;
+            let share = u32::try_from(share).unwrap_or(u32::MAX);
+            *n += share;
+            given += share;
+        }
+        let mut heaviest: Vec<usize> = (0..strategy.len())
+            .filter(|&i| strategy[i].weight > 0)
+            .collect();
+        heaviest.sort_by_key(|&i| std::cmp::Reverse(strategy[i].weight));
+        for &i in heaviest.iter().cycle().take((left - given) as usize) {
+            split[i] += 1;
+        }
+    }
+    Ok(strategy
+        .iter()
+        .zip(split)
+        .map(|(s, n)| (s.provider.clone(), n))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn share(provider: &str, weight: u32, base: u32) -> CapacityProviderShare {
+        CapacityProviderShare {
+            provider: provider.into(),
+            base,
+            weight,
+        }
+    }
+
+    fn fargate_and_spot() -> Vec<CapacityProviderShare> {
+        vec![share("FARGATE", 1, 2), share("FARGATE_SPOT", 3, 0)]
+    }
+
+    fn split(s: &[CapacityProviderShare], n: u32) -> Vec<u32> {
+        split_by_capacity_provider(s, n)
+            .unwrap()
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect()
+    }
+
+    #[test]
+    fn issue_examples_five_and_ten_tasks() {
+        assert_eq!(
+            split_by_capacity_provider(&fargate_and_spot(), 5).unwrap(),
+            vec![("FARGATE".into(), 2), ("FARGATE_SPOT".into(), 3)]
+        );
+        assert_eq!(
+            split_by_capacity_provider(&fargate_and_spot(), 10).unwrap(),
+            vec![("FARGATE".into(), 4), ("FARGATE_SPOT".into(), 6)]
+        );
+    }
+
+    #[test]
+    fn base_first_then_weights() {
+        assert_eq!(split(&fargate_and_spot(), 1), vec![1, 0]);
+        assert_eq!(split(&fargate_and_spot(), 2), vec![2, 0]);
+        assert_eq!(split(&fargate_and_spot(), 3), vec![2, 1]);
+        assert_eq!(split(&fargate_and_spot(), 6), vec![3, 3]);
+        let even = [share("a", 1, 0), share("b", 1, 0)];
+        assert_eq!(split(&even, 3), vec![2, 1]);
+        assert_eq!(split(&even, 4), vec![2, 2]);
+        // A weight-0 provider only ever runs its base.
+        let base_only = [share("a", 0, 1), share("b", 1, 0)];
+        assert_eq!(split(&base_only, 5), vec![1, 4]);
+        for n in 0..50 {
+            assert_eq!(split(&fargate_and_spot(), n).iter().sum::<u32>(), n);
+        }
+    }
+
+    #[test]
+    fn invalid_strategies_are_refused() {
+        assert!(split_by_capacity_provider(&[], 1).is_err());
+        let two_bases = [share("a", 1, 1), share("b", 1, 1)];
+        assert!(split_by_capacity_provider(&two_bases, 1)
+            .unwrap_err()
+            .contains("base"));
+        let no_weight = [share("a", 0, 2)];
+        assert_eq!(split(&no_weight, 2), vec![2]);
+        assert!(split_by_capacity_provider(&no_weight, 3)
+            .unwrap_err()
+            .contains("weight"));
+    }
+}
