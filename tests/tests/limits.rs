@@ -39,7 +39,7 @@ fn a_cpu_quota_holds_a_busy_loop_to_its_share() -> Result<()> {
     let (u1, wall) = (cpu_usage_ns(&b, &id)?, t0.elapsed());
     #[allow(clippy::cast_precision_loss)]
     let share = (u1 - u0) as f64 / wall.as_nanos() as f64;
-    eprintln!("busy loop with cpu 256 used {:.3} of a core", share);
+    eprintln!("busy loop with cpu 256 used {share:.3} of a core");
     assert!(
         share <= 0.25 * 1.2,
         "quota not enforced: {share:.3} of a core"
