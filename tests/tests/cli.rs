@@ -124,9 +124,9 @@ fn tasks_wait_and_logs_follow_a_task_run_with_the_aws_cli() -> Result<()> {
         "{stopped}"
     );
 
-    let followed = wait_output(follower, Duration::from_secs(15))?;
-    let text = String::from_utf8_lossy(&followed.stdout);
-    assert!(followed.status.success(), "logs --follow: {followed:?}");
+    let follow_out = wait_output(follower, Duration::from_secs(15))?;
+    let text = String::from_utf8_lossy(&follow_out.stdout);
+    assert!(follow_out.status.success(), "logs --follow: {follow_out:?}");
     assert!(text.starts_with("hello from berth\ntick 0\n"), "{text}");
     let ticks = text.lines().filter(|l| l.starts_with("tick ")).count();
     assert!(ticks >= 8, "follow printed only {ticks} ticks: {text}");
