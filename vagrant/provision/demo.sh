@@ -38,8 +38,9 @@ cat >/tmp/berth-demo-task.json <<JSON
 }
 JSON
 ecs register-task-definition --cli-input-json file:///tmp/berth-demo-task.json >/dev/null
-# Placement prefers the instance with the most free memory: one task per agent.
+# One task per agent, said the ECS way.
 tasks=$(ecs run-task --task-definition berth-demo --count "$AGENTS" --started-by berth-lab-demo \
+  --placement-strategy type=spread,field=instanceId \
   --query 'tasks[].taskArn' --output text)
 for t in $tasks; do
   berth wait task-running "$t" --timeout 600
