@@ -17,7 +17,10 @@ pkgs=(containerd runc protobuf-compiler iproute2 iptables docker-registry skopeo
       # systemd-analyze: tests/tests/ops.rs verifies the units with it.
       systemd
       # tini-static: the init process of containers with initProcessEnabled.
-      tini)
+      tini
+      # ruby: tests/tests/vagrant_lab.rs checks the Vagrantfile (ruby -c and
+      # vagrant/check-vagrantfile.rb); 11 packages, where Vagrant is ~104.
+      ruby)
 command -v python3 >/dev/null || pkgs+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || pkgs+=(python3-pip)
 

@@ -1,0 +1,161 @@
+//! The command line: every command, flag and help text of `berth`.
+
+// The doc comments here are `--help` text, where backticks would show literally.
+#![allow(clippy::doc_markdown)]
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Berth from the command line: bring a single host up and down, read tasks as tables,
+/// read their logs, wait for them. For everything else, the aws CLI works unchanged
+/// (`set -a; . /var/lib/berth/aws.env; set +a; aws ecs ...`).
+#[derive(Debug, Parser)]
+#[command(name = "berth", version)]
+pub struct Cli {
+    /// Berth's data directory. The CLI reads the control plane's endpoint, access key and
+    /// region from DATA_DIR/aws.env, and task logs from DATA_DIR/agent.
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_DATA_DIR",
+        default_value = "/var/lib/berth"
+    )]
+    pub data_dir: PathBuf,
+
+    /// The aws.env to use instead of DATA_DIR/aws.env.
+    #[arg(long, global = true, env = "BERTH_AWS_ENV", value_name = "PATH")]
+    pub aws_env: Option<PathBuf>,
+
+    /// The local agent's data directory instead of DATA_DIR/agent (where it keeps task logs).
+    #[arg(long, global = true, env = "BERTH_AGENT_DATA_DIR", value_name = "DIR")]
+    pub agent_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Bring Berth up on this host: runs scripts/up.sh from the Berth source tree
+    /// (containerd, a loopback registry with the demo image, the control plane, one agent,
+    /// and the demo task). Needs root. Honours BERTH_DATA_DIR / --data-dir: two data dirs
+    /// run side by side.
+    Up(RepoArgs),
+    /// Stop what `berth up` started: runs scripts/down.sh from the Berth source tree
+    /// (tasks first, then the daemons, containerd and the registry). Honours
+    /// BERTH_DATA_DIR / --data-dir.
+    Down(RepoArgs),
+    /// List a cluster's tasks: id, family:revision, last and desired status, health, IP, and
+    /// when it started.
+    Tasks(TasksArgs),
+    /// Print a task's container output. Local only: reads the log files the agent on THIS
+    /// host writes (AGENT_DIR/tasks/<task id>/<container>.log), until the control plane
+    /// serves logs.
+    Logs(LogsArgs),
+    /// Wait until a task reaches a status, showing progress on stderr.
+    #[command(subcommand)]
+    Wait(WaitCommand),
+    /// Print a shell completion script, e.g. `berth completions bash > /etc/bash_completion.d/berth`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RepoArgs {
+    /// The Berth source tree holding scripts/up.sh (default: the current directory or one
+    /// above it, else the tree this binary was built from).
+    #[arg(long, env = "BERTH_REPO", value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Aligned columns for people.
+    Table,
+    /// The ECS API's JSON (`{"tasks": [...]}`, as DescribeTasks returns it), for scripts.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct TasksArgs {
+    /// Cluster name or ARN.
+    #[arg(long, default_value = "default")]
+    pub cluster: String,
+    /// Also list tasks whose desired status is STOPPED (stopping or recently stopped).
+    #[arg(long, short = 'a')]
+    pub all: bool,
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Task id or ARN (an ARN names its own cluster).
+    pub task: String,
+    /// Only this container's output (default: every container's, each line prefixed with
+    /// its name when there are several).
+    #[arg(long, short = 'c', value_name = "NAME")]
+    pub container: Option<String>,
+    /// Keep printing new output until the task stops (or Ctrl-C).
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Cluster of a task given by id.
+    #[arg(long, default_value = "default")]
+    pub cluster: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WaitCommand {
+    /// Until the task is RUNNING; fails if it stops first.
+    TaskRunning(WaitArgs),
+    /// Until the task is STOPPED; prints its stop reason and exit codes.
+    TaskStopped(WaitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Task id or ARN (an ARN names its own cluster).
+    pub task: String,
+    /// Cluster of a task given by id.
+    #[arg(long, default_value = "default")]
+    pub cluster: String,
+    /// Give up (exit 1) after this many seconds.
+    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    pub timeout: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_go_anywhere() {
+        let cli = Cli::try_parse_from([
+            "berth",
+            "tasks",
+            "--data-dir",
+            "/d",
+            "-o",
+            "json",
+            "--aws-env",
+            "/e",
+        ])
+        .unwrap();
+        assert_eq!(cli.data_dir, PathBuf::from("/d"));
+        assert_eq!(cli.aws_env, Some(PathBuf::from("/e")));
+        let Command::Tasks(t) = cli.command else {
+            panic!()
+        };
+        assert_eq!(t.output, Output::Json);
+        assert_eq!(t.cluster, "default");
+    }
+}

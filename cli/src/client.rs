@@ -1,0 +1,230 @@
+//! The ECS API over HTTP: AWS JSON 1.1, `POST /`, SigV4-signed; ECS errors come back as
+//! [`ApiError`] (their `__type` and message).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, Context, Result};
+use serde_json::{json, Value};
+
+use crate::config::AwsEnv;
+use crate::sigv4;
+
+const TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
+const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+
+/// An error the API answered with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The ECS error type, e.g. `ClusterNotFoundException`.
+    pub error_type: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.error_type, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl ApiError {
+    /// Reads an AWS JSON 1.1 error body; `__type` may carry a `namespace#` prefix.
+    pub fn from_body(status: u16, body: &[u8]) -> Self {
+        let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let error_type = v["__type"].as_str().map_or_else(
+            || format!("HTTP {status}"),
+            |t| t.rsplit('#').next().unwrap_or(t).to_owned(),
+        );
+        let message = v["message"]
+            .as_str()
+            .or_else(|| v["Message"].as_str())
+            .map_or_else(
+                || String::from_utf8_lossy(body).trim().to_owned(),
+                str::to_owned,
+            );
+        Self {
+            error_type,
+            message,
+        }
+    }
+}
+
+pub struct EcsClient {
+    env: AwsEnv,
+    host: String,
+    http: reqwest::Client,
+}
+
+impl EcsClient {
+    pub fn new(env: AwsEnv) -> Result<Self> {
+        let url = reqwest::Url::parse(&env.endpoint)
+            .with_context(|| format!("AWS_ENDPOINT_URL {:?} is not a URL", env.endpoint))?;
+        anyhow::ensure!(
+            url.scheme() == "http",
+            "AWS_ENDPOINT_URL {}: the berth CLI speaks plain HTTP only (as the control plane serves it)",
+            env.endpoint
+        );
+        let host = match (url.host_str(), url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            _ => anyhow::bail!("AWS_ENDPOINT_URL {} has no host", env.endpoint),
+        };
+        let http = reqwest::Client::builder()
+            // Our own control plane: a proxy from the environment would only be in the way.
+            .no_proxy()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .timeout(std::time::Duration::from_secs(30))
+            .build()?;
+        Ok(Self { env, host, http })
+    }
+
+    /// Calls one ECS operation, e.g. `call("ListTasks", json!({...}))`.
+    pub async fn call(&self, operation: &str, input: &Value) -> Result<Value> {
+        let body = serde_json::to_vec(input)?;
+        let target = format!("{TARGET_PREFIX}{operation}");
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let (amz_date, authorization) = sigv4::sign(
+            &sigv4::Request {
+                host: &self.host,
+                content_type: CONTENT_TYPE,
+                target: &target,
+                body: &body,
+            },
+            &self.env.credentials,
+            &self.env.region,
+            "ecs",
+            now,
+        );
+        let resp = self
+            .http
+            .post(format!("{}/", self.env.endpoint))
+            .header("host", &self.host)
+            .header("content-type", CONTENT_TYPE)
+            .header("x-amz-target", &target)
+            .header("x-amz-date", amz_date)
+            .header("authorization", authorization)
+            .body(body)
+            .send()
+            .await
+            .with_context(|| format!("{operation}: cannot reach {}", self.env.endpoint))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await?;
+        if !status.is_success() {
+            return Err(ApiError::from_body(status.as_u16(), &bytes).into());
+        }
+        serde_json::from_slice(&bytes).map_err(|e| anyhow!("{operation}: bad response ({e})"))
+    }
+
+    /// All task ARNs of `cluster` with the given desired status, across pages.
+    pub async fn list_tasks(&self, cluster: &str, desired_status: &str) -> Result<Vec<String>> {
+        let mut arns = vec![];
+        let mut token: Option<String> = None;
+        loop {
+            let mut input = json!({ "cluster": cluster, "desiredStatus": desired_status });
+            if let Some(t) = &token {
+                input["nextToken"] = json!(t);
+            }
+            let out = self.call("ListTasks", &input).await?;
+            arns.extend(
+                out["taskArns"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned),
+            );
+            match out["nextToken"].as_str() {
+                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+                _ => return Ok(arns),
+            }
+        }
+    }
+
+    /// Describes tasks (ids or ARNs), 100 per call as ECS allows. Missing tasks are an error.
+    pub async fn describe_tasks(&self, cluster: &str, tasks: &[String]) -> Result<Vec<Value>> {
+        let mut found = vec![];
+        for chunk in tasks.chunks(100) {
+            let out = self
+                .call(
+                    "DescribeTasks",
+                    &json!({ "cluster": cluster, "tasks": chunk }),
+                )
+                .await?;
+            if let Some(f) = out["failures"].as_array().and_then(|f| f.first()) {
+                anyhow::bail!(
+                    "task {} in cluster {cluster}: {}",
+                    f["arn"].as_str().unwrap_or("?"),
+                    f["reason"].as_str().unwrap_or("not found")
+                );
+            }
+            found.extend(out["tasks"].as_array().cloned().unwrap_or_default());
+        }
+        Ok(found)
+    }
+
+    /// One task by id or ARN.
+    pub async fn describe_task(&self, cluster: &str, task: &str) -> Result<Value> {
+        self.describe_tasks(cluster, &[task.to_owned()])
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("task {task} not found in cluster {cluster}"))
+    }
+}
+
+/// The cluster and task id named by `task`: an ARN (`...:task/<cluster>/<id>`) names its
+/// own cluster; a bare id is in `cluster`.
+pub fn task_ref<'a>(task: &'a str, cluster: &'a str) -> (&'a str, &'a str) {
+    match task.split_once(":task/") {
+        Some((_, rest)) => match rest.split_once('/') {
+            Some((c, id)) => (c, id),
+            // Old-style ARN without the cluster.
+            None => (cluster, rest),
+        },
+        None => (cluster, task),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_errors_carry_the_ecs_type_and_message() {
+        let e = ApiError::from_body(
+            400,
+            br#"{"__type":"ClusterNotFoundException","message":"Cluster not found."}"#,
+        );
+        assert_eq!(
+            e.to_string(),
+            "ClusterNotFoundException: Cluster not found."
+        );
+        let e = ApiError::from_body(
+            400,
+            br#"{"__type":"com.amazonaws.ecs#InvalidParameterException","Message":"bad"}"#,
+        );
+        assert_eq!(e.error_type, "InvalidParameterException");
+        assert_eq!(e.message, "bad");
+        let e = ApiError::from_body(502, b"Bad Gateway\n");
+        assert_eq!(e.to_string(), "HTTP 502: Bad Gateway");
+    }
+
+    #[test]
+    fn task_refs_take_the_cluster_from_an_arn() {
+        assert_eq!(
+            task_ref(
+                "arn:aws:ecs:us-east-1:123456789012:task/prod/abc",
+                "default"
+            ),
+            ("prod", "abc")
+        );
+        assert_eq!(
+            task_ref("arn:aws:ecs:us-east-1:123456789012:task/abc", "c"),
+            ("c", "abc")
+        );
+        assert_eq!(task_ref("abc", "default"), ("default", "abc"));
+    }
+}

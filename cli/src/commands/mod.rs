@@ -1,0 +1,6 @@
+//! One module per `berth` command; each takes its parsed arguments and does the job.
+
+pub mod logs;
+pub mod repo;
+pub mod tasks;
+pub mod wait;

@@ -1,0 +1,215 @@
+//! `berth wait task-running|task-stopped`: polls `DescribeTasks`, one progress line on stderr.
+
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write as _};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use serde_json::Value;
+
+use crate::args::WaitArgs;
+use crate::client::{task_ref, EcsClient};
+
+const POLL: Duration = Duration::from_millis(500);
+
+/// Which status to wait for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Goal {
+    Running,
+    Stopped,
+}
+
+impl Goal {
+    fn status(self) -> &'static str {
+        match self {
+            Goal::Running => "RUNNING",
+            Goal::Stopped => "STOPPED",
+        }
+    }
+}
+
+/// What one observation of the task means for the wait.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Done,
+    Waiting,
+    /// The goal can no longer be reached; the text says why.
+    Failed(String),
+}
+
+pub fn judge(goal: Goal, task: &Value) -> Verdict {
+    let last = task["lastStatus"].as_str().unwrap_or("");
+    match (goal, last) {
+        (Goal::Running, "RUNNING") | (Goal::Stopped, "STOPPED") => Verdict::Done,
+        (Goal::Running, "STOPPED") => Verdict::Failed(format!(
+            "task stopped instead of running: {}",
+            stop_summary(task)
+        )),
+        // A task told to stop never reaches RUNNING from before it.
+        (Goal::Running, "PROVISIONING" | "PENDING" | "ACTIVATING")
+            if task["desiredStatus"] == "STOPPED" =>
+        {
+            Verdict::Failed(format!(
+                "task is being stopped before it ran: {}",
+                stop_summary(task)
+            ))
+        }
+        _ => Verdict::Waiting,
+    }
+}
+
+/// `stopCode: stoppedReason` and each container's exit code or reason.
+pub fn stop_summary(task: &Value) -> String {
+    let mut out = format!(
+        "{}: {}",
+        task["stopCode"].as_str().unwrap_or("-"),
+        task["stoppedReason"].as_str().unwrap_or("-")
+    );
+    for c in task["containers"].as_array().into_iter().flatten() {
+        let name = c["name"].as_str().unwrap_or("?");
+        match (c["exitCode"].as_i64(), c["reason"].as_str()) {
+            (Some(code), Some(reason)) => {
+                let _ = write!(out, "; {name} exited {code} ({reason})");
+            }
+            (Some(code), None) => {
+                let _ = write!(out, "; {name} exited {code}");
+            }
+            (None, Some(reason)) => {
+                let _ = write!(out, "; {name}: {reason}");
+            }
+            (None, None) => {}
+        }
+    }
+    out
+}
+
+pub async fn run(client: &EcsClient, goal: Goal, args: &WaitArgs) -> Result<()> {
+    let (cluster, id) = task_ref(&args.task, &args.cluster);
+    let started = Instant::now();
+    let timeout = Duration::from_secs(args.timeout);
+    let mut progress = Progress::new();
+    loop {
+        let task = client.describe_task(cluster, id).await?;
+        let last = task["lastStatus"].as_str().unwrap_or("?");
+        progress.show(&format!(
+            "waiting for task {id} to be {}: {last} ({}s)",
+            goal.status(),
+            started.elapsed().as_secs()
+        ));
+        match judge(goal, &task) {
+            Verdict::Done => {
+                progress.finish();
+                match goal {
+                    Goal::Running => println!("task {id} is RUNNING"),
+                    Goal::Stopped => println!("task {id} is STOPPED: {}", stop_summary(&task)),
+                }
+                return Ok(());
+            }
+            Verdict::Failed(why) => {
+                progress.finish();
+                bail!("{why}");
+            }
+            Verdict::Waiting => {}
+        }
+        if started.elapsed() >= timeout {
+            progress.finish();
+            bail!(
+                "timed out after {}s waiting for task {id} to be {} (it is {last})",
+                args.timeout,
+                goal.status()
+            );
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// One status line on stderr: rewritten in place on a terminal, one line per change otherwise
+/// (so logs of scripted runs stay short).
+struct Progress {
+    tty: bool,
+    last: String,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Self {
+            tty: std::io::stderr().is_terminal(),
+            last: String::new(),
+        }
+    }
+
+    fn show(&mut self, line: &str) {
+        let mut err = std::io::stderr().lock();
+        if self.tty {
+            let _ = write!(err, "\r\x1b[K{line}");
+            let _ = err.flush();
+        } else {
+            // Without the elapsed seconds, so a line is printed only when the status changes.
+            let key = line.rsplit_once(" (").map_or(line, |(k, _)| k);
+            if key != self.last {
+                let _ = writeln!(err, "{line}");
+                key.clone_into(&mut self.last);
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if self.tty {
+            let _ = writeln!(std::io::stderr());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn running_is_reached_or_missed_for_good() {
+        let t = |last: &str, desired: &str| json!({"lastStatus": last, "desiredStatus": desired});
+        assert_eq!(
+            judge(Goal::Running, &t("RUNNING", "RUNNING")),
+            Verdict::Done
+        );
+        assert_eq!(
+            judge(Goal::Running, &t("PENDING", "RUNNING")),
+            Verdict::Waiting
+        );
+        assert!(matches!(
+            judge(Goal::Running, &t("STOPPED", "STOPPED")),
+            Verdict::Failed(_)
+        ));
+        assert!(matches!(
+            judge(Goal::Running, &t("PENDING", "STOPPED")),
+            Verdict::Failed(_)
+        ));
+        assert_eq!(
+            judge(Goal::Stopped, &t("RUNNING", "STOPPED")),
+            Verdict::Waiting
+        );
+        assert_eq!(
+            judge(Goal::Stopped, &t("STOPPED", "STOPPED")),
+            Verdict::Done
+        );
+    }
+
+    #[test]
+    fn a_stop_summary_names_the_reason_and_each_container() {
+        let t = json!({
+            "stopCode": "EssentialContainerExited",
+            "stoppedReason": "Essential container in task exited",
+            "containers": [
+                {"name": "app", "exitCode": 3},
+                {"name": "sidecar", "exitCode": 137, "reason": "OutOfMemoryError"},
+                {"name": "init", "reason": "CannotPullContainerError: nope"},
+                {"name": "never"}
+            ]
+        });
+        assert_eq!(
+            stop_summary(&t),
+            "EssentialContainerExited: Essential container in task exited; app exited 3; \
+             sidecar exited 137 (OutOfMemoryError); init: CannotPullContainerError: nope"
+        );
+    }
+}

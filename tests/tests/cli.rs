@@ -1,0 +1,201 @@
+//! The `berth` CLI against real daemons: a task run with the aws CLI shows up in
+//! `berth tasks`, `berth wait` sees it run and stop, `berth logs` prints (and
+//! follows) its output, and API errors surface with their ECS error type.
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use berth_e2e::{binary, Berth};
+use serde_json::{json, Value};
+
+/// `berth` pointed at the harness: its data dir (the agent's logs are under
+/// `<dir>/agent`, the CLI's default) and the control plane's `aws.env`.
+fn berth(b: &Berth, args: &[&str]) -> Command {
+    let mut cmd = Command::new(binary("berth"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("BERTH_DATA_DIR", b.dir.path())
+        .env("BERTH_AWS_ENV", b.data_dir().join("aws.env"))
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn run(b: &Berth, args: &[&str]) -> Result<Output> {
+    let out = berth(b, args).output().context("running berth")?;
+    eprintln!(
+        "berth {}: {}\nstdout: {}\nstderr: {}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(out)
+}
+
+fn ok(b: &Berth, args: &[&str]) -> Result<String> {
+    let out = run(b, args)?;
+    if !out.status.success() {
+        bail!("berth {} failed", args.join(" "));
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+fn talker(b: &Berth) -> Result<()> {
+    let script =
+        "echo hello from berth; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done";
+    b.register_task_definition(&json!({
+        "family": "cli-talker",
+        "containerDefinitions": [{
+            "name": "talker", "image": b.demo_image, "memory": 32, "stopTimeout": 2,
+            "entryPoint": ["/bin/sh", "-c"], "command": [script]
+        }]
+    }))
+}
+
+#[test]
+fn tasks_wait_and_logs_follow_a_task_run_with_the_aws_cli() -> Result<()> {
+    let b = Berth::start()?;
+    talker(&b)?;
+    let arn = b.run_task("cli-talker")?;
+    let id = arn.rsplit('/').next().unwrap_or_default().to_owned();
+
+    let out = run(&b, &["wait", "task-running", &arn, "--timeout", "120"])?;
+    assert!(out.status.success(), "wait task-running failed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("waiting for task {id} to be RUNNING")),
+        "no progress line: {stderr}"
+    );
+
+    let listed: Value = serde_json::from_str(&ok(&b, &["tasks", "--output", "json"])?)?;
+    let task = listed["tasks"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["taskArn"] == arn.as_str()))
+        .with_context(|| format!("{arn} not in {listed}"))?;
+    assert_eq!(task["lastStatus"], "RUNNING");
+
+    let table = ok(&b, &["tasks"])?;
+    let header = table.lines().next().unwrap_or_default();
+    for column in [
+        "TASK",
+        "DEFINITION",
+        "LAST",
+        "DESIRED",
+        "HEALTH",
+        "IP",
+        "STARTED",
+    ] {
+        assert!(header.contains(column), "{table}");
+    }
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .with_context(|| format!("no row for {id}: {table}"))?;
+    assert!(
+        row.contains("cli-talker:1") && row.contains("RUNNING") && row.contains("ago"),
+        "{row}"
+    );
+
+    // The shim writes the log as the container runs: poll briefly for the first line.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let logs = ok(&b, &["logs", &id])?;
+        if logs.starts_with("hello from berth\ntick 0\n") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "unexpected logs: {logs:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let one = ok(&b, &["logs", &arn, "--container", "talker"])?;
+    assert!(one.starts_with("hello from berth\n"), "{one}");
+
+    // --follow keeps printing while the task runs and returns once it has stopped.
+    let follower = berth(&b, &["logs", "--follow", &arn])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    std::thread::sleep(Duration::from_secs(2));
+    b.aws(&["ecs", "stop-task", "--task", &arn, "--reason", "cli test"])?;
+    let stopped = ok(&b, &["wait", "task-stopped", &id, "--timeout", "60"])?;
+    assert!(
+        stopped.contains("UserInitiated") || stopped.contains("cli test"),
+        "{stopped}"
+    );
+
+    let follow_out = wait_output(follower, Duration::from_secs(15))?;
+    let text = String::from_utf8_lossy(&follow_out.stdout);
+    assert!(follow_out.status.success(), "logs --follow: {follow_out:?}");
+    assert!(text.starts_with("hello from berth\ntick 0\n"), "{text}");
+    let ticks = text.lines().filter(|l| l.starts_with("tick ")).count();
+    assert!(ticks >= 8, "follow printed only {ticks} ticks: {text}");
+    let on_disk = std::fs::read_to_string(b.container_log(&arn, "talker"))?;
+    assert_eq!(text, on_disk, "follow must print the whole file once");
+
+    // Waiting for a stopped task to run fails, saying why.
+    let out = run(&b, &["wait", "task-running", &arn, "--timeout", "5"])?;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("stopped instead of running"),
+        "{out:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn api_errors_print_the_ecs_error_type_and_exit_non_zero() -> Result<()> {
+    let b = Berth::start()?;
+    let out = run(&b, &["tasks", "--cluster", "no-such-cluster"])?;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("ClusterNotFoundException"), "{stderr}");
+
+    // A wrong secret: the control plane's verdict, as AWS names it.
+    let text = std::fs::read_to_string(b.data_dir().join("aws.env"))?;
+    let forged: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("AWS_SECRET_ACCESS_KEY=") {
+                "AWS_SECRET_ACCESS_KEY=not-the-secret".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let forged_path = b.dir.path().join("forged-aws.env");
+    std::fs::write(&forged_path, forged)?;
+    let out = berth(&b, &["tasks"])
+        .env("BERTH_AWS_ENV", &forged_path)
+        .output()?;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("InvalidSignatureException"), "{stderr}");
+
+    // Logs of a task this host never ran: say that logs are local only.
+    let out = run(&b, &["logs", "0123456789abcdef0123456789abcdef"])?;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("only the local agent's files"),
+        "{out:?}"
+    );
+    Ok(())
+}
+
+/// Waits for a child to exit by itself (killing it after `timeout` and failing).
+fn wait_output(mut child: std::process::Child, timeout: Duration) -> Result<Output> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if child.try_wait()?.is_some() {
+            return Ok(child.wait_with_output()?);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output()?;
+    bail!(
+        "still running {timeout:?} later; stdout so far: {}",
+        String::from_utf8_lossy(&out.stdout)
+    )
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The control-plane VM: a registry holding the demo image (agents pull it over
+# the private network), and berth-controlplane serving the ECS API and the
+# agents' gRPC on the private address.
+# Usage: controlplane.sh REPO CP_IP API_PORT AGENT_PORT
+REPO=${1:?usage: controlplane.sh REPO CP_IP API_PORT AGENT_PORT}
+CP_IP=${2:?} API_PORT=${3:?} AGENT_PORT=${4:?}
+. "$REPO/vagrant/provision/lib.sh"
+
+apt_install docker-registry skopeo umoci busybox-static awscli
+# Debian's registry listens on :5000 (all addresses), storage under /var/lib.
+systemctl enable --now docker-registry
+wait_for 60 "the registry" bash -c "exec 3<>/dev/tcp/$CP_IP/5000"
+BUSYBOX=/bin/busybox "$REPO/scripts/build-demo-image.sh" "$CP_IP:5000"
+
+ENVF=/etc/berth/controlplane.env
+# The API on the private address, so aws.env's endpoint works from any VM
+# (and from the host); agents connect to BERTH_AGENT_LISTEN.
+set_env "$ENVF" BERTH_API_LISTEN "$CP_IP:$API_PORT"
+set_env "$ENVF" BERTH_AGENT_LISTEN "$CP_IP:$AGENT_PORT"
+systemctl enable berth-controlplane
+systemctl restart berth-controlplane
+wait_for 60 "berth-controlplane's aws.env" grep -q "AWS_ENDPOINT_URL=http://$CP_IP:$API_PORT" /var/lib/berth/aws.env
+echo "control plane up: ECS API http://$CP_IP:$API_PORT, agents $CP_IP:$AGENT_PORT"
