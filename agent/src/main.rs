@@ -12,7 +12,10 @@ use berth_agent::config::{host_resources, AgentConfig};
 use berth_agent::local_state::LocalState;
 use berth_agent::metadata::{self, MetadataRegistry};
 use berth_agent::network::{LinuxNetwork, NetworkConfig, NetworkSetup, TaskCidr};
-use berth_agent::runtime::{Containerd, RuntimeConfig};
+use berth_agent::runtime::{
+    parse_registry_auth, parse_registry_mirror, Containerd, ImagePullBehavior, RegistryCredentials,
+    RuntimeConfig,
+};
 use berth_agent::tasks::{Host, TaskManager};
 use clap::Parser;
 
@@ -67,6 +70,32 @@ struct Args {
         value_delimiter = ','
     )]
     insecure_registries: Vec<String>,
+    /// Registry credentials, `host=user:password` (repeat the flag, or comma-separate in
+    /// the env var). Used for basic auth and for bearer-token challenges alike.
+    #[arg(
+        long = "registry-auth",
+        env = "BERTH_REGISTRY_AUTH",
+        value_delimiter = ',',
+        value_parser = parse_registry_auth,
+        hide_env_values = true
+    )]
+    registry_auth: Vec<(String, RegistryCredentials)>,
+    /// Pull mirrors, `upstream-host=mirror-host[:port]` (repeatable): images named after the
+    /// upstream are fetched from the mirror under the same repository path.
+    #[arg(
+        long = "registry-mirror",
+        env = "BERTH_REGISTRY_MIRRORS",
+        value_delimiter = ',',
+        value_parser = parse_registry_mirror
+    )]
+    registry_mirrors: Vec<(String, String)>,
+    /// ECS_IMAGE_PULL_BEHAVIOR: default, always, once or prefer-cached.
+    #[arg(
+        long = "image-pull-behavior",
+        env = "BERTH_IMAGE_PULL_BEHAVIOR",
+        default_value = "default"
+    )]
+    image_pull_behavior: ImagePullBehavior,
     /// Seconds between SIGTERM and SIGKILL when a container has no stopTimeout.
     #[arg(
         long = "stop-timeout",
@@ -139,6 +168,9 @@ async fn main() -> anyhow::Result<()> {
         .context("setting up the host bridge")?;
     let mut rt_config = RuntimeConfig::new(args.containerd_socket, args.containerd_namespace);
     rt_config.insecure_registries = args.insecure_registries;
+    rt_config.registry_auth = args.registry_auth.into_iter().collect();
+    rt_config.registry_mirrors = args.registry_mirrors.into_iter().collect();
+    rt_config.pull_behavior = args.image_pull_behavior;
     let runtime = Containerd::connect(rt_config)
         .await
         .context("connecting to containerd")?;
