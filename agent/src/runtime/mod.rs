@@ -6,6 +6,7 @@
 //! containers through the Containers and Tasks services (`containers`) with an OCI spec
 //! built by `spec`.
 
+mod cleanup;
 mod containers;
 mod content;
 mod error;
@@ -28,6 +29,7 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 use tonic::Request;
 
+pub use cleanup::{disk_usage, images_to_remove, DiskUsage, ImageCleanupPolicy, StoredImage};
 pub use error::RuntimeError;
 pub use exec::{exec_process, ExecOutcome};
 pub use fake::{Call, RecordingRuntime};

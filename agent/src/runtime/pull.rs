@@ -17,9 +17,8 @@ pub enum ImagePullBehavior {
     Always,
     /// Pull only when the image is not cached.
     Once,
-    /// Use the cached image when there is one, else pull. (ECS distinguishes `once` and
-    /// `prefer-cached` only by whether its image cleanup may remove the image; here both
-    /// leave cleanup alone.)
+    /// Use the cached image when there is one, else pull. As on ECS, the agent then runs no
+    /// image cleanup, so the cache stays.
     PreferCached,
 }
 
