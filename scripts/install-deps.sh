@@ -17,7 +17,9 @@ pkgs=(containerd runc protobuf-compiler iproute2 iptables docker-registry skopeo
       # systemd-analyze: tests/tests/ops.rs verifies the units with it.
       systemd
       # tini-static: the init process of containers with initProcessEnabled.
-      tini)
+      tini
+      # htpasswd: agent/tests/images.rs runs a registry with basic auth.
+      apache2-utils)
 command -v python3 >/dev/null || pkgs+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || pkgs+=(python3-pip)
 

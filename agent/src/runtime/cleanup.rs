@@ -84,8 +84,9 @@ pub fn images_to_remove(
 ) -> Vec<String> {
     let pressure =
         disk.is_some_and(|d| d.used_percent() >= u64::from(policy.disk_threshold_percent));
+    // Disk pressure only ever makes cleanup more eager.
     let min_age = if pressure {
-        policy.min_age
+        policy.min_age.min(policy.max_age)
     } else {
         policy.max_age
     };
@@ -284,6 +285,13 @@ mod tests {
         );
         // Unknown usage: age only.
         assert!(images_to_remove(&images, &in_use, now, None, &policy()).is_empty());
+        // A max age below the pressure grace still applies under pressure.
+        let mut eager = policy();
+        eager.max_age = Duration::ZERO;
+        assert_eq!(
+            images_to_remove(&images, &in_use, now, disk(95), &eager),
+            ["ten-minutes", "just-pulled"]
+        );
     }
 
     #[test]
