@@ -468,3 +468,69 @@ async fn cleanup_removes_only_unused_images() {
     assert_eq!(removed, [used.reference]);
     assert!(f.ctr_images().is_empty());
 }
+
+fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// Pull + unpack benchmark driven by `scripts/bench-pull.sh`, which builds and pushes the
+/// image named by `BERTH_BENCH_IMAGE` to the plain test registry. Alternates Berth's
+/// `pull_image` and `ctr images pull --plain-http`, each into a fresh namespace that is
+/// emptied (GC included) afterwards, so no run finds content left by another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run through scripts/bench-pull.sh"]
+async fn bench_pull() {
+    let env = test_env();
+    let image =
+        std::env::var("BERTH_BENCH_IMAGE").expect("BERTH_BENCH_IMAGE (scripts/bench-pull.sh)");
+    let registry = std::env::var("BERTH_REGISTRY").unwrap();
+    let runs: usize = std::env::var("BERTH_BENCH_RUNS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5);
+    let socket = env.socket.display().to_string();
+    let (mut berth, mut ctr) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let namespace = unique_namespace();
+        let mut config = RuntimeConfig::new(&env.socket, &namespace);
+        config.insecure_registries = vec![registry.clone()];
+        let rt = Containerd::connect(config).await.unwrap();
+        let started = Instant::now();
+        rt.pull_image(&image).await.expect("berth pull");
+        berth.push(started.elapsed());
+        remove_namespace(&env.socket, &namespace).await;
+
+        let namespace = unique_namespace();
+        let started = Instant::now();
+        run(Command::new("ctr").args([
+            "--address",
+            &socket,
+            "-n",
+            &namespace,
+            "images",
+            "pull",
+            "--plain-http",
+            &image,
+        ]));
+        ctr.push(started.elapsed());
+        remove_namespace(&env.socket, &namespace).await;
+    }
+    let show = |samples: &[Duration]| {
+        samples
+            .iter()
+            .map(|d| d.as_millis().to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    eprintln!(
+        "berth pull+unpack: median_ms={} runs_ms=[{}]",
+        median(&mut berth.clone()).as_millis(),
+        show(&berth)
+    );
+    eprintln!(
+        "ctr images pull:   median_ms={} runs_ms=[{}]",
+        median(&mut ctr.clone()).as_millis(),
+        show(&ctr)
+    );
+}
