@@ -89,7 +89,7 @@ struct Args {
         value_parser = parse_registry_mirror
     )]
     registry_mirrors: Vec<(String, String)>,
-    /// ECS_IMAGE_PULL_BEHAVIOR: default, always, once or prefer-cached.
+    /// `ECS_IMAGE_PULL_BEHAVIOR`: default, always, once or prefer-cached.
     #[arg(
         long = "image-pull-behavior",
         env = "BERTH_IMAGE_PULL_BEHAVIOR",

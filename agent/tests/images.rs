@@ -356,7 +356,7 @@ async fn a_mirror_serves_an_ecr_name_which_the_image_keeps() {
         .await
         .expect("pull through the mirror");
     assert_eq!(image.reference, reference);
-    assert_eq!(f.ctr_images(), [reference.clone()]);
+    assert_eq!(f.ctr_images(), std::slice::from_ref(&reference));
 
     // Without the mirror the name points at the real ECR host, which this test must not
     // contact: a runtime with no mirror but the image cached (`once`) never tries.
@@ -460,8 +460,8 @@ async fn cleanup_removes_only_unused_images() {
         .is_empty());
 
     let removed = rt.remove_unused_images(&policy, later).await.unwrap();
-    assert_eq!(removed, [unused.clone()]);
-    assert_eq!(f.ctr_images(), [used.reference.clone()]);
+    assert_eq!(removed, std::slice::from_ref(&unused));
+    assert_eq!(f.ctr_images(), std::slice::from_ref(&used.reference));
 
     rt.delete(&id).await.unwrap();
     let removed = rt.remove_unused_images(&policy, later).await.unwrap();

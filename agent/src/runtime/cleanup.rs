@@ -75,9 +75,9 @@ impl DiskUsage {
 /// `max_age`, or for `min_age` when the disk is at its threshold. An unknown disk usage
 /// (`None`) counts as no pressure.
 #[must_use]
-pub fn images_to_remove(
+pub fn images_to_remove<H: std::hash::BuildHasher>(
     images: &[StoredImage],
-    in_use: &HashSet<String>,
+    in_use: &HashSet<String, H>,
     now: SystemTime,
     disk: Option<DiskUsage>,
     policy: &ImageCleanupPolicy,
@@ -246,6 +246,7 @@ mod tests {
         }
     }
 
+    #[allow(clippy::unnecessary_wraps)] // reads better at the call sites beside `None`
     fn disk(used_percent: u64) -> Option<DiskUsage> {
         Some(DiskUsage {
             total_bytes: 1000,
