@@ -13,6 +13,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use berth_agent::runtime::{
@@ -533,4 +534,89 @@ async fn bench_pull() {
         median(&mut ctr.clone()).as_millis(),
         show(&ctr)
     );
+}
+
+/// `USER:PASSWORD` as an HTTP basic credential.
+const BASIC_LOGIN: &str = "Basic YmVydGg6czNjcmV0OnB3";
+const TOKEN: &str = "tok-123";
+
+/// A loopback registry front that speaks the token protocol: `/v2/` challenges with
+/// `WWW-Authenticate: Bearer`, `/token` trades `USER:PASSWORD` (basic) for `TOKEN`, and any
+/// other path answers 404 "manifest unknown" to `Bearer TOKEN` and 401 to anything else.
+/// Debian's docker-registry has no token server, so this proves only the handshake.
+async fn bearer_registry() -> (String, Arc<AtomicU32>, tokio::task::JoinHandle<()>) {
+    use axum::http::{header, HeaderMap, StatusCode, Uri};
+    use axum::response::IntoResponse;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let tokens_issued = Arc::new(AtomicU32::new(0));
+    let issued = tokens_issued.clone();
+    let challenge = format!("Bearer realm=\"http://{host}/token\",service=\"berth-test\"");
+    let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
+        let (issued, challenge) = (issued.clone(), challenge.clone());
+        async move {
+            let authorization = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let unauthorized = (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, challenge)],
+                r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+            );
+            if uri.path() == "/token" {
+                if authorization != BASIC_LOGIN {
+                    return (StatusCode::UNAUTHORIZED, "bad login").into_response();
+                }
+                issued.fetch_add(1, Ordering::SeqCst);
+                return format!(r#"{{"token":"{TOKEN}"}}"#).into_response();
+            }
+            if uri.path() == "/v2/" || authorization != format!("Bearer {TOKEN}") {
+                return unauthorized.into_response();
+            }
+            (
+                StatusCode::NOT_FOUND,
+                [(header::CONTENT_TYPE, "application/json")],
+                r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#,
+            )
+                .into_response()
+        }
+    });
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (host, tokens_issued, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_challenge_trades_the_credentials_for_a_token() {
+    let env = test_env();
+    let (host, tokens_issued, server) = bearer_registry().await;
+    let namespace = unique_namespace();
+    let runtime = |password: &str| {
+        let mut config = RuntimeConfig::new(&env.socket, &namespace);
+        config.insecure_registries = vec![host.clone()];
+        config.registry_auth = HashMap::from([(
+            host.clone(),
+            RegistryCredentials {
+                username: USER.into(),
+                password: password.into(),
+            },
+        )]);
+        Containerd::connect(config)
+    };
+    let reference = format!("{host}/berth/demo:latest");
+    // With the token the registry lets us in (and has no such manifest).
+    let rt = runtime(PASSWORD).await.unwrap();
+    let message = pull_message(rt.pull_image(&reference).await);
+    assert!(message.contains("manifest unknown"), "{message}");
+    assert!(tokens_issued.load(Ordering::SeqCst) >= 1);
+    // A wrong password gets no token, and the registry refuses.
+    let rt = runtime("wrong").await.unwrap();
+    let message = pull_message(rt.pull_image(&reference).await);
+    assert!(message.contains("401"), "{message}");
+    server.abort();
+    // The pulls' leases made the namespace.
+    remove_namespace(&env.socket, &namespace).await;
 }
