@@ -20,7 +20,9 @@ pkgs=(containerd runc protobuf-compiler iproute2 iptables docker-registry skopeo
       tini
       # ruby: tests/tests/vagrant_lab.rs checks the Vagrantfile (ruby -c and
       # vagrant/check-vagrantfile.rb); 11 packages, where Vagrant is ~104.
-      ruby)
+      ruby
+      # htpasswd: agent/tests/images.rs runs a registry with basic auth.
+      apache2-utils)
 command -v python3 >/dev/null || pkgs+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || pkgs+=(python3-pip)
 

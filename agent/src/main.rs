@@ -12,7 +12,10 @@ use berth_agent::config::{host_resources, AgentConfig};
 use berth_agent::local_state::LocalState;
 use berth_agent::metadata::{self, MetadataRegistry};
 use berth_agent::network::{LinuxNetwork, NetworkConfig, NetworkSetup, TaskCidr};
-use berth_agent::runtime::{Containerd, RuntimeConfig};
+use berth_agent::runtime::{
+    parse_registry_auth, parse_registry_mirror, Containerd, ImageCleanupPolicy, ImagePullBehavior,
+    RegistryCredentials, RuntimeConfig,
+};
 use berth_agent::tasks::{Host, TaskManager};
 use clap::Parser;
 
@@ -67,6 +70,55 @@ struct Args {
         value_delimiter = ','
     )]
     insecure_registries: Vec<String>,
+    /// Registry credentials, `host=user:password` (repeat the flag, or comma-separate in
+    /// the env var). Used for basic auth and for bearer-token challenges alike.
+    #[arg(
+        long = "registry-auth",
+        env = "BERTH_REGISTRY_AUTH",
+        value_delimiter = ',',
+        value_parser = parse_registry_auth,
+        hide_env_values = true
+    )]
+    registry_auth: Vec<(String, RegistryCredentials)>,
+    /// Pull mirrors, `upstream-host=mirror-host[:port]` (repeatable): images named after the
+    /// upstream are fetched from the mirror under the same repository path.
+    #[arg(
+        long = "registry-mirror",
+        env = "BERTH_REGISTRY_MIRRORS",
+        value_delimiter = ',',
+        value_parser = parse_registry_mirror
+    )]
+    registry_mirrors: Vec<(String, String)>,
+    /// `ECS_IMAGE_PULL_BEHAVIOR`: default, always, once or prefer-cached.
+    #[arg(
+        long = "image-pull-behavior",
+        env = "BERTH_IMAGE_PULL_BEHAVIOR",
+        default_value = "default"
+    )]
+    image_pull_behavior: ImagePullBehavior,
+    /// Seconds between unused-image cleanup passes; 0 turns cleanup off (as does
+    /// prefer-cached).
+    #[arg(long, env = "BERTH_IMAGE_CLEANUP_INTERVAL", default_value_t = 3 * 3600)]
+    image_cleanup_interval: u64,
+    /// Seconds an image must go unused (no pull, no container) before cleanup removes it.
+    #[arg(long, env = "BERTH_IMAGE_CLEANUP_MAX_AGE", default_value_t = 3600)]
+    image_cleanup_max_age: u64,
+    /// Percent of containerd's root filesystem in use at which cleanup removes every unused
+    /// image (pulled over 2 minutes ago), whatever its age.
+    #[arg(
+        long,
+        env = "BERTH_IMAGE_CLEANUP_DISK_THRESHOLD",
+        default_value_t = 90,
+        value_parser = clap::value_parser!(u8).range(1..=100)
+    )]
+    image_cleanup_disk_threshold: u8,
+    /// containerd's root directory (its `root` setting): the filesystem cleanup watches.
+    #[arg(
+        long,
+        env = "BERTH_CONTAINERD_ROOT",
+        default_value = "/var/lib/containerd"
+    )]
+    containerd_root: PathBuf,
     /// Seconds between SIGTERM and SIGKILL when a container has no stopTimeout.
     #[arg(
         long = "stop-timeout",
@@ -143,6 +195,10 @@ async fn main() -> anyhow::Result<()> {
         .context("setting up the host bridge")?;
     let mut rt_config = RuntimeConfig::new(args.containerd_socket, args.containerd_namespace);
     rt_config.insecure_registries = args.insecure_registries;
+    rt_config.registry_auth = args.registry_auth.into_iter().collect();
+    rt_config.registry_mirrors = args.registry_mirrors.into_iter().collect();
+    rt_config.pull_behavior = args.image_pull_behavior;
+    let pull_behavior = args.image_pull_behavior;
     let runtime = Containerd::connect(rt_config)
         .await
         .context("connecting to containerd")?;
@@ -159,6 +215,16 @@ async fn main() -> anyhow::Result<()> {
         .context("starting the task metadata endpoint")?;
     let host = Host::new(runtime, network, cgroups, state, config, cidr).with_metadata(metadata);
     let host = Arc::new(host);
+    if args.image_cleanup_interval == 0 || pull_behavior == ImagePullBehavior::PreferCached {
+        tracing::info!("unused image cleanup is off");
+    } else {
+        let mut policy = ImageCleanupPolicy::new(args.containerd_root);
+        policy.interval = Duration::from_secs(args.image_cleanup_interval);
+        policy.max_age = Duration::from_secs(args.image_cleanup_max_age);
+        policy.disk_threshold_percent = args.image_cleanup_disk_threshold;
+        let host = host.clone();
+        tokio::spawn(async move { host.runtime.run_image_cleanup(policy).await });
+    }
     let (reports_tx, mut reports_rx) = tokio::sync::mpsc::unbounded_channel();
     let manager = TaskManager::new(host, reports_tx);
     manager.recover().await;

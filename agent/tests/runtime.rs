@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use berth_agent::runtime::{
-    ContainerRuntime, ContainerSpec, ContainerState, Containerd, ExecOutcome, Image, RuntimeConfig,
-    RuntimeError,
+    ContainerRuntime, ContainerSpec, ContainerState, Containerd, ExecOutcome, Image,
+    ImagePullBehavior, RuntimeConfig, RuntimeError,
 };
 use containerd_client::services::v1::content_client::ContentClient;
 use containerd_client::services::v1::images_client::ImagesClient;
@@ -238,10 +238,11 @@ async fn pull_is_idempotent_and_second_pull_is_local() {
     assert!(first.chain_id.starts_with("sha256:"));
     assert!(!first.config.cmd.is_empty(), "demo image has a cmd");
 
-    // A runtime that may not use plain http cannot reach the registry: it succeeds only if
-    // the second pull never leaves containerd.
+    // A runtime that may not use plain http cannot reach the registry: with `once` it
+    // succeeds only if the second pull never leaves containerd.
     let mut https_only = f.config.clone();
     https_only.insecure_registries.clear();
+    https_only.pull_behavior = ImagePullBehavior::Once;
     let local = Containerd::connect(https_only).await.unwrap();
     let started = Instant::now();
     let second = local.pull_image(&f.env.image).await.expect("second pull");

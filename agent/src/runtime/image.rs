@@ -1,8 +1,10 @@
 //! Image pull: resolve the reference at the registry, stream manifest, config and layers into
 //! containerd's content store with their GC labels, unpack (see `unpack`), and record the
-//! image. A local image whose top snapshot exists is returned without a registry call.
+//! image. Whether a cached image is used instead is `pull`'s business; which host and
+//! credentials, `registry`'s.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,12 +17,13 @@ use futures::{StreamExt, TryStreamExt};
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
 use oci_client::manifest::OciDescriptor;
-use oci_client::secrets::RegistryAuth;
 use oci_client::Reference;
 use serde::Deserialize;
 use tonic::Code;
 
 use super::content::{BlobWrite, Lease};
+use super::pull::{pull_with_behavior, ImagePullBehavior, ImageSource};
+use super::registry::{self, Source};
 use super::unpack::chain_id;
 use super::{Containerd, Image, ImageConfig, Result, RuntimeError};
 
@@ -189,10 +192,32 @@ fn registry_message(error: &OciDistributionError) -> String {
             })
             .collect::<Vec<_>>()
             .join("; "),
+        OciDistributionError::UnauthorizedError { url } => {
+            format!("the registry refused access (401 unauthorized): {url}")
+        }
         OciDistributionError::ServerError { code, message, .. } => {
             format!("registry answered {code}: {}", message.trim())
         }
         other => super::error::chain(other),
+    }
+}
+
+/// One reference's pull lock, and the last image a fetch under it produced.
+#[derive(Default)]
+pub(super) struct PullSlot {
+    last: tokio::sync::Mutex<Option<Image>>,
+    /// Successful fetches under this slot; a waiter shares a result only if a fetch
+    /// finished after it joined.
+    fetched: AtomicU64,
+}
+
+impl ImageSource for Containerd {
+    async fn cached(&self, reference: &str) -> Result<Option<Image>> {
+        self.local_image(reference).await
+    }
+
+    async fn fetch(&self, reference: &str) -> Result<Image> {
+        self.fetch_image(reference).await
     }
 }
 
@@ -203,33 +228,52 @@ struct LocalImage {
 }
 
 impl Containerd {
+    /// Pulls as the configured `ImagePullBehavior` says. Concurrent pulls of one reference
+    /// queue on one lock, and those that waited while a fetch ran take its result instead
+    /// of fetching again.
     pub(super) async fn do_pull_image(&self, reference: &str) -> Result<Image> {
-        if let Some(image) = self.local_image(reference).await? {
-            return Ok(image);
+        let behavior = self.config.pull_behavior;
+        if matches!(
+            behavior,
+            ImagePullBehavior::Once | ImagePullBehavior::PreferCached
+        ) {
+            if let Some(image) = self.local_image(reference).await? {
+                self.mark_used(reference);
+                return Ok(image);
+            }
         }
-        let lock = self.pull_lock(reference);
+        let slot = self.pull_slot(reference);
+        let joined_at = slot.fetched.load(Ordering::SeqCst);
         let result = {
-            let _pulling = lock.lock().await;
-            match self.local_image(reference).await {
-                // Someone else pulled it while we waited for the lock.
-                Ok(Some(image)) => Ok(image),
-                Ok(None) => self.fetch_image(reference).await,
-                Err(e) => Err(e),
+            let mut last = slot.last.lock().await;
+            match last.as_ref() {
+                Some(image) if slot.fetched.load(Ordering::SeqCst) > joined_at => Ok(image.clone()),
+                _ => {
+                    let result = pull_with_behavior(self, behavior, reference).await;
+                    if let Ok(image) = &result {
+                        *last = Some(image.clone());
+                        slot.fetched.fetch_add(1, Ordering::SeqCst);
+                    }
+                    result
+                }
             }
         };
-        self.release_pull_lock(reference, &lock);
+        self.release_pull_slot(reference, &slot);
+        if result.is_ok() {
+            self.mark_used(reference);
+        }
         result
     }
 
-    fn pull_lock(&self, reference: &str) -> Arc<tokio::sync::Mutex<()>> {
+    fn pull_slot(&self, reference: &str) -> Arc<PullSlot> {
         let mut pulls = self.pulls.lock().expect("pull lock map poisoned");
         pulls.entry(reference.to_owned()).or_default().clone()
     }
 
-    fn release_pull_lock(&self, reference: &str, lock: &Arc<tokio::sync::Mutex<()>>) {
+    fn release_pull_slot(&self, reference: &str, slot: &Arc<PullSlot>) {
         let mut pulls = self.pulls.lock().expect("pull lock map poisoned");
         // The map's reference plus ours: nobody else is waiting.
-        if Arc::strong_count(lock) == 2 {
+        if Arc::strong_count(slot) == 2 {
             pulls.remove(reference);
         }
     }
@@ -313,11 +357,22 @@ impl Containerd {
             reference: reference.to_owned(),
             message,
         };
-        let parsed: Reference = reference
-            .parse()
-            .map_err(|e| pull_error(format!("invalid image reference: {e}")))?;
+        let source = registry::resolve(
+            reference,
+            &self.config.registry_mirrors,
+            &self.config.registry_auth,
+        )
+        .map_err(pull_error)?;
+        let parsed = &source.reference;
+        if self.config.registry_mirrors.contains_key(parsed.registry()) {
+            tracing::debug!(
+                image = reference,
+                mirror = parsed.resolve_registry(),
+                "pulling through a mirror"
+            );
+        }
         let (manifest_bytes, manifest_digest, manifest) =
-            self.fetch_manifest(reference, &parsed).await?;
+            self.fetch_manifest(reference, &source).await?;
         let manifest_type = manifest
             .media_type
             .clone()
@@ -327,7 +382,7 @@ impl Containerd {
             .clone()
             .ok_or_else(|| pull_error(format!("manifest {manifest_digest} has no config")))?;
 
-        let (config_bytes, config) = self.fetch_config(reference, &parsed, &config_desc).await?;
+        let (config_bytes, config) = self.fetch_config(reference, parsed, &config_desc).await?;
         if config.diff_ids.len() != manifest.layers.len() {
             return Err(pull_error(format!(
                 "image config lists {} layers, manifest {}",
@@ -343,7 +398,7 @@ impl Containerd {
         self.fetch_layers(
             lease,
             reference,
-            &parsed,
+            parsed,
             &manifest.layers[first_missing..],
             &config.diff_ids[first_missing..],
         )
@@ -421,7 +476,7 @@ impl Containerd {
     async fn fetch_manifest(
         &self,
         reference: &str,
-        parsed: &Reference,
+        source: &Source,
     ) -> Result<(Vec<u8>, String, Manifest)> {
         let pull_error = |message: String| RuntimeError::Pull {
             reference: reference.to_owned(),
@@ -430,13 +485,14 @@ impl Containerd {
         let fetch = |r: Reference| async move {
             let (bytes, digest) = self
                 .registry
-                .pull_manifest_raw(&r, &RegistryAuth::Anonymous, ACCEPTED_MANIFESTS)
+                .pull_manifest_raw(&r, &source.auth, ACCEPTED_MANIFESTS)
                 .await
                 .map_err(|e| registry_message(&e))?;
             let manifest: Manifest = serde_json::from_slice(&bytes)
                 .map_err(|e| format!("invalid manifest {digest}: {e}"))?;
             Ok::<_, String>((bytes.to_vec(), digest, manifest))
         };
+        let parsed = &source.reference;
         let (bytes, digest, manifest) = fetch(parsed.clone()).await.map_err(pull_error)?;
         if !manifest.is_index() {
             return Ok((bytes, digest, manifest));

@@ -6,12 +6,15 @@
 //! containers through the Containers and Tasks services (`containers`) with an OCI spec
 //! built by `spec`.
 
+mod cleanup;
 mod containers;
 mod content;
 mod error;
 mod exec;
 mod fake;
 mod image;
+mod pull;
+mod registry;
 mod spec;
 mod unpack;
 mod user;
@@ -20,15 +23,18 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 use tonic::Request;
 
+pub use cleanup::{disk_usage, images_to_remove, DiskUsage, ImageCleanupPolicy, StoredImage};
 pub use error::RuntimeError;
 pub use exec::{exec_process, ExecOutcome};
 pub use fake::{Call, RecordingRuntime};
+pub use pull::ImagePullBehavior;
+pub use registry::{parse_registry_auth, parse_registry_mirror, RegistryCredentials};
 pub use spec::{
     build_spec, process_args, process_env, ProcessUser, DEFAULT_CAPABILITIES, DEFAULT_PATH,
     INIT_PATH,
@@ -50,8 +56,14 @@ pub struct RuntimeConfig {
     pub namespace: String,
     /// Snapshotter for image layers and container rootfs, normally `overlayfs`.
     pub snapshotter: String,
-    /// Registries (`host:port`) that may be reached over plain http.
+    /// Registries (`host:port`) that may be reached over plain http. A mirror is reached
+    /// over plain http only if it is listed here itself.
     pub insecure_registries: Vec<String>,
+    /// Credentials by registry host (the host contacted: a mirror's own host).
+    pub registry_auth: HashMap<String, RegistryCredentials>,
+    /// Upstream registry host -> mirror host serving the same repositories.
+    pub registry_mirrors: HashMap<String, String>,
+    pub pull_behavior: ImagePullBehavior,
 }
 
 impl RuntimeConfig {
@@ -62,6 +74,9 @@ impl RuntimeConfig {
             namespace: namespace.into(),
             snapshotter: "overlayfs".to_owned(),
             insecure_registries: Vec::new(),
+            registry_auth: HashMap::new(),
+            registry_mirrors: HashMap::new(),
+            pull_behavior: ImagePullBehavior::default(),
         }
     }
 }
@@ -187,8 +202,8 @@ pub struct ContainerStatus {
 /// Runs containers on this host. Every side effect of the task manager on containerd goes
 /// through here, so the manager can be tested against `RecordingRuntime`.
 pub trait ContainerRuntime: Send + Sync + 'static {
-    /// Pulls and unpacks `reference` (idempotent). When the image record exists and its
-    /// top snapshot is unpacked, returns without contacting the registry.
+    /// Pulls and unpacks `reference` (idempotent). Whether a cached image is used instead of
+    /// (or when) contacting the registry follows the configured `ImagePullBehavior`.
     fn pull_image(&self, reference: &str) -> impl Future<Output = Result<Image>> + Send;
     /// Prepares the rootfs, creates the container record and its (not yet started) task.
     fn create_container(&self, spec: &ContainerSpec) -> impl Future<Output = Result<()>> + Send;
@@ -223,7 +238,10 @@ pub struct Containerd {
     namespace: MetadataValue<Ascii>,
     registry: oci_client::Client,
     /// One lock per reference being pulled, so concurrent pulls of an image share one fetch.
-    pulls: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    pulls: Mutex<HashMap<String, Arc<image::PullSlot>>>,
+    /// When each image was last pulled or seen in use by this process: keeps the cleanup
+    /// from removing an image between its pull and its container's creation.
+    last_used: Mutex<HashMap<String, SystemTime>>,
 }
 
 impl Containerd {
@@ -248,12 +266,20 @@ impl Containerd {
             namespace,
             registry,
             pulls: Mutex::new(HashMap::new()),
+            last_used: Mutex::new(HashMap::new()),
         })
     }
 
     #[must_use]
     pub fn config(&self) -> &RuntimeConfig {
         &self.config
+    }
+
+    fn mark_used(&self, reference: &str) {
+        self.last_used
+            .lock()
+            .expect("last-used map poisoned")
+            .insert(reference.to_owned(), SystemTime::now());
     }
 
     /// A request in our namespace.

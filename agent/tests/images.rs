@@ -1,0 +1,622 @@
+//! Privileged tests of image pulls against real registries: credentials, mirrors, pull
+//! behaviours and unused-image cleanup.
+//!
+//! Needs root and the environment written by `scripts/test-env.sh start DIR`
+//! (`set -a; . DIR/env; set +a`): `BERTH_CONTAINERD_SOCK`, `BERTH_REGISTRY`,
+//! `BERTH_DEMO_IMAGE`. Each test starts its own second docker-registry on loopback with
+//! htpasswd auth (`htpasswd` from apache2-utils), pushes the demo image to it with skopeo,
+//! and works in its own containerd namespace; both go on drop.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use berth_agent::runtime::{
+    ContainerRuntime, ContainerSpec, Containerd, ImageCleanupPolicy, ImagePullBehavior,
+    RegistryCredentials, RuntimeConfig, RuntimeError,
+};
+use containerd_client::services::v1::images_client::ImagesClient;
+use containerd_client::services::v1::namespaces_client::NamespacesClient;
+use containerd_client::services::v1::{
+    DeleteImageRequest, DeleteNamespaceRequest, ListImagesRequest,
+};
+use containerd_client::with_namespace;
+use tonic::Request;
+
+const USER: &str = "berth";
+const PASSWORD: &str = "s3cret:pw";
+const ECR: &str = "123456789012.dkr.ecr.ap-northeast-1.amazonaws.com";
+
+struct TestEnv {
+    socket: PathBuf,
+    demo_image: String,
+}
+
+fn test_env() -> TestEnv {
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!(
+                "{name} is not set. These tests need root, a containerd and a registry with the \
+                 demo image: run `scripts/test-env.sh start DIR` and `set -a; . DIR/env; set +a`"
+            )
+        })
+    };
+    let env = TestEnv {
+        socket: var("BERTH_CONTAINERD_SOCK").into(),
+        demo_image: var("BERTH_DEMO_IMAGE"),
+    };
+    let _ = var("BERTH_REGISTRY");
+    assert!(
+        env.socket.exists(),
+        "BERTH_CONTAINERD_SOCK={} does not exist; is the test environment running?",
+        env.socket.display()
+    );
+    env
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("cannot run {cmd:?}: {e} (scripts/install-deps.sh installs it)")
+    });
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A docker-registry on loopback that wants `USER`/`PASSWORD`; killed on drop.
+struct AuthRegistry {
+    host: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl AuthRegistry {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let htpasswd = run(Command::new("htpasswd").args(["-nbB", USER, PASSWORD]));
+        std::fs::write(dir.path().join("htpasswd"), htpasswd).unwrap();
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free loopback port")
+                .port();
+            let config = dir.path().join("config.yml");
+            std::fs::write(
+                &config,
+                format!(
+                    "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    \
+                     rootdirectory: {root}\n  delete:\n    enabled: true\nhttp:\n  addr: \
+                     127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: berth-test\n    path: {pw}\n",
+                    root = dir.path().join("data").display(),
+                    pw = dir.path().join("htpasswd").display(),
+                ),
+            )
+            .unwrap();
+            let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+            let mut child = Command::new("docker-registry")
+                .arg("serve")
+                .arg(&config)
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("docker-registry (scripts/install-deps.sh installs it)");
+            let host = format!("127.0.0.1:{port}");
+            if wait_ready(&mut child, &host) {
+                return Self {
+                    host,
+                    child,
+                    _dir: dir,
+                };
+            }
+            // Most likely someone took the port first: try another.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let log = std::fs::read_to_string(dir.path().join("registry.log")).unwrap_or_default();
+        panic!("the auth registry did not start: {log}")
+    }
+
+    /// Copies `source` (on the plain test registry) here as `name` (`repo:tag`).
+    fn push(&self, source: &str, name: &str, format: &str) {
+        run(Command::new("skopeo").args([
+            "copy",
+            "-q",
+            "--format",
+            format,
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            &format!("{USER}:{PASSWORD}"),
+            &format!("docker://{source}"),
+            &format!("docker://{}/{name}", self.host),
+        ]));
+    }
+}
+
+/// Up when `/v2/` answers 401 (it wants credentials).
+fn wait_ready(child: &mut Child, host: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if child.try_wait().ok().flatten().is_some() {
+            return false;
+        }
+        if let Ok(mut stream) = TcpStream::connect(host) {
+            let _ =
+                stream.write_all(format!("GET /v2/ HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes());
+            let mut head = [0_u8; 12];
+            if stream.read_exact(&mut head).is_ok() && head.ends_with(b"401") {
+                return true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+impl Drop for AuthRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unique_namespace() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "img-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A containerd namespace and an auth registry holding the demo image as `berth/demo:latest`;
+/// dropping it removes the namespace's containers and images, then the namespace.
+struct Fixture {
+    env: TestEnv,
+    registry: AuthRegistry,
+    namespace: String,
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let env = test_env();
+        let registry = AuthRegistry::start();
+        registry.push(&env.demo_image, "berth/demo:latest", "oci");
+        Self {
+            env,
+            registry,
+            namespace: unique_namespace(),
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// A runtime config for our namespace that may use plain http to the auth registry.
+    fn config(&self) -> RuntimeConfig {
+        let mut config = RuntimeConfig::new(&self.env.socket, &self.namespace);
+        config.insecure_registries = vec![self.registry.host.clone()];
+        config
+    }
+
+    fn with_login(&self, password: &str) -> RuntimeConfig {
+        let mut config = self.config();
+        config.registry_auth = HashMap::from([(
+            self.registry.host.clone(),
+            RegistryCredentials {
+                username: USER.into(),
+                password: password.into(),
+            },
+        )]);
+        config
+    }
+
+    async fn runtime(config: RuntimeConfig) -> Containerd {
+        Containerd::connect(config)
+            .await
+            .expect("connect to containerd")
+    }
+
+    fn image(&self, name: &str) -> String {
+        format!("{}/{name}", self.registry.host)
+    }
+
+    /// `ctr images ls -q` in our namespace.
+    fn ctr_images(&self) -> Vec<String> {
+        run(Command::new("ctr").args([
+            "--address",
+            &self.env.socket.display().to_string(),
+            "-n",
+            &self.namespace,
+            "images",
+            "ls",
+            "-q",
+        ]))
+        .lines()
+        .map(str::to_owned)
+        .collect()
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let config = self.config();
+        let socket = self.env.socket.clone();
+        let namespace = self.namespace.clone();
+        let cleanup = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let Ok(runtime) = Containerd::connect(config).await else {
+                    return;
+                };
+                for id in runtime.list_containers().await.unwrap_or_default() {
+                    let _ = runtime.kill(&id, 9, true).await;
+                    let _ = tokio::time::timeout(Duration::from_secs(5), runtime.wait(&id)).await;
+                    if let Err(e) = runtime.delete(&id).await {
+                        eprintln!("cleanup: cannot delete container {id}: {e}");
+                    }
+                }
+                remove_namespace(&socket, &namespace).await;
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// Deletes every image (synchronously, so the GC empties the namespace), then the namespace.
+async fn remove_namespace(socket: &Path, namespace: &str) {
+    let Ok(channel) = containerd_client::connect(socket).await else {
+        return;
+    };
+    let images = ImagesClient::new(channel.clone())
+        .list(with_namespace!(
+            ListImagesRequest { filters: vec![] },
+            namespace
+        ))
+        .await
+        .map(|r| r.into_inner().images)
+        .unwrap_or_default();
+    for image in images {
+        let _ = ImagesClient::new(channel.clone())
+            .delete(with_namespace!(
+                DeleteImageRequest {
+                    name: image.name,
+                    sync: true,
+                    target: None,
+                },
+                namespace
+            ))
+            .await;
+    }
+    if let Err(status) = NamespacesClient::new(channel)
+        .delete(Request::new(DeleteNamespaceRequest {
+            name: namespace.to_owned(),
+        }))
+        .await
+    {
+        eprintln!("cleanup: namespace {namespace} stays: {}", status.message());
+    }
+}
+
+fn pull_message(result: Result<berth_agent::runtime::Image, RuntimeError>) -> String {
+    match result {
+        Err(RuntimeError::Pull { message, .. }) => message,
+        other => panic!("expected a Pull error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_with_the_right_credentials_works() {
+    let f = Fixture::new();
+    let rt = Fixture::runtime(f.with_login(PASSWORD)).await;
+    let reference = f.image("berth/demo:latest");
+    let image = rt.pull_image(&reference).await.expect("authenticated pull");
+    assert_eq!(image.reference, reference);
+    assert!(image.chain_id.starts_with("sha256:"));
+    assert!(!image.config.cmd.is_empty());
+    assert_eq!(f.ctr_images(), [reference]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_or_missing_credentials_are_refused() {
+    let f = Fixture::new();
+    let reference = f.image("berth/demo:latest");
+    let wrong = Fixture::runtime(f.with_login("wrong")).await;
+    let message = pull_message(wrong.pull_image(&reference).await);
+    eprintln!("wrong credentials: {message}");
+    assert!(
+        message.contains("401") && message.contains("unauthorized"),
+        "{message}"
+    );
+    let anonymous = Fixture::runtime(f.config()).await;
+    let message = pull_message(anonymous.pull_image(&reference).await);
+    assert!(message.contains("401"), "{message}");
+    assert!(f.ctr_images().is_empty(), "nothing half-registered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_serves_an_ecr_name_which_the_image_keeps() {
+    let f = Fixture::new();
+    f.registry.push(&f.env.demo_image, "my-app:v1", "oci");
+    let mut config = f.with_login(PASSWORD);
+    config.registry_mirrors = HashMap::from([(ECR.to_owned(), f.registry.host.clone())]);
+    let rt = Fixture::runtime(config).await;
+    let reference = format!("{ECR}/my-app:v1");
+    let image = rt
+        .pull_image(&reference)
+        .await
+        .expect("pull through the mirror");
+    assert_eq!(image.reference, reference);
+    assert_eq!(f.ctr_images(), std::slice::from_ref(&reference));
+
+    // Without the mirror the name points at the real ECR host, which this test must not
+    // contact: a runtime with no mirror but the image cached (`once`) never tries.
+    let mut cached = f.config();
+    cached.pull_behavior = ImagePullBehavior::Once;
+    let local = Fixture::runtime(cached).await;
+    assert_eq!(local.pull_image(&reference).await.unwrap(), image);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_reference_and_missing_tag_are_pull_errors() {
+    let f = Fixture::new();
+    let rt = Fixture::runtime(f.with_login(PASSWORD)).await;
+    let message = pull_message(rt.pull_image("Bad//Reference::x").await);
+    assert!(message.contains("invalid image reference"), "{message}");
+    let message = pull_message(rt.pull_image(&f.image("berth/demo:no-such-tag")).await);
+    assert!(message.contains("manifest unknown"), "{message}");
+    let message = pull_message(rt.pull_image(&f.image("berth/no-such-repo:latest")).await);
+    assert!(message.contains("unknown"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_behaviors_decide_when_the_registry_is_asked() {
+    let f = Fixture::new();
+    let reference = f.image("berth/moving:1");
+    // The same content as OCI and as Docker schema 2: two manifests, two digests.
+    f.registry.push(&f.env.demo_image, "berth/moving:1", "oci");
+    let runtime = |behavior: ImagePullBehavior, password: &str| {
+        let mut config = f.with_login(password);
+        config.pull_behavior = behavior;
+        Fixture::runtime(config)
+    };
+    let first = runtime(ImagePullBehavior::Always, PASSWORD)
+        .await
+        .pull_image(&reference)
+        .await
+        .unwrap();
+    f.registry.push(&f.env.demo_image, "berth/moving:1", "v2s2");
+
+    // once and prefer-cached keep the cached image, even with bad credentials.
+    for behavior in [ImagePullBehavior::Once, ImagePullBehavior::PreferCached] {
+        let image = runtime(behavior, "wrong")
+            .await
+            .pull_image(&reference)
+            .await;
+        assert_eq!(image.unwrap(), first, "{behavior:?}");
+    }
+    // default falls back to the cache when the registry refuses; always does not.
+    let fallback = runtime(ImagePullBehavior::Default, "wrong")
+        .await
+        .pull_image(&reference)
+        .await;
+    assert_eq!(fallback.unwrap(), first);
+    let message = pull_message(
+        runtime(ImagePullBehavior::Always, "wrong")
+            .await
+            .pull_image(&reference)
+            .await,
+    );
+    assert!(message.contains("401"), "{message}");
+    // default asks the registry, so it follows the moved tag.
+    let moved = runtime(ImagePullBehavior::Default, PASSWORD)
+        .await
+        .pull_image(&reference)
+        .await
+        .unwrap();
+    assert_ne!(moved.manifest_digest, first.manifest_digest);
+    assert_eq!(moved.chain_id, first.chain_id, "same layers");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_removes_only_unused_images() {
+    let f = Fixture::new();
+    f.registry.push(&f.env.demo_image, "berth/demo:v2", "oci");
+    let rt = Fixture::runtime(f.with_login(PASSWORD)).await;
+    let used = rt.pull_image(&f.image("berth/demo:latest")).await.unwrap();
+    let unused = f.image("berth/demo:v2");
+    rt.pull_image(&unused).await.unwrap();
+    let id = format!("{}-user", f.namespace);
+    rt.create_container(&ContainerSpec {
+        id: id.clone(),
+        image: used.clone(),
+        args: vec!["/bin/true".into()],
+        cgroups_path: format!("/berth-test-{id}"),
+        log_path: f.dir.path().join("user.log"),
+        ..ContainerSpec::default()
+    })
+    .await
+    .expect("create a container using the image");
+
+    let mut policy = ImageCleanupPolicy::new(f.dir.path());
+    policy.max_age = Duration::ZERO;
+    let later = SystemTime::now() + Duration::from_secs(1);
+    // A max age not yet reached keeps everything.
+    let mut patient = policy.clone();
+    patient.max_age = Duration::from_secs(3600);
+    assert!(rt
+        .remove_unused_images(&patient, later)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let removed = rt.remove_unused_images(&policy, later).await.unwrap();
+    assert_eq!(removed, std::slice::from_ref(&unused));
+    assert_eq!(f.ctr_images(), std::slice::from_ref(&used.reference));
+
+    rt.delete(&id).await.unwrap();
+    let removed = rt.remove_unused_images(&policy, later).await.unwrap();
+    assert_eq!(removed, [used.reference]);
+    assert!(f.ctr_images().is_empty());
+}
+
+fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// Pull + unpack benchmark driven by `scripts/bench-pull.sh`, which builds and pushes the
+/// image named by `BERTH_BENCH_IMAGE` to the plain test registry. Alternates Berth's
+/// `pull_image` and `ctr images pull --plain-http`, each into a fresh namespace that is
+/// emptied (GC included) afterwards, so no run finds content left by another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run through scripts/bench-pull.sh"]
+async fn bench_pull() {
+    let env = test_env();
+    let image =
+        std::env::var("BERTH_BENCH_IMAGE").expect("BERTH_BENCH_IMAGE (scripts/bench-pull.sh)");
+    let registry = std::env::var("BERTH_REGISTRY").unwrap();
+    let runs: usize = std::env::var("BERTH_BENCH_RUNS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5);
+    let socket = env.socket.display().to_string();
+    let (mut berth, mut ctr) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let namespace = unique_namespace();
+        let mut config = RuntimeConfig::new(&env.socket, &namespace);
+        config.insecure_registries = vec![registry.clone()];
+        let rt = Containerd::connect(config).await.unwrap();
+        let started = Instant::now();
+        rt.pull_image(&image).await.expect("berth pull");
+        berth.push(started.elapsed());
+        remove_namespace(&env.socket, &namespace).await;
+
+        let namespace = unique_namespace();
+        let started = Instant::now();
+        run(Command::new("ctr").args([
+            "--address",
+            &socket,
+            "-n",
+            &namespace,
+            "images",
+            "pull",
+            "--plain-http",
+            &image,
+        ]));
+        ctr.push(started.elapsed());
+        remove_namespace(&env.socket, &namespace).await;
+    }
+    let show = |samples: &[Duration]| {
+        samples
+            .iter()
+            .map(|d| d.as_millis().to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    eprintln!(
+        "berth pull+unpack: median_ms={} runs_ms=[{}]",
+        median(&mut berth.clone()).as_millis(),
+        show(&berth)
+    );
+    eprintln!(
+        "ctr images pull:   median_ms={} runs_ms=[{}]",
+        median(&mut ctr.clone()).as_millis(),
+        show(&ctr)
+    );
+}
+
+/// `USER:PASSWORD` as an HTTP basic credential.
+const BASIC_LOGIN: &str = "Basic YmVydGg6czNjcmV0OnB3";
+const TOKEN: &str = "tok-123";
+
+/// A loopback registry front that speaks the token protocol: `/v2/` challenges with
+/// `WWW-Authenticate: Bearer`, `/token` trades `USER:PASSWORD` (basic) for `TOKEN`, and any
+/// other path answers 404 "manifest unknown" to `Bearer TOKEN` and 401 to anything else.
+/// Debian's docker-registry has no token server, so this proves only the handshake.
+async fn bearer_registry() -> (String, Arc<AtomicU32>, tokio::task::JoinHandle<()>) {
+    use axum::http::{header, HeaderMap, StatusCode, Uri};
+    use axum::response::IntoResponse;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let tokens_issued = Arc::new(AtomicU32::new(0));
+    let issued = tokens_issued.clone();
+    let challenge = format!("Bearer realm=\"http://{host}/token\",service=\"berth-test\"");
+    let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
+        let (issued, challenge) = (issued.clone(), challenge.clone());
+        async move {
+            let authorization = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let unauthorized = (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, challenge)],
+                r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+            );
+            if uri.path() == "/token" {
+                if authorization != BASIC_LOGIN {
+                    return (StatusCode::UNAUTHORIZED, "bad login").into_response();
+                }
+                issued.fetch_add(1, Ordering::SeqCst);
+                return format!(r#"{{"token":"{TOKEN}"}}"#).into_response();
+            }
+            if uri.path() == "/v2/" || authorization != format!("Bearer {TOKEN}") {
+                return unauthorized.into_response();
+            }
+            (
+                StatusCode::NOT_FOUND,
+                [(header::CONTENT_TYPE, "application/json")],
+                r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#,
+            )
+                .into_response()
+        }
+    });
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (host, tokens_issued, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_challenge_trades_the_credentials_for_a_token() {
+    let env = test_env();
+    let (host, tokens_issued, server) = bearer_registry().await;
+    let namespace = unique_namespace();
+    let runtime = |password: &str| {
+        let mut config = RuntimeConfig::new(&env.socket, &namespace);
+        config.insecure_registries = vec![host.clone()];
+        config.registry_auth = HashMap::from([(
+            host.clone(),
+            RegistryCredentials {
+                username: USER.into(),
+                password: password.into(),
+            },
+        )]);
+        Containerd::connect(config)
+    };
+    let reference = format!("{host}/berth/demo:latest");
+    // With the token the registry lets us in (and has no such manifest).
+    let rt = runtime(PASSWORD).await.unwrap();
+    let message = pull_message(rt.pull_image(&reference).await);
+    assert!(message.contains("manifest unknown"), "{message}");
+    assert!(tokens_issued.load(Ordering::SeqCst) >= 1);
+    // A wrong password gets no token, and the registry refuses.
+    let rt = runtime("wrong").await.unwrap();
+    let message = pull_message(rt.pull_image(&reference).await);
+    assert!(message.contains("401"), "{message}");
+    server.abort();
+    // The pulls' leases made the namespace.
+    remove_namespace(&env.socket, &namespace).await;
+}
