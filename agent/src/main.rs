@@ -149,6 +149,32 @@ struct Args {
     metadata_port: u16,
 }
 
+/// The agent's settings from its flags and the host's capacity.
+fn agent_config(args: &Args, cidr: TaskCidr) -> AgentConfig {
+    let (cpu, memory_mib) = host_resources(args.reserved_memory_mib);
+    AgentConfig {
+        data_dir: args.data_dir.clone(),
+        control_plane: args.control_plane.clone(),
+        cluster: args.cluster.clone(),
+        serves_fargate: args.serves_fargate,
+        region: args.region.clone(),
+        containerd_socket: args.containerd_socket.clone(),
+        containerd_namespace: args.containerd_namespace.clone(),
+        bridge: args.bridge.clone(),
+        task_cidr: (cidr.network, cidr.prefix_len),
+        insecure_registries: args.insecure_registries.clone(),
+        default_stop_timeout: Duration::from_secs(args.stop_timeout_secs),
+        cpu,
+        memory_mib,
+        cgroup_parent: format!("berth/{}", args.containerd_namespace),
+        netns_dir: PathBuf::from(berth_agent::network::DEFAULT_NETNS_DIR),
+        mtu: args.mtu,
+        allow_privileged: args.allow_privileged,
+        task_pids_limit: args.task_pids_limit,
+        init_binary: args.init_binary.exists().then(|| args.init_binary.clone()),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -164,28 +190,7 @@ async fn main() -> anyhow::Result<()> {
         .task_cidr
         .parse()
         .with_context(|| format!("--task-cidr {}", args.task_cidr))?;
-    let (cpu, memory_mib) = host_resources(args.reserved_memory_mib);
-    let config = AgentConfig {
-        data_dir: args.data_dir.clone(),
-        control_plane: args.control_plane,
-        cluster: args.cluster,
-        serves_fargate: args.serves_fargate,
-        region: args.region,
-        containerd_socket: args.containerd_socket.clone(),
-        containerd_namespace: args.containerd_namespace.clone(),
-        bridge: args.bridge.clone(),
-        task_cidr: (cidr.network, cidr.prefix_len),
-        insecure_registries: args.insecure_registries.clone(),
-        default_stop_timeout: Duration::from_secs(args.stop_timeout_secs),
-        cpu,
-        memory_mib,
-        cgroup_parent: format!("berth/{}", args.containerd_namespace),
-        netns_dir: PathBuf::from(berth_agent::network::DEFAULT_NETNS_DIR),
-        mtu: args.mtu,
-        allow_privileged: args.allow_privileged,
-        task_pids_limit: args.task_pids_limit,
-        init_binary: args.init_binary.exists().then(|| args.init_binary.clone()),
-    };
+    let config = agent_config(&args, cidr);
     let mut net_config = NetworkConfig::new(args.bridge, cidr);
     net_config.mtu = args.mtu;
     let network = LinuxNetwork::new(net_config)?;
