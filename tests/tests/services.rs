@@ -62,9 +62,9 @@ fn live_tasks(b: &Berth, name: &str) -> Result<Vec<Value>> {
     if arns.is_empty() {
         return Ok(vec![]);
     }
-    let mut args = vec!["ecs", "describe-tasks", "--tasks"];
-    args.extend(arns.iter().map(String::as_str));
-    let d = b.aws(&args)?;
+    let mut cmd = vec!["ecs", "describe-tasks", "--tasks"];
+    cmd.extend(arns.iter().map(String::as_str));
+    let d = b.aws(&cmd)?;
     Ok(d["tasks"]
         .as_array()
         .into_iter()
@@ -93,9 +93,9 @@ fn stopped_tasks(b: &Berth, name: &str) -> Result<Vec<Value>> {
     if arns.is_empty() {
         return Ok(vec![]);
     }
-    let mut args = vec!["ecs", "describe-tasks", "--tasks"];
-    args.extend(arns);
-    Ok(b.aws(&args)?["tasks"]
+    let mut cmd = vec!["ecs", "describe-tasks", "--tasks"];
+    cmd.extend(arns);
+    Ok(b.aws(&cmd)?["tasks"]
         .as_array()
         .cloned()
         .unwrap_or_default())
@@ -124,6 +124,32 @@ fn messages(s: &Value) -> Vec<String> {
         .flatten()
         .filter_map(|e| e["message"].as_str().map(str::to_owned))
         .collect()
+}
+
+/// The rollout can outpace the polls: the timestamps show the order. No
+/// old task was asked to stop before every new one was RUNNING.
+fn assert_old_stopped_after_new_ran(b: &Berth, name: &str, live: &[Value]) -> Result<()> {
+    let new_running_by = live
+        .iter()
+        .filter_map(|t| t["startedAt"].as_f64())
+        .fold(0.0, f64::max);
+    let old = stopped_tasks(b, name)?;
+    let old: Vec<&Value> = old
+        .iter()
+        .filter(|t| t["stopCode"] == "ServiceSchedulerInitiated")
+        .collect();
+    assert_eq!(old.len(), 2, "{old:?}");
+    for t in old {
+        let stopping = t["stoppingAt"].as_f64().context("stoppingAt")?;
+        assert!(
+            stopping >= new_running_by,
+            "an old task stopped before the new ones ran: {t}"
+        );
+        assert!(t["taskDefinitionArn"]
+            .as_str()
+            .is_some_and(|td| td.ends_with("svc:1")));
+    }
+    Ok(())
 }
 
 #[test]
@@ -207,28 +233,7 @@ fn a_service_keeps_its_count_rolls_within_bounds_and_is_deleted() -> Result<()> 
     assert!(live.iter().all(|t| t["taskDefinitionArn"]
         .as_str()
         .is_some_and(|td| td.ends_with("svc:2"))));
-    // The rollout can outpace the polls: the timestamps show the order.
-    // No old task was asked to stop before both new ones were RUNNING.
-    let new_running_by = live
-        .iter()
-        .filter_map(|t| t["startedAt"].as_f64())
-        .fold(0.0, f64::max);
-    let old = stopped_tasks(&b, "web")?;
-    let old: Vec<&Value> = old
-        .iter()
-        .filter(|t| t["stopCode"] == "ServiceSchedulerInitiated")
-        .collect();
-    assert_eq!(old.len(), 2, "{old:?}");
-    for t in old {
-        let stopping = t["stoppingAt"].as_f64().context("stoppingAt")?;
-        assert!(
-            stopping >= new_running_by,
-            "an old task stopped before the new ones ran: {t}"
-        );
-        assert!(t["taskDefinitionArn"]
-            .as_str()
-            .is_some_and(|td| td.ends_with("svc:1")));
-    }
+    assert_old_stopped_after_new_ran(&b, "web", &live)?;
 
     // Deleting needs force while the service wants tasks.
     let refused = b.aws_raw(&["ecs", "delete-service", "--service", "web"])?;
@@ -269,7 +274,7 @@ fn a_crashing_revision_trips_the_breaker_and_rolls_back() -> Result<()> {
     let good = primary(&s)["id"].as_str().context("id")?.to_string();
 
     b.register_task_definition(&app(&b, "2", "exit 1"))?;
-    let u = b.aws(&[
+    let updated = b.aws(&[
         "ecs",
         "update-service",
         "--service",
@@ -277,7 +282,7 @@ fn a_crashing_revision_trips_the_breaker_and_rolls_back() -> Result<()> {
         "--task-definition",
         "svc:2",
     ])?;
-    let bad = primary(&u["service"])["id"]
+    let bad = primary(&updated["service"])["id"]
         .as_str()
         .context("id")?
         .to_string();
@@ -310,35 +315,36 @@ fn a_crashing_revision_trips_the_breaker_and_rolls_back() -> Result<()> {
     }
 
     let s = wait_steady(&b, "api", 2)?;
-    let p = primary(&s);
+    let now = primary(&s);
     assert!(
-        p["taskDefinition"]
+        now["taskDefinition"]
             .as_str()
             .is_some_and(|td| td.ends_with("svc:1")),
-        "{p}"
+        "{now}"
     );
     assert_eq!(
-        p["rolloutStateReason"]
+        now["rolloutStateReason"]
             .as_str()
             .map(|r| r.contains("rolling back")),
         Some(false),
-        "completed now: {p}"
+        "completed now: {now}"
     );
     assert!(s["taskDefinition"]
         .as_str()
         .is_some_and(|td| td.ends_with("svc:1")));
-    let m = messages(&s);
+    let events = messages(&s);
     assert!(
-        m.iter().any(|e| e
+        events.iter().any(|e| e
             == &format!(
                 "(service api) (deployment {bad}) deployment failed: tasks failed to start."
             )),
-        "{m:?}"
+        "{events:?}"
     );
     assert!(
-        m.iter()
+        events
+            .iter()
             .any(|e| e.contains(&format!("rolling back to deployment {good}"))),
-        "{m:?}"
+        "{events:?}"
     );
     b.aws(&["ecs", "delete-service", "--service", "api", "--force"])?;
     Ok(())

@@ -142,7 +142,7 @@ pub struct Deployment {
 }
 
 impl Deployment {
-    /// A new PRIMARY deployment, IN_PROGRESS.
+    /// A new PRIMARY deployment, `IN_PROGRESS`.
     pub fn new(task_definition: &str, desired: u32, launch_type: LaunchType, now_ms: i64) -> Self {
         let id = new_deployment_id();
         Self {

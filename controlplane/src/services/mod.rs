@@ -225,7 +225,7 @@ pub fn reconcile(service: &Service, tasks: &[Task], instances_ok: bool, now_ms: 
                 task_definition: td.clone(),
                 to_deployment: to.clone(),
             });
-            push_stops(&mut steps, name, primary, &stop_reasons);
+            push_stops(&mut steps, name, &stop_reasons);
             return steps;
         }
     }
@@ -302,7 +302,7 @@ pub fn reconcile(service: &Service, tasks: &[Task], instances_ok: bool, now_ms: 
             }
         }
     }
-    push_stops(&mut steps, name, primary, &stop_reasons);
+    push_stops(&mut steps, name, &stop_reasons);
 
     // Older deployments with nothing left leave; the PRIMARY completes once
     // it alone runs, all healthy.
@@ -365,29 +365,29 @@ pub fn reconcile(service: &Service, tasks: &[Task], instances_ok: bool, now_ms: 
 }
 
 /// One `Stop` per task, and one event naming them all, as ECS words it.
-fn push_stops(steps: &mut Vec<Step>, name: &str, _primary: &Deployment, stops: &[(&Task, String)]) {
-    if stops.is_empty() {
+fn push_stops(steps: &mut Vec<Step>, name: &str, to_stop: &[(&Task, String)]) {
+    if to_stop.is_empty() {
         return;
     }
-    let running = stops
+    let running = to_stop
         .iter()
         .filter(|(t, _)| t.last_status == "RUNNING")
         .count();
-    let list: Vec<String> = stops
+    let list: Vec<String> = to_stop
         .iter()
         .map(|(t, _)| format!("(task {})", short_id(t)))
         .collect();
-    let what = if running == stops.len() {
+    let what = if running == to_stop.len() {
         "running tasks"
     } else {
         "tasks"
     };
     steps.push(Step::Event(format!(
         "(service {name}) has stopped {} {what}: {}.",
-        stops.len(),
+        to_stop.len(),
         list.join(" ")
     )));
-    for (t, reason) in stops {
+    for (t, reason) in to_stop {
         steps.push(Step::Stop {
             task: t.id.clone(),
             reason: reason.clone(),

@@ -272,11 +272,11 @@ fn ecs_doc_example_100_200_goes_v1x3_then_both_then_v2x3() {
     assert_eq!((w.live_of("td:1"), w.live_of("td:2")), (3, 3));
     w.run_all(true);
     let steps = w.tick();
-    let stops = steps
+    let stop_count = steps
         .iter()
         .filter(|s| matches!(s, Step::Stop { .. }))
         .count();
-    assert_eq!(stops, 3);
+    assert_eq!(stop_count, 3);
     assert_eq!((w.live_of("td:1"), w.live_of("td:2")), (0, 3));
     let stopped: Vec<&Task> = w
         .tasks

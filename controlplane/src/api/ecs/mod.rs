@@ -46,7 +46,7 @@ pub fn dispatch(cp: &ControlPlane, op: &str, body: &[u8]) -> Result<Value, ApiEr
         "DeregisterContainerInstance" => instances::deregister(cp, parse(op, body)?),
         "CreateService" => services::create(cp, parse(op, body)?),
         "DescribeServices" => services::describe(cp, parse(op, body)?),
-        "ListServices" => services::list(cp, parse(op, body)?),
+        "ListServices" => services::list(cp, &parse(op, body)?),
         "UpdateService" => services::update(cp, parse(op, body)?),
         "DeleteService" => services::delete(cp, &parse(op, body)?),
         "PutAttributes" => attributes::put(cp, parse(op, body)?),

@@ -160,7 +160,7 @@ pub(super) struct ListInput {
     max_results: Option<i64>,
 }
 
-pub(super) fn list(cp: &ControlPlane, req: ListInput) -> Result<Value, ApiError> {
+pub(super) fn list(cp: &ControlPlane, req: &ListInput) -> Result<Value, ApiError> {
     let arns = if req.scheduling_strategy.as_deref() == Some("DAEMON") {
         vec![]
     } else {
