@@ -152,9 +152,28 @@ fn assert_old_stopped_after_new_ran(b: &Berth, name: &str, live: &[Value]) -> Re
     Ok(())
 }
 
+/// The service lives in the store: a killed control plane comes back to
+/// it, adopts the same tasks and starts none.
+fn restart_keeps_the_service(b: &mut Berth, name: &str, deployment: &Value) -> Result<()> {
+    let arns = |b: &Berth| -> Result<std::collections::BTreeSet<String>> {
+        Ok(live_tasks(b, name)?
+            .iter()
+            .filter_map(|t| t["taskArn"].as_str().map(str::to_owned))
+            .collect())
+    };
+    let before = arns(b)?;
+    b.kill9_controlplane();
+    b.start_controlplane()?;
+    b.wait_connected()?;
+    let s = wait_steady(b, name, 2)?;
+    assert_eq!(&primary(&s)["id"], deployment);
+    assert_eq!(before, arns(b)?, "the same tasks after the restart");
+    Ok(())
+}
+
 #[test]
 fn a_service_keeps_its_count_rolls_within_bounds_and_is_deleted() -> Result<()> {
-    let b = Berth::start()?;
+    let mut b = Berth::start()?;
     b.register_task_definition(&app(&b, "1", SERVE))?;
     let created = b.aws(&[
         "ecs",
@@ -197,6 +216,8 @@ fn a_service_keeps_its_count_rolls_within_bounds_and_is_deleted() -> Result<()> 
                 .then_some(()),
         )
     })?;
+
+    restart_keeps_the_service(&mut b, "web", &first["id"])?;
 
     // Roll to revision 2: at every observation, at least 100% running and
     // at most 200% not yet stopped.

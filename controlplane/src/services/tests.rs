@@ -505,6 +505,31 @@ fn circuit_breaker_fails_the_deployment_at_the_threshold_and_rolls_back() {
 }
 
 #[test]
+fn circuit_breaker_trips_at_exactly_the_threshold() {
+    // 10 tasks: 0.5 x 10 = 5 failures.
+    let mut w = steady(10, breaker(false));
+    w.update("td:bad");
+    w.tick();
+    for n in 1..=5 {
+        let id = w
+            .live()
+            .iter()
+            .find(|t| t.task_definition_arn == "td:bad")
+            .map(|t| t.id.clone())
+            .unwrap();
+        w.crash(&id);
+        w.tick();
+        let expected = if n < 5 {
+            RolloutState::InProgress
+        } else {
+            RolloutState::Failed
+        };
+        assert_eq!(w.primary().rollout_state, expected, "after {n} failures");
+        assert_eq!(w.primary().failed_tasks, n);
+    }
+}
+
+#[test]
 fn circuit_breaker_without_rollback_stops_launching_and_keeps_old_tasks() {
     let mut w = steady(2, breaker(false));
     let bad = crash_until_failed(&mut w);
