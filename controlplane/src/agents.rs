@@ -48,15 +48,16 @@ impl Agents {
 /// The one place control-plane errors become gRPC statuses.
 fn status(e: &StateError) -> Status {
     match e {
-        StateError::ClusterNotFound(_) | StateError::TargetNotFound(_) => {
-            Status::not_found(e.to_string())
-        }
+        StateError::ClusterNotFound(_)
+        | StateError::TargetNotFound(_)
+        | StateError::ServiceNotFound(_) => Status::not_found(e.to_string()),
         StateError::InvalidParameter(_)
         | StateError::Client(_)
         | StateError::AttributeLimitExceeded(_) => Status::invalid_argument(e.to_string()),
         StateError::ClusterContainsContainerInstances { .. }
         | StateError::ClusterContainsServices { .. }
-        | StateError::ClusterContainsTasks { .. } => Status::failed_precondition(e.to_string()),
+        | StateError::ClusterContainsTasks { .. }
+        | StateError::ServiceNotActive(_) => Status::failed_precondition(e.to_string()),
         StateError::Store(_) | StateError::Corrupt { .. } => Status::internal(e.to_string()),
     }
 }

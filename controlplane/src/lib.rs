@@ -4,5 +4,6 @@ pub mod agents;
 pub mod api;
 pub mod model;
 pub mod scheduler;
+pub mod services;
 pub mod state;
 pub mod store;

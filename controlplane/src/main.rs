@@ -82,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
         cp.clone(),
         Duration::from_secs(args.stopped_task_retention_secs),
     ));
+    let reconciler = tokio::spawn(reconcile_services(cp.clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
@@ -136,9 +137,11 @@ async fn main() -> anyhow::Result<()> {
     if let Some(w) = watchdog {
         w.abort();
     }
-    // The purge loop holds the control plane; end it so the store can close.
+    // The timer loops hold the control plane; end them so the store can close.
     purge.abort();
+    reconciler.abort();
     let _ = purge.await;
+    let _ = reconciler.await;
     close_store(cp, store).await;
     Ok(())
 }
@@ -162,6 +165,25 @@ async fn purge_stopped_tasks(cp: Arc<ControlPlane>, retention: Duration) {
                 tracing::warn!(error = %e, "purging stopped tasks failed; retrying next period");
             }
             Err(e) => tracing::error!(error = %e, "the stopped-task purge panicked"),
+        }
+    }
+}
+
+/// Runs the service reconciler once a second: services converge on their
+/// desired count and deployments within about a second of any change.
+async fn reconcile_services(cp: Arc<ControlPlane>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let cp = cp.clone();
+        // It commits to the store: keep it off the async workers.
+        match tokio::task::spawn_blocking(move || cp.reconcile_services()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "reconciling services failed; retrying next second");
+            }
+            Err(e) => tracing::error!(error = %e, "the service reconciler panicked"),
         }
     }
 }

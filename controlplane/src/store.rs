@@ -18,15 +18,17 @@ pub enum Table {
     TaskDefinitions,
     Tasks,
     ContainerInstances,
+    Services,
 }
 
 impl Table {
-    pub const ALL: [Table; 5] = [
+    pub const ALL: [Table; 6] = [
         Table::Meta,
         Table::Clusters,
         Table::TaskDefinitions,
         Table::Tasks,
         Table::ContainerInstances,
+        Table::Services,
     ];
 
     fn name(self) -> &'static str {
@@ -36,6 +38,7 @@ impl Table {
             Table::TaskDefinitions => "task_definitions",
             Table::Tasks => "tasks",
             Table::ContainerInstances => "container_instances",
+            Table::Services => "services",
         }
     }
 

@@ -12,6 +12,8 @@ pub enum ErrorType {
     ClusterContainsContainerInstances,
     ClusterContainsServices,
     ClusterContainsTasks,
+    ServiceNotFound,
+    ServiceNotActive,
     TargetNotFound,
     AttributeLimitExceeded,
     Server,
@@ -32,6 +34,8 @@ impl ErrorType {
             Self::ClusterContainsContainerInstances => "ClusterContainsContainerInstancesException",
             Self::ClusterContainsServices => "ClusterContainsServicesException",
             Self::ClusterContainsTasks => "ClusterContainsTasksException",
+            Self::ServiceNotFound => "ServiceNotFoundException",
+            Self::ServiceNotActive => "ServiceNotActiveException",
             Self::TargetNotFound => "TargetNotFoundException",
             Self::AttributeLimitExceeded => "AttributeLimitExceededException",
             Self::Server => "ServerException",
@@ -90,6 +94,8 @@ impl From<StateError> for ApiError {
             }
             StateError::ClusterContainsServices { .. } => ErrorType::ClusterContainsServices,
             StateError::ClusterContainsTasks { .. } => ErrorType::ClusterContainsTasks,
+            StateError::ServiceNotFound(_) => ErrorType::ServiceNotFound,
+            StateError::ServiceNotActive(_) => ErrorType::ServiceNotActive,
             StateError::TargetNotFound(_) => ErrorType::TargetNotFound,
             StateError::AttributeLimitExceeded(_) => ErrorType::AttributeLimitExceeded,
             StateError::Store(_) | StateError::Corrupt { .. } => {

@@ -36,6 +36,10 @@ impl ArnContext {
     pub fn container_instance(&self, cluster: &str, id: &str) -> String {
         format!("{}:container-instance/{cluster}/{id}", self.prefix())
     }
+
+    pub fn service(&self, cluster: &str, name: &str) -> String {
+        format!("{}:service/{cluster}/{name}", self.prefix())
+    }
 }
 
 /// The last path segment of an ARN (`.../task/c/abc` -> `abc`), or the input
@@ -87,6 +91,10 @@ mod tests {
         );
         assert_eq!(resource_id("arn:aws:ecs:us-east-1:1:task/web/abc"), "abc");
         assert_eq!(resource_id("abc"), "abc");
+        assert_eq!(
+            ctx.service("web", "api"),
+            "arn:aws:ecs:us-east-1:123456789012:service/web/api"
+        );
         assert_eq!(cluster_name("arn:aws:ecs:us-east-1:1:cluster/web"), "web");
         assert_eq!(cluster_name("web"), "web");
         assert_eq!(new_id().len(), 32);

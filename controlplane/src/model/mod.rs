@@ -7,11 +7,13 @@ pub mod container_instance;
 pub mod container_options;
 pub mod placement;
 pub mod query;
+pub mod service;
 pub mod task;
 pub mod task_definition;
 
 pub use arn::ArnContext;
 pub use cluster::Cluster;
 pub use container_instance::{Attribute, ContainerInstance, Resources};
+pub use service::Service;
 pub use task::{LaunchType, Task, TaskContainer};
 pub use task_definition::{ContainerDefinition, NetworkMode, TaskDefinition, TaskDefinitionError};

@@ -14,7 +14,7 @@ pub struct ClusterCounts {
     pub registered_instances: usize,
     pub running_tasks: usize,
     pub pending_tasks: usize,
-    /// Always 0 until services exist; `DeleteCluster` already checks it.
+    /// ACTIVE and DRAINING services: `DeleteCluster` waits for both.
     pub active_services: usize,
     pub running_ec2_tasks: usize,
     pub running_fargate_tasks: usize,
@@ -109,6 +109,14 @@ impl ControlPlane {
                 .instances
                 .values()
                 .filter(|i| i.cluster == cluster && i.status != "INACTIVE")
+                .count(),
+            active_services: state
+                .services
+                .values()
+                .filter(|s| {
+                    s.cluster == cluster
+                        && s.status != crate::model::service::ServiceStatus::Inactive
+                })
                 .count(),
             ..ClusterCounts::default()
         };

@@ -6,6 +6,8 @@ mod attributes;
 mod clusters;
 mod instance_admin;
 mod instances;
+mod service_reconciler;
+mod services;
 mod task_definitions;
 mod tasks;
 
@@ -15,12 +17,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::sync::watch;
 
-use crate::model::{ArnContext, Cluster, ContainerInstance, Task, TaskDefinition};
+use crate::model::{ArnContext, Cluster, ContainerInstance, Service, Task, TaskDefinition};
 use crate::store::{Store, StoreError, Table, Write};
 
 pub use clusters::{ClusterCounts, ClusterSpec, ClusterUpdate};
 pub use instance_admin::DEREGISTERED_REASON;
 pub use instances::{InstanceView, Registration as InstanceRegistration};
+pub use services::{ServiceSpec, ServiceUpdate};
 pub use task_definitions::{FamilyFilter, TaskDefinitionFilter};
 pub use tasks::{ContainerOverride, RunTask, RunTaskOutcome, StartTask, TaskFilter, TaskLaunch};
 
@@ -55,6 +58,10 @@ pub enum StateError {
     ClusterContainsServices { cluster: String, count: usize },
     #[error("Cluster '{cluster}' has {count} task(s) that have not stopped: stop them with StopTask before deleting the cluster.")]
     ClusterContainsTasks { cluster: String, count: usize },
+    #[error("Service not found: '{0}'. Check the name and cluster with ListServices.")]
+    ServiceNotFound(String),
+    #[error("Service was not ACTIVE: '{0}' is being deleted or was deleted.")]
+    ServiceNotActive(String),
     #[error("{0}")]
     TargetNotFound(String),
     #[error("{0}")]
@@ -88,6 +95,8 @@ struct State {
     tasks: BTreeMap<String, Task>,
     /// Keyed by container-instance ARN.
     instances: BTreeMap<String, ContainerInstance>,
+    /// Keyed by `cluster/name`.
+    services: BTreeMap<String, Service>,
     /// Open agent sessions, by container-instance ARN: bumped when the
     /// instance's desired task set changes.
     sessions: HashMap<String, watch::Sender<u64>>,
@@ -137,6 +146,10 @@ impl ControlPlane {
         for (k, v) in store.load(Table::ContainerInstances)? {
             let ci: ContainerInstance = decode(Table::ContainerInstances, &k, &v)?;
             state.instances.insert(ci.arn.clone(), ci);
+        }
+        for (k, v) in store.load(Table::Services)? {
+            let s: Service = decode(Table::Services, &k, &v)?;
+            state.services.insert(s.key(), s);
         }
         Ok(Self {
             store,

@@ -6,6 +6,7 @@ mod attributes;
 mod clusters;
 mod instances;
 mod render;
+mod services;
 mod task_definitions;
 mod tasks;
 
@@ -43,6 +44,11 @@ pub fn dispatch(cp: &ControlPlane, op: &str, body: &[u8]) -> Result<Value, ApiEr
         "DescribeContainerInstances" => instances::describe(cp, parse(op, body)?),
         "UpdateContainerInstancesState" => instances::update_state(cp, parse(op, body)?),
         "DeregisterContainerInstance" => instances::deregister(cp, parse(op, body)?),
+        "CreateService" => services::create(cp, parse(op, body)?),
+        "DescribeServices" => services::describe(cp, parse(op, body)?),
+        "ListServices" => services::list(cp, &parse(op, body)?),
+        "UpdateService" => services::update(cp, parse(op, body)?),
+        "DeleteService" => services::delete(cp, &parse(op, body)?),
         "PutAttributes" => attributes::put(cp, parse(op, body)?),
         "DeleteAttributes" => attributes::delete(cp, parse(op, body)?),
         "ListAttributes" => attributes::list(cp, parse(op, body)?),

@@ -3,7 +3,10 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::model::{Attribute, Cluster, ContainerDefinition, Task, TaskDefinition};
+use crate::model::service::Deployment;
+use crate::model::{
+    ArnContext, Attribute, Cluster, ContainerDefinition, Service, Task, TaskDefinition,
+};
 use crate::state::{ClusterCounts, InstanceView, ItemFailure};
 
 pub fn epoch(ms: i64) -> Value {
@@ -311,4 +314,71 @@ pub fn attribute(a: &Attribute) -> Value {
         "targetType": "container-instance",
         "targetId": a.target_id,
     }))
+}
+
+fn deployment(d: &Deployment) -> Value {
+    json!({
+        "id": d.id,
+        "status": d.status.as_str(),
+        "taskDefinition": d.task_definition,
+        "desiredCount": d.desired_count,
+        "pendingCount": d.pending_count,
+        "runningCount": d.running_count,
+        "failedTasks": d.failed_tasks,
+        "createdAt": epoch(d.created_at_ms),
+        "updatedAt": epoch(d.updated_at_ms),
+        "launchType": d.launch_type.as_str(),
+        "rolloutState": d.rollout_state.as_str(),
+        "rolloutStateReason": d.rollout_state_reason,
+    })
+}
+
+/// A service as `DescribeServices` shows it (botocore's `Service` shape).
+pub fn service(s: &Service, arns: &ArnContext, with_tags: bool) -> Value {
+    let conf = &s.deployment_configuration;
+    let mut v = compact(json!({
+        "serviceArn": s.arn,
+        "serviceName": s.name,
+        "clusterArn": s.cluster_arn,
+        "loadBalancers": [],
+        "serviceRegistries": [],
+        "status": s.status.as_str(),
+        "desiredCount": s.desired_count,
+        "runningCount": s.running_count(),
+        "pendingCount": s.pending_count(),
+        "launchType": s.launch_type.as_str(),
+        "taskDefinition": s.task_definition,
+        "deploymentConfiguration": {
+            "deploymentCircuitBreaker": {
+                "enable": conf.circuit_breaker.enable,
+                "rollback": conf.circuit_breaker.rollback,
+            },
+            "maximumPercent": conf.maximum_percent,
+            "minimumHealthyPercent": conf.minimum_healthy_percent,
+        },
+        "deployments": s.deployments.iter().map(deployment).collect::<Vec<_>>(),
+        "events": s.events.iter().map(|e| json!({
+            "id": e.id,
+            "createdAt": epoch(e.created_at_ms),
+            "message": e.message,
+        })).collect::<Vec<_>>(),
+        "createdAt": epoch(s.created_at_ms),
+        "placementConstraints": [],
+        "placementStrategy": [],
+        "healthCheckGracePeriodSeconds": s.health_check_grace_period_seconds,
+        "schedulingStrategy": "REPLICA",
+        "deploymentController": {"type": "ECS"},
+        "createdBy": format!("arn:aws:iam::{}:root", arns.account),
+        "enableECSManagedTags": false,
+        "propagateTags": "NONE",
+        "enableExecuteCommand": s.enable_execute_command,
+    }));
+    if s.launch_type == crate::model::LaunchType::Fargate {
+        v["platformVersion"] = json!("LATEST");
+        v["platformFamily"] = json!("Linux");
+    }
+    if with_tags {
+        v["tags"] = tags(&s.tags);
+    }
+    v
 }

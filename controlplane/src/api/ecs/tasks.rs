@@ -260,10 +260,8 @@ pub(super) fn list(cp: &ControlPlane, req: ListInput) -> Result<Value, ApiError>
         cluster: req.cluster.unwrap_or_else(|| "default".into()),
         family: req.family,
         container_instance: req.container_instance,
-        // Service tasks carry group "service:<name>"; until services exist none match.
-        started_by: req
-            .started_by
-            .or(req.service_name.map(|s| format!("ecs-svc/{s}"))),
+        started_by: req.started_by,
+        group: req.service_name.map(|s| format!("service:{s}")),
         desired_status: req.desired_status,
         launch_type: req
             .launch_type

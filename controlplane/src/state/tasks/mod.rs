@@ -16,6 +16,8 @@ pub struct TaskFilter {
     pub family: Option<String>,
     pub container_instance: Option<String>,
     pub started_by: Option<String>,
+    /// `service:<name>` for a service's tasks (`ListTasks` `serviceName`).
+    pub group: Option<String>,
     /// RUNNING (the default) or STOPPED.
     pub desired_status: Option<String>,
     pub launch_type: Option<LaunchType>,
@@ -85,6 +87,12 @@ impl ControlPlane {
                     .started_by
                     .as_deref()
                     .is_none_or(|s| t.started_by.as_deref() == Some(s))
+            })
+            .filter(|t| {
+                filter
+                    .group
+                    .as_deref()
+                    .is_none_or(|g| t.group.as_deref() == Some(g))
             })
             .filter(|t| filter.launch_type.is_none_or(|l| t.launch_type == l))
             .filter(|t| {

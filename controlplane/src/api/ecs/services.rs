@@ -1,0 +1,343 @@
+//! `CreateService`, `DescribeServices`, `ListServices`, `UpdateService`,
+//! `DeleteService`.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{page, render, tags_in, ApiError, Tag};
+use crate::model::service::{CircuitBreaker, DeploymentConfiguration};
+use crate::model::LaunchType;
+use crate::state::{ControlPlane, ServiceSpec, ServiceUpdate};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CircuitBreakerInput {
+    enable: bool,
+    rollback: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeploymentConfigurationInput {
+    deployment_circuit_breaker: Option<CircuitBreakerInput>,
+    maximum_percent: Option<i64>,
+    minimum_healthy_percent: Option<i64>,
+}
+
+fn percent(name: &str, v: Option<i64>, current: u32) -> Result<u32, ApiError> {
+    match v {
+        None => Ok(current),
+        Some(n) => u32::try_from(n).map_err(|_| {
+            ApiError::invalid(format!(
+                "deploymentConfiguration.{name} must not be negative, got {n}."
+            ))
+        }),
+    }
+}
+
+/// Members given replace the current ones; members left out keep them.
+fn deployment_configuration(
+    input: Option<DeploymentConfigurationInput>,
+    current: DeploymentConfiguration,
+) -> Result<Option<DeploymentConfiguration>, ApiError> {
+    let Some(i) = input else {
+        return Ok(None);
+    };
+    Ok(Some(DeploymentConfiguration {
+        minimum_healthy_percent: percent(
+            "minimumHealthyPercent",
+            i.minimum_healthy_percent,
+            current.minimum_healthy_percent,
+        )?,
+        maximum_percent: percent("maximumPercent", i.maximum_percent, current.maximum_percent)?,
+        circuit_breaker: i
+            .deployment_circuit_breaker
+            .map_or(current.circuit_breaker, |c| CircuitBreaker {
+                enable: c.enable,
+                rollback: c.rollback,
+            }),
+    }))
+}
+
+fn count(name: &str, v: i64) -> Result<u32, ApiError> {
+    u32::try_from(v).map_err(|_| ApiError::invalid(format!("{name} must be 0 or more, got {v}.")))
+}
+
+fn launch_type(s: Option<&str>) -> Result<Option<LaunchType>, ApiError> {
+    s.map(|s| {
+        LaunchType::parse(s).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "launchType '{s}' is not valid; use EC2, FARGATE or EXTERNAL."
+            ))
+        })
+    })
+    .transpose()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct CreateInput {
+    cluster: Option<String>,
+    service_name: String,
+    task_definition: Option<String>,
+    desired_count: Option<i64>,
+    launch_type: Option<String>,
+    scheduling_strategy: Option<String>,
+    deployment_configuration: Option<DeploymentConfigurationInput>,
+    health_check_grace_period_seconds: Option<i64>,
+    enable_execute_command: Option<bool>,
+    tags: Option<Vec<Tag>>,
+}
+
+fn grace(v: Option<i64>) -> Result<Option<u32>, ApiError> {
+    v.map(|g| count("healthCheckGracePeriodSeconds", g))
+        .transpose()
+}
+
+pub(super) fn create(cp: &ControlPlane, req: CreateInput) -> Result<Value, ApiError> {
+    if req
+        .scheduling_strategy
+        .as_deref()
+        .is_some_and(|s| s != "REPLICA")
+    {
+        return Err(ApiError::invalid(
+            "schedulingStrategy must be REPLICA: Berth has no DAEMON services yet.",
+        ));
+    }
+    let task_definition = req.task_definition.ok_or_else(|| {
+        ApiError::invalid("Missing required parameter in CreateService input: \"taskDefinition\".")
+    })?;
+    let spec = ServiceSpec {
+        cluster: req.cluster.unwrap_or_else(|| "default".into()),
+        name: req.service_name,
+        task_definition,
+        desired_count: count("desiredCount", req.desired_count.unwrap_or(0))?,
+        launch_type: launch_type(req.launch_type.as_deref())?.unwrap_or(LaunchType::Ec2),
+        deployment_configuration: deployment_configuration(
+            req.deployment_configuration,
+            DeploymentConfiguration::default(),
+        )?
+        .unwrap_or_default(),
+        health_check_grace_period_seconds: grace(req.health_check_grace_period_seconds)?,
+        enable_execute_command: req.enable_execute_command.unwrap_or(false),
+        tags: tags_in(req.tags)?,
+    };
+    let s = cp.create_service(&spec)?;
+    Ok(json!({ "service": render::service(&s, &cp.arns, false) }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct DescribeInput {
+    cluster: Option<String>,
+    services: Vec<String>,
+    include: Option<Vec<String>>,
+}
+
+pub(super) fn describe(cp: &ControlPlane, req: DescribeInput) -> Result<Value, ApiError> {
+    if req.services.is_empty() || req.services.len() > 10 {
+        return Err(ApiError::invalid(format!(
+            "services must name 1 to 10 services, got {}.",
+            req.services.len()
+        )));
+    }
+    let with_tags = req.include.unwrap_or_default().iter().any(|i| i == "TAGS");
+    let (found, failures) =
+        cp.describe_services(req.cluster.as_deref().unwrap_or("default"), &req.services)?;
+    Ok(json!({
+        "services": found.iter().map(|s| render::service(s, &cp.arns, with_tags)).collect::<Vec<_>>(),
+        "failures": failures.iter().map(render::failure).collect::<Vec<_>>(),
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ListInput {
+    cluster: Option<String>,
+    launch_type: Option<String>,
+    scheduling_strategy: Option<String>,
+    next_token: Option<String>,
+    max_results: Option<i64>,
+}
+
+pub(super) fn list(cp: &ControlPlane, req: &ListInput) -> Result<Value, ApiError> {
+    let arns = if req.scheduling_strategy.as_deref() == Some("DAEMON") {
+        vec![]
+    } else {
+        cp.list_services(
+            req.cluster.as_deref().unwrap_or("default"),
+            launch_type(req.launch_type.as_deref())?,
+        )?
+    };
+    // ECS returns 10 services a page unless asked for more.
+    page(
+        &arns,
+        Some(req.max_results.unwrap_or(10)),
+        req.next_token.as_deref(),
+        "serviceArns",
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct UpdateInput {
+    cluster: Option<String>,
+    service: String,
+    desired_count: Option<i64>,
+    task_definition: Option<String>,
+    force_new_deployment: Option<bool>,
+    deployment_configuration: Option<DeploymentConfigurationInput>,
+    health_check_grace_period_seconds: Option<i64>,
+    enable_execute_command: Option<bool>,
+}
+
+pub(super) fn update(cp: &ControlPlane, req: UpdateInput) -> Result<Value, ApiError> {
+    let cluster = req.cluster.unwrap_or_else(|| "default".into());
+    // Partial configurations merge into the current one.
+    let current = match &req.deployment_configuration {
+        Some(_) => {
+            let (found, _) = cp.describe_services(&cluster, std::slice::from_ref(&req.service))?;
+            found
+                .first()
+                .map(|s| s.deployment_configuration)
+                .unwrap_or_default()
+        }
+        None => DeploymentConfiguration::default(),
+    };
+    let update = ServiceUpdate {
+        cluster,
+        service: req.service,
+        task_definition: req.task_definition,
+        desired_count: req
+            .desired_count
+            .map(|n| count("desiredCount", n))
+            .transpose()?,
+        force_new_deployment: req.force_new_deployment.unwrap_or(false),
+        deployment_configuration: deployment_configuration(req.deployment_configuration, current)?,
+        health_check_grace_period_seconds: grace(req.health_check_grace_period_seconds)?,
+        enable_execute_command: req.enable_execute_command,
+    };
+    let s = cp.update_service(&update)?;
+    Ok(json!({ "service": render::service(&s, &cp.arns, false) }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct DeleteInput {
+    cluster: Option<String>,
+    service: String,
+    force: Option<bool>,
+}
+
+pub(super) fn delete(cp: &ControlPlane, req: &DeleteInput) -> Result<Value, ApiError> {
+    let s = cp.delete_service(
+        req.cluster.as_deref().unwrap_or("default"),
+        &req.service,
+        req.force.unwrap_or(false),
+    )?;
+    Ok(json!({ "service": render::service(&s, &cp.arns, false) }))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::api::ecs::dispatch;
+    use crate::api::error::ErrorType;
+    use crate::state::test_support::fleet;
+
+    #[test]
+    fn service_round_trip_in_ecs_shapes() {
+        let (cp, _) = fleet();
+        let out = dispatch(
+            &cp,
+            "CreateService",
+            br#"{"serviceName":"api","taskDefinition":"web","desiredCount":1,
+                "deploymentConfiguration":{"deploymentCircuitBreaker":{"enable":true,"rollback":true},"minimumHealthyPercent":50}}"#,
+        )
+        .unwrap();
+        let s = &out["service"];
+        assert_eq!(s["serviceName"], "api");
+        assert_eq!(s["status"], "ACTIVE");
+        assert_eq!(s["launchType"], "EC2");
+        assert_eq!(s["schedulingStrategy"], "REPLICA");
+        let conf = &s["deploymentConfiguration"];
+        assert_eq!(conf["maximumPercent"], 200);
+        assert_eq!(conf["minimumHealthyPercent"], 50);
+        assert_eq!(conf["deploymentCircuitBreaker"]["rollback"], true);
+        let d = &s["deployments"][0];
+        assert_eq!(d["status"], "PRIMARY");
+        assert_eq!(d["rolloutState"], "IN_PROGRESS");
+        assert!(d["id"].as_str().unwrap().starts_with("ecs-svc/"));
+        assert_eq!(d["failedTasks"], 0);
+
+        cp.reconcile_services().unwrap();
+        let out = dispatch(
+            &cp,
+            "DescribeServices",
+            br#"{"services":["api","ghost"],"include":["TAGS"]}"#,
+        )
+        .unwrap();
+        assert_eq!(out["services"][0]["pendingCount"], 1);
+        assert!(out["services"][0]["events"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("(service api) has started 1 tasks"));
+        assert_eq!(out["failures"][0]["reason"], "MISSING");
+        let tasks = dispatch(&cp, "ListTasks", br#"{"serviceName":"api"}"#).unwrap();
+        assert_eq!(tasks["taskArns"].as_array().unwrap().len(), 1);
+
+        let out = dispatch(
+            &cp,
+            "UpdateService",
+            br#"{"service":"api","deploymentConfiguration":{"maximumPercent":150}}"#,
+        )
+        .unwrap();
+        let conf = &out["service"]["deploymentConfiguration"];
+        assert_eq!(conf["minimumHealthyPercent"], 50, "kept");
+        assert_eq!(conf["maximumPercent"], 150);
+
+        let e = dispatch(&cp, "DeleteService", br#"{"service":"api"}"#).unwrap_err();
+        assert_eq!(e.kind, ErrorType::InvalidParameter);
+        assert_eq!(
+            e.message,
+            "The service cannot be stopped while it is scaled above 0."
+        );
+        let out = dispatch(&cp, "DeleteService", br#"{"service":"api","force":true}"#).unwrap();
+        assert_eq!(out["service"]["status"], "DRAINING");
+        let e = dispatch(
+            &cp,
+            "UpdateService",
+            br#"{"service":"api","desiredCount":2}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind.name(), "ServiceNotActiveException");
+        let e = dispatch(&cp, "UpdateService", br#"{"service":"ghost"}"#).unwrap_err();
+        assert_eq!(e.kind.name(), "ServiceNotFoundException");
+        let e = dispatch(&cp, "ListServices", br#"{"cluster":"ghost"}"#).unwrap_err();
+        assert_eq!(e.kind.name(), "ClusterNotFoundException");
+    }
+
+    #[test]
+    fn list_services_pages_by_ten() {
+        let (cp, _) = fleet();
+        for i in 0..12 {
+            let body = format!(r#"{{"serviceName":"s{i:02}","taskDefinition":"web"}}"#);
+            dispatch(&cp, "CreateService", body.as_bytes()).unwrap();
+        }
+        let first = dispatch(&cp, "ListServices", b"{}").unwrap();
+        assert_eq!(first["serviceArns"].as_array().unwrap().len(), 10);
+        let token = first["nextToken"].as_str().unwrap();
+        let body = format!(r#"{{"nextToken":"{token}"}}"#);
+        let rest = dispatch(&cp, "ListServices", body.as_bytes()).unwrap();
+        assert_eq!(rest["serviceArns"].as_array().unwrap().len(), 2);
+        assert!(rest.get("nextToken").is_none());
+        let e = dispatch(
+            &cp,
+            "CreateService",
+            br#"{"serviceName":"s00","taskDefinition":"web"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.message, "Creation of service was not idempotent.");
+        let e = dispatch(&cp, "CreateService", br#"{"taskDefinition":"web"}"#).unwrap_err();
+        assert!(e.message.contains("\"serviceName\""), "{}", e.message);
+    }
+}

@@ -1,0 +1,331 @@
+//! Services: keep N copies of a task definition running, replaced through
+//! deployments. The reconciler in `crate::services` drives them.
+
+use serde::{Deserialize, Serialize};
+
+use super::LaunchType;
+
+/// ECS keeps the newest 100 events of a service.
+pub const MAX_EVENTS: usize = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServiceStatus {
+    Active,
+    /// Deleted, its tasks still stopping.
+    Draining,
+    /// Deleted and empty: describable, not listed.
+    Inactive,
+}
+
+impl ServiceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "ACTIVE",
+            Self::Draining => "DRAINING",
+            Self::Inactive => "INACTIVE",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeploymentStatus {
+    /// The deployment the service converges to.
+    Primary,
+    /// An older deployment whose tasks are being replaced.
+    Active,
+}
+
+impl DeploymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Primary => "PRIMARY",
+            Self::Active => "ACTIVE",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RolloutState {
+    InProgress,
+    Completed,
+    Failed,
+}
+
+impl RolloutState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InProgress => "IN_PROGRESS",
+            Self::Completed => "COMPLETED",
+            Self::Failed => "FAILED",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CircuitBreaker {
+    pub enable: bool,
+    pub rollback: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentConfiguration {
+    pub minimum_healthy_percent: u32,
+    pub maximum_percent: u32,
+    pub circuit_breaker: CircuitBreaker,
+}
+
+impl Default for DeploymentConfiguration {
+    fn default() -> Self {
+        Self {
+            minimum_healthy_percent: 100,
+            maximum_percent: 200,
+            circuit_breaker: CircuitBreaker::default(),
+        }
+    }
+}
+
+impl DeploymentConfiguration {
+    /// The fewest healthy tasks a deployment may leave: ECS rounds up.
+    pub fn minimum_healthy(&self, desired: u32) -> u32 {
+        (desired * self.minimum_healthy_percent).div_ceil(100)
+    }
+
+    /// The most tasks (any state but STOPPED) at once: ECS rounds down.
+    pub fn maximum_tasks(&self, desired: u32) -> u32 {
+        desired * self.maximum_percent / 100
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.minimum_healthy_percent > 100 {
+            return Err(format!(
+                "deploymentConfiguration.minimumHealthyPercent must be between 0 and 100, got {}.",
+                self.minimum_healthy_percent
+            ));
+        }
+        if !(100..=400).contains(&self.maximum_percent) {
+            return Err(format!(
+                "deploymentConfiguration.maximumPercent must be between 100 and 400, got {}.",
+                self.maximum_percent
+            ));
+        }
+        if self.minimum_healthy_percent == 100 && self.maximum_percent == 100 {
+            return Err("deploymentConfiguration: with minimumHealthyPercent 100, maximumPercent must be above 100, or no task could ever be replaced.".into());
+        }
+        Ok(())
+    }
+}
+
+/// The deployment circuit breaker's failed-task threshold, as ECS computes
+/// it: half the desired count, at least 3 and at most 200.
+pub fn failure_threshold(desired: u32) -> u32 {
+    desired.div_ceil(2).clamp(3, 200)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// `ecs-svc/` and 19 digits; service tasks carry it as `startedBy`.
+    pub id: String,
+    pub status: DeploymentStatus,
+    pub task_definition: String,
+    pub desired_count: u32,
+    pub pending_count: u32,
+    pub running_count: u32,
+    pub failed_tasks: u32,
+    pub rollout_state: RolloutState,
+    pub rollout_state_reason: String,
+    pub launch_type: LaunchType,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    /// Started by the circuit breaker: if it fails too, it is not rolled back again.
+    #[serde(default)]
+    pub is_rollback: bool,
+}
+
+impl Deployment {
+    /// A new PRIMARY deployment, `IN_PROGRESS`.
+    pub fn new(task_definition: &str, desired: u32, launch_type: LaunchType, now_ms: i64) -> Self {
+        let id = new_deployment_id();
+        Self {
+            rollout_state_reason: format!("ECS deployment {id} in progress."),
+            id,
+            status: DeploymentStatus::Primary,
+            task_definition: task_definition.into(),
+            desired_count: desired,
+            pending_count: 0,
+            running_count: 0,
+            failed_tasks: 0,
+            rollout_state: RolloutState::InProgress,
+            launch_type,
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+            is_rollback: false,
+        }
+    }
+}
+
+/// `ecs-svc/` and 19 random digits, as ECS names deployments.
+pub fn new_deployment_id() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    let digits: String = (0..19)
+        .map(|i| {
+            // No leading zero, so the number keeps its 19 digits.
+            let d: u8 = if i == 0 {
+                rng.random_range(1..10)
+            } else {
+                rng.random_range(0..10)
+            };
+            char::from(b'0' + d)
+        })
+        .collect();
+    format!("ecs-svc/{digits}")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceEvent {
+    pub id: String,
+    pub created_at_ms: i64,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    pub name: String,
+    pub arn: String,
+    pub cluster: String,
+    pub cluster_arn: String,
+    /// The PRIMARY deployment's task definition ARN.
+    pub task_definition: String,
+    pub desired_count: u32,
+    pub launch_type: LaunchType,
+    pub status: ServiceStatus,
+    pub deployment_configuration: DeploymentConfiguration,
+    pub health_check_grace_period_seconds: Option<u32>,
+    pub enable_execute_command: bool,
+    pub tags: Vec<(String, String)>,
+    /// PRIMARY first.
+    pub deployments: Vec<Deployment>,
+    /// Newest first, at most `MAX_EVENTS`.
+    pub events: Vec<ServiceEvent>,
+    /// The task definition of the last deployment that COMPLETED, and its
+    /// id: what a circuit-breaker rollback goes back to.
+    pub last_completed: Option<(String, String)>,
+    /// Tasks already counted as failures of their deployment, so a failure
+    /// counts once; pruned as stopped tasks are purged.
+    pub counted_failures: Vec<String>,
+    pub created_at_ms: i64,
+}
+
+impl Service {
+    /// The store key: unique per cluster.
+    pub fn key(&self) -> String {
+        key(&self.cluster, &self.name)
+    }
+
+    /// The group service tasks carry.
+    pub fn group(&self) -> String {
+        format!("service:{}", self.name)
+    }
+
+    pub fn primary(&self) -> Option<&Deployment> {
+        self.deployments
+            .iter()
+            .find(|d| d.status == DeploymentStatus::Primary)
+    }
+
+    pub fn deployment_mut(&mut self, id: &str) -> Option<&mut Deployment> {
+        self.deployments.iter_mut().find(|d| d.id == id)
+    }
+
+    /// Records an event (newest first, capped as ECS caps them).
+    pub fn push_event(&mut self, message: String, now_ms: i64) {
+        self.events.insert(
+            0,
+            ServiceEvent {
+                id: uuid::Uuid::new_v4().to_string(),
+                created_at_ms: now_ms,
+                message,
+            },
+        );
+        self.events.truncate(MAX_EVENTS);
+    }
+
+    /// Makes `deployment` the PRIMARY one; the previous PRIMARY goes on as
+    /// ACTIVE until its tasks are replaced.
+    pub fn start_deployment(&mut self, deployment: Deployment) {
+        for d in &mut self.deployments {
+            d.status = DeploymentStatus::Active;
+        }
+        self.task_definition.clone_from(&deployment.task_definition);
+        self.deployments.insert(0, deployment);
+    }
+
+    pub fn running_count(&self) -> u32 {
+        self.deployments.iter().map(|d| d.running_count).sum()
+    }
+
+    pub fn pending_count(&self) -> u32 {
+        self.deployments.iter().map(|d| d.pending_count).sum()
+    }
+}
+
+pub fn key(cluster: &str, name: &str) -> String {
+    format!("{cluster}/{name}")
+}
+
+/// ECS's rules for service names: 1-255 letters, digits, hyphens and underscores.
+pub fn validate_service_name(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || name.len() > 255
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!(
+            "serviceName '{name}' is not valid: use 1-255 letters, numbers, hyphens and underscores."
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounding_and_threshold_as_ecs() {
+        let c = DeploymentConfiguration::default();
+        assert_eq!((c.minimum_healthy(3), c.maximum_tasks(3)), (3, 6));
+        let half = DeploymentConfiguration {
+            minimum_healthy_percent: 50,
+            maximum_percent: 100,
+            ..c
+        };
+        // 1.5 rounds up, 3 * 150% = 4.5 rounds down.
+        assert_eq!(half.minimum_healthy(3), 2);
+        let odd = DeploymentConfiguration {
+            maximum_percent: 150,
+            ..c
+        };
+        assert_eq!(odd.maximum_tasks(3), 4);
+        assert_eq!(failure_threshold(1), 3);
+        assert_eq!(failure_threshold(10), 5);
+        assert_eq!(failure_threshold(1000), 200);
+        assert!(half.validate().is_ok());
+        let stuck = DeploymentConfiguration {
+            maximum_percent: 100,
+            ..c
+        };
+        assert!(stuck.validate().is_err());
+    }
+
+    #[test]
+    fn deployment_ids_look_like_ecs() {
+        let id = new_deployment_id();
+        let digits = id.strip_prefix("ecs-svc/").unwrap();
+        assert_eq!(digits.len(), 19);
+        assert!(digits.chars().all(|c| c.is_ascii_digit()));
+        assert!(validate_service_name("web_1-a").is_ok());
+        assert!(validate_service_name("web 1").is_err());
+    }
+}

@@ -1,0 +1,452 @@
+//! The service reconciler: given a service and its tasks, the steps that
+//! move it toward its desired count and PRIMARY deployment. Pure: no store,
+//! no clock, no placement; `ControlPlane::reconcile_services` applies them.
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet};
+
+use crate::model::service::{failure_threshold, Deployment, DeploymentStatus, RolloutState};
+use crate::model::{Service, Task};
+
+/// ECS's stop code for tasks the service scheduler stops.
+pub const SCHEDULER_STOP_CODE: &str = "ServiceSchedulerInitiated";
+
+/// One thing the reconciler wants done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Start `count` tasks of the deployment (its task definition).
+    Start {
+        deployment: String,
+        count: u32,
+    },
+    /// Stop a task with stopCode `ServiceSchedulerInitiated`.
+    Stop {
+        task: String,
+        reason: String,
+    },
+    /// A stopped (or unhealthy) task that counts against its deployment.
+    CountFailure {
+        deployment: String,
+        task: String,
+    },
+    SetRollout {
+        deployment: String,
+        state: RolloutState,
+        reason: String,
+    },
+    /// The circuit breaker rolls back: a new PRIMARY deployment of the last
+    /// COMPLETED deployment's task definition.
+    Rollback {
+        task_definition: String,
+        to_deployment: String,
+    },
+    /// An older deployment without tasks leaves the service.
+    Retire {
+        deployment: String,
+    },
+    /// A DRAINING service with no tasks left becomes INACTIVE.
+    Inactive,
+    Event(String),
+}
+
+fn has_health_check(t: &Task) -> bool {
+    t.containers
+        .iter()
+        .any(|c| c.definition.health_check.is_some())
+}
+
+/// RUNNING, and HEALTHY too when the task has a health check: what counts
+/// toward minimumHealthyPercent and a deployment's completion.
+pub fn is_healthy(t: &Task) -> bool {
+    t.desired_status != "STOPPED"
+        && t.last_status == "RUNNING"
+        && (!has_health_check(t) || t.health_status.as_deref() == Some("HEALTHY"))
+}
+
+/// A stop that the service did not ask for and the user did not either:
+/// an essential container exited, the task failed to start, ...
+fn is_failure(t: &Task) -> bool {
+    t.desired_status == "STOPPED"
+        && !matches!(
+            t.stop_code.as_deref(),
+            Some(SCHEDULER_STOP_CODE | "UserInitiated")
+        )
+}
+
+fn short_id(t: &Task) -> &str {
+    &t.id
+}
+
+pub fn unable_to_place(service: &str) -> String {
+    format!("(service {service}) was unable to place a task because no container instance met all of its requirements. Reason: No Container Instances were found in your cluster. For more information, see the Troubleshooting section of the Amazon ECS Developer Guide.")
+}
+
+pub fn started(service: &str, task_ids: &[String]) -> String {
+    let list: Vec<String> = task_ids.iter().map(|id| format!("(task {id})")).collect();
+    format!(
+        "(service {service}) has started {} tasks: {}.",
+        task_ids.len(),
+        list.join(" ")
+    )
+}
+
+pub fn steady_state(service: &str) -> String {
+    format!("(service {service}) has reached a steady state.")
+}
+
+/// Updates each deployment's counts from its tasks (PRIMARY wants the
+/// service's desired count, older ones what they still run) and forgets
+/// counted failures whose tasks were purged. Returns whether anything changed.
+pub fn refresh_counts(service: &mut Service, tasks: &[Task], now_ms: i64) -> bool {
+    let before = service.clone();
+    let desired = service.desired_count;
+    for d in &mut service.deployments {
+        let mine = tasks
+            .iter()
+            .filter(|t| t.started_by.as_deref() == Some(d.id.as_str()));
+        let (mut running, mut pending, mut wanted) = (0, 0, 0);
+        for t in mine.filter(|t| t.desired_status != "STOPPED") {
+            wanted += 1;
+            match t.last_status.as_str() {
+                "RUNNING" => running += 1,
+                "PROVISIONING" | "PENDING" | "ACTIVATING" => pending += 1,
+                _ => {}
+            }
+        }
+        let d_desired = if d.status == DeploymentStatus::Primary {
+            desired
+        } else {
+            wanted
+        };
+        if (d.running_count, d.pending_count, d.desired_count) != (running, pending, d_desired) {
+            d.running_count = running;
+            d.pending_count = pending;
+            d.desired_count = d_desired;
+            d.updated_at_ms = now_ms;
+        }
+    }
+    let ids: HashSet<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
+    service
+        .counted_failures
+        .retain(|id| ids.contains(id.as_str()));
+    *service != before
+}
+
+/// The steps that move `service` toward its desired state. `tasks` are the
+/// service's tasks (any state); `instances_ok` says whether any instance
+/// could take a task now.
+#[allow(clippy::too_many_lines)]
+pub fn reconcile(service: &Service, tasks: &[Task], instances_ok: bool, now_ms: i64) -> Vec<Step> {
+    let name = &service.name;
+    let mut steps = Vec::new();
+    let Some(primary) = service.primary() else {
+        return steps;
+    };
+    let cfg = service.deployment_configuration;
+
+    // Stops not yet counted: failures of their deployment.
+    let mut new_failures: HashMap<&str, u32> = HashMap::new();
+    for t in tasks.iter().filter(|t| is_failure(t)) {
+        let Some(dep) = t.started_by.as_deref() else {
+            continue;
+        };
+        if service.counted_failures.contains(&t.id)
+            || !service.deployments.iter().any(|d| d.id == dep)
+        {
+            continue;
+        }
+        *new_failures.entry(dep).or_default() += 1;
+        steps.push(Step::CountFailure {
+            deployment: dep.into(),
+            task: t.id.clone(),
+        });
+    }
+
+    // Tasks to stop this round; they count toward maximumPercent until the
+    // agent reports them STOPPED, and no longer toward the healthy ones.
+    let mut stopping: HashSet<&str> = HashSet::new();
+    let mut stop_reasons: Vec<(&Task, String)> = Vec::new();
+
+    // Unhealthy tasks past the grace period are replaced, and failures.
+    let grace_ms = i64::from(service.health_check_grace_period_seconds.unwrap_or(0)) * 1000;
+    for t in tasks.iter().filter(|t| {
+        t.desired_status != "STOPPED"
+            && has_health_check(t)
+            && t.health_status.as_deref() == Some("UNHEALTHY")
+    }) {
+        let since = t.started_at_ms.unwrap_or(t.created_at_ms);
+        if now_ms < since + grace_ms {
+            continue;
+        }
+        stopping.insert(&t.id);
+        stop_reasons.push((t, "Task failed container health checks".into()));
+        steps.push(Step::Event(format!(
+            "(service {name}) (task {}) failed container health checks.",
+            short_id(t)
+        )));
+        if let Some(dep) = t.started_by.as_deref() {
+            *new_failures.entry(dep).or_default() += 1;
+            steps.push(Step::CountFailure {
+                deployment: dep.into(),
+                task: t.id.clone(),
+            });
+        }
+    }
+
+    // The deployment circuit breaker.
+    let mut primary_failed = primary.rollout_state == RolloutState::Failed;
+    let failed = primary.failed_tasks + new_failures.get(primary.id.as_str()).copied().unwrap_or(0);
+    if primary.rollout_state == RolloutState::InProgress
+        && cfg.circuit_breaker.enable
+        && failed >= failure_threshold(service.desired_count)
+    {
+        primary_failed = true;
+        steps.push(Step::SetRollout {
+            deployment: primary.id.clone(),
+            state: RolloutState::Failed,
+            reason: "ECS deployment circuit breaker: tasks failed to start.".into(),
+        });
+        steps.push(Step::Event(format!(
+            "(service {name}) (deployment {}) deployment failed: tasks failed to start.",
+            primary.id
+        )));
+        if let (true, false, Some((td, to))) = (
+            cfg.circuit_breaker.rollback,
+            primary.is_rollback,
+            service.last_completed.as_ref(),
+        ) {
+            steps.push(Step::Event(format!(
+                "(service {name}) (deployment {}) rolling back to deployment {to}.",
+                primary.id
+            )));
+            steps.push(Step::Rollback {
+                task_definition: td.clone(),
+                to_deployment: to.clone(),
+            });
+            push_stops(&mut steps, name, &stop_reasons);
+            return steps;
+        }
+    }
+
+    let desired = service.desired_count;
+    let max_total = cfg.maximum_tasks(desired) as usize;
+    let min_healthy = cfg.minimum_healthy(desired) as usize;
+    let live: Vec<&Task> = tasks.iter().filter(|t| !t.is_stopped()).collect();
+    let wanted = |t: &Task, stopping: &HashSet<&str>| {
+        t.desired_status != "STOPPED" && !stopping.contains(t.id.as_str())
+    };
+    let in_primary = |t: &&Task| t.started_by.as_deref() == Some(primary.id.as_str());
+
+    // Scale in: the PRIMARY deployment runs more than desired.
+    let mut primary_tasks: Vec<&Task> = live
+        .iter()
+        .copied()
+        .filter(|t| in_primary(t) && wanted(t, &stopping))
+        .collect();
+    // Keep healthy and older tasks: stop unhealthy, then newest first.
+    primary_tasks.sort_by_key(|t| (is_healthy(t), std::cmp::Reverse(t.created_at_ms)));
+    let surplus = primary_tasks.len().saturating_sub(desired as usize);
+    let scale_in = format!("Scaling activity initiated by (deployment {})", primary.id);
+    for t in primary_tasks.iter().take(surplus) {
+        stopping.insert(&t.id);
+        stop_reasons.push((t, scale_in.clone()));
+    }
+
+    // Replace older deployments' tasks within minimumHealthyPercent. A
+    // FAILED deployment without rollback stops replacing them.
+    if !primary_failed {
+        let mut healthy = live
+            .iter()
+            .filter(|t| wanted(t, &stopping) && is_healthy(t))
+            .count();
+        let mut old: Vec<&Task> = live
+            .iter()
+            .copied()
+            .filter(|t| !in_primary(t) && wanted(t, &stopping))
+            .collect();
+        // Tasks that are not healthy go first: stopping them costs nothing.
+        old.sort_by_key(|t| (is_healthy(t), t.created_at_ms));
+        for t in old {
+            if is_healthy(t) {
+                if healthy <= min_healthy {
+                    break;
+                }
+                healthy -= 1;
+            }
+            stopping.insert(&t.id);
+            stop_reasons.push((t, scale_in.clone()));
+        }
+    }
+
+    // Start PRIMARY tasks within maximumPercent.
+    let primary_wanted = live
+        .iter()
+        .filter(|t| in_primary(t) && wanted(t, &stopping))
+        .count();
+    let need = (desired as usize).saturating_sub(primary_wanted);
+    let room = max_total.saturating_sub(live.len());
+    let start = need.min(room);
+    let active = service.status == crate::model::service::ServiceStatus::Active;
+    if start > 0 && active && !primary_failed {
+        if instances_ok {
+            steps.push(Step::Start {
+                deployment: primary.id.clone(),
+                count: u32::try_from(start).unwrap_or(u32::MAX),
+            });
+        } else {
+            let msg = unable_to_place(name);
+            if service.events.first().map(|e| &e.message) != Some(&msg) {
+                steps.push(Step::Event(msg));
+            }
+        }
+    }
+    push_stops(&mut steps, name, &stop_reasons);
+
+    // Older deployments with nothing left leave; the PRIMARY completes once
+    // it alone runs, all healthy.
+    let mut old_left = false;
+    for d in service.deployments.iter().filter(|d| d.id != primary.id) {
+        if live
+            .iter()
+            .any(|t| t.started_by.as_deref() == Some(d.id.as_str()))
+        {
+            old_left = true;
+        } else {
+            steps.push(Step::Retire {
+                deployment: d.id.clone(),
+            });
+        }
+    }
+    let strays = live.iter().any(|t| {
+        t.started_by
+            .as_deref()
+            .is_none_or(|s| !service.deployments.iter().any(|d| d.id == s))
+    });
+    let primary_healthy = live
+        .iter()
+        .filter(|t| in_primary(t) && wanted(t, &stopping) && is_healthy(t))
+        .count();
+    let settled = !old_left
+        && !strays
+        && stop_reasons.is_empty()
+        && primary_healthy == desired as usize
+        && live.len() == desired as usize;
+    if settled && active && primary.rollout_state == RolloutState::InProgress {
+        steps.push(Step::SetRollout {
+            deployment: primary.id.clone(),
+            state: RolloutState::Completed,
+            reason: format!("ECS deployment {} completed.", primary.id),
+        });
+        steps.push(Step::Event(format!(
+            "(service {name}) (deployment {}) deployment completed.",
+            primary.id
+        )));
+    }
+    if settled && active && !primary_failed {
+        let msg = steady_state(name);
+        let last = steps
+            .iter()
+            .rev()
+            .find_map(|s| match s {
+                Step::Event(m) => Some(m),
+                _ => None,
+            })
+            .or(service.events.first().map(|e| &e.message));
+        if last != Some(&msg) {
+            steps.push(Step::Event(msg));
+        }
+    }
+    if service.status == crate::model::service::ServiceStatus::Draining && live.is_empty() {
+        steps.push(Step::Inactive);
+    }
+    steps
+}
+
+/// One `Stop` per task, and one event naming them all, as ECS words it.
+fn push_stops(steps: &mut Vec<Step>, name: &str, to_stop: &[(&Task, String)]) {
+    if to_stop.is_empty() {
+        return;
+    }
+    let running = to_stop
+        .iter()
+        .filter(|(t, _)| t.last_status == "RUNNING")
+        .count();
+    let list: Vec<String> = to_stop
+        .iter()
+        .map(|(t, _)| format!("(task {})", short_id(t)))
+        .collect();
+    let what = if running == to_stop.len() {
+        "running tasks"
+    } else {
+        "tasks"
+    };
+    steps.push(Step::Event(format!(
+        "(service {name}) has stopped {} {what}: {}.",
+        to_stop.len(),
+        list.join(" ")
+    )));
+    for (t, reason) in to_stop {
+        steps.push(Step::Stop {
+            task: t.id.clone(),
+            reason: reason.clone(),
+        });
+    }
+}
+
+/// Applies the steps that change only the service (rollout, events,
+/// failures, rollback, retirement); `Start` and `Stop` need the control
+/// plane and are skipped here.
+pub fn apply_to_service(service: &mut Service, step: &Step, now_ms: i64) {
+    match step {
+        Step::Start { .. } | Step::Stop { .. } => {}
+        Step::CountFailure { deployment, task } => {
+            if let Some(d) = service.deployment_mut(deployment) {
+                d.failed_tasks += 1;
+                d.updated_at_ms = now_ms;
+            }
+            service.counted_failures.push(task.clone());
+        }
+        Step::SetRollout {
+            deployment,
+            state,
+            reason,
+        } => {
+            let mut completed = None;
+            if let Some(d) = service.deployment_mut(deployment) {
+                d.rollout_state = *state;
+                d.rollout_state_reason.clone_from(reason);
+                d.updated_at_ms = now_ms;
+                if *state == RolloutState::Completed {
+                    completed = Some((d.task_definition.clone(), d.id.clone()));
+                }
+            }
+            if completed.is_some() {
+                service.last_completed = completed;
+            }
+        }
+        Step::Rollback {
+            task_definition,
+            to_deployment,
+        } => {
+            let mut d = Deployment::new(
+                task_definition,
+                service.desired_count,
+                service.launch_type,
+                now_ms,
+            );
+            d.rollout_state_reason = format!(
+                "ECS deployment circuit breaker: rolling back to deploymentId {to_deployment}."
+            );
+            d.is_rollback = true;
+            service.start_deployment(d);
+        }
+        Step::Retire { deployment } => service.deployments.retain(|d| &d.id != deployment),
+        Step::Inactive => {
+            service.status = crate::model::service::ServiceStatus::Inactive;
+            service.deployments.clear();
+        }
+        Step::Event(m) => service.push_event(m.clone(), now_ms),
+    }
+}

@@ -1,0 +1,387 @@
+//! Applies the service reconciler's steps: new tasks through the `RunTask`
+//! path, stops, and the service's own changes, each written through the
+//! store before it takes effect.
+
+use super::{encode, ControlPlane, RunTask, State, StateError, TaskLaunch};
+use crate::model::service::ServiceStatus;
+use crate::model::{LaunchType, Service, Task};
+use crate::services::{self, Step, SCHEDULER_STOP_CODE};
+use crate::store::{Table, Write};
+
+/// `RunTask` places at most this many tasks per call.
+const RUN_TASK_MAX: u32 = 10;
+
+impl ControlPlane {
+    /// The service's own tasks, any state: its group, started by one of
+    /// its deployments (a user's task in the same group is not adopted).
+    fn service_tasks(state: &State, s: &Service) -> Vec<Task> {
+        let group = s.group();
+        state
+            .tasks
+            .values()
+            .filter(|t| t.cluster == s.cluster && t.group.as_deref() == Some(group.as_str()))
+            .filter(|t| {
+                t.started_by
+                    .as_deref()
+                    .is_some_and(|b| b.starts_with("ecs-svc/"))
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Whether any connected ACTIVE instance could take one of the service's tasks.
+    fn can_place(state: &State, s: &Service) -> bool {
+        state.instances.values().any(|i| {
+            i.status == "ACTIVE"
+                && state.sessions.contains_key(&i.arn)
+                && match s.launch_type {
+                    LaunchType::Fargate => i.serves_fargate,
+                    LaunchType::Ec2 | LaunchType::External => i.cluster == s.cluster,
+                }
+        })
+    }
+
+    /// One reconciler pass over every ACTIVE and DRAINING service. Returns
+    /// how many services changed.
+    pub fn reconcile_services(&self) -> Result<usize, StateError> {
+        let keys: Vec<String> = self
+            .lock()
+            .services
+            .values()
+            .filter(|s| s.status != ServiceStatus::Inactive)
+            .map(Service::key)
+            .collect();
+        let mut changed = 0;
+        for key in keys {
+            if self.reconcile_service(&key)? {
+                changed += 1;
+            }
+        }
+        Ok(changed)
+    }
+
+    fn reconcile_service(&self, key: &str) -> Result<bool, StateError> {
+        let now = self.now();
+        let (snapshot, steps) = {
+            let state = self.lock();
+            let Some(s) = state.services.get(key) else {
+                return Ok(false);
+            };
+            let mut s = s.clone();
+            let tasks = Self::service_tasks(&state, &s);
+            services::refresh_counts(&mut s, &tasks, now);
+            let ok = Self::can_place(&state, &s);
+            let steps = services::reconcile(&s, &tasks, ok, now);
+            (s, steps)
+        };
+
+        // New tasks go through RunTask, which places and stores them itself.
+        let mut events = Vec::new();
+        for step in &steps {
+            if let Step::Start { deployment, count } = step {
+                events.extend(self.start_service_tasks(&snapshot, deployment, *count));
+            }
+        }
+
+        let mut state = self.lock();
+        let Some(mut s) = state.services.get(key).cloned() else {
+            return Ok(false);
+        };
+        let before = s.clone();
+        let mut stopped: Vec<Task> = Vec::new();
+        for step in &steps {
+            match step {
+                Step::Start { .. } => {}
+                Step::Stop { task, reason } => {
+                    let Some(mut t) = state.tasks.get(task).cloned() else {
+                        continue;
+                    };
+                    if t.request_stop(SCHEDULER_STOP_CODE, reason, now) {
+                        let connected = t
+                            .container_instance_arn
+                            .as_ref()
+                            .is_some_and(|a| state.sessions.contains_key(a));
+                        if t.container_instance_arn.is_none()
+                            || t.last_status == "PROVISIONING" && !connected
+                        {
+                            // Never reached an agent: nothing runs.
+                            t.last_status = "STOPPED".into();
+                            t.stopped_at_ms = Some(now);
+                        }
+                        stopped.push(t);
+                    }
+                }
+                other => services::apply_to_service(&mut s, other, now),
+            }
+        }
+        for e in events {
+            let repeat = e == services::unable_to_place(&s.name)
+                && s.events.first().is_some_and(|last| last.message == e);
+            if !repeat {
+                s.push_event(e, now);
+            }
+        }
+        let mut tasks = Self::service_tasks(&state, &s);
+        for t in &stopped {
+            if let Some(old) = tasks.iter_mut().find(|o| o.id == t.id) {
+                old.clone_from(t);
+            }
+        }
+        services::refresh_counts(&mut s, &tasks, now);
+        if s == before && stopped.is_empty() {
+            return Ok(false);
+        }
+        for step in &steps {
+            if let Step::Event(m) = step {
+                tracing::info!(service = %s.name, cluster = %s.cluster, "{m}");
+            }
+        }
+        let mut writes = vec![Write::put(Table::Services, s.key(), encode(&s))];
+        writes.extend(
+            stopped
+                .iter()
+                .map(|t| Write::put(Table::Tasks, t.id.clone(), encode(t))),
+        );
+        self.store.apply(&writes)?;
+        let instances: Vec<String> = stopped
+            .iter()
+            .filter_map(|t| t.container_instance_arn.clone())
+            .collect();
+        for t in stopped {
+            state.tasks.insert(t.id.clone(), t);
+        }
+        state.services.insert(s.key(), s);
+        Self::notify(&state, instances);
+        Ok(true)
+    }
+
+    /// Starts `count` tasks of a deployment; the events to record ("has
+    /// started", or "unable to place" when placement fell short).
+    fn start_service_tasks(&self, s: &Service, deployment: &str, count: u32) -> Vec<String> {
+        let Some(td) = s
+            .deployments
+            .iter()
+            .find(|d| d.id == deployment)
+            .map(|d| d.task_definition.clone())
+        else {
+            return vec![];
+        };
+        let mut ids = Vec::new();
+        let mut short = false;
+        let mut left = count;
+        while left > 0 {
+            let n = left.min(RUN_TASK_MAX);
+            left -= n;
+            let run = RunTask {
+                launch: TaskLaunch {
+                    cluster: s.cluster.clone(),
+                    task_definition: td.clone(),
+                    started_by: Some(deployment.to_string()),
+                    group: Some(s.group()),
+                    container_overrides: vec![],
+                    cpu: None,
+                    memory_mib: None,
+                    overrides: serde_json::json!({"containerOverrides": []}),
+                    tags: vec![],
+                    enable_execute_command: s.enable_execute_command,
+                },
+                count: n as usize,
+                launch_type: s.launch_type,
+            };
+            match self.run_task(&run) {
+                Ok(out) => {
+                    ids.extend(out.tasks.iter().map(|t| t.id.clone()));
+                    if !out.failures.is_empty() {
+                        short = true;
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(service = %s.name, error = %e, "starting service tasks failed");
+                    short = true;
+                    break;
+                }
+            }
+        }
+        let mut events = Vec::new();
+        if !ids.is_empty() {
+            events.push(services::started(&s.name, &ids));
+        }
+        if short {
+            events.push(services::unable_to_place(&s.name));
+        }
+        events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::model::service::{DeploymentConfiguration, RolloutState};
+    use crate::model::task::TaskReport;
+    use crate::model::ArnContext;
+    use crate::state::test_support::{add_instance, control_plane_with_clock};
+    use crate::state::{ServiceSpec, ServiceUpdate, TaskFilter};
+
+    fn spec(desired: u32) -> ServiceSpec {
+        ServiceSpec {
+            cluster: "default".into(),
+            name: "api".into(),
+            task_definition: "web".into(),
+            desired_count: desired,
+            launch_type: LaunchType::Ec2,
+            deployment_configuration: DeploymentConfiguration::default(),
+            health_check_grace_period_seconds: None,
+            enable_execute_command: false,
+            tags: vec![],
+        }
+    }
+
+    /// The agent reaches `status` (RUNNING or STOPPED) for every task whose
+    /// desired status it is.
+    fn report_all(cp: &ControlPlane, instance: &str, status: &str) {
+        for t in cp.desired_tasks(instance) {
+            if t.desired_status == status {
+                cp.apply_report(
+                    instance,
+                    &TaskReport {
+                        task_arn: t.arn.clone(),
+                        last_status: status.into(),
+                        ..TaskReport::default()
+                    },
+                )
+                .unwrap();
+            }
+        }
+    }
+
+    fn service(cp: &ControlPlane) -> Service {
+        cp.describe_services("default", &["api".into()]).unwrap().0[0].clone()
+    }
+
+    #[test]
+    fn service_tasks_are_started_tagged_and_survive_a_restart() {
+        let (cp, store, _clock) = control_plane_with_clock();
+        let ci = add_instance(&cp, "default");
+        cp.create_service(&spec(2)).unwrap();
+        assert_eq!(cp.reconcile_services().unwrap(), 1);
+        let s = service(&cp);
+        let dep = s.deployments[0].id.clone();
+        let tasks = cp.desired_tasks(&ci);
+        assert_eq!(tasks.len(), 2);
+        for t in &tasks {
+            assert_eq!(t.started_by.as_deref(), Some(dep.as_str()));
+            assert_eq!(t.group.as_deref(), Some("service:api"));
+        }
+        assert!(s.events[0]
+            .message
+            .starts_with("(service api) has started 2 tasks: (task "));
+        assert_eq!(s.pending_count(), 2);
+        // ListTasks serviceName finds them by group.
+        let by_service = cp
+            .list_tasks(&TaskFilter {
+                cluster: "default".into(),
+                group: Some("service:api".into()),
+                ..TaskFilter::default()
+            })
+            .unwrap();
+        assert_eq!(by_service.len(), 2);
+
+        report_all(&cp, &ci, "RUNNING");
+        cp.reconcile_services().unwrap();
+        let s = service(&cp);
+        assert_eq!(s.running_count(), 2);
+        assert_eq!(s.deployments[0].rollout_state, RolloutState::Completed);
+        assert_eq!(
+            s.events[0].message,
+            "(service api) has reached a steady state."
+        );
+        // Nothing to do: nothing written.
+        let writes = store.batches.lock().unwrap().len();
+        assert_eq!(cp.reconcile_services().unwrap(), 0);
+        assert_eq!(store.batches.lock().unwrap().len(), writes);
+
+        // A new control plane on the same store has the service.
+        let again = ControlPlane::open(
+            store.clone() as Arc<dyn crate::store::Store>,
+            Arc::new(crate::state::SystemClock),
+            ArnContext {
+                region: "us-east-1".into(),
+                account: "123456789012".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(service(&again), s);
+    }
+
+    #[test]
+    fn a_stopped_task_is_replaced_and_a_new_revision_rolls_out() {
+        let (cp, _store, _clock) = control_plane_with_clock();
+        let ci = add_instance(&cp, "default");
+        cp.create_service(&spec(1)).unwrap();
+        cp.reconcile_services().unwrap();
+        report_all(&cp, &ci, "RUNNING");
+        cp.reconcile_services().unwrap();
+        let first = cp.desired_tasks(&ci)[0].clone();
+        cp.stop_task("default", &first.id, None).unwrap();
+        report_all(&cp, &ci, "STOPPED");
+        cp.reconcile_services().unwrap();
+        let now: Vec<Task> = cp.desired_tasks(&ci);
+        assert_eq!(now.len(), 1);
+        assert_ne!(now[0].id, first.id);
+        assert_eq!(service(&cp).deployments[0].failed_tasks, 0);
+
+        report_all(&cp, &ci, "RUNNING");
+        cp.update_service(&ServiceUpdate {
+            cluster: "default".into(),
+            service: "api".into(),
+            force_new_deployment: true,
+            ..ServiceUpdate::default()
+        })
+        .unwrap();
+        cp.reconcile_services().unwrap();
+        assert_eq!(cp.desired_tasks(&ci).len(), 2, "new beside old at 200%");
+        report_all(&cp, &ci, "RUNNING");
+        cp.reconcile_services().unwrap();
+        let old = cp
+            .describe_tasks("default", std::slice::from_ref(&now[0].id))
+            .unwrap()
+            .0[0]
+            .clone();
+        assert_eq!(old.desired_status, "STOPPED");
+        assert_eq!(old.stop_code.as_deref(), Some("ServiceSchedulerInitiated"));
+        report_all(&cp, &ci, "STOPPED");
+        cp.reconcile_services().unwrap();
+        let s = service(&cp);
+        assert_eq!(s.deployments.len(), 1);
+        assert_eq!(s.deployments[0].rollout_state, RolloutState::Completed);
+    }
+
+    #[test]
+    fn no_instance_means_an_event_not_a_task() {
+        let (cp, _store, _clock) = control_plane_with_clock();
+        cp.create_cluster("default", vec![]).unwrap();
+        crate::state::test_support::register_web(&cp);
+        cp.create_service(&spec(1)).unwrap();
+        cp.reconcile_services().unwrap();
+        cp.reconcile_services().unwrap();
+        let s = service(&cp);
+        assert_eq!(s.events.len(), 1);
+        assert!(s.events[0].message.contains("was unable to place a task"));
+    }
+
+    #[test]
+    fn placement_falling_short_is_the_same_event() {
+        let (cp, _store, _clock) = control_plane_with_clock();
+        // 1024 MiB: two 512 MiB tasks fit, the third does not.
+        let ci = add_instance(&cp, "default");
+        cp.create_service(&spec(3)).unwrap();
+        cp.reconcile_services().unwrap();
+        assert_eq!(cp.desired_tasks(&ci).len(), 2);
+        let s = service(&cp);
+        assert!(s.events[0].message.contains("was unable to place a task"));
+        assert!(s.events[1].message.contains("has started 2 tasks"));
+    }
+}

@@ -1,0 +1,389 @@
+//! Service commands: create, describe, list, update, delete. The reconciler
+//! (`service_reconciler`) does the rest from the stored service.
+
+use super::{encode, ControlPlane, ItemFailure, State, StateError};
+use crate::model::service::{
+    self, validate_service_name, Deployment, DeploymentConfiguration, ServiceStatus,
+};
+use crate::model::{arn, LaunchType, NetworkMode, Service, TaskDefinition};
+use crate::store::{Table, Write};
+
+/// A validated `CreateService` request.
+#[derive(Debug, Clone)]
+pub struct ServiceSpec {
+    pub cluster: String,
+    pub name: String,
+    pub task_definition: String,
+    pub desired_count: u32,
+    pub launch_type: LaunchType,
+    pub deployment_configuration: DeploymentConfiguration,
+    pub health_check_grace_period_seconds: Option<u32>,
+    pub enable_execute_command: bool,
+    pub tags: Vec<(String, String)>,
+}
+
+/// A validated `UpdateService` request: `None` keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceUpdate {
+    pub cluster: String,
+    pub service: String,
+    pub task_definition: Option<String>,
+    pub desired_count: Option<u32>,
+    pub force_new_deployment: bool,
+    pub deployment_configuration: Option<DeploymentConfiguration>,
+    pub health_check_grace_period_seconds: Option<u32>,
+    pub enable_execute_command: Option<bool>,
+}
+
+fn not_found_td(reference: &str) -> StateError {
+    StateError::InvalidParameter(format!(
+        "TaskDefinition not found: '{reference}'. Register it first, or check the family and revision."
+    ))
+}
+
+/// The task definition a service may deploy: ACTIVE, and able to run with
+/// the service's launch type.
+fn deployable<'a>(
+    state: &'a State,
+    reference: &str,
+    launch_type: LaunchType,
+) -> Result<&'a TaskDefinition, StateError> {
+    let td = ControlPlane::resolve_task_definition(state, reference)
+        .map_err(|_| not_found_td(reference))?;
+    if td.status != "ACTIVE" {
+        return Err(StateError::InvalidParameter(format!(
+            "TaskDefinition is inactive: '{}' is {}; deploy an ACTIVE revision.",
+            td.arn, td.status
+        )));
+    }
+    if launch_type == LaunchType::Fargate
+        && (td.network_mode != NetworkMode::Awsvpc || td.cpu.zip(td.memory_mib).is_none())
+    {
+        return Err(StateError::InvalidParameter(
+            "Task definition does not support launch_type FARGATE: it needs networkMode awsvpc and task-level cpu and memory.".into(),
+        ));
+    }
+    Ok(td)
+}
+
+impl ControlPlane {
+    fn service_ref<'a>(
+        state: &'a State,
+        cluster: &str,
+        service: &str,
+    ) -> Result<&'a Service, StateError> {
+        let name = arn::resource_id(service);
+        state
+            .services
+            .get(&service::key(cluster, name))
+            .ok_or_else(|| StateError::ServiceNotFound(name.to_string()))
+    }
+
+    /// Writes the service through the store, then keeps it in memory.
+    fn put_service(&self, state: &mut State, s: &Service) -> Result<(), StateError> {
+        self.store
+            .apply(&[Write::put(Table::Services, s.key(), encode(s))])?;
+        state.services.insert(s.key(), s.clone());
+        Ok(())
+    }
+
+    /// Creates a service with its first deployment; the reconciler starts
+    /// its tasks. An ACTIVE or DRAINING service of that name is refused, as
+    /// ECS refuses it; an INACTIVE one is replaced.
+    pub fn create_service(&self, spec: &ServiceSpec) -> Result<Service, StateError> {
+        validate_service_name(&spec.name).map_err(StateError::InvalidParameter)?;
+        spec.deployment_configuration
+            .validate()
+            .map_err(StateError::InvalidParameter)?;
+        let mut state = self.lock();
+        let cluster = Self::cluster(&state, &spec.cluster)?.clone();
+        if state
+            .services
+            .get(&service::key(&cluster.name, &spec.name))
+            .is_some_and(|s| s.status != ServiceStatus::Inactive)
+        {
+            return Err(StateError::InvalidParameter(
+                "Creation of service was not idempotent.".into(),
+            ));
+        }
+        let td = deployable(&state, &spec.task_definition, spec.launch_type)?
+            .arn
+            .clone();
+        let now = self.now();
+        let mut s = Service {
+            name: spec.name.clone(),
+            arn: self.arns.service(&cluster.name, &spec.name),
+            cluster: cluster.name.clone(),
+            cluster_arn: cluster.arn.clone(),
+            task_definition: td.clone(),
+            desired_count: spec.desired_count,
+            launch_type: spec.launch_type,
+            status: ServiceStatus::Active,
+            deployment_configuration: spec.deployment_configuration,
+            health_check_grace_period_seconds: spec.health_check_grace_period_seconds,
+            enable_execute_command: spec.enable_execute_command,
+            tags: spec.tags.clone(),
+            deployments: vec![],
+            events: vec![],
+            last_completed: None,
+            counted_failures: vec![],
+            created_at_ms: now,
+        };
+        s.start_deployment(Deployment::new(
+            &td,
+            spec.desired_count,
+            spec.launch_type,
+            now,
+        ));
+        self.put_service(&mut state, &s)?;
+        Ok(s)
+    }
+
+    /// Services by name or ARN; unknown ones are `MISSING` failures.
+    pub fn describe_services(
+        &self,
+        cluster: &str,
+        services: &[String],
+    ) -> Result<(Vec<Service>, Vec<ItemFailure>), StateError> {
+        let state = self.lock();
+        let cluster = Self::cluster(&state, cluster)?.name.clone();
+        let mut found = Vec::new();
+        let mut failures = Vec::new();
+        for s in services {
+            match Self::service_ref(&state, &cluster, s) {
+                Ok(svc) => found.push(svc.clone()),
+                Err(_) => failures.push(ItemFailure {
+                    arn: if s.starts_with("arn:") {
+                        s.clone()
+                    } else {
+                        self.arns.service(&cluster, s)
+                    },
+                    reason: "MISSING".into(),
+                    detail: None,
+                }),
+            }
+        }
+        Ok((found, failures))
+    }
+
+    /// ARNs of the cluster's ACTIVE and DRAINING services, by name.
+    pub fn list_services(
+        &self,
+        cluster: &str,
+        launch_type: Option<LaunchType>,
+    ) -> Result<Vec<String>, StateError> {
+        let state = self.lock();
+        let cluster = Self::cluster(&state, cluster)?.name.clone();
+        Ok(state
+            .services
+            .values()
+            .filter(|s| s.cluster == cluster && s.status != ServiceStatus::Inactive)
+            .filter(|s| launch_type.is_none_or(|l| s.launch_type == l))
+            .map(|s| s.arn.clone())
+            .collect())
+    }
+
+    /// Changes the desired count and settings; a new task definition, or
+    /// `forceNewDeployment`, starts a new PRIMARY deployment.
+    pub fn update_service(&self, u: &ServiceUpdate) -> Result<Service, StateError> {
+        if let Some(c) = &u.deployment_configuration {
+            c.validate().map_err(StateError::InvalidParameter)?;
+        }
+        let mut state = self.lock();
+        let cluster = Self::cluster(&state, &u.cluster)?.name.clone();
+        let mut s = Self::service_ref(&state, &cluster, &u.service)?.clone();
+        if s.status != ServiceStatus::Active {
+            return Err(StateError::ServiceNotActive(s.name));
+        }
+        let now = self.now();
+        let td = match &u.task_definition {
+            Some(r) => deployable(&state, r, s.launch_type)?.arn.clone(),
+            None => s.task_definition.clone(),
+        };
+        if let Some(n) = u.desired_count {
+            s.desired_count = n;
+        }
+        if let Some(c) = u.deployment_configuration {
+            s.deployment_configuration = c;
+        }
+        if let Some(g) = u.health_check_grace_period_seconds {
+            s.health_check_grace_period_seconds = Some(g);
+        }
+        if let Some(e) = u.enable_execute_command {
+            s.enable_execute_command = e;
+        }
+        if td != s.task_definition || u.force_new_deployment {
+            s.start_deployment(Deployment::new(&td, s.desired_count, s.launch_type, now));
+        } else if let Some(d) = s.deployments.first_mut() {
+            if d.desired_count != s.desired_count {
+                d.desired_count = s.desired_count;
+                d.updated_at_ms = now;
+            }
+        }
+        self.put_service(&mut state, &s)?;
+        Ok(s)
+    }
+
+    /// Marks the service DRAINING with no desired tasks; the reconciler stops
+    /// them and then makes it INACTIVE. Without `force`, refused while the
+    /// service still wants tasks, as ECS refuses it.
+    pub fn delete_service(
+        &self,
+        cluster: &str,
+        service: &str,
+        force: bool,
+    ) -> Result<Service, StateError> {
+        let mut state = self.lock();
+        let cluster = Self::cluster(&state, cluster)?.name.clone();
+        let mut s = Self::service_ref(&state, &cluster, service)?.clone();
+        if s.status != ServiceStatus::Active {
+            return Err(StateError::ServiceNotActive(s.name));
+        }
+        if s.desired_count > 0 && !force {
+            return Err(StateError::InvalidParameter(
+                "The service cannot be stopped while it is scaled above 0.".into(),
+            ));
+        }
+        s.status = ServiceStatus::Draining;
+        s.desired_count = 0;
+        for d in &mut s.deployments {
+            d.desired_count = 0;
+        }
+        self.put_service(&mut state, &s)?;
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::test_support::{control_plane, fleet};
+
+    pub(crate) fn spec(name: &str, desired: u32) -> ServiceSpec {
+        ServiceSpec {
+            cluster: "default".into(),
+            name: name.into(),
+            task_definition: "web".into(),
+            desired_count: desired,
+            launch_type: LaunchType::Ec2,
+            deployment_configuration: DeploymentConfiguration::default(),
+            health_check_grace_period_seconds: None,
+            enable_execute_command: false,
+            tags: vec![],
+        }
+    }
+
+    #[test]
+    fn create_describe_list_and_persist() {
+        let (cp, _) = fleet();
+        let s = cp.create_service(&spec("api", 2)).unwrap();
+        assert_eq!(
+            s.arn,
+            "arn:aws:ecs:us-east-1:123456789012:service/default/api"
+        );
+        assert_eq!(s.deployments.len(), 1);
+        assert!(s.task_definition.ends_with(":task-definition/web:1"));
+        assert!(matches!(
+            cp.create_service(&spec("api", 1)),
+            Err(StateError::InvalidParameter(m)) if m == "Creation of service was not idempotent."
+        ));
+        let (found, failures) = cp
+            .describe_services("default", &[s.arn.clone(), "ghost".into()])
+            .unwrap();
+        assert_eq!(found[0].name, "api");
+        assert_eq!(failures[0].reason, "MISSING");
+        assert!(failures[0].arn.ends_with(":service/default/ghost"));
+        assert_eq!(cp.list_services("default", None).unwrap(), vec![s.arn]);
+        assert!(matches!(
+            cp.list_services("nope", None),
+            Err(StateError::ClusterNotFound(_))
+        ));
+    }
+
+    #[test]
+    fn bad_requests_create_nothing() {
+        let (cp, store) = control_plane();
+        let mut bad = spec("a b", 1);
+        assert!(cp.create_service(&bad).is_err());
+        bad.name = "ok".into();
+        assert!(matches!(
+            cp.create_service(&bad),
+            Err(StateError::ClusterNotFound(_))
+        ));
+        cp.create_cluster("default", vec![]).unwrap();
+        let writes = store.batches.lock().unwrap().len();
+        assert!(matches!(
+            cp.create_service(&bad),
+            Err(StateError::InvalidParameter(m)) if m.contains("TaskDefinition not found")
+        ));
+        assert_eq!(store.batches.lock().unwrap().len(), writes);
+    }
+
+    #[test]
+    fn update_starts_a_deployment_only_when_the_definition_changes_or_forced() {
+        let (cp, _) = fleet();
+        cp.create_service(&spec("api", 2)).unwrap();
+        let update = |u: ServiceUpdate| {
+            cp.update_service(&ServiceUpdate {
+                cluster: "default".into(),
+                service: "api".into(),
+                ..u
+            })
+            .unwrap()
+        };
+        let s = update(ServiceUpdate {
+            desired_count: Some(3),
+            ..ServiceUpdate::default()
+        });
+        assert_eq!(s.deployments.len(), 1);
+        assert_eq!(s.deployments[0].desired_count, 3);
+        let s = update(ServiceUpdate {
+            force_new_deployment: true,
+            ..ServiceUpdate::default()
+        });
+        assert_eq!(s.deployments.len(), 2);
+        assert_eq!(s.deployments[0].status.as_str(), "PRIMARY");
+        assert_eq!(s.deployments[1].status.as_str(), "ACTIVE");
+        let s = update(ServiceUpdate {
+            task_definition: Some("web:1".into()),
+            ..ServiceUpdate::default()
+        });
+        assert_eq!(s.deployments.len(), 2, "same definition: no new deployment");
+    }
+
+    #[test]
+    fn delete_needs_force_above_zero_and_blocks_cluster_deletion() {
+        let (cp, _) = control_plane();
+        cp.create_cluster("default", vec![]).unwrap();
+        crate::state::test_support::register_web(&cp);
+        cp.create_service(&spec("api", 1)).unwrap();
+        assert!(matches!(
+            cp.delete_cluster("default"),
+            Err(StateError::ClusterContainsServices { count: 1, .. })
+        ));
+        assert!(matches!(
+            cp.delete_service("default", "api", false),
+            Err(StateError::InvalidParameter(m)) if m == "The service cannot be stopped while it is scaled above 0."
+        ));
+        let s = cp.delete_service("default", "api", true).unwrap();
+        assert_eq!(s.status, ServiceStatus::Draining);
+        assert!(matches!(
+            cp.update_service(&ServiceUpdate {
+                cluster: "default".into(),
+                service: "api".into(),
+                ..ServiceUpdate::default()
+            }),
+            Err(StateError::ServiceNotActive(_))
+        ));
+        assert!(matches!(
+            cp.delete_service("default", "ghost", true),
+            Err(StateError::ServiceNotFound(_))
+        ));
+        // No tasks: the reconciler finishes the deletion.
+        cp.reconcile_services().unwrap();
+        let (found, _) = cp.describe_services("default", &["api".into()]).unwrap();
+        assert_eq!(found[0].status, ServiceStatus::Inactive);
+        assert!(cp.list_services("default", None).unwrap().is_empty());
+        cp.delete_cluster("default").unwrap();
+    }
+}
