@@ -110,6 +110,8 @@ impl World {
             family: "td".into(),
             revision: 1,
             container_instance_arn: Some("arn:ci".into()),
+            placement_strategy: vec![],
+            placement_constraints: vec![],
             launch_type: LaunchType::Ec2,
             network_mode: NetworkMode::Bridge,
             desired_status: "RUNNING".into(),

@@ -184,6 +184,9 @@ impl ControlPlane {
                     overrides: serde_json::json!({"containerOverrides": []}),
                     tags: vec![],
                     enable_execute_command: s.enable_execute_command,
+                    // The scheduler's default spread; service placement settings come later.
+                    placement_strategy: vec![],
+                    placement_constraints: vec![],
                 },
                 count: n as usize,
                 launch_type: s.launch_type,
