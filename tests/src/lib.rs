@@ -517,6 +517,7 @@ impl Drop for Berth {
         Self::stop_child(&mut self.agent);
         Self::stop_child(&mut self.controlplane);
         cleanup_host(&self.containerd_sock, &self.namespace, &self.bridge);
+        cleanup_task_networks(&self.agent_dir());
     }
 }
 
@@ -538,6 +539,30 @@ pub fn terminate(child: &mut Child, grace: Duration) -> Result<std::process::Exi
     let _ = child.kill();
     let _ = child.wait();
     bail!("pid {} still running {grace:?} after SIGTERM", child.id())
+}
+
+/// Removes the network namespaces and host veths of tasks an agent with data
+/// dir `agent_dir` still held when it was stopped (the agent leaves running
+/// tasks alone on shutdown, by design).
+pub fn cleanup_task_networks(agent_dir: &Path) {
+    let Ok(tasks) = std::fs::read_dir(agent_dir.join("tasks")) else {
+        return;
+    };
+    for id in tasks
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+    {
+        if id.len() >= 12 {
+            let _ = Command::new("ip")
+                .args(["link", "del", &format!("bv{}", &id[..12])])
+                .output();
+        }
+        let netns = Path::new("/var/run/netns").join(format!("berth-{id}"));
+        if netns.exists() {
+            let _ = Command::new("umount").arg(&netns).output();
+            let _ = std::fs::remove_file(&netns);
+        }
+    }
 }
 
 /// Removes whatever a harness's agent may have left: containers and tasks in
