@@ -14,8 +14,14 @@ use crate::model::task::{ContainerReport, TaskReport};
 use crate::model::{NetworkMode, Resources, Task};
 use crate::state::{ControlPlane, InstanceRegistration, StateError};
 
-/// How often each side sends a heartbeat.
-pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+/// How often each side sends a heartbeat. Short, so a lost host is noticed
+/// within seconds (see `MISSED_HEARTBEATS`); the cost is one small message
+/// per agent per interval.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
+/// Silence (no message at all) for this many intervals closes the session:
+/// `agentConnected` turns false and the instance gets no new placements.
+/// Three tolerates a lost packet or a busy agent without false alarms.
+pub const MISSED_HEARTBEATS: u32 = 3;
 
 pub struct Agents {
     control_plane: Arc<ControlPlane>,
@@ -320,6 +326,8 @@ impl AgentService for Agents {
         let mut shutdown = self.shutdown.clone();
         tokio::spawn(async move {
             let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
+            // Any message from the agent counts as a sign of life.
+            let mut last_seen = tokio::time::Instant::now();
             // The first desired set goes out at once.
             if tx.send(Ok(desired_message(&cp, &arn))).await.is_err() {
                 cp.close_session(&arn, &changes);
@@ -331,13 +339,19 @@ impl AgentService for Agents {
                     alive = changes.changed() => {
                         if alive.is_err() { break; } // replaced by a newer session
                         changes.mark_unchanged();
-                        if tx.send(Ok(desired_message(&cp, &arn))).await.is_err() { break; }
+                        // A peer that stops reading must not hold this loop.
+                        let sent = tokio::time::timeout(HEARTBEAT_INTERVAL, tx.send(Ok(desired_message(&cp, &arn)))).await;
+                        if !matches!(sent, Ok(Ok(()))) { break; }
                     }
                     _ = heartbeat.tick() => {
+                        if last_seen.elapsed() > HEARTBEAT_INTERVAL * MISSED_HEARTBEATS {
+                            tracing::warn!(container_instance = %arn, silent_ms = last_seen.elapsed().as_millis(), "agent missed its heartbeats: marking it disconnected");
+                            break;
+                        }
                         let hb = pb::ControlMessage { kind: Some(pb::control_message::Kind::Heartbeat(pb::Heartbeat { sent_at_ms: now_ms() })) };
-                        if tx.send(Ok(hb)).await.is_err() { break; }
+                        if let Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) = tx.try_send(Ok(hb)) { break; }
                     }
-                    msg = inbound.next() => match msg {
+                    msg = inbound.next() => match { last_seen = tokio::time::Instant::now(); msg } {
                         Some(Ok(pb::AgentMessage { kind: Some(pb::agent_message::Kind::TaskStatus(s)) })) => {
                             let report: TaskReport = s.into();
                             let cp2 = cp.clone();

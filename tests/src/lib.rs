@@ -196,6 +196,11 @@ impl Berth {
         Ok(())
     }
 
+    /// The agent's process id, while it runs.
+    pub fn agent_pid(&self) -> Option<u32> {
+        self.agent.as_ref().map(Child::id)
+    }
+
     /// Kills the agent with SIGKILL (no shutdown path runs).
     pub fn kill9_agent(&mut self) {
         if let Some(mut c) = self.agent.take() {
