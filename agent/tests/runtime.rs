@@ -120,7 +120,16 @@ impl Fixture {
             .await
             .expect("container exits within 30s")
             .expect("wait");
-        let log = std::fs::read_to_string(&spec.log_path).unwrap_or_default();
+        // The shim copies output on its own, so it can land just after the
+        // exit: wait (bounded) for the log to have something in it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        let log = loop {
+            let log = std::fs::read_to_string(&spec.log_path).unwrap_or_default();
+            if !log.is_empty() || std::time::Instant::now() > deadline {
+                break log;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
         (code, log)
     }
 
@@ -333,8 +342,17 @@ async fn runs_to_exit_code_with_output_in_log() {
         "echo",
         &["/bin/sh", "-c", "echo hi; echo oops >&2; exit 3"],
     );
-    let (code, log) = f.run(&spec).await;
+    let (code, _) = f.run(&spec).await;
     assert_eq!(code, 3);
+    // The shim copies output on its own: it may land just after the exit.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let log = loop {
+        let log = std::fs::read_to_string(&spec.log_path).unwrap_or_default();
+        if (log.contains("hi") && log.contains("oops")) || std::time::Instant::now() > deadline {
+            break log;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert!(log.contains("hi"), "log: {log:?}");
     assert!(log.contains("oops"), "stderr goes to the same log: {log:?}");
     let status = f.rt.status(&spec.id).await.unwrap().unwrap();

@@ -351,7 +351,7 @@ impl AgentService for Agents {
                         let hb = pb::ControlMessage { kind: Some(pb::control_message::Kind::Heartbeat(pb::Heartbeat { sent_at_ms: now_ms() })) };
                         if let Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) = tx.try_send(Ok(hb)) { break; }
                     }
-                    msg = inbound.next() => match { last_seen = tokio::time::Instant::now(); msg } {
+                    msg = inbound.next() => { last_seen = tokio::time::Instant::now(); match msg {
                         Some(Ok(pb::AgentMessage { kind: Some(pb::agent_message::Kind::TaskStatus(s)) })) => {
                             let report: TaskReport = s.into();
                             let cp2 = cp.clone();
@@ -364,7 +364,7 @@ impl AgentService for Agents {
                         Some(Ok(_)) => {}
                         Some(Err(e)) => { tracing::info!(container_instance = %arn, error = %e, "agent session ended"); break; }
                         None => { tracing::info!(container_instance = %arn, "agent closed its session"); break; }
-                    },
+                    }},
                     // Ending the response stream lets the agent see a clean
                     // end of session and reconnect to the next control plane.
                     true = async { shutdown.wait_for(|stop| *stop).await.is_ok() } => {
