@@ -7,10 +7,13 @@
 //! htpasswd auth (`htpasswd` from apache2-utils), pushes the demo image to it with skopeo,
 //! and works in its own containerd namespace; both go on drop.
 
+mod common;
+
+use common::{remove_namespace, test_env, unique_namespace, TestEnv};
+
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -20,44 +23,10 @@ use berth_agent::runtime::{
     ContainerRuntime, ContainerSpec, Containerd, ImageCleanupPolicy, ImagePullBehavior,
     RegistryCredentials, RuntimeConfig, RuntimeError,
 };
-use containerd_client::services::v1::images_client::ImagesClient;
-use containerd_client::services::v1::namespaces_client::NamespacesClient;
-use containerd_client::services::v1::{
-    DeleteImageRequest, DeleteNamespaceRequest, ListImagesRequest,
-};
-use containerd_client::with_namespace;
-use tonic::Request;
 
 const USER: &str = "berth";
 const PASSWORD: &str = "s3cret:pw";
 const ECR: &str = "123456789012.dkr.ecr.ap-northeast-1.amazonaws.com";
-
-struct TestEnv {
-    socket: PathBuf,
-    demo_image: String,
-}
-
-fn test_env() -> TestEnv {
-    let var = |name: &str| {
-        std::env::var(name).unwrap_or_else(|_| {
-            panic!(
-                "{name} is not set. These tests need root, a containerd and a registry with the \
-                 demo image: run `scripts/test-env.sh start DIR` and `set -a; . DIR/env; set +a`"
-            )
-        })
-    };
-    let env = TestEnv {
-        socket: var("BERTH_CONTAINERD_SOCK").into(),
-        demo_image: var("BERTH_DEMO_IMAGE"),
-    };
-    let _ = var("BERTH_REGISTRY");
-    assert!(
-        env.socket.exists(),
-        "BERTH_CONTAINERD_SOCK={} does not exist; is the test environment running?",
-        env.socket.display()
-    );
-    env
-}
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| {
@@ -168,15 +137,6 @@ impl Drop for AuthRegistry {
     }
 }
 
-fn unique_namespace() -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "img-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
 /// A containerd namespace and an auth registry holding the demo image as `berth/demo:latest`;
 /// dropping it removes the namespace's containers and images, then the namespace.
 struct Fixture {
@@ -190,11 +150,11 @@ impl Fixture {
     fn new() -> Self {
         let env = test_env();
         let registry = AuthRegistry::start();
-        registry.push(&env.demo_image, "berth/demo:latest", "oci");
+        registry.push(&env.image, "berth/demo:latest", "oci");
         Self {
             env,
             registry,
-            namespace: unique_namespace(),
+            namespace: unique_namespace("img"),
             dir: tempfile::tempdir().expect("temp dir"),
         }
     }
@@ -273,41 +233,6 @@ impl Drop for Fixture {
     }
 }
 
-/// Deletes every image (synchronously, so the GC empties the namespace), then the namespace.
-async fn remove_namespace(socket: &Path, namespace: &str) {
-    let Ok(channel) = containerd_client::connect(socket).await else {
-        return;
-    };
-    let images = ImagesClient::new(channel.clone())
-        .list(with_namespace!(
-            ListImagesRequest { filters: vec![] },
-            namespace
-        ))
-        .await
-        .map(|r| r.into_inner().images)
-        .unwrap_or_default();
-    for image in images {
-        let _ = ImagesClient::new(channel.clone())
-            .delete(with_namespace!(
-                DeleteImageRequest {
-                    name: image.name,
-                    sync: true,
-                    target: None,
-                },
-                namespace
-            ))
-            .await;
-    }
-    if let Err(status) = NamespacesClient::new(channel)
-        .delete(Request::new(DeleteNamespaceRequest {
-            name: namespace.to_owned(),
-        }))
-        .await
-    {
-        eprintln!("cleanup: namespace {namespace} stays: {}", status.message());
-    }
-}
-
 fn pull_message(result: Result<berth_agent::runtime::Image, RuntimeError>) -> String {
     match result {
         Err(RuntimeError::Pull { message, .. }) => message,
@@ -347,7 +272,7 @@ async fn wrong_or_missing_credentials_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mirror_serves_an_ecr_name_which_the_image_keeps() {
     let f = Fixture::new();
-    f.registry.push(&f.env.demo_image, "my-app:v1", "oci");
+    f.registry.push(&f.env.image, "my-app:v1", "oci");
     let mut config = f.with_login(PASSWORD);
     config.registry_mirrors = HashMap::from([(ECR.to_owned(), f.registry.host.clone())]);
     let rt = Fixture::runtime(config).await;
@@ -384,7 +309,7 @@ async fn pull_behaviors_decide_when_the_registry_is_asked() {
     let f = Fixture::new();
     let reference = f.image("berth/moving:1");
     // The same content as OCI and as Docker schema 2: two manifests, two digests.
-    f.registry.push(&f.env.demo_image, "berth/moving:1", "oci");
+    f.registry.push(&f.env.image, "berth/moving:1", "oci");
     let runtime = |behavior: ImagePullBehavior, password: &str| {
         let mut config = f.with_login(password);
         config.pull_behavior = behavior;
@@ -395,7 +320,7 @@ async fn pull_behaviors_decide_when_the_registry_is_asked() {
         .pull_image(&reference)
         .await
         .unwrap();
-    f.registry.push(&f.env.demo_image, "berth/moving:1", "v2s2");
+    f.registry.push(&f.env.image, "berth/moving:1", "v2s2");
 
     // once and prefer-cached keep the cached image, even with bad credentials.
     for behavior in [ImagePullBehavior::Once, ImagePullBehavior::PreferCached] {
@@ -431,7 +356,7 @@ async fn pull_behaviors_decide_when_the_registry_is_asked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cleanup_removes_only_unused_images() {
     let f = Fixture::new();
-    f.registry.push(&f.env.demo_image, "berth/demo:v2", "oci");
+    f.registry.push(&f.env.image, "berth/demo:v2", "oci");
     let rt = Fixture::runtime(f.with_login(PASSWORD)).await;
     let used = rt.pull_image(&f.image("berth/demo:latest")).await.unwrap();
     let unused = f.image("berth/demo:v2");
@@ -493,7 +418,7 @@ async fn bench_pull() {
     let socket = env.socket.display().to_string();
     let (mut berth, mut ctr) = (Vec::new(), Vec::new());
     for _ in 0..runs {
-        let namespace = unique_namespace();
+        let namespace = unique_namespace("img");
         let mut config = RuntimeConfig::new(&env.socket, &namespace);
         config.insecure_registries = vec![registry.clone()];
         let rt = Containerd::connect(config).await.unwrap();
@@ -502,7 +427,7 @@ async fn bench_pull() {
         berth.push(started.elapsed());
         remove_namespace(&env.socket, &namespace).await;
 
-        let namespace = unique_namespace();
+        let namespace = unique_namespace("img");
         let started = Instant::now();
         run(Command::new("ctr").args([
             "--address",
@@ -593,7 +518,7 @@ async fn bearer_registry() -> (String, Arc<AtomicU32>, tokio::task::JoinHandle<(
 async fn bearer_challenge_trades_the_credentials_for_a_token() {
     let env = test_env();
     let (host, tokens_issued, server) = bearer_registry().await;
-    let namespace = unique_namespace();
+    let namespace = unique_namespace("img");
     let runtime = |password: &str| {
         let mut config = RuntimeConfig::new(&env.socket, &namespace);
         config.insecure_registries = vec![host.clone()];

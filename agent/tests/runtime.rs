@@ -4,10 +4,13 @@
 //! (`set -a; . DIR/env; set +a`): `BERTH_CONTAINERD_SOCK`, `BERTH_REGISTRY`, `BERTH_DEMO_IMAGE`.
 //! Each test works in its own containerd namespace and removes what it made on drop.
 
+mod common;
+
+use common::{remove_namespace, test_env, unique_namespace, TestEnv};
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,55 +19,14 @@ use berth_agent::runtime::{
     ImagePullBehavior, RuntimeConfig, RuntimeError,
 };
 use containerd_client::services::v1::content_client::ContentClient;
-use containerd_client::services::v1::images_client::ImagesClient;
-use containerd_client::services::v1::namespaces_client::NamespacesClient;
 use containerd_client::services::v1::snapshots::snapshots_client::SnapshotsClient;
 use containerd_client::services::v1::snapshots::ListSnapshotsRequest;
-use containerd_client::services::v1::{
-    DeleteImageRequest, DeleteNamespaceRequest, InfoRequest, ListImagesRequest,
-};
+use containerd_client::services::v1::InfoRequest;
 use containerd_client::with_namespace;
 use tonic::Request;
 
 const SIGKILL: u32 = 9;
 const SIGTERM: u32 = 15;
-
-struct TestEnv {
-    socket: PathBuf,
-    registry: String,
-    image: String,
-}
-
-fn test_env() -> TestEnv {
-    let var = |name: &str| {
-        std::env::var(name).unwrap_or_else(|_| {
-            panic!(
-                "{name} is not set. These tests need root, a containerd and a registry with the \
-                 demo image: run `scripts/test-env.sh start DIR` and `set -a; . DIR/env; set +a`"
-            )
-        })
-    };
-    let env = TestEnv {
-        socket: var("BERTH_CONTAINERD_SOCK").into(),
-        registry: var("BERTH_REGISTRY"),
-        image: var("BERTH_DEMO_IMAGE"),
-    };
-    assert!(
-        env.socket.exists(),
-        "BERTH_CONTAINERD_SOCK={} does not exist; is the test environment running?",
-        env.socket.display()
-    );
-    env
-}
-
-fn unique_namespace() -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "rt-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 /// A runtime in a fresh namespace; dropping it kills and deletes every container in that
 /// namespace and removes the images it pulled.
@@ -78,7 +40,7 @@ struct Fixture {
 impl Fixture {
     async fn new() -> Self {
         let env = test_env();
-        let mut config = RuntimeConfig::new(&env.socket, unique_namespace());
+        let mut config = RuntimeConfig::new(&env.socket, unique_namespace("rt"));
         config.insecure_registries = vec![env.registry.clone()];
         let rt = Containerd::connect(config.clone())
             .await
@@ -200,42 +162,6 @@ impl Drop for Fixture {
             });
         });
         let _ = cleanup.join();
-    }
-}
-
-/// Deletes the (otherwise empty) namespace; a synchronous image delete first runs the GC so
-/// that no content or snapshot keeps the namespace alive.
-async fn remove_namespace(socket: &std::path::Path, namespace: &str) {
-    let Ok(channel) = containerd_client::connect(socket).await else {
-        return;
-    };
-    let images = ImagesClient::new(channel.clone())
-        .list(with_namespace!(
-            ListImagesRequest { filters: vec![] },
-            namespace
-        ))
-        .await
-        .map(|r| r.into_inner().images)
-        .unwrap_or_default();
-    for image in images {
-        let _ = ImagesClient::new(channel.clone())
-            .delete(with_namespace!(
-                DeleteImageRequest {
-                    name: image.name,
-                    sync: true,
-                    target: None,
-                },
-                namespace
-            ))
-            .await;
-    }
-    if let Err(status) = NamespacesClient::new(channel)
-        .delete(Request::new(DeleteNamespaceRequest {
-            name: namespace.to_owned(),
-        }))
-        .await
-    {
-        eprintln!("cleanup: namespace {namespace} stays: {}", status.message());
     }
 }
 
@@ -460,7 +386,13 @@ async fn sigterm_reaches_a_child_but_not_pid_one() {
     let pid = f.rt.start(&pid1.id).await.unwrap();
     assert!(pid > 0);
     f.rt.kill(&pid1.id, SIGTERM, false).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Proving a non-event: the exit, if it came, would end this wait at once.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), f.rt.wait(&pid1.id))
+            .await
+            .is_err(),
+        "pid 1 without a handler must survive SIGTERM"
+    );
     let status = f.rt.status(&pid1.id).await.unwrap().unwrap();
     assert_eq!(status.state, ContainerState::Running);
     assert_eq!(status.pid, pid);
@@ -475,10 +407,29 @@ async fn sigterm_reaches_a_child_but_not_pid_one() {
     f.rt.kill(&pid1.id, SIGKILL, true).await.unwrap();
 
     // A shell waiting on `sleep` reports the child's death by SIGTERM: 128 + 15.
-    let child = f.spec(&image, "child", &["/bin/sh", "-c", "sleep 1000; exit $?"]);
+    let child = f.spec(
+        &image,
+        "child",
+        &[
+            "/bin/sh",
+            "-c",
+            "sleep 1000 & echo started; wait $!; exit $?",
+        ],
+    );
     f.rt.create_container(&child).await.unwrap();
     f.rt.start(&child.id).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Signal only once the child exists (the shell says so in its log).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !std::fs::read_to_string(&child.log_path)
+        .unwrap_or_default()
+        .contains("started")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the shell never started its child"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     f.rt.kill(&child.id, SIGTERM, true).await.unwrap();
     let code = tokio::time::timeout(Duration::from_secs(10), f.rt.wait(&child.id))
         .await

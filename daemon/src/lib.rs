@@ -83,6 +83,17 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
+/// Logs to stderr with `RUST_LOG` as the filter (default `info`); colours
+/// only on a terminal, so journald and test logs stay plain.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -112,11 +112,32 @@ fn tasks_wait_and_logs_follow_a_task_run_with_the_aws_cli() -> Result<()> {
     assert!(one.starts_with("hello from berth\n"), "{one}");
 
     // --follow keeps printing while the task runs and returns once it has stopped.
-    let follower = berth(&b, &["logs", "--follow", &arn])
+    let mut follower = berth(&b, &["logs", "--follow", &arn])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
-    std::thread::sleep(Duration::from_secs(2));
+    // Read what it prints as it prints it; stop the task once it has followed a while.
+    let stdout = follower.stdout.take().context("follower stdout")?;
+    let (line_tx, line_rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            text.push_str(&line);
+            text.push('\n');
+            let _ = line_tx.send(line);
+        }
+        text
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = line_rx
+            .recv_timeout(left)
+            .context("logs --follow stopped printing")?;
+        if line == "tick 8" {
+            break;
+        }
+    }
     b.aws(&["ecs", "stop-task", "--task", &arn, "--reason", "cli test"])?;
     let stopped = ok(&b, &["wait", "task-stopped", &id, "--timeout", "60"])?;
     assert!(
@@ -125,7 +146,9 @@ fn tasks_wait_and_logs_follow_a_task_run_with_the_aws_cli() -> Result<()> {
     );
 
     let follow_out = wait_output(follower, Duration::from_secs(15))?;
-    let text = String::from_utf8_lossy(&follow_out.stdout);
+    let text = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("reader thread panicked"))?;
     assert!(follow_out.status.success(), "logs --follow: {follow_out:?}");
     assert!(text.starts_with("hello from berth\ntick 0\n"), "{text}");
     let ticks = text.lines().filter(|l| l.starts_with("tick ")).count();

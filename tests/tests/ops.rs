@@ -133,13 +133,18 @@ fn controlplane_is_ready_only_when_serving_pings_the_watchdog_and_stops_graceful
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", api_port))?;
     conn.set_read_timeout(Some(Duration::from_secs(10)))?;
     let body = br#"{"clusterName": "inflight"}"#;
-    write!(
-        conn,
-        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-amz-json-1.1\r\nX-Amz-Target: AmazonEC2ContainerServiceV20141113.CreateCluster\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )?;
+    let head = |len: usize| {
+        format!(
+            "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-amz-json-1.1\r\nX-Amz-Target: AmazonEC2ContainerServiceV20141113.CreateCluster\r\nContent-Length: {len}\r\n\r\n"
+        )
+    };
+    // A first, whole request answered on this connection proves the server
+    // has taken the connection (no guessing with a sleep).
+    write!(conn, "{}", head(body.len()))?;
+    conn.write_all(body)?;
+    read_one_response(&mut conn)?;
+    write!(conn, "{}", head(body.len()))?;
     conn.write_all(&body[..10])?;
-    std::thread::sleep(Duration::from_millis(200));
 
     let child = cp.0.as_mut().context("control plane")?;
     let sent = Command::new("kill")
@@ -148,11 +153,14 @@ fn controlplane_is_ready_only_when_serving_pings_the_watchdog_and_stops_graceful
     assert!(sent.success());
     notify.wait_for("STOPPING=1", Duration::from_secs(5))?;
     // No new connections once stopping...
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        std::net::TcpStream::connect(("127.0.0.1", api_port)).is_err(),
-        "the API still accepts connections after SIGTERM"
-    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(("127.0.0.1", api_port)).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the API still accepts connections after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // ...but the request in flight gets its answer (unsigned, so an error
     // response: what matters is that it is a complete HTTP response).
     conn.write_all(&body[10..])?;
@@ -181,6 +189,29 @@ fn controlplane_is_ready_only_when_serving_pings_the_watchdog_and_stops_graceful
     )?;
     assert!(status.success(), "second run exited with {status}");
     Ok(())
+}
+
+/// Reads exactly one HTTP/1.1 response (headers and a Content-Length body).
+fn read_one_response(conn: &mut std::net::TcpStream) -> Result<String> {
+    let mut buf = Vec::new();
+    let mut byte = [0_u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        conn.read_exact(&mut byte)?;
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).to_string();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().to_string())
+        })
+        .context("content-length")?
+        .parse()?;
+    let mut body = vec![0_u8; len];
+    conn.read_exact(&mut body)?;
+    Ok(head + &String::from_utf8_lossy(&body))
 }
 
 fn wait_exit(child: &mut Child, timeout: Duration) -> Result<std::process::ExitStatus> {
