@@ -2,11 +2,10 @@
 //! `aws.env`, runs one command; errors go to stderr with a non-zero exit.
 
 mod args;
-mod client;
 mod commands;
-mod config;
-mod sigv4;
 mod table;
+
+use berth_cli::{client, config};
 
 use std::process::ExitCode;
 
