@@ -56,14 +56,16 @@ fn status(e: &StateError) -> Status {
     match e {
         StateError::ClusterNotFound(_)
         | StateError::TargetNotFound(_)
-        | StateError::ServiceNotFound(_) => Status::not_found(e.to_string()),
+        | StateError::ServiceNotFound(_)
+        | StateError::ResourceNotFound(_) => Status::not_found(e.to_string()),
         StateError::InvalidParameter(_)
         | StateError::Client(_)
         | StateError::AttributeLimitExceeded(_) => Status::invalid_argument(e.to_string()),
         StateError::ClusterContainsContainerInstances { .. }
         | StateError::ClusterContainsServices { .. }
         | StateError::ClusterContainsTasks { .. }
-        | StateError::ServiceNotActive(_) => Status::failed_precondition(e.to_string()),
+        | StateError::ServiceNotActive(_)
+        | StateError::ResourceInUse(_) => Status::failed_precondition(e.to_string()),
         StateError::Store(_) | StateError::Corrupt { .. } => Status::internal(e.to_string()),
     }
 }
@@ -280,7 +282,10 @@ impl AgentService for Agents {
                 cpu: resources.cpu,
                 memory_mib: resources.memory_mib,
             },
-            serves_fargate: r.serves_fargate,
+            capacity_provider: non_empty(r.capacity_provider).or_else(|| {
+                r.serves_fargate
+                    .then(|| crate::model::capacity_provider::FARGATE.to_string())
+            }),
             agent_version: r.agent_version,
             attributes: r.attributes.into_iter().collect(),
         };
