@@ -10,7 +10,7 @@ pub struct AgentConfig {
     pub data_dir: PathBuf,
     pub control_plane: String,
     pub cluster: String,
-    /// FARGATE, FARGATE_SPOT or a named host pool; `None`: plain EC2.
+    /// FARGATE, `FARGATE_SPOT` or a named host pool; `None`: plain EC2.
     pub capacity_provider: Option<String>,
     pub region: String,
     pub containerd_socket: PathBuf,

@@ -43,8 +43,8 @@ struct Args {
     /// Cluster this host joins.
     #[arg(long, env = "BERTH_CLUSTER", default_value = "default")]
     cluster: String,
-    /// Capacity provider this host joins: FARGATE or FARGATE_SPOT (serves every
-    /// cluster), or a named host pool of --cluster (CreateCapacityProvider). Unset:
+    /// Capacity provider this host joins: FARGATE or `FARGATE_SPOT` (serves every
+    /// cluster), or a named host pool of --cluster (`CreateCapacityProvider`). Unset:
     /// a plain EC2 container instance of --cluster.
     #[arg(
         long,

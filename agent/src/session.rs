@@ -305,7 +305,6 @@ async fn session<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
                 cpu: cfg.cpu,
                 memory_mib: cfg.memory_mib,
             }),
-            // Old control planes know only the flag.
             serves_fargate: cfg.capacity_provider.as_deref() == Some("FARGATE"),
             capacity_provider: cfg.capacity_provider.clone().unwrap_or_default(),
             agent_version: env!("CARGO_PKG_VERSION").into(),

@@ -133,17 +133,14 @@ fn containers(sock: &str, namespace: &str) -> Result<Vec<String>> {
         .collect())
 }
 
-#[test]
-fn a_strategy_splits_tasks_over_the_pools_hosts() -> Result<()> {
-    let b = Berth::start()?;
-    let fargate_host = first_instance(&b)?;
-    let spot = ExtraAgent::start(&b, "s", &["--capacity-provider", "FARGATE_SPOT"])?;
-    let spot_host = poll(
+/// Waits for the instance of the `FARGATE_SPOT` agent to be connected; its ARN.
+fn spot_instance(b: &Berth) -> Result<String> {
+    poll(
         "the FARGATE_SPOT agent to connect",
         Duration::from_secs(30),
         || {
             let list = b.aws(&["ecs", "list-container-instances"])?;
-            let arns: Vec<String> = list["containerInstanceArns"]
+            let instances: Vec<String> = list["containerInstanceArns"]
                 .as_array()
                 .map(|a| {
                     a.iter()
@@ -156,7 +153,7 @@ fn a_strategy_splits_tasks_over_the_pools_hosts() -> Result<()> {
                 "describe-container-instances",
                 "--container-instances",
             ];
-            args.extend(arns.iter().map(String::as_str));
+            args.extend(instances.iter().map(String::as_str));
             let d = b.aws(&args)?;
             Ok(d["containerInstances"]
                 .as_array()
@@ -167,7 +164,15 @@ fn a_strategy_splits_tasks_over_the_pools_hosts() -> Result<()> {
                 })
                 .and_then(|i| i["containerInstanceArn"].as_str().map(str::to_owned)))
         },
-    )?;
+    )
+}
+
+#[test]
+fn a_strategy_splits_tasks_over_the_pools_hosts() -> Result<()> {
+    let b = Berth::start()?;
+    let fargate_host = first_instance(&b)?;
+    let spot = ExtraAgent::start(&b, "s", &["--capacity-provider", "FARGATE_SPOT"])?;
+    let spot_host = spot_instance(&b)?;
     b.aws(&[
         "ecs",
         "create-cluster",

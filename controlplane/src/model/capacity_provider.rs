@@ -25,7 +25,7 @@ pub struct CapacityProvider {
     pub arn: String,
     /// ACTIVE, or INACTIVE once deleted (still describable by name, as in ECS).
     pub status: String,
-    /// ECS's `updateStatus`: CREATE_COMPLETE, UPDATE_COMPLETE or DELETE_COMPLETE.
+    /// ECS's `updateStatus`: `CREATE_COMPLETE`, `UPDATE_COMPLETE` or `DELETE_COMPLETE`.
     pub update_status: String,
     /// `autoScalingGroupProvider` as the user sent it (its
     /// `autoScalingGroupArn` is required). Recorded and echoed only: Berth
@@ -64,7 +64,7 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The provider a host's agent asked to join: FARGATE, FARGATE_SPOT, or a
+/// The provider a host's agent asked to join: FARGATE, `FARGATE_SPOT`, or a
 /// name a named pool could have.
 pub fn validate_host_provider(name: &str) -> Result<(), String> {
     if is_fargate(name) {

@@ -28,7 +28,7 @@ pub struct ContainerInstance {
     pub hostname: String,
     pub registered: Resources,
     /// The capacity provider the host joined by its agent config: FARGATE
-    /// or FARGATE_SPOT (a pool that serves every cluster) or a named host
+    /// or `FARGATE_SPOT` (a pool that serves every cluster) or a named host
     /// pool of its cluster; `None` for a plain EC2 container instance.
     /// Records from before capacity providers carry a `serves_fargate` flag
     /// instead: true reads as FARGATE.

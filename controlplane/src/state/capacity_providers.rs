@@ -1,6 +1,6 @@
 //! Capacity provider commands: create, describe, update and delete named
 //! host pools, and associate providers (with a default strategy) with a
-//! cluster. FARGATE and FARGATE_SPOT are built in: never stored, always
+//! cluster. FARGATE and `FARGATE_SPOT` are built in: never stored, always
 //! described, never created, updated or deleted.
 
 use super::{encode, ControlPlane, ItemFailure, State, StateError};
@@ -115,7 +115,7 @@ impl ControlPlane {
         Ok(p)
     }
 
-    /// With no names: FARGATE, FARGATE_SPOT, then every ACTIVE named pool
+    /// With no names: FARGATE, `FARGATE_SPOT`, then every ACTIVE named pool
     /// (only those associated with `cluster`, when given). With names (or
     /// ARNs): those, INACTIVE ones included; unknown ones become failures.
     pub fn describe_capacity_providers(
@@ -248,10 +248,10 @@ impl ControlPlane {
             if is_fargate(p) {
                 continue;
             }
-            if !state
+            if state
                 .capacity_providers
                 .get(p)
-                .is_some_and(|cp| cp.status == "ACTIVE")
+                .is_none_or(|cp| cp.status != "ACTIVE")
             {
                 return Err(StateError::InvalidParameter(format!(
                     "The specified capacity provider '{p}' does not exist. Create it with CreateCapacityProvider, or use FARGATE or FARGATE_SPOT."

@@ -27,7 +27,7 @@ pub struct Registration {
     pub container_instance_arn: Option<String>,
     pub hostname: String,
     pub resources: Resources,
-    /// FARGATE, FARGATE_SPOT or a named host pool; `None`: plain EC2.
+    /// FARGATE, `FARGATE_SPOT` or a named host pool; `None`: plain EC2.
     pub capacity_provider: Option<String>,
     pub agent_version: String,
     pub attributes: Vec<(String, String)>,

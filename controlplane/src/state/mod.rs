@@ -110,7 +110,7 @@ struct State {
     /// Keyed by `cluster/name`.
     services: BTreeMap<String, Service>,
     /// Named capacity providers (host pools), by name. FARGATE and
-    /// FARGATE_SPOT are built in and never stored.
+    /// `FARGATE_SPOT` are built in and never stored.
     capacity_providers: BTreeMap<String, CapacityProvider>,
     /// Open agent sessions, by container-instance ARN: bumped when the
     /// instance's desired task set changes.

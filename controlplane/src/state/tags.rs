@@ -70,7 +70,7 @@ fn retag<K: Ord, T: Clone + Serialize>(
 
 impl ControlPlane {
     /// Where a resource ARN points, checked to exist. Clusters named by
-    /// the ARN must be ACTIVE (ClusterNotFoundException otherwise).
+    /// the ARN must be ACTIVE (`ClusterNotFoundException` otherwise).
     fn locate(state: &State, arn: &str) -> Result<ResourceRef, StateError> {
         let r = parse_resource_arn(arn).map_err(StateError::InvalidParameter)?;
         let found = match &r {

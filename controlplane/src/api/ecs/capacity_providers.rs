@@ -1,7 +1,7 @@
 //! `CreateCapacityProvider`, `DescribeCapacityProviders`,
 //! `UpdateCapacityProvider`, `DeleteCapacityProvider`,
-//! `PutClusterCapacityProviders`, and the strategy shape RunTask and
-//! CreateCluster share.
+//! `PutClusterCapacityProviders`, and the strategy shape `RunTask` and
+//! `CreateCluster` share.
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
