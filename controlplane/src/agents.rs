@@ -12,8 +12,8 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::join_tokens::{JoinError, JoinTokens};
 use crate::model::task::{ContainerReport, TaskReport};
-use crate::pki::ClusterCa;
 use crate::model::{NetworkMode, Resources, Task};
+use crate::pki::ClusterCa;
 use crate::state::{ControlPlane, InstanceRegistration, StateError};
 
 /// How often each side sends a heartbeat. Short, so a lost host is noticed

@@ -86,11 +86,13 @@ impl ExtraAgent {
         let cidr = format!("10.{}.{}.0/24", octets[1], octets[2]);
         let log = std::fs::File::create(b.dir.path().join(format!("agent-{tag}.log")))?;
         let child = Command::new(binary("berth-agent"))
+            // Sessions are mutual TLS: a new host joins with a token.
+            .env("BERTH_JOIN_TOKEN", b.join_token(&[])?)
             .arg("--data-dir")
             .arg(&dir)
             .args([
                 "--control-plane",
-                &format!("http://127.0.0.1:{}", b.agent_port),
+                &format!("https://127.0.0.1:{}", b.agent_port),
             ])
             .args(["--containerd-socket", &b.containerd_sock])
             .args(["--containerd-namespace", &namespace])
