@@ -88,7 +88,8 @@ impl EcsClient {
 
     /// Calls one of Berth's own operations (`BerthAdmin.<operation>`).
     pub async fn admin(&self, operation: &str, input: &Value) -> Result<Value> {
-        self.call_target(ADMIN_TARGET_PREFIX, operation, input).await
+        self.call_target(ADMIN_TARGET_PREFIX, operation, input)
+            .await
     }
 
     async fn call_target(&self, prefix: &str, operation: &str, input: &Value) -> Result<Value> {
