@@ -11,6 +11,10 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::model::task::{ContainerReport, TaskReport};
+use std::collections::BTreeSet;
+
+use crate::model::container_instance::default_reserved_ports;
+use crate::model::ports::{HostPort, NetworkBinding, Protocol};
 use crate::model::{NetworkMode, Resources, Task};
 use crate::state::{ControlPlane, InstanceRegistration, StateError};
 
@@ -92,6 +96,18 @@ impl From<pb::TaskStatus> for TaskReport {
                     runtime_id: non_empty(c.runtime_id),
                     image_digest: non_empty(c.image_digest),
                     health_status: non_empty(c.health_status),
+                    network_bindings: c
+                        .network_bindings
+                        .into_iter()
+                        .filter_map(|b| {
+                            Some(NetworkBinding {
+                                bind_ip: b.bind_ip,
+                                container_port: u16::try_from(b.container_port).ok()?,
+                                host_port: u16::try_from(b.host_port).ok()?,
+                                protocol: Protocol::parse(&b.protocol)?,
+                            })
+                        })
+                        .collect(),
                 })
                 .collect(),
             private_ipv4: non_empty(s.private_ipv4_address),
@@ -105,6 +121,22 @@ impl From<pb::TaskStatus> for TaskReport {
             health_status: non_empty(s.health_status),
         }
     }
+}
+
+/// The agent's reserved ports; none named at all means ECS's defaults.
+fn reserved_ports(r: &pb::Resources) -> BTreeSet<HostPort> {
+    if r.reserved_tcp_ports.is_empty() && r.reserved_udp_ports.is_empty() {
+        return default_reserved_ports();
+    }
+    let ports = |list: &[u32], protocol| {
+        list.iter()
+            .filter_map(move |p| u16::try_from(*p).ok().map(|p| (protocol, p)))
+            .collect::<Vec<_>>()
+    };
+    ports(&r.reserved_tcp_ports, Protocol::Tcp)
+        .into_iter()
+        .chain(ports(&r.reserved_udp_ports, Protocol::Udp))
+        .collect()
 }
 
 fn linux_parameters(l: &crate::model::container_options::LinuxParameters) -> pb::LinuxParameters {
@@ -197,6 +229,15 @@ fn container_spec(d: &crate::model::ContainerDefinition) -> pb::ContainerSpec {
             .collect(),
         privileged: d.options.privileged,
         docker_labels: d.options.docker_labels.iter().cloned().collect(),
+        port_mappings: d
+            .port_mappings
+            .iter()
+            .map(|m| pb::PortMapping {
+                container_port: u32::from(m.container_port),
+                host_port: u32::from(m.host_port.unwrap_or(0)),
+                protocol: m.protocol.as_str().into(),
+            })
+            .collect(),
     }
 }
 
@@ -283,6 +324,7 @@ impl AgentService for Agents {
             serves_fargate: r.serves_fargate,
             agent_version: r.agent_version,
             attributes: r.attributes.into_iter().collect(),
+            reserved_ports: reserved_ports(&resources),
         };
         let cp = self.control_plane.clone();
         let instance = tokio::task::spawn_blocking(move || cp.register_instance(&reg))

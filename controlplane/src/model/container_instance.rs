@@ -1,6 +1,10 @@
 //! A container instance: one agent's host, registered into one cluster.
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
+
+use super::ports::{HostPort, Protocol, ECS_RESERVED_TCP_PORTS};
 
 /// CPU units (1024 per core) and memory in MiB, as ECS counts them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +42,17 @@ pub struct ContainerInstance {
     pub custom_attributes: Vec<(String, Option<String>)>,
     /// Bumped on every change, as ECS's `version` field.
     pub version: i64,
+    /// Host ports no task may take (the agent's reserved ports).
+    #[serde(default = "default_reserved_ports")]
+    pub reserved_ports: BTreeSet<HostPort>,
+}
+
+/// ECS's reserved ports, for agents that name none.
+pub fn default_reserved_ports() -> BTreeSet<HostPort> {
+    ECS_RESERVED_TCP_PORTS
+        .iter()
+        .map(|p| (Protocol::Tcp, *p))
+        .collect()
 }
 
 /// At most this many `PutAttributes` attributes per instance, as in ECS.

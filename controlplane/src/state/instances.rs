@@ -14,6 +14,8 @@ use crate::store::{Table, Write};
 pub struct InstanceView {
     pub instance: ContainerInstance,
     pub remaining: Resources,
+    /// Reserved ports and the ports of the tasks on the instance.
+    pub used_ports: std::collections::BTreeSet<crate::model::ports::HostPort>,
     pub agent_connected: bool,
     pub running_tasks: usize,
     pub pending_tasks: usize,
@@ -29,6 +31,7 @@ pub struct Registration {
     pub serves_fargate: bool,
     pub agent_version: String,
     pub attributes: Vec<(String, String)>,
+    pub reserved_ports: std::collections::BTreeSet<crate::model::ports::HostPort>,
 }
 
 impl ControlPlane {
@@ -53,6 +56,7 @@ impl ControlPlane {
             i.serves_fargate = reg.serves_fargate;
             i.agent_version.clone_from(&reg.agent_version);
             i.attributes.clone_from(&reg.attributes);
+            i.reserved_ports.clone_from(&reg.reserved_ports);
             i.version += 1;
             i
         } else {
@@ -70,6 +74,7 @@ impl ControlPlane {
                 attributes: reg.attributes.clone(),
                 custom_attributes: vec![],
                 version: 1,
+                reserved_ports: reg.reserved_ports.clone(),
             }
         };
         self.store.apply(&[Write::put(
@@ -176,6 +181,7 @@ impl ControlPlane {
         InstanceView {
             instance: i.clone(),
             remaining: Self::remaining(state, &i.arn, i.registered),
+            used_ports: Self::used_ports(state, i),
             agent_connected: state.sessions.contains_key(&i.arn),
             running_tasks: on_it().filter(|t| t.last_status == "RUNNING").count(),
             pending_tasks: on_it()

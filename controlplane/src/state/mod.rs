@@ -260,6 +260,7 @@ pub(crate) mod test_support {
             serves_fargate: fargate,
             agent_version: "0.1.0".into(),
             attributes: vec![],
+            reserved_ports: crate::model::container_instance::default_reserved_ports(),
         }
     }
 
