@@ -47,13 +47,30 @@ pub(crate) fn host_rules(bridge: &str, cidr: TaskCidr) -> Vec<Rule> {
             insert: false,
             spec: spec(&["-s", LOOPBACK, "-o", bridge, "-j", "MASQUERADE"]),
         },
+        // A container reaching a published port through a host address is
+        // forwarded back into the bridge; without this its peer would answer
+        // it directly (wrong source) unless br_netfilter happens to be loaded.
+        Rule {
+            table: "nat",
+            chain: "POSTROUTING",
+            insert: false,
+            spec: spec(&[
+                "-s", &cidr, "-o", bridge, "-m", "conntrack", "--ctstate", "DNAT", "-j",
+                "MASQUERADE",
+            ]),
+        },
         // route_localnet would also let tasks on the bridge reach services
-        // bound to the host's 127.0.0.1 (CVE-2020-8558): refuse that.
+        // bound to the host's 127.0.0.1 (CVE-2020-8558): refuse new
+        // connections that way (answers to the host's own, de-NATed back to
+        // 127.0.0.1, are ESTABLISHED).
         Rule {
             table: "filter",
             chain: "INPUT",
             insert: true,
-            spec: spec(&["-i", bridge, "-d", LOOPBACK, "-j", "DROP"]),
+            spec: spec(&[
+                "-i", bridge, "-d", LOOPBACK, "-m", "conntrack", "!", "--ctstate",
+                "RELATED,ESTABLISHED", "-j", "DROP",
+            ]),
         },
         Rule {
             table: "filter",
@@ -88,8 +105,7 @@ pub struct PublishedPort {
 
 /// The rules publishing `ports` of one task: DNAT of traffic to any local
 /// address's host port, arriving from outside (PREROUTING) or made on the
-/// host itself (OUTPUT, 127.0.0.1 included), and a masquerade for
-/// hairpin traffic (a container reaching its own published port).
+/// host itself (OUTPUT, 127.0.0.1 included).
 pub(crate) fn publish_rules(bridge: &str, task_id: &str, ports: &[PublishedPort]) -> Vec<Rule> {
     let tag = task_tag(bridge, task_id);
     let mut rules = Vec::new();
@@ -111,19 +127,6 @@ pub(crate) fn publish_rules(bridge: &str, task_id: &str, ports: &[PublishedPort]
         };
         rules.push(dnat("PREROUTING"));
         rules.push(dnat("OUTPUT"));
-        let ip = p.container_ip.to_string();
-        let container_port = p.container_port.to_string();
-        rules.push(Rule {
-            table: "nat",
-            chain: "POSTROUTING",
-            insert: false,
-            spec: [
-                "-s", &ip, "-d", &ip, "-p", proto, "-m", proto, "--dport", &container_port,
-                "-m", "comment", "--comment", &tag, "-j", "MASQUERADE",
-            ]
-            .map(str::to_owned)
-            .to_vec(),
-        });
     }
     rules
 }
@@ -272,7 +275,8 @@ mod tests {
             [
                 "-w -t nat -A POSTROUTING -s 10.131.0.0/16 ! -o berth0 -j MASQUERADE -m comment --comment berth:berth0",
                 "-w -t nat -A POSTROUTING -s 127.0.0.0/8 -o berth0 -j MASQUERADE -m comment --comment berth:berth0",
-                "-w -t filter -I INPUT -i berth0 -d 127.0.0.0/8 -j DROP -m comment --comment berth:berth0",
+                "-w -t nat -A POSTROUTING -s 10.131.0.0/16 -o berth0 -m conntrack --ctstate DNAT -j MASQUERADE -m comment --comment berth:berth0",
+                "-w -t filter -I INPUT -i berth0 -d 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED -j DROP -m comment --comment berth:berth0",
                 "-w -t filter -I FORWARD -i berth0 -j ACCEPT -m comment --comment berth:berth0",
                 "-w -t filter -I FORWARD -o berth0 -j ACCEPT -m comment --comment berth:berth0",
             ]
@@ -296,7 +300,6 @@ mod tests {
             [
                 "-w -t nat -A PREROUTING -p tcp -m addrtype --dst-type LOCAL -m tcp --dport 32768 -m comment --comment berth:berth0:abc -j DNAT --to-destination 10.131.0.2:80",
                 "-w -t nat -A OUTPUT -p tcp -m addrtype --dst-type LOCAL -m tcp --dport 32768 -m comment --comment berth:berth0:abc -j DNAT --to-destination 10.131.0.2:80",
-                "-w -t nat -A POSTROUTING -s 10.131.0.2 -d 10.131.0.2 -p tcp -m tcp --dport 80 -m comment --comment berth:berth0:abc -j MASQUERADE",
             ]
         );
     }
