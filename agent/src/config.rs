@@ -32,7 +32,7 @@ pub struct AgentConfig {
     pub init_binary: Option<PathBuf>,
     /// Where dynamic `hostPort`s (0 or absent, bridge mode) come from.
     pub dynamic_host_ports: crate::network::HostPortRange,
-    /// Host ports no task may take (ECS_RESERVED_PORTS / _UDP).
+    /// Host ports no task may take (`ECS_RESERVED_PORTS` / `_UDP`).
     pub reserved_tcp_ports: Vec<u16>,
     pub reserved_udp_ports: Vec<u16>,
 }

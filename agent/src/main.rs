@@ -147,7 +147,7 @@ struct Args {
     /// Host ports for bridge-mode `portMappings` with hostPort 0 or absent, `FIRST-LAST`.
     #[arg(long, env = "BERTH_DYNAMIC_HOST_PORTS", default_value = "32768-61000")]
     dynamic_host_ports: HostPortRange,
-    /// TCP host ports no task may take (ECS_RESERVED_PORTS).
+    /// TCP host ports no task may take (`ECS_RESERVED_PORTS`).
     #[arg(
         long = "reserved-port",
         env = "BERTH_RESERVED_PORTS",
@@ -155,8 +155,12 @@ struct Args {
         default_values_t = berth_agent::network::ECS_RESERVED_TCP_PORTS
     )]
     reserved_ports: Vec<u16>,
-    /// UDP host ports no task may take (ECS_RESERVED_PORTS_UDP).
-    #[arg(long = "reserved-udp-port", env = "BERTH_RESERVED_PORTS_UDP", value_delimiter = ',')]
+    /// UDP host ports no task may take (`ECS_RESERVED_PORTS_UDP`).
+    #[arg(
+        long = "reserved-udp-port",
+        env = "BERTH_RESERVED_PORTS_UDP",
+        value_delimiter = ','
+    )]
     reserved_udp_ports: Vec<u16>,
     /// Port of the task metadata endpoint, on the bridge's (gateway) address.
     #[arg(long, env = "BERTH_METADATA_PORT", default_value_t = berth_agent::metadata::DEFAULT_PORT)]

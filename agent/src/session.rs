@@ -85,7 +85,9 @@ fn port_mapping(m: &pb::PortMapping) -> Result<PortMapping, SessionError> {
     };
     let container_port = port(m.container_port, "containerPort")?;
     if container_port == 0 {
-        return Err(SessionError::InvalidTask("containerPort must be set".into()));
+        return Err(SessionError::InvalidTask(
+            "containerPort must be set".into(),
+        ));
     }
     let host_port = port(m.host_port, "hostPort")?;
     Ok(PortMapping {
@@ -305,6 +307,17 @@ pub async fn run<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
     }
 }
 
+/// What the host offers the scheduler: CPU, memory and its reserved ports.
+fn resources(cfg: &crate::config::AgentConfig) -> pb::Resources {
+    let ports = |list: &[u16]| list.iter().map(|p| u32::from(*p)).collect();
+    pb::Resources {
+        cpu: cfg.cpu,
+        memory_mib: cfg.memory_mib,
+        reserved_tcp_ports: ports(&cfg.reserved_tcp_ports),
+        reserved_udp_ports: ports(&cfg.reserved_udp_ports),
+    }
+}
+
 /// One session; returns Ok when either side closed it cleanly.
 async fn session<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
     manager: &TaskManager<R, N, C>,
@@ -334,12 +347,7 @@ async fn session<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
             hostname: nix::unistd::gethostname()
                 .map(|h| h.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            resources: Some(pb::Resources {
-                cpu: cfg.cpu,
-                memory_mib: cfg.memory_mib,
-                reserved_tcp_ports: cfg.reserved_tcp_ports.iter().map(|p| u32::from(*p)).collect(),
-                reserved_udp_ports: cfg.reserved_udp_ports.iter().map(|p| u32::from(*p)).collect(),
-            }),
+            resources: Some(resources(cfg)),
             serves_fargate: cfg.serves_fargate,
             agent_version: env!("CARGO_PKG_VERSION").into(),
             attributes: std::iter::once((

@@ -195,7 +195,11 @@ impl Drop for Fixture {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
         {
-            for endpoint in [id.clone(), container_endpoint(id, 0), container_endpoint(id, 1)] {
+            for endpoint in [
+                id.clone(),
+                container_endpoint(id, 0),
+                container_endpoint(id, 1),
+            ] {
                 let _ = run("ip", &["link", "del", &host_veth_name(&endpoint)]);
                 let path = self.netns_path(&endpoint);
                 let _ = umount2(&path, MntFlags::MNT_DETACH);
@@ -237,7 +241,11 @@ async fn task_network_lifecycle() {
         "{bridge_addr}"
     );
     let nat = fx.tagged_rules("nat");
-    assert_eq!(nat.len(), 3, "egress, loopback and hairpin MASQUERADE rules: {nat:?}");
+    assert_eq!(
+        nat.len(),
+        3,
+        "egress, loopback and hairpin MASQUERADE rules: {nat:?}"
+    );
     assert!(
         nat[0].contains(&format!("-s {cidr}")) && nat[0].contains("MASQUERADE"),
         "{nat:?}"
@@ -403,7 +411,9 @@ async fn bad_input_is_rejected_and_leftovers_are_replaced() {
 /// Connects to `addr` (from the host) and checks the listener on the other
 /// side of the published port answers.
 fn assert_published(listener: TcpListener, addr: SocketAddr) {
-    assert_reaches(listener, move |_| TcpStream::connect_timeout(&addr, TIMEOUT));
+    assert_reaches(listener, move |_| {
+        TcpStream::connect_timeout(&addr, TIMEOUT)
+    });
 }
 
 #[tokio::test]
@@ -412,17 +422,26 @@ async fn bridge_containers_have_own_namespaces_and_published_ports() {
     fx.net.ensure_host().await.unwrap();
     let task = fx.task_id(1);
     let (ep_a, ep_b) = (container_endpoint(&task, 0), container_endpoint(&task, 1));
-    let (ip_a, ip_b) = (fx.cidr().nth_host(2).unwrap(), fx.cidr().nth_host(3).unwrap());
+    let (ip_a, ip_b) = (
+        fx.cidr().nth_host(2).unwrap(),
+        fx.cidr().nth_host(3).unwrap(),
+    );
     let a = fx.net.setup_task(&ep_a, ip_a).await.unwrap();
     let b = fx.net.setup_task(&ep_b, ip_b).await.unwrap();
     assert_eq!(a.netns_path, fx.netns_path(&ep_a));
     assert_ne!(a.host_veth, b.host_veth);
     assert!(a.host_veth.starts_with("bc"), "{}", a.host_veth);
     assert!(fx.net.owns_endpoint(&ep_a).await.unwrap());
-    assert!(!fx.net.owns_endpoint(&container_endpoint(&task, 2)).await.unwrap());
+    assert!(!fx
+        .net
+        .owns_endpoint(&container_endpoint(&task, 2))
+        .await
+        .unwrap());
 
     // Container to container over the bridge.
-    let listener = in_netns(&b.netns_path, move || TcpListener::bind((ip_b, 8080)).unwrap());
+    let listener = in_netns(&b.netns_path, move || {
+        TcpListener::bind((ip_b, 8080)).unwrap()
+    });
     let netns = a.netns_path.clone();
     assert_reaches(listener, move |addr| {
         in_netns(&netns, move || TcpStream::connect_timeout(&addr, TIMEOUT))
@@ -438,19 +457,29 @@ async fn bridge_containers_have_own_namespaces_and_published_ports() {
         container_port: 80,
     };
     fx.net.publish(&task, &[port]).await.unwrap();
-    fx.net.publish(&task, &[port]).await.expect("publish is idempotent");
+    fx.net
+        .publish(&task, &[port])
+        .await
+        .expect("publish is idempotent");
     let nat = fx.tagged_rules("nat");
     let task_rules: Vec<&String> = nat.iter().filter(|r| r.contains(&task)).collect();
     assert_eq!(task_rules.len(), 2, "PREROUTING and OUTPUT: {nat:?}");
-    assert_eq!(fx.net.list_published().await.unwrap(), std::slice::from_ref(&task));
+    assert_eq!(
+        fx.net.list_published().await.unwrap(),
+        std::slice::from_ref(&task)
+    );
     for host_addr in [Ipv4Addr::LOCALHOST, fx.cidr().gateway()] {
         println!("host to {host_addr}:{host_port}");
-        let listener = in_netns(&a.netns_path, move || TcpListener::bind((ip_a, 80)).unwrap());
+        let listener = in_netns(&a.netns_path, move || {
+            TcpListener::bind((ip_a, 80)).unwrap()
+        });
         assert_published(listener, SocketAddr::from((host_addr, host_port)));
     }
     // Another container reaches it through the host's address too (hairpin
     // over the bridge is the same path for a's own namespace).
-    let listener = in_netns(&a.netns_path, move || TcpListener::bind((ip_a, 80)).unwrap());
+    let listener = in_netns(&a.netns_path, move || {
+        TcpListener::bind((ip_a, 80)).unwrap()
+    });
     let netns = b.netns_path.clone();
     let gateway = fx.cidr().gateway();
     println!("container b to {gateway}:{host_port}");
@@ -473,9 +502,16 @@ async fn bridge_containers_have_own_namespaces_and_published_ports() {
         "unpublish removes every rule of the task"
     );
     assert!(fx.net.list_published().await.unwrap().is_empty());
-    fx.net.unpublish(&task).await.expect("unpublish is idempotent");
-    let refused = TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::LOCALHOST, host_port)), TIMEOUT);
-    assert!(refused.is_err(), "nothing answers on the host port any more");
+    fx.net
+        .unpublish(&task)
+        .await
+        .expect("unpublish is idempotent");
+    let refused =
+        TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::LOCALHOST, host_port)), TIMEOUT);
+    assert!(
+        refused.is_err(),
+        "nothing answers on the host port any more"
+    );
 
     for ep in [&ep_a, &ep_b] {
         fx.net.teardown_task(ep).await.unwrap();

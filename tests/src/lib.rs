@@ -453,9 +453,14 @@ impl Berth {
     /// bridge-mode containers'), published-port rules, cgroups, containers.
     pub fn leftovers(&self, task_id: &str) -> Result<Vec<String>> {
         let mut left = vec![];
-        for entry in std::fs::read_dir("/var/run/netns").into_iter().flatten().flatten() {
+        for entry in std::fs::read_dir("/var/run/netns")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name == format!("berth-{task_id}") || name.starts_with(&format!("berth-{task_id}-")) {
+            if name == format!("berth-{task_id}") || name.starts_with(&format!("berth-{task_id}-"))
+            {
                 left.push(format!("netns {name}"));
             }
         }
@@ -467,7 +472,9 @@ impl Berth {
                 left.push(format!("veth {name}"));
             }
         }
-        let out = Command::new("iptables").args(["-w", "-t", "nat", "-S"]).output()?;
+        let out = Command::new("iptables")
+            .args(["-w", "-t", "nat", "-S"])
+            .output()?;
         for rule in String::from_utf8_lossy(&out.stdout).lines() {
             if rule.contains(&format!("berth:{}:{task_id}", self.bridge)) {
                 left.push(format!("iptables rule {rule}"));
@@ -581,8 +588,8 @@ pub fn cleanup_task_networks(agent_dir: &Path) {
                     .output();
             }
         }
-        let endpoints = std::iter::once(format!("berth-{id}"))
-            .chain((0..4).map(|i| format!("berth-{id}-{i}")));
+        let endpoints =
+            std::iter::once(format!("berth-{id}")).chain((0..4).map(|i| format!("berth-{id}-{i}")));
         for name in endpoints {
             let netns = Path::new("/var/run/netns").join(name);
             if netns.exists() {

@@ -83,28 +83,43 @@ fn bridge_mode(b: &Berth) -> Result<()> {
     let other = bindings(&task, "other");
     assert_eq!(other.len(), 1, "{task}");
     assert_ne!(other[0].1, dynamic, "each dynamic port is its own");
-    assert!(task["attachments"].as_array().is_none_or(Vec::is_empty), "no ENI in bridge mode: {task}");
+    assert!(
+        task["attachments"].as_array().is_none_or(Vec::is_empty),
+        "no ENI in bridge mode: {task}"
+    );
 
     // The host reaches every published port over loopback.
     for port in [u64::from(static_port), dynamic, other[0].1] {
         let port = u16::try_from(port)?;
-        let page = poll(&format!("the page on 127.0.0.1:{port}"), Duration::from_secs(20), || {
-            Ok(http_get("127.0.0.1", port, "/").ok())
-        })?;
+        let page = poll(
+            &format!("the page on 127.0.0.1:{port}"),
+            Duration::from_secs(20),
+            || Ok(http_get("127.0.0.1", port, "/").ok()),
+        )?;
         assert!(page.contains("hello from berth"), "{page}");
     }
 
     // The instance shows the ports as taken.
     let arns = b.aws(&["ecs", "list-container-instances"])?;
-    let ci = arns["containerInstanceArns"][0].as_str().context("an instance")?;
-    let d = b.aws(&["ecs", "describe-container-instances", "--container-instances", ci])?;
+    let ci = arns["containerInstanceArns"][0]
+        .as_str()
+        .context("an instance")?;
+    let d = b.aws(&[
+        "ecs",
+        "describe-container-instances",
+        "--container-instances",
+        ci,
+    ])?;
     let instance = &d["containerInstances"][0];
     let registered = resource(instance, "registeredResources", "PORTS");
     let remaining = resource(instance, "remainingResources", "PORTS");
     for reserved in ["22", "2375", "2376", "51678", "51679"] {
         assert!(registered.iter().any(|p| p == reserved), "{registered:?}");
     }
-    assert!(!registered.contains(&static_port.to_string()), "{registered:?}");
+    assert!(
+        !registered.contains(&static_port.to_string()),
+        "{registered:?}"
+    );
     for used in [static_port.to_string(), dynamic.to_string(), "22".into()] {
         assert!(remaining.contains(&used), "{used} in {remaining:?}");
     }
@@ -116,10 +131,14 @@ fn bridge_mode(b: &Berth) -> Result<()> {
 
     b.aws(&["ecs", "stop-task", "--task", &arn])?;
     b.wait_stopped(&arn, Duration::from_secs(60))?;
-    let left = poll("the task's host resources to go", Duration::from_secs(20), || {
-        let left = b.leftovers(&id)?;
-        Ok(left.is_empty().then_some(()))
-    });
+    let left = poll(
+        "the task's host resources to go",
+        Duration::from_secs(20),
+        || {
+            let left = b.leftovers(&id)?;
+            Ok(left.is_empty().then_some(()))
+        },
+    );
     assert!(left.is_ok(), "left behind: {:?}", b.leftovers(&id)?);
     assert!(
         http_get("127.0.0.1", static_port, "/").is_err(),
@@ -153,9 +172,11 @@ fn host_and_none(b: &Berth) -> Result<()> {
         [(u64::from(port), u64::from(port), "tcp".to_string())]
     );
     // The container listens in the host's own namespace.
-    let page = poll("the page on the host's port", Duration::from_secs(20), || {
-        Ok(http_get("127.0.0.1", port, "/").ok())
-    })?;
+    let page = poll(
+        "the page on the host's port",
+        Duration::from_secs(20),
+        || Ok(http_get("127.0.0.1", port, "/").ok()),
+    )?;
     assert!(page.contains("hello from berth"), "{page}");
     // Host mode: hostPort must equal containerPort.
     let bad = b.aws_raw(&[

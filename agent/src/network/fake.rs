@@ -124,7 +124,9 @@ impl NetworkSetup for RecordingNetwork {
             .collect();
         self.record(format!("publish {task_id} {}", list.join(",")));
         if self.fail_publish.load(Ordering::SeqCst) {
-            return Err(NetworkError::InvalidConfig("recording: publish fails".into()));
+            return Err(NetworkError::InvalidConfig(
+                "recording: publish fails".into(),
+            ));
         }
         lock(&self.published).insert(task_id.to_owned(), ports.to_vec());
         Ok(())

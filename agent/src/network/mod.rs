@@ -147,8 +147,10 @@ pub trait NetworkSetup: Send + Sync + 'static {
     ) -> impl Future<Output = Result<TaskNetwork, NetworkError>> + Send;
 
     /// Remove the endpoint's veth and netns; missing pieces are fine.
-    fn teardown_task(&self, endpoint: &str)
-        -> impl Future<Output = Result<(), NetworkError>> + Send;
+    fn teardown_task(
+        &self,
+        endpoint: &str,
+    ) -> impl Future<Output = Result<(), NetworkError>> + Send;
 
     /// Endpoint ids that have a `berth-*` netns under the netns dir, to
     /// clean up leftovers when the agent starts.
@@ -156,7 +158,10 @@ pub trait NetworkSetup: Send + Sync + 'static {
 
     /// Whether the endpoint's host veth is a port of this host's bridge:
     /// several agents may share a netns dir, and each cleans only its own.
-    fn owns_endpoint(&self, endpoint: &str) -> impl Future<Output = Result<bool, NetworkError>> + Send;
+    fn owns_endpoint(
+        &self,
+        endpoint: &str,
+    ) -> impl Future<Output = Result<bool, NetworkError>> + Send;
 
     /// Forward each host port to its container (DNAT), with rules tagged
     /// after the task. All or nothing: on failure the task's rules are gone.
@@ -200,16 +205,16 @@ pub fn netns_name(task_id: &str) -> String {
 /// task id and the container index in 2 hex digits.
 #[must_use]
 pub fn host_veth_name(endpoint: &str) -> String {
-    match endpoint.split_once('-') {
-        Some((task_id, index)) => {
-            let short: String = task_id.chars().take(CONTAINER_VETH_ID_CHARS).collect();
-            let index: usize = index.parse().unwrap_or(0);
-            format!("{CONTAINER_VETH_PREFIX}{short}{:02x}", index % MAX_BRIDGE_CONTAINERS)
-        }
-        None => {
-            let short: String = endpoint.chars().take(HOST_VETH_ID_CHARS).collect();
-            format!("{HOST_VETH_PREFIX}{short}")
-        }
+    if let Some((task_id, index)) = endpoint.split_once('-') {
+        let short: String = task_id.chars().take(CONTAINER_VETH_ID_CHARS).collect();
+        let index: usize = index.parse().unwrap_or(0);
+        format!(
+            "{CONTAINER_VETH_PREFIX}{short}{:02x}",
+            index % MAX_BRIDGE_CONTAINERS
+        )
+    } else {
+        let short: String = endpoint.chars().take(HOST_VETH_ID_CHARS).collect();
+        format!("{HOST_VETH_PREFIX}{short}")
     }
 }
 
@@ -220,9 +225,9 @@ pub(crate) fn validate_endpoint(endpoint: &str) -> Result<(), NetworkError> {
         return validate_task_id(endpoint);
     };
     validate_task_id(task_id)?;
-    let ok = index.parse::<usize>().is_ok_and(|i| {
-        i < MAX_BRIDGE_CONTAINERS && i.to_string() == index
-    });
+    let ok = index
+        .parse::<usize>()
+        .is_ok_and(|i| i < MAX_BRIDGE_CONTAINERS && i.to_string() == index);
     if ok {
         Ok(())
     } else {
@@ -281,11 +286,17 @@ mod tests {
         assert_eq!(endpoint_task_id(TASK_ID), TASK_ID);
         assert_eq!(netns_name(&e), format!("berth-{TASK_ID}-10"));
         assert_eq!(host_veth_name(&e), "bc01234567890a");
-        assert_ne!(host_veth_name(&e), host_veth_name(&container_endpoint(TASK_ID, 11)));
+        assert_ne!(
+            host_veth_name(&e),
+            host_veth_name(&container_endpoint(TASK_ID, 11))
+        );
         assert!(validate_endpoint(&e).is_ok());
         assert!(validate_endpoint(TASK_ID).is_ok());
         for bad in ["abc-", "abc-256", "abc-01", "abc-x", "-1", "abc-1-2"] {
-            assert!(validate_endpoint(bad).is_err(), "{bad:?} should be rejected");
+            assert!(
+                validate_endpoint(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 

@@ -149,7 +149,10 @@ mod tests {
         ] {
             File::create(dir.path().join(name)).unwrap();
         }
-        assert_eq!(list(dir.path()).unwrap(), vec![id.to_owned(), format!("{id}-3")]);
+        assert_eq!(
+            list(dir.path()).unwrap(),
+            vec![id.to_owned(), format!("{id}-3")]
+        );
         assert!(list(&dir.path().join("missing")).unwrap().is_empty());
     }
 

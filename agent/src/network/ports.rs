@@ -46,7 +46,8 @@ impl FromStr for HostPortRange {
 
     /// `FIRST-LAST`, both 1..=65535, FIRST <= LAST.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("port range {s:?} must be FIRST-LAST with 1 <= FIRST <= LAST <= 65535");
+        let bad =
+            || format!("port range {s:?} must be FIRST-LAST with 1 <= FIRST <= LAST <= 65535");
         let (a, b) = s.trim().split_once('-').ok_or_else(bad)?;
         let first: u16 = a.trim().parse().map_err(|_| bad())?;
         let last: u16 = b.trim().parse().map_err(|_| bad())?;
@@ -85,7 +86,7 @@ pub enum PortError {
     /// host port {port}/{protocol} is asked for twice by the task
     #[error("host port {port}/{} is asked for twice by the task", protocol.as_str())]
     Duplicate { protocol: Protocol, port: u16 },
-    /// hostPort {host_port} must equal containerPort {container_port} in host network mode
+    /// `hostPort` {`host_port`} must equal `containerPort` {`container_port`} in host network mode
     #[error("hostPort {host_port} must equal containerPort {container_port} in host network mode")]
     HostModeMismatch { container_port: u16, host_port: u16 },
     /// no free host port left in the dynamic range {range}
@@ -207,7 +208,11 @@ mod tests {
 
     #[test]
     fn static_ports_are_kept_and_dynamic_ones_picked_from_the_range() {
-        let maps = [(0, tcp(80, Some(8080))), (0, tcp(443, None)), (1, tcp(80, None))];
+        let maps = [
+            (0, tcp(80, Some(8080))),
+            (0, tcp(443, None)),
+            (1, tcp(80, None)),
+        ];
         let got = assign(&maps, PortMode::Bridge, SMALL, 40000, |_, p| p == 40000).unwrap();
         let ports: Vec<(usize, u16, u16)> = got
             .iter()
@@ -239,7 +244,10 @@ mod tests {
         );
         let maps = [(0, tcp(80, Some(22)))];
         let err = assign(&maps, PortMode::Bridge, SMALL, 40000, |_, p| p == 22).unwrap_err();
-        assert_eq!(err.to_string(), "host port 22/tcp is already in use on this host");
+        assert_eq!(
+            err.to_string(),
+            "host port 22/tcp is already in use on this host"
+        );
     }
 
     #[test]

@@ -482,7 +482,11 @@ mod tests {
             .iter()
             .map(|n| n["type"].as_str().unwrap())
             .collect();
-        assert_eq!(types, ["pid", "ipc", "uts", "mount"], "host mode shares the host's network");
+        assert_eq!(
+            types,
+            ["pid", "ipc", "uts", "mount"],
+            "host mode shares the host's network"
+        );
     }
 
     #[test]

@@ -80,6 +80,7 @@ pub async fn adopted_phases<R: ContainerRuntime>(
 
 impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C> {
     /// Picks a task up where the previous agent run left it.
+    #[allow(clippy::too_many_lines)] // adopting each container, then the network
     pub(super) async fn reattach(
         &mut self,
         report: &mut TaskReport,

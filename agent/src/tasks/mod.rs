@@ -312,13 +312,18 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> TaskManager<R, N, C
                     }
                     match net.owns_endpoint(&endpoint).await {
                         Ok(true) => {
-                            tracing::info!(endpoint, "removing the network of a task that no longer exists");
+                            tracing::info!(
+                                endpoint,
+                                "removing the network of a task that no longer exists"
+                            );
                             if let Err(e) = net.teardown_task(&endpoint).await {
                                 tracing::error!(endpoint, error = %e, "could not remove an orphaned network");
                             }
                         }
                         Ok(false) => {}
-                        Err(e) => tracing::warn!(endpoint, error = %e, "could not inspect a namespace"),
+                        Err(e) => {
+                            tracing::warn!(endpoint, error = %e, "could not inspect a namespace");
+                        }
                     }
                 }
             }
@@ -327,7 +332,10 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> TaskManager<R, N, C
         match net.list_published().await {
             Ok(tasks) => {
                 for task_id in tasks.iter().filter(|t| !known.contains(*t)) {
-                    tracing::info!(task_id, "removing published ports of a task that no longer exists");
+                    tracing::info!(
+                        task_id,
+                        "removing published ports of a task that no longer exists"
+                    );
                     if let Err(e) = net.unpublish(task_id).await {
                         tracing::error!(task_id, error = %e, "could not remove orphaned port rules");
                     }

@@ -156,6 +156,7 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
     /// namespaces (one per task in awsvpc mode, one per container in bridge
     /// mode), then the host ports, recorded (in the report) before their
     /// rules exist.
+    #[allow(clippy::too_many_lines)] // the network steps in order
     async fn provision_network(&self, report: &mut TaskReport) -> Result<Networking, StopCause> {
         let host = &self.host;
         let spec = &self.spec;

@@ -184,7 +184,11 @@ mod tests {
     #[test]
     fn awsvpc_and_host_need_matching_ports() {
         for mode in [NetworkMode::Awsvpc, NetworkMode::Host] {
-            assert!(validate(&[with_ports("a", &[(80, Some(80), Tcp), (81, None, Tcp)])], mode).is_ok());
+            assert!(validate(
+                &[with_ports("a", &[(80, Some(80), Tcp), (81, None, Tcp)])],
+                mode
+            )
+            .is_ok());
             let e = validate(&[with_ports("a", &[(80, Some(8080), Tcp)])], mode).unwrap_err();
             assert!(e.0.contains("must match"), "{e}");
             // Two containers sharing an address cannot both have port 80.
@@ -208,7 +212,10 @@ mod tests {
     fn static_ports_per_mode() {
         let cs = [with_ports("a", &[(80, Some(8080), Tcp), (53, None, Udp)])];
         assert_eq!(static_host_ports(&cs, NetworkMode::Bridge), [(Tcp, 8080)]);
-        assert_eq!(static_host_ports(&cs, NetworkMode::Host), [(Tcp, 80), (Udp, 53)]);
+        assert_eq!(
+            static_host_ports(&cs, NetworkMode::Host),
+            [(Tcp, 80), (Udp, 53)]
+        );
         assert!(static_host_ports(&cs, NetworkMode::Awsvpc).is_empty());
         let set: BTreeSet<HostPort> = [(Tcp, 22), (Udp, 53), (Tcp, 8080)].into();
         assert_eq!(string_set(&set, Tcp), ["22", "8080"]);

@@ -171,8 +171,11 @@ impl Task {
     /// Host ports the task holds on its instance: its static ones, and the
     /// ones the agent reports it published (dynamic ones included).
     pub fn host_ports(&self) -> Vec<super::ports::HostPort> {
-        let definitions: Vec<ContainerDefinition> =
-            self.containers.iter().map(|c| c.definition.clone()).collect();
+        let definitions: Vec<ContainerDefinition> = self
+            .containers
+            .iter()
+            .map(|c| c.definition.clone())
+            .collect();
         let mut ports = super::ports::static_host_ports(&definitions, self.network_mode);
         ports.extend(
             self.containers

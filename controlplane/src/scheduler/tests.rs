@@ -66,7 +66,13 @@ fn a_taken_static_port_refuses_the_instance() {
     // No ports asked for: ports never refuse.
     let mut d = cand("d", 1024, 1024);
     d.used_ports = [(Tcp, 80)].into();
-    let placed = place(&tasks(1, 0, 10), &[d], &[], &[], &mut StdRng::seed_from_u64(1));
+    let placed = place(
+        &tasks(1, 0, 10),
+        &[d],
+        &[],
+        &[],
+        &mut StdRng::seed_from_u64(1),
+    );
     assert_eq!(placed[0], Ok(0));
 }
 

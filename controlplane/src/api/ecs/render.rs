@@ -282,7 +282,7 @@ pub fn task(t: &Task, with_tags: bool) -> Value {
     v
 }
 
-/// ECS's resource list: CPU and MEMORY, and PORTS / PORTS_UDP as the ports
+/// ECS's resource list: CPU and MEMORY, and `PORTS` / `PORTS_UDP` as the ports
 /// taken (registered: reserved; remaining: reserved plus those of tasks).
 fn resources(cpu: i64, memory: i64, ports: &BTreeSet<HostPort>) -> Value {
     json!([

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 
 use super::super::{encode, ControlPlane, ItemFailure, State, StateError};
 use crate::model::placement::{PlacementConstraint, PlacementStrategy};
+use crate::model::ports::{self, HostPort};
 use crate::model::{
     arn, Cluster, ContainerDefinition, LaunchType, Resources, Task, TaskContainer, TaskDefinition,
 };
-use crate::model::ports::{self, HostPort};
 use crate::scheduler::{self, Candidate, TaskToPlace};
 use crate::store::{Table, Write};
 
@@ -181,13 +181,13 @@ fn prepare(
     let need = requirement(cpu, memory_mib, &containers);
     let host_ports = ports::static_host_ports(&containers, td.network_mode);
     Ok(Prepared {
-        host_ports,
         cluster,
         td,
         containers,
         cpu,
         memory_mib,
         need,
+        host_ports,
         launch_type,
     })
 }
