@@ -17,6 +17,8 @@ use berth_agent::runtime::{
     RegistryCredentials, RuntimeConfig,
 };
 use berth_agent::tasks::{Host, TaskManager};
+use berth_agent::tls::ControlPlaneEndpoint;
+use berth_proto::join_token::JoinToken;
 use clap::Parser;
 
 #[derive(Parser, Debug)]
@@ -33,13 +35,17 @@ struct Args {
         default_value = "/var/lib/berth/agent"
     )]
     data_dir: PathBuf,
-    /// The control plane's agent endpoint.
+    /// The control plane's agent endpoint (always TLS).
     #[arg(
         long,
         env = "BERTH_CONTROL_PLANE",
-        default_value = "http://127.0.0.1:8501"
+        default_value = "https://127.0.0.1:8501"
     )]
-    control_plane: String,
+    control_plane: ControlPlaneEndpoint,
+    /// Token from `berth join-token create`, traded for this host's client
+    /// certificate on first start (kept under <data-dir>/pki); ignored once joined.
+    #[arg(long, env = "BERTH_JOIN_TOKEN", hide_env_values = true)]
+    join_token: Option<JoinToken>,
     /// Cluster this host joins.
     #[arg(long, env = "BERTH_CLUSTER", default_value = "default")]
     cluster: String,
@@ -173,6 +179,7 @@ fn agent_config(args: &Args, cidr: TaskCidr) -> AgentConfig {
     AgentConfig {
         data_dir: args.data_dir.clone(),
         control_plane: args.control_plane.clone(),
+        join_token: args.join_token.clone(),
         cluster: args.cluster.clone(),
         serves_fargate: args.serves_fargate,
         region: args.region.clone(),

@@ -29,6 +29,8 @@ pub enum SessionError {
     },
     #[error("invalid task from the control plane: {0}")]
     InvalidTask(String),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 #[allow(clippy::too_many_arguments, clippy::needless_pass_by_value)] // the protobuf fields, moved in as they are
@@ -327,13 +329,10 @@ async fn session<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
     let host = manager.host();
     let cfg = &host.config;
     let connect = tokio::select! {
-        c = AgentServiceClient::connect(cfg.control_plane.clone()) => c,
+        c = crate::tls::session_channel(&cfg.data_dir, &cfg.control_plane, cfg.join_token.as_ref()) => c,
         _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
     };
-    let mut client = connect.map_err(|e| SessionError::Connect {
-        endpoint: cfg.control_plane.clone(),
-        message: e.to_string(),
-    })?;
+    let mut client = AgentServiceClient::new(connect?);
     let known = host
         .state
         .container_instance_arn()
@@ -392,7 +391,7 @@ async fn session<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
     loop {
         tokio::select! {
             m = tokio::time::timeout(silence, inbound.next()) => match m {
-                Err(_) => return Err(SessionError::Connect { endpoint: cfg.control_plane.clone(), message: "no heartbeat from the control plane".into() }),
+                Err(_) => return Err(SessionError::Connect { endpoint: cfg.control_plane.url.clone(), message: "no heartbeat from the control plane".into() }),
                 Ok(None) => return Ok(()),
                 Ok(Some(Err(status))) => return Err(SessionError::Rpc { op: "Session", status }),
                 Ok(Some(Ok(pb::ControlMessage { kind: Some(pb::control_message::Kind::DesiredTasks(d)) }))) => {

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use serde_json::Value;
 
 /// A test prerequisite from the environment; panics with a clear message
@@ -172,13 +172,37 @@ impl Berth {
         })
     }
 
+    /// A join token from `berth join-token create`, as an operator makes one.
+    pub fn join_token(&self, extra: &[&str]) -> Result<String> {
+        let out = Command::new(binary("berth"))
+            .arg("--aws-env")
+            .arg(self.data_dir().join("aws.env"))
+            .args(["join-token", "create"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .context("running berth join-token create")?;
+        ensure!(
+            out.status.success(),
+            "berth join-token create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stdout)?.trim().to_string())
+    }
+
+    /// Starts the agent; on its first start (no client certificate yet) it
+    /// joins with a fresh single-use token.
     pub fn start_agent(&mut self) -> Result<()> {
-        let child = Command::new(binary("berth-agent"))
+        let mut cmd = Command::new(binary("berth-agent"));
+        if !self.agent_dir().join("pki/agent.key").exists() {
+            cmd.env("BERTH_JOIN_TOKEN", self.join_token(&[])?);
+        }
+        let child = cmd
             .arg("--data-dir")
             .arg(self.agent_dir())
             .args([
                 "--control-plane",
-                &format!("http://127.0.0.1:{}", self.agent_port),
+                &format!("https://127.0.0.1:{}", self.agent_port),
             ])
             .args(["--containerd-socket", &self.containerd_sock])
             .args(["--containerd-namespace", &self.namespace])
