@@ -181,6 +181,68 @@ fn service_app(b: &Berth, script: &str) -> Result<()> {
 
 const SERVE: &str = "trap 'exit 0' TERM; while true; do sleep 0.2; done";
 
+/// `berth services` as a table and as JSON: the eleven services of
+/// [`services_lists_every_service_and_wait_service_stable_follows_one`].
+fn services_show_all_eleven(b: &Berth) -> Result<()> {
+    // Stable first, COMPLETED on a later scheduler pass.
+    let table = poll("the rollout to complete", Duration::from_secs(30), || {
+        let table = ok(b, &["services"])?;
+        let done = table
+            .lines()
+            .any(|l| l.starts_with("cli-web ") && l.contains("COMPLETED"));
+        Ok(done.then_some(table))
+    })?;
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 12, "a header and eleven services: {table}");
+    for column in [
+        "SERVICE",
+        "STATUS",
+        "DEFINITION",
+        "DESIRED",
+        "RUNNING",
+        "PENDING",
+        "ROLLOUT",
+        "LAST EVENT",
+    ] {
+        assert!(lines[0].contains(column), "{table}");
+    }
+    let row: Vec<&str> = lines
+        .iter()
+        .find(|l| l.starts_with("cli-web "))
+        .context("cli-web row")?
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row[..7],
+        ["cli-web", "ACTIVE", "cli-svc:1", "1", "1", "0", "COMPLETED"],
+        "{table}"
+    );
+    assert!(row[7..].join(" ").contains(" ago: "), "{table}");
+    let idle = lines
+        .iter()
+        .find(|l| l.starts_with("idle-9 "))
+        .with_context(|| format!("idle-9 is on the second page: {table}"))?;
+    assert_eq!(
+        idle.split_whitespace().take(6).collect::<Vec<_>>(),
+        ["idle-9", "ACTIVE", "cli-svc:1", "0", "0", "0"],
+        "{table}"
+    );
+
+    let listed: Value = serde_json::from_str(&ok(b, &["services", "-o", "json"])?)?;
+    let mut names: Vec<&str> = listed["services"]
+        .as_array()
+        .context("services")?
+        .iter()
+        .filter_map(|s| s["serviceName"].as_str())
+        .collect();
+    names.sort_unstable();
+    let mut want: Vec<String> = (0..10).map(|i| format!("idle-{i}")).collect();
+    want.push("cli-web".into());
+    want.sort_unstable();
+    assert_eq!(names, want);
+    Ok(())
+}
+
 #[test]
 fn services_lists_every_service_and_wait_service_stable_follows_one() -> Result<()> {
     let b = Berth::start()?;
@@ -229,62 +291,7 @@ fn services_lists_every_service_and_wait_service_stable_follows_one() -> Result<
         "the service's events are shown as they come: {stderr}"
     );
 
-    // Stable first, COMPLETED on a later scheduler pass.
-    let table = poll("the rollout to complete", Duration::from_secs(30), || {
-        let table = ok(&b, &["services"])?;
-        let done = table
-            .lines()
-            .any(|l| l.starts_with("cli-web ") && l.contains("COMPLETED"));
-        Ok(done.then_some(table))
-    })?;
-    let lines: Vec<&str> = table.lines().collect();
-    assert_eq!(lines.len(), 12, "a header and eleven services: {table}");
-    for column in [
-        "SERVICE",
-        "STATUS",
-        "DEFINITION",
-        "DESIRED",
-        "RUNNING",
-        "PENDING",
-        "ROLLOUT",
-        "LAST EVENT",
-    ] {
-        assert!(lines[0].contains(column), "{table}");
-    }
-    let row: Vec<&str> = lines
-        .iter()
-        .find(|l| l.starts_with("cli-web "))
-        .context("cli-web row")?
-        .split_whitespace()
-        .collect();
-    assert_eq!(
-        row[..7],
-        ["cli-web", "ACTIVE", "cli-svc:1", "1", "1", "0", "COMPLETED"],
-        "{table}"
-    );
-    assert!(row[7..].join(" ").contains(" ago: "), "{table}");
-    let idle = lines
-        .iter()
-        .find(|l| l.starts_with("idle-9 "))
-        .with_context(|| format!("idle-9 is on the second page: {table}"))?;
-    assert_eq!(
-        idle.split_whitespace().take(6).collect::<Vec<_>>(),
-        ["idle-9", "ACTIVE", "cli-svc:1", "0", "0", "0"],
-        "{table}"
-    );
-
-    let listed: Value = serde_json::from_str(&ok(&b, &["services", "-o", "json"])?)?;
-    let mut names: Vec<&str> = listed["services"]
-        .as_array()
-        .context("services")?
-        .iter()
-        .filter_map(|s| s["serviceName"].as_str())
-        .collect();
-    names.sort_unstable();
-    let mut want: Vec<String> = (0..10).map(|i| format!("idle-{i}")).collect();
-    want.push("cli-web".into());
-    want.sort_unstable();
-    assert_eq!(names, want);
+    services_show_all_eleven(&b)?;
 
     // Already stable: the JSON of the service as DescribeServices shows it.
     let described: Value = serde_json::from_str(&ok(
