@@ -130,10 +130,11 @@ pub enum WaitCommand {
     TaskRunning(WaitArgs),
     /// Until the task is STOPPED; prints its stop reason and exit codes.
     TaskStopped(WaitArgs),
-    /// Until the service is stable as `aws ecs wait services-stable` means it: one deployment
-    /// and as many tasks running as desired. Fails (exit 1) if the service is draining or
-    /// inactive, or if a rollout fails (the deployment circuit breaker), saying why. Prints
-    /// the service's new events as they come.
+    /// Until the service is stable: one deployment, every desired task running.
+    ///
+    /// Stable as `aws ecs wait services-stable` means it. Fails (exit 1) if the service is
+    /// draining or inactive, or if a rollout fails (the deployment circuit breaker), saying
+    /// why. Prints the service's new events as they come.
     ServiceStable(WaitServiceArgs),
 }
 
