@@ -49,7 +49,16 @@ struct Args {
     /// Cluster this host joins.
     #[arg(long, env = "BERTH_CLUSTER", default_value = "default")]
     cluster: String,
-    /// Also run launchType FARGATE tasks of any cluster.
+    /// Capacity provider this host joins: FARGATE or `FARGATE_SPOT` (serves every
+    /// cluster), or a named host pool of --cluster (`CreateCapacityProvider`). Unset:
+    /// a plain EC2 container instance of --cluster.
+    #[arg(
+        long,
+        env = "BERTH_CAPACITY_PROVIDER",
+        conflicts_with = "serves_fargate"
+    )]
+    capacity_provider: Option<String>,
+    /// Same as --capacity-provider FARGATE (kept for existing configs).
     #[arg(long, env = "BERTH_SERVES_FARGATE")]
     serves_fargate: bool,
     #[arg(long, env = "BERTH_REGION", default_value = "us-east-1")]
@@ -163,7 +172,11 @@ fn agent_config(args: &Args, cidr: TaskCidr) -> AgentConfig {
         control_plane: args.control_plane.clone(),
         join_token: args.join_token.clone(),
         cluster: args.cluster.clone(),
-        serves_fargate: args.serves_fargate,
+        capacity_provider: args
+            .capacity_provider
+            .clone()
+            .filter(|p| !p.is_empty())
+            .or_else(|| args.serves_fargate.then(|| "FARGATE".to_string())),
         region: args.region.clone(),
         containerd_socket: args.containerd_socket.clone(),
         containerd_namespace: args.containerd_namespace.clone(),

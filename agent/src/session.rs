@@ -274,6 +274,28 @@ pub async fn run<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
     }
 }
 
+/// What this host registers with: its capacity, and the capacity provider
+/// it joins (also as the older `serves_fargate` flag, for control planes
+/// that know only that).
+fn register_request(cfg: &crate::config::AgentConfig, known: String) -> pb::RegisterRequest {
+    pb::RegisterRequest {
+        cluster: cfg.cluster.clone(),
+        container_instance_arn: known,
+        hostname: nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        resources: Some(pb::Resources {
+            cpu: cfg.cpu,
+            memory_mib: cfg.memory_mib,
+        }),
+        serves_fargate: cfg.capacity_provider.as_deref() == Some("FARGATE"),
+        capacity_provider: cfg.capacity_provider.clone().unwrap_or_default(),
+        agent_version: env!("CARGO_PKG_VERSION").into(),
+        attributes: std::iter::once(("berth.network-modes".to_string(), "awsvpc".to_string()))
+            .collect(),
+    }
+}
+
 /// One session; returns Ok when either side closed it cleanly.
 async fn session<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
     manager: &TaskManager<R, N, C>,
@@ -294,21 +316,7 @@ async fn session<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
         .flatten()
         .unwrap_or_default();
     let resp = client
-        .register(pb::RegisterRequest {
-            cluster: cfg.cluster.clone(),
-            container_instance_arn: known,
-            hostname: nix::unistd::gethostname()
-                .map(|h| h.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            resources: Some(pb::Resources {
-                cpu: cfg.cpu,
-                memory_mib: cfg.memory_mib,
-            }),
-            serves_fargate: cfg.serves_fargate,
-            agent_version: env!("CARGO_PKG_VERSION").into(),
-            attributes: std::iter::once(("berth.network-modes".to_string(), "awsvpc".to_string()))
-                .collect(),
-        })
+        .register(register_request(cfg, known))
         .await
         .map_err(|status| SessionError::Rpc {
             op: "Register",

@@ -28,7 +28,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("control-plane endpoint '{0}': expected https://HOST:PORT (agent sessions always use TLS)")]
+    #[error(
+        "control-plane endpoint '{0}': expected https://HOST:PORT (agent sessions always use TLS)"
+    )]
     Endpoint(String),
     #[error("connecting to {endpoint}: {message}")]
     Connect { endpoint: String, message: String },
@@ -189,7 +191,10 @@ pub async fn connect(
     channel(endpoint, tls).await
 }
 
-async fn channel(endpoint: &ControlPlaneEndpoint, tls: ClientTlsConfig) -> Result<Channel, TlsError> {
+async fn channel(
+    endpoint: &ControlPlaneEndpoint,
+    tls: ClientTlsConfig,
+) -> Result<Channel, TlsError> {
     let err = |e: &dyn std::fmt::Display| TlsError::Connect {
         endpoint: endpoint.url.clone(),
         message: e.to_string(),
@@ -205,7 +210,10 @@ async fn channel(endpoint: &ControlPlaneEndpoint, tls: ClientTlsConfig) -> Resul
 }
 
 /// Trades the token for a client certificate.
-async fn join(endpoint: &ControlPlaneEndpoint, token: &JoinToken) -> Result<AgentIdentity, TlsError> {
+async fn join(
+    endpoint: &ControlPlaneEndpoint,
+    token: &JoinToken,
+) -> Result<AgentIdentity, TlsError> {
     let ca_pem = fetch_pinned_ca(endpoint, &token.ca_fingerprint).await?;
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(&ca_pem))
@@ -265,7 +273,12 @@ async fn fetch_pinned_ca(endpoint: &ControlPlaneEndpoint, pin: &str) -> Result<S
     .map_err(|_| err(&"no TLS handshake within 10 s"))?
     .map_err(|e| err(&e))?;
     let found: Vec<String> = chain.iter().map(|c| fingerprint(c)).collect();
-    let Some(ca) = chain.iter().zip(&found).find(|(_, f)| *f == pin).map(|(c, _)| c) else {
+    let Some(ca) = chain
+        .iter()
+        .zip(&found)
+        .find(|(_, f)| *f == pin)
+        .map(|(c, _)| c)
+    else {
         return Err(TlsError::CaMismatch {
             endpoint: endpoint.url.clone(),
             expected: pin.to_string(),
@@ -347,7 +360,12 @@ mod tests {
         assert_eq!((e.host.as_str(), e.port), ("10.0.0.5", 8501));
         let e: ControlPlaneEndpoint = "https://cp.example:8501/".parse().unwrap();
         assert_eq!(e.url, "https://cp.example:8501");
-        for bad in ["http://127.0.0.1:8501", "127.0.0.1:8501", "https://host", "https://h:x"] {
+        for bad in [
+            "http://127.0.0.1:8501",
+            "127.0.0.1:8501",
+            "https://host",
+            "https://h:x",
+        ] {
             assert!(bad.parse::<ControlPlaneEndpoint>().is_err(), "{bad}");
         }
     }

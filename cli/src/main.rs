@@ -2,12 +2,11 @@
 //! `aws.env`, runs one command; errors go to stderr with a non-zero exit.
 
 mod args;
-mod client;
 mod commands;
-mod config;
 mod progress;
-mod sigv4;
 mod table;
+
+use berth_cli::{client, config};
 
 use std::process::ExitCode;
 

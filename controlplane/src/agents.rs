@@ -12,8 +12,8 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::join_tokens::{JoinError, JoinTokens};
 use crate::model::task::{ContainerReport, TaskReport};
-use crate::pki::ClusterCa;
 use crate::model::{NetworkMode, Resources, Task};
+use crate::pki::ClusterCa;
 use crate::state::{ControlPlane, InstanceRegistration, StateError};
 
 /// How often each side sends a heartbeat. Short, so a lost host is noticed
@@ -66,14 +66,16 @@ fn status(e: &StateError) -> Status {
     match e {
         StateError::ClusterNotFound(_)
         | StateError::TargetNotFound(_)
-        | StateError::ServiceNotFound(_) => Status::not_found(e.to_string()),
+        | StateError::ServiceNotFound(_)
+        | StateError::ResourceNotFound(_) => Status::not_found(e.to_string()),
         StateError::InvalidParameter(_)
         | StateError::Client(_)
         | StateError::AttributeLimitExceeded(_) => Status::invalid_argument(e.to_string()),
         StateError::ClusterContainsContainerInstances { .. }
         | StateError::ClusterContainsServices { .. }
         | StateError::ClusterContainsTasks { .. }
-        | StateError::ServiceNotActive(_) => Status::failed_precondition(e.to_string()),
+        | StateError::ServiceNotActive(_)
+        | StateError::ResourceInUse(_) => Status::failed_precondition(e.to_string()),
         StateError::Store(_) | StateError::Corrupt { .. } => Status::internal(e.to_string()),
     }
 }
@@ -344,7 +346,10 @@ impl AgentService for Agents {
                 cpu: resources.cpu,
                 memory_mib: resources.memory_mib,
             },
-            serves_fargate: r.serves_fargate,
+            capacity_provider: non_empty(r.capacity_provider).or_else(|| {
+                r.serves_fargate
+                    .then(|| crate::model::capacity_provider::FARGATE.to_string())
+            }),
             agent_version: r.agent_version,
             attributes: r.attributes.into_iter().collect(),
         };

@@ -102,7 +102,10 @@ impl JoinTokens {
     /// Checks a presented token and, if it is good, uses it up (single-use
     /// tokens) before returning: a crash after this never lets it in twice.
     pub fn redeem(&self, presented: &JoinToken) -> Result<(), JoinError> {
-        let _guard = self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _guard = self
+            .lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if presented.ca_fingerprint != self.ca_fingerprint {
             return Err(JoinError::OtherCluster);
         }
@@ -195,7 +198,10 @@ mod tests {
         t.redeem(&issued.token).unwrap();
         t.redeem(&issued.token).unwrap();
         clock.0.store(61_000, Ordering::SeqCst);
-        assert!(matches!(t.redeem(&issued.token), Err(JoinError::Expired(_))));
+        assert!(matches!(
+            t.redeem(&issued.token),
+            Err(JoinError::Expired(_))
+        ));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! berth-controlplane: cluster state, the ECS-compatible API and agent sessions.
 
-pub mod agents;
 pub mod agent_tls;
+pub mod agents;
 pub mod api;
 pub mod join_tokens;
 pub mod model;

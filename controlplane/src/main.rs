@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use berth_controlplane::api::credentials::ApiCredentials;
 use berth_controlplane::agent_tls;
+use berth_controlplane::api::credentials::ApiCredentials;
 use berth_controlplane::api::{self, ApiContext};
 use berth_controlplane::join_tokens::JoinTokens;
 use berth_controlplane::model::ArnContext;
@@ -49,7 +49,11 @@ struct Args {
     /// Extra names and addresses agents may use to reach the agent endpoint
     /// (its TLS certificate covers them, beside localhost, 127.0.0.1, this
     /// host's name and the listen address).
-    #[arg(long = "agent-tls-san", env = "BERTH_AGENT_TLS_SANS", value_delimiter = ',')]
+    #[arg(
+        long = "agent-tls-san",
+        env = "BERTH_AGENT_TLS_SANS",
+        value_delimiter = ','
+    )]
     agent_tls_sans: Vec<String>,
 }
 

@@ -87,7 +87,8 @@ impl ClusterCa {
     /// The stored CA, or a new one persisted before it is returned.
     pub fn load_or_create(cp: &ControlPlane) -> Result<Self, PkiError> {
         let stored = if let Some(bytes) = cp.meta(META_KEY)? {
-            serde_json::from_slice::<StoredCa>(&bytes).map_err(|e| PkiError::Corrupt(e.to_string()))?
+            serde_json::from_slice::<StoredCa>(&bytes)
+                .map_err(|e| PkiError::Corrupt(e.to_string()))?
         } else {
             let key = KeyPair::generate()?;
             let cert = ca_params().self_signed(&key)?;

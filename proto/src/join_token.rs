@@ -68,7 +68,9 @@ impl FromStr for JoinToken {
             return Err(JoinTokenError(format!("unknown version '{prefix}'")));
         }
         if ca.len() != 64 || !is_hex(ca) {
-            return Err(JoinTokenError("the CA fingerprint is not 64 hex digits".into()));
+            return Err(JoinTokenError(
+                "the CA fingerprint is not 64 hex digits".into(),
+            ));
         }
         if !is_hex(id) || !is_hex(secret) {
             return Err(JoinTokenError("id and secret must be hex".into()));

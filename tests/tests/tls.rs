@@ -13,7 +13,9 @@ use berth_proto::v1 as pb;
 use berth_proto::v1::agent_service_client::AgentServiceClient;
 
 fn endpoint(b: &Berth) -> ControlPlaneEndpoint {
-    format!("https://127.0.0.1:{}", b.agent_port).parse().unwrap()
+    format!("https://127.0.0.1:{}", b.agent_port)
+        .parse()
+        .unwrap()
 }
 
 fn controlplane_log(b: &Berth) -> String {
@@ -89,7 +91,10 @@ fn joining_with_tokens_and_what_is_refused() -> Result<()> {
     let err = rt
         .block_on(tls::identity(second.path(), &ep, Some(&wrong)))
         .expect_err("a wrong secret must be refused");
-    assert!(matches!(&err, TlsError::Refused(m) if m.contains("wrong secret")), "{err}");
+    assert!(
+        matches!(&err, TlsError::Refused(m) if m.contains("wrong secret")),
+        "{err}"
+    );
     rt.block_on(tls::identity(second.path(), &ep, Some(&fresh)))
         .context("the right secret still joins after a wrong one")?;
 
@@ -117,7 +122,11 @@ fn joining_with_tokens_and_what_is_refused() -> Result<()> {
             .tls_config(tls)?
             .connect()
             .await?;
-        anyhow::Ok(AgentServiceClient::new(ch).register(register_request()).await)
+        anyhow::Ok(
+            AgentServiceClient::new(ch)
+                .register(register_request())
+                .await,
+        )
     })?;
     let status = ca_only.expect_err("Register without a client certificate");
     assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status}");
@@ -127,7 +136,11 @@ fn joining_with_tokens_and_what_is_refused() -> Result<()> {
     let other = Berth::start()?;
     let other_dir = tempfile::tempdir()?;
     let other_token: JoinToken = other.join_token(&[])?.parse()?;
-    let foreign_id = rt.block_on(tls::identity(other_dir.path(), &endpoint(&other), Some(&other_token)))?;
+    let foreign_id = rt.block_on(tls::identity(
+        other_dir.path(),
+        &endpoint(&other),
+        Some(&other_token),
+    ))?;
     let foreign = AgentIdentity {
         // Trust our CA (so the server side is what refuses), present theirs.
         ca_pem: id.ca_pem.clone(),
@@ -137,7 +150,10 @@ fn joining_with_tokens_and_what_is_refused() -> Result<()> {
         let mut c = AgentServiceClient::new(tls::connect(&ep, &foreign).await?);
         anyhow::Ok(c.register(register_request()).await?)
     });
-    assert!(refused.is_err(), "a certificate from another CA was accepted");
+    assert!(
+        refused.is_err(),
+        "a certificate from another CA was accepted"
+    );
     wait_log(&b, "refused an agent connection: TLS handshake failed")?;
     assert_eq!(
         instance_count(&b)?,

@@ -38,8 +38,7 @@ fn create_join_token(tokens: &JoinTokens, op: &str, body: &[u8]) -> Result<Value
     } else {
         body
     };
-    let req: CreateJoinToken =
-        serde_json::from_slice(body).map_err(|e| from_json_error(op, &e))?;
+    let req: CreateJoinToken = serde_json::from_slice(body).map_err(|e| from_json_error(op, &e))?;
     let ttl = req.ttl_seconds.unwrap_or(DEFAULT_TTL_SECS);
     if !(60..=MAX_TTL_SECS).contains(&ttl) {
         return Err(ApiError::invalid(format!(
