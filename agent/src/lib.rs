@@ -5,6 +5,7 @@ pub mod config;
 pub mod engine;
 pub mod ipam;
 pub mod local_state;
+pub mod log_driver;
 pub mod metadata;
 pub mod model;
 pub mod network;

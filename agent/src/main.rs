@@ -216,8 +216,20 @@ fn agent_config(args: &Args, cidr: TaskCidr) -> AgentConfig {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // Started by a containerd shim as a container's log writer: two copy
+    // threads, no async runtime (one such process runs per container).
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(log_path) = berth_agent::log_driver::requested(&argv) {
+        return berth_agent::log_driver::run(&log_path)
+            .with_context(|| format!("writing the container log {}", log_path.display()));
+    }
+    tokio::runtime::Runtime::new()
+        .context("starting the async runtime")?
+        .block_on(agent_main())
+}
+
+async fn agent_main() -> anyhow::Result<()> {
     berth_daemon::init_logging();
     let args = Args::parse();
     std::fs::create_dir_all(&args.data_dir)
@@ -239,6 +251,8 @@ async fn main() -> anyhow::Result<()> {
     rt_config.registry_auth = args.registry_auth.into_iter().collect();
     rt_config.registry_mirrors = args.registry_mirrors.into_iter().collect();
     rt_config.pull_behavior = args.image_pull_behavior;
+    rt_config.log_driver =
+        Some(std::env::current_exe().context("finding the agent's executable (the log driver)")?);
     let pull_behavior = args.image_pull_behavior;
     let runtime = Containerd::connect(rt_config)
         .await

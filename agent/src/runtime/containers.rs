@@ -53,9 +53,10 @@ fn layer_dirs(mounts: &[Mount]) -> Vec<PathBuf> {
     dirs
 }
 
-/// The shim's stdio URI for `log_path`: both streams append to the file (the shim opens
-/// it; containerd 1.6 supports `file://`). An empty path discards the output.
-fn log_uri(log_path: &Path) -> std::result::Result<String, String> {
+/// The shim's stdio URI for `log_path`: both streams append to the file, through our
+/// log driver when there is one (see `crate::log_driver`), else the shim's own `file://`
+/// copy. An empty path discards the output.
+fn log_uri(log_path: &Path, driver: Option<&Path>) -> std::result::Result<String, String> {
     if log_path.as_os_str().is_empty() {
         return Ok(String::new());
     }
@@ -66,7 +67,10 @@ fn log_uri(log_path: &Path) -> std::result::Result<String, String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create log directory {}: {e}", dir.display()))?;
     }
-    Ok(format!("file://{}", log_path.display()))
+    Ok(match driver {
+        Some(binary) => crate::log_driver::uri(binary, log_path),
+        None => format!("file://{}", log_path.display()),
+    })
 }
 
 fn state_of(status: i32) -> ContainerState {
@@ -171,7 +175,7 @@ impl Containerd {
             .map_err(|s| RuntimeError::containerd("containers.create", id, s))?;
         *record_created = true;
 
-        let log_uri = log_uri(&spec.log_path).map_err(start_error)?;
+        let log_uri = log_uri(&spec.log_path, self.config.log_driver.as_deref()).map_err(start_error)?;
         // runc runs `create` here: a missing executable, a bad cwd or a refused rlimit fail
         // now, not at start.
         self.tasks()

@@ -64,6 +64,10 @@ pub struct RuntimeConfig {
     /// Upstream registry host -> mirror host serving the same repositories.
     pub registry_mirrors: HashMap<String, String>,
     pub pull_behavior: ImagePullBehavior,
+    /// Executable that writes container logs (`crate::log_driver`): the
+    /// agent's own. `None` falls back to containerd's `file://` logs, whose
+    /// 1.6 shim can lose the end of one stream.
+    pub log_driver: Option<PathBuf>,
 }
 
 impl RuntimeConfig {
@@ -77,6 +81,7 @@ impl RuntimeConfig {
             registry_auth: HashMap::new(),
             registry_mirrors: HashMap::new(),
             pull_behavior: ImagePullBehavior::default(),
+            log_driver: None,
         }
     }
 }
