@@ -351,7 +351,7 @@ impl AgentService for Agents {
                         let hb = pb::ControlMessage { kind: Some(pb::control_message::Kind::Heartbeat(pb::Heartbeat { sent_at_ms: now_ms() })) };
                         if let Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) = tx.try_send(Ok(hb)) { break; }
                     }
-                    msg = inbound.next() => { last_seen = tokio::time::Instant::now(); match msg {
+                    msg = inbound.next() => { last_seen = tokio::time::Instant::now(); cp.agent_seen(&arn); match msg {
                         Some(Ok(pb::AgentMessage { kind: Some(pb::agent_message::Kind::TaskStatus(s)) })) => {
                             let report: TaskReport = s.into();
                             let cp2 = cp.clone();
@@ -382,6 +382,15 @@ impl AgentService for Agents {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_instance_is_lost_once_its_heartbeat_window_has_passed() {
+        let window = HEARTBEAT_INTERVAL * MISSED_HEARTBEATS;
+        assert_eq!(
+            i64::try_from(window.as_millis()).unwrap(),
+            crate::services::hosts::DEFAULT_LOST_AFTER_MS
+        );
+    }
 
     #[test]
     fn status_report_converts_empty_strings_to_none() {
