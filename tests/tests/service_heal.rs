@@ -186,9 +186,16 @@ fn a_service_on_two_agents_rolls_within_bounds_and_survives_losing_one() -> Resu
         "spread over both agents: {live:?}"
     );
 
-    // Roll to revision 2 at 100/200: at every observation at least 3
-    // healthy (RUNNING, HEALTHY, wanted) and at most 6 not yet stopped.
-    b.register_task_definition(&app(&b, "2"))?;
+    roll_within_bounds(&b)?;
+    lose_an_agent(&mut b, &first, &second)?;
+    b.aws(&["ecs", "delete-service", "--service", "web", "--force"])?;
+    Ok(())
+}
+
+/// Rolls to revision 2 at 100/200: at every observation at least 3
+/// healthy (RUNNING, HEALTHY, wanted) and at most 6 not yet stopped.
+fn roll_within_bounds(b: &Berth) -> Result<()> {
+    b.register_task_definition(&app(b, "2"))?;
     let updated_at = epoch_secs();
     b.aws(&[
         "ecs",
@@ -201,14 +208,14 @@ fn a_service_on_two_agents_rolls_within_bounds_and_survives_losing_one() -> Resu
     let mut observations = 0;
     // A new revision runs beside the old one at 200%.
     poll("the rollout to complete", Duration::from_secs(90), || {
-        let all = tasks(&b)?;
+        let all = tasks(b)?;
         let live = all.iter().filter(|t| is_live(t)).count();
         let healthy = all.iter().filter(|t| is_healthy(t)).count();
         if healthy < 3 || live > 6 {
             bail!("bounds broken: {healthy} healthy, {live} live: {all:?}");
         }
         observations += 1;
-        let s = describe(&b)?;
+        let s = describe(b)?;
         let p = primary(&s);
         Ok((p["rolloutState"] == "COMPLETED"
             && s["deployments"].as_array().map(Vec::len) == Some(1)
@@ -218,14 +225,17 @@ fn a_service_on_two_agents_rolls_within_bounds_and_survives_losing_one() -> Resu
         .then_some(()))
     })?;
     eprintln!("rollout: {observations} observations");
-    let most = assert_bounds_throughout(&tasks(&b)?, updated_at, epoch_secs(), 3, 6);
+    let most = assert_bounds_throughout(&tasks(b)?, updated_at, epoch_secs(), 3, 6);
     assert!(most > 3, "the new tasks ran beside the old ones");
+    Ok(())
+}
 
-    // Kill the second agent: its containers keep running, unseen. Past the
-    // grace its tasks are stopped and started on the first agent.
-    let before: Vec<Value> = tasks(&b)?
+/// Kills the second agent: its containers keep running, unseen. Past the
+/// grace its tasks are stopped and started on the first agent.
+fn lose_an_agent(b: &mut Berth, first: &str, second: &str) -> Result<()> {
+    let before: Vec<Value> = tasks(b)?
         .into_iter()
-        .filter(|t| is_live(t) && on(t, &second))
+        .filter(|t| is_live(t) && on(t, second))
         .collect();
     assert!(!before.is_empty());
     let killed = Instant::now();
@@ -234,10 +244,10 @@ fn a_service_on_two_agents_rolls_within_bounds_and_survives_losing_one() -> Resu
         "the tasks to come back on the first agent",
         Duration::from_secs(60),
         || {
-            let live: Vec<Value> = tasks(&b)?.into_iter().filter(is_live).collect();
+            let live: Vec<Value> = tasks(b)?.into_iter().filter(is_live).collect();
             let serving = live
                 .iter()
-                .filter(|t| on(t, &first) && t["lastStatus"] == "RUNNING")
+                .filter(|t| on(t, first) && t["lastStatus"] == "RUNNING")
                 .count();
             Ok((serving == 3 && live.len() == 3).then_some(()))
         },
@@ -258,7 +268,7 @@ fn a_service_on_two_agents_rolls_within_bounds_and_survives_losing_one() -> Resu
             "{now}"
         );
     }
-    let s = describe(&b)?;
+    let s = describe(b)?;
     assert!(
         s["events"]
             .as_array()
@@ -278,19 +288,18 @@ fn a_service_on_two_agents_rolls_within_bounds_and_survives_losing_one() -> Resu
     // The orphans still run in the second agent's namespace until its
     // agent returns and learns the control plane no longer wants them.
     let namespace = b.extra_agents[0].namespace.clone();
-    assert_eq!(running_containers(&b, &namespace)?, before.len());
+    assert_eq!(running_containers(b, &namespace)?, before.len());
     b.restart_extra_agent(0)?;
     poll(
         "the returning agent to stop its replaced tasks",
         Duration::from_secs(60),
-        || Ok((running_containers(&b, &namespace)? == 0).then_some(())),
+        || Ok((running_containers(b, &namespace)? == 0).then_some(())),
     )?;
-    let live: Vec<Value> = tasks(&b)?.into_iter().filter(is_live).collect();
+    let live: Vec<Value> = tasks(b)?.into_iter().filter(is_live).collect();
     assert_eq!(live.len(), 3, "{live:?}");
     assert!(live
         .iter()
-        .all(|t| on(t, &first) && t["lastStatus"] == "RUNNING"));
-    b.aws(&["ecs", "delete-service", "--service", "web", "--force"])?;
+        .all(|t| on(t, first) && t["lastStatus"] == "RUNNING"));
     Ok(())
 }
 
