@@ -120,6 +120,11 @@ pub struct ExtraAgent {
 }
 
 impl ExtraAgent {
+    /// The agent's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kills the agent with SIGKILL (no shutdown path runs; its tasks'
     /// containers keep running, as on a host whose agent crashed).
     pub fn kill9(&mut self) {
