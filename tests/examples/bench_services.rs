@@ -1,12 +1,12 @@
 //! Service benchmarks on the real daemons (two agents on this machine):
-//! (a) a rolling deploy of 10 health-checked tasks, UpdateService to steady
+//! (a) a rolling deploy of 10 health-checked tasks, `UpdateService` to steady
 //! state; (b) an agent lost (SIGKILL: its connection drops; SIGSTOP: it goes
 //! silent, as a hung or partitioned host) to all 10 tasks RUNNING elsewhere,
 //! with the default heartbeat settings. Timing runs in
 //! `tests/bench/service_heal.py` (boto3, 20 ms polls); this program runs the
 //! daemons, restarts the lost agent between rounds and prints the figures.
 //!
-//! usage: bench_services [ROUNDS]   (after `scripts/test-env.sh start DIR`
+//! usage: `bench_services [ROUNDS]` (after `scripts/test-env.sh start DIR`
 //! and sourcing DIR/env, as root; see scripts/bench-services.sh)
 
 use std::path::Path;
