@@ -65,7 +65,11 @@ check = ->(ok, what) { failures << what unless ok }
     scripts.compact.each { |s| errs << "missing #{s}" unless File.file?(File.join(DIR, s)) }
     errs << "no agent provisioner" unless scripts.include?("provision/agent.sh")
     agent_args = defines.last[3].vm.find(:provision).map { |c| c[2][:args] }.compact.first || []
-    errs << "agents not pointed at the control plane: #{agent_args}" unless agent_args[1] == "http://192.168.56.10:8501"
+    errs << "agents not pointed at the control plane: #{agent_args}" unless agent_args[1] == "https://192.168.56.10:8501"
+    defines.drop(1).each do |d|
+      before = d[3].trigger.find(:before).flat_map { |t| t[3].find(:run=) }.map { |c| c[1][0][:path] }.compact
+      errs << "#{d[1][0]} fetches no join token before it comes up" unless before.any? { |p| p.end_with?("lab-join-token.sh") && File.file?(p) }
+    end
     triggers = defines.last[3].trigger.find(:after)
     inline = triggers.flat_map { |t| t[3].find(:run=) }.map { |c| c[1][0][:inline] }.first.to_s
     demo = inline[/bash (\S+demo\.sh)/, 1]

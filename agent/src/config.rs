@@ -8,9 +8,12 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
     pub data_dir: PathBuf,
-    pub control_plane: String,
+    pub control_plane: crate::tls::ControlPlaneEndpoint,
+    /// Traded for a client certificate on first start; unused once joined.
+    pub join_token: Option<berth_proto::join_token::JoinToken>,
     pub cluster: String,
-    pub serves_fargate: bool,
+    /// FARGATE, `FARGATE_SPOT` or a named host pool; `None`: plain EC2.
+    pub capacity_provider: Option<String>,
     pub region: String,
     pub containerd_socket: PathBuf,
     pub containerd_namespace: String,

@@ -11,3 +11,4 @@ pub mod network;
 pub mod runtime;
 pub mod session;
 pub mod tasks;
+pub mod tls;

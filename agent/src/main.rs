@@ -17,6 +17,8 @@ use berth_agent::runtime::{
     RegistryCredentials, RuntimeConfig,
 };
 use berth_agent::tasks::{Host, TaskManager};
+use berth_agent::tls::ControlPlaneEndpoint;
+use berth_proto::join_token::JoinToken;
 use clap::Parser;
 
 #[derive(Parser, Debug)]
@@ -33,17 +35,30 @@ struct Args {
         default_value = "/var/lib/berth/agent"
     )]
     data_dir: PathBuf,
-    /// The control plane's agent endpoint.
+    /// The control plane's agent endpoint (always TLS).
     #[arg(
         long,
         env = "BERTH_CONTROL_PLANE",
-        default_value = "http://127.0.0.1:8501"
+        default_value = "https://127.0.0.1:8501"
     )]
-    control_plane: String,
+    control_plane: ControlPlaneEndpoint,
+    /// Token from `berth join-token create`, traded for this host's client
+    /// certificate on first start (kept under <data-dir>/pki); ignored once joined.
+    #[arg(long, env = "BERTH_JOIN_TOKEN", hide_env_values = true)]
+    join_token: Option<JoinToken>,
     /// Cluster this host joins.
     #[arg(long, env = "BERTH_CLUSTER", default_value = "default")]
     cluster: String,
-    /// Also run launchType FARGATE tasks of any cluster.
+    /// Capacity provider this host joins: FARGATE or `FARGATE_SPOT` (serves every
+    /// cluster), or a named host pool of --cluster (`CreateCapacityProvider`). Unset:
+    /// a plain EC2 container instance of --cluster.
+    #[arg(
+        long,
+        env = "BERTH_CAPACITY_PROVIDER",
+        conflicts_with = "serves_fargate"
+    )]
+    capacity_provider: Option<String>,
+    /// Same as --capacity-provider FARGATE (kept for existing configs).
     #[arg(long, env = "BERTH_SERVES_FARGATE")]
     serves_fargate: bool,
     #[arg(long, env = "BERTH_REGION", default_value = "us-east-1")]
@@ -155,8 +170,13 @@ fn agent_config(args: &Args, cidr: TaskCidr) -> AgentConfig {
     AgentConfig {
         data_dir: args.data_dir.clone(),
         control_plane: args.control_plane.clone(),
+        join_token: args.join_token.clone(),
         cluster: args.cluster.clone(),
-        serves_fargate: args.serves_fargate,
+        capacity_provider: args
+            .capacity_provider
+            .clone()
+            .filter(|p| !p.is_empty())
+            .or_else(|| args.serves_fargate.then(|| "FARGATE".to_string())),
         region: args.region.clone(),
         containerd_socket: args.containerd_socket.clone(),
         containerd_namespace: args.containerd_namespace.clone(),

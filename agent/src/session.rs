@@ -29,6 +29,8 @@ pub enum SessionError {
     },
     #[error("invalid task from the control plane: {0}")]
     InvalidTask(String),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 #[allow(clippy::too_many_arguments, clippy::needless_pass_by_value)] // the protobuf fields, moved in as they are
@@ -272,6 +274,28 @@ pub async fn run<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
     }
 }
 
+/// What this host registers with: its capacity, and the capacity provider
+/// it joins (also as the older `serves_fargate` flag, for control planes
+/// that know only that).
+fn register_request(cfg: &crate::config::AgentConfig, known: String) -> pb::RegisterRequest {
+    pb::RegisterRequest {
+        cluster: cfg.cluster.clone(),
+        container_instance_arn: known,
+        hostname: nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        resources: Some(pb::Resources {
+            cpu: cfg.cpu,
+            memory_mib: cfg.memory_mib,
+        }),
+        serves_fargate: cfg.capacity_provider.as_deref() == Some("FARGATE"),
+        capacity_provider: cfg.capacity_provider.clone().unwrap_or_default(),
+        agent_version: env!("CARGO_PKG_VERSION").into(),
+        attributes: std::iter::once(("berth.network-modes".to_string(), "awsvpc".to_string()))
+            .collect(),
+    }
+}
+
 /// One session; returns Ok when either side closed it cleanly.
 async fn session<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
     manager: &TaskManager<R, N, C>,
@@ -281,13 +305,10 @@ async fn session<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
     let host = manager.host();
     let cfg = &host.config;
     let connect = tokio::select! {
-        c = AgentServiceClient::connect(cfg.control_plane.clone()) => c,
+        c = crate::tls::session_channel(&cfg.data_dir, &cfg.control_plane, cfg.join_token.as_ref()) => c,
         _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
     };
-    let mut client = connect.map_err(|e| SessionError::Connect {
-        endpoint: cfg.control_plane.clone(),
-        message: e.to_string(),
-    })?;
+    let mut client = AgentServiceClient::new(connect?);
     let known = host
         .state
         .container_instance_arn()
@@ -295,21 +316,7 @@ async fn session<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
         .flatten()
         .unwrap_or_default();
     let resp = client
-        .register(pb::RegisterRequest {
-            cluster: cfg.cluster.clone(),
-            container_instance_arn: known,
-            hostname: nix::unistd::gethostname()
-                .map(|h| h.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            resources: Some(pb::Resources {
-                cpu: cfg.cpu,
-                memory_mib: cfg.memory_mib,
-            }),
-            serves_fargate: cfg.serves_fargate,
-            agent_version: env!("CARGO_PKG_VERSION").into(),
-            attributes: std::iter::once(("berth.network-modes".to_string(), "awsvpc".to_string()))
-                .collect(),
-        })
+        .register(register_request(cfg, known))
         .await
         .map_err(|status| SessionError::Rpc {
             op: "Register",
@@ -346,7 +353,7 @@ async fn session<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
     loop {
         tokio::select! {
             m = tokio::time::timeout(silence, inbound.next()) => match m {
-                Err(_) => return Err(SessionError::Connect { endpoint: cfg.control_plane.clone(), message: "no heartbeat from the control plane".into() }),
+                Err(_) => return Err(SessionError::Connect { endpoint: cfg.control_plane.url.clone(), message: "no heartbeat from the control plane".into() }),
                 Ok(None) => return Ok(()),
                 Ok(Some(Err(status))) => return Err(SessionError::Rpc { op: "Session", status }),
                 Ok(Some(Ok(pb::ControlMessage { kind: Some(pb::control_message::Kind::DesiredTasks(d)) }))) => {

@@ -56,6 +56,10 @@ pub enum Command {
     /// Wait until a task reaches a status, showing progress on stderr.
     #[command(subcommand)]
     Wait(WaitCommand),
+    /// Join tokens: what a new agent presents once (--join-token / BERTH_JOIN_TOKEN) to get
+    /// its client certificate for mutual TLS with the control plane.
+    #[command(subcommand)]
+    JoinToken(JoinTokenCommand),
     /// Print a shell completion script, e.g. `berth completions bash > /etc/bash_completion.d/berth`.
     Completions {
         #[arg(value_enum)]
@@ -115,6 +119,46 @@ pub enum WaitCommand {
     TaskStopped(WaitArgs),
 }
 
+#[derive(Debug, Subcommand)]
+pub enum JoinTokenCommand {
+    /// Make a token and print it (only this once: the control plane keeps just a hash).
+    Create(JoinTokenCreateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JoinTokenCreateArgs {
+    /// How long the token stays valid: seconds, or a number with s, m, h or d (1m to 30d).
+    #[arg(long, default_value = "1h", value_parser = parse_duration_secs, value_name = "DURATION")]
+    pub ttl: i64,
+    /// Let any number of agents join with it until it expires (default: one agent).
+    #[arg(long)]
+    pub reusable: bool,
+    /// table: just the token; json: the token with its id and expiry.
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+/// "90", "90s", "15m", "2h", "7d" -> seconds.
+fn parse_duration_secs(s: &str) -> Result<i64, String> {
+    let (num, unit) = match s.trim().char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&s.trim()[..i], c),
+        _ => (s.trim(), 's'),
+    };
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration like 90s, 15m, 2h or 7d"))?;
+    let unit = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return Err(format!("'{s}': the unit must be s, m, h or d")),
+    };
+    n.checked_mul(unit)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("'{s}' must be a positive duration"))
+}
+
 #[derive(Debug, Args)]
 pub struct WaitArgs {
     /// Task id or ARN (an ARN names its own cluster).
@@ -135,6 +179,17 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_take_a_unit() {
+        assert_eq!(parse_duration_secs("90"), Ok(90));
+        assert_eq!(parse_duration_secs("15m"), Ok(900));
+        assert_eq!(parse_duration_secs("2h"), Ok(7200));
+        assert_eq!(parse_duration_secs("7d"), Ok(604_800));
+        assert!(parse_duration_secs("2w").is_err());
+        assert!(parse_duration_secs("0").is_err());
+        assert!(parse_duration_secs("h").is_err());
     }
 
     #[test]

@@ -10,6 +10,8 @@ use crate::config::AwsEnv;
 use crate::sigv4;
 
 const TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
+/// Berth's own operations on the same endpoint (join tokens).
+const ADMIN_TARGET_PREFIX: &str = "BerthAdmin.";
 const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 
 /// An error the API answered with.
@@ -81,8 +83,18 @@ impl EcsClient {
 
     /// Calls one ECS operation, e.g. `call("ListTasks", json!({...}))`.
     pub async fn call(&self, operation: &str, input: &Value) -> Result<Value> {
+        self.call_target(TARGET_PREFIX, operation, input).await
+    }
+
+    /// Calls one of Berth's own operations (`BerthAdmin.<operation>`).
+    pub async fn admin(&self, operation: &str, input: &Value) -> Result<Value> {
+        self.call_target(ADMIN_TARGET_PREFIX, operation, input)
+            .await
+    }
+
+    async fn call_target(&self, prefix: &str, operation: &str, input: &Value) -> Result<Value> {
         let body = serde_json::to_vec(input)?;
-        let target = format!("{TARGET_PREFIX}{operation}");
+        let target = format!("{prefix}{operation}");
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));

@@ -2,18 +2,17 @@
 //! `aws.env`, runs one command; errors go to stderr with a non-zero exit.
 
 mod args;
-mod client;
 mod commands;
-mod config;
-mod sigv4;
 mod table;
+
+use berth_cli::{client, config};
 
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{CommandFactory, Parser};
 
-use args::{Cli, Command, WaitCommand};
+use args::{Cli, Command, JoinTokenCommand, WaitCommand};
 use client::EcsClient;
 use commands::wait::Goal;
 use config::{AwsEnv, Paths};
@@ -48,6 +47,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Wait(WaitCommand::TaskStopped(a)) => {
             commands::wait::run(&client()?, Goal::Stopped, &a).await?;
+        }
+        Command::JoinToken(JoinTokenCommand::Create(a)) => {
+            commands::join_token::create(&client()?, &a).await?;
         }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "berth", &mut std::io::stdout());

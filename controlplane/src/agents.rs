@@ -10,8 +10,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::join_tokens::{JoinError, JoinTokens};
 use crate::model::task::{ContainerReport, TaskReport};
 use crate::model::{NetworkMode, Resources, Task};
+use crate::pki::ClusterCa;
 use crate::state::{ControlPlane, InstanceRegistration, StateError};
 
 /// How often each side sends a heartbeat. Short, so a lost host is noticed
@@ -25,15 +27,23 @@ pub const MISSED_HEARTBEATS: u32 = 3;
 
 pub struct Agents {
     control_plane: Arc<ControlPlane>,
+    ca: Arc<ClusterCa>,
+    join_tokens: Arc<JoinTokens>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Agents {
-    pub fn new(control_plane: Arc<ControlPlane>) -> Self {
+    pub fn new(
+        control_plane: Arc<ControlPlane>,
+        ca: Arc<ClusterCa>,
+        join_tokens: Arc<JoinTokens>,
+    ) -> Self {
         // A sender dropped at once: its receiver never sees `true`.
         let (_, shutdown) = tokio::sync::watch::channel(false);
         Self {
             control_plane,
+            ca,
+            join_tokens,
             shutdown,
         }
     }
@@ -56,16 +66,33 @@ fn status(e: &StateError) -> Status {
     match e {
         StateError::ClusterNotFound(_)
         | StateError::TargetNotFound(_)
-        | StateError::ServiceNotFound(_) => Status::not_found(e.to_string()),
+        | StateError::ServiceNotFound(_)
+        | StateError::ResourceNotFound(_) => Status::not_found(e.to_string()),
         StateError::InvalidParameter(_)
         | StateError::Client(_)
         | StateError::AttributeLimitExceeded(_) => Status::invalid_argument(e.to_string()),
         StateError::ClusterContainsContainerInstances { .. }
         | StateError::ClusterContainsServices { .. }
         | StateError::ClusterContainsTasks { .. }
-        | StateError::ServiceNotActive(_) => Status::failed_precondition(e.to_string()),
+        | StateError::ServiceNotActive(_)
+        | StateError::ResourceInUse(_) => Status::failed_precondition(e.to_string()),
         StateError::Store(_) | StateError::Corrupt { .. } => Status::internal(e.to_string()),
     }
+}
+
+/// Every call but `Join` needs a client certificate from the cluster CA
+/// (the TLS layer has already checked who signed it).
+fn require_agent_certificate<T>(request: &Request<T>, call: &str) -> Result<(), Status> {
+    if request.peer_certs().is_some_and(|c| !c.is_empty()) {
+        return Ok(());
+    }
+    let peer = request
+        .remote_addr()
+        .map_or_else(|| "unknown".to_string(), |a| a.to_string());
+    tracing::warn!(%peer, call, "refused a call without an agent certificate");
+    Err(Status::unauthenticated(format!(
+        "{call} needs the agent's client certificate: join first with a token from `berth join-token create`"
+    )))
 }
 
 fn ms(v: i64) -> Option<i64> {
@@ -257,10 +284,49 @@ fn now_ms() -> i64 {
 
 #[tonic::async_trait]
 impl AgentService for Agents {
+    async fn join(
+        &self,
+        request: Request<pb::JoinRequest>,
+    ) -> Result<Response<pb::JoinResponse>, Status> {
+        let peer = request
+            .remote_addr()
+            .map_or_else(|| "unknown".to_string(), |a| a.to_string());
+        let r = request.into_inner();
+        let token: berth_proto::join_token::JoinToken = r.token.parse().map_err(|e| {
+            tracing::warn!(%peer, error = %e, "refused a join");
+            Status::invalid_argument(format!("join: {e}"))
+        })?;
+        let tokens = self.join_tokens.clone();
+        let presented = token.clone();
+        // Redeeming commits to the store: keep it off the async workers.
+        let redeemed = tokio::task::spawn_blocking(move || tokens.redeem(&presented))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        if let Err(e) = redeemed {
+            tracing::warn!(%peer, token_id = %token.id, hostname = %r.hostname, error = %e, "refused a join");
+            return Err(match e {
+                JoinError::State(e) => status(&e),
+                e => Status::permission_denied(format!("join: {e}")),
+            });
+        }
+        let name = format!("berth-agent {}", r.hostname);
+        let creds = self
+            .ca
+            .issue_agent(&name)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        tracing::info!(%peer, token_id = %token.id, hostname = %r.hostname, "agent joined: issued its client certificate");
+        Ok(Response::new(pb::JoinResponse {
+            certificate_pem: creds.chain_pem,
+            private_key_pem: creds.key_pem,
+            ca_certificate_pem: self.ca.cert_pem().to_owned(),
+        }))
+    }
+
     async fn register(
         &self,
         request: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::RegisterResponse>, Status> {
+        require_agent_certificate(&request, "Register")?;
         let r = request.into_inner();
         let resources = r.resources.unwrap_or_default();
         if resources.cpu <= 0 || resources.memory_mib <= 0 {
@@ -280,7 +346,10 @@ impl AgentService for Agents {
                 cpu: resources.cpu,
                 memory_mib: resources.memory_mib,
             },
-            serves_fargate: r.serves_fargate,
+            capacity_provider: non_empty(r.capacity_provider).or_else(|| {
+                r.serves_fargate
+                    .then(|| crate::model::capacity_provider::FARGATE.to_string())
+            }),
             agent_version: r.agent_version,
             attributes: r.attributes.into_iter().collect(),
         };
@@ -303,6 +372,7 @@ impl AgentService for Agents {
         &self,
         request: Request<Streaming<pb::AgentMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
+        require_agent_certificate(&request, "Session")?;
         let mut inbound = request.into_inner();
         let hello = match inbound.next().await {
             Some(Ok(pb::AgentMessage {

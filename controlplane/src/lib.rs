@@ -1,8 +1,11 @@
 //! berth-controlplane: cluster state, the ECS-compatible API and agent sessions.
 
+pub mod agent_tls;
 pub mod agents;
 pub mod api;
+pub mod join_tokens;
 pub mod model;
+pub mod pki;
 pub mod scheduler;
 pub mod services;
 pub mod state;

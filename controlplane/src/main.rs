@@ -7,9 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use berth_controlplane::agent_tls;
 use berth_controlplane::api::credentials::ApiCredentials;
 use berth_controlplane::api::{self, ApiContext};
+use berth_controlplane::join_tokens::JoinTokens;
 use berth_controlplane::model::ArnContext;
+use berth_controlplane::pki::ClusterCa;
 use berth_controlplane::state::{ControlPlane, SystemClock};
 use berth_controlplane::store::RedbStore;
 use clap::Parser;
@@ -49,6 +52,31 @@ struct Args {
     /// without replacing tasks that were still running.
     #[arg(long, env = "BERTH_INSTANCE_LOST_AFTER_SECS", default_value_t = 6)]
     instance_lost_after_secs: u64,
+    /// Extra names and addresses agents may use to reach the agent endpoint
+    /// (its TLS certificate covers them, beside localhost, 127.0.0.1, this
+    /// host's name and the listen address).
+    #[arg(
+        long = "agent-tls-san",
+        env = "BERTH_AGENT_TLS_SANS",
+        value_delimiter = ','
+    )]
+    agent_tls_sans: Vec<String>,
+}
+
+/// Names the agent endpoint's certificate is valid for.
+fn agent_tls_sans(args: &Args, listen: SocketAddr) -> Vec<String> {
+    let mut sans = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        sans.push(h.trim().to_string());
+    }
+    if !listen.ip().is_unspecified() {
+        sans.push(listen.ip().to_string());
+    }
+    sans.extend(args.agent_tls_sans.iter().map(|s| s.trim().to_string()));
+    sans.retain(|s| !s.is_empty());
+    sans.sort();
+    sans.dedup();
+    sans
 }
 
 #[tokio::main]
@@ -69,6 +97,12 @@ async fn main() -> anyhow::Result<()> {
             .with_lost_after_ms(lost_after_ms),
     );
     let credentials = ApiCredentials::load_or_create(&cp)?;
+    let ca = Arc::new(ClusterCa::load_or_create(&cp)?);
+    let join_tokens = Arc::new(JoinTokens::new(
+        cp.clone(),
+        Arc::new(SystemClock),
+        ca.fingerprint(),
+    ));
 
     let api_listener = tokio::net::TcpListener::bind(args.api_listen)
         .await
@@ -78,6 +112,9 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", args.agent_listen))?;
     let endpoint = format!("http://{}", api_listener.local_addr()?);
     let agents_addr = agent_listener.local_addr()?;
+    let sans = agent_tls_sans(&args, agents_addr);
+    let tls = agent_tls::server_config(&ca, &ca.issue_server(sans.clone())?)?;
+    tracing::info!(?sans, ca_fingerprint = %ca.fingerprint(), "agent endpoint speaks mutual TLS");
     credentials.write_env_file(&args.data_dir.join("aws.env"), &endpoint, &args.region)?;
 
     let purge = tokio::spawn(purge_stopped_tasks(
@@ -92,20 +129,18 @@ async fn main() -> anyhow::Result<()> {
     let ctx = Arc::new(ApiContext {
         control_plane: cp.clone(),
         credentials,
+        join_tokens: join_tokens.clone(),
     });
     let api = axum::serve(api_listener, api::router(ctx))
         .with_graceful_shutdown(stopped(stop_rx.clone()))
         .into_future();
     let agents = tonic::transport::Server::builder()
         .add_service(
-            berth_controlplane::agents::Agents::new(cp.clone())
+            berth_controlplane::agents::Agents::new(cp.clone(), ca, join_tokens)
                 .with_shutdown(stop_rx.clone())
                 .into_server(),
         )
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(agent_listener),
-            stopped(stop_rx),
-        );
+        .serve_with_incoming_shutdown(agent_tls::incoming(agent_listener, tls), stopped(stop_rx));
     let mut servers = std::pin::pin!(async {
         tokio::try_join!(async { api.await.context("API server") }, async {
             agents.await.context("agent server")
@@ -117,7 +152,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(api = %endpoint, agents = %agents_addr, data_dir = %args.data_dir.display(), "berth-controlplane serving");
     let shutdown = berth_daemon::shutdown_signal();
     berth_daemon::notify_ready(&format!(
-        "serving ECS API on {endpoint}, agents on {agents_addr}"
+        "serving ECS API on {endpoint}, agents (TLS) on {agents_addr}"
     ));
     let watchdog = berth_daemon::spawn_watchdog();
 

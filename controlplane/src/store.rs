@@ -19,16 +19,18 @@ pub enum Table {
     Tasks,
     ContainerInstances,
     Services,
+    CapacityProviders,
 }
 
 impl Table {
-    pub const ALL: [Table; 6] = [
+    pub const ALL: [Table; 7] = [
         Table::Meta,
         Table::Clusters,
         Table::TaskDefinitions,
         Table::Tasks,
         Table::ContainerInstances,
         Table::Services,
+        Table::CapacityProviders,
     ];
 
     fn name(self) -> &'static str {
@@ -39,6 +41,7 @@ impl Table {
             Table::Tasks => "tasks",
             Table::ContainerInstances => "container_instances",
             Table::Services => "services",
+            Table::CapacityProviders => "capacity_providers",
         }
     }
 

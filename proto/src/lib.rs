@@ -4,3 +4,5 @@
 pub mod v1 {
     tonic::include_proto!("berth.agent.v1");
 }
+
+pub mod join_token;

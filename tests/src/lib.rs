@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use serde_json::Value;
 
 /// A test prerequisite from the environment; panics with a clear message
@@ -208,15 +208,43 @@ impl Berth {
         })
     }
 
+    /// A join token from `berth join-token create`, as an operator makes one.
+    pub fn join_token(&self, extra: &[&str]) -> Result<String> {
+        let out = Command::new(binary("berth"))
+            .arg("--aws-env")
+            .arg(self.data_dir().join("aws.env"))
+            .args(["join-token", "create"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .context("running berth join-token create")?;
+        ensure!(
+            out.status.success(),
+            "berth join-token create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stdout)?.trim().to_string())
+    }
+
     /// berth-agent with this harness's flags, for an agent with its own
-    /// data dir, containerd namespace, bridge and task CIDR.
-    fn agent_command(&self, dir: &Path, namespace: &str, bridge: &str, cidr: &str) -> Command {
+    /// data dir, containerd namespace, bridge and task CIDR. On its first
+    /// start (no client certificate yet) it joins with a fresh single-use token.
+    fn agent_command(
+        &self,
+        dir: &Path,
+        namespace: &str,
+        bridge: &str,
+        cidr: &str,
+    ) -> Result<Command> {
         let mut cmd = Command::new(binary("berth-agent"));
+        if !dir.join("pki/agent.key").exists() {
+            cmd.env("BERTH_JOIN_TOKEN", self.join_token(&[])?);
+        }
         cmd.arg("--data-dir")
             .arg(dir)
             .args([
                 "--control-plane",
-                &format!("http://127.0.0.1:{}", self.agent_port),
+                &format!("https://127.0.0.1:{}", self.agent_port),
             ])
             .args(["--containerd-socket", &self.containerd_sock])
             .args(["--containerd-namespace", namespace])
@@ -226,12 +254,12 @@ impl Berth {
             .args(["--stop-timeout", "5"])
             .arg("--serves-fargate")
             .env("RUST_LOG", "info");
-        cmd
+        Ok(cmd)
     }
 
     pub fn start_agent(&mut self) -> Result<()> {
         let child = self
-            .agent_command(&self.agent_dir(), &self.namespace, &self.bridge, &self.cidr)
+            .agent_command(&self.agent_dir(), &self.namespace, &self.bridge, &self.cidr)?
             .stdout(self.log("agent.log")?)
             .stderr(self.log("agent.log")?)
             .spawn()
@@ -270,7 +298,7 @@ impl Berth {
                 .filter_map(|a| a.as_str().map(str::to_owned))
                 .collect();
         let child = self
-            .agent_command(&agent.dir, &agent.namespace, &agent.bridge, &agent.cidr)
+            .agent_command(&agent.dir, &agent.namespace, &agent.bridge, &agent.cidr)?
             .stdout(self.log(&log)?)
             .stderr(self.log(&log)?)
             .spawn()
@@ -289,7 +317,7 @@ impl Berth {
         let a = &self.extra_agents[k];
         anyhow::ensure!(a.child.is_none(), "extra agent {k} is still running");
         let child = self
-            .agent_command(&a.dir, &a.namespace, &a.bridge, &a.cidr)
+            .agent_command(&a.dir, &a.namespace, &a.bridge, &a.cidr)?
             .stdout(self.log(&log)?)
             .stderr(self.log(&log)?)
             .spawn()

@@ -252,7 +252,7 @@ fn agent_is_ready_with_the_control_plane_down_and_stops_on_sigterm() -> Result<(
     };
     let log = log_file(dir.path(), "agent.log")?;
     // Nobody listens on this port: the control plane is down.
-    let control_plane = format!("http://127.0.0.1:{}", free_port());
+    let control_plane = format!("https://127.0.0.1:{}", free_port());
     let child = Command::new(binary("berth-agent"))
         .arg("--data-dir")
         .arg(dir.path().join("agent"))

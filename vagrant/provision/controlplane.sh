@@ -18,6 +18,9 @@ ENVF=/etc/berth/controlplane.env
 # (and from the host); agents connect to BERTH_AGENT_LISTEN.
 set_env "$ENVF" BERTH_API_LISTEN "$CP_IP:$API_PORT"
 set_env "$ENVF" BERTH_AGENT_LISTEN "$CP_IP:$AGENT_PORT"
+# Agents dial the private address: the agent endpoint's TLS certificate
+# covers it (the listen address is included anyway; say it for clarity).
+set_env "$ENVF" BERTH_AGENT_TLS_SANS "$CP_IP"
 systemctl enable berth-controlplane
 systemctl restart berth-controlplane
 wait_for 60 "berth-controlplane's aws.env" grep -q "AWS_ENDPOINT_URL=http://$CP_IP:$API_PORT" /var/lib/berth/aws.env

@@ -16,6 +16,8 @@ pub enum ErrorType {
     ServiceNotActive,
     TargetNotFound,
     AttributeLimitExceeded,
+    ResourceNotFound,
+    ResourceInUse,
     Server,
     UnknownOperation,
     Serialization,
@@ -38,6 +40,8 @@ impl ErrorType {
             Self::ServiceNotActive => "ServiceNotActiveException",
             Self::TargetNotFound => "TargetNotFoundException",
             Self::AttributeLimitExceeded => "AttributeLimitExceededException",
+            Self::ResourceNotFound => "ResourceNotFoundException",
+            Self::ResourceInUse => "ResourceInUseException",
             Self::Server => "ServerException",
             Self::UnknownOperation => "UnknownOperationException",
             Self::Serialization => "SerializationException",
@@ -98,6 +102,8 @@ impl From<StateError> for ApiError {
             StateError::ServiceNotActive(_) => ErrorType::ServiceNotActive,
             StateError::TargetNotFound(_) => ErrorType::TargetNotFound,
             StateError::AttributeLimitExceeded(_) => ErrorType::AttributeLimitExceeded,
+            StateError::ResourceNotFound(_) => ErrorType::ResourceNotFound,
+            StateError::ResourceInUse(_) => ErrorType::ResourceInUse,
             StateError::Store(_) | StateError::Corrupt { .. } => {
                 tracing::error!(error = %e, "request failed inside the control plane");
                 ErrorType::Server

@@ -1,6 +1,7 @@
 //! The ECS-compatible HTTP API: AWS JSON 1.1 over `POST /`, every request
 //! SigV4-verified, dispatched on `X-Amz-Target`.
 
+pub mod admin;
 pub mod credentials;
 pub mod ecs;
 pub mod error;
@@ -14,12 +15,14 @@ use axum::response::{IntoResponse, Response};
 
 use self::credentials::ApiCredentials;
 use self::error::{ApiError, ErrorType};
+use crate::join_tokens::JoinTokens;
 use crate::state::ControlPlane;
 
 /// What the HTTP handlers share.
 pub struct ApiContext {
     pub control_plane: Arc<ControlPlane>,
     pub credentials: ApiCredentials,
+    pub join_tokens: Arc<JoinTokens>,
 }
 
 pub fn router(ctx: Arc<ApiContext>) -> axum::Router {
@@ -56,6 +59,9 @@ fn handle(
                 ErrorType::UnknownOperation,
                 "Only POST is supported: the ECS API speaks AWS JSON 1.1.",
             ));
+        }
+        if let Some(op) = target.strip_prefix(admin::TARGET_PREFIX) {
+            return tokio::task::block_in_place(|| admin::dispatch(&ctx.join_tokens, op, body));
         }
         let op = target.strip_prefix(ecs::TARGET_PREFIX).ok_or_else(|| {
             ApiError::new(

@@ -40,6 +40,65 @@ impl ArnContext {
     pub fn service(&self, cluster: &str, name: &str) -> String {
         format!("{}:service/{cluster}/{name}", self.prefix())
     }
+
+    pub fn capacity_provider(&self, name: &str) -> String {
+        format!("{}:capacity-provider/{name}", self.prefix())
+    }
+}
+
+/// A taggable resource, as its ARN names it (`TagResource` and friends).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResourceRef {
+    Cluster(String),
+    TaskDefinition { family: String, revision: u32 },
+    Task { cluster: String, id: String },
+    Service { cluster: String, name: String },
+    ContainerInstance { cluster: String, id: String },
+    CapacityProvider(String),
+}
+
+/// Parses an ECS ARN of a taggable resource. Region and account are not
+/// checked: the control plane has one of each.
+pub fn parse_resource_arn(arn: &str) -> Result<ResourceRef, String> {
+    let bad = || {
+        format!(
+            "The ARN '{arn}' is not valid: expected arn:aws:ecs:REGION:ACCOUNT:TYPE/..., for a cluster, task definition, task, service, container instance or capacity provider."
+        )
+    };
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let ["arn", _, "ecs", _, _, resource] = parts.as_slice() else {
+        return Err(bad());
+    };
+    // A task definition's revision follows a second ':' in the resource part.
+    let (kind, rest) = resource.split_once('/').ok_or_else(bad)?;
+    let segs: Vec<&str> = rest.split('/').collect();
+    let two = |f: fn(String, String) -> ResourceRef| match segs.as_slice() {
+        [a, b] if !a.is_empty() && !b.is_empty() => Ok(f((*a).to_string(), (*b).to_string())),
+        _ => Err(bad()),
+    };
+    match (kind, segs.as_slice()) {
+        ("cluster", [name]) if !name.is_empty() => Ok(ResourceRef::Cluster((*name).to_string())),
+        ("capacity-provider", [name]) if !name.is_empty() => {
+            Ok(ResourceRef::CapacityProvider((*name).to_string()))
+        }
+        ("task-definition", [fr]) => {
+            let (family, revision) = fr.rsplit_once(':').ok_or_else(bad)?;
+            let revision = revision.parse().map_err(|_| bad())?;
+            Ok(ResourceRef::TaskDefinition {
+                family: family.to_string(),
+                revision,
+            })
+        }
+        ("task", _) => two(|cluster, id| ResourceRef::Task { cluster, id }),
+        ("service", [_]) => Err(format!(
+            "The service ARN '{arn}' is in the short format: tag services by their long ARN (arn:aws:ecs:REGION:ACCOUNT:service/CLUSTER/NAME)."
+        )),
+        ("service", _) => two(|cluster, name| ResourceRef::Service { cluster, name }),
+        ("container-instance", _) => {
+            two(|cluster, id| ResourceRef::ContainerInstance { cluster, id })
+        }
+        _ => Err(bad()),
+    }
 }
 
 /// The last path segment of an ARN (`.../task/c/abc` -> `abc`), or the input
@@ -97,6 +156,68 @@ mod tests {
         );
         assert_eq!(cluster_name("arn:aws:ecs:us-east-1:1:cluster/web"), "web");
         assert_eq!(cluster_name("web"), "web");
+        assert_eq!(
+            ctx.capacity_provider("pool"),
+            "arn:aws:ecs:us-east-1:123456789012:capacity-provider/pool"
+        );
         assert_eq!(new_id().len(), 32);
+    }
+}
+
+#[cfg(test)]
+mod resource_tests {
+    use super::*;
+
+    #[test]
+    fn resource_arns() {
+        let p = "arn:aws:ecs:us-east-1:123456789012";
+        assert_eq!(
+            parse_resource_arn(&format!("{p}:cluster/web")),
+            Ok(ResourceRef::Cluster("web".into()))
+        );
+        assert_eq!(
+            parse_resource_arn(&format!("{p}:task-definition/web:3")),
+            Ok(ResourceRef::TaskDefinition {
+                family: "web".into(),
+                revision: 3
+            })
+        );
+        assert_eq!(
+            parse_resource_arn(&format!("{p}:task/web/abc")),
+            Ok(ResourceRef::Task {
+                cluster: "web".into(),
+                id: "abc".into()
+            })
+        );
+        assert_eq!(
+            parse_resource_arn(&format!("{p}:service/web/api")),
+            Ok(ResourceRef::Service {
+                cluster: "web".into(),
+                name: "api".into()
+            })
+        );
+        assert_eq!(
+            parse_resource_arn(&format!("{p}:container-instance/web/ci")),
+            Ok(ResourceRef::ContainerInstance {
+                cluster: "web".into(),
+                id: "ci".into()
+            })
+        );
+        assert_eq!(
+            parse_resource_arn(&format!("{p}:capacity-provider/pool")),
+            Ok(ResourceRef::CapacityProvider("pool".into()))
+        );
+        assert!(parse_resource_arn(&format!("{p}:service/api"))
+            .unwrap_err()
+            .contains("long ARN"));
+        for bad in [
+            "web",
+            "arn:aws:s3:::bucket/x",
+            &format!("{p}:task-definition/web"),
+            &format!("{p}:task/abc"),
+            &format!("{p}:volume/x"),
+        ] {
+            assert!(parse_resource_arn(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::scheduler::CapacityProviderShare;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cluster {
     pub name: String,
@@ -17,6 +19,13 @@ pub struct Cluster {
     /// recorded and echoed, not acted on.
     #[serde(default)]
     pub configuration: Option<serde_json::Value>,
+    /// Capacity providers associated with the cluster
+    /// (`PutClusterCapacityProviders`), in the order given.
+    #[serde(default)]
+    pub capacity_providers: Vec<String>,
+    /// Used by `RunTask` when it names neither a strategy nor a launch type.
+    #[serde(default)]
+    pub default_capacity_provider_strategy: Vec<CapacityProviderShare>,
 }
 
 pub const CONTAINER_INSIGHTS: &str = "containerInsights";
@@ -122,5 +131,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.settings, initial_settings(&[]));
         assert!(c.configuration.is_none());
+        assert!(c.capacity_providers.is_empty());
+        assert!(c.default_capacity_provider_strategy.is_empty());
     }
 }

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::capacity_provider::{is_fargate, FARGATE};
+
 /// CPU units (1024 per core) and memory in MiB, as ECS counts them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resources {
@@ -25,8 +27,17 @@ pub struct ContainerInstance {
     pub cluster: String,
     pub hostname: String,
     pub registered: Resources,
-    /// The host also runs FARGATE tasks of any cluster.
-    pub serves_fargate: bool,
+    /// The capacity provider the host joined by its agent config: FARGATE
+    /// or `FARGATE_SPOT` (a pool that serves every cluster) or a named host
+    /// pool of its cluster; `None` for a plain EC2 container instance.
+    /// Records from before capacity providers carry a `serves_fargate` flag
+    /// instead: true reads as FARGATE.
+    #[serde(
+        default,
+        alias = "serves_fargate",
+        deserialize_with = "provider_or_legacy_flag"
+    )]
+    pub capacity_provider: Option<String>,
     /// ACTIVE, DRAINING or INACTIVE.
     pub status: String,
     pub agent_version: String,
@@ -38,6 +49,25 @@ pub struct ContainerInstance {
     pub custom_attributes: Vec<(String, Option<String>)>,
     /// Bumped on every change, as ECS's `version` field.
     pub version: i64,
+    /// `TagResource` tags.
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
+}
+
+fn provider_or_legacy_flag<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Provider(Option<String>),
+        LegacyServesFargate(bool),
+    }
+    Ok(match Stored::deserialize(d)? {
+        Stored::Provider(p) => p,
+        Stored::LegacyServesFargate(true) => Some(FARGATE.into()),
+        Stored::LegacyServesFargate(false) => None,
+    })
 }
 
 /// At most this many `PutAttributes` attributes per instance, as in ECS.
@@ -54,6 +84,18 @@ pub struct Attribute {
 }
 
 impl ContainerInstance {
+    /// Whether the host is in the FARGATE pool (`launchType: FARGATE`).
+    pub fn serves_fargate(&self) -> bool {
+        self.capacity_provider.as_deref() == Some(FARGATE)
+    }
+
+    /// Whether the host may run a task that `provider` places in `cluster`:
+    /// Fargate pools serve every cluster, a named pool only its own.
+    pub fn serves_provider(&self, provider: &str, cluster: &str) -> bool {
+        self.capacity_provider.as_deref() == Some(provider)
+            && (is_fargate(provider) || self.cluster == cluster)
+    }
+
     /// Every attribute placement and filters see: the agent's, the ones
     /// Berth derives, then custom ones (which win on a name clash).
     pub fn all_attributes(&self) -> Vec<(String, Option<String>)> {
@@ -64,8 +106,11 @@ impl ContainerInstance {
             .collect();
         all.push(("ecs.os-type".into(), Some("linux".into())));
         all.push(("ecs.capability.task-eni".into(), None));
-        if self.serves_fargate {
+        if self.serves_fargate() {
             all.push(("berth.fargate-pool".into(), None));
+        }
+        if let Some(p) = &self.capacity_provider {
+            all.push(("berth.capacity-provider".into(), Some(p.clone())));
         }
         all.retain(|(n, _)| !self.custom_attributes.iter().any(|(c, _)| c == n));
         all.extend(self.custom_attributes.iter().cloned());
@@ -96,6 +141,50 @@ pub fn validate_attribute(name: &str, value: Option<&str>) -> Result<(), String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn instance(json_provider: &str) -> ContainerInstance {
+        serde_json::from_str(&format!(
+            r#"{{"arn":"a","id":"i","cluster":"c","hostname":"h","registered":{{"cpu":1,"memory_mib":1}},
+                {json_provider}"status":"ACTIVE","agent_version":"0","registered_at_ms":0,
+                "attributes":[],"version":1}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn old_records_keep_their_fargate_pool() {
+        assert_eq!(
+            instance(r#""serves_fargate":true,"#)
+                .capacity_provider
+                .as_deref(),
+            Some("FARGATE")
+        );
+        assert_eq!(
+            instance(r#""serves_fargate":false,"#).capacity_provider,
+            None
+        );
+        assert_eq!(instance("").capacity_provider, None);
+        let pool = instance(r#""capacity_provider":"gpu","#);
+        assert_eq!(pool.capacity_provider.as_deref(), Some("gpu"));
+        // What is written now reads back the same.
+        let again: ContainerInstance =
+            serde_json::from_slice(&serde_json::to_vec(&pool).unwrap()).unwrap();
+        assert_eq!(again, pool);
+    }
+
+    #[test]
+    fn fargate_pools_serve_every_cluster_named_pools_one() {
+        let mut i = instance(r#""capacity_provider":"FARGATE_SPOT","#);
+        assert!(i.serves_provider("FARGATE_SPOT", "any"));
+        assert!(!i.serves_provider("FARGATE", "c"));
+        assert!(!i.serves_fargate());
+        i.capacity_provider = Some("gpu".into());
+        assert!(i.serves_provider("gpu", "c"));
+        assert!(!i.serves_provider("gpu", "other"));
+        assert!(i
+            .all_attributes()
+            .contains(&("berth.capacity-provider".into(), Some("gpu".into()))));
+    }
 
     #[test]
     fn attribute_rules() {

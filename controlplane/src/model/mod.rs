@@ -2,6 +2,7 @@
 //! sessions agree on. No wire types here.
 
 pub mod arn;
+pub mod capacity_provider;
 pub mod cluster;
 pub mod container_instance;
 pub mod container_options;
@@ -12,6 +13,7 @@ pub mod task;
 pub mod task_definition;
 
 pub use arn::ArnContext;
+pub use capacity_provider::CapacityProvider;
 pub use cluster::Cluster;
 pub use container_instance::{Attribute, ContainerInstance, Resources};
 pub use service::Service;

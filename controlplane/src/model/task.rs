@@ -74,6 +74,10 @@ pub struct Task {
     pub revision: u32,
     pub container_instance_arn: Option<String>,
     pub launch_type: LaunchType,
+    /// The capacity provider whose host runs the task, when a strategy
+    /// placed it (`capacityProviderName`).
+    #[serde(default)]
+    pub capacity_provider_name: Option<String>,
     pub network_mode: super::NetworkMode,
     pub desired_status: String,
     pub last_status: String,
@@ -251,6 +255,7 @@ mod tests {
             revision: 1,
             container_instance_arn: Some("arn:ci".into()),
             launch_type: LaunchType::Ec2,
+            capacity_provider_name: None,
             network_mode: NetworkMode::Awsvpc,
             desired_status: "RUNNING".into(),
             last_status: "PROVISIONING".into(),

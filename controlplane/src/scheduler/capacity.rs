@@ -2,13 +2,63 @@
 //! provider (`FARGATE`, `FARGATE_SPOT`, a named host pool) runs.
 
 /// One entry of a `capacityProviderStrategy`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CapacityProviderShare {
     pub provider: String,
     /// Tasks this provider runs before any weight applies (0-100000).
     pub base: u32,
     /// Its share of the tasks beyond the bases (0-1000).
     pub weight: u32,
+}
+
+/// At most this many providers in one strategy, as in ECS.
+pub const MAX_STRATEGY_PROVIDERS: usize = 20;
+
+/// Checks a strategy against the providers associated with its cluster,
+/// with ECS's limits: 1-20 distinct providers, base 0-100000 (one
+/// provider at most), weight 0-1000.
+pub fn validate_strategy(
+    strategy: &[CapacityProviderShare],
+    associated: &[String],
+) -> Result<(), String> {
+    if strategy.len() > MAX_STRATEGY_PROVIDERS {
+        return Err(format!(
+            "A capacity provider strategy can contain at most {MAX_STRATEGY_PROVIDERS} capacity providers, got {}.",
+            strategy.len()
+        ));
+    }
+    for (n, s) in strategy.iter().enumerate() {
+        if s.base > 100_000 {
+            return Err(format!(
+                "The base of capacity provider '{}' must be between 0 and 100000, got {}.",
+                s.provider, s.base
+            ));
+        }
+        if s.weight > 1000 {
+            return Err(format!(
+                "The weight of capacity provider '{}' must be between 0 and 1000, got {}.",
+                s.provider, s.weight
+            ));
+        }
+        if strategy[..n].iter().any(|o| o.provider == s.provider) {
+            return Err(format!(
+                "The capacity provider strategy names '{}' more than once.",
+                s.provider
+            ));
+        }
+        if !associated.contains(&s.provider) {
+            return Err(format!(
+                "The specified capacity provider strategy cannot contain a capacity provider that is not associated with the cluster. Associate the capacity provider with the cluster or specify a valid capacity provider and try again. ('{}' is not associated.)",
+                s.provider
+            ));
+        }
+    }
+    if strategy.iter().filter(|s| s.base > 0).count() > 1 {
+        return Err(
+            "Only one capacity provider in a capacityProviderStrategy can have a base.".into(),
+        );
+    }
+    Ok(())
 }
 
 /// Splits `count` tasks over the strategy as ECS does: bases first, then
@@ -115,6 +165,30 @@ mod tests {
         for n in 0..50 {
             assert_eq!(split(&fargate_and_spot(), n).iter().sum::<u32>(), n);
         }
+    }
+
+    #[test]
+    fn strategies_are_checked_against_the_cluster() {
+        let associated = vec!["FARGATE".to_string(), "FARGATE_SPOT".to_string()];
+        assert!(validate_strategy(&fargate_and_spot(), &associated).is_ok());
+        let e = validate_strategy(&[share("pool", 1, 0)], &associated).unwrap_err();
+        assert!(e.contains("not associated") && e.contains("'pool'"), "{e}");
+        let e = validate_strategy(&[share("FARGATE", 1001, 0)], &associated).unwrap_err();
+        assert!(e.contains("weight"), "{e}");
+        let e = validate_strategy(&[share("FARGATE", 1, 100_001)], &associated).unwrap_err();
+        assert!(e.contains("base"), "{e}");
+        let twice = [share("FARGATE", 1, 0), share("FARGATE", 2, 0)];
+        assert!(validate_strategy(&twice, &associated)
+            .unwrap_err()
+            .contains("more than once"));
+        let bases = [share("FARGATE", 1, 1), share("FARGATE_SPOT", 1, 1)];
+        assert!(validate_strategy(&bases, &associated)
+            .unwrap_err()
+            .contains("one capacity provider"));
+        let many: Vec<_> = (0..21).map(|i| share(&format!("p{i}"), 1, 0)).collect();
+        assert!(validate_strategy(&many, &associated)
+            .unwrap_err()
+            .contains("at most 20"));
     }
 
     #[test]

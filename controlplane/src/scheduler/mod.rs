@@ -16,7 +16,7 @@ use crate::model::placement::{PlacementConstraint, PlacementStrategy};
 use crate::model::query::Facts;
 use crate::model::Resources;
 
-pub use capacity::{split_by_capacity_provider, CapacityProviderShare};
+pub use capacity::{split_by_capacity_provider, validate_strategy, CapacityProviderShare};
 
 /// A container instance as placement sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

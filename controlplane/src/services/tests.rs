@@ -128,6 +128,7 @@ impl World {
             placement_strategy: vec![],
             placement_constraints: vec![],
             launch_type: LaunchType::Ec2,
+            capacity_provider_name: None,
             network_mode: NetworkMode::Bridge,
             desired_status: "RUNNING".into(),
             last_status: "PROVISIONING".into(),

@@ -29,6 +29,8 @@ pub struct ClusterSpec {
     pub tags: Vec<(String, String)>,
     pub settings: Vec<(String, String)>,
     pub configuration: Option<serde_json::Value>,
+    /// `capacityProviders` and `defaultCapacityProviderStrategy`.
+    pub capacity: super::ClusterCapacity,
 }
 
 /// `UpdateCluster` / `UpdateClusterSettings`: settings to merge in, and a
@@ -80,6 +82,7 @@ impl ControlPlane {
         {
             return Ok(c.clone());
         }
+        Self::check_cluster_capacity(&state, &spec.name, &spec.capacity)?;
         let cluster = Cluster {
             name: spec.name.clone(),
             arn: self.arns.cluster(&spec.name),
@@ -88,6 +91,8 @@ impl ControlPlane {
             tags: spec.tags.clone(),
             settings: initial_settings(&spec.settings),
             configuration: spec.configuration.clone(),
+            capacity_providers: spec.capacity.capacity_providers.clone(),
+            default_capacity_provider_strategy: spec.capacity.default_strategy.clone(),
         };
         self.put_cluster(&mut state, &cluster)?;
         Ok(cluster)

@@ -4,6 +4,7 @@
 use tokio::sync::watch;
 
 use super::{encode, ControlPlane, ItemFailure, State, StateError};
+use crate::model::capacity_provider::validate_host_provider;
 use crate::model::query::Expression;
 use crate::model::task::TaskReport;
 use crate::model::{arn, ContainerInstance, Resources, Task};
@@ -26,7 +27,8 @@ pub struct Registration {
     pub container_instance_arn: Option<String>,
     pub hostname: String,
     pub resources: Resources,
-    pub serves_fargate: bool,
+    /// FARGATE, `FARGATE_SPOT` or a named host pool; `None`: plain EC2.
+    pub capacity_provider: Option<String>,
     pub agent_version: String,
     pub attributes: Vec<(String, String)>,
 }
@@ -35,6 +37,14 @@ impl ControlPlane {
     /// Registers a host, or refreshes a known instance (same ARN) after an
     /// agent restart. The `default` cluster is created on first use, as ECS does.
     pub fn register_instance(&self, reg: &Registration) -> Result<ContainerInstance, StateError> {
+        // A named pool need not exist yet: hosts may start before the
+        // operator creates it, and placement only uses pools associated
+        // with the cluster.
+        if let Some(p) = &reg.capacity_provider {
+            validate_host_provider(p).map_err(|e| {
+                StateError::InvalidParameter(format!("The agent's capacity provider: {e}"))
+            })?;
+        }
         if reg.cluster == "default" {
             // Returns the ACTIVE one if it exists; replaces a deleted one.
             self.create_cluster("default", vec![])?;
@@ -50,7 +60,7 @@ impl ControlPlane {
         let instance = if let Some(mut i) = existing {
             i.hostname.clone_from(&reg.hostname);
             i.registered = reg.resources;
-            i.serves_fargate = reg.serves_fargate;
+            i.capacity_provider.clone_from(&reg.capacity_provider);
             i.agent_version.clone_from(&reg.agent_version);
             i.attributes.clone_from(&reg.attributes);
             i.version += 1;
@@ -63,13 +73,14 @@ impl ControlPlane {
                 cluster,
                 hostname: reg.hostname.clone(),
                 registered: reg.resources,
-                serves_fargate: reg.serves_fargate,
+                capacity_provider: reg.capacity_provider.clone(),
                 status: "ACTIVE".into(),
                 agent_version: reg.agent_version.clone(),
                 registered_at_ms: self.now(),
                 attributes: reg.attributes.clone(),
                 custom_attributes: vec![],
                 version: 1,
+                tags: vec![],
             }
         };
         self.store.apply(&[Write::put(

@@ -3,11 +3,13 @@
 //! callers of these methods.
 
 mod attributes;
+mod capacity_providers;
 mod clusters;
 mod instance_admin;
 mod instances;
 mod service_reconciler;
 mod services;
+mod tags;
 mod task_definitions;
 mod tasks;
 
@@ -17,15 +19,21 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::sync::watch;
 
-use crate::model::{ArnContext, Cluster, ContainerInstance, Service, Task, TaskDefinition};
+use crate::model::{
+    ArnContext, CapacityProvider, Cluster, ContainerInstance, Service, Task, TaskDefinition,
+};
 use crate::store::{Store, StoreError, Table, Write};
 
+pub use capacity_providers::{CapacityProviderSpec, ClusterCapacity};
 pub use clusters::{ClusterCounts, ClusterSpec, ClusterUpdate};
 pub use instance_admin::DEREGISTERED_REASON;
 pub use instances::{InstanceView, Registration as InstanceRegistration};
 pub use services::{ServiceSpec, ServiceUpdate};
+pub use tags::TagChange;
 pub use task_definitions::{FamilyFilter, TaskDefinitionFilter};
-pub use tasks::{ContainerOverride, RunTask, RunTaskOutcome, StartTask, TaskFilter, TaskLaunch};
+pub use tasks::{
+    Capacity, ContainerOverride, RunTask, RunTaskOutcome, StartTask, TaskFilter, TaskLaunch,
+};
 
 /// The clock, injected so state transitions are testable.
 pub trait Clock: Send + Sync + 'static {
@@ -67,6 +75,10 @@ pub enum StateError {
     #[error("{0}")]
     AttributeLimitExceeded(String),
     #[error("{0}")]
+    ResourceNotFound(String),
+    #[error("{0}")]
+    ResourceInUse(String),
+    #[error("{0}")]
     Client(String),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -97,6 +109,9 @@ struct State {
     instances: BTreeMap<String, ContainerInstance>,
     /// Keyed by `cluster/name`.
     services: BTreeMap<String, Service>,
+    /// Named capacity providers (host pools), by name. FARGATE and
+    /// `FARGATE_SPOT` are built in and never stored.
+    capacity_providers: BTreeMap<String, CapacityProvider>,
     /// Open agent sessions, by container-instance ARN: bumped when the
     /// instance's desired task set changes.
     sessions: HashMap<String, watch::Sender<u64>>,
@@ -155,6 +170,10 @@ impl ControlPlane {
         for (k, v) in store.load(Table::Services)? {
             let s: Service = decode(Table::Services, &k, &v)?;
             state.services.insert(s.key(), s);
+        }
+        for (k, v) in store.load(Table::CapacityProviders)? {
+            let p: CapacityProvider = decode(Table::CapacityProviders, &k, &v)?;
+            state.capacity_providers.insert(p.name.clone(), p);
         }
         let lost_policy = crate::services::hosts::LostPolicy {
             lost_after_ms: crate::services::hosts::DEFAULT_LOST_AFTER_MS,
@@ -276,7 +295,7 @@ pub(crate) mod test_support {
                 cpu: 2048,
                 memory_mib: 1024,
             },
-            serves_fargate: fargate,
+            capacity_provider: fargate.then(|| "FARGATE".to_string()),
             agent_version: "0.1.0".into(),
             attributes: vec![],
         }
@@ -300,7 +319,7 @@ pub(crate) mod test_support {
                 placement_constraints: vec![],
             },
             count,
-            launch_type,
+            capacity: Capacity::LaunchType(launch_type),
         }
     }
 

@@ -36,7 +36,7 @@ impl ControlPlane {
             i.status == "ACTIVE"
                 && state.sessions.contains_key(&i.arn)
                 && match s.launch_type {
-                    LaunchType::Fargate => i.serves_fargate,
+                    LaunchType::Fargate => i.serves_fargate(),
                     LaunchType::Ec2 | LaunchType::External => i.cluster == s.cluster,
                 }
         })
@@ -229,7 +229,7 @@ impl ControlPlane {
                     placement_constraints: vec![],
                 },
                 count: n as usize,
-                launch_type: s.launch_type,
+                capacity: super::Capacity::LaunchType(s.launch_type),
             };
             match self.run_task(&run) {
                 Ok(out) => {

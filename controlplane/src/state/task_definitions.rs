@@ -6,7 +6,7 @@ use crate::model::task_definition::{validate, Registration};
 use crate::model::TaskDefinition;
 use crate::store::{Table, Write};
 
-fn key(family: &str, revision: u32) -> String {
+pub(super) fn key(family: &str, revision: u32) -> String {
     format!("{family}:{revision}")
 }
 

@@ -4,10 +4,11 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::capacity_providers::{strategy_in, StrategyItem};
 use super::render::ClusterInclude;
 use super::{page, render, tags_in, ApiError, Tag};
 use crate::model::Cluster;
-use crate::state::{ClusterSpec, ClusterUpdate, ControlPlane};
+use crate::state::{ClusterCapacity, ClusterSpec, ClusterUpdate, ControlPlane};
 
 #[derive(Deserialize)]
 pub(super) struct Setting {
@@ -30,7 +31,7 @@ fn settings_in(settings: Option<Vec<Setting>>) -> Result<Vec<(String, String)>, 
 }
 
 /// The cluster with its current counts, as mutating operations return it.
-fn with_counts(cp: &ControlPlane, cluster: &Cluster) -> Value {
+pub(super) fn with_counts(cp: &ControlPlane, cluster: &Cluster) -> Value {
     let (described, _) = cp.describe_clusters(std::slice::from_ref(&cluster.name));
     let counts = described.first().map(|(_, c)| *c).unwrap_or_default();
     json!({ "cluster": render::cluster(cluster, counts, ClusterInclude::MUTATION) })
@@ -43,6 +44,8 @@ pub(super) struct CreateCluster {
     tags: Option<Vec<Tag>>,
     settings: Option<Vec<Setting>>,
     configuration: Option<Value>,
+    capacity_providers: Option<Vec<String>>,
+    default_capacity_provider_strategy: Option<Vec<StrategyItem>>,
 }
 
 pub(super) fn create(cp: &ControlPlane, req: CreateCluster) -> Result<Value, ApiError> {
@@ -51,6 +54,13 @@ pub(super) fn create(cp: &ControlPlane, req: CreateCluster) -> Result<Value, Api
         tags: tags_in(req.tags)?,
         settings: settings_in(req.settings)?,
         configuration: req.configuration,
+        capacity: ClusterCapacity {
+            capacity_providers: req.capacity_providers.unwrap_or_default(),
+            default_strategy: strategy_in(
+                "defaultCapacityProviderStrategy",
+                req.default_capacity_provider_strategy.unwrap_or_default(),
+            )?,
+        },
     };
     let cluster = cp.create_cluster_with(&spec)?;
     Ok(with_counts(cp, &cluster))

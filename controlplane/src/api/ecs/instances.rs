@@ -50,13 +50,15 @@ pub(super) fn list(cp: &ControlPlane, req: ListInput) -> Result<Value, ApiError>
 pub(super) struct DescribeInput {
     cluster: Option<String>,
     container_instances: Vec<String>,
+    include: Option<Vec<String>>,
 }
 
 pub(super) fn describe(cp: &ControlPlane, req: DescribeInput) -> Result<Value, ApiError> {
     let cluster = req.cluster.unwrap_or_else(|| "default".into());
+    let with_tags = req.include.unwrap_or_default().iter().any(|i| i == "TAGS");
     let (found, failures) = cp.describe_container_instances(&cluster, &req.container_instances)?;
     Ok(json!({
-        "containerInstances": found.iter().map(render::container_instance).collect::<Vec<_>>(),
+        "containerInstances": found.iter().map(|v| render::container_instance(v, with_tags)).collect::<Vec<_>>(),
         "failures": failures.iter().map(render::failure).collect::<Vec<_>>(),
     }))
 }
@@ -80,7 +82,7 @@ pub(super) fn update_state(cp: &ControlPlane, req: UpdateStateInput) -> Result<V
     let (found, failures) =
         cp.update_container_instances_state(&cluster, &req.container_instances, &req.status)?;
     Ok(json!({
-        "containerInstances": found.iter().map(render::container_instance).collect::<Vec<_>>(),
+        "containerInstances": found.iter().map(|v| render::container_instance(v, false)).collect::<Vec<_>>(),
         "failures": failures.iter().map(render::failure).collect::<Vec<_>>(),
     }))
 }
@@ -100,7 +102,7 @@ pub(super) fn deregister(cp: &ControlPlane, req: DeregisterInput) -> Result<Valu
         &req.container_instance,
         req.force.unwrap_or(false),
     )?;
-    Ok(json!({ "containerInstance": render::container_instance(&view) }))
+    Ok(json!({ "containerInstance": render::container_instance(&view, false) }))
 }
 
 #[cfg(test)]

@@ -3,10 +3,12 @@
 //! machine, and renders ECS's response shape (botocore's ECS model).
 
 mod attributes;
+mod capacity_providers;
 mod clusters;
 mod instances;
 mod render;
 mod services;
+mod tags;
 mod task_definitions;
 mod tasks;
 
@@ -52,6 +54,14 @@ pub fn dispatch(cp: &ControlPlane, op: &str, body: &[u8]) -> Result<Value, ApiEr
         "PutAttributes" => attributes::put(cp, parse(op, body)?),
         "DeleteAttributes" => attributes::delete(cp, parse(op, body)?),
         "ListAttributes" => attributes::list(cp, parse(op, body)?),
+        "CreateCapacityProvider" => capacity_providers::create(cp, parse(op, body)?),
+        "DescribeCapacityProviders" => capacity_providers::describe(cp, parse(op, body)?),
+        "UpdateCapacityProvider" => capacity_providers::update(cp, parse(op, body)?),
+        "DeleteCapacityProvider" => capacity_providers::delete(cp, &parse(op, body)?),
+        "PutClusterCapacityProviders" => capacity_providers::put_cluster(cp, parse(op, body)?),
+        "TagResource" => tags::tag(cp, parse(op, body)?),
+        "UntagResource" => tags::untag(cp, parse(op, body)?),
+        "ListTagsForResource" => tags::list(cp, &parse(op, body)?),
         _ => Err(ApiError::new(
             ErrorType::UnknownOperation,
             format!("Operation '{op}' is not supported by Berth's ECS API."),
@@ -106,6 +116,17 @@ fn page<T: serde::Serialize>(
     next_token: Option<&str>,
     key: &str,
 ) -> Result<Value, ApiError> {
+    page_with(items, max_results, next_token, key, 100)
+}
+
+/// `page` for operations whose pages hold at most (and by default) `limit`.
+fn page_with<T: serde::Serialize>(
+    items: &[T],
+    max_results: Option<i64>,
+    next_token: Option<&str>,
+    key: &str,
+    limit: usize,
+) -> Result<Value, ApiError> {
     let start = match next_token {
         None | Some("") => 0,
         Some(t) => t.parse::<usize>().map_err(|_| {
@@ -115,11 +136,13 @@ fn page<T: serde::Serialize>(
         })?,
     };
     let max = match max_results {
-        None => 100,
-        Some(n) if (1..=100).contains(&n) => usize::try_from(n).unwrap_or(100),
+        None => limit,
+        Some(n) if n >= 1 && usize::try_from(n).is_ok_and(|n| n <= limit) => {
+            usize::try_from(n).unwrap_or(limit)
+        }
         Some(n) => {
             return Err(ApiError::invalid(format!(
-                "maxResults must be between 1 and 100, got {n}."
+                "maxResults must be between 1 and {limit}, got {n}."
             )))
         }
     };

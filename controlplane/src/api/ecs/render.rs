@@ -3,9 +3,11 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::model::capacity_provider::is_fargate;
 use crate::model::service::Deployment;
 use crate::model::{
-    ArnContext, Attribute, Cluster, ContainerDefinition, Service, Task, TaskDefinition,
+    ArnContext, Attribute, CapacityProvider, Cluster, ContainerDefinition, Service, Task,
+    TaskDefinition,
 };
 use crate::state::{ClusterCounts, InstanceView, ItemFailure};
 
@@ -82,8 +84,12 @@ pub fn cluster(c: &Cluster, counts: ClusterCounts, include: ClusterInclude) -> V
         "statistics": [],
         "tags": [],
         "settings": [],
-        "capacityProviders": [],
-        "defaultCapacityProviderStrategy": [],
+        "capacityProviders": c.capacity_providers,
+        "defaultCapacityProviderStrategy": c.default_capacity_provider_strategy.iter().map(|s| json!({
+            "capacityProvider": s.provider,
+            "weight": s.weight,
+            "base": s.base,
+        })).collect::<Vec<_>>(),
     });
     if include.tags {
         v["tags"] = tags(&c.tags);
@@ -259,6 +265,7 @@ pub fn task(t: &Task, with_tags: bool) -> Value {
         "stoppedAt": opt_epoch(t.stopped_at_ms),
         "executionStoppedAt": opt_epoch(t.execution_stopped_at_ms),
         "launchType": t.launch_type.as_str(),
+        "capacityProviderName": t.capacity_provider_name,
         "attachments": attachments,
         "healthStatus": t.health_status.as_deref().unwrap_or("UNKNOWN"),
         "enableExecuteCommand": t.enable_execute_command,
@@ -282,16 +289,17 @@ fn resources(cpu: i64, memory: i64) -> Value {
     ])
 }
 
-pub fn container_instance(v: &InstanceView) -> Value {
+pub fn container_instance(v: &InstanceView, with_tags: bool) -> Value {
     let i = &v.instance;
     let attributes: Vec<Value> = i
         .all_attributes()
         .iter()
         .map(|(k, val)| compact(json!({"name": k, "value": val})))
         .collect();
-    json!({
+    compact(json!({
         "containerInstanceArn": i.arn,
         "ec2InstanceId": i.hostname,
+        "capacityProviderName": i.capacity_provider,
         "version": i.version,
         "versionInfo": {"agentVersion": i.agent_version, "agentHash": "berth", "dockerVersion": "containerd"},
         "remainingResources": resources(v.remaining.cpu, v.remaining.memory_mib),
@@ -303,8 +311,30 @@ pub fn container_instance(v: &InstanceView) -> Value {
         "attributes": attributes,
         "registeredAt": epoch(i.registered_at_ms),
         "attachments": [],
-        "tags": [],
-    })
+        "tags": if with_tags { tags(&i.tags) } else { json!([]) },
+    }))
+}
+
+/// A capacity provider (botocore's `CapacityProvider` shape). Built-in
+/// Fargate providers have no Auto Scaling group and no update status.
+pub fn capacity_provider(p: &CapacityProvider, with_tags: bool) -> Value {
+    let kind = if is_fargate(&p.name) {
+        p.name.as_str()
+    } else {
+        "EC2_AUTOSCALING"
+    };
+    let mut v = compact(json!({
+        "capacityProviderArn": p.arn,
+        "name": p.name,
+        "status": p.status,
+        "type": kind,
+        "autoScalingGroupProvider": p.auto_scaling_group_provider,
+        "updateStatus": (!p.update_status.is_empty()).then_some(&p.update_status),
+    }));
+    if with_tags {
+        v["tags"] = tags(&p.tags);
+    }
+    v
 }
 
 pub fn attribute(a: &Attribute) -> Value {

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::capacity_providers::{strategy_in, StrategyItem};
 use super::task_definitions::{environment, KeyValue};
 use super::{page, render, tags_in, ApiError, Tag};
 use crate::model::placement::{
@@ -12,7 +13,8 @@ use crate::model::placement::{
 use crate::model::task_definition::{parse_cpu, parse_memory};
 use crate::model::LaunchType;
 use crate::state::{
-    ContainerOverride, ControlPlane, RunTask, RunTaskOutcome, StartTask, TaskFilter, TaskLaunch,
+    Capacity, ContainerOverride, ControlPlane, RunTask, RunTaskOutcome, StartTask, TaskFilter,
+    TaskLaunch,
 };
 
 #[derive(Deserialize)]
@@ -56,6 +58,7 @@ pub(super) struct RunInput {
     launch: LaunchInput,
     count: Option<i64>,
     launch_type: Option<String>,
+    capacity_provider_strategy: Option<Vec<StrategyItem>>,
 }
 
 #[derive(Deserialize)]
@@ -188,8 +191,23 @@ pub(super) fn run(cp: &ControlPlane, req: RunInput, body: &[u8]) -> Result<Value
             "count must be between 1 and 10, got {count}."
         )));
     }
+    let capacity = match (req.launch_type.as_deref(), req.capacity_provider_strategy) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "Specifying both a launch type and capacity provider strategy is not supported. Remove one and try again.",
+            ))
+        }
+        (Some(l), None) => Capacity::LaunchType(launch_type(Some(l))?),
+        (None, Some(s)) if s.is_empty() => {
+            return Err(ApiError::invalid(
+                "capacityProviderStrategy must name at least one capacity provider.",
+            ))
+        }
+        (None, Some(s)) => Capacity::Strategy(strategy_in("capacityProviderStrategy", s)?),
+        (None, None) => Capacity::ClusterDefault,
+    };
     let run = RunTask {
-        launch_type: launch_type(req.launch_type.as_deref())?,
+        capacity,
         launch: launch_in(req.launch, body)?,
         count: usize::try_from(count).unwrap_or(1),
     };

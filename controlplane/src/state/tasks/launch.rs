@@ -10,6 +10,8 @@ use crate::model::{
     arn, Cluster, ContainerDefinition, LaunchType, Resources, Task, TaskContainer, TaskDefinition,
 };
 use crate::scheduler::{self, Candidate, TaskToPlace};
+
+use super::capacity::{plan, Capacity, Pool};
 use crate::store::{Table, Write};
 
 /// What every new task is made from, however it is placed.
@@ -36,7 +38,7 @@ pub struct TaskLaunch {
 pub struct RunTask {
     pub launch: TaskLaunch,
     pub count: usize,
-    pub launch_type: LaunchType,
+    pub capacity: Capacity,
 }
 
 /// A validated `StartTask` request: one task per named instance.
@@ -127,6 +129,8 @@ struct Prepared {
     memory_mib: Option<i64>,
     need: Resources,
     launch_type: LaunchType,
+    /// Set when a capacity provider strategy placed the task.
+    capacity_provider: Option<String>,
 }
 
 fn prepare(
@@ -184,6 +188,7 @@ fn prepare(
         memory_mib,
         need,
         launch_type,
+        capacity_provider: None,
     })
 }
 
@@ -196,46 +201,64 @@ impl ControlPlane {
             )));
         }
         let mut state = self.lock();
-        let p = prepare(&state, &req.launch, req.launch_type)?;
-        let candidates = Self::candidates(&state, &p.cluster.name, req.launch_type);
-        if candidates.is_empty() && req.launch_type != LaunchType::Fargate {
-            return Err(StateError::InvalidParameter(format!(
-                "No Container Instances were found in your cluster '{}'. Start a berth-agent for it.",
-                p.cluster.name
-            )));
-        }
+        let cluster = Self::cluster(&state, &req.launch.cluster)?.clone();
+        let count = u32::try_from(req.count).unwrap_or(10);
+        let shares = plan(&cluster, &req.capacity, count).map_err(StateError::InvalidParameter)?;
         let mut tasks = Vec::new();
         let mut failures = Vec::new();
-        let wanted = vec![
-            TaskToPlace {
-                need: p.need,
-                group: task_group(&p, &req.launch),
-            };
-            req.count
-        ];
-        let placed = scheduler::place(
-            &wanted,
-            &candidates,
-            &req.launch.placement_strategy,
-            &req.launch.placement_constraints,
-            &mut rand::rng(),
-        );
-        for placed in placed {
-            match placed {
-                Ok(i) => tasks.push(self.new_task(&p, &req.launch, candidates[i].arn.clone())),
-                Err(fs) if fs.is_empty() => failures.push(ItemFailure {
-                    arn: p.cluster.arn.clone(),
-                    reason: "RESOURCE".into(),
-                    detail: Some(format!(
-                        "No container instance can run {} tasks now.",
-                        req.launch_type.as_str()
-                    )),
-                }),
-                Err(fs) => failures.extend(fs.into_iter().map(|f| ItemFailure {
-                    arn: f.arn,
-                    reason: f.reason.into(),
-                    detail: None,
-                })),
+        for (pool, n) in shares {
+            let mut p = prepare(&state, &req.launch, pool.launch_type())?;
+            p.capacity_provider = pool.provider().map(str::to_owned);
+            // Shares go to disjoint host sets (a host is in one pool), so
+            // each share's candidates see everything placed before it.
+            let candidates = Self::candidates(&state, &cluster.name, &pool);
+            if candidates.is_empty()
+                && matches!(
+                    pool,
+                    Pool::LaunchType(LaunchType::Ec2 | LaunchType::External)
+                )
+            {
+                return Err(StateError::InvalidParameter(format!(
+                    "No Container Instances were found in your cluster '{}'. Start a berth-agent for it.",
+                    cluster.name
+                )));
+            }
+            let wanted = vec![
+                TaskToPlace {
+                    need: p.need,
+                    group: task_group(&p, &req.launch),
+                };
+                n as usize
+            ];
+            let placed = scheduler::place(
+                &wanted,
+                &candidates,
+                &req.launch.placement_strategy,
+                &req.launch.placement_constraints,
+                &mut rand::rng(),
+            );
+            for placed in placed {
+                match placed {
+                    Ok(i) => tasks.push(self.new_task(&p, &req.launch, candidates[i].arn.clone())),
+                    Err(fs) if fs.is_empty() => failures.push(ItemFailure {
+                        arn: cluster.arn.clone(),
+                        reason: "RESOURCE".into(),
+                        detail: Some(match pool.provider() {
+                            Some(provider) => format!(
+                                "No container instance of capacity provider '{provider}' can run the task now."
+                            ),
+                            None => format!(
+                                "No container instance can run {} tasks now.",
+                                p.launch_type.as_str()
+                            ),
+                        }),
+                    }),
+                    Err(fs) => failures.extend(fs.into_iter().map(|f| ItemFailure {
+                        arn: f.arn,
+                        reason: f.reason.into(),
+                        detail: None,
+                    })),
+                }
             }
         }
         self.commit_tasks(&mut state, &tasks)?;
@@ -337,6 +360,7 @@ impl ControlPlane {
             revision: p.td.revision,
             container_instance_arn: Some(instance_arn),
             launch_type: p.launch_type,
+            capacity_provider_name: p.capacity_provider.clone(),
             network_mode: p.td.network_mode,
             desired_status: "RUNNING".into(),
             last_status: "PROVISIONING".into(),
@@ -404,16 +428,19 @@ impl ControlPlane {
         Ok(())
     }
 
-    /// Connected ACTIVE instances that may run a task of this cluster and
-    /// launch type. DRAINING and INACTIVE instances get no new tasks.
-    fn candidates(state: &State, cluster: &str, launch_type: LaunchType) -> Vec<Candidate> {
+    /// Connected ACTIVE instances of the pool that may run a task of this
+    /// cluster. DRAINING and INACTIVE instances get no new tasks.
+    fn candidates(state: &State, cluster: &str, pool: &Pool) -> Vec<Candidate> {
         let mut candidates: Vec<Candidate> = state
             .instances
             .values()
             .filter(|i| i.status == "ACTIVE" && state.sessions.contains_key(&i.arn))
-            .filter(|i| match launch_type {
-                LaunchType::Fargate => i.serves_fargate,
-                LaunchType::Ec2 | LaunchType::External => i.cluster == cluster,
+            .filter(|i| match pool {
+                Pool::LaunchType(LaunchType::Fargate) => i.serves_fargate(),
+                // Every instance of the cluster, whatever pool it is in, as
+                // ECS places EC2 tasks on any registered instance.
+                Pool::LaunchType(LaunchType::Ec2 | LaunchType::External) => i.cluster == cluster,
+                Pool::Provider(p) => i.serves_provider(p, cluster),
             })
             .map(|i| Candidate {
                 arn: i.arn.clone(),

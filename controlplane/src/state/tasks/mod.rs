@@ -1,12 +1,14 @@
 //! Task commands: describe, list, stop and purge; creation (run, start)
 //! lives in `launch`.
 
+mod capacity;
 mod launch;
 
 use super::{encode, ControlPlane, ItemFailure, State, StateError};
 use crate::model::{arn, LaunchType, Resources, Task};
 use crate::store::{Table, Write};
 
+pub use capacity::Capacity;
 pub use launch::{ContainerOverride, RunTask, RunTaskOutcome, StartTask, TaskLaunch};
 
 /// `ListTasks` filters.

@@ -1,0 +1,62 @@
+//! Berth's own operations beside ECS's, on the same endpoint and `SigV4`
+//! credentials, under the `X-Amz-Target` prefix `BerthAdmin.` (the `berth`
+//! CLI calls them; the aws CLI does not know them).
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::{from_json_error, ApiError, ErrorType};
+use crate::join_tokens::{JoinError, JoinTokens};
+
+pub const TARGET_PREFIX: &str = "BerthAdmin.";
+
+/// Default and bounds of a join token's lifetime.
+const DEFAULT_TTL_SECS: i64 = 3600;
+const MAX_TTL_SECS: i64 = 30 * 24 * 3600;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateJoinToken {
+    ttl_seconds: Option<i64>,
+    #[serde(default)]
+    reusable: bool,
+}
+
+pub fn dispatch(tokens: &JoinTokens, op: &str, body: &[u8]) -> Result<Value, ApiError> {
+    match op {
+        "CreateJoinToken" => create_join_token(tokens, op, body),
+        _ => Err(ApiError::new(
+            ErrorType::UnknownOperation,
+            format!("Operation '{TARGET_PREFIX}{op}' is not a Berth admin operation."),
+        )),
+    }
+}
+
+fn create_join_token(tokens: &JoinTokens, op: &str, body: &[u8]) -> Result<Value, ApiError> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    let req: CreateJoinToken = serde_json::from_slice(body).map_err(|e| from_json_error(op, &e))?;
+    let ttl = req.ttl_seconds.unwrap_or(DEFAULT_TTL_SECS);
+    if !(60..=MAX_TTL_SECS).contains(&ttl) {
+        return Err(ApiError::invalid(format!(
+            "ttlSeconds must be between 60 and {MAX_TTL_SECS} (30 days), got {ttl}."
+        )));
+    }
+    let issued = tokens
+        .create(ttl * 1000, req.reusable)
+        .map_err(|e| match e {
+            JoinError::State(e) => ApiError::from(e),
+            other => ApiError::new(ErrorType::Server, other.to_string()),
+        })?;
+    #[allow(clippy::cast_precision_loss)] // epoch milliseconds fit an f64 exactly
+    let expires_at = issued.expires_at_ms as f64 / 1000.0;
+    Ok(json!({
+        "token": issued.token.to_string(),
+        "tokenId": issued.token.id,
+        "expiresAt": expires_at,
+        "reusable": issued.reusable,
+    }))
+}
