@@ -8,7 +8,7 @@ use std::collections::HashMap;
 /// heard from (any message, heartbeats every 2 s) for this long is lost.
 /// It equals the heartbeat window (`agents::HEARTBEAT_INTERVAL` x
 /// `MISSED_HEARTBEATS`), so a silent host is lost as soon as its session is
-/// closed (6-8 s of silence), and an agent whose connection dropped (a
+/// closed (6 s of silence), and an agent whose connection dropped (a
 /// crash, a restart) gets 4-6 s to come back before its tasks are replaced.
 ///
 /// The trade-off: shorter means faster healing but more false alarms, and
