@@ -33,6 +33,11 @@ pub struct AgentConfig {
     pub task_pids_limit: i64,
     /// Static init binary for `initProcessEnabled` (Debian's tini-static).
     pub init_binary: Option<PathBuf>,
+    /// Where dynamic `hostPort`s (0 or absent, bridge mode) come from.
+    pub dynamic_host_ports: crate::network::HostPortRange,
+    /// Host ports no task may take (`ECS_RESERVED_PORTS` / `_UDP`).
+    pub reserved_tcp_ports: Vec<u16>,
+    pub reserved_udp_ports: Vec<u16>,
 }
 
 impl AgentConfig {

@@ -27,6 +27,9 @@ pub struct TaskRecord {
     pub spec: TaskSpec,
     pub ipv4: Option<Ipv4Addr>,
     pub last_report: TaskReport,
+    /// Addresses of a bridge-mode task's container endpoints.
+    #[serde(default)]
+    pub endpoints: Vec<(String, Ipv4Addr)>,
 }
 
 pub struct LocalState {
@@ -164,6 +167,7 @@ mod tests {
                 spec: spec.clone(),
                 ipv4: Some(Ipv4Addr::new(10, 0, 0, 2)),
                 last_report: TaskReport::default(),
+                endpoints: vec![],
             })
             .unwrap();
         }

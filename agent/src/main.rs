@@ -11,7 +11,7 @@ use berth_agent::cgroups::HostCgroups;
 use berth_agent::config::{host_resources, AgentConfig};
 use berth_agent::local_state::LocalState;
 use berth_agent::metadata::{self, MetadataRegistry};
-use berth_agent::network::{LinuxNetwork, NetworkConfig, NetworkSetup, TaskCidr};
+use berth_agent::network::{HostPortRange, LinuxNetwork, NetworkConfig, NetworkSetup, TaskCidr};
 use berth_agent::runtime::{
     parse_registry_auth, parse_registry_mirror, Containerd, ImageCleanupPolicy, ImagePullBehavior,
     RegistryCredentials, RuntimeConfig,
@@ -159,6 +159,24 @@ struct Args {
     init_binary: PathBuf,
     #[arg(long, env = "BERTH_MTU", default_value_t = 1500)]
     mtu: u32,
+    /// Host ports for bridge-mode `portMappings` with hostPort 0 or absent, `FIRST-LAST`.
+    #[arg(long, env = "BERTH_DYNAMIC_HOST_PORTS", default_value = "32768-61000")]
+    dynamic_host_ports: HostPortRange,
+    /// TCP host ports no task may take (`ECS_RESERVED_PORTS`).
+    #[arg(
+        long = "reserved-port",
+        env = "BERTH_RESERVED_PORTS",
+        value_delimiter = ',',
+        default_values_t = berth_agent::network::ECS_RESERVED_TCP_PORTS
+    )]
+    reserved_ports: Vec<u16>,
+    /// UDP host ports no task may take (`ECS_RESERVED_PORTS_UDP`).
+    #[arg(
+        long = "reserved-udp-port",
+        env = "BERTH_RESERVED_PORTS_UDP",
+        value_delimiter = ','
+    )]
+    reserved_udp_ports: Vec<u16>,
     /// Port of the task metadata endpoint, on the bridge's (gateway) address.
     #[arg(long, env = "BERTH_METADATA_PORT", default_value_t = berth_agent::metadata::DEFAULT_PORT)]
     metadata_port: u16,
@@ -192,6 +210,9 @@ fn agent_config(args: &Args, cidr: TaskCidr) -> AgentConfig {
         allow_privileged: args.allow_privileged,
         task_pids_limit: args.task_pids_limit,
         init_binary: args.init_binary.exists().then(|| args.init_binary.clone()),
+        dynamic_host_ports: args.dynamic_host_ports,
+        reserved_tcp_ports: args.reserved_ports.clone(),
+        reserved_udp_ports: args.reserved_udp_ports.clone(),
     }
 }
 

@@ -42,6 +42,48 @@ pub struct ContainerDef {
     pub start_timeout: Option<Duration>,
     #[serde(default)]
     pub options: ContainerOptions,
+    #[serde(default)]
+    pub port_mappings: Vec<PortMapping>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "" | "tcp" => Some(Self::Tcp),
+            "udp" => Some(Self::Udp),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+        }
+    }
+}
+
+/// A `portMappings` entry; `host_port` None asks for a dynamic port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortMapping {
+    pub container_port: u16,
+    pub host_port: Option<u16>,
+    pub protocol: Protocol,
+}
+
+/// A published port, as ECS's `networkBindings` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkBinding {
+    pub bind_ip: String,
+    pub container_port: u16,
+    pub host_port: u16,
+    pub protocol: Protocol,
 }
 
 /// Container settings applied as given: limits, mounts, capabilities, labels.
@@ -166,6 +208,8 @@ pub struct ContainerReport {
     /// restarted agent serves adopted containers under their old URI).
     #[serde(default)]
     pub metadata_token: Option<String>,
+    #[serde(default)]
+    pub network_bindings: Vec<NetworkBinding>,
 }
 
 /// A snapshot of a task's observed state; every report carries the whole

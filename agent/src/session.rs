@@ -12,7 +12,7 @@ use tokio_stream::StreamExt;
 use crate::cgroups::CgroupManager;
 use crate::model::{
     Condition, ContainerDef, ContainerOptions, Dependency, DesiredStatus, HealthCheck, MountPoint,
-    NetworkMode, TaskReport, TaskSpec, Volume,
+    NetworkMode, PortMapping, Protocol, TaskReport, TaskSpec, Volume,
 };
 use crate::network::NetworkSetup;
 use crate::runtime::ContainerRuntime;
@@ -79,6 +79,26 @@ fn container_options(
         privileged,
         docker_labels: labels,
     }
+}
+
+fn port_mapping(m: &pb::PortMapping) -> Result<PortMapping, SessionError> {
+    let port = |v: u32, what: &str| {
+        u16::try_from(v).map_err(|_| SessionError::InvalidTask(format!("{what} {v} is not a port")))
+    };
+    let container_port = port(m.container_port, "containerPort")?;
+    if container_port == 0 {
+        return Err(SessionError::InvalidTask(
+            "containerPort must be set".into(),
+        ));
+    }
+    let host_port = port(m.host_port, "hostPort")?;
+    Ok(PortMapping {
+        container_port,
+        host_port: (host_port != 0).then_some(host_port),
+        protocol: Protocol::parse(&m.protocol).ok_or_else(|| {
+            SessionError::InvalidTask(format!("unknown port protocol '{}'", m.protocol))
+        })?,
+    })
 }
 
 fn secs(s: u32) -> Option<Duration> {
@@ -179,6 +199,11 @@ impl TryFrom<pb::TaskSpec> for TaskSpec {
                         c.privileged,
                         c.docker_labels,
                     ),
+                    port_mappings: c
+                        .port_mappings
+                        .iter()
+                        .map(port_mapping)
+                        .collect::<Result<_, _>>()?,
                 })
             })
             .collect::<Result<Vec<_>, SessionError>>()?;
@@ -223,6 +248,16 @@ impl From<TaskReport> for pb::TaskStatus {
                     runtime_id: c.runtime_id.unwrap_or_default(),
                     image_digest: c.image_digest.unwrap_or_default(),
                     health_status: c.health_status.unwrap_or_default(),
+                    network_bindings: c
+                        .network_bindings
+                        .into_iter()
+                        .map(|b| pb::NetworkBinding {
+                            bind_ip: b.bind_ip,
+                            container_port: u32::from(b.container_port),
+                            host_port: u32::from(b.host_port),
+                            protocol: b.protocol.as_str().into(),
+                        })
+                        .collect(),
                 })
                 .collect(),
             private_ipv4_address: r.private_ipv4.unwrap_or_default(),
@@ -284,15 +319,26 @@ fn register_request(cfg: &crate::config::AgentConfig, known: String) -> pb::Regi
         hostname: nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default(),
-        resources: Some(pb::Resources {
-            cpu: cfg.cpu,
-            memory_mib: cfg.memory_mib,
-        }),
+        resources: Some(resources(cfg)),
         serves_fargate: cfg.capacity_provider.as_deref() == Some("FARGATE"),
         capacity_provider: cfg.capacity_provider.clone().unwrap_or_default(),
         agent_version: env!("CARGO_PKG_VERSION").into(),
-        attributes: std::iter::once(("berth.network-modes".to_string(), "awsvpc".to_string()))
-            .collect(),
+        attributes: std::iter::once((
+            "berth.network-modes".to_string(),
+            "awsvpc bridge host none".to_string(),
+        ))
+        .collect(),
+    }
+}
+
+/// What the host offers the scheduler: CPU, memory and its reserved ports.
+fn resources(cfg: &crate::config::AgentConfig) -> pb::Resources {
+    let ports = |list: &[u16]| list.iter().map(|p| u32::from(*p)).collect();
+    pb::Resources {
+        cpu: cfg.cpu,
+        memory_mib: cfg.memory_mib,
+        reserved_tcp_ports: ports(&cfg.reserved_tcp_ports),
+        reserved_udp_ports: ports(&cfg.reserved_udp_ports),
     }
 }
 

@@ -13,8 +13,10 @@ use std::process::{Command, Output};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use berth_agent::model::Protocol;
 use berth_agent::network::{
-    host_veth_name, LinuxNetwork, NetworkConfig, NetworkError, NetworkSetup, TaskCidr,
+    container_endpoint, host_veth_name, LinuxNetwork, NetworkConfig, NetworkError, NetworkSetup,
+    PublishedPort, TaskCidr,
 };
 use nix::mount::{umount2, MntFlags};
 use nix::sched::{setns, CloneFlags};
@@ -154,14 +156,30 @@ impl Fixture {
         self.dir.path().join(format!("berth-{task_id}"))
     }
 
-    /// Rules tagged with this fixture's bridge, as `iptables -S` prints them.
+    /// Rules tagged with this fixture's bridge (`berth:<bridge>`, or
+    /// `berth:<bridge>:<task id>` for published ports), as `iptables -S` prints them.
     fn tagged_rules(&self, table: &str) -> Vec<String> {
         let tag = format!("berth:{}", self.bridge());
+        let task_tag = format!("{tag}:");
         stdout_of("iptables", &["-w", "-t", table, "-S"])
             .lines()
-            .filter(|l| l.split_whitespace().any(|w| w.trim_matches('"') == tag))
+            .filter(|l| {
+                l.split_whitespace().any(|w| {
+                    let w = w.trim_matches('"');
+                    w == tag || w.starts_with(&task_tag)
+                })
+            })
             .map(str::to_owned)
             .collect()
+    }
+
+    /// A port nothing on the host listens on now (the kernel's pick).
+    fn unused_port() -> u16 {
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
     }
 
     fn link_exists(name: &str) -> bool {
@@ -177,10 +195,16 @@ impl Drop for Fixture {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
         {
-            let _ = run("ip", &["link", "del", &host_veth_name(id)]);
-            let path = self.netns_path(id);
-            let _ = umount2(&path, MntFlags::MNT_DETACH);
-            let _ = std::fs::remove_file(&path);
+            for endpoint in [
+                id.clone(),
+                container_endpoint(id, 0),
+                container_endpoint(id, 1),
+            ] {
+                let _ = run("ip", &["link", "del", &host_veth_name(&endpoint)]);
+                let path = self.netns_path(&endpoint);
+                let _ = umount2(&path, MntFlags::MNT_DETACH);
+                let _ = std::fs::remove_file(&path);
+            }
         }
         for table in ["nat", "filter"] {
             for rule in self.tagged_rules(table) {
@@ -217,12 +241,22 @@ async fn task_network_lifecycle() {
         "{bridge_addr}"
     );
     let nat = fx.tagged_rules("nat");
-    assert_eq!(nat.len(), 1, "one MASQUERADE rule: {nat:?}");
+    assert_eq!(
+        nat.len(),
+        3,
+        "egress, loopback and hairpin MASQUERADE rules: {nat:?}"
+    );
     assert!(
         nat[0].contains(&format!("-s {cidr}")) && nat[0].contains("MASQUERADE"),
         "{nat:?}"
     );
-    assert_eq!(fx.tagged_rules("filter").len(), 2, "two FORWARD accepts");
+    assert_eq!(
+        fx.tagged_rules("filter").len(),
+        3,
+        "two FORWARD accepts and the loopback guard"
+    );
+    let localnet = format!("/proc/sys/net/ipv4/conf/{}/route_localnet", fx.bridge());
+    assert_eq!(std::fs::read_to_string(&localnet).unwrap().trim(), "1");
 
     let id = fx.task_id(1);
     let ip = cidr.nth_host(2).unwrap();
@@ -372,4 +406,116 @@ async fn bad_input_is_rejected_and_leftovers_are_replaced() {
 
     fx.net.teardown_task(&id).await.unwrap();
     assert!(!task.netns_path.exists());
+}
+
+/// Connects to `addr` (from the host) and checks the listener on the other
+/// side of the published port answers.
+fn assert_published(listener: TcpListener, addr: SocketAddr) {
+    assert_reaches(listener, move |_| {
+        TcpStream::connect_timeout(&addr, TIMEOUT)
+    });
+}
+
+#[tokio::test]
+async fn bridge_containers_have_own_namespaces_and_published_ports() {
+    let fx = Fixture::new(4);
+    fx.net.ensure_host().await.unwrap();
+    let task = fx.task_id(1);
+    let (ep_a, ep_b) = (container_endpoint(&task, 0), container_endpoint(&task, 1));
+    let (ip_a, ip_b) = (
+        fx.cidr().nth_host(2).unwrap(),
+        fx.cidr().nth_host(3).unwrap(),
+    );
+    let a = fx.net.setup_task(&ep_a, ip_a).await.unwrap();
+    let b = fx.net.setup_task(&ep_b, ip_b).await.unwrap();
+    assert_eq!(a.netns_path, fx.netns_path(&ep_a));
+    assert_ne!(a.host_veth, b.host_veth);
+    assert!(a.host_veth.starts_with("bc"), "{}", a.host_veth);
+    assert!(fx.net.owns_endpoint(&ep_a).await.unwrap());
+    assert!(!fx
+        .net
+        .owns_endpoint(&container_endpoint(&task, 2))
+        .await
+        .unwrap());
+
+    // Container to container over the bridge.
+    let listener = in_netns(&b.netns_path, move || {
+        TcpListener::bind((ip_b, 8080)).unwrap()
+    });
+    let netns = a.netns_path.clone();
+    assert_reaches(listener, move |addr| {
+        in_netns(&netns, move || TcpStream::connect_timeout(&addr, TIMEOUT))
+    });
+
+    // Publish a's port 80 on a host port; reach it through 127.0.0.1 and the
+    // gateway's (a local) address, from the host.
+    let host_port = Fixture::unused_port();
+    let port = PublishedPort {
+        protocol: Protocol::Tcp,
+        host_port,
+        container_ip: ip_a,
+        container_port: 80,
+    };
+    fx.net.publish(&task, &[port]).await.unwrap();
+    fx.net
+        .publish(&task, &[port])
+        .await
+        .expect("publish is idempotent");
+    let nat = fx.tagged_rules("nat");
+    let task_rules: Vec<&String> = nat.iter().filter(|r| r.contains(&task)).collect();
+    assert_eq!(task_rules.len(), 2, "PREROUTING and OUTPUT: {nat:?}");
+    assert_eq!(
+        fx.net.list_published().await.unwrap(),
+        std::slice::from_ref(&task)
+    );
+    for host_addr in [Ipv4Addr::LOCALHOST, fx.cidr().gateway()] {
+        println!("host to {host_addr}:{host_port}");
+        let listener = in_netns(&a.netns_path, move || {
+            TcpListener::bind((ip_a, 80)).unwrap()
+        });
+        assert_published(listener, SocketAddr::from((host_addr, host_port)));
+    }
+    // Another container reaches it through the host's address too (hairpin
+    // over the bridge is the same path for a's own namespace).
+    let listener = in_netns(&a.netns_path, move || {
+        TcpListener::bind((ip_a, 80)).unwrap()
+    });
+    let netns = b.netns_path.clone();
+    let gateway = fx.cidr().gateway();
+    println!("container b to {gateway}:{host_port}");
+    assert_reaches(listener, move |_| {
+        in_netns(&netns, move || {
+            TcpStream::connect_timeout(&SocketAddr::from((gateway, host_port)), TIMEOUT)
+        })
+    });
+
+    // A port something on the host listens on is reported as not free.
+    let busy = TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap();
+    let busy_port = busy.local_addr().unwrap().port();
+    assert!(!fx.net.host_port_free(Protocol::Tcp, busy_port));
+    drop(busy);
+    assert!(fx.net.host_port_free(Protocol::Tcp, Fixture::unused_port()));
+
+    fx.net.unpublish(&task).await.unwrap();
+    assert!(
+        fx.tagged_rules("nat").iter().all(|r| !r.contains(&task)),
+        "unpublish removes every rule of the task"
+    );
+    assert!(fx.net.list_published().await.unwrap().is_empty());
+    fx.net
+        .unpublish(&task)
+        .await
+        .expect("unpublish is idempotent");
+    let refused =
+        TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::LOCALHOST, host_port)), TIMEOUT);
+    assert!(
+        refused.is_err(),
+        "nothing answers on the host port any more"
+    );
+
+    for ep in [&ep_a, &ep_b] {
+        fx.net.teardown_task(ep).await.unwrap();
+    }
+    assert!(fx.net.list_task_netns().await.unwrap().is_empty());
+    assert!(!Fixture::link_exists(&a.host_veth) && !Fixture::link_exists(&b.host_veth));
 }

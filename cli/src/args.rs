@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// Berth from the command line: bring a single host up and down, read tasks as tables,
-/// read their logs, wait for them. For everything else, the aws CLI works unchanged
+/// Berth from the command line: bring a single host up and down, read tasks and services as
+/// tables, read task logs, wait for tasks and services. For everything else, the aws CLI works unchanged
 /// (`set -a; . /var/lib/berth/aws.env; set +a; aws ecs ...`).
 #[derive(Debug, Parser)]
 #[command(name = "berth", version)]
@@ -49,11 +49,14 @@ pub enum Command {
     /// List a cluster's tasks: id, family:revision, last and desired status, health, IP, and
     /// when it started.
     Tasks(TasksArgs),
+    /// List a cluster's services: status, task definition, desired/running/pending counts,
+    /// the rollout state of the PRIMARY deployment, and the newest event.
+    Services(ServicesArgs),
     /// Print a task's container output. Local only: reads the log files the agent on THIS
     /// host writes (AGENT_DIR/tasks/<task id>/<container>.log), until the control plane
     /// serves logs.
     Logs(LogsArgs),
-    /// Wait until a task reaches a status, showing progress on stderr.
+    /// Wait until a task reaches a status or a service is stable, showing progress on stderr.
     #[command(subcommand)]
     Wait(WaitCommand),
     /// Join tokens: what a new agent presents once (--join-token / BERTH_JOIN_TOKEN) to get
@@ -79,7 +82,8 @@ pub struct RepoArgs {
 pub enum Output {
     /// Aligned columns for people.
     Table,
-    /// The ECS API's JSON (`{"tasks": [...]}`, as DescribeTasks returns it), for scripts.
+    /// The ECS API's JSON (`{"tasks": [...]}` or `{"services": [...]}`, as DescribeTasks and
+    /// DescribeServices return it), for scripts.
     Json,
 }
 
@@ -91,6 +95,15 @@ pub struct TasksArgs {
     /// Also list tasks whose desired status is STOPPED (stopping or recently stopped).
     #[arg(long, short = 'a')]
     pub all: bool,
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct ServicesArgs {
+    /// Cluster name or ARN.
+    #[arg(long, default_value = "default")]
+    pub cluster: String,
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
     pub output: Output,
 }
@@ -117,6 +130,12 @@ pub enum WaitCommand {
     TaskRunning(WaitArgs),
     /// Until the task is STOPPED; prints its stop reason and exit codes.
     TaskStopped(WaitArgs),
+    /// Until the service is stable: one deployment, every desired task running.
+    ///
+    /// Stable as `aws ecs wait services-stable` means it. Fails (exit 1) if the service is
+    /// draining or inactive, or if a rollout fails (the deployment circuit breaker), saying
+    /// why. Prints the service's new events as they come.
+    ServiceStable(WaitServiceArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -169,6 +188,25 @@ pub struct WaitArgs {
     /// Give up (exit 1) after this many seconds.
     #[arg(long, default_value_t = 600, value_name = "SECS")]
     pub timeout: u64,
+    /// table: a sentence; json: the task as DescribeTasks last showed it (also on failure).
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitServiceArgs {
+    /// Service name or ARN (an ARN names its own cluster).
+    pub service: String,
+    /// Cluster of a service given by name.
+    #[arg(long, default_value = "default")]
+    pub cluster: String,
+    /// Give up (exit 1) after this many seconds.
+    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    pub timeout: u64,
+    /// table: a sentence; json: the service as DescribeServices last showed it (also on
+    /// failure).
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+    pub output: Output,
 }
 
 #[cfg(test)]
@@ -212,5 +250,49 @@ mod tests {
         };
         assert_eq!(t.output, Output::Json);
         assert_eq!(t.cluster, "default");
+    }
+
+    #[test]
+    fn wait_service_stable_takes_a_name_cluster_timeout_and_output() {
+        let cli = Cli::try_parse_from([
+            "berth",
+            "wait",
+            "service-stable",
+            "web",
+            "--cluster",
+            "prod",
+            "--timeout",
+            "30",
+            "-o",
+            "json",
+        ])
+        .unwrap();
+        let Command::Wait(WaitCommand::ServiceStable(w)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(
+            (w.service.as_str(), w.cluster.as_str(), w.timeout, w.output),
+            ("web", "prod", 30, Output::Json)
+        );
+        let cli = Cli::try_parse_from(["berth", "services"]).unwrap();
+        let Command::Services(s) = cli.command else {
+            panic!()
+        };
+        assert_eq!((s.cluster.as_str(), s.output), ("default", Output::Table));
+    }
+
+    #[test]
+    fn completions_know_the_new_commands() {
+        let mut out = vec![];
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut Cli::command(),
+            "berth",
+            &mut out,
+        );
+        let script = String::from_utf8(out).unwrap();
+        for word in ["services", "service-stable", "task-running", "--output"] {
+            assert!(script.contains(word), "no {word} in the bash completions");
+        }
     }
 }

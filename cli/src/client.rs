@@ -140,14 +140,7 @@ impl EcsClient {
                 input["nextToken"] = json!(t);
             }
             let out = self.call("ListTasks", &input).await?;
-            arns.extend(
-                out["taskArns"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned),
-            );
+            arns.extend(strings(&out["taskArns"]));
             match out["nextToken"].as_str() {
                 Some(t) if !t.is_empty() => token = Some(t.to_owned()),
                 _ => return Ok(arns),
@@ -177,6 +170,60 @@ impl EcsClient {
         Ok(found)
     }
 
+    /// All service ARNs of `cluster`, across pages.
+    pub async fn list_services(&self, cluster: &str) -> Result<Vec<String>> {
+        let mut arns = vec![];
+        let mut token: Option<String> = None;
+        loop {
+            let mut input = json!({ "cluster": cluster });
+            if let Some(t) = &token {
+                input["nextToken"] = json!(t);
+            }
+            let out = self.call("ListServices", &input).await?;
+            arns.extend(strings(&out["serviceArns"]));
+            match out["nextToken"].as_str() {
+                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+                _ => return Ok(arns),
+            }
+        }
+    }
+
+    /// Describes services (names or ARNs), 10 per call as ECS allows. A missing service is
+    /// an error carrying the API's reason (`MISSING`).
+    pub async fn describe_services(
+        &self,
+        cluster: &str,
+        services: &[String],
+    ) -> Result<Vec<Value>> {
+        let mut found = vec![];
+        for chunk in services.chunks(10) {
+            let out = self
+                .call(
+                    "DescribeServices",
+                    &json!({ "cluster": cluster, "services": chunk }),
+                )
+                .await?;
+            if let Some(f) = out["failures"].as_array().and_then(|f| f.first()) {
+                anyhow::bail!(
+                    "service {} in cluster {cluster}: {}",
+                    f["arn"].as_str().unwrap_or("?"),
+                    f["reason"].as_str().unwrap_or("not found")
+                );
+            }
+            found.extend(out["services"].as_array().cloned().unwrap_or_default());
+        }
+        Ok(found)
+    }
+
+    /// One service by name or ARN.
+    pub async fn describe_service(&self, cluster: &str, service: &str) -> Result<Value> {
+        self.describe_services(cluster, &[service.to_owned()])
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("service {service} not found in cluster {cluster}"))
+    }
+
     /// One task by id or ARN.
     pub async fn describe_task(&self, cluster: &str, task: &str) -> Result<Value> {
         self.describe_tasks(cluster, &[task.to_owned()])
@@ -187,16 +234,37 @@ impl EcsClient {
     }
 }
 
+fn strings(v: &Value) -> impl Iterator<Item = String> + '_ {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+}
+
 /// The cluster and task id named by `task`: an ARN (`...:task/<cluster>/<id>`) names its
 /// own cluster; a bare id is in `cluster`.
 pub fn task_ref<'a>(task: &'a str, cluster: &'a str) -> (&'a str, &'a str) {
-    match task.split_once(":task/") {
-        Some((_, rest)) => match rest.split_once('/') {
-            Some((c, id)) => (c, id),
-            // Old-style ARN without the cluster.
-            None => (cluster, rest),
-        },
-        None => (cluster, task),
+    arn_ref("task", task, cluster)
+}
+
+/// The cluster and name of `service`, the way [`task_ref`] reads tasks
+/// (`...:service/<cluster>/<name>`).
+pub fn service_ref<'a>(service: &'a str, cluster: &'a str) -> (&'a str, &'a str) {
+    arn_ref("service", service, cluster)
+}
+
+fn arn_ref<'a>(kind: &str, name: &'a str, cluster: &'a str) -> (&'a str, &'a str) {
+    let Some((_, rest)) = name
+        .strip_prefix("arn:")
+        .and_then(|_| name.split_once(&format!(":{kind}/")))
+    else {
+        return (cluster, name);
+    };
+    match rest.split_once('/') {
+        Some((c, id)) => (c, id),
+        // Old-style ARN without the cluster.
+        None => (cluster, rest),
     }
 }
 
@@ -238,5 +306,10 @@ mod tests {
             ("c", "abc")
         );
         assert_eq!(task_ref("abc", "default"), ("default", "abc"));
+        assert_eq!(
+            service_ref("arn:aws:ecs:us-east-1:123456789012:service/prod/web", "c"),
+            ("prod", "web")
+        );
+        assert_eq!(service_ref("web", "c"), ("c", "web"));
     }
 }

@@ -3,6 +3,7 @@
 
 mod args;
 mod commands;
+mod progress;
 mod table;
 
 use berth_cli::{client, config};
@@ -41,12 +42,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             return commands::repo::run_script(a.repo.as_deref(), "down.sh", &paths.data_dir)
         }
         Command::Tasks(a) => commands::tasks::run(&client()?, &a).await?,
+        Command::Services(a) => commands::services::run(&client()?, &a).await?,
         Command::Logs(a) => commands::logs::run(&paths, client, &a).await?,
         Command::Wait(WaitCommand::TaskRunning(a)) => {
             commands::wait::run(&client()?, Goal::Running, &a).await?;
         }
         Command::Wait(WaitCommand::TaskStopped(a)) => {
             commands::wait::run(&client()?, Goal::Stopped, &a).await?;
+        }
+        Command::Wait(WaitCommand::ServiceStable(a)) => {
+            commands::wait_service::run(&client()?, &a).await?;
         }
         Command::JoinToken(JoinTokenCommand::Create(a)) => {
             commands::join_token::create(&client()?, &a).await?;

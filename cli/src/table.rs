@@ -1,4 +1,5 @@
-//! Readable tables: ECS JSON in, aligned columns out. Pure functions; the clock is passed in.
+//! Readable tables: ECS JSON in, aligned columns out (`berth tasks`, `berth services`). Pure
+//! functions; the clock is passed in.
 
 use serde_json::Value;
 
@@ -44,10 +45,7 @@ pub fn task_row(task: &Value, now_unix: f64) -> Vec<String> {
         .as_str()
         .and_then(|a| a.rsplit('/').next())
         .unwrap_or("-");
-    // `arn:...:task-definition/family:revision` -> `family:revision`
-    let definition = task["taskDefinitionArn"]
-        .as_str()
-        .map_or("-", |a| a.rsplit_once('/').map_or(a, |(_, fr)| fr));
+    let definition = family_revision(task["taskDefinitionArn"].as_str());
     let ip = task["attachments"]
         .as_array()
         .into_iter()
@@ -62,7 +60,7 @@ pub fn task_row(task: &Value, now_unix: f64) -> Vec<String> {
         .map_or_else(|| "-".to_owned(), |t| age(now_unix - t));
     vec![
         id.to_owned(),
-        definition.to_owned(),
+        definition,
         text(&task["lastStatus"]),
         text(&task["desiredStatus"]),
         text(&task["healthStatus"]),
@@ -75,6 +73,87 @@ pub fn task_row(task: &Value, now_unix: f64) -> Vec<String> {
 pub fn tasks_table(tasks: &[Value], now_unix: f64) -> String {
     let rows: Vec<Vec<String>> = tasks.iter().map(|t| task_row(t, now_unix)).collect();
     render(&TASK_HEADERS, &rows)
+}
+
+pub const SERVICE_HEADERS: [&str; 8] = [
+    "SERVICE",
+    "STATUS",
+    "DEFINITION",
+    "DESIRED",
+    "RUNNING",
+    "PENDING",
+    "ROLLOUT",
+    "LAST EVENT",
+];
+
+/// Longest event message shown in the table, in characters; `berth services -o json` has
+/// them whole.
+const EVENT_WIDTH: usize = 60;
+
+/// One row of `berth services` from an ECS `Service` object.
+pub fn service_row(service: &Value, now_unix: f64) -> Vec<String> {
+    let count = |v: &Value| v.as_u64().map_or_else(|| "-".to_owned(), |n| n.to_string());
+    let name = service["serviceName"].as_str().unwrap_or("-");
+    let deployments = service["deployments"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice);
+    let rollout = deployments
+        .iter()
+        .find(|d| d["status"] == "PRIMARY")
+        .and_then(|d| d["rolloutState"].as_str())
+        .unwrap_or("-");
+    let rollout = match deployments.len() {
+        0 | 1 => rollout.to_owned(),
+        n => format!("{rollout} ({n} deployments)"),
+    };
+    // ECS lists events newest first.
+    let event = service["events"].as_array().and_then(|e| e.first());
+    let last_event = event.map_or_else(
+        || "-".to_owned(),
+        |e| {
+            let message = e["message"].as_str().unwrap_or("");
+            // Every message starts "(service <name>) ": the row already says which.
+            let message = message
+                .strip_prefix(&format!("(service {name}) "))
+                .unwrap_or(message);
+            let when = e["createdAt"]
+                .as_f64()
+                .map_or_else(|| "-".to_owned(), |t| age(now_unix - t));
+            format!("{when}: {}", shorten(message, EVENT_WIDTH))
+        },
+    );
+    vec![
+        name.to_owned(),
+        service["status"].as_str().unwrap_or("-").to_owned(),
+        family_revision(service["taskDefinition"].as_str()),
+        count(&service["desiredCount"]),
+        count(&service["runningCount"]),
+        count(&service["pendingCount"]),
+        rollout,
+        last_event,
+    ]
+}
+
+/// `berth services` as a table.
+pub fn services_table(services: &[Value], now_unix: f64) -> String {
+    let rows: Vec<Vec<String>> = services.iter().map(|s| service_row(s, now_unix)).collect();
+    render(&SERVICE_HEADERS, &rows)
+}
+
+/// `arn:...:task-definition/family:revision` -> `family:revision`.
+fn family_revision(arn: Option<&str>) -> String {
+    arn.map_or("-", |a| a.rsplit_once('/').map_or(a, |(_, fr)| fr))
+        .to_owned()
+}
+
+/// At most `max` characters, the last of them `…` when some were cut.
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('\u{2026}');
+    out
 }
 
 /// How long ago, coarsely: `42s ago`, `5m ago`, `3h ago`, `2d ago`.
@@ -178,6 +257,82 @@ mod tests {
             "{out}"
         );
         assert!(lines[1].ends_with("10.131.0.5  2h ago"), "{out}");
+    }
+
+    fn rolling_service() -> Value {
+        json!({
+            "serviceArn": "arn:aws:ecs:us-east-1:123456789012:service/default/web",
+            "serviceName": "web",
+            "status": "ACTIVE",
+            "taskDefinition": "arn:aws:ecs:us-east-1:123456789012:task-definition/web:4",
+            "desiredCount": 2,
+            "runningCount": 3,
+            "pendingCount": 1,
+            "deployments": [
+                {"id": "ecs-svc/2", "status": "PRIMARY", "rolloutState": "IN_PROGRESS"},
+                {"id": "ecs-svc/1", "status": "ACTIVE", "rolloutState": "COMPLETED"}
+            ],
+            "events": [
+                {"id": "e2", "createdAt": 1_000.0,
+                 "message": "(service web) has started 1 tasks: (task 0a1b2c3d)."},
+                {"id": "e1", "createdAt": 500.0,
+                 "message": "(service web) has reached a steady state."}
+            ]
+        })
+    }
+
+    #[test]
+    fn a_service_row_shows_counts_the_primary_rollout_and_the_newest_event() {
+        assert_eq!(
+            service_row(&rolling_service(), 1_000.0 + 90.0),
+            [
+                "web",
+                "ACTIVE",
+                "web:4",
+                "2",
+                "3",
+                "1",
+                "IN_PROGRESS (2 deployments)",
+                "1m ago: has started 1 tasks: (task 0a1b2c3d)."
+            ]
+        );
+    }
+
+    #[test]
+    fn a_settled_service_shows_one_rollout_state_and_a_bare_one_dashes() {
+        let mut s = rolling_service();
+        s["deployments"] = json!([{"status": "PRIMARY", "rolloutState": "COMPLETED"}]);
+        assert_eq!(service_row(&s, 1_000.0)[6], "COMPLETED");
+        let bare = json!({"serviceName": "new", "status": "ACTIVE"});
+        assert_eq!(
+            service_row(&bare, 0.0),
+            ["new", "ACTIVE", "-", "-", "-", "-", "-", "-"]
+        );
+    }
+
+    #[test]
+    fn long_event_messages_are_cut_to_the_column() {
+        let mut s = rolling_service();
+        s["events"][0]["message"] = json!(format!("(service web) {}", "x".repeat(100)));
+        let cell = &service_row(&s, 1_000.0)[7];
+        assert_eq!(cell, &format!("0s ago: {}\u{2026}", "x".repeat(59)));
+        assert_eq!(shorten("caf\u{e9}", 4), "caf\u{e9}");
+        assert_eq!(shorten("abcde", 4), "abc\u{2026}");
+    }
+
+    #[test]
+    fn the_services_table_has_a_header_and_one_line_per_service() {
+        let out = services_table(&[rolling_service()], 1_000.0);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "{out}");
+        assert!(
+            lines[0].starts_with("SERVICE  STATUS  DEFINITION  DESIRED  RUNNING  PENDING  ROLLOUT"),
+            "{out}"
+        );
+        assert!(
+            lines[1].starts_with("web      ACTIVE  web:4       2        3        1"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -48,6 +48,7 @@ fn fleet(rng: &mut StdRng) -> Vec<Candidate> {
             task_groups: (0..rng.random_range(0..4))
                 .map(|_| format!("family:app{}", rng.random_range(0..GROUPS)))
                 .collect(),
+            ..Candidate::default()
         })
         .collect()
 }
@@ -75,6 +76,7 @@ fn task(n: usize) -> TaskToPlace {
             memory_mib: 128,
         },
         group: format!("family:app{}", n % GROUPS),
+        host_ports: vec![],
     }
 }
 

@@ -1,6 +1,7 @@
 //! The gRPC service agents talk to: registration and one long-lived session
 //! per agent. Protobuf is converted to domain values here and nowhere else.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +12,8 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::join_tokens::{JoinError, JoinTokens};
+use crate::model::container_instance::default_reserved_ports;
+use crate::model::ports::{HostPort, NetworkBinding, Protocol};
 use crate::model::task::{ContainerReport, TaskReport};
 use crate::model::{NetworkMode, Resources, Task};
 use crate::pki::ClusterCa;
@@ -119,6 +122,18 @@ impl From<pb::TaskStatus> for TaskReport {
                     runtime_id: non_empty(c.runtime_id),
                     image_digest: non_empty(c.image_digest),
                     health_status: non_empty(c.health_status),
+                    network_bindings: c
+                        .network_bindings
+                        .into_iter()
+                        .filter_map(|b| {
+                            Some(NetworkBinding {
+                                bind_ip: b.bind_ip,
+                                container_port: u16::try_from(b.container_port).ok()?,
+                                host_port: u16::try_from(b.host_port).ok()?,
+                                protocol: Protocol::parse(&b.protocol)?,
+                            })
+                        })
+                        .collect(),
                 })
                 .collect(),
             private_ipv4: non_empty(s.private_ipv4_address),
@@ -132,6 +147,22 @@ impl From<pb::TaskStatus> for TaskReport {
             health_status: non_empty(s.health_status),
         }
     }
+}
+
+/// The agent's reserved ports; none named at all means ECS's defaults.
+fn reserved_ports(r: &pb::Resources) -> BTreeSet<HostPort> {
+    if r.reserved_tcp_ports.is_empty() && r.reserved_udp_ports.is_empty() {
+        return default_reserved_ports();
+    }
+    let ports = |list: &[u32], protocol| {
+        list.iter()
+            .filter_map(move |p| u16::try_from(*p).ok().map(|p| (protocol, p)))
+            .collect::<Vec<_>>()
+    };
+    ports(&r.reserved_tcp_ports, Protocol::Tcp)
+        .into_iter()
+        .chain(ports(&r.reserved_udp_ports, Protocol::Udp))
+        .collect()
 }
 
 fn linux_parameters(l: &crate::model::container_options::LinuxParameters) -> pb::LinuxParameters {
@@ -224,6 +255,15 @@ fn container_spec(d: &crate::model::ContainerDefinition) -> pb::ContainerSpec {
             .collect(),
         privileged: d.options.privileged,
         docker_labels: d.options.docker_labels.iter().cloned().collect(),
+        port_mappings: d
+            .port_mappings
+            .iter()
+            .map(|m| pb::PortMapping {
+                container_port: u32::from(m.container_port),
+                host_port: u32::from(m.host_port.unwrap_or(0)),
+                protocol: m.protocol.as_str().into(),
+            })
+            .collect(),
     }
 }
 
@@ -352,6 +392,7 @@ impl AgentService for Agents {
             }),
             agent_version: r.agent_version,
             attributes: r.attributes.into_iter().collect(),
+            reserved_ports: reserved_ports(&resources),
         };
         let cp = self.control_plane.clone();
         let instance = tokio::task::spawn_blocking(move || cp.register_instance(&reg))

@@ -78,6 +78,7 @@ async fn agent(
             resources: Some(pb::Resources {
                 cpu: 16_384,
                 memory_mib: 65_536,
+                ..Default::default()
             }),
             agent_version: "bench".into(),
             ..Default::default()

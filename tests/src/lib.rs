@@ -629,16 +629,36 @@ impl Berth {
             .collect())
     }
 
-    /// Host resources a task may leave: netns, veth, cgroups, containers.
+    /// Host resources a task may leave: netns and veths (the task's, or its
+    /// bridge-mode containers'), published-port rules, cgroups, containers.
     pub fn leftovers(&self, task_id: &str) -> Result<Vec<String>> {
         let mut left = vec![];
-        let netns = PathBuf::from("/var/run/netns").join(format!("berth-{task_id}"));
-        if netns.exists() {
-            left.push(format!("netns {}", netns.display()));
+        for entry in std::fs::read_dir("/var/run/netns")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name == format!("berth-{task_id}") || name.starts_with(&format!("berth-{task_id}-"))
+            {
+                left.push(format!("netns {name}"));
+            }
         }
-        let veth = format!("bv{}", &task_id[..12]);
-        if Path::new("/sys/class/net").join(&veth).exists() {
-            left.push(format!("veth {veth}"));
+        for entry in std::fs::read_dir("/sys/class/net")?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name == format!("bv{}", &task_id[..12])
+                || (name.len() == 14 && name.starts_with(&format!("bc{}", &task_id[..10])))
+            {
+                left.push(format!("veth {name}"));
+            }
+        }
+        let out = Command::new("iptables")
+            .args(["-w", "-t", "nat", "-S"])
+            .output()?;
+        for rule in String::from_utf8_lossy(&out.stdout).lines() {
+            if rule.contains(&format!("berth:{}:{task_id}", self.bridge)) {
+                left.push(format!("iptables rule {rule}"));
+            }
         }
         for entry in std::fs::read_dir("/sys/fs/cgroup")? {
             let p = entry?
@@ -754,11 +774,21 @@ pub fn cleanup_task_networks(agent_dir: &Path) {
             let _ = Command::new("ip")
                 .args(["link", "del", &format!("bv{}", &id[..12])])
                 .output();
+            // Bridge-mode containers' veths (the first few are enough for tests).
+            for i in 0..4 {
+                let _ = Command::new("ip")
+                    .args(["link", "del", &format!("bc{}{i:02x}", &id[..10])])
+                    .output();
+            }
         }
-        let netns = Path::new("/var/run/netns").join(format!("berth-{id}"));
-        if netns.exists() {
-            let _ = Command::new("umount").arg(&netns).output();
-            let _ = std::fs::remove_file(&netns);
+        let endpoints =
+            std::iter::once(format!("berth-{id}")).chain((0..4).map(|i| format!("berth-{id}-{i}")));
+        for name in endpoints {
+            let netns = Path::new("/var/run/netns").join(name);
+            if netns.exists() {
+                let _ = Command::new("umount").arg(&netns).output();
+                let _ = std::fs::remove_file(&netns);
+            }
         }
     }
 }
@@ -780,7 +810,13 @@ pub fn cleanup_host(sock: &str, namespace: &str, bridge: &str) {
         }
     }
     let _ = Command::new("ip").args(["link", "del", bridge]).output();
-    for (table, chain) in [("nat", "POSTROUTING"), ("filter", "FORWARD")] {
+    for (table, chain) in [
+        ("nat", "POSTROUTING"),
+        ("nat", "PREROUTING"),
+        ("nat", "OUTPUT"),
+        ("filter", "FORWARD"),
+        ("filter", "INPUT"),
+    ] {
         if let Ok(out) = Command::new("iptables")
             .args(["-w", "-t", table, "-S", chain])
             .output()

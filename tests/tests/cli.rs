@@ -1,12 +1,14 @@
 //! The `berth` CLI against real daemons: a task run with the aws CLI shows up in
 //! `berth tasks`, `berth wait` sees it run and stop, `berth logs` prints (and
-//! follows) its output, and API errors surface with their ECS error type.
+//! follows) its output, services show up in `berth services` and `berth wait
+//! service-stable` (which fails when the circuit breaker trips), and API errors
+//! surface with their ECS error type.
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use berth_e2e::{binary, Berth};
+use berth_e2e::{binary, poll, Berth};
 use serde_json::{json, Value};
 
 /// `berth` pointed at the harness: its data dir (the agent's logs are under
@@ -162,6 +164,213 @@ fn tasks_wait_and_logs_follow_a_task_run_with_the_aws_cli() -> Result<()> {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("stopped instead of running"),
         "{out:?}"
+    );
+    Ok(())
+}
+
+/// A service task that stops at once on SIGTERM (`exit 1` makes a crashing revision).
+fn service_app(b: &Berth, script: &str) -> Result<()> {
+    b.register_task_definition(&json!({
+        "family": "cli-svc",
+        "containerDefinitions": [{
+            "name": "app", "image": b.demo_image, "memory": 16, "stopTimeout": 2,
+            "entryPoint": ["/bin/sh", "-c"], "command": [script]
+        }]
+    }))
+}
+
+const SERVE: &str = "trap 'exit 0' TERM; while true; do sleep 0.2; done";
+
+/// `berth services` as a table and as JSON: the eleven services of
+/// [`services_lists_every_service_and_wait_service_stable_follows_one`].
+fn services_show_all_eleven(b: &Berth) -> Result<()> {
+    // Stable first, COMPLETED on a later scheduler pass.
+    let table = poll("the rollout to complete", Duration::from_secs(30), || {
+        let table = ok(b, &["services"])?;
+        let done = table
+            .lines()
+            .any(|l| l.starts_with("cli-web ") && l.contains("COMPLETED"));
+        Ok(done.then_some(table))
+    })?;
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 12, "a header and eleven services: {table}");
+    for column in [
+        "SERVICE",
+        "STATUS",
+        "DEFINITION",
+        "DESIRED",
+        "RUNNING",
+        "PENDING",
+        "ROLLOUT",
+        "LAST EVENT",
+    ] {
+        assert!(lines[0].contains(column), "{table}");
+    }
+    let row: Vec<&str> = lines
+        .iter()
+        .find(|l| l.starts_with("cli-web "))
+        .context("cli-web row")?
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row[..7],
+        ["cli-web", "ACTIVE", "cli-svc:1", "1", "1", "0", "COMPLETED"],
+        "{table}"
+    );
+    assert!(row[7..].join(" ").contains(" ago: "), "{table}");
+    let idle = lines
+        .iter()
+        .find(|l| l.starts_with("idle-9 "))
+        .with_context(|| format!("idle-9 is on the second page: {table}"))?;
+    assert_eq!(
+        idle.split_whitespace().take(6).collect::<Vec<_>>(),
+        ["idle-9", "ACTIVE", "cli-svc:1", "0", "0", "0"],
+        "{table}"
+    );
+
+    let listed: Value = serde_json::from_str(&ok(b, &["services", "-o", "json"])?)?;
+    let mut names: Vec<&str> = listed["services"]
+        .as_array()
+        .context("services")?
+        .iter()
+        .filter_map(|s| s["serviceName"].as_str())
+        .collect();
+    names.sort_unstable();
+    let mut want: Vec<String> = (0..10).map(|i| format!("idle-{i}")).collect();
+    want.push("cli-web".into());
+    want.sort_unstable();
+    assert_eq!(names, want);
+    Ok(())
+}
+
+#[test]
+fn services_lists_every_service_and_wait_service_stable_follows_one() -> Result<()> {
+    let b = Berth::start()?;
+    service_app(&b, SERVE)?;
+    // Eleven services: two ListServices pages (10 a page) and two DescribeServices batches.
+    // The idle ones want no tasks, so they cost nothing to run.
+    for i in 0..10 {
+        b.aws(&[
+            "ecs",
+            "create-service",
+            "--service-name",
+            &format!("idle-{i}"),
+            "--task-definition",
+            "cli-svc",
+            "--desired-count",
+            "0",
+        ])?;
+    }
+    b.aws(&[
+        "ecs",
+        "create-service",
+        "--service-name",
+        "cli-web",
+        "--task-definition",
+        "cli-svc",
+        "--desired-count",
+        "1",
+    ])?;
+
+    let out = run(
+        &b,
+        &["wait", "service-stable", "cli-web", "--timeout", "120"],
+    )?;
+    assert!(out.status.success(), "wait service-stable failed");
+    assert_eq!(
+        String::from_utf8(out.stdout)?,
+        "service cli-web is stable: 1 running, task definition cli-svc:1\n"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("waiting for service cli-web to be stable: "),
+        "no progress line: {stderr}"
+    );
+    assert!(
+        stderr.contains("event: (service cli-web) has started 1 tasks: (task "),
+        "the service's events are shown as they come: {stderr}"
+    );
+
+    services_show_all_eleven(&b)?;
+
+    // Already stable: the JSON of the service as DescribeServices shows it.
+    let described: Value = serde_json::from_str(&ok(
+        &b,
+        &[
+            "wait",
+            "service-stable",
+            "cli-web",
+            "--output",
+            "json",
+            "--timeout",
+            "10",
+        ],
+    )?)?;
+    assert_eq!(described["services"][0]["serviceName"], "cli-web");
+    assert_eq!(described["services"][0]["runningCount"], 1);
+
+    let out = run(
+        &b,
+        &[
+            "wait",
+            "service-stable",
+            "no-such-service",
+            "--timeout",
+            "5",
+        ],
+    )?;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("MISSING"),
+        "{out:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn wait_service_stable_fails_when_the_circuit_breaker_trips() -> Result<()> {
+    let b = Berth::start()?;
+    service_app(&b, SERVE)?;
+    b.aws(&[
+        "ecs", "create-service", "--service-name", "cli-api",
+        "--task-definition", "cli-svc:1", "--desired-count", "1",
+        "--deployment-configuration",
+        r#"{"deploymentCircuitBreaker":{"enable":true,"rollback":true},"maximumPercent":200,"minimumHealthyPercent":100}"#,
+    ])?;
+    ok(
+        &b,
+        &["wait", "service-stable", "cli-api", "--timeout", "120"],
+    )?;
+
+    service_app(&b, "exit 1")?;
+    b.aws(&[
+        "ecs",
+        "update-service",
+        "--service",
+        "cli-api",
+        "--task-definition",
+        "cli-svc:2",
+    ])?;
+    let out = run(
+        &b,
+        &["wait", "service-stable", "cli-api", "--timeout", "120"],
+    )?;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed rollout fails the wait"
+    );
+    assert!(out.stdout.is_empty(), "nothing on stdout: {out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("2 deployments (PRIMARY cli-svc:2 IN_PROGRESS)"),
+        "progress shows the rollout: {stderr}"
+    );
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("berth: service cli-api: rollout")
+            && last.contains("tasks failed to start"),
+        "the error says why: {stderr}"
     );
     Ok(())
 }

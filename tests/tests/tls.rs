@@ -34,6 +34,7 @@ fn register_request() -> pb::RegisterRequest {
         resources: Some(pb::Resources {
             cpu: 1024,
             memory_mib: 1024,
+            ..Default::default()
         }),
         ..Default::default()
     }

@@ -29,6 +29,7 @@ fn def(name: &str, essential: bool, deps: &[(&str, Condition)]) -> ContainerDef 
         health_check: None,
         start_timeout: None,
         options: crate::model::ContainerOptions::default(),
+        port_mappings: vec![],
     }
 }
 

@@ -41,6 +41,7 @@ fn def(name: &str) -> ContainerDef {
         health_check: None,
         start_timeout: None,
         options: crate::model::ContainerOptions::default(),
+        port_mappings: vec![],
     }
 }
 

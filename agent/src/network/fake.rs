@@ -1,18 +1,21 @@
 //! `RecordingNetwork`: a `NetworkSetup` that touches nothing and records each call, for tests of the code that drives task networking.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{
-    host_veth_name, netns_name, NetworkConfig, NetworkError, NetworkSetup, TaskCidr, TaskNetwork,
-    DEFAULT_NETNS_DIR,
+    host_veth_name, netns_name, NetworkConfig, NetworkError, NetworkSetup, PublishedPort, TaskCidr,
+    TaskNetwork, DEFAULT_NETNS_DIR,
 };
+use crate::model::Protocol;
 
-/// Records calls as `ensure_host`, `setup_task <task id> <ip>`,
-/// `teardown_task <task id>` and `list_task_netns`.
+/// Records calls as `ensure_host`, `setup_task <endpoint> <ip>`,
+/// `teardown_task <endpoint>`, `list_task_netns`, `owns_endpoint <endpoint>`,
+/// `publish <task id> <proto>:<host port>-><ip>:<port>,...`,
+/// `unpublish <task id>` and `list_published`.
 #[derive(Debug)]
 pub struct RecordingNetwork {
     pub calls: Mutex<Vec<String>>,
@@ -21,6 +24,12 @@ pub struct RecordingNetwork {
     pub netns: Mutex<BTreeSet<String>>,
     /// When set, `setup_task` records the call and then fails.
     pub fail_setup: AtomicBool,
+    /// When set, `publish` records the call and then fails.
+    pub fail_publish: AtomicBool,
+    /// Published ports per task id; seed it to simulate leftover rules.
+    pub published: Mutex<BTreeMap<String, Vec<PublishedPort>>>,
+    /// Host ports something outside Berth listens on.
+    pub busy_ports: Mutex<BTreeSet<(Protocol, u16)>>,
     pub cidr: TaskCidr,
 }
 
@@ -31,6 +40,9 @@ impl RecordingNetwork {
             calls: Mutex::default(),
             netns: Mutex::default(),
             fail_setup: AtomicBool::new(false),
+            fail_publish: AtomicBool::new(false),
+            published: Mutex::default(),
+            busy_ports: Mutex::default(),
             cidr,
         }
     }
@@ -90,6 +102,49 @@ impl NetworkSetup for RecordingNetwork {
     async fn list_task_netns(&self) -> Result<Vec<String>, NetworkError> {
         self.record("list_task_netns".to_owned());
         Ok(lock(&self.netns).iter().cloned().collect())
+    }
+
+    async fn owns_endpoint(&self, endpoint: &str) -> Result<bool, NetworkError> {
+        self.record(format!("owns_endpoint {endpoint}"));
+        Ok(lock(&self.netns).contains(endpoint))
+    }
+
+    async fn publish(&self, task_id: &str, ports: &[PublishedPort]) -> Result<(), NetworkError> {
+        let list: Vec<String> = ports
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}:{}->{}:{}",
+                    p.protocol.as_str(),
+                    p.host_port,
+                    p.container_ip,
+                    p.container_port
+                )
+            })
+            .collect();
+        self.record(format!("publish {task_id} {}", list.join(",")));
+        if self.fail_publish.load(Ordering::SeqCst) {
+            return Err(NetworkError::InvalidConfig(
+                "recording: publish fails".into(),
+            ));
+        }
+        lock(&self.published).insert(task_id.to_owned(), ports.to_vec());
+        Ok(())
+    }
+
+    async fn unpublish(&self, task_id: &str) -> Result<(), NetworkError> {
+        self.record(format!("unpublish {task_id}"));
+        lock(&self.published).remove(task_id);
+        Ok(())
+    }
+
+    async fn list_published(&self) -> Result<Vec<String>, NetworkError> {
+        self.record("list_published".to_owned());
+        Ok(lock(&self.published).keys().cloned().collect())
+    }
+
+    fn host_port_free(&self, protocol: Protocol, port: u16) -> bool {
+        !lock(&self.busy_ports).contains(&(protocol, port))
     }
 }
 

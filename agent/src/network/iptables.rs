@@ -1,8 +1,11 @@
-//! The host's iptables rules for one bridge (egress masquerade, FORWARD accepts), each tagged with the comment `berth:<bridge>`, added and removed idempotently by running the `iptables` binary.
+//! The host's iptables rules for one bridge (egress masquerade, FORWARD accepts, tagged `berth:<bridge>`) and for each task's published ports (DNAT, tagged `berth:<bridge>:<task id>`), added and removed idempotently by running the `iptables` binary.
+
+use std::net::Ipv4Addr;
 
 use tokio::process::Command;
 
 use super::{NetworkError, TaskCidr};
+use crate::model::Protocol;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Rule {
@@ -35,6 +38,57 @@ pub(crate) fn host_rules(bridge: &str, cidr: TaskCidr) -> Vec<Rule> {
             insert: false,
             spec: spec(&["-s", &cidr, "!", "-o", bridge, "-j", "MASQUERADE"]),
         },
+        // Host clients of 127.0.0.1:<hostPort>: after the OUTPUT DNAT the
+        // packet leaves through the bridge (route_localnet is on there) and
+        // needs the gateway's address as its source to get an answer.
+        Rule {
+            table: "nat",
+            chain: "POSTROUTING",
+            insert: false,
+            spec: spec(&["-s", LOOPBACK, "-o", bridge, "-j", "MASQUERADE"]),
+        },
+        // A container reaching a published port through a host address is
+        // forwarded back into the bridge; without this its peer would answer
+        // it directly (wrong source) unless br_netfilter happens to be loaded.
+        Rule {
+            table: "nat",
+            chain: "POSTROUTING",
+            insert: false,
+            spec: spec(&[
+                "-s",
+                &cidr,
+                "-o",
+                bridge,
+                "-m",
+                "conntrack",
+                "--ctstate",
+                "DNAT",
+                "-j",
+                "MASQUERADE",
+            ]),
+        },
+        // route_localnet would also let tasks on the bridge reach services
+        // bound to the host's 127.0.0.1 (CVE-2020-8558): refuse new
+        // connections that way (answers to the host's own, de-NATed back to
+        // 127.0.0.1, are ESTABLISHED).
+        Rule {
+            table: "filter",
+            chain: "INPUT",
+            insert: true,
+            spec: spec(&[
+                "-i",
+                bridge,
+                "-d",
+                LOOPBACK,
+                "-m",
+                "conntrack",
+                "!",
+                "--ctstate",
+                "RELATED,ESTABLISHED",
+                "-j",
+                "DROP",
+            ]),
+        },
         Rule {
             table: "filter",
             chain: "FORWARD",
@@ -48,6 +102,122 @@ pub(crate) fn host_rules(bridge: &str, cidr: TaskCidr) -> Vec<Rule> {
             spec: spec(&["-o", bridge, "-j", "ACCEPT"]),
         },
     ]
+}
+
+const LOOPBACK: &str = "127.0.0.0/8";
+
+/// The comment that marks a task's rules: `berth:<bridge>:<task id>`.
+pub(crate) fn task_tag(bridge: &str, task_id: &str) -> String {
+    format!("berth:{bridge}:{task_id}")
+}
+
+/// A host port forwarded to a container's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublishedPort {
+    pub protocol: Protocol,
+    pub host_port: u16,
+    pub container_ip: Ipv4Addr,
+    pub container_port: u16,
+}
+
+/// The rules publishing `ports` of one task: DNAT of traffic to any local
+/// address's host port, arriving from outside (PREROUTING) or made on the
+/// host itself (OUTPUT, 127.0.0.1 included).
+pub(crate) fn publish_rules(bridge: &str, task_id: &str, ports: &[PublishedPort]) -> Vec<Rule> {
+    let tag = task_tag(bridge, task_id);
+    let mut rules = Vec::new();
+    for p in ports {
+        let proto = p.protocol.as_str();
+        let host_port = p.host_port.to_string();
+        let to = format!("{}:{}", p.container_ip, p.container_port);
+        let dnat = |chain| Rule {
+            table: "nat",
+            chain,
+            insert: false,
+            spec: [
+                "-p",
+                proto,
+                "-m",
+                "addrtype",
+                "--dst-type",
+                "LOCAL",
+                "-m",
+                proto,
+                "--dport",
+                &host_port,
+                "-m",
+                "comment",
+                "--comment",
+                &tag,
+                "-j",
+                "DNAT",
+                "--to-destination",
+                &to,
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+        };
+        rules.push(dnat("PREROUTING"));
+        rules.push(dnat("OUTPUT"));
+    }
+    rules
+}
+
+/// Task ids of the rules in `table` tagged `berth:<bridge>:<task id>`, with
+/// each rule's chain and spec, from `iptables -S`.
+pub(crate) async fn task_rules(
+    table: &'static str,
+    bridge: &str,
+) -> Result<Vec<(String, Rule)>, NetworkError> {
+    let args: Vec<String> = ["-w", "-t", table, "-S"].map(str::to_owned).to_vec();
+    let out = iptables(&args).await?;
+    check(&args, &out)?;
+    let prefix = format!("berth:{bridge}:");
+    Ok(parse_task_rules(
+        table,
+        &String::from_utf8_lossy(&out.stdout),
+        &prefix,
+    ))
+}
+
+fn parse_task_rules(table: &'static str, listing: &str, prefix: &str) -> Vec<(String, Rule)> {
+    let mut found = Vec::new();
+    for line in listing.lines() {
+        // Our tags hold no spaces, so splitting on whitespace keeps them whole.
+        let words: Vec<String> = line
+            .split_whitespace()
+            .map(|w| w.trim_matches('"').to_owned())
+            .collect();
+        let [a, chain, spec @ ..] = words.as_slice() else {
+            continue;
+        };
+        if a != "-A" {
+            continue;
+        }
+        let task = spec
+            .windows(2)
+            .find(|w| w[0] == "--comment")
+            .and_then(|w| w[1].strip_prefix(prefix));
+        let Some(task) = task.filter(|t| super::validate_task_id(t).is_ok()) else {
+            continue;
+        };
+        let Some(chain) = ["PREROUTING", "OUTPUT", "POSTROUTING", "INPUT", "FORWARD"]
+            .into_iter()
+            .find(|c| c == chain)
+        else {
+            continue;
+        };
+        found.push((
+            task.to_owned(),
+            Rule {
+                table,
+                chain,
+                insert: false,
+                spec: spec.to_vec(),
+            },
+        ));
+    }
+    found
 }
 
 impl Rule {
@@ -136,9 +306,47 @@ mod tests {
             lines,
             [
                 "-w -t nat -A POSTROUTING -s 10.131.0.0/16 ! -o berth0 -j MASQUERADE -m comment --comment berth:berth0",
+                "-w -t nat -A POSTROUTING -s 127.0.0.0/8 -o berth0 -j MASQUERADE -m comment --comment berth:berth0",
+                "-w -t nat -A POSTROUTING -s 10.131.0.0/16 -o berth0 -m conntrack --ctstate DNAT -j MASQUERADE -m comment --comment berth:berth0",
+                "-w -t filter -I INPUT -i berth0 -d 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED -j DROP -m comment --comment berth:berth0",
                 "-w -t filter -I FORWARD -i berth0 -j ACCEPT -m comment --comment berth:berth0",
                 "-w -t filter -I FORWARD -o berth0 -j ACCEPT -m comment --comment berth:berth0",
             ]
         );
+    }
+
+    #[test]
+    fn published_ports_become_dnat_rules_tagged_with_the_task() {
+        let port = PublishedPort {
+            protocol: Protocol::Tcp,
+            host_port: 32768,
+            container_ip: Ipv4Addr::new(10, 131, 0, 2),
+            container_port: 80,
+        };
+        let lines: Vec<String> = publish_rules("berth0", "abc", &[port])
+            .iter()
+            .map(|r| r.args("-A").join(" "))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "-w -t nat -A PREROUTING -p tcp -m addrtype --dst-type LOCAL -m tcp --dport 32768 -m comment --comment berth:berth0:abc -j DNAT --to-destination 10.131.0.2:80",
+                "-w -t nat -A OUTPUT -p tcp -m addrtype --dst-type LOCAL -m tcp --dport 32768 -m comment --comment berth:berth0:abc -j DNAT --to-destination 10.131.0.2:80",
+            ]
+        );
+    }
+
+    #[test]
+    fn task_rules_are_found_in_a_listing_by_their_tag() {
+        let listing = "-P PREROUTING ACCEPT\n\
+            -A PREROUTING -p tcp -m addrtype --dst-type LOCAL -m tcp --dport 32768 -m comment --comment \"berth:berth0:abc\" -j DNAT --to-destination 10.131.0.2:80\n\
+            -A OUTPUT -p udp -m comment --comment berth:berth0:def -j DNAT --to-destination 10.131.0.3:53\n\
+            -A OUTPUT -p udp -m comment --comment berth:other:abc -j DNAT --to-destination 10.1.0.3:53\n\
+            -A POSTROUTING -s 10.131.0.0/16 ! -o berth0 -m comment --comment berth:berth0 -j MASQUERADE\n";
+        let found = parse_task_rules("nat", listing, "berth:berth0:");
+        let tasks: Vec<(&str, &str)> = found.iter().map(|(t, r)| (t.as_str(), r.chain)).collect();
+        assert_eq!(tasks, [("abc", "PREROUTING"), ("def", "OUTPUT")]);
+        assert_eq!(found[0].1.spec[0], "-p");
+        assert!(found[0].1.spec.contains(&"berth:berth0:abc".to_owned()));
     }
 }

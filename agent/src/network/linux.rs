@@ -10,9 +10,10 @@ use tracing::{debug, info, warn};
 
 use super::netlink::{self, Netlink};
 use super::{
-    host_veth_name, iptables, netns, netns_name, validate_task_id, NetworkConfig, NetworkError,
-    NetworkSetup, TaskNetwork,
+    host_veth_name, iptables, netns, netns_name, validate_endpoint, validate_task_id,
+    NetworkConfig, NetworkError, NetworkSetup, PublishedPort, TaskNetwork,
 };
+use crate::model::Protocol;
 
 const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
 
@@ -171,6 +172,12 @@ impl NetworkSetup for LinuxNetwork {
         for rule in iptables::host_rules(&config.bridge, config.cidr) {
             rule.ensure().await?;
         }
+        // So host clients can use 127.0.0.1:<hostPort> (see the OUTPUT DNAT
+        // rules); scoped to this bridge, and guarded by an INPUT rule.
+        write_sysctl(
+            &format!("/proc/sys/net/ipv4/conf/{}/route_localnet", config.bridge),
+            "1",
+        )?;
         if config.enable_ip_forward {
             enable_ip_forward()?;
         }
@@ -181,7 +188,7 @@ impl NetworkSetup for LinuxNetwork {
 
     async fn setup_task(&self, task_id: &str, ip: Ipv4Addr) -> Result<TaskNetwork, NetworkError> {
         let started = Instant::now();
-        validate_task_id(task_id)?;
+        validate_endpoint(task_id)?;
         let cidr = self.config.cidr;
         if !cidr.is_task_address(ip) {
             return Err(NetworkError::AddressNotInCidr {
@@ -226,7 +233,7 @@ impl NetworkSetup for LinuxNetwork {
 
     async fn teardown_task(&self, task_id: &str) -> Result<(), NetworkError> {
         let started = Instant::now();
-        validate_task_id(task_id)?;
+        validate_endpoint(task_id)?;
         // Deleting the host end removes the pair at once; leaving it to the
         // namespace's destruction would happen later, in the background.
         Netlink::connect("the host")?
@@ -250,6 +257,68 @@ impl NetworkSetup for LinuxNetwork {
             source,
         })
     }
+
+    async fn owns_endpoint(&self, endpoint: &str) -> Result<bool, NetworkError> {
+        validate_endpoint(endpoint)?;
+        let nl = Netlink::connect("the host")?;
+        let Some(bridge) = nl.link(&self.config.bridge).await? else {
+            return Ok(false);
+        };
+        Ok(nl
+            .link(&host_veth_name(endpoint))
+            .await?
+            .is_some_and(|veth| netlink::controller(&veth) == Some(bridge.header.index)))
+    }
+
+    async fn publish(&self, task_id: &str, ports: &[PublishedPort]) -> Result<(), NetworkError> {
+        validate_task_id(task_id)?;
+        for rule in iptables::publish_rules(&self.config.bridge, task_id, ports) {
+            if let Err(e) = rule.ensure().await {
+                if let Err(cleanup) = self.unpublish(task_id).await {
+                    warn!(task_id, error = %cleanup, "removing half-published ports failed");
+                }
+                return Err(e);
+            }
+        }
+        debug!(task_id, ports = ports.len(), "ports published");
+        Ok(())
+    }
+
+    async fn unpublish(&self, task_id: &str) -> Result<(), NetworkError> {
+        validate_task_id(task_id)?;
+        for (task, rule) in iptables::task_rules("nat", &self.config.bridge).await? {
+            if task == task_id {
+                rule.remove().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn list_published(&self) -> Result<Vec<String>, NetworkError> {
+        let mut ids: Vec<String> = iptables::task_rules("nat", &self.config.bridge)
+            .await?
+            .into_iter()
+            .map(|(task, _)| task)
+            .collect();
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    fn host_port_free(&self, protocol: Protocol, port: u16) -> bool {
+        let any = std::net::Ipv4Addr::UNSPECIFIED;
+        match protocol {
+            Protocol::Tcp => std::net::TcpListener::bind((any, port)).is_ok(),
+            Protocol::Udp => std::net::UdpSocket::bind((any, port)).is_ok(),
+        }
+    }
+}
+
+fn write_sysctl(path: &str, value: &str) -> Result<(), NetworkError> {
+    std::fs::write(path, value).map_err(|source| NetworkError::Sysctl {
+        path: path.into(),
+        source,
+    })
 }
 
 fn enable_ip_forward() -> Result<(), NetworkError> {

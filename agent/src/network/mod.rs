@@ -1,5 +1,8 @@
-//! Task networking in the style of ECS `awsvpc`: each task gets its own network namespace with one `eth0`, wired by a veth pair to a host bridge that is the tasks' gateway.
+//! Task networking: network namespaces with one `eth0`, wired by a veth pair to a host bridge that is their gateway (one per task in `awsvpc` mode, one per container in `bridge` mode), and host ports published to them with DNAT.
 //!
+//! A namespace on the bridge is an *endpoint*, named by an endpoint id: the
+//! task id for an `awsvpc` task, `<task id>-<container index>` for a
+//! container of a `bridge` task.
 //! [`NetworkSetup`] is the seam the rest of the agent uses; [`LinuxNetwork`]
 //! does it for real (rtnetlink, bind-mounted namespace files, iptables), and
 //! [`RecordingNetwork`] only records calls, for tests.
@@ -11,6 +14,7 @@ mod iptables;
 mod linux;
 mod netlink;
 mod netns;
+mod ports;
 
 use std::future::Future;
 use std::net::Ipv4Addr;
@@ -19,7 +23,11 @@ use std::path::PathBuf;
 pub use cidr::TaskCidr;
 pub use error::NetworkError;
 pub use fake::RecordingNetwork;
+pub use iptables::PublishedPort;
 pub use linux::LinuxNetwork;
+pub use ports::{assign, AssignedPort, HostPortRange, PortError, PortMode, ECS_RESERVED_TCP_PORTS};
+
+use crate::model::Protocol;
 
 /// Where `ip netns` keeps its namespace files; using it lets operators run
 /// `ip netns exec berth-<task id> ...`.
@@ -29,6 +37,12 @@ pub const NETNS_PREFIX: &str = "berth-";
 /// Prefix of the host end of a task's veth pair: `bv<first 12 chars of the task id>`.
 pub const HOST_VETH_PREFIX: &str = "bv";
 const HOST_VETH_ID_CHARS: usize = 12;
+/// Prefix of the host end of a bridge-mode container's veth pair:
+/// `bc<first 10 chars of the task id><container index, 2 hex digits>`.
+pub const CONTAINER_VETH_PREFIX: &str = "bc";
+const CONTAINER_VETH_ID_CHARS: usize = 10;
+/// Most containers a bridge-mode task may have (its index must fit 2 hex digits).
+pub const MAX_BRIDGE_CONTAINERS: usize = 256;
 /// Linux interface names hold at most 15 bytes (IFNAMSIZ - 1).
 pub const MAX_IFNAME_LEN: usize = 15;
 
@@ -121,23 +135,62 @@ pub trait NetworkSetup: Send + Sync + 'static {
     /// and the egress NAT and FORWARD rules.
     fn ensure_host(&self) -> impl Future<Output = Result<(), NetworkError>> + Send;
 
-    /// Create netns `berth-<task_id>` with `eth0` holding `ip`, `lo` up and a
-    /// default route via the gateway, joined to the bridge by a veth pair
-    /// whose host end is `bv<first 12 chars of task_id>`. Leftovers of an
-    /// earlier setup of the same task are replaced.
+    /// Create netns `berth-<endpoint>` with `eth0` holding `ip`, `lo` up and
+    /// a default route via the gateway, joined to the bridge by a veth pair
+    /// whose host end is [`host_veth_name`]. Leftovers of an earlier setup
+    /// of the same endpoint are replaced. `endpoint` is a task id or a
+    /// [`container_endpoint`].
     fn setup_task(
         &self,
-        task_id: &str,
+        endpoint: &str,
         ip: Ipv4Addr,
     ) -> impl Future<Output = Result<TaskNetwork, NetworkError>> + Send;
 
-    /// Remove the veth and the netns; missing pieces are fine.
-    fn teardown_task(&self, task_id: &str)
-        -> impl Future<Output = Result<(), NetworkError>> + Send;
+    /// Remove the endpoint's veth and netns; missing pieces are fine.
+    fn teardown_task(
+        &self,
+        endpoint: &str,
+    ) -> impl Future<Output = Result<(), NetworkError>> + Send;
 
-    /// Task ids that have a `berth-*` netns under the netns dir, to clean up
-    /// leftovers when the agent starts.
+    /// Endpoint ids that have a `berth-*` netns under the netns dir, to
+    /// clean up leftovers when the agent starts.
     fn list_task_netns(&self) -> impl Future<Output = Result<Vec<String>, NetworkError>> + Send;
+
+    /// Whether the endpoint's host veth is a port of this host's bridge:
+    /// several agents may share a netns dir, and each cleans only its own.
+    fn owns_endpoint(
+        &self,
+        endpoint: &str,
+    ) -> impl Future<Output = Result<bool, NetworkError>> + Send;
+
+    /// Forward each host port to its container (DNAT), with rules tagged
+    /// after the task. All or nothing: on failure the task's rules are gone.
+    fn publish(
+        &self,
+        task_id: &str,
+        ports: &[PublishedPort],
+    ) -> impl Future<Output = Result<(), NetworkError>> + Send;
+
+    /// Remove every rule tagged with the task; none is fine.
+    fn unpublish(&self, task_id: &str) -> impl Future<Output = Result<(), NetworkError>> + Send;
+
+    /// Task ids that have published-port rules for this bridge.
+    fn list_published(&self) -> impl Future<Output = Result<Vec<String>, NetworkError>> + Send;
+
+    /// Whether nothing on the host listens on the port (a bind succeeds).
+    fn host_port_free(&self, protocol: Protocol, port: u16) -> bool;
+}
+
+/// The endpoint id of container `index` of a bridge-mode task.
+#[must_use]
+pub fn container_endpoint(task_id: &str, index: usize) -> String {
+    format!("{task_id}-{index}")
+}
+
+/// The task an endpoint id belongs to.
+#[must_use]
+pub fn endpoint_task_id(endpoint: &str) -> &str {
+    endpoint.split_once('-').map_or(endpoint, |(task, _)| task)
 }
 
 /// `berth-<task_id>`.
@@ -146,12 +199,43 @@ pub fn netns_name(task_id: &str) -> String {
     format!("{NETNS_PREFIX}{task_id}")
 }
 
-/// `bv` plus the first 12 characters of the task id: 14 characters, within
-/// the kernel's 15. Task ids are random hex, so 48 bits keep them apart.
+/// For a task: `bv` plus the first 12 characters of the task id: 14
+/// characters, within the kernel's 15. Task ids are random hex, so 48 bits
+/// keep them apart. For a container endpoint: `bc`, 10 characters of the
+/// task id and the container index in 2 hex digits.
 #[must_use]
-pub fn host_veth_name(task_id: &str) -> String {
-    let short: String = task_id.chars().take(HOST_VETH_ID_CHARS).collect();
-    format!("{HOST_VETH_PREFIX}{short}")
+pub fn host_veth_name(endpoint: &str) -> String {
+    if let Some((task_id, index)) = endpoint.split_once('-') {
+        let short: String = task_id.chars().take(CONTAINER_VETH_ID_CHARS).collect();
+        let index: usize = index.parse().unwrap_or(0);
+        format!(
+            "{CONTAINER_VETH_PREFIX}{short}{:02x}",
+            index % MAX_BRIDGE_CONTAINERS
+        )
+    } else {
+        let short: String = endpoint.chars().take(HOST_VETH_ID_CHARS).collect();
+        format!("{HOST_VETH_PREFIX}{short}")
+    }
+}
+
+/// A task id, or a task id, `-` and a container index below
+/// [`MAX_BRIDGE_CONTAINERS`] (decimal, no leading zeros).
+pub(crate) fn validate_endpoint(endpoint: &str) -> Result<(), NetworkError> {
+    let Some((task_id, index)) = endpoint.split_once('-') else {
+        return validate_task_id(endpoint);
+    };
+    validate_task_id(task_id)?;
+    let ok = index
+        .parse::<usize>()
+        .is_ok_and(|i| i < MAX_BRIDGE_CONTAINERS && i.to_string() == index);
+    if ok {
+        Ok(())
+    } else {
+        Err(NetworkError::InvalidTaskId {
+            task_id: endpoint.to_owned(),
+            reason: "container index must be a number below 256",
+        })
+    }
 }
 
 /// Task ids become file and interface names, so only lowercase letters and
@@ -190,6 +274,29 @@ mod tests {
     fn host_veth_name_fits_ifnamsiz() {
         for id in [TASK_ID, "f", &"f".repeat(64)] {
             assert!(host_veth_name(id).len() <= MAX_IFNAME_LEN);
+            assert!(host_veth_name(&container_endpoint(id, 255)).len() <= MAX_IFNAME_LEN);
+        }
+    }
+
+    #[test]
+    fn container_endpoints_name_their_task_and_index() {
+        let e = container_endpoint(TASK_ID, 10);
+        assert_eq!(e, format!("{TASK_ID}-10"));
+        assert_eq!(endpoint_task_id(&e), TASK_ID);
+        assert_eq!(endpoint_task_id(TASK_ID), TASK_ID);
+        assert_eq!(netns_name(&e), format!("berth-{TASK_ID}-10"));
+        assert_eq!(host_veth_name(&e), "bc01234567890a");
+        assert_ne!(
+            host_veth_name(&e),
+            host_veth_name(&container_endpoint(TASK_ID, 11))
+        );
+        assert!(validate_endpoint(&e).is_ok());
+        assert!(validate_endpoint(TASK_ID).is_ok());
+        for bad in ["abc-", "abc-256", "abc-01", "abc-x", "-1", "abc-1-2"] {
+            assert!(
+                validate_endpoint(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 

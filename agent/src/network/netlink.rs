@@ -268,6 +268,14 @@ impl Netlink {
     }
 }
 
+/// Index of the link's controller (the bridge it is a port of), if any.
+pub(crate) fn controller(link: &LinkMessage) -> Option<u32> {
+    link.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Controller(index) => Some(*index),
+        _ => None,
+    })
+}
+
 fn is_bridge(link: &LinkMessage) -> bool {
     link.attributes.iter().any(|a| match a {
         LinkAttribute::LinkInfo(infos) => infos

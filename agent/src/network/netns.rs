@@ -87,7 +87,7 @@ pub(crate) fn remove(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Task ids of the `berth-<task id>` files in `dir`; a missing dir has none.
+/// Endpoint ids of the `berth-<endpoint>` files in `dir`; a missing dir has none.
 pub(crate) fn list(dir: &Path) -> io::Result<Vec<String>> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -98,7 +98,7 @@ pub(crate) fn list(dir: &Path) -> io::Result<Vec<String>> {
     for entry in entries {
         let name = entry?.file_name();
         if let Some(id) = name.to_str().and_then(|n| n.strip_prefix(NETNS_PREFIX)) {
-            if super::validate_task_id(id).is_ok() {
+            if super::validate_endpoint(id).is_ok() {
                 ids.push(id.to_owned());
             }
         }
@@ -142,13 +142,17 @@ mod tests {
         let id = "0123456789abcdef0123456789abcdef";
         for name in [
             format!("berth-{id}"),
+            format!("berth-{id}-3"),
             "berth-".to_owned(),
             "berth-NOT_AN_ID".to_owned(),
             "other-ns".to_owned(),
         ] {
             File::create(dir.path().join(name)).unwrap();
         }
-        assert_eq!(list(dir.path()).unwrap(), vec![id.to_owned()]);
+        assert_eq!(
+            list(dir.path()).unwrap(),
+            vec![id.to_owned(), format!("{id}-3")]
+        );
         assert!(list(&dir.path().join("missing")).unwrap().is_empty());
     }
 

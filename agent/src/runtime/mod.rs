@@ -127,8 +127,10 @@ pub struct ContainerSpec {
     pub user: String,
     pub hostname: String,
     /// Network namespace to join (must exist before `create_container`); `None` gives the
-    /// container a fresh, unconnected one.
+    /// container a fresh, unconnected one (only `lo`), unless `host_network`.
     pub netns_path: Option<PathBuf>,
+    /// Share the host's network namespace (ECS `host` mode); wins over `netns_path`.
+    pub host_network: bool,
     /// e.g. `/berth/<ns>/<task>/<container>`.
     pub cgroups_path: String,
     pub memory_limit_bytes: Option<i64>,

@@ -121,10 +121,13 @@ pub fn build_spec(spec: &ContainerSpec, user: &ProcessUser) -> Value {
         json!({"type": "uts"}),
         json!({"type": "mount"}),
     ];
-    namespaces.push(match &spec.netns_path {
-        Some(path) => json!({"type": "network", "path": path}),
-        None => json!({"type": "network"}),
-    });
+    // No network namespace entry at all: the container stays in the host's.
+    if !spec.host_network {
+        namespaces.push(match &spec.netns_path {
+            Some(path) => json!({"type": "network", "path": path}),
+            None => json!({"type": "network"}),
+        });
+    }
 
     let mut mounts = default_mounts();
     apply_linux_mounts(&mut mounts, &spec.linux);
@@ -471,6 +474,19 @@ mod tests {
             .map(|n| n["type"].as_str().unwrap())
             .collect();
         assert_eq!(types, ["pid", "ipc", "uts", "mount", "network"]);
+        s.host_network = true;
+        let v = build_spec(&s, &root());
+        let types: Vec<_> = v["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            types,
+            ["pid", "ipc", "uts", "mount"],
+            "host mode shares the host's network"
+        );
     }
 
     #[test]

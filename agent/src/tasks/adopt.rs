@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use tokio::sync::mpsc;
 
-use super::provision::Provisioned;
+use super::provision::{Networking, Provisioned};
 use super::supervisor::{
     set_container, task_dir, Event, Running, StopCause, Supervisor, OOM_REASON,
 };
@@ -80,6 +80,7 @@ pub async fn adopted_phases<R: ContainerRuntime>(
 
 impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C> {
     /// Picks a task up where the previous agent run left it.
+    #[allow(clippy::too_many_lines)] // adopting each container, then the network
     pub(super) async fn reattach(
         &mut self,
         report: &mut TaskReport,
@@ -156,15 +157,33 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
             run.phases.insert(def.name.clone(), phase);
         }
         self.send(report);
-        let netns = (spec.network_mode == NetworkMode::Awsvpc).then(|| {
+        let netns_path = |endpoint: &str| {
             host.config
                 .netns_dir
-                .join(crate::network::netns_name(&spec.id))
-        });
-        let ipv4 = report.private_ipv4.as_deref().and_then(|s| s.parse().ok());
+                .join(crate::network::netns_name(endpoint))
+        };
+        let mut net = Networking {
+            host_network: spec.network_mode == NetworkMode::Host,
+            ..Networking::default()
+        };
+        match spec.network_mode {
+            NetworkMode::Awsvpc => {
+                net.netns = Some(netns_path(&spec.id));
+                net.ipv4 = report.private_ipv4.as_deref().and_then(|s| s.parse().ok());
+            }
+            NetworkMode::Bridge => {
+                for (i, def) in spec.containers.iter().enumerate() {
+                    let endpoint = crate::network::container_endpoint(&spec.id, i);
+                    if let Some(ip) = host.ip_of(&endpoint) {
+                        net.containers
+                            .insert(def.name.clone(), (netns_path(&endpoint), ip));
+                    }
+                }
+            }
+            NetworkMode::Host | NetworkMode::None => {}
+        }
         Ok(Provisioned {
-            netns,
-            ipv4,
+            net,
             task_dir: task_dir(&host, &spec.id),
             images,
         })

@@ -16,6 +16,8 @@ pub struct TaskContext<'a> {
     pub region: &'a str,
     pub netns_path: Option<&'a Path>,
     pub ipv4: Option<Ipv4Addr>,
+    /// The container shares the host's network namespace.
+    pub host_network: bool,
     /// Task cgroup path (relative to the hierarchy root).
     pub cgroup_path: &'a str,
     pub task_dir: &'a Path,
@@ -186,6 +188,7 @@ pub fn container_spec(
             .unwrap_or_else(|| image.config.user.clone()),
         hostname: hostname(ctx.ipv4, &ctx.spec.id),
         netns_path: ctx.netns_path.map(Path::to_path_buf),
+        host_network: ctx.host_network,
         cgroups_path: format!("/{}/{}", ctx.cgroup_path, def.name),
         memory_limit_bytes: def.memory_mib.filter(|m| *m > 0).map(mib),
         memory_reservation_bytes: def.memory_reservation_mib.filter(|m| *m > 0).map(mib),
@@ -271,6 +274,7 @@ mod tests {
             health_check: None,
             start_timeout: None,
             options: crate::model::ContainerOptions::default(),
+            port_mappings: vec![],
         }
     }
 

@@ -16,8 +16,8 @@ use crate::cgroups::CgroupManager;
 use crate::config::AgentConfig;
 use crate::local_state::{LocalState, TaskRecord};
 use crate::metadata::MetadataRegistry;
-use crate::model::{ContainerReport, DesiredStatus, TaskReport, TaskSpec};
-use crate::network::{NetworkSetup, TaskCidr};
+use crate::model::{ContainerReport, DesiredStatus, PortMapping, Protocol, TaskReport, TaskSpec};
+use crate::network::{self, AssignedPort, NetworkSetup, PortError, PortMode, TaskCidr};
 use crate::runtime::ContainerRuntime;
 
 /// The host-side parts every supervisor uses.
@@ -30,8 +30,17 @@ pub struct Host<R, N, C> {
     pub cidr: TaskCidr,
     /// What the task metadata endpoint serves; supervisors keep it current.
     pub metadata: MetadataRegistry,
-    /// Addresses held by tasks (task id -> address).
+    /// Addresses held by endpoints (task id or container endpoint -> address).
     addresses: Mutex<HashMap<String, Ipv4Addr>>,
+    /// Host ports held by tasks.
+    ports: Mutex<PortBook>,
+}
+
+/// Which task holds each host port, and where the next dynamic search starts.
+#[derive(Default)]
+struct PortBook {
+    held: HashMap<(Protocol, u16), String>,
+    cursor: u16,
 }
 
 impl<R, N, C> Host<R, N, C> {
@@ -57,15 +66,21 @@ impl<R, N, C> Host<R, N, C> {
             cidr,
             metadata,
             addresses: Mutex::new(HashMap::new()),
+            ports: Mutex::new(PortBook::default()),
         }
     }
 
-    /// Holds `ip` for `task_id` (an address recorded by a previous agent run).
+    /// Holds `ip` for an endpoint (an address recorded by a previous agent run).
     pub fn hold_ip(&self, task_id: &str, ip: Ipv4Addr) {
         self.addresses
             .lock()
             .unwrap()
             .insert(task_id.to_string(), ip);
+    }
+
+    /// The address an endpoint holds.
+    pub fn ip_of(&self, endpoint: &str) -> Option<Ipv4Addr> {
+        self.addresses.lock().unwrap().get(endpoint).copied()
     }
 
     /// Serves task metadata from `metadata` (e.g. on another port) instead.
@@ -74,7 +89,8 @@ impl<R, N, C> Host<R, N, C> {
         self
     }
 
-    /// The lowest free task address, held for `task_id` until `forget`.
+    /// The lowest free task address, held for the endpoint until its task is
+    /// forgotten.
     pub fn allocate_ip(&self, task_id: &str) -> Option<Ipv4Addr> {
         let mut addresses = self.addresses.lock().unwrap();
         if let Some(ip) = addresses.get(task_id) {
@@ -92,8 +108,64 @@ impl<R, N, C> Host<R, N, C> {
         }
     }
 
+    /// Holds host ports a previous agent run gave the task.
+    pub fn hold_ports(&self, task_id: &str, ports: impl IntoIterator<Item = (Protocol, u16)>) {
+        let mut book = self.ports.lock().unwrap();
+        for p in ports {
+            book.held.insert(p, task_id.to_string());
+        }
+    }
+
+    /// Decides and holds the host ports of a task's `mappings` (with their
+    /// container indexes): refused if a static one is reserved, held by
+    /// another task, or bound by something on the host.
+    pub fn reserve_ports(
+        &self,
+        task_id: &str,
+        mappings: &[(usize, PortMapping)],
+        mode: PortMode,
+    ) -> Result<Vec<AssignedPort>, PortError>
+    where
+        N: NetworkSetup,
+    {
+        let mut book = self.ports.lock().unwrap();
+        let reserved = |protocol, port| match protocol {
+            Protocol::Tcp => self.config.reserved_tcp_ports.contains(&port),
+            Protocol::Udp => self.config.reserved_udp_ports.contains(&port),
+        };
+        let assigned = network::assign(
+            mappings,
+            mode,
+            self.config.dynamic_host_ports,
+            book.cursor,
+            |protocol, port| {
+                book.held
+                    .get(&(protocol, port))
+                    .is_some_and(|holder| holder != task_id)
+                    || reserved(protocol, port)
+                    || !self.network.host_port_free(protocol, port)
+            },
+        )?;
+        for a in &assigned {
+            book.held
+                .insert((a.protocol, a.host_port), task_id.to_string());
+            if self.config.dynamic_host_ports.contains(a.host_port) {
+                book.cursor = a.host_port.wrapping_add(1);
+            }
+        }
+        Ok(assigned)
+    }
+
     pub(super) fn forget(&self, task_id: &str) {
-        self.addresses.lock().unwrap().remove(task_id);
+        self.addresses
+            .lock()
+            .unwrap()
+            .retain(|endpoint, _| network::endpoint_task_id(endpoint) != task_id);
+        self.ports
+            .lock()
+            .unwrap()
+            .held
+            .retain(|_, holder| holder != task_id);
         if let Err(e) = self.state.remove_task(task_id) {
             tracing::error!(task_id, error = %e, "could not remove task record");
         }
@@ -226,16 +298,71 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> TaskManager<R, N, C
         }
     }
 
+    /// Removes namespaces (on this agent's bridge) and published-port rules
+    /// of tasks this agent has no record of: left by a run that crashed
+    /// between cleaning a task and forgetting it, or by hand.
+    async fn remove_orphans(&self, known: &HashSet<String>) {
+        let net = &self.host.network;
+        match net.list_task_netns().await {
+            Ok(endpoints) => {
+                for endpoint in endpoints {
+                    let task_id = network::endpoint_task_id(&endpoint);
+                    if known.contains(task_id) {
+                        continue;
+                    }
+                    match net.owns_endpoint(&endpoint).await {
+                        Ok(true) => {
+                            tracing::info!(
+                                endpoint,
+                                "removing the network of a task that no longer exists"
+                            );
+                            if let Err(e) = net.teardown_task(&endpoint).await {
+                                tracing::error!(endpoint, error = %e, "could not remove an orphaned network");
+                            }
+                        }
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::warn!(endpoint, error = %e, "could not inspect a namespace");
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "could not list task namespaces"),
+        }
+        match net.list_published().await {
+            Ok(tasks) => {
+                for task_id in tasks.iter().filter(|t| !known.contains(*t)) {
+                    tracing::info!(
+                        task_id,
+                        "removing published ports of a task that no longer exists"
+                    );
+                    if let Err(e) = net.unpublish(task_id).await {
+                        tracing::error!(task_id, error = %e, "could not remove orphaned port rules");
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "could not list published ports"),
+        }
+    }
+
     /// Adopts what a previous run of the agent left: every recorded task
     /// gets a supervisor again. Running containers keep running (not
     /// restarted), containers that exited meanwhile are reported with their
     /// exit codes, and tasks that were stopping finish stopping. The control
     /// plane's next desired set then says which tasks to keep.
     pub async fn recover(&self) {
-        let records = self.host.state.tasks().unwrap_or_else(|e| {
-            tracing::error!(error = %e, "could not read task records");
-            vec![]
-        });
+        let records = match self.host.state.tasks() {
+            Ok(records) => {
+                let known: HashSet<String> = records.iter().map(|r| r.spec.id.clone()).collect();
+                self.remove_orphans(&known).await;
+                records
+            }
+            Err(e) => {
+                // Without the records nothing can be told apart from an orphan.
+                tracing::error!(error = %e, "could not read task records");
+                vec![]
+            }
+        };
         for rec in records {
             let spec = rec.spec;
             let mut report = rec.last_report;
@@ -243,6 +370,17 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> TaskManager<R, N, C
             if let Some(ip) = rec.ipv4 {
                 self.host.hold_ip(&spec.id, ip);
             }
+            for (endpoint, ip) in &rec.endpoints {
+                self.host.hold_ip(endpoint, *ip);
+            }
+            self.host.hold_ports(
+                &spec.id,
+                report
+                    .containers
+                    .iter()
+                    .flat_map(|c| &c.network_bindings)
+                    .map(|b| (b.protocol, b.host_port)),
+            );
             let phases = adopt::adopted_phases(&self.host.runtime, &spec, &report).await;
             let stopping = matches!(
                 report.last_status.as_str(),

@@ -10,20 +10,42 @@ use super::container_spec;
 use super::supervisor::{set_container, task_dir, StopCause, Supervisor};
 use crate::cgroups::{CgroupManager, TaskLimits};
 use crate::local_state::TaskRecord;
-use crate::model::{now_ms, NetworkMode, TaskReport};
-use crate::network::NetworkSetup;
+use crate::model::{now_ms, NetworkBinding, NetworkMode, PortMapping, TaskReport};
+use crate::network::{self, NetworkSetup, PortMode, PublishedPort};
 use crate::runtime::{ContainerRuntime, Image, RuntimeError};
+
+/// A task's network as its containers join it.
+#[derive(Debug, Default)]
+pub(super) struct Networking {
+    /// The task's namespace and address (awsvpc).
+    pub netns: Option<PathBuf>,
+    pub ipv4: Option<Ipv4Addr>,
+    /// Each container's namespace and address, by name (bridge).
+    pub containers: HashMap<String, (PathBuf, Ipv4Addr)>,
+    /// The containers share the host's namespace (host).
+    pub host_network: bool,
+}
+
+impl Networking {
+    /// Namespace, address and host flag for one container; no namespace
+    /// and not host: a fresh namespace with only `lo` (none).
+    pub fn of(&self, container: &str) -> (Option<&std::path::Path>, Option<Ipv4Addr>, bool) {
+        match self.containers.get(container) {
+            Some((path, ip)) => (Some(path.as_path()), Some(*ip), false),
+            None => (self.netns.as_deref(), self.ipv4, self.host_network),
+        }
+    }
+}
 
 /// What a provisioned task has on the host.
 pub(super) struct Provisioned {
-    pub netns: Option<PathBuf>,
-    pub ipv4: Option<Ipv4Addr>,
+    pub net: Networking,
     pub task_dir: PathBuf,
     /// Pulled images by reference.
     pub images: HashMap<String, Image>,
 }
 
-fn failed(reason: &str) -> StopCause {
+pub(super) fn failed(reason: &str) -> StopCause {
     StopCause {
         code: "TaskFailedToStart",
         reason: format!("TaskFailedToStart: {reason}"),
@@ -57,34 +79,8 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
         std::fs::create_dir_all(&task_dir)
             .map_err(|e| failed(&format!("could not create {}: {e}", task_dir.display())))?;
 
-        // Network: address first, recorded before the namespace exists.
-        let mut netns = None;
-        let mut ipv4 = None;
-        if spec.network_mode == NetworkMode::Awsvpc {
-            let ip = host
-                .allocate_ip(&spec.id)
-                .ok_or_else(|| failed("no free address left in the task CIDR"))?;
-            host.record(&TaskRecord {
-                spec: spec.clone(),
-                ipv4: Some(ip),
-                last_report: report.clone(),
-            });
-            let net = host
-                .network
-                .setup_task(&spec.id, ip)
-                .await
-                .map_err(|e| failed(&format!("network setup failed: {e}")))?;
-            report.private_ipv4 = Some(net.ipv4.to_string());
-            report.mac_address = Some(net.mac.clone());
-            netns = Some(net.netns_path);
-            ipv4 = Some(ip);
-        } else {
-            host.record(&TaskRecord {
-                spec: spec.clone(),
-                ipv4: None,
-                last_report: report.clone(),
-            });
-        }
+        let net = self.provision_network(report).await?;
+        let ipv4 = net.ipv4;
         let hostname = container_spec::hostname(ipv4, &spec.id);
         let write = |name: &str, text: &str| {
             std::fs::write(task_dir.join(name), text)
@@ -150,10 +146,118 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
             return Err(user_stopped());
         }
         Ok(Provisioned {
-            netns,
-            ipv4,
+            net,
             task_dir,
             images,
         })
+    }
+
+    /// Addresses first, recorded before any namespace exists; then the
+    /// namespaces (one per task in awsvpc mode, one per container in bridge
+    /// mode), then the host ports, recorded (in the report) before their
+    /// rules exist.
+    #[allow(clippy::too_many_lines)] // the network steps in order
+    async fn provision_network(&self, report: &mut TaskReport) -> Result<Networking, StopCause> {
+        let host = &self.host;
+        let spec = &self.spec;
+        let mut net = Networking {
+            host_network: spec.network_mode == NetworkMode::Host,
+            ..Networking::default()
+        };
+        let endpoints: Vec<String> = match spec.network_mode {
+            NetworkMode::Awsvpc => vec![spec.id.clone()],
+            NetworkMode::Bridge => (0..spec.containers.len())
+                .map(|i| network::container_endpoint(&spec.id, i))
+                .collect(),
+            NetworkMode::Host | NetworkMode::None => vec![],
+        };
+        if endpoints.len() > network::MAX_BRIDGE_CONTAINERS {
+            return Err(failed("a bridge-mode task may have at most 256 containers"));
+        }
+        let mut addresses = Vec::with_capacity(endpoints.len());
+        for endpoint in &endpoints {
+            let ip = host
+                .allocate_ip(endpoint)
+                .ok_or_else(|| failed("no free address left in the task CIDR"))?;
+            addresses.push((endpoint.clone(), ip));
+        }
+        let record = |report: &TaskReport| {
+            host.record(&TaskRecord {
+                spec: spec.clone(),
+                ipv4: (spec.network_mode == NetworkMode::Awsvpc)
+                    .then(|| addresses.first().map(|(_, ip)| *ip))
+                    .flatten(),
+                last_report: report.clone(),
+                endpoints: if spec.network_mode == NetworkMode::Bridge {
+                    addresses.clone()
+                } else {
+                    vec![]
+                },
+            });
+        };
+        record(report);
+        for (i, (endpoint, ip)) in addresses.iter().enumerate() {
+            let wired = host
+                .network
+                .setup_task(endpoint, *ip)
+                .await
+                .map_err(|e| failed(&format!("network setup failed: {e}")))?;
+            if spec.network_mode == NetworkMode::Awsvpc {
+                report.private_ipv4 = Some(wired.ipv4.to_string());
+                report.mac_address = Some(wired.mac.clone());
+                net.netns = Some(wired.netns_path);
+                net.ipv4 = Some(*ip);
+            } else {
+                net.containers
+                    .insert(spec.containers[i].name.clone(), (wired.netns_path, *ip));
+            }
+        }
+
+        let mode = match spec.network_mode {
+            NetworkMode::Bridge => PortMode::Bridge,
+            NetworkMode::Host => PortMode::Host,
+            // awsvpc tasks are reached at their own address; none has no ports.
+            NetworkMode::Awsvpc | NetworkMode::None => return Ok(net),
+        };
+        let mappings: Vec<(usize, PortMapping)> = spec
+            .containers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, c)| c.port_mappings.iter().map(move |m| (i, *m)))
+            .collect();
+        if mappings.is_empty() {
+            return Ok(net);
+        }
+        let assigned = host
+            .reserve_ports(&spec.id, &mappings, mode)
+            .map_err(|e| failed(&format!("cannot publish the task's ports: {e}")))?;
+        for a in &assigned {
+            let name = &spec.containers[a.container].name;
+            set_container(report, name, |r| {
+                r.network_bindings.push(NetworkBinding {
+                    bind_ip: "0.0.0.0".into(),
+                    container_port: a.container_port,
+                    host_port: a.host_port,
+                    protocol: a.protocol,
+                });
+            });
+        }
+        record(report);
+        if mode == PortMode::Bridge {
+            let published: Vec<PublishedPort> = assigned
+                .iter()
+                .map(|a| PublishedPort {
+                    protocol: a.protocol,
+                    host_port: a.host_port,
+                    container_ip: addresses[a.container].1,
+                    container_port: a.container_port,
+                })
+                .collect();
+            host.network
+                .publish(&spec.id, &published)
+                .await
+                .map_err(|e| failed(&format!("cannot publish the task's ports: {e}")))?;
+        }
+        Ok(net)
     }
 }

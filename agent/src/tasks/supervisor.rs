@@ -202,11 +202,13 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
     ) -> Result<(), StopCause> {
         let host = &self.host;
         let cgroup_path = host.cgroups.task_path(&self.spec.id);
+        let (netns_path, ipv4, host_network) = p.net.of(&def.name);
         let ctx = TaskContext {
             spec: &self.spec,
             region: &host.config.region,
-            netns_path: p.netns.as_deref(),
-            ipv4: p.ipv4,
+            netns_path,
+            ipv4,
+            host_network,
             cgroup_path: &cgroup_path,
             task_dir: &p.task_dir,
             init_binary: host.config.init_binary.as_deref(),
@@ -485,9 +487,22 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
         if let Err(e) = host.cgroups.remove_task(&spec.id) {
             tracing::error!(task_id = %spec.id, error = %e, "could not remove task cgroup");
         }
-        if spec.network_mode == NetworkMode::Awsvpc {
-            if let Err(e) = host.network.teardown_task(&spec.id).await {
-                tracing::error!(task_id = %spec.id, error = %e, "could not remove task network");
+        // Rules first: a DNAT rule must not outlive the address it points at.
+        if spec.network_mode == NetworkMode::Bridge {
+            if let Err(e) = host.network.unpublish(&spec.id).await {
+                tracing::error!(task_id = %spec.id, error = %e, "could not remove published ports");
+            }
+        }
+        let endpoints: Vec<String> = match spec.network_mode {
+            NetworkMode::Awsvpc => vec![spec.id.clone()],
+            NetworkMode::Bridge => (0..spec.containers.len())
+                .map(|i| crate::network::container_endpoint(&spec.id, i))
+                .collect(),
+            NetworkMode::Host | NetworkMode::None => vec![],
+        };
+        for endpoint in endpoints {
+            if let Err(e) = host.network.teardown_task(&endpoint).await {
+                tracing::error!(task_id = %spec.id, endpoint, error = %e, "could not remove task network");
             }
         }
         host.metadata.remove_task(&spec.id);

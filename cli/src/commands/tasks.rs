@@ -27,13 +27,7 @@ pub async fn run(client: &EcsClient, args: &TasksArgs) -> Result<()> {
                 " (--all includes stopped ones)"
             }
         ),
-        Output::Table => print!("{}", table::tasks_table(&described, now_unix())),
+        Output::Table => print!("{}", table::tasks_table(&described, super::now_unix())),
     }
     Ok(())
-}
-
-fn now_unix() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }

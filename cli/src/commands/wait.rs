@@ -1,14 +1,15 @@
 //! `berth wait task-running|task-stopped`: polls `DescribeTasks`, one progress line on stderr.
+//! The verdict types are shared with `berth wait service-stable`.
 
 use std::fmt::Write as _;
-use std::io::{IsTerminal, Write as _};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
-use serde_json::Value;
+use anyhow::{anyhow, Result};
+use serde_json::{json, Value};
 
-use crate::args::WaitArgs;
+use crate::args::{Output, WaitArgs};
 use crate::client::{task_ref, EcsClient};
+use crate::progress::Progress;
 
 const POLL: Duration = Duration::from_millis(500);
 
@@ -96,67 +97,33 @@ pub async fn run(client: &EcsClient, goal: Goal, args: &WaitArgs) -> Result<()> 
             goal.status(),
             started.elapsed().as_secs()
         ));
-        match judge(goal, &task) {
-            Verdict::Done => {
-                progress.finish();
-                match goal {
-                    Goal::Running => println!("task {id} is RUNNING"),
-                    Goal::Stopped => println!("task {id} is STOPPED: {}", stop_summary(&task)),
-                }
-                return Ok(());
-            }
-            Verdict::Failed(why) => {
-                progress.finish();
-                bail!("{why}");
-            }
-            Verdict::Waiting => {}
-        }
-        if started.elapsed() >= timeout {
-            progress.finish();
-            bail!(
+        let outcome = match judge(goal, &task) {
+            Verdict::Done => Ok(()),
+            Verdict::Failed(why) => Err(anyhow!(why)),
+            Verdict::Waiting if started.elapsed() >= timeout => Err(anyhow!(
                 "timed out after {}s waiting for task {id} to be {} (it is {last})",
                 args.timeout,
                 goal.status()
-            );
-        }
-        tokio::time::sleep(POLL).await;
-    }
-}
-
-/// One status line on stderr: rewritten in place on a terminal, one line per change otherwise
-/// (so logs of scripted runs stay short).
-struct Progress {
-    tty: bool,
-    last: String,
-}
-
-impl Progress {
-    fn new() -> Self {
-        Self {
-            tty: std::io::stderr().is_terminal(),
-            last: String::new(),
-        }
-    }
-
-    fn show(&mut self, line: &str) {
-        let mut err = std::io::stderr().lock();
-        if self.tty {
-            let _ = write!(err, "\r\x1b[K{line}");
-            let _ = err.flush();
-        } else {
-            // Without the elapsed seconds, so a line is printed only when the status changes.
-            let key = line.rsplit_once(" (").map_or(line, |(k, _)| k);
-            if key != self.last {
-                let _ = writeln!(err, "{line}");
-                key.clone_into(&mut self.last);
+            )),
+            Verdict::Waiting => {
+                tokio::time::sleep(POLL).await;
+                continue;
             }
+        };
+        progress.finish();
+        match args.output {
+            // The last observation, whatever the outcome: a script reads why from it.
+            Output::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({ "tasks": [task] }))?
+            ),
+            Output::Table if outcome.is_ok() => match goal {
+                Goal::Running => println!("task {id} is RUNNING"),
+                Goal::Stopped => println!("task {id} is STOPPED: {}", stop_summary(&task)),
+            },
+            Output::Table => {}
         }
-    }
-
-    fn finish(&self) {
-        if self.tty {
-            let _ = writeln!(std::io::stderr());
-        }
+        return outcome;
     }
 }
 

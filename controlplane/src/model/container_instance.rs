@@ -1,8 +1,11 @@
 //! A container instance: one agent's host, registered into one cluster.
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 
 use super::capacity_provider::{is_fargate, FARGATE};
+use super::ports::{HostPort, Protocol, ECS_RESERVED_TCP_PORTS};
 
 /// CPU units (1024 per core) and memory in MiB, as ECS counts them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +55,17 @@ pub struct ContainerInstance {
     /// `TagResource` tags.
     #[serde(default)]
     pub tags: Vec<(String, String)>,
+    /// Host ports no task may take (the agent's reserved ports).
+    #[serde(default = "default_reserved_ports")]
+    pub reserved_ports: BTreeSet<HostPort>,
+}
+
+/// ECS's reserved ports, for agents that name none.
+pub fn default_reserved_ports() -> BTreeSet<HostPort> {
+    ECS_RESERVED_TCP_PORTS
+        .iter()
+        .map(|p| (Protocol::Tcp, *p))
+        .collect()
 }
 
 fn provider_or_legacy_flag<'de, D: serde::Deserializer<'de>>(

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod container_instance;
 pub mod container_options;
 pub mod placement;
+pub mod ports;
 pub mod query;
 pub mod service;
 pub mod task;

@@ -61,6 +61,9 @@ pub struct TaskContainer {
     /// UNKNOWN, HEALTHY or UNHEALTHY; None without a health check.
     #[serde(default)]
     pub health_status: Option<String>,
+    /// Host ports the agent published the container's ports on.
+    #[serde(default)]
+    pub network_bindings: Vec<super::ports::NetworkBinding>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,6 +131,7 @@ pub struct ContainerReport {
     pub runtime_id: Option<String>,
     pub image_digest: Option<String>,
     pub health_status: Option<String>,
+    pub network_bindings: Vec<super::ports::NetworkBinding>,
 }
 
 /// An agent's report of a task transition.
@@ -168,6 +172,26 @@ impl Task {
     }
 
     /// Folds an agent report into the task. Returns whether anything changed.
+    /// Host ports the task holds on its instance: its static ones, and the
+    /// ones the agent reports it published (dynamic ones included).
+    pub fn host_ports(&self) -> Vec<super::ports::HostPort> {
+        let definitions: Vec<ContainerDefinition> = self
+            .containers
+            .iter()
+            .map(|c| c.definition.clone())
+            .collect();
+        let mut ports = super::ports::static_host_ports(&definitions, self.network_mode);
+        ports.extend(
+            self.containers
+                .iter()
+                .flat_map(|c| &c.network_bindings)
+                .map(|b| (b.protocol, b.host_port)),
+        );
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
+
     pub fn apply_report(&mut self, report: &TaskReport, now_ms: i64) -> bool {
         let before = self.clone();
         if rank(&report.last_status) > rank(&self.last_status) {
@@ -194,6 +218,9 @@ impl Task {
                 }
                 if c.health_status.is_some() {
                     tc.health_status.clone_from(&c.health_status);
+                }
+                if !c.network_bindings.is_empty() {
+                    tc.network_bindings.clone_from(&c.network_bindings);
                 }
             }
         }
@@ -271,6 +298,7 @@ mod tests {
                 runtime_id: None,
                 image_digest: None,
                 health_status: None,
+                network_bindings: vec![],
             }],
             started_by: None,
             group: None,

@@ -56,6 +56,8 @@ pub struct ContainerDefinition {
     pub start_timeout_secs: Option<u32>,
     #[serde(default)]
     pub options: super::container_options::ContainerOptions,
+    #[serde(default)]
+    pub port_mappings: Vec<super::ports::PortMapping>,
 }
 
 /// A container health check with ECS's defaults filled in.
@@ -211,6 +213,7 @@ pub fn validate(reg: &Registration) -> Result<Validated, TaskDefinitionError> {
     }
     validate_containers(&reg.containers, memory_mib)?;
     super::container_options::validate(&reg.containers, &reg.volumes)?;
+    super::ports::validate(&reg.containers, network_mode)?;
     Ok(Validated {
         network_mode,
         cpu,
@@ -424,6 +427,7 @@ pub(crate) mod tests_support {
             health_check: None,
             start_timeout_secs: None,
             options: crate::model::container_options::ContainerOptions::default(),
+            port_mappings: vec![],
         }
     }
 }

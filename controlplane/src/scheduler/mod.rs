@@ -8,11 +8,12 @@ mod strategy;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use rand::Rng;
 
 use crate::model::placement::{PlacementConstraint, PlacementStrategy};
+use crate::model::ports::HostPort;
 use crate::model::query::Facts;
 use crate::model::Resources;
 
@@ -27,6 +28,8 @@ pub struct Candidate {
     pub attributes: Vec<(String, Option<String>)>,
     /// The group of each task already on the instance, one entry per task.
     pub task_groups: Vec<String>,
+    /// Host ports reserved or held by tasks on the instance.
+    pub used_ports: BTreeSet<HostPort>,
 }
 
 /// A task waiting for an instance.
@@ -36,6 +39,8 @@ pub struct TaskToPlace {
     /// `family:NAME`, `service:NAME` or the caller's `group`: what `spread`
     /// counts and `distinctInstance` keeps apart.
     pub group: String,
+    /// Static host ports the task needs free.
+    pub host_ports: Vec<HostPort>,
 }
 
 /// Why an instance could not take a task, in ECS's words.
@@ -78,6 +83,12 @@ pub fn place<R: Rng + ?Sized>(
                 Some("RESOURCE:CPU")
             } else if left.memory_mib < task.need.memory_mib {
                 Some("RESOURCE:MEMORY")
+            } else if let Some((protocol, _)) = task
+                .host_ports
+                .iter()
+                .find(|p| fleet.used_ports[i].contains(p))
+            {
+                Some(protocol.resource_failure())
             } else {
                 checks.refuse(i, counts[i], &fleet.view(i))
             };
@@ -111,6 +122,7 @@ struct Fleet<'a> {
     groups: HashMap<String, Vec<u32>>,
     /// Groups of the tasks this call placed, per instance.
     added: Vec<Vec<String>>,
+    used_ports: Vec<BTreeSet<HostPort>>,
 }
 
 impl<'a> Fleet<'a> {
@@ -120,6 +132,7 @@ impl<'a> Fleet<'a> {
             remaining: candidates.iter().map(|c| c.remaining).collect(),
             groups: HashMap::new(),
             added: vec![Vec::new(); candidates.len()],
+            used_ports: candidates.iter().map(|c| c.used_ports.clone()).collect(),
         }
     }
 
@@ -150,6 +163,7 @@ impl<'a> Fleet<'a> {
             counts[i] += 1;
         }
         self.added[i].push(task.group.clone());
+        self.used_ports[i].extend(task.host_ports.iter().copied());
     }
 }
 

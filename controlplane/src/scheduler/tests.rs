@@ -33,9 +33,47 @@ fn tasks(n: usize, cpu: i64, mem: i64) -> Vec<TaskToPlace> {
                 memory_mib: mem
             },
             group: "family:web".into(),
+            host_ports: vec![],
         };
         n
     ]
+}
+
+#[test]
+fn a_taken_static_port_refuses_the_instance() {
+    use crate::model::ports::Protocol::{Tcp, Udp};
+    let mut a = cand("a", 4096, 4096);
+    a.used_ports = [(Tcp, 22), (Tcp, 8080)].into();
+    let b = cand("b", 1024, 1024);
+    let mut want = tasks(3, 0, 10);
+    for t in &mut want {
+        t.host_ports = vec![(Tcp, 8080), (Udp, 53)];
+    }
+    let placed = place(&want, &[a, b], &[], &[], &mut StdRng::seed_from_u64(1));
+    // a has 8080 in use; b takes the first task, and then it holds the ports too.
+    assert_eq!(placed[0], Ok(1));
+    let reasons = |r: &Result<usize, Vec<Failure>>| -> Vec<&'static str> {
+        r.as_ref().unwrap_err().iter().map(|f| f.reason).collect()
+    };
+    assert_eq!(reasons(&placed[1]), ["RESOURCE:PORTS", "RESOURCE:PORTS"]);
+    // Only UDP asked for, and taken: PORTS_UDP.
+    let mut c = cand("c", 1024, 1024);
+    c.used_ports = [(Udp, 53)].into();
+    let mut want = tasks(1, 0, 10);
+    want[0].host_ports = vec![(Udp, 53)];
+    let placed = place(&want, &[c], &[], &[], &mut StdRng::seed_from_u64(1));
+    assert_eq!(reasons(&placed[0]), ["RESOURCE:PORTS_UDP"]);
+    // No ports asked for: ports never refuse.
+    let mut d = cand("d", 1024, 1024);
+    d.used_ports = [(Tcp, 80)].into();
+    let placed = place(
+        &tasks(1, 0, 10),
+        &[d],
+        &[],
+        &[],
+        &mut StdRng::seed_from_u64(1),
+    );
+    assert_eq!(placed[0], Ok(0));
 }
 
 fn strategy(kind: &str, field: Option<&str>) -> PlacementStrategy {
@@ -302,6 +340,7 @@ fn random_tasks(rng: &mut StdRng) -> Vec<TaskToPlace> {
                 memory_mib: rng.random_range(1..9) * 256,
             },
             group: GROUPS[rng.random_range(0..3)].to_string(),
+            host_ports: vec![],
         })
         .collect()
 }

@@ -144,6 +144,7 @@ impl World {
                 reason: None,
                 runtime_id: None,
                 image_digest: None,
+                network_bindings: vec![],
             }],
             started_by: Some(deployment.into()),
             group: Some("service:web".into()),

@@ -15,6 +15,8 @@ use crate::store::{Table, Write};
 pub struct InstanceView {
     pub instance: ContainerInstance,
     pub remaining: Resources,
+    /// Reserved ports and the ports of the tasks on the instance.
+    pub used_ports: std::collections::BTreeSet<crate::model::ports::HostPort>,
     pub agent_connected: bool,
     pub running_tasks: usize,
     pub pending_tasks: usize,
@@ -31,6 +33,7 @@ pub struct Registration {
     pub capacity_provider: Option<String>,
     pub agent_version: String,
     pub attributes: Vec<(String, String)>,
+    pub reserved_ports: std::collections::BTreeSet<crate::model::ports::HostPort>,
 }
 
 impl ControlPlane {
@@ -63,6 +66,7 @@ impl ControlPlane {
             i.capacity_provider.clone_from(&reg.capacity_provider);
             i.agent_version.clone_from(&reg.agent_version);
             i.attributes.clone_from(&reg.attributes);
+            i.reserved_ports.clone_from(&reg.reserved_ports);
             i.version += 1;
             i
         } else {
@@ -81,6 +85,7 @@ impl ControlPlane {
                 custom_attributes: vec![],
                 version: 1,
                 tags: vec![],
+                reserved_ports: reg.reserved_ports.clone(),
             }
         };
         self.store.apply(&[Write::put(
@@ -194,6 +199,7 @@ impl ControlPlane {
         InstanceView {
             instance: i.clone(),
             remaining: Self::remaining(state, &i.arn, i.registered),
+            used_ports: Self::used_ports(state, i),
             agent_connected: state.sessions.contains_key(&i.arn),
             running_tasks: on_it().filter(|t| t.last_status == "RUNNING").count(),
             pending_tasks: on_it()

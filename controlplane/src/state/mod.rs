@@ -298,6 +298,7 @@ pub(crate) mod test_support {
             capacity_provider: fargate.then(|| "FARGATE".to_string()),
             agent_version: "0.1.0".into(),
             attributes: vec![],
+            reserved_ports: crate::model::container_instance::default_reserved_ports(),
         }
     }
 

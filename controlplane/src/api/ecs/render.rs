@@ -1,9 +1,12 @@
 //! Domain values rendered as ECS response shapes (botocore's ECS model).
 //! Timestamps are epoch seconds, as the JSON protocol sends them.
 
+use std::collections::BTreeSet;
+
 use serde_json::{json, Map, Value};
 
 use crate::model::capacity_provider::is_fargate;
+use crate::model::ports::{string_set, HostPort, Protocol};
 use crate::model::service::Deployment;
 use crate::model::{
     ArnContext, Attribute, CapacityProvider, Cluster, ContainerDefinition, Service, Task,
@@ -214,7 +217,12 @@ pub fn task(t: &Task, with_tags: bool) -> Value {
                     "lastStatus": c.last_status,
                     "exitCode": c.exit_code,
                     "reason": c.reason,
-                    "networkBindings": [],
+                    "networkBindings": c.network_bindings.iter().map(|b| json!({
+                        "bindIP": b.bind_ip,
+                        "containerPort": b.container_port,
+                        "hostPort": b.host_port,
+                        "protocol": b.protocol.as_str(),
+                    })).collect::<Vec<_>>(),
                     "networkInterfaces": nic.unwrap_or_else(|| json!([])),
                     "healthStatus": c.health_status,
                     "cpu": c.definition.cpu.to_string(),
@@ -281,11 +289,14 @@ pub fn task(t: &Task, with_tags: bool) -> Value {
     v
 }
 
-fn resources(cpu: i64, memory: i64) -> Value {
+/// ECS's resource list: CPU and MEMORY, and `PORTS` / `PORTS_UDP` as the ports
+/// taken (registered: reserved; remaining: reserved plus those of tasks).
+fn resources(cpu: i64, memory: i64, ports: &BTreeSet<HostPort>) -> Value {
     json!([
         {"name": "CPU", "type": "INTEGER", "integerValue": cpu, "doubleValue": 0.0, "longValue": 0},
         {"name": "MEMORY", "type": "INTEGER", "integerValue": memory, "doubleValue": 0.0, "longValue": 0},
-        {"name": "PORTS", "type": "STRINGSET", "stringSetValue": [], "doubleValue": 0.0, "longValue": 0, "integerValue": 0},
+        {"name": "PORTS", "type": "STRINGSET", "stringSetValue": string_set(ports, Protocol::Tcp), "doubleValue": 0.0, "longValue": 0, "integerValue": 0},
+        {"name": "PORTS_UDP", "type": "STRINGSET", "stringSetValue": string_set(ports, Protocol::Udp), "doubleValue": 0.0, "longValue": 0, "integerValue": 0},
     ])
 }
 
@@ -302,8 +313,8 @@ pub fn container_instance(v: &InstanceView, with_tags: bool) -> Value {
         "capacityProviderName": i.capacity_provider,
         "version": i.version,
         "versionInfo": {"agentVersion": i.agent_version, "agentHash": "berth", "dockerVersion": "containerd"},
-        "remainingResources": resources(v.remaining.cpu, v.remaining.memory_mib),
-        "registeredResources": resources(i.registered.cpu, i.registered.memory_mib),
+        "remainingResources": resources(v.remaining.cpu, v.remaining.memory_mib, &v.used_ports),
+        "registeredResources": resources(i.registered.cpu, i.registered.memory_mib, &i.reserved_ports),
         "status": i.status,
         "agentConnected": v.agent_connected,
         "runningTasksCount": v.running_tasks,

@@ -9,6 +9,7 @@ use super::{page, parse, render, tags_in, ApiError, Tag};
 use crate::model::container_options::{
     ContainerOptions, LinuxParameters, MountPoint, Tmpfs, Ulimit, Volume, VolumeFrom,
 };
+use crate::model::ports::{PortMapping, Protocol};
 use crate::model::task_definition::{health_check, Registration};
 use crate::model::ContainerDefinition;
 use crate::state::{ControlPlane, FamilyFilter, TaskDefinitionFilter};
@@ -109,6 +110,51 @@ struct Dependency {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
+struct PortMappingInput {
+    container_port: Option<i64>,
+    host_port: Option<i64>,
+    protocol: Option<String>,
+    container_port_range: Option<String>,
+}
+
+impl PortMappingInput {
+    fn into_domain(self, container: &str) -> Result<PortMapping, ApiError> {
+        if self.container_port_range.is_some() {
+            return Err(ApiError::invalid(format!(
+                "Container '{container}': containerPortRange is not supported; map each port."
+            )));
+        }
+        let port = |v: i64, what: &str| {
+            u16::try_from(v).map_err(|_| {
+                ApiError::invalid(format!(
+                    "Container '{container}': {what} {v} is not between 0 and 65535."
+                ))
+            })
+        };
+        let container_port = port(
+            self.container_port.ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "Container '{container}': portMappings entries need a containerPort."
+                ))
+            })?,
+            "containerPort",
+        )?;
+        let host_port = port(self.host_port.unwrap_or(0), "hostPort")?;
+        let protocol = self.protocol.as_deref().unwrap_or("tcp");
+        Ok(PortMapping {
+            container_port,
+            host_port: (host_port != 0).then_some(host_port),
+            protocol: Protocol::parse(protocol).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "Container '{container}': protocol '{protocol}' is not valid; use tcp or udp."
+                ))
+            })?,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct ContainerInput {
     name: String,
     image: String,
@@ -133,6 +179,7 @@ struct ContainerInput {
     volumes_from: Option<Vec<VolumeFromInput>>,
     privileged: Option<bool>,
     docker_labels: Option<std::collections::BTreeMap<String, String>>,
+    port_mappings: Option<Vec<PortMappingInput>>,
 }
 
 impl ContainerInput {
@@ -234,6 +281,13 @@ impl TryFrom<ContainerInput> for ContainerDefinition {
 
     fn try_from(mut c: ContainerInput) -> Result<Self, ApiError> {
         let options = c.options()?;
+        let port_mappings = c
+            .port_mappings
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| m.into_domain(&c.name))
+            .collect::<Result<_, _>>()?;
         let health_check = c
             .health_check
             .map(|h| {
@@ -270,6 +324,7 @@ impl TryFrom<ContainerInput> for ContainerDefinition {
             health_check,
             start_timeout_secs: c.start_timeout,
             options,
+            port_mappings,
         })
     }
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use super::super::{encode, ControlPlane, ItemFailure, State, StateError};
 use crate::model::placement::{PlacementConstraint, PlacementStrategy};
+use crate::model::ports::{self, HostPort};
 use crate::model::{
     arn, Cluster, ContainerDefinition, LaunchType, Resources, Task, TaskContainer, TaskDefinition,
 };
@@ -128,6 +129,8 @@ struct Prepared {
     cpu: Option<i64>,
     memory_mib: Option<i64>,
     need: Resources,
+    /// Static host ports the task takes on its instance.
+    host_ports: Vec<HostPort>,
     launch_type: LaunchType,
     /// Set when a capacity provider strategy placed the task.
     capacity_provider: Option<String>,
@@ -180,6 +183,7 @@ fn prepare(
     let cpu = launch.cpu.or(td.cpu);
     let memory_mib = launch.memory_mib.or(td.memory_mib);
     let need = requirement(cpu, memory_mib, &containers);
+    let host_ports = ports::static_host_ports(&containers, td.network_mode);
     Ok(Prepared {
         cluster,
         td,
@@ -187,6 +191,7 @@ fn prepare(
         cpu,
         memory_mib,
         need,
+        host_ports,
         launch_type,
         capacity_provider: None,
     })
@@ -227,6 +232,7 @@ impl ControlPlane {
                 TaskToPlace {
                     need: p.need,
                     group: task_group(&p, &req.launch),
+                    host_ports: p.host_ports.clone(),
                 };
                 n as usize
             ];
@@ -281,6 +287,7 @@ impl ControlPlane {
         let wanted = [TaskToPlace {
             need: p.need,
             group: task_group(&p, &req.launch),
+            host_ports: p.host_ports.clone(),
         }];
         let mut tasks = Vec::new();
         let mut failures = Vec::new();
@@ -336,6 +343,7 @@ impl ControlPlane {
                 Ok(_) => {
                     candidate.remaining = candidate.remaining.saturating_sub(p.need);
                     candidate.task_groups.push(wanted[0].group.clone());
+                    candidate.used_ports.extend(p.host_ports.iter().copied());
                     tasks.push(self.new_task(&p, &req.launch, i.arn.clone()));
                 }
                 Err(fs) => failures.extend(fs.into_iter().map(|f| ItemFailure {
@@ -379,6 +387,7 @@ impl ControlPlane {
                     runtime_id: None,
                     image_digest: None,
                     health_status: c.health_check.as_ref().map(|_| "UNKNOWN".to_string()),
+                    network_bindings: vec![],
                 })
                 .collect(),
             started_by: launch.started_by.clone(),
@@ -447,6 +456,7 @@ impl ControlPlane {
                 remaining: i.registered,
                 attributes: i.all_attributes(),
                 task_groups: Vec::new(),
+                used_ports: i.reserved_ports.clone(),
             })
             .collect();
         // One pass over the tasks for every candidate's load.
@@ -455,8 +465,8 @@ impl ControlPlane {
             .enumerate()
             .map(|(n, c)| (c.arn.as_str(), n))
             .collect();
-        let mut load: Vec<(Resources, Vec<String>)> =
-            vec![(Resources::default(), Vec::new()); candidates.len()];
+        let mut load: Vec<(Resources, Vec<String>, Vec<HostPort>)> =
+            vec![(Resources::default(), Vec::new(), Vec::new()); candidates.len()];
         for t in state.tasks.values().filter(|t| !t.is_stopped()) {
             if let Some(&n) = t
                 .container_instance_arn
@@ -466,11 +476,13 @@ impl ControlPlane {
                 load[n].0.cpu += t.reserved.cpu;
                 load[n].0.memory_mib += t.reserved.memory_mib;
                 load[n].1.extend(t.group.clone());
+                load[n].2.extend(t.host_ports());
             }
         }
-        for (c, (used, groups)) in candidates.iter_mut().zip(load) {
+        for (c, (used, groups, ports)) in candidates.iter_mut().zip(load) {
             c.remaining = c.remaining.saturating_sub(used);
             c.task_groups = groups;
+            c.used_ports.extend(ports);
         }
         candidates
     }
@@ -490,6 +502,7 @@ impl ControlPlane {
             remaining: Self::remaining(state, &i.arn, i.registered),
             attributes: i.all_attributes(),
             task_groups: on_it().filter_map(|t| t.group.clone()).collect(),
+            used_ports: Self::used_ports(state, i),
         }
     }
 }
@@ -566,5 +579,52 @@ mod tests {
             cp.start_task(&bad),
             Err(StateError::InvalidParameter(m)) if m.contains("'nope'")
         ));
+    }
+
+    fn register_published(cp: &ControlPlane, family: &str, host_port: u16) {
+        let mut c = crate::model::task_definition::tests_support::container("web");
+        c.port_mappings = vec![crate::model::ports::PortMapping {
+            container_port: 80,
+            host_port: Some(host_port),
+            protocol: crate::model::ports::Protocol::Tcp,
+        }];
+        let td = crate::model::task_definition::Registration {
+            family: family.into(),
+            network_mode: Some("bridge".into()),
+            containers: vec![c],
+            ..crate::model::task_definition::Registration::default()
+        };
+        cp.register_task_definition(&td, serde_json::json!({}), vec![])
+            .unwrap();
+    }
+
+    #[test]
+    fn static_host_ports_are_refused_where_taken() {
+        let (cp, a) = fleet();
+        register_published(&cp, "pub8080", 8080);
+        register_published(&cp, "pub22", 22);
+        let mut req = run("default", LaunchType::Ec2, 2);
+        req.launch.task_definition = "pub8080".into();
+        let out = cp.run_task(&req).unwrap();
+        assert_eq!(out.tasks.len(), 1, "one instance, one port 8080");
+        let reasons: Vec<_> = out.failures.iter().map(|f| f.reason.as_str()).collect();
+        assert_eq!(reasons, ["RESOURCE:PORTS"]);
+        assert_eq!(out.failures[0].arn, a);
+        // The reserved SSH port is never handed out.
+        req.launch.task_definition = "pub22".into();
+        req.count = 1;
+        let out = cp.run_task(&req).unwrap();
+        assert!(out.tasks.is_empty());
+        assert_eq!(out.failures[0].reason, "RESOURCE:PORTS");
+        // StartTask checks the named instance the same way.
+        let mut start = start(&[&a]);
+        start.launch.task_definition = "pub8080".into();
+        let out = cp.start_task(&start).unwrap();
+        assert_eq!(out.failures[0].reason, "RESOURCE:PORTS");
+        // The instance shows the port as taken until the task stops.
+        let state = cp.lock();
+        let used = ControlPlane::used_ports(&state, &state.instances[&a]);
+        assert!(used.contains(&(crate::model::ports::Protocol::Tcp, 8080)));
+        assert!(used.contains(&(crate::model::ports::Protocol::Tcp, 51679)));
     }
 }

@@ -36,6 +36,21 @@ impl ControlPlane {
             .fold(registered, |left, t| left.saturating_sub(t.reserved))
     }
 
+    /// Host ports of an instance that no new task may take: its reserved
+    /// ports and the ports of the tasks on it that have not stopped.
+    pub(in crate::state) fn used_ports(
+        state: &State,
+        i: &crate::model::ContainerInstance,
+    ) -> std::collections::BTreeSet<crate::model::ports::HostPort> {
+        let mut used = i.reserved_ports.clone();
+        for t in state.tasks.values().filter(|t| {
+            t.container_instance_arn.as_deref() == Some(i.arn.as_str()) && !t.is_stopped()
+        }) {
+            used.extend(t.host_ports());
+        }
+        used
+    }
+
     /// Looks tasks up by id or ARN within a cluster.
     pub fn describe_tasks(
         &self,
