@@ -437,8 +437,13 @@ impl AgentService for Agents {
         let mut shutdown = self.shutdown.clone();
         tokio::spawn(async move {
             let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
-            // Any message from the agent counts as a sign of life.
-            let mut last_seen = tokio::time::Instant::now();
+            // Any message from the agent counts as a sign of life. The
+            // session ends the moment the window passes in silence (not on
+            // the next heartbeat tick, up to 2 s later): a lost host's
+            // service tasks move that much sooner.
+            let window = HEARTBEAT_INTERVAL * MISSED_HEARTBEATS;
+            let silence = tokio::time::sleep(window);
+            tokio::pin!(silence);
             // The first desired set goes out at once.
             if tx.send(Ok(desired_message(&cp, &arn))).await.is_err() {
                 cp.close_session(&arn, &changes);
@@ -454,15 +459,15 @@ impl AgentService for Agents {
                         let sent = tokio::time::timeout(HEARTBEAT_INTERVAL, tx.send(Ok(desired_message(&cp, &arn)))).await;
                         if !matches!(sent, Ok(Ok(()))) { break; }
                     }
+                    () = &mut silence => {
+                        tracing::warn!(container_instance = %arn, silent_ms = window.as_millis(), "agent missed its heartbeats: marking it disconnected");
+                        break;
+                    }
                     _ = heartbeat.tick() => {
-                        if last_seen.elapsed() > HEARTBEAT_INTERVAL * MISSED_HEARTBEATS {
-                            tracing::warn!(container_instance = %arn, silent_ms = last_seen.elapsed().as_millis(), "agent missed its heartbeats: marking it disconnected");
-                            break;
-                        }
                         let hb = pb::ControlMessage { kind: Some(pb::control_message::Kind::Heartbeat(pb::Heartbeat { sent_at_ms: now_ms() })) };
                         if let Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) = tx.try_send(Ok(hb)) { break; }
                     }
-                    msg = inbound.next() => { last_seen = tokio::time::Instant::now(); match msg {
+                    msg = inbound.next() => { silence.as_mut().reset(tokio::time::Instant::now() + window); cp.agent_seen(&arn); match msg {
                         Some(Ok(pb::AgentMessage { kind: Some(pb::agent_message::Kind::TaskStatus(s)) })) => {
                             let report: TaskReport = s.into();
                             let cp2 = cp.clone();
@@ -493,6 +498,15 @@ impl AgentService for Agents {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_instance_is_lost_once_its_heartbeat_window_has_passed() {
+        let window = HEARTBEAT_INTERVAL * MISSED_HEARTBEATS;
+        assert_eq!(
+            i64::try_from(window.as_millis()).unwrap(),
+            crate::services::hosts::DEFAULT_LOST_AFTER_MS
+        );
+    }
 
     #[test]
     fn status_report_converts_empty_strings_to_none() {

@@ -46,6 +46,12 @@ struct Args {
         default_value_t = 3600
     )]
     stopped_task_retention_secs: u64,
+    /// How long an agent may be out of contact (no session, no message)
+    /// before its instance's service tasks are replaced elsewhere. Shorter
+    /// heals faster after a host loss; longer rides out agent restarts
+    /// without replacing tasks that were still running.
+    #[arg(long, env = "BERTH_INSTANCE_LOST_AFTER_SECS", default_value_t = 6)]
+    instance_lost_after_secs: u64,
     /// Extra names and addresses agents may use to reach the agent endpoint
     /// (its TLS certificate covers them, beside localhost, 127.0.0.1, this
     /// host's name and the listen address).
@@ -84,11 +90,12 @@ async fn main() -> anyhow::Result<()> {
         region: args.region.clone(),
         account: args.account_id.clone(),
     };
-    let cp = Arc::new(ControlPlane::open(
-        store.clone(),
-        Arc::new(SystemClock),
-        arn_context,
-    )?);
+    let lost_after_ms = i64::try_from(args.instance_lost_after_secs.saturating_mul(1000))
+        .context("--instance-lost-after-secs is too large")?;
+    let cp = Arc::new(
+        ControlPlane::open(store.clone(), Arc::new(SystemClock), arn_context)?
+            .with_lost_after_ms(lost_after_ms),
+    );
     let credentials = ApiCredentials::load_or_create(&cp)?;
     let ca = Arc::new(ClusterCa::load_or_create(&cp)?);
     let join_tokens = Arc::new(JoinTokens::new(

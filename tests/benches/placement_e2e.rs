@@ -51,7 +51,10 @@ fn release_binary(name: &str) -> Result<PathBuf> {
         .join("../target/release")
         .join(name);
     if !p.exists() {
-        bail!("{} is missing: run `cargo build --release --bins` first", p.display());
+        bail!(
+            "{} is missing: run `cargo build --release --bins` first",
+            p.display()
+        );
     }
     Ok(p)
 }
@@ -122,7 +125,11 @@ async fn agent(
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i]
 }
@@ -159,14 +166,20 @@ async fn main() -> Result<()> {
             }
         }
         if Instant::now() > deadline {
-            bail!("the control plane did not start (log: {})", dir.path().join("controlplane.log").display());
+            bail!(
+                "the control plane did not start (log: {})",
+                dir.path().join("controlplane.log").display()
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     api.call("CreateCluster", &json!({"clusterName": "bench"}))
         .await?;
     let token: JoinToken = api
-        .admin("CreateJoinToken", &json!({"ttlSeconds": 3600, "reusable": true}))
+        .admin(
+            "CreateJoinToken",
+            &json!({"ttlSeconds": 3600, "reusable": true}),
+        )
         .await?["token"]
         .as_str()
         .context("token")?
@@ -180,8 +193,13 @@ async fn main() -> Result<()> {
     let gate = Arc::new(tokio::sync::Semaphore::new(50));
     let mut joins = tokio::task::JoinSet::new();
     for n in 0..agents {
-        let (ep, token, seen, ready, gate) =
-            (ep.clone(), token.clone(), seen.clone(), ready.clone(), gate.clone());
+        let (ep, token, seen, ready, gate) = (
+            ep.clone(),
+            token.clone(),
+            seen.clone(),
+            ready.clone(),
+            gate.clone(),
+        );
         let adir = dir.path().join(format!("agent-{n}"));
         joins.spawn(async move {
             let _permit = gate.acquire().await;
@@ -253,7 +271,10 @@ async fn main() -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let delivered = loop {
         let snapshot = seen.lock().unwrap().clone();
-        let missing = started.keys().filter(|a| !snapshot.contains_key(*a)).count();
+        let missing = started
+            .keys()
+            .filter(|a| !snapshot.contains_key(*a))
+            .count();
         if missing == 0 {
             break snapshot;
         }

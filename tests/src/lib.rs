@@ -100,6 +100,39 @@ pub struct Berth {
     pub controlplane_args: Vec<String>,
     controlplane: Option<Child>,
     agent: Option<Child>,
+    /// Further agents (`start_extra_agent`), each its own host in effect.
+    pub extra_agents: Vec<ExtraAgent>,
+    /// Distinguishes this harness's extra agents from other harnesses'.
+    tag: String,
+    n: u32,
+}
+
+/// One more agent on this machine, connected to the same control plane,
+/// with its own containerd namespace, bridge, task CIDR and data dir.
+pub struct ExtraAgent {
+    pub namespace: String,
+    pub bridge: String,
+    pub cidr: String,
+    pub dir: PathBuf,
+    /// Its container instance, once connected.
+    pub instance_arn: String,
+    child: Option<Child>,
+}
+
+impl ExtraAgent {
+    /// The agent's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kills the agent with SIGKILL (no shutdown path runs; its tasks'
+    /// containers keep running, as on a host whose agent crashed).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
 
 impl Berth {
@@ -127,6 +160,9 @@ impl Berth {
             controlplane_args: controlplane_args.iter().map(|a| (*a).to_string()).collect(),
             controlplane: None,
             agent: None,
+            extra_agents: vec![],
+            tag,
+            n,
         };
         b.start_controlplane()?;
         b.start_agent()?;
@@ -190,34 +226,154 @@ impl Berth {
         Ok(String::from_utf8(out.stdout)?.trim().to_string())
     }
 
-    /// Starts the agent; on its first start (no client certificate yet) it
-    /// joins with a fresh single-use token.
-    pub fn start_agent(&mut self) -> Result<()> {
+    /// berth-agent with this harness's flags, for an agent with its own
+    /// data dir, containerd namespace, bridge and task CIDR. On its first
+    /// start (no client certificate yet) it joins with a fresh single-use token.
+    fn agent_command(
+        &self,
+        dir: &Path,
+        namespace: &str,
+        bridge: &str,
+        cidr: &str,
+    ) -> Result<Command> {
         let mut cmd = Command::new(binary("berth-agent"));
-        if !self.agent_dir().join("pki/agent.key").exists() {
+        if !dir.join("pki/agent.key").exists() {
             cmd.env("BERTH_JOIN_TOKEN", self.join_token(&[])?);
         }
-        let child = cmd
-            .arg("--data-dir")
-            .arg(self.agent_dir())
+        cmd.arg("--data-dir")
+            .arg(dir)
             .args([
                 "--control-plane",
                 &format!("https://127.0.0.1:{}", self.agent_port),
             ])
             .args(["--containerd-socket", &self.containerd_sock])
-            .args(["--containerd-namespace", &self.namespace])
-            .args(["--bridge", &self.bridge])
-            .args(["--task-cidr", &self.cidr])
+            .args(["--containerd-namespace", namespace])
+            .args(["--bridge", bridge])
+            .args(["--task-cidr", cidr])
             .args(["--insecure-registry", &self.registry])
             .args(["--stop-timeout", "5"])
             .arg("--serves-fargate")
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info");
+        Ok(cmd)
+    }
+
+    pub fn start_agent(&mut self) -> Result<()> {
+        let child = self
+            .agent_command(&self.agent_dir(), &self.namespace, &self.bridge, &self.cidr)?
             .stdout(self.log("agent.log")?)
             .stderr(self.log("agent.log")?)
             .spawn()
             .context("starting berth-agent")?;
         self.agent = Some(child);
         Ok(())
+    }
+
+    /// Starts one more agent (at most 4) and waits until the control plane
+    /// shows it connected; its index in `extra_agents`.
+    pub fn start_extra_agent(&mut self) -> Result<usize> {
+        let k = self.extra_agents.len();
+        anyhow::ensure!(k < 4, "at most 4 extra agents per harness");
+        // The first agent's CIDRs use 10.200-239.x; extras 10.240-255.x.
+        let k8 = u32::try_from(k).unwrap_or(0);
+        let cidr = format!(
+            "10.{}.{}.0/24",
+            240 + (self.n * 4 + k8) % 16,
+            std::process::id() % 250
+        );
+        let log = format!("agent{}.log", k + 1);
+        let mut agent = ExtraAgent {
+            namespace: format!("{}-{}", self.namespace, k + 1),
+            bridge: format!("be{}x{}", self.tag, k + 1),
+            cidr,
+            dir: self.dir.path().join(format!("agent{}", k + 1)),
+            instance_arn: String::new(),
+            child: None,
+        };
+        let known: Vec<String> =
+            self.aws(&["ecs", "list-container-instances", "--cluster", "default"])?
+                ["containerInstanceArns"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.as_str().map(str::to_owned))
+                .collect();
+        let child = self
+            .agent_command(&agent.dir, &agent.namespace, &agent.bridge, &agent.cidr)?
+            .stdout(self.log(&log)?)
+            .stderr(self.log(&log)?)
+            .spawn()
+            .context("starting another berth-agent")?;
+        agent.child = Some(child);
+        self.extra_agents.push(agent);
+        let arn = self.wait_extra_connected(k, |arn| !known.iter().any(|a| a == arn))?;
+        self.extra_agents[k].instance_arn = arn;
+        Ok(k)
+    }
+
+    /// Starts extra agent `k` again (same data dir: same container
+    /// instance) and waits until it is connected.
+    pub fn restart_extra_agent(&mut self, k: usize) -> Result<()> {
+        let log = format!("agent{}.log", k + 1);
+        let a = &self.extra_agents[k];
+        anyhow::ensure!(a.child.is_none(), "extra agent {k} is still running");
+        let child = self
+            .agent_command(&a.dir, &a.namespace, &a.bridge, &a.cidr)?
+            .stdout(self.log(&log)?)
+            .stderr(self.log(&log)?)
+            .spawn()
+            .context("restarting an extra berth-agent")?;
+        self.extra_agents[k].child = Some(child);
+        let arn = self.extra_agents[k].instance_arn.clone();
+        self.wait_extra_connected(k, |a| a == arn)?;
+        Ok(())
+    }
+
+    /// Waits until a connected instance matches `is_it`; its ARN.
+    fn wait_extra_connected(&mut self, k: usize, is_it: impl Fn(&str) -> bool) -> Result<String> {
+        poll(
+            "the extra agent to connect",
+            Duration::from_secs(30),
+            || {
+                if let Some(status) = self.extra_agents[k]
+                    .child
+                    .as_mut()
+                    .and_then(|a| a.try_wait().ok().flatten())
+                {
+                    bail!("berth-agent {} exited early ({status})", k + 1);
+                }
+                Ok(self.connected_instances()?.into_iter().find(|a| is_it(a)))
+            },
+        )
+    }
+
+    /// The default cluster's container instances whose agent is connected.
+    pub fn connected_instances(&self) -> Result<Vec<String>> {
+        let arns = self.aws(&["ecs", "list-container-instances", "--cluster", "default"])?;
+        let arns: Vec<&str> = arns["containerInstanceArns"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        if arns.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut cmd = vec![
+            "ecs",
+            "describe-container-instances",
+            "--cluster",
+            "default",
+            "--container-instances",
+        ];
+        cmd.extend(arns);
+        let d = self.aws(&cmd)?;
+        Ok(d["containerInstances"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|i| i["agentConnected"] == true)
+            .filter_map(|i| i["containerInstanceArn"].as_str().map(str::to_owned))
+            .collect())
     }
 
     /// The agent's process id, while it runs.
@@ -548,7 +704,13 @@ impl Berth {
 
     /// Prints the daemons' logs (for a failing test).
     pub fn dump_logs(&self) {
-        for name in ["controlplane.log", "agent.log"] {
+        let extra: Vec<String> = (1..=self.extra_agents.len())
+            .map(|k| format!("agent{k}.log"))
+            .collect();
+        let names = ["controlplane.log", "agent.log"]
+            .into_iter()
+            .chain(extra.iter().map(String::as_str));
+        for name in names {
             let text = std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
             let tail: Vec<&str> = text.lines().rev().take(40).collect();
             eprintln!("---- {name} (last lines) ----");
@@ -564,9 +726,16 @@ impl Drop for Berth {
         // Captured by the test harness, so shown only when a test fails.
         self.dump_logs();
         Self::stop_child(&mut self.agent);
+        for a in &mut self.extra_agents {
+            Self::stop_child(&mut a.child);
+        }
         Self::stop_child(&mut self.controlplane);
         cleanup_host(&self.containerd_sock, &self.namespace, &self.bridge);
         cleanup_task_networks(&self.agent_dir());
+        for a in &self.extra_agents {
+            cleanup_host(&self.containerd_sock, &a.namespace, &a.bridge);
+            cleanup_task_networks(&a.dir);
+        }
     }
 }
 

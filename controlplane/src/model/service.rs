@@ -121,6 +121,51 @@ pub fn failure_threshold(desired: u32) -> u32 {
     desired.div_ceil(2).clamp(3, 200)
 }
 
+/// Consecutive start failures before restarts are delayed: a one-off pull
+/// error or a bad instance should not slow the service down.
+pub const FREE_RESTARTS: u32 = 2;
+/// The first delay, doubled with each further failure.
+pub const RESTART_DELAY_BASE_MS: i64 = 10_000;
+/// ECS documents its ceiling as 27 minutes.
+pub const RESTART_DELAY_MAX_MS: i64 = 27 * 60 * 1000;
+
+/// ECS's service throttle: when service tasks keep stopping before they
+/// ever reach RUNNING (image pull errors, no resources, bad volumes), the
+/// time between restarts grows, up to 27 minutes; a task that reaches
+/// RUNNING, or a new deployment, ends it. Tasks that fail after RUNNING
+/// (a command that exits at once) are not throttled, as in ECS: the
+/// deployment circuit breaker is what catches those.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestartThrottle {
+    /// Start failures since the last task that reached RUNNING.
+    pub failures: u32,
+    pub last_failure_ms: i64,
+    /// No service task starts before this time.
+    pub not_before_ms: i64,
+}
+
+/// The wait before the next start after `failures` consecutive start
+/// failures: none for the first `FREE_RESTARTS`, then 10 s doubling.
+pub fn restart_delay_ms(failures: u32) -> i64 {
+    if failures <= FREE_RESTARTS {
+        return 0;
+    }
+    let doublings = (failures - FREE_RESTARTS - 1).min(20);
+    (RESTART_DELAY_BASE_MS << doublings).min(RESTART_DELAY_MAX_MS)
+}
+
+impl RestartThrottle {
+    pub fn record_failure(&mut self, now_ms: i64) {
+        self.failures += 1;
+        self.last_failure_ms = now_ms;
+        self.not_before_ms = now_ms + restart_delay_ms(self.failures);
+    }
+
+    pub fn is_throttling(&self, now_ms: i64) -> bool {
+        now_ms < self.not_before_ms
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deployment {
     /// `ecs-svc/` and 19 digits; service tasks carry it as `startedBy`.
@@ -214,6 +259,9 @@ pub struct Service {
     /// counts once; pruned as stopped tasks are purged.
     pub counted_failures: Vec<String>,
     pub created_at_ms: i64,
+    /// Restart backoff for tasks that fail to start.
+    #[serde(default)]
+    pub throttle: RestartThrottle,
 }
 
 impl Service {
@@ -258,6 +306,8 @@ impl Service {
         }
         self.task_definition.clone_from(&deployment.task_definition);
         self.deployments.insert(0, deployment);
+        // As in ECS, a new deployment ends the throttle at once.
+        self.throttle = RestartThrottle::default();
     }
 
     pub fn running_count(&self) -> u32 {
@@ -317,6 +367,23 @@ mod tests {
             ..c
         };
         assert!(stuck.validate().is_err());
+    }
+
+    #[test]
+    fn restart_delay_grows_to_the_ecs_ceiling() {
+        assert_eq!(restart_delay_ms(1), 0);
+        assert_eq!(restart_delay_ms(2), 0);
+        assert_eq!(restart_delay_ms(3), 10_000);
+        assert_eq!(restart_delay_ms(4), 20_000);
+        assert_eq!(restart_delay_ms(5), 40_000);
+        assert_eq!(restart_delay_ms(12), RESTART_DELAY_MAX_MS);
+        assert_eq!(restart_delay_ms(u32::MAX), RESTART_DELAY_MAX_MS);
+        let mut t = RestartThrottle::default();
+        for _ in 0..3 {
+            t.record_failure(100);
+        }
+        assert!(t.is_throttling(100 + 9_999));
+        assert!(!t.is_throttling(100 + 10_000));
     }
 
     #[test]

@@ -2,10 +2,13 @@
 //! move it toward its desired count and PRIMARY deployment. Pure: no store,
 //! no clock, no placement; `ControlPlane::reconcile_services` applies them.
 
+pub mod hosts;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+pub use hosts::{Fleet, InstanceCondition};
 
 use crate::model::service::{failure_threshold, Deployment, DeploymentStatus, RolloutState};
 use crate::model::{Service, Task};
@@ -26,6 +29,20 @@ pub enum Step {
         task: String,
         reason: String,
     },
+    /// The task's instance is lost: mark it STOPPED now (stopCode
+    /// `ServiceSchedulerInitiated`), since no agent will report it.
+    StopLost {
+        task: String,
+        reason: String,
+    },
+    /// A task stopped before it ever reached RUNNING: the restart throttle
+    /// counts it.
+    StartFailed {
+        task: String,
+    },
+    /// A task started after the last start failure reached RUNNING: the
+    /// throttle ends.
+    EndThrottle,
     /// A stopped (or unhealthy) task that counts against its deployment.
     CountFailure {
         deployment: String,
@@ -96,6 +113,53 @@ pub fn steady_state(service: &str) -> String {
     format!("(service {service}) has reached a steady state.")
 }
 
+/// ECS's event when its service throttle holds restarts back.
+pub fn throttled(service: &str) -> String {
+    format!("(service {service}) is unable to consistently start tasks successfully.")
+}
+
+/// The last segment of an ARN: the id ECS prints in events.
+fn arn_id(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+/// Tasks on lost instances: `StopLost` each, one event per instance.
+fn stop_lost<'a>(
+    steps: &mut Vec<Step>,
+    name: &str,
+    tasks: &'a [Task],
+    fleet: &Fleet,
+) -> HashSet<&'a str> {
+    let mut by_instance: BTreeMap<&str, Vec<&Task>> = BTreeMap::new();
+    for t in tasks.iter().filter(|t| !t.is_stopped()) {
+        let ci = t.container_instance_arn.as_deref();
+        if fleet.condition(ci) == InstanceCondition::Lost {
+            by_instance
+                .entry(ci.unwrap_or_default())
+                .or_default()
+                .push(t);
+        }
+    }
+    let mut on_lost = HashSet::new();
+    for (ci, ts) in by_instance {
+        let id = arn_id(ci);
+        let list: Vec<String> = ts.iter().map(|t| format!("(task {})", t.id)).collect();
+        steps.push(Step::Event(format!(
+            "(service {name}) (container-instance {id}) lost contact with its agent; stopped {} tasks to start them elsewhere: {}.",
+            ts.len(),
+            list.join(" ")
+        )));
+        for t in ts {
+            on_lost.insert(t.id.as_str());
+            steps.push(Step::StopLost {
+                task: t.id.clone(),
+                reason: format!("Host (container-instance {id}) lost: its agent was out of contact past the grace period"),
+            });
+        }
+    }
+    on_lost
+}
+
 /// Updates each deployment's counts from its tasks (PRIMARY wants the
 /// service's desired count, older ones what they still run) and forgets
 /// counted failures whose tasks were purged. Returns whether anything changed.
@@ -135,16 +199,32 @@ pub fn refresh_counts(service: &mut Service, tasks: &[Task], now_ms: i64) -> boo
 }
 
 /// The steps that move `service` toward its desired state. `tasks` are the
-/// service's tasks (any state); `instances_ok` says whether any instance
-/// could take a task now.
+/// service's tasks (any state); `fleet` says whether any instance could take
+/// a task now and which instances are draining or lost.
 #[allow(clippy::too_many_lines)]
-pub fn reconcile(service: &Service, tasks: &[Task], instances_ok: bool, now_ms: i64) -> Vec<Step> {
+pub fn reconcile(service: &Service, tasks: &[Task], fleet: &Fleet, now_ms: i64) -> Vec<Step> {
     let name = &service.name;
     let mut steps = Vec::new();
     let Some(primary) = service.primary() else {
         return steps;
     };
     let cfg = service.deployment_configuration;
+    let on_lost = stop_lost(&mut steps, name, tasks, fleet);
+    let draining = |t: &Task| {
+        fleet.condition(t.container_instance_arn.as_deref()) == InstanceCondition::Draining
+    };
+
+    // The restart throttle: a task started since the last start failure
+    // that reached RUNNING ends it; new start failures extend it.
+    let mut throttle = service.throttle;
+    if throttle.failures > 0
+        && tasks
+            .iter()
+            .any(|t| t.started_at_ms.is_some() && t.created_at_ms >= throttle.last_failure_ms)
+    {
+        throttle = crate::model::service::RestartThrottle::default();
+        steps.push(Step::EndThrottle);
+    }
 
     // Stops not yet counted: failures of their deployment.
     let mut new_failures: HashMap<&str, u32> = HashMap::new();
@@ -162,6 +242,10 @@ pub fn reconcile(service: &Service, tasks: &[Task], instances_ok: bool, now_ms: 
             deployment: dep.into(),
             task: t.id.clone(),
         });
+        if t.started_at_ms.is_none() {
+            throttle.record_failure(now_ms);
+            steps.push(Step::StartFailed { task: t.id.clone() });
+        }
     }
 
     // Tasks to stop this round; they count toward maximumPercent until the
@@ -173,6 +257,7 @@ pub fn reconcile(service: &Service, tasks: &[Task], instances_ok: bool, now_ms: 
     let grace_ms = i64::from(service.health_check_grace_period_seconds.unwrap_or(0)) * 1000;
     for t in tasks.iter().filter(|t| {
         t.desired_status != "STOPPED"
+            && !on_lost.contains(t.id.as_str())
             && has_health_check(t)
             && t.health_status.as_deref() == Some("UNHEALTHY")
     }) {
@@ -233,11 +318,16 @@ pub fn reconcile(service: &Service, tasks: &[Task], instances_ok: bool, now_ms: 
     let desired = service.desired_count;
     let max_total = cfg.maximum_tasks(desired) as usize;
     let min_healthy = cfg.minimum_healthy(desired) as usize;
-    let live: Vec<&Task> = tasks.iter().filter(|t| !t.is_stopped()).collect();
+    let live: Vec<&Task> = tasks
+        .iter()
+        .filter(|t| !t.is_stopped() && !on_lost.contains(t.id.as_str()))
+        .collect();
     let wanted = |t: &Task, stopping: &HashSet<&str>| {
         t.desired_status != "STOPPED" && !stopping.contains(t.id.as_str())
     };
-    let in_primary = |t: &&Task| t.started_by.as_deref() == Some(primary.id.as_str());
+    // Tasks on a DRAINING instance are replaced as old deployments' are.
+    let in_primary =
+        |t: &&Task| t.started_by.as_deref() == Some(primary.id.as_str()) && !draining(t);
 
     // Scale in: the PRIMARY deployment runs more than desired.
     let mut primary_tasks: Vec<&Task> = live
@@ -289,8 +379,13 @@ pub fn reconcile(service: &Service, tasks: &[Task], instances_ok: bool, now_ms: 
     let room = max_total.saturating_sub(live.len());
     let start = need.min(room);
     let active = service.status == crate::model::service::ServiceStatus::Active;
-    if start > 0 && active && !primary_failed {
-        if instances_ok {
+    if start > 0 && active && !primary_failed && throttle.is_throttling(now_ms) {
+        let msg = throttled(name);
+        if service.events.first().map(|e| &e.message) != Some(&msg) {
+            steps.push(Step::Event(msg));
+        }
+    } else if start > 0 && active && !primary_failed {
+        if fleet.can_place {
             steps.push(Step::Start {
                 deployment: primary.id.clone(),
                 count: u32::try_from(start).unwrap_or(u32::MAX),
@@ -396,11 +491,13 @@ fn push_stops(steps: &mut Vec<Step>, name: &str, to_stop: &[(&Task, String)]) {
 }
 
 /// Applies the steps that change only the service (rollout, events,
-/// failures, rollback, retirement); `Start` and `Stop` need the control
-/// plane and are skipped here.
+/// failures, rollback, retirement, throttle); `Start` and the stops need
+/// the control plane and are skipped here.
 pub fn apply_to_service(service: &mut Service, step: &Step, now_ms: i64) {
     match step {
-        Step::Start { .. } | Step::Stop { .. } => {}
+        Step::Start { .. } | Step::Stop { .. } | Step::StopLost { .. } => {}
+        Step::StartFailed { .. } => service.throttle.record_failure(now_ms),
+        Step::EndThrottle => service.throttle = crate::model::service::RestartThrottle::default(),
         Step::CountFailure { deployment, task } => {
             if let Some(d) = service.deployment_mut(deployment) {
                 d.failed_tasks += 1;

@@ -2,7 +2,9 @@
 //! its steps, the test moves tasks through their lifecycle and the clock.
 
 use super::*;
-use crate::model::service::{CircuitBreaker, DeploymentConfiguration, ServiceEvent, ServiceStatus};
+use crate::model::service::{
+    CircuitBreaker, DeploymentConfiguration, RestartThrottle, ServiceEvent, ServiceStatus,
+};
 use crate::model::task_definition::tests_support::container;
 use crate::model::task_definition::HealthCheck;
 use crate::model::{LaunchType, NetworkMode, Resources, TaskContainer};
@@ -16,6 +18,10 @@ struct World {
     /// Task definitions with a container health check.
     health_checked: HashSet<String>,
     next: u32,
+    /// Instance conditions the reconciler sees.
+    fleet: Fleet,
+    /// The instance new tasks are placed on.
+    place_on: String,
 }
 
 fn service(desired: u32, cfg: DeploymentConfiguration) -> Service {
@@ -36,6 +42,7 @@ fn service(desired: u32, cfg: DeploymentConfiguration) -> Service {
         events: vec![],
         last_completed: None,
         counted_failures: vec![],
+        throttle: RestartThrottle::default(),
         created_at_ms: T0,
     };
     s.start_deployment(Deployment::new("td:1", desired, LaunchType::Ec2, T0));
@@ -50,6 +57,8 @@ impl World {
             now: T0,
             health_checked: HashSet::new(),
             next: 0,
+            fleet: Fleet::serving(),
+            place_on: "arn:ci".into(),
         }
     }
 
@@ -57,7 +66,8 @@ impl World {
     fn tick_with(&mut self, instances_ok: bool) -> Vec<Step> {
         self.now += 1000;
         refresh_counts(&mut self.service, &self.tasks, self.now);
-        let steps = reconcile(&self.service, &self.tasks, instances_ok, self.now);
+        self.fleet.can_place = instances_ok;
+        let steps = reconcile(&self.service, &self.tasks, &self.fleet, self.now);
         for step in &steps {
             match step {
                 Step::Start { deployment, count } => {
@@ -77,6 +87,11 @@ impl World {
                 Step::Stop { task, reason } => {
                     let t = self.tasks.iter_mut().find(|t| &t.id == task).unwrap();
                     t.request_stop(SCHEDULER_STOP_CODE, reason, self.now);
+                }
+                Step::StopLost { task, reason } => {
+                    let t = self.tasks.iter_mut().find(|t| &t.id == task).unwrap();
+                    t.request_stop(SCHEDULER_STOP_CODE, reason, self.now);
+                    t.last_status = "STOPPED".into();
                 }
                 other => apply_to_service(&mut self.service, other, self.now),
             }
@@ -109,7 +124,7 @@ impl World {
             task_definition_arn: td.into(),
             family: "td".into(),
             revision: 1,
-            container_instance_arn: Some("arn:ci".into()),
+            container_instance_arn: Some(self.place_on.clone()),
             placement_strategy: vec![],
             placement_constraints: vec![],
             launch_type: LaunchType::Ec2,
@@ -581,6 +596,9 @@ fn circuit_breaker_disabled_keeps_trying() {
     let mut w = steady(2, DeploymentConfiguration::default());
     w.update("td:bad");
     for _ in 0..6 {
+        // They never reach RUNNING: the restart throttle spaces the tries
+        // out (up to 27 minutes), but never ends them.
+        w.now += crate::model::service::RESTART_DELAY_MAX_MS;
         w.tick();
         let ids: Vec<String> = w
             .live()
@@ -671,3 +689,5 @@ fn event_wording_is_ecs() {
     );
     assert!(unable_to_place("web").starts_with("(service web) was unable to place a task because no container instance met all of its requirements."));
 }
+
+mod heal;

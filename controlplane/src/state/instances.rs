@@ -111,7 +111,14 @@ impl ControlPlane {
         let (tx, rx) = watch::channel(0);
         // A newer session replaces an older one of the same instance.
         state.sessions.insert(instance_arn.to_string(), tx);
+        state.last_seen.insert(instance_arn.to_string(), self.now());
         Ok(rx)
+    }
+
+    /// A message came from the instance's agent: it is alive now.
+    pub fn agent_seen(&self, instance_arn: &str) {
+        let now = self.now();
+        self.lock().last_seen.insert(instance_arn.to_string(), now);
     }
 
     /// Closes the session, unless a newer one of the same instance replaced it.

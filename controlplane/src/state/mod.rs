@@ -115,6 +115,9 @@ struct State {
     /// Open agent sessions, by container-instance ARN: bumped when the
     /// instance's desired task set changes.
     sessions: HashMap<String, watch::Sender<u64>>,
+    /// When each agent was last heard from (any message), by ARN. Kept in
+    /// memory only: after a restart every instance is first seen at `started_at_ms`.
+    last_seen: HashMap<String, i64>,
 }
 
 pub struct ControlPlane {
@@ -122,6 +125,8 @@ pub struct ControlPlane {
     clock: Arc<dyn Clock>,
     pub arns: ArnContext,
     state: Mutex<State>,
+    /// When service tasks on an out-of-contact instance are replaced.
+    lost_policy: crate::services::hosts::LostPolicy,
 }
 
 fn decode<T: DeserializeOwned>(table: Table, key: &str, bytes: &[u8]) -> Result<T, StateError> {
@@ -170,12 +175,26 @@ impl ControlPlane {
             let p: CapacityProvider = decode(Table::CapacityProviders, &k, &v)?;
             state.capacity_providers.insert(p.name.clone(), p);
         }
+        let lost_policy = crate::services::hosts::LostPolicy {
+            lost_after_ms: crate::services::hosts::DEFAULT_LOST_AFTER_MS,
+            started_at_ms: clock.now_ms(),
+        };
         Ok(Self {
             store,
             clock,
             arns,
             state: Mutex::new(state),
+            lost_policy,
         })
+    }
+
+    /// How long an instance's agent may be out of contact before its
+    /// service tasks are replaced elsewhere (default
+    /// `services::hosts::DEFAULT_LOST_AFTER_MS`).
+    #[must_use]
+    pub fn with_lost_after_ms(mut self, ms: i64) -> Self {
+        self.lost_policy.lost_after_ms = ms;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

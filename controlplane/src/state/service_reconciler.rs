@@ -5,7 +5,8 @@
 use super::{encode, ControlPlane, RunTask, State, StateError, TaskLaunch};
 use crate::model::service::ServiceStatus;
 use crate::model::{LaunchType, Service, Task};
-use crate::services::{self, Step, SCHEDULER_STOP_CODE};
+use crate::services::hosts::instance_condition;
+use crate::services::{self, Fleet, InstanceCondition, Step, SCHEDULER_STOP_CODE};
 use crate::store::{Table, Write};
 
 /// `RunTask` places at most this many tasks per call.
@@ -41,6 +42,30 @@ impl ControlPlane {
         })
     }
 
+    /// What the reconciler needs to know of the instances: whether the
+    /// service can place a task, and which instances are draining or lost.
+    fn fleet(&self, state: &State, s: &Service, now_ms: i64) -> Fleet {
+        let instances = state
+            .instances
+            .values()
+            .filter(|i| i.status != "INACTIVE")
+            .filter_map(|i| {
+                let c = instance_condition(
+                    &i.status,
+                    state.sessions.contains_key(&i.arn),
+                    state.last_seen.get(&i.arn).copied(),
+                    self.lost_policy,
+                    now_ms,
+                );
+                (c != InstanceCondition::Serving).then(|| (i.arn.clone(), c))
+            })
+            .collect();
+        Fleet {
+            can_place: Self::can_place(state, s),
+            instances,
+        }
+    }
+
     /// One reconciler pass over every ACTIVE and DRAINING service. Returns
     /// how many services changed.
     pub fn reconcile_services(&self) -> Result<usize, StateError> {
@@ -70,8 +95,8 @@ impl ControlPlane {
             let mut s = s.clone();
             let tasks = Self::service_tasks(&state, &s);
             services::refresh_counts(&mut s, &tasks, now);
-            let ok = Self::can_place(&state, &s);
-            let steps = services::reconcile(&s, &tasks, ok, now);
+            let fleet = self.fleet(&state, &s, now);
+            let steps = services::reconcile(&s, &tasks, &fleet, now);
             (s, steps)
         };
 
@@ -108,6 +133,21 @@ impl ControlPlane {
                             t.last_status = "STOPPED".into();
                             t.stopped_at_ms = Some(now);
                         }
+                        stopped.push(t);
+                    }
+                }
+                Step::StopLost { task, reason } => {
+                    let Some(mut t) = state.tasks.get(task).cloned() else {
+                        continue;
+                    };
+                    // Its agent is gone and will not report the stop. If
+                    // it returns, its desired set no longer holds the task,
+                    // so it stops whatever still runs.
+                    t.request_stop(SCHEDULER_STOP_CODE, reason, now);
+                    if !t.is_stopped() {
+                        t.last_status = "STOPPED".into();
+                        t.stopped_at_ms = Some(now);
+                        t.version += 1;
                         stopped.push(t);
                     }
                 }
@@ -386,5 +426,129 @@ mod tests {
         let s = service(&cp);
         assert!(s.events[0].message.contains("was unable to place a task"));
         assert!(s.events[1].message.contains("has started 2 tasks"));
+    }
+
+    fn running(cp: &ControlPlane, id: &str) -> Task {
+        cp.describe_tasks("default", &[id.to_string()]).unwrap().0[0].clone()
+    }
+
+    #[test]
+    fn a_lost_instance_s_tasks_move_and_its_returning_agent_drops_them() {
+        use crate::services::hosts::DEFAULT_LOST_AFTER_MS;
+        use crate::state::test_support::registration;
+        let (cp, _store, clock) = control_plane_with_clock();
+        crate::state::test_support::register_web(&cp);
+        let a = cp
+            .register_instance(&registration("default", true))
+            .unwrap()
+            .arn;
+        let session = cp.open_session(&a).unwrap();
+        cp.create_service(&spec(1)).unwrap();
+        cp.reconcile_services().unwrap();
+        report_all(&cp, &a, "RUNNING");
+        cp.reconcile_services().unwrap();
+        let b = add_instance(&cp, "default");
+        let old = cp.desired_tasks(&a)[0].clone();
+
+        // The agent's connection drops; heartbeats had kept it seen.
+        clock.advance_ms(1_500);
+        cp.agent_seen(&a);
+        cp.close_session(&a, &session);
+        clock.advance_ms(DEFAULT_LOST_AFTER_MS - 1);
+        cp.reconcile_services().unwrap();
+        assert_eq!(
+            running(&cp, &old.id).last_status,
+            "RUNNING",
+            "within the grace"
+        );
+        assert!(cp.desired_tasks(&b).is_empty());
+
+        clock.advance_ms(1);
+        cp.reconcile_services().unwrap();
+        let gone = running(&cp, &old.id);
+        assert_eq!(gone.last_status, "STOPPED");
+        assert_eq!(gone.stop_code.as_deref(), Some(SCHEDULER_STOP_CODE));
+        assert_eq!(cp.desired_tasks(&b).len(), 1, "started elsewhere");
+        assert!(service(&cp).events[0]
+            .message
+            .starts_with("(service api) has started 1 tasks"));
+
+        // The agent returns and reports the task still running: the control
+        // plane keeps it STOPPED, and the desired set it sends leaves it out,
+        // so the agent stops it.
+        let _back = cp.open_session(&a).unwrap();
+        cp.apply_report(
+            &a,
+            &TaskReport {
+                task_arn: old.arn.clone(),
+                last_status: "RUNNING".into(),
+                ..TaskReport::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(running(&cp, &old.id).last_status, "STOPPED");
+        assert!(cp.desired_tasks(&a).is_empty());
+        report_all(&cp, &b, "RUNNING");
+        cp.reconcile_services().unwrap();
+        let s = service(&cp);
+        assert_eq!((s.running_count(), s.deployments[0].failed_tasks), (1, 0));
+        assert_eq!(
+            s.events[0].message,
+            "(service api) has reached a steady state."
+        );
+    }
+
+    #[test]
+    fn after_a_restart_agents_get_time_to_reconnect() {
+        use crate::services::hosts::AFTER_START_GRACE_MS;
+        let (cp, store, clock) = control_plane_with_clock();
+        let a = add_instance(&cp, "default");
+        cp.create_service(&spec(1)).unwrap();
+        cp.reconcile_services().unwrap();
+        report_all(&cp, &a, "RUNNING");
+        cp.reconcile_services().unwrap();
+        let id = cp.desired_tasks(&a)[0].id.clone();
+        let again = ControlPlane::open(
+            store.clone() as Arc<dyn crate::store::Store>,
+            clock.clone(),
+            ArnContext {
+                region: "us-east-1".into(),
+                account: "123456789012".into(),
+            },
+        )
+        .unwrap();
+        clock.advance_ms(AFTER_START_GRACE_MS - 1);
+        again.reconcile_services().unwrap();
+        assert_eq!(running(&again, &id).last_status, "RUNNING");
+        clock.advance_ms(1);
+        again.reconcile_services().unwrap();
+        assert_eq!(running(&again, &id).last_status, "STOPPED");
+    }
+
+    #[test]
+    fn a_draining_instance_s_tasks_move_once_their_replacements_run() {
+        let (cp, _store, _clock) = control_plane_with_clock();
+        let a = add_instance(&cp, "default");
+        cp.create_service(&spec(1)).unwrap();
+        cp.reconcile_services().unwrap();
+        report_all(&cp, &a, "RUNNING");
+        cp.reconcile_services().unwrap();
+        let b = add_instance(&cp, "default");
+        cp.update_container_instances_state("default", std::slice::from_ref(&a), "DRAINING")
+            .unwrap();
+        cp.reconcile_services().unwrap();
+        assert_eq!(cp.desired_tasks(&b).len(), 1);
+        assert_eq!(
+            cp.desired_tasks(&a)[0].desired_status,
+            "RUNNING",
+            "until the new one runs"
+        );
+        report_all(&cp, &b, "RUNNING");
+        cp.reconcile_services().unwrap();
+        assert_eq!(cp.desired_tasks(&a)[0].desired_status, "STOPPED");
+        report_all(&cp, &a, "STOPPED");
+        cp.reconcile_services().unwrap();
+        assert_eq!(service(&cp).running_count(), 1);
+        assert!(cp.desired_tasks(&a).is_empty());
     }
 }

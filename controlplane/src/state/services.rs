@@ -127,6 +127,7 @@ impl ControlPlane {
             events: vec![],
             last_completed: None,
             counted_failures: vec![],
+            throttle: crate::model::service::RestartThrottle::default(),
             created_at_ms: now,
         };
         s.start_deployment(Deployment::new(
