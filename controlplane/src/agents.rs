@@ -306,11 +306,7 @@ fn task_spec(t: &Task) -> pb::TaskSpec {
 }
 
 fn desired_message(cp: &ControlPlane, instance_arn: &str) -> pb::ControlMessage {
-    let tasks = cp
-        .desired_tasks(instance_arn)
-        .iter()
-        .map(task_spec)
-        .collect();
+    let tasks = cp.map_desired_tasks(instance_arn, task_spec);
     pb::ControlMessage {
         kind: Some(pb::control_message::Kind::DesiredTasks(pb::DesiredTasks {
             tasks,

@@ -122,9 +122,17 @@ pub fn validate(
 /// The host ports a task of this mode must have free on its instance:
 /// static `hostPort`s in bridge mode, every container port in host mode.
 /// awsvpc tasks listen on their own address and take no host port.
-pub fn static_host_ports(containers: &[ContainerDefinition], mode: NetworkMode) -> Vec<HostPort> {
+pub fn static_host_ports<'a>(
+    containers: impl IntoIterator<Item = &'a ContainerDefinition>,
+    mode: NetworkMode,
+) -> Vec<HostPort> {
+    // Awsvpc and none take no host ports: skip the walk (placement asks
+    // this of every live task on every call).
+    if matches!(mode, NetworkMode::Awsvpc | NetworkMode::None) {
+        return Vec::new();
+    }
     let mut ports: Vec<HostPort> = containers
-        .iter()
+        .into_iter()
         .flat_map(|c| &c.port_mappings)
         .filter_map(|m| match mode {
             NetworkMode::Bridge => m.host_port.map(|h| (m.protocol, h)),

@@ -171,16 +171,13 @@ impl Task {
         true
     }
 
-    /// Folds an agent report into the task. Returns whether anything changed.
     /// Host ports the task holds on its instance: its static ones, and the
     /// ones the agent reports it published (dynamic ones included).
     pub fn host_ports(&self) -> Vec<super::ports::HostPort> {
-        let definitions: Vec<ContainerDefinition> = self
-            .containers
-            .iter()
-            .map(|c| c.definition.clone())
-            .collect();
-        let mut ports = super::ports::static_host_ports(&definitions, self.network_mode);
+        let mut ports = super::ports::static_host_ports(
+            self.containers.iter().map(|c| &c.definition),
+            self.network_mode,
+        );
         ports.extend(
             self.containers
                 .iter()
@@ -192,6 +189,7 @@ impl Task {
         ports
     }
 
+    /// Folds an agent report into the task. Returns whether anything changed.
     pub fn apply_report(&mut self, report: &TaskReport, now_ms: i64) -> bool {
         let before = self.clone();
         if rank(&report.last_status) > rank(&self.last_status) {

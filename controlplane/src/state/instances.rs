@@ -135,13 +135,19 @@ impl ControlPlane {
 
     /// Tasks the instance should hold: every task placed on it that has not stopped.
     pub fn desired_tasks(&self, instance_arn: &str) -> Vec<Task> {
+        self.map_desired_tasks(instance_arn, Task::clone)
+    }
+
+    /// `f` of each task the instance should hold, without copying the tasks
+    /// (a session turns them straight into its message).
+    pub fn map_desired_tasks<T>(&self, instance_arn: &str, f: impl FnMut(&Task) -> T) -> Vec<T> {
         self.lock()
             .tasks
             .values()
             .filter(|t| {
                 t.container_instance_arn.as_deref() == Some(instance_arn) && !t.is_stopped()
             })
-            .cloned()
+            .map(f)
             .collect()
     }
 
