@@ -35,11 +35,12 @@ cp "$CP_DIR/aws.env" "$BERTH_DATA_DIR/aws.env"
 echo "==> starting berth-agent (bridge $BERTH_BRIDGE, tasks in $BERTH_TASK_CIDR)"
 # First start: the agent trades a single-use join token for its client
 # certificate (mutual TLS from then on); later starts reuse the certificate.
-JOIN_TOKEN=""
+unset BERTH_JOIN_TOKEN
 if [ ! -f "$AGENT_DIR/pki/agent.key" ]; then
-  JOIN_TOKEN=$("$ROOT/target/release/berth" --aws-env "$CP_DIR/aws.env" join-token create --ttl 10m)
+  BERTH_JOIN_TOKEN=$("$ROOT/target/release/berth" --aws-env "$CP_DIR/aws.env" join-token create --ttl 10m 2>/dev/null)
+  export BERTH_JOIN_TOKEN
 fi
-BERTH_JOIN_TOKEN="$JOIN_TOKEN" nohup "$ROOT/target/release/berth-agent" --data-dir "$AGENT_DIR" \
+nohup "$ROOT/target/release/berth-agent" --data-dir "$AGENT_DIR" \
   --control-plane "https://127.0.0.1:$AGENT_PORT" --serves-fargate \
   --containerd-socket "$BERTH_CONTAINERD_SOCK" --containerd-namespace "$BERTH_NAMESPACE" \
   --bridge "$BERTH_BRIDGE" --task-cidr "$BERTH_TASK_CIDR" --insecure-registry "$BERTH_REGISTRY" \

@@ -44,8 +44,9 @@ struct Args {
     control_plane: ControlPlaneEndpoint,
     /// Token from `berth join-token create`, traded for this host's client
     /// certificate on first start (kept under <data-dir>/pki); ignored once joined.
-    #[arg(long, env = "BERTH_JOIN_TOKEN", hide_env_values = true)]
-    join_token: Option<JoinToken>,
+    /// An empty value counts as none (an EnvironmentFile's `BERTH_JOIN_TOKEN=`).
+    #[arg(long, env = "BERTH_JOIN_TOKEN", hide_env_values = true, value_parser = parse_join_token)]
+    join_token: Option<Option<JoinToken>>,
     /// Cluster this host joins.
     #[arg(long, env = "BERTH_CLUSTER", default_value = "default")]
     cluster: String,
@@ -182,13 +183,21 @@ struct Args {
     metadata_port: u16,
 }
 
+/// A join token; empty means none.
+fn parse_join_token(s: &str) -> Result<Option<JoinToken>, String> {
+    if s.trim().is_empty() {
+        return Ok(None);
+    }
+    s.parse().map(Some).map_err(|e| format!("{e}"))
+}
+
 /// The agent's settings from its flags and the host's capacity.
 fn agent_config(args: &Args, cidr: TaskCidr) -> AgentConfig {
     let (cpu, memory_mib) = host_resources(args.reserved_memory_mib);
     AgentConfig {
         data_dir: args.data_dir.clone(),
         control_plane: args.control_plane.clone(),
-        join_token: args.join_token.clone(),
+        join_token: args.join_token.clone().flatten(),
         cluster: args.cluster.clone(),
         capacity_provider: args
             .capacity_provider
