@@ -114,6 +114,49 @@ pub fn split_by_capacity_provider(
         .collect())
 }
 
+/// Which providers the next `count` tasks of a service go to, given the
+/// tasks each provider already runs for it (`have`, in strategy order).
+/// Bases apply to the service as a whole, so each task goes where the
+/// split of the service's whole count (`desired`, or more while a
+/// deployment runs extra tasks) is furthest ahead of what runs: desired 5
+/// over base 2 + weights 1 and 3 ends 2 + 3, scaling to 10 ends 4 + 6,
+/// and a replaced task goes back to the provider that lost it. Returns
+/// how many new tasks each provider gets, in strategy order.
+pub fn next_tasks_by_capacity_provider(
+    strategy: &[CapacityProviderShare],
+    desired: u32,
+    have: &[u32],
+    count: u32,
+) -> Result<Vec<u32>, String> {
+    if have.len() != strategy.len() {
+        return Err(format!(
+            "{} task counts for a strategy of {} providers.",
+            have.len(),
+            strategy.len()
+        ));
+    }
+    let mut have = have.to_vec();
+    let mut new = vec![0; strategy.len()];
+    for _ in 0..count {
+        let total = desired.max(have.iter().sum::<u32>() + 1);
+        let target = split_by_capacity_provider(strategy, total)?;
+        // The largest shortfall; ties go to the earlier provider. Targets
+        // add up to more than `have` does, so one falls short.
+        let (i, _) = target
+            .iter()
+            .zip(&have)
+            .map(|((_, t), h)| i64::from(*t) - i64::from(*h))
+            .enumerate()
+            .fold(
+                (0, i64::MIN),
+                |best, (i, d)| if d > best.1 { (i, d) } else { best },
+            );
+        have[i] += 1;
+        new[i] += 1;
+    }
+    Ok(new)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,5 +246,31 @@ mod tests {
         assert!(split_by_capacity_provider(&no_weight, 3)
             .unwrap_err()
             .contains("weight"));
+    }
+
+    #[test]
+    fn service_tasks_follow_the_split_of_the_whole_service() {
+        let s = fargate_and_spot();
+        let next = |desired, have: &[u32], n| {
+            next_tasks_by_capacity_provider(&s, desired, have, n).unwrap()
+        };
+        assert_eq!(next(5, &[0, 0], 5), vec![2, 3]);
+        // Started one at a time, the bases still hold overall.
+        let mut have = vec![0, 0];
+        for _ in 0..5 {
+            let n = next(5, &have, 1);
+            have[0] += n[0];
+            have[1] += n[1];
+        }
+        assert_eq!(have, vec![2, 3]);
+        // Scaling 5 to 10 adds 2 + 3: 4 + 6 overall.
+        assert_eq!(next(10, &[2, 3], 5), vec![2, 3]);
+        // A stopped FARGATE task is replaced on FARGATE.
+        assert_eq!(next(5, &[1, 3], 1), vec![1, 0]);
+        // Beyond the desired count (a deployment's surge) the split goes on.
+        assert_eq!(next(2, &[2, 0], 2), vec![0, 2]);
+        assert!(next_tasks_by_capacity_provider(&s, 1, &[0], 1).is_err());
+        let no_weight = [share("a", 0, 1)];
+        assert!(next_tasks_by_capacity_provider(&no_weight, 2, &[0], 2).is_err());
     }
 }

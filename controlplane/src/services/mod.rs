@@ -532,7 +532,8 @@ pub fn apply_to_service(service: &mut Service, step: &Step, now_ms: i64) {
                 service.desired_count,
                 service.launch_type,
                 now_ms,
-            );
+            )
+            .with_capacity_provider_strategy(service.capacity_provider_strategy.clone());
             d.rollout_state_reason = format!(
                 "ECS deployment circuit breaker: rolling back to deploymentId {to_deployment}."
             );
