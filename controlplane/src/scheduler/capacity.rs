@@ -157,6 +157,45 @@ pub fn next_tasks_by_capacity_provider(
     Ok(new)
 }
 
+/// Which providers a service's scale-in takes `count` tasks from, given
+/// the tasks each runs (`have`, in strategy order): each one from the
+/// provider furthest above its share of what is left, so scaling in keeps
+/// the bases and weights as scaling out does.
+pub fn surplus_tasks_by_capacity_provider(
+    strategy: &[CapacityProviderShare],
+    have: &[u32],
+    count: u32,
+) -> Result<Vec<u32>, String> {
+    if have.len() != strategy.len() {
+        return Err(format!(
+            "{} task counts for a strategy of {} providers.",
+            have.len(),
+            strategy.len()
+        ));
+    }
+    let mut have = have.to_vec();
+    let mut gone = vec![0; strategy.len()];
+    for _ in 0..count {
+        let Some(total) = have.iter().sum::<u32>().checked_sub(1) else {
+            break;
+        };
+        let target = split_by_capacity_provider(strategy, total)?;
+        // Left with `total`, some provider runs more than its share.
+        let (i, _) = target
+            .iter()
+            .zip(&have)
+            .map(|((_, t), h)| i64::from(*h) - i64::from(*t))
+            .enumerate()
+            .fold(
+                (0, i64::MIN),
+                |best, (i, d)| if d > best.1 { (i, d) } else { best },
+            );
+        have[i] -= 1;
+        gone[i] += 1;
+    }
+    Ok(gone)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,5 +311,19 @@ mod tests {
         assert!(next_tasks_by_capacity_provider(&s, 1, &[0], 1).is_err());
         let no_weight = [share("a", 0, 1)];
         assert!(next_tasks_by_capacity_provider(&no_weight, 2, &[0], 2).is_err());
+    }
+
+    #[test]
+    fn scale_in_keeps_the_split() {
+        let s = fargate_and_spot();
+        let gone = |have: &[u32], n| surplus_tasks_by_capacity_provider(&s, have, n).unwrap();
+        // 10 (4 + 6) to 5: 2 + 3 remain.
+        assert_eq!(gone(&[4, 6], 5), vec![2, 3]);
+        // 8 as 4 + 4 (a replacement went to FARGATE) to 7: 3 + 4 remain.
+        assert_eq!(gone(&[4, 4], 1), vec![1, 0]);
+        // The base is the last to go.
+        assert_eq!(gone(&[2, 3], 3), vec![0, 3]);
+        assert_eq!(gone(&[2, 3], 9), vec![2, 3], "no more than run");
+        assert!(surplus_tasks_by_capacity_provider(&s, &[1], 1).is_err());
     }
 }

@@ -18,8 +18,8 @@ use crate::model::query::Facts;
 use crate::model::Resources;
 
 pub use capacity::{
-    next_tasks_by_capacity_provider, split_by_capacity_provider, validate_strategy,
-    CapacityProviderShare,
+    next_tasks_by_capacity_provider, split_by_capacity_provider,
+    surplus_tasks_by_capacity_provider, validate_strategy, CapacityProviderShare,
 };
 
 /// A container instance as placement sees it.

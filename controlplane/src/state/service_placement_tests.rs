@@ -144,6 +144,43 @@ fn a_strategy_splits_the_whole_service_and_scaling_keeps_the_split() {
     report_all(&cp, &fargate, "STOPPED");
     cp.reconcile_services().unwrap();
     assert_eq!((on(&cp, &fargate), on(&cp, &spot)), (4, 6));
+
+    // Back to 5: the split holds on the way in too.
+    report_all(&cp, &fargate, "RUNNING");
+    cp.update_service(&ServiceUpdate {
+        desired_count: Some(5),
+        ..update()
+    })
+    .unwrap();
+    cp.reconcile_services().unwrap();
+    assert_eq!((on(&cp, &fargate), on(&cp, &spot)), (2, 3));
+}
+
+#[test]
+fn scale_in_takes_from_the_provider_above_its_share_not_just_the_newest() {
+    let (cp, fargate, spot) = two_pools(vec![]);
+    let strategy = vec![share("FARGATE", 1, 2), share("FARGATE_SPOT", 3, 0)];
+    cp.create_service(&spec(8, Capacity::Strategy(strategy)))
+        .unwrap();
+    cp.reconcile_services().unwrap();
+    assert_eq!((on(&cp, &fargate), on(&cp, &spot)), (3, 5));
+    report_all(&cp, &fargate, "RUNNING");
+    report_all(&cp, &spot, "RUNNING");
+    // The newest task is a FARGATE replacement ...
+    let victim = cp.desired_tasks(&fargate)[0].clone();
+    cp.stop_task("default", &victim.id, None).unwrap();
+    report_all(&cp, &fargate, "STOPPED");
+    cp.reconcile_services().unwrap();
+    report_all(&cp, &fargate, "RUNNING");
+    assert_eq!((on(&cp, &fargate), on(&cp, &spot)), (3, 5));
+    // ... yet 8 to 7 leaves 3 + 4: a FARGATE_SPOT task goes.
+    cp.update_service(&ServiceUpdate {
+        desired_count: Some(7),
+        ..update()
+    })
+    .unwrap();
+    cp.reconcile_services().unwrap();
+    assert_eq!((on(&cp, &fargate), on(&cp, &spot)), (3, 4));
 }
 
 #[test]
@@ -187,6 +224,19 @@ fn bad_strategies_are_refused_as_run_task_refuses_them() {
         );
     }
     assert!(cp.list_services("default", None).unwrap().is_empty());
+    cp.create_service(&spec(1, Capacity::ClusterDefault))
+        .unwrap();
+    let e = cp
+        .update_service(&ServiceUpdate {
+            capacity_provider_strategy: Some(vec![]),
+            ..update()
+        })
+        .unwrap_err();
+    assert!(
+        matches!(&e, StateError::InvalidParameter(m) if m.contains("cluster's default")),
+        "{e:?}"
+    );
+    assert_eq!(service(&cp).deployments.len(), 1);
 }
 
 #[test]

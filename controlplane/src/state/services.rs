@@ -267,6 +267,12 @@ impl ControlPlane {
         let now = self.now();
         let mut placement_changed = false;
         if let Some(strategy) = &u.capacity_provider_strategy {
+            if strategy.is_empty() {
+                // ECS keeps a service on the strategy it has.
+                return Err(StateError::InvalidParameter(
+                    "capacityProviderStrategy must name at least one capacity provider: a service cannot be updated to use the cluster's default capacity provider strategy.".into(),
+                ));
+            }
             let cluster = Self::cluster(&state, &cluster)?;
             (s.launch_type, s.capacity_provider_strategy) =
                 checked_strategy(cluster, strategy.clone())?;
