@@ -116,6 +116,8 @@ pub struct ExtraAgent {
     pub dir: PathBuf,
     /// Its container instance, once connected.
     pub instance_arn: String,
+    /// `--capacity-provider`; `None` serves FARGATE as the first agent does.
+    pub capacity_provider: Option<String>,
     child: Option<Child>,
 }
 
@@ -235,6 +237,7 @@ impl Berth {
         namespace: &str,
         bridge: &str,
         cidr: &str,
+        capacity_provider: Option<&str>,
     ) -> Result<Command> {
         let mut cmd = Command::new(binary("berth-agent"));
         if !dir.join("pki/agent.key").exists() {
@@ -252,14 +255,23 @@ impl Berth {
             .args(["--task-cidr", cidr])
             .args(["--insecure-registry", &self.registry])
             .args(["--stop-timeout", "5"])
-            .arg("--serves-fargate")
             .env("RUST_LOG", "info");
+        match capacity_provider {
+            Some(p) => cmd.args(["--capacity-provider", p]),
+            None => cmd.arg("--serves-fargate"),
+        };
         Ok(cmd)
     }
 
     pub fn start_agent(&mut self) -> Result<()> {
         let child = self
-            .agent_command(&self.agent_dir(), &self.namespace, &self.bridge, &self.cidr)?
+            .agent_command(
+                &self.agent_dir(),
+                &self.namespace,
+                &self.bridge,
+                &self.cidr,
+                None,
+            )?
             .stdout(self.log("agent.log")?)
             .stderr(self.log("agent.log")?)
             .spawn()
@@ -271,6 +283,11 @@ impl Berth {
     /// Starts one more agent (at most 4) and waits until the control plane
     /// shows it connected; its index in `extra_agents`.
     pub fn start_extra_agent(&mut self) -> Result<usize> {
+        self.start_extra_agent_in(None)
+    }
+
+    /// `start_extra_agent`, the agent in `capacity_provider`'s pool.
+    pub fn start_extra_agent_in(&mut self, capacity_provider: Option<&str>) -> Result<usize> {
         let k = self.extra_agents.len();
         anyhow::ensure!(k < 4, "at most 4 extra agents per harness");
         // The first agent's CIDRs use 10.200-239.x; extras 10.240-255.x.
@@ -287,6 +304,7 @@ impl Berth {
             cidr,
             dir: self.dir.path().join(format!("agent{}", k + 1)),
             instance_arn: String::new(),
+            capacity_provider: capacity_provider.map(str::to_owned),
             child: None,
         };
         let known: Vec<String> =
@@ -298,7 +316,13 @@ impl Berth {
                 .filter_map(|a| a.as_str().map(str::to_owned))
                 .collect();
         let child = self
-            .agent_command(&agent.dir, &agent.namespace, &agent.bridge, &agent.cidr)?
+            .agent_command(
+                &agent.dir,
+                &agent.namespace,
+                &agent.bridge,
+                &agent.cidr,
+                capacity_provider,
+            )?
             .stdout(self.log(&log)?)
             .stderr(self.log(&log)?)
             .spawn()
@@ -317,7 +341,13 @@ impl Berth {
         let a = &self.extra_agents[k];
         anyhow::ensure!(a.child.is_none(), "extra agent {k} is still running");
         let child = self
-            .agent_command(&a.dir, &a.namespace, &a.bridge, &a.cidr)?
+            .agent_command(
+                &a.dir,
+                &a.namespace,
+                &a.bridge,
+                &a.cidr,
+                a.capacity_provider.as_deref(),
+            )?
             .stdout(self.log(&log)?)
             .stderr(self.log(&log)?)
             .spawn()

@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::placement::{PlacementConstraint, PlacementStrategy};
 use super::LaunchType;
+use crate::scheduler::CapacityProviderShare;
 
 /// ECS keeps the newest 100 events of a service.
 pub const MAX_EVENTS: usize = 100;
@@ -184,6 +186,10 @@ pub struct Deployment {
     /// Started by the circuit breaker: if it fails too, it is not rolled back again.
     #[serde(default)]
     pub is_rollback: bool,
+    /// Non-empty: the deployment's tasks are split over these providers
+    /// and `launch_type` is not used, as ECS shows it.
+    #[serde(default)]
+    pub capacity_provider_strategy: Vec<CapacityProviderShare>,
 }
 
 impl Deployment {
@@ -204,7 +210,15 @@ impl Deployment {
             created_at_ms: now_ms,
             updated_at_ms: now_ms,
             is_rollback: false,
+            capacity_provider_strategy: vec![],
         }
+    }
+
+    /// The deployment places its tasks with this capacity provider strategy.
+    #[must_use]
+    pub fn with_capacity_provider_strategy(mut self, strategy: Vec<CapacityProviderShare>) -> Self {
+        self.capacity_provider_strategy = strategy;
+        self
     }
 }
 
@@ -262,6 +276,16 @@ pub struct Service {
     /// Restart backoff for tasks that fail to start.
     #[serde(default)]
     pub throttle: RestartThrottle,
+    /// Non-empty: tasks are split over these providers (the cluster's
+    /// default strategy when the service named neither it nor a launch
+    /// type), and `launch_type` is not used.
+    #[serde(default)]
+    pub capacity_provider_strategy: Vec<CapacityProviderShare>,
+    /// How the service's tasks are placed, as `RunTask` places them.
+    #[serde(default)]
+    pub placement_strategy: Vec<PlacementStrategy>,
+    #[serde(default)]
+    pub placement_constraints: Vec<PlacementConstraint>,
 }
 
 impl Service {

@@ -114,6 +114,88 @@ pub fn split_by_capacity_provider(
         .collect())
 }
 
+/// Which providers the next `count` tasks of a service go to, given the
+/// tasks each provider already runs for it (`have`, in strategy order).
+/// Bases apply to the service as a whole, so each task goes where the
+/// split of the service's whole count (`desired`, or more while a
+/// deployment runs extra tasks) is furthest ahead of what runs: desired 5
+/// over base 2 + weights 1 and 3 ends 2 + 3, scaling to 10 ends 4 + 6,
+/// and a replaced task goes back to the provider that lost it. Returns
+/// how many new tasks each provider gets, in strategy order.
+pub fn next_tasks_by_capacity_provider(
+    strategy: &[CapacityProviderShare],
+    desired: u32,
+    have: &[u32],
+    count: u32,
+) -> Result<Vec<u32>, String> {
+    if have.len() != strategy.len() {
+        return Err(format!(
+            "{} task counts for a strategy of {} providers.",
+            have.len(),
+            strategy.len()
+        ));
+    }
+    let mut have = have.to_vec();
+    let mut new = vec![0; strategy.len()];
+    for _ in 0..count {
+        let total = desired.max(have.iter().sum::<u32>() + 1);
+        let target = split_by_capacity_provider(strategy, total)?;
+        // The largest shortfall; ties go to the earlier provider. Targets
+        // add up to more than `have` does, so one falls short.
+        let (i, _) = target
+            .iter()
+            .zip(&have)
+            .map(|((_, t), h)| i64::from(*t) - i64::from(*h))
+            .enumerate()
+            .fold(
+                (0, i64::MIN),
+                |best, (i, d)| if d > best.1 { (i, d) } else { best },
+            );
+        have[i] += 1;
+        new[i] += 1;
+    }
+    Ok(new)
+}
+
+/// Which providers a service's scale-in takes `count` tasks from, given
+/// the tasks each runs (`have`, in strategy order): each one from the
+/// provider furthest above its share of what is left, so scaling in keeps
+/// the bases and weights as scaling out does.
+pub fn surplus_tasks_by_capacity_provider(
+    strategy: &[CapacityProviderShare],
+    have: &[u32],
+    count: u32,
+) -> Result<Vec<u32>, String> {
+    if have.len() != strategy.len() {
+        return Err(format!(
+            "{} task counts for a strategy of {} providers.",
+            have.len(),
+            strategy.len()
+        ));
+    }
+    let mut have = have.to_vec();
+    let mut gone = vec![0; strategy.len()];
+    for _ in 0..count {
+        let Some(total) = have.iter().sum::<u32>().checked_sub(1) else {
+            break;
+        };
+        let target = split_by_capacity_provider(strategy, total)?;
+        // Left with `total`, some provider runs more than its share.
+        let (i, _) = target
+            .iter()
+            .zip(&have)
+            .map(|((_, t), h)| i64::from(*h) - i64::from(*t))
+            .enumerate()
+            .fold(
+                (0, i64::MIN),
+                |best, (i, d)| if d > best.1 { (i, d) } else { best },
+            );
+        have[i] -= 1;
+        gone[i] += 1;
+    }
+    Ok(gone)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,5 +285,45 @@ mod tests {
         assert!(split_by_capacity_provider(&no_weight, 3)
             .unwrap_err()
             .contains("weight"));
+    }
+
+    #[test]
+    fn service_tasks_follow_the_split_of_the_whole_service() {
+        let s = fargate_and_spot();
+        let next = |desired, have: &[u32], n| {
+            next_tasks_by_capacity_provider(&s, desired, have, n).unwrap()
+        };
+        assert_eq!(next(5, &[0, 0], 5), vec![2, 3]);
+        // Started one at a time, the bases still hold overall.
+        let mut have = vec![0, 0];
+        for _ in 0..5 {
+            let n = next(5, &have, 1);
+            have[0] += n[0];
+            have[1] += n[1];
+        }
+        assert_eq!(have, vec![2, 3]);
+        // Scaling 5 to 10 adds 2 + 3: 4 + 6 overall.
+        assert_eq!(next(10, &[2, 3], 5), vec![2, 3]);
+        // A stopped FARGATE task is replaced on FARGATE.
+        assert_eq!(next(5, &[1, 3], 1), vec![1, 0]);
+        // Beyond the desired count (a deployment's surge) the split goes on.
+        assert_eq!(next(2, &[2, 0], 2), vec![0, 2]);
+        assert!(next_tasks_by_capacity_provider(&s, 1, &[0], 1).is_err());
+        let no_weight = [share("a", 0, 1)];
+        assert!(next_tasks_by_capacity_provider(&no_weight, 2, &[0], 2).is_err());
+    }
+
+    #[test]
+    fn scale_in_keeps_the_split() {
+        let s = fargate_and_spot();
+        let gone = |have: &[u32], n| surplus_tasks_by_capacity_provider(&s, have, n).unwrap();
+        // 10 (4 + 6) to 5: 2 + 3 remain.
+        assert_eq!(gone(&[4, 6], 5), vec![2, 3]);
+        // 8 as 4 + 4 (a replacement went to FARGATE) to 7: 3 + 4 remain.
+        assert_eq!(gone(&[4, 4], 1), vec![1, 0]);
+        // The base is the last to go.
+        assert_eq!(gone(&[2, 3], 3), vec![0, 3]);
+        assert_eq!(gone(&[2, 3], 9), vec![2, 3], "no more than run");
+        assert!(surplus_tasks_by_capacity_provider(&s, &[1], 1).is_err());
     }
 }

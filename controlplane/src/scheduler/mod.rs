@@ -17,7 +17,10 @@ use crate::model::ports::HostPort;
 use crate::model::query::Facts;
 use crate::model::Resources;
 
-pub use capacity::{split_by_capacity_provider, validate_strategy, CapacityProviderShare};
+pub use capacity::{
+    next_tasks_by_capacity_provider, split_by_capacity_provider,
+    surplus_tasks_by_capacity_provider, validate_strategy, CapacityProviderShare,
+};
 
 /// A container instance as placement sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

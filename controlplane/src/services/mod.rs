@@ -3,6 +3,7 @@
 //! no clock, no placement; `ControlPlane::reconcile_services` applies them.
 
 pub mod hosts;
+mod scale_in;
 #[cfg(test)]
 mod tests;
 
@@ -339,7 +340,7 @@ pub fn reconcile(service: &Service, tasks: &[Task], fleet: &Fleet, now_ms: i64) 
     primary_tasks.sort_by_key(|t| (is_healthy(t), std::cmp::Reverse(t.created_at_ms)));
     let surplus = primary_tasks.len().saturating_sub(desired as usize);
     let scale_in = format!("Scaling activity initiated by (deployment {})", primary.id);
-    for t in primary_tasks.iter().take(surplus) {
+    for t in scale_in::victims(&primary.capacity_provider_strategy, &primary_tasks, surplus) {
         stopping.insert(&t.id);
         stop_reasons.push((t, scale_in.clone()));
     }
@@ -532,7 +533,8 @@ pub fn apply_to_service(service: &mut Service, step: &Step, now_ms: i64) {
                 service.desired_count,
                 service.launch_type,
                 now_ms,
-            );
+            )
+            .with_capacity_provider_strategy(service.capacity_provider_strategy.clone());
             d.rollout_state_reason = format!(
                 "ECS deployment circuit breaker: rolling back to deploymentId {to_deployment}."
             );

@@ -44,6 +44,9 @@ fn service(desired: u32, cfg: DeploymentConfiguration) -> Service {
         counted_failures: vec![],
         throttle: RestartThrottle::default(),
         created_at_ms: T0,
+        capacity_provider_strategy: vec![],
+        placement_strategy: vec![],
+        placement_constraints: vec![],
     };
     s.start_deployment(Deployment::new("td:1", desired, LaunchType::Ec2, T0));
     s

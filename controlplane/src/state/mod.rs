@@ -7,6 +7,8 @@ mod capacity_providers;
 mod clusters;
 mod instance_admin;
 mod instances;
+#[cfg(test)]
+mod service_placement_tests;
 mod service_reconciler;
 mod services;
 mod tags;

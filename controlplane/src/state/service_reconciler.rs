@@ -2,9 +2,10 @@
 //! path, stops, and the service's own changes, each written through the
 //! store before it takes effect.
 
-use super::{encode, ControlPlane, RunTask, State, StateError, TaskLaunch};
-use crate::model::service::ServiceStatus;
+use super::{encode, Capacity, ControlPlane, RunTask, State, StateError, TaskLaunch};
+use crate::model::service::{Deployment, DeploymentStatus, ServiceStatus};
 use crate::model::{LaunchType, Service, Task};
+use crate::scheduler::{next_tasks_by_capacity_provider, CapacityProviderShare};
 use crate::services::hosts::instance_condition;
 use crate::services::{self, Fleet, InstanceCondition, Step, SCHEDULER_STOP_CODE};
 use crate::store::{Table, Write};
@@ -35,9 +36,15 @@ impl ControlPlane {
         state.instances.values().any(|i| {
             i.status == "ACTIVE"
                 && state.sessions.contains_key(&i.arn)
-                && match s.launch_type {
-                    LaunchType::Fargate => i.serves_fargate(),
-                    LaunchType::Ec2 | LaunchType::External => i.cluster == s.cluster,
+                && if s.capacity_provider_strategy.is_empty() {
+                    match s.launch_type {
+                        LaunchType::Fargate => i.serves_fargate(),
+                        LaunchType::Ec2 | LaunchType::External => i.cluster == s.cluster,
+                    }
+                } else {
+                    s.capacity_provider_strategy
+                        .iter()
+                        .any(|p| i.serves_provider(&p.provider, &s.cluster))
                 }
         })
     }
@@ -195,54 +202,105 @@ impl ControlPlane {
         Ok(true)
     }
 
+    /// How `count` new tasks of a deployment are launched: with its launch
+    /// type, or one batch per capacity provider, split so the deployment's
+    /// tasks as a whole follow its strategy.
+    fn service_batches(&self, s: &Service, d: &Deployment, count: u32) -> Vec<(Capacity, u32)> {
+        if d.capacity_provider_strategy.is_empty() {
+            return vec![(Capacity::LaunchType(d.launch_type), count)];
+        }
+        let strategy = &d.capacity_provider_strategy;
+        let tasks = {
+            let state = self.lock();
+            Self::service_tasks(&state, s)
+        };
+        let have: Vec<u32> = strategy
+            .iter()
+            .map(|p| {
+                let n = tasks
+                    .iter()
+                    .filter(|t| {
+                        t.started_by.as_deref() == Some(d.id.as_str())
+                            && t.desired_status != "STOPPED"
+                            && t.capacity_provider_name.as_deref() == Some(p.provider.as_str())
+                    })
+                    .count();
+                u32::try_from(n).unwrap_or(u32::MAX)
+            })
+            .collect();
+        let desired = if d.status == DeploymentStatus::Primary {
+            s.desired_count
+        } else {
+            d.desired_count
+        };
+        match next_tasks_by_capacity_provider(strategy, desired, &have, count) {
+            Ok(split) => strategy
+                .iter()
+                .zip(split)
+                .filter(|(_, n)| *n > 0)
+                .map(|(p, n)| {
+                    // One provider per batch: RunTask's own path places it.
+                    let only = CapacityProviderShare {
+                        provider: p.provider.clone(),
+                        base: 0,
+                        weight: 1,
+                    };
+                    (Capacity::Strategy(vec![only]), n)
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(service = %s.name, error = %e, "splitting service tasks failed");
+                vec![]
+            }
+        }
+    }
+
     /// Starts `count` tasks of a deployment; the events to record ("has
     /// started", or "unable to place" when placement fell short).
     fn start_service_tasks(&self, s: &Service, deployment: &str, count: u32) -> Vec<String> {
-        let Some(td) = s
-            .deployments
-            .iter()
-            .find(|d| d.id == deployment)
-            .map(|d| d.task_definition.clone())
-        else {
+        let Some(d) = s.deployments.iter().find(|d| d.id == deployment) else {
             return vec![];
         };
+        let td = d.task_definition.clone();
         let mut ids = Vec::new();
-        let mut short = false;
-        let mut left = count;
-        while left > 0 {
-            let n = left.min(RUN_TASK_MAX);
-            left -= n;
-            let run = RunTask {
-                launch: TaskLaunch {
-                    cluster: s.cluster.clone(),
-                    task_definition: td.clone(),
-                    started_by: Some(deployment.to_string()),
-                    group: Some(s.group()),
-                    container_overrides: vec![],
-                    cpu: None,
-                    memory_mib: None,
-                    overrides: serde_json::json!({"containerOverrides": []}),
-                    tags: vec![],
-                    enable_execute_command: s.enable_execute_command,
-                    // The scheduler's default spread; service placement settings come later.
-                    placement_strategy: vec![],
-                    placement_constraints: vec![],
-                },
-                count: n as usize,
-                capacity: super::Capacity::LaunchType(s.launch_type),
-            };
-            match self.run_task(&run) {
-                Ok(out) => {
-                    ids.extend(out.tasks.iter().map(|t| t.id.clone()));
-                    if !out.failures.is_empty() {
-                        short = true;
-                        break;
+        let batches = self.service_batches(s, d, count);
+        let mut short = batches.is_empty();
+        'batches: for (capacity, n) in batches {
+            let mut left = n;
+            while left > 0 {
+                let n = left.min(RUN_TASK_MAX);
+                left -= n;
+                let run = RunTask {
+                    launch: TaskLaunch {
+                        cluster: s.cluster.clone(),
+                        task_definition: td.clone(),
+                        started_by: Some(deployment.to_string()),
+                        group: Some(s.group()),
+                        container_overrides: vec![],
+                        cpu: None,
+                        memory_mib: None,
+                        overrides: serde_json::json!({"containerOverrides": []}),
+                        tags: vec![],
+                        enable_execute_command: s.enable_execute_command,
+                        placement_strategy: s.placement_strategy.clone(),
+                        placement_constraints: s.placement_constraints.clone(),
+                    },
+                    count: n as usize,
+                    capacity: capacity.clone(),
+                };
+                match self.run_task(&run) {
+                    Ok(out) => {
+                        ids.extend(out.tasks.iter().map(|t| t.id.clone()));
+                        if !out.failures.is_empty() {
+                            short = true;
+                            break 'batches;
+                        }
                     }
-                }
-                Err(e) => {
-                    tracing::warn!(service = %s.name, error = %e, "starting service tasks failed");
-                    short = true;
-                    break;
+                    Err(e) => {
+                        tracing::warn!(service = %s.name, error = %e, "starting service tasks failed");
+                        short = true;
+                        break 'batches;
+                    }
                 }
             }
         }
@@ -274,7 +332,9 @@ mod tests {
             name: "api".into(),
             task_definition: "web".into(),
             desired_count: desired,
-            launch_type: LaunchType::Ec2,
+            capacity: Capacity::LaunchType(LaunchType::Ec2),
+            placement_strategy: vec![],
+            placement_constraints: vec![],
             deployment_configuration: DeploymentConfiguration::default(),
             health_check_grace_period_seconds: None,
             enable_execute_command: false,

@@ -1,11 +1,14 @@
 //! Service commands: create, describe, list, update, delete. The reconciler
 //! (`service_reconciler`) does the rest from the stored service.
 
-use super::{encode, ControlPlane, ItemFailure, State, StateError};
+use super::tasks::Pool;
+use super::{encode, Capacity, ControlPlane, ItemFailure, State, StateError};
+use crate::model::placement::{PlacementConstraint, PlacementStrategy};
 use crate::model::service::{
     self, validate_service_name, Deployment, DeploymentConfiguration, ServiceStatus,
 };
-use crate::model::{arn, LaunchType, NetworkMode, Service, TaskDefinition};
+use crate::model::{arn, Cluster, LaunchType, NetworkMode, Service, TaskDefinition};
+use crate::scheduler::{validate_strategy, CapacityProviderShare};
 use crate::store::{Table, Write};
 
 /// A validated `CreateService` request.
@@ -15,7 +18,10 @@ pub struct ServiceSpec {
     pub name: String,
     pub task_definition: String,
     pub desired_count: u32,
-    pub launch_type: LaunchType,
+    /// A launch type, a strategy, or neither (the cluster's default).
+    pub capacity: Capacity,
+    pub placement_strategy: Vec<PlacementStrategy>,
+    pub placement_constraints: Vec<PlacementConstraint>,
     pub deployment_configuration: DeploymentConfiguration,
     pub health_check_grace_period_seconds: Option<u32>,
     pub enable_execute_command: bool,
@@ -33,6 +39,62 @@ pub struct ServiceUpdate {
     pub deployment_configuration: Option<DeploymentConfiguration>,
     pub health_check_grace_period_seconds: Option<u32>,
     pub enable_execute_command: Option<bool>,
+    /// Each of these, when given, replaces the current one and starts a
+    /// new deployment, as ECS documents for `UpdateService`.
+    pub capacity_provider_strategy: Option<Vec<CapacityProviderShare>>,
+    pub placement_strategy: Option<Vec<PlacementStrategy>>,
+    pub placement_constraints: Option<Vec<PlacementConstraint>>,
+}
+
+/// The launch type and strategy a service keeps: its launch type, its own
+/// strategy, or (naming neither) the cluster's default strategy copied in,
+/// as ECS does; EC2 when the cluster has none.
+fn service_capacity(
+    cluster: &Cluster,
+    capacity: &Capacity,
+) -> Result<(LaunchType, Vec<CapacityProviderShare>), StateError> {
+    let strategy = match capacity {
+        Capacity::LaunchType(l) => return Ok((*l, vec![])),
+        Capacity::ClusterDefault if cluster.default_capacity_provider_strategy.is_empty() => {
+            return Ok((LaunchType::Ec2, vec![]))
+        }
+        Capacity::ClusterDefault => cluster.default_capacity_provider_strategy.clone(),
+        Capacity::Strategy(s) => s.clone(),
+    };
+    checked_strategy(cluster, strategy)
+}
+
+/// A service's strategy: ECS's limits, providers of the cluster, and a
+/// weight somewhere, since a service's count can always grow past the base.
+fn checked_strategy(
+    cluster: &Cluster,
+    strategy: Vec<CapacityProviderShare>,
+) -> Result<(LaunchType, Vec<CapacityProviderShare>), StateError> {
+    if strategy.is_empty() {
+        return Err(StateError::InvalidParameter(
+            "capacityProviderStrategy must name at least one capacity provider.".into(),
+        ));
+    }
+    validate_strategy(&strategy, &cluster.capacity_providers)
+        .map_err(StateError::InvalidParameter)?;
+    if strategy.iter().all(|s| s.weight == 0) {
+        return Err(StateError::InvalidParameter(
+            "A service's capacityProviderStrategy needs at least one capacity provider with a weight above 0.".into(),
+        ));
+    }
+    let launch_type = Pool::Provider(strategy[0].provider.clone()).launch_type();
+    Ok((launch_type, strategy))
+}
+
+/// The launch types a service's tasks run as.
+fn launch_types(launch_type: LaunchType, strategy: &[CapacityProviderShare]) -> Vec<LaunchType> {
+    if strategy.is_empty() {
+        return vec![launch_type];
+    }
+    strategy
+        .iter()
+        .map(|s| Pool::Provider(s.provider.clone()).launch_type())
+        .collect()
 }
 
 fn not_found_td(reference: &str) -> StateError {
@@ -42,11 +104,11 @@ fn not_found_td(reference: &str) -> StateError {
 }
 
 /// The task definition a service may deploy: ACTIVE, and able to run with
-/// the service's launch type.
+/// each of the service's launch types.
 fn deployable<'a>(
     state: &'a State,
     reference: &str,
-    launch_type: LaunchType,
+    launch_types: &[LaunchType],
 ) -> Result<&'a TaskDefinition, StateError> {
     let td = ControlPlane::resolve_task_definition(state, reference)
         .map_err(|_| not_found_td(reference))?;
@@ -56,7 +118,7 @@ fn deployable<'a>(
             td.arn, td.status
         )));
     }
-    if launch_type == LaunchType::Fargate
+    if launch_types.contains(&LaunchType::Fargate)
         && (td.network_mode != NetworkMode::Awsvpc || td.cpu.zip(td.memory_mib).is_none())
     {
         return Err(StateError::InvalidParameter(
@@ -106,9 +168,14 @@ impl ControlPlane {
                 "Creation of service was not idempotent.".into(),
             ));
         }
-        let td = deployable(&state, &spec.task_definition, spec.launch_type)?
-            .arn
-            .clone();
+        let (launch_type, strategy) = service_capacity(&cluster, &spec.capacity)?;
+        let td = deployable(
+            &state,
+            &spec.task_definition,
+            &launch_types(launch_type, &strategy),
+        )?
+        .arn
+        .clone();
         let now = self.now();
         let mut s = Service {
             name: spec.name.clone(),
@@ -117,7 +184,7 @@ impl ControlPlane {
             cluster_arn: cluster.arn.clone(),
             task_definition: td.clone(),
             desired_count: spec.desired_count,
-            launch_type: spec.launch_type,
+            launch_type,
             status: ServiceStatus::Active,
             deployment_configuration: spec.deployment_configuration,
             health_check_grace_period_seconds: spec.health_check_grace_period_seconds,
@@ -129,13 +196,14 @@ impl ControlPlane {
             counted_failures: vec![],
             throttle: crate::model::service::RestartThrottle::default(),
             created_at_ms: now,
+            capacity_provider_strategy: strategy.clone(),
+            placement_strategy: spec.placement_strategy.clone(),
+            placement_constraints: spec.placement_constraints.clone(),
         };
-        s.start_deployment(Deployment::new(
-            &td,
-            spec.desired_count,
-            spec.launch_type,
-            now,
-        ));
+        s.start_deployment(
+            Deployment::new(&td, spec.desired_count, launch_type, now)
+                .with_capacity_provider_strategy(strategy),
+        );
         self.put_service(&mut state, &s)?;
         Ok(s)
     }
@@ -197,8 +265,35 @@ impl ControlPlane {
             return Err(StateError::ServiceNotActive(s.name));
         }
         let now = self.now();
+        let mut placement_changed = false;
+        if let Some(strategy) = &u.capacity_provider_strategy {
+            if strategy.is_empty() {
+                // ECS keeps a service on the strategy it has.
+                return Err(StateError::InvalidParameter(
+                    "capacityProviderStrategy must name at least one capacity provider: a service cannot be updated to use the cluster's default capacity provider strategy.".into(),
+                ));
+            }
+            let cluster = Self::cluster(&state, &cluster)?;
+            (s.launch_type, s.capacity_provider_strategy) =
+                checked_strategy(cluster, strategy.clone())?;
+            placement_changed = true;
+        }
+        if let Some(p) = &u.placement_strategy {
+            s.placement_strategy.clone_from(p);
+            placement_changed = true;
+        }
+        if let Some(p) = &u.placement_constraints {
+            s.placement_constraints.clone_from(p);
+            placement_changed = true;
+        }
         let td = match &u.task_definition {
-            Some(r) => deployable(&state, r, s.launch_type)?.arn.clone(),
+            Some(r) => deployable(
+                &state,
+                r,
+                &launch_types(s.launch_type, &s.capacity_provider_strategy),
+            )?
+            .arn
+            .clone(),
             None => s.task_definition.clone(),
         };
         if let Some(n) = u.desired_count {
@@ -213,8 +308,11 @@ impl ControlPlane {
         if let Some(e) = u.enable_execute_command {
             s.enable_execute_command = e;
         }
-        if td != s.task_definition || u.force_new_deployment {
-            s.start_deployment(Deployment::new(&td, s.desired_count, s.launch_type, now));
+        if td != s.task_definition || u.force_new_deployment || placement_changed {
+            s.start_deployment(
+                Deployment::new(&td, s.desired_count, s.launch_type, now)
+                    .with_capacity_provider_strategy(s.capacity_provider_strategy.clone()),
+            );
         } else if let Some(d) = s.deployments.first_mut() {
             if d.desired_count != s.desired_count {
                 d.desired_count = s.desired_count;
@@ -266,7 +364,9 @@ mod tests {
             name: name.into(),
             task_definition: "web".into(),
             desired_count: desired,
-            launch_type: LaunchType::Ec2,
+            capacity: Capacity::LaunchType(LaunchType::Ec2),
+            placement_strategy: vec![],
+            placement_constraints: vec![],
             deployment_configuration: DeploymentConfiguration::default(),
             health_check_grace_period_seconds: None,
             enable_execute_command: false,

@@ -9,9 +9,10 @@ use crate::model::capacity_provider::is_fargate;
 use crate::model::ports::{string_set, HostPort, Protocol};
 use crate::model::service::Deployment;
 use crate::model::{
-    ArnContext, Attribute, CapacityProvider, Cluster, ContainerDefinition, Service, Task,
-    TaskDefinition,
+    ArnContext, Attribute, CapacityProvider, Cluster, ContainerDefinition, LaunchType, Service,
+    Task, TaskDefinition,
 };
+use crate::scheduler::CapacityProviderShare;
 use crate::state::{ClusterCounts, InstanceView, ItemFailure};
 
 pub fn epoch(ms: i64) -> Value {
@@ -88,11 +89,7 @@ pub fn cluster(c: &Cluster, counts: ClusterCounts, include: ClusterInclude) -> V
         "tags": [],
         "settings": [],
         "capacityProviders": c.capacity_providers,
-        "defaultCapacityProviderStrategy": c.default_capacity_provider_strategy.iter().map(|s| json!({
-            "capacityProvider": s.provider,
-            "weight": s.weight,
-            "base": s.base,
-        })).collect::<Vec<_>>(),
+        "defaultCapacityProviderStrategy": capacity_provider_strategy(&c.default_capacity_provider_strategy),
     });
     if include.tags {
         v["tags"] = tags(&c.tags);
@@ -357,8 +354,41 @@ pub fn attribute(a: &Attribute) -> Value {
     }))
 }
 
+/// botocore's `CapacityProviderStrategy` list.
+fn capacity_provider_strategy(strategy: &[CapacityProviderShare]) -> Value {
+    strategy
+        .iter()
+        .map(|s| {
+            json!({
+                "capacityProvider": s.provider,
+                "weight": s.weight,
+                "base": s.base,
+            })
+        })
+        .collect()
+}
+
+/// A list of ECS `PlacementStrategy` or `PlacementConstraint` shapes,
+/// members without a value left out.
+fn placement<T: serde::Serialize>(items: &[T]) -> Value {
+    items
+        .iter()
+        .map(|i| compact(serde_json::to_value(i).unwrap_or_default()))
+        .collect()
+}
+
+/// `launchType`, or `capacityProviderStrategy` when there is one: ECS
+/// shows one or the other on services and deployments.
+fn capacity(v: &mut Value, launch_type: LaunchType, strategy: &[CapacityProviderShare]) {
+    if strategy.is_empty() {
+        v["launchType"] = json!(launch_type.as_str());
+    } else {
+        v["capacityProviderStrategy"] = capacity_provider_strategy(strategy);
+    }
+}
+
 fn deployment(d: &Deployment) -> Value {
-    json!({
+    let mut v = json!({
         "id": d.id,
         "status": d.status.as_str(),
         "taskDefinition": d.task_definition,
@@ -368,10 +398,11 @@ fn deployment(d: &Deployment) -> Value {
         "failedTasks": d.failed_tasks,
         "createdAt": epoch(d.created_at_ms),
         "updatedAt": epoch(d.updated_at_ms),
-        "launchType": d.launch_type.as_str(),
         "rolloutState": d.rollout_state.as_str(),
         "rolloutStateReason": d.rollout_state_reason,
-    })
+    });
+    capacity(&mut v, d.launch_type, &d.capacity_provider_strategy);
+    v
 }
 
 /// A service as `DescribeServices` shows it (botocore's `Service` shape).
@@ -387,7 +418,6 @@ pub fn service(s: &Service, arns: &ArnContext, with_tags: bool) -> Value {
         "desiredCount": s.desired_count,
         "runningCount": s.running_count(),
         "pendingCount": s.pending_count(),
-        "launchType": s.launch_type.as_str(),
         "taskDefinition": s.task_definition,
         "deploymentConfiguration": {
             "deploymentCircuitBreaker": {
@@ -404,8 +434,8 @@ pub fn service(s: &Service, arns: &ArnContext, with_tags: bool) -> Value {
             "message": e.message,
         })).collect::<Vec<_>>(),
         "createdAt": epoch(s.created_at_ms),
-        "placementConstraints": [],
-        "placementStrategy": [],
+        "placementConstraints": placement(&s.placement_constraints),
+        "placementStrategy": placement(&s.placement_strategy),
         "healthCheckGracePeriodSeconds": s.health_check_grace_period_seconds,
         "schedulingStrategy": "REPLICA",
         "deploymentController": {"type": "ECS"},
@@ -414,6 +444,7 @@ pub fn service(s: &Service, arns: &ArnContext, with_tags: bool) -> Value {
         "propagateTags": "NONE",
         "enableExecuteCommand": s.enable_execute_command,
     }));
+    capacity(&mut v, s.launch_type, &s.capacity_provider_strategy);
     if s.launch_type == crate::model::LaunchType::Fargate {
         v["platformVersion"] = json!("LATEST");
         v["platformFamily"] = json!("Linux");

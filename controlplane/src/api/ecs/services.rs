@@ -4,7 +4,10 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::capacity_providers::{strategy_in, StrategyItem};
+use super::tasks::{capacity_in, placement_in};
 use super::{page, render, tags_in, ApiError, Tag};
+use crate::model::placement::{RawConstraint, RawStrategy};
 use crate::model::service::{CircuitBreaker, DeploymentConfiguration};
 use crate::model::LaunchType;
 use crate::state::{ControlPlane, ServiceSpec, ServiceUpdate};
@@ -82,6 +85,9 @@ pub(super) struct CreateInput {
     task_definition: Option<String>,
     desired_count: Option<i64>,
     launch_type: Option<String>,
+    capacity_provider_strategy: Option<Vec<StrategyItem>>,
+    placement_strategy: Option<Vec<RawStrategy>>,
+    placement_constraints: Option<Vec<RawConstraint>>,
     scheduling_strategy: Option<String>,
     deployment_configuration: Option<DeploymentConfigurationInput>,
     health_check_grace_period_seconds: Option<i64>,
@@ -107,12 +113,16 @@ pub(super) fn create(cp: &ControlPlane, req: CreateInput) -> Result<Value, ApiEr
     let task_definition = req.task_definition.ok_or_else(|| {
         ApiError::invalid("Missing required parameter in CreateService input: \"taskDefinition\".")
     })?;
+    let (placement_strategy, placement_constraints) =
+        placement_in(req.placement_strategy, req.placement_constraints)?;
     let spec = ServiceSpec {
         cluster: req.cluster.unwrap_or_else(|| "default".into()),
         name: req.service_name,
         task_definition,
         desired_count: count("desiredCount", req.desired_count.unwrap_or(0))?,
-        launch_type: launch_type(req.launch_type.as_deref())?.unwrap_or(LaunchType::Ec2),
+        capacity: capacity_in(req.launch_type.as_deref(), req.capacity_provider_strategy)?,
+        placement_strategy,
+        placement_constraints,
         deployment_configuration: deployment_configuration(
             req.deployment_configuration,
             DeploymentConfiguration::default(),
@@ -189,6 +199,9 @@ pub(super) struct UpdateInput {
     deployment_configuration: Option<DeploymentConfigurationInput>,
     health_check_grace_period_seconds: Option<i64>,
     enable_execute_command: Option<bool>,
+    capacity_provider_strategy: Option<Vec<StrategyItem>>,
+    placement_strategy: Option<Vec<RawStrategy>>,
+    placement_constraints: Option<Vec<RawConstraint>>,
 }
 
 pub(super) fn update(cp: &ControlPlane, req: UpdateInput) -> Result<Value, ApiError> {
@@ -216,6 +229,19 @@ pub(super) fn update(cp: &ControlPlane, req: UpdateInput) -> Result<Value, ApiEr
         deployment_configuration: deployment_configuration(req.deployment_configuration, current)?,
         health_check_grace_period_seconds: grace(req.health_check_grace_period_seconds)?,
         enable_execute_command: req.enable_execute_command,
+        capacity_provider_strategy: req
+            .capacity_provider_strategy
+            .map(|s| strategy_in("capacityProviderStrategy", s))
+            .transpose()?,
+        // Given ones replace the service's; an empty list removes them.
+        placement_strategy: req
+            .placement_strategy
+            .map(|p| placement_in(Some(p), None).map(|(s, _)| s))
+            .transpose()?,
+        placement_constraints: req
+            .placement_constraints
+            .map(|p| placement_in(None, Some(p)).map(|(_, c)| c))
+            .transpose()?,
     };
     let s = cp.update_service(&update)?;
     Ok(json!({ "service": render::service(&s, &cp.arns, false) }))
@@ -339,5 +365,92 @@ mod tests {
         assert_eq!(e.message, "Creation of service was not idempotent.");
         let e = dispatch(&cp, "CreateService", br#"{"taskDefinition":"web"}"#).unwrap_err();
         assert!(e.message.contains("\"serviceName\""), "{}", e.message);
+    }
+
+    #[test]
+    fn placement_and_capacity_provider_strategy_in_ecs_shapes() {
+        let (cp, _) = fleet();
+        dispatch(
+            &cp,
+            "PutClusterCapacityProviders",
+            br#"{"cluster":"default","capacityProviders":["FARGATE","FARGATE_SPOT"],"defaultCapacityProviderStrategy":[]}"#,
+        )
+        .unwrap();
+        let e = dispatch(
+            &cp,
+            "CreateService",
+            br#"{"serviceName":"both","taskDefinition":"web","launchType":"EC2",
+                "capacityProviderStrategy":[{"capacityProvider":"FARGATE","weight":1}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorType::InvalidParameter);
+        assert!(e
+            .message
+            .starts_with("Specifying both a launch type and capacity provider strategy"));
+        let e = dispatch(
+            &cp,
+            "CreateService",
+            br#"{"serviceName":"bad","taskDefinition":"web","placementStrategy":[{"type":"spread"}]}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.message.starts_with("placementStrategy[0]: "),
+            "{}",
+            e.message
+        );
+
+        let out = dispatch(
+            &cp,
+            "CreateService",
+            br#"{"serviceName":"api","taskDefinition":"web","desiredCount":1,
+                "capacityProviderStrategy":[{"capacityProvider":"FARGATE","weight":1,"base":1}],
+                "placementStrategy":[{"type":"spread","field":"instanceId"},{"type":"random"}],
+                "placementConstraints":[{"type":"distinctInstance"}]}"#,
+        )
+        .unwrap();
+        let s = &out["service"];
+        let strategy = serde_json::json!([{"capacityProvider":"FARGATE","weight":1,"base":1}]);
+        assert_eq!(s["capacityProviderStrategy"], strategy);
+        assert!(s.get("launchType").is_none(), "one or the other, as ECS");
+        assert_eq!(
+            s["placementStrategy"],
+            serde_json::json!([{"type":"spread","field":"instanceId"},{"type":"random"}])
+        );
+        assert_eq!(
+            s["placementConstraints"],
+            serde_json::json!([{"type":"distinctInstance"}])
+        );
+        let d = &s["deployments"][0];
+        assert_eq!(d["capacityProviderStrategy"], strategy);
+        assert!(d.get("launchType").is_none());
+
+        let out = dispatch(
+            &cp,
+            "UpdateService",
+            br#"{"service":"api","placementConstraints":[],
+                "capacityProviderStrategy":[{"capacityProvider":"FARGATE_SPOT","weight":2}]}"#,
+        )
+        .unwrap();
+        let s = &out["service"];
+        assert_eq!(s["placementConstraints"], serde_json::json!([]));
+        assert_eq!(s["placementStrategy"].as_array().unwrap().len(), 2, "kept");
+        assert_eq!(s["deployments"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            s["deployments"][0]["capacityProviderStrategy"][0]["capacityProvider"],
+            "FARGATE_SPOT"
+        );
+        assert_eq!(
+            s["deployments"][1]["capacityProviderStrategy"][0]["capacityProvider"],
+            "FARGATE"
+        );
+        // A launch-type service shows its launch type on its deployments.
+        let out = dispatch(
+            &cp,
+            "CreateService",
+            br#"{"serviceName":"typed","taskDefinition":"web","launchType":"EC2"}"#,
+        )
+        .unwrap();
+        assert_eq!(out["service"]["deployments"][0]["launchType"], "EC2");
+        assert!(out["service"].get("capacityProviderStrategy").is_none());
     }
 }

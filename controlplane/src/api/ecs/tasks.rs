@@ -82,7 +82,7 @@ fn launch_type(s: Option<&str>) -> Result<LaunchType, ApiError> {
 
 /// `placementStrategy` and `placementConstraints`, checked here so a bad
 /// one is refused before anything is looked up.
-fn placement_in(
+pub(super) fn placement_in(
     strategies: Option<Vec<RawStrategy>>,
     constraints: Option<Vec<RawConstraint>>,
 ) -> Result<(Vec<PlacementStrategy>, Vec<PlacementConstraint>), ApiError> {
@@ -184,14 +184,14 @@ fn outcome(out: &RunTaskOutcome) -> Value {
     })
 }
 
-pub(super) fn run(cp: &ControlPlane, req: RunInput, body: &[u8]) -> Result<Value, ApiError> {
-    let count = req.count.unwrap_or(1);
-    if !(1..=10).contains(&count) {
-        return Err(ApiError::invalid(format!(
-            "count must be between 1 and 10, got {count}."
-        )));
-    }
-    let capacity = match (req.launch_type.as_deref(), req.capacity_provider_strategy) {
+/// `launchType` or `capacityProviderStrategy` (ECS allows one), or
+/// neither: the cluster's default strategy. `RunTask` and `CreateService`
+/// share it.
+pub(super) fn capacity_in(
+    launch: Option<&str>,
+    strategy: Option<Vec<StrategyItem>>,
+) -> Result<Capacity, ApiError> {
+    Ok(match (launch, strategy) {
         (Some(_), Some(_)) => {
             return Err(ApiError::invalid(
                 "Specifying both a launch type and capacity provider strategy is not supported. Remove one and try again.",
@@ -205,7 +205,17 @@ pub(super) fn run(cp: &ControlPlane, req: RunInput, body: &[u8]) -> Result<Value
         }
         (None, Some(s)) => Capacity::Strategy(strategy_in("capacityProviderStrategy", s)?),
         (None, None) => Capacity::ClusterDefault,
-    };
+    })
+}
+
+pub(super) fn run(cp: &ControlPlane, req: RunInput, body: &[u8]) -> Result<Value, ApiError> {
+    let count = req.count.unwrap_or(1);
+    if !(1..=10).contains(&count) {
+        return Err(ApiError::invalid(format!(
+            "count must be between 1 and 10, got {count}."
+        )));
+    }
+    let capacity = capacity_in(req.launch_type.as_deref(), req.capacity_provider_strategy)?;
     let run = RunTask {
         capacity,
         launch: launch_in(req.launch, body)?,

@@ -9,6 +9,7 @@ use crate::model::{arn, LaunchType, Resources, Task};
 use crate::store::{Table, Write};
 
 pub use capacity::Capacity;
+pub(super) use capacity::Pool;
 pub use launch::{ContainerOverride, RunTask, RunTaskOutcome, StartTask, TaskLaunch};
 
 /// `ListTasks` filters.
