@@ -44,9 +44,9 @@ struct Args {
     control_plane: ControlPlaneEndpoint,
     /// Token from `berth join-token create`, traded for this host's client
     /// certificate on first start (kept under <data-dir>/pki); ignored once joined.
-    /// An empty value counts as none (an EnvironmentFile's `BERTH_JOIN_TOKEN=`).
-    #[arg(long, env = "BERTH_JOIN_TOKEN", hide_env_values = true, value_parser = parse_join_token)]
-    join_token: Option<Option<JoinToken>>,
+    /// An empty value counts as none (an `EnvironmentFile` line `BERTH_JOIN_TOKEN=`).
+    #[arg(long, env = "BERTH_JOIN_TOKEN", hide_env_values = true)]
+    join_token: Option<String>,
     /// Cluster this host joins.
     #[arg(long, env = "BERTH_CLUSTER", default_value = "default")]
     cluster: String,
@@ -183,12 +183,12 @@ struct Args {
     metadata_port: u16,
 }
 
-/// A join token; empty means none.
-fn parse_join_token(s: &str) -> Result<Option<JoinToken>, String> {
-    if s.trim().is_empty() {
-        return Ok(None);
+/// The join token, if one was given; empty means none.
+fn join_token(args: &Args) -> anyhow::Result<Option<JoinToken>> {
+    match args.join_token.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(t) => Ok(Some(t.parse().context("--join-token / BERTH_JOIN_TOKEN")?)),
     }
-    s.parse().map(Some).map_err(|e| format!("{e}"))
 }
 
 /// The agent's settings from its flags and the host's capacity.
@@ -197,7 +197,7 @@ fn agent_config(args: &Args, cidr: TaskCidr) -> AgentConfig {
     AgentConfig {
         data_dir: args.data_dir.clone(),
         control_plane: args.control_plane.clone(),
-        join_token: args.join_token.clone().flatten(),
+        join_token: None,
         cluster: args.cluster.clone(),
         capacity_provider: args
             .capacity_provider
@@ -247,7 +247,8 @@ async fn agent_main() -> anyhow::Result<()> {
         .task_cidr
         .parse()
         .with_context(|| format!("--task-cidr {}", args.task_cidr))?;
-    let config = agent_config(&args, cidr);
+    let mut config = agent_config(&args, cidr);
+    config.join_token = join_token(&args)?;
     let mut net_config = NetworkConfig::new(args.bridge, cidr);
     net_config.mtu = args.mtu;
     let network = LinuxNetwork::new(net_config)?;

@@ -528,6 +528,39 @@ impl Berth {
 
     /// Registers a task definition from its JSON with the aws CLI
     /// (`--cli-input-json file://...`).
+    /// Every task of a service the control plane still knows (desired
+    /// RUNNING or STOPPED, any last status), described.
+    pub fn service_tasks(&self, service: &str) -> Result<Vec<Value>> {
+        let mut arns = std::collections::BTreeSet::new();
+        for desired in ["RUNNING", "STOPPED"] {
+            let l = self.aws(&[
+                "ecs",
+                "list-tasks",
+                "--service-name",
+                service,
+                "--desired-status",
+                desired,
+            ])?;
+            arns.extend(
+                l["taskArns"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned),
+            );
+        }
+        if arns.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut cmd = vec!["ecs", "describe-tasks", "--tasks"];
+        cmd.extend(arns.iter().map(String::as_str));
+        Ok(self.aws(&cmd)?["tasks"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
+    }
+
     pub fn register_task_definition(&self, def: &Value) -> Result<()> {
         let family = def["family"].as_str().unwrap_or("td");
         let p = self.dir.path().join(format!("{family}.json"));

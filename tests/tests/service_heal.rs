@@ -4,7 +4,6 @@
 //! tasks come back on the other one; when the agent returns it stops the
 //! copies the control plane replaced.
 
-use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -45,34 +44,7 @@ fn primary(s: &Value) -> Value {
 
 /// Every task of the service the control plane still knows, any state.
 fn tasks(b: &Berth) -> Result<Vec<Value>> {
-    let mut arns = BTreeSet::new();
-    for desired in ["RUNNING", "STOPPED"] {
-        let l = b.aws(&[
-            "ecs",
-            "list-tasks",
-            "--service-name",
-            "web",
-            "--desired-status",
-            desired,
-        ])?;
-        arns.extend(
-            l["taskArns"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .map(str::to_owned),
-        );
-    }
-    if arns.is_empty() {
-        return Ok(vec![]);
-    }
-    let mut cmd = vec!["ecs", "describe-tasks", "--tasks"];
-    cmd.extend(arns.iter().map(String::as_str));
-    Ok(b.aws(&cmd)?["tasks"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default())
+    b.service_tasks("web")
 }
 
 fn is_live(t: &Value) -> bool {

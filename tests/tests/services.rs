@@ -40,37 +40,9 @@ fn primary(s: &Value) -> Value {
 
 /// The service's tasks that have not stopped (desired RUNNING or STOPPED).
 fn live_tasks(b: &Berth, name: &str) -> Result<Vec<Value>> {
-    let mut arns = vec![];
-    for desired in ["RUNNING", "STOPPED"] {
-        let l = b.aws(&[
-            "ecs",
-            "list-tasks",
-            "--service-name",
-            name,
-            "--desired-status",
-            desired,
-        ])?;
-        arns.extend(
-            l["taskArns"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .map(str::to_owned),
-        );
-    }
-    if arns.is_empty() {
-        return Ok(vec![]);
-    }
-    let mut cmd = vec!["ecs", "describe-tasks", "--tasks"];
-    cmd.extend(arns.iter().map(String::as_str));
-    let d = b.aws(&cmd)?;
-    Ok(d["tasks"]
-        .as_array()
+    Ok(b.service_tasks(name)?
         .into_iter()
-        .flatten()
         .filter(|t| t["lastStatus"] != "STOPPED")
-        .cloned()
         .collect())
 }
 
