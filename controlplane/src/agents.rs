@@ -83,15 +83,20 @@ fn status(e: &StateError) -> Status {
     }
 }
 
+/// The caller's address, for log lines.
+fn peer<T>(request: &Request<T>) -> String {
+    request
+        .remote_addr()
+        .map_or_else(|| "unknown".to_string(), |a| a.to_string())
+}
+
 /// Every call but `Join` needs a client certificate from the cluster CA
 /// (the TLS layer has already checked who signed it).
 fn require_agent_certificate<T>(request: &Request<T>, call: &str) -> Result<(), Status> {
     if request.peer_certs().is_some_and(|c| !c.is_empty()) {
         return Ok(());
     }
-    let peer = request
-        .remote_addr()
-        .map_or_else(|| "unknown".to_string(), |a| a.to_string());
+    let peer = peer(request);
     tracing::warn!(%peer, call, "refused a call without an agent certificate");
     Err(Status::unauthenticated(format!(
         "{call} needs the agent's client certificate: join first with a token from `berth join-token create`"
@@ -324,9 +329,7 @@ impl AgentService for Agents {
         &self,
         request: Request<pb::JoinRequest>,
     ) -> Result<Response<pb::JoinResponse>, Status> {
-        let peer = request
-            .remote_addr()
-            .map_or_else(|| "unknown".to_string(), |a| a.to_string());
+        let peer = peer(&request);
         let r = request.into_inner();
         let token: berth_proto::join_token::JoinToken = r.token.parse().map_err(|e| {
             tracing::warn!(%peer, error = %e, "refused a join");

@@ -101,15 +101,10 @@ fn tasks_wait_and_logs_follow_a_task_run_with_the_aws_cli() -> Result<()> {
     );
 
     // The shim writes the log as the container runs: poll briefly for the first line.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    poll("the first log lines", Duration::from_secs(10), || {
         let logs = ok(&b, &["logs", &id])?;
-        if logs.starts_with("hello from berth\ntick 0\n") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "unexpected logs: {logs:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        Ok(logs.starts_with("hello from berth\ntick 0\n").then_some(()))
+    })?;
     let one = ok(&b, &["logs", &arn, "--container", "talker"])?;
     assert!(one.starts_with("hello from berth\n"), "{one}");
 

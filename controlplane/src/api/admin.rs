@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::error::{from_json_error, ApiError, ErrorType};
+use super::error::{ApiError, ErrorType};
 use crate::join_tokens::{JoinError, JoinTokens};
 
 pub const TARGET_PREFIX: &str = "BerthAdmin.";
@@ -33,12 +33,7 @@ pub fn dispatch(tokens: &JoinTokens, op: &str, body: &[u8]) -> Result<Value, Api
 }
 
 fn create_join_token(tokens: &JoinTokens, op: &str, body: &[u8]) -> Result<Value, ApiError> {
-    let body = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}".as_slice()
-    } else {
-        body
-    };
-    let req: CreateJoinToken = serde_json::from_slice(body).map_err(|e| from_json_error(op, &e))?;
+    let req: CreateJoinToken = super::ecs::parse(op, body)?;
     let ttl = req.ttl_seconds.unwrap_or(DEFAULT_TTL_SECS);
     if !(60..=MAX_TTL_SECS).contains(&ttl) {
         return Err(ApiError::invalid(format!(

@@ -70,7 +70,7 @@ pub fn dispatch(cp: &ControlPlane, op: &str, body: &[u8]) -> Result<Value, ApiEr
 }
 
 /// Parses a request body; an empty body counts as `{}` (some clients send none).
-fn parse<T: DeserializeOwned>(op: &str, body: &[u8]) -> Result<T, ApiError> {
+pub(super) fn parse<T: DeserializeOwned>(op: &str, body: &[u8]) -> Result<T, ApiError> {
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}".as_slice()
     } else {
