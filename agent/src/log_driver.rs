@@ -114,7 +114,11 @@ mod tests {
 
     #[test]
     fn only_the_exact_argument_shape_selects_the_mode() {
-        let args = |v: &[&str]| v.iter().map(Into::into).collect::<Vec<std::ffi::OsString>>();
+        let args = |v: &[&str]| {
+            v.iter()
+                .map(Into::into)
+                .collect::<Vec<std::ffi::OsString>>()
+        };
         assert_eq!(
             requested(&args(&["berth-agent", FLAG, "/x.log"])),
             Some(PathBuf::from("/x.log"))

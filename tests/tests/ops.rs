@@ -143,7 +143,15 @@ fn controlplane_is_ready_only_when_serving_pings_the_watchdog_and_stops_graceful
     write!(conn, "{}", head(body.len()))?;
     conn.write_all(body)?;
     read_one_response(&mut conn)?;
-    write!(conn, "{}", head(body.len()))?;
+    // The second request asks for "100 Continue", which the server sends only
+    // once it has parsed the headers and its handler reads the body: from
+    // then on the request is in flight. (Sending SIGTERM before the server
+    // has parsed the headers would find an idle connection, which a graceful
+    // shutdown rightly closes.)
+    let expecting = head(body.len()).replace("\r\n\r\n", "\r\nExpect: 100-continue\r\n\r\n");
+    write!(conn, "{expecting}")?;
+    let continued = read_head(&mut conn)?;
+    assert!(continued.starts_with("HTTP/1.1 100"), "{continued}");
     conn.write_all(&body[..10])?;
 
     let child = cp.0.as_mut().context("control plane")?;
@@ -191,15 +199,20 @@ fn controlplane_is_ready_only_when_serving_pings_the_watchdog_and_stops_graceful
     Ok(())
 }
 
-/// Reads exactly one HTTP/1.1 response (headers and a Content-Length body).
-fn read_one_response(conn: &mut std::net::TcpStream) -> Result<String> {
+/// Reads an HTTP/1.1 response's status line and headers, up to the blank line.
+fn read_head(conn: &mut std::net::TcpStream) -> Result<String> {
     let mut buf = Vec::new();
     let mut byte = [0_u8; 1];
     while !buf.ends_with(b"\r\n\r\n") {
         conn.read_exact(&mut byte)?;
         buf.push(byte[0]);
     }
-    let head = String::from_utf8_lossy(&buf).to_string();
+    Ok(String::from_utf8_lossy(&buf).to_string())
+}
+
+/// Reads exactly one HTTP/1.1 response (headers and a Content-Length body).
+fn read_one_response(conn: &mut std::net::TcpStream) -> Result<String> {
+    let head = read_head(conn)?;
     let len: usize = head
         .lines()
         .find_map(|l| {

@@ -175,7 +175,8 @@ impl Containerd {
             .map_err(|s| RuntimeError::containerd("containers.create", id, s))?;
         *record_created = true;
 
-        let log_uri = log_uri(&spec.log_path, self.config.log_driver.as_deref()).map_err(start_error)?;
+        let log_uri =
+            log_uri(&spec.log_path, self.config.log_driver.as_deref()).map_err(start_error)?;
         // runc runs `create` here: a missing executable, a bad cwd or a refused rlimit fail
         // now, not at start.
         self.tasks()
