@@ -7,14 +7,15 @@
 //! htpasswd auth (`htpasswd` from apache2-utils), pushes the demo image to it with skopeo,
 //! and works in its own containerd namespace; both go on drop.
 
+#[path = "common/auth_registry.rs"]
+mod auth_registry;
 mod common;
 
+use auth_registry::{run, AuthRegistry, PASSWORD, USER};
 use common::{remove_namespace, test_env, unique_namespace, TestEnv};
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -24,118 +25,7 @@ use berth_agent::runtime::{
     RegistryCredentials, RuntimeConfig, RuntimeError,
 };
 
-const USER: &str = "berth";
-const PASSWORD: &str = "s3cret:pw";
 const ECR: &str = "123456789012.dkr.ecr.ap-northeast-1.amazonaws.com";
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| {
-        panic!("cannot run {cmd:?}: {e} (scripts/install-deps.sh installs it)")
-    });
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A docker-registry on loopback that wants `USER`/`PASSWORD`; killed on drop.
-struct AuthRegistry {
-    host: String,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl AuthRegistry {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let htpasswd = run(Command::new("htpasswd").args(["-nbB", USER, PASSWORD]));
-        std::fs::write(dir.path().join("htpasswd"), htpasswd).unwrap();
-        for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("a free loopback port")
-                .port();
-            let config = dir.path().join("config.yml");
-            std::fs::write(
-                &config,
-                format!(
-                    "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    \
-                     rootdirectory: {root}\n  delete:\n    enabled: true\nhttp:\n  addr: \
-                     127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: berth-test\n    path: {pw}\n",
-                    root = dir.path().join("data").display(),
-                    pw = dir.path().join("htpasswd").display(),
-                ),
-            )
-            .unwrap();
-            let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-            let mut child = Command::new("docker-registry")
-                .arg("serve")
-                .arg(&config)
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("docker-registry (scripts/install-deps.sh installs it)");
-            let host = format!("127.0.0.1:{port}");
-            if wait_ready(&mut child, &host) {
-                return Self {
-                    host,
-                    child,
-                    _dir: dir,
-                };
-            }
-            // Most likely someone took the port first: try another.
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let log = std::fs::read_to_string(dir.path().join("registry.log")).unwrap_or_default();
-        panic!("the auth registry did not start: {log}")
-    }
-
-    /// Copies `source` (on the plain test registry) here as `name` (`repo:tag`).
-    fn push(&self, source: &str, name: &str, format: &str) {
-        run(Command::new("skopeo").args([
-            "copy",
-            "-q",
-            "--format",
-            format,
-            "--src-tls-verify=false",
-            "--dest-tls-verify=false",
-            "--dest-creds",
-            &format!("{USER}:{PASSWORD}"),
-            &format!("docker://{source}"),
-            &format!("docker://{}/{name}", self.host),
-        ]));
-    }
-}
-
-/// Up when `/v2/` answers 401 (it wants credentials).
-fn wait_ready(child: &mut Child, host: &str) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if child.try_wait().ok().flatten().is_some() {
-            return false;
-        }
-        if let Ok(mut stream) = TcpStream::connect(host) {
-            let _ =
-                stream.write_all(format!("GET /v2/ HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes());
-            let mut head = [0_u8; 12];
-            if stream.read_exact(&mut head).is_ok() && head.ends_with(b"401") {
-                return true;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
-impl Drop for AuthRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A containerd namespace and an auth registry holding the demo image as `berth/demo:latest`;
 /// dropping it removes the namespace's containers and images, then the namespace.
@@ -393,6 +283,40 @@ async fn cleanup_removes_only_unused_images() {
     let removed = rt.remove_unused_images(&policy, later).await.unwrap();
     assert_eq!(removed, [used.reference]);
     assert!(f.ctr_images().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zstd_layers_pull_and_unpack_to_the_same_snapshots() {
+    let f = Fixture::new();
+    // A registry of its own: skopeo reuses a gzip blob the destination already
+    // has instead of compressing with zstd (the manifest check below saw it).
+    let zstd_registry = AuthRegistry::start();
+    zstd_registry.push_zstd(&f.env.image, "berth/demo:zstd");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&zstd_registry.manifest("berth/demo:zstd")).expect("manifest JSON");
+    let layers = manifest["layers"].as_array().expect("layers");
+    assert!(!layers.is_empty());
+    for l in layers {
+        assert_eq!(
+            l["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd",
+            "{manifest}"
+        );
+    }
+    let mut config = f.with_login(PASSWORD);
+    config.insecure_registries.push(zstd_registry.host.clone());
+    let login = config.registry_auth[&f.registry.host].clone();
+    config
+        .registry_auth
+        .insert(zstd_registry.host.clone(), login);
+    let rt = Fixture::runtime(config).await;
+    // Unpacking checks each layer's uncompressed digest against the image config.
+    let zstd = rt
+        .pull_image(&format!("{}/berth/demo:zstd", zstd_registry.host))
+        .await
+        .expect("pull of zstd layers");
+    let gzip = rt.pull_image(&f.image("berth/demo:latest")).await.unwrap();
+    assert_ne!(zstd.manifest_digest, gzip.manifest_digest);
+    assert_eq!(zstd.chain_id, gzip.chain_id, "same layers, same snapshots");
 }
 
 fn median(samples: &mut [Duration]) -> Duration {
