@@ -46,6 +46,9 @@ impl LocalState {
             message: m.to_string(),
         };
         let db = redb::Database::create(path).map_err(|x| e("open", &x))?;
+        // Task specs hold resolved secrets: root only.
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(|x| e("chmod", &x))?;
         let txn = db.begin_write().map_err(|x| e("begin", &x))?;
         txn.open_table(META).map_err(|x| e("create", &x))?;
         txn.open_table(TASKS).map_err(|x| e("create", &x))?;
@@ -159,6 +162,7 @@ mod tests {
             memory_mib: None,
             containers: vec![],
             volumes: vec![],
+            secrets_error: None,
         };
         {
             let s = LocalState::open(&path).unwrap();
@@ -172,6 +176,10 @@ mod tests {
             .unwrap();
         }
         let s = LocalState::open(&path).unwrap();
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600, "the state file holds secrets");
         assert_eq!(s.container_instance_arn().unwrap().as_deref(), Some("ci"));
         assert_eq!(s.tasks().unwrap()[0].ipv4, Some(Ipv4Addr::new(10, 0, 0, 2)));
         let report = TaskReport {

@@ -105,6 +105,32 @@ pub struct ContainerOptions {
     pub volumes_from: Vec<(String, bool)>,
     pub privileged: bool,
     pub docker_labels: Vec<(String, String)>,
+    /// Resolved `secrets` and `repositoryCredentials`. Kept in the agent's
+    /// state file (root-only, 0600) so a restarted agent can still start an
+    /// adopted task's waiting containers; containerd's container record holds
+    /// the environment anyway.
+    #[serde(default)]
+    pub secrets: ContainerSecrets,
+}
+
+/// A container's secret values as the control plane resolved them. `Debug`
+/// shows names only.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerSecrets {
+    /// Environment variables from `secrets` (they win over `environment`).
+    pub environment: Vec<(String, String)>,
+    /// The login for this container's image registry (`repositoryCredentials`).
+    pub registry_login: Option<crate::runtime::RegistryCredentials>,
+}
+
+impl std::fmt::Debug for ContainerSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.environment.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("ContainerSecrets")
+            .field("environment", &names)
+            .field("registry_login", &self.registry_login)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,6 +208,10 @@ pub struct TaskSpec {
     pub containers: Vec<ContainerDef>,
     #[serde(default)]
     pub volumes: Vec<Volume>,
+    /// Why the control plane could not resolve the task's secrets: the task
+    /// fails to start with this reason.
+    #[serde(default)]
+    pub secrets_error: Option<String>,
 }
 
 impl TaskSpec {
@@ -236,4 +266,35 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_secret_values() {
+        let options = ContainerOptions {
+            secrets: ContainerSecrets {
+                environment: vec![("DB_PASSWORD".into(), "hunter2".into())],
+                registry_login: Some(crate::runtime::RegistryCredentials {
+                    username: "alice".into(),
+                    password: "s3cret".into(),
+                }),
+            },
+            ..ContainerOptions::default()
+        };
+        let shown = format!("{options:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("DB_PASSWORD") && shown.contains("alice"),
+            "{shown}"
+        );
+        let stored = serde_json::to_string(&options).unwrap();
+        let back: ContainerOptions = serde_json::from_str(&stored).unwrap();
+        assert_eq!(back, options, "an adopted task keeps its secrets");
+    }
 }

@@ -11,11 +11,11 @@ use tokio_stream::StreamExt;
 
 use crate::cgroups::CgroupManager;
 use crate::model::{
-    Condition, ContainerDef, ContainerOptions, Dependency, DesiredStatus, HealthCheck, MountPoint,
-    NetworkMode, PortMapping, Protocol, TaskReport, TaskSpec, Volume,
+    Condition, ContainerDef, ContainerOptions, ContainerSecrets, Dependency, DesiredStatus,
+    HealthCheck, MountPoint, NetworkMode, PortMapping, Protocol, TaskReport, TaskSpec, Volume,
 };
 use crate::network::NetworkSetup;
-use crate::runtime::ContainerRuntime;
+use crate::runtime::{ContainerRuntime, RegistryCredentials};
 use crate::tasks::TaskManager;
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +43,7 @@ fn container_options(
     volumes_from: Vec<pb::VolumeFrom>,
     privileged: bool,
     docker_labels: std::collections::HashMap<String, String>,
+    secrets: ContainerSecrets,
 ) -> ContainerOptions {
     let linux = linux.unwrap_or_default();
     let mut labels: Vec<(String, String)> = docker_labels.into_iter().collect();
@@ -78,6 +79,7 @@ fn container_options(
             .collect(),
         privileged,
         docker_labels: labels,
+        secrets,
     }
 }
 
@@ -153,6 +155,17 @@ impl TryFrom<pb::TaskSpec> for TaskSpec {
             .containers
             .into_iter()
             .map(|c| {
+                let secrets = ContainerSecrets {
+                    environment: c
+                        .secret_environment
+                        .into_iter()
+                        .map(|kv| (kv.name, kv.value))
+                        .collect(),
+                    registry_login: c.registry_login.map(|l| RegistryCredentials {
+                        username: l.username,
+                        password: l.password,
+                    }),
+                };
                 Ok(ContainerDef {
                     name: c.name,
                     image: c.image,
@@ -198,6 +211,7 @@ impl TryFrom<pb::TaskSpec> for TaskSpec {
                         c.volumes_from,
                         c.privileged,
                         c.docker_labels,
+                        secrets,
                     ),
                     port_mappings: c
                         .port_mappings
@@ -228,6 +242,7 @@ impl TryFrom<pb::TaskSpec> for TaskSpec {
                         .map(Into::into),
                 })
                 .collect(),
+            secrets_error: Some(t.secrets_error).filter(|e| !e.is_empty()),
         })
     }
 }

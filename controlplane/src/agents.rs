@@ -17,6 +17,7 @@ use crate::model::ports::{HostPort, NetworkBinding, Protocol};
 use crate::model::task::{ContainerReport, TaskReport};
 use crate::model::{NetworkMode, Resources, Task};
 use crate::pki::ClusterCa;
+use crate::secrets::Secrets;
 use crate::state::{ControlPlane, InstanceRegistration, StateError};
 
 /// How often each side sends a heartbeat. Short, so a lost host is noticed
@@ -32,6 +33,7 @@ pub struct Agents {
     control_plane: Arc<ControlPlane>,
     ca: Arc<ClusterCa>,
     join_tokens: Arc<JoinTokens>,
+    secrets: Arc<Secrets>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -40,6 +42,7 @@ impl Agents {
         control_plane: Arc<ControlPlane>,
         ca: Arc<ClusterCa>,
         join_tokens: Arc<JoinTokens>,
+        secrets: Arc<Secrets>,
     ) -> Self {
         // A sender dropped at once: its receiver never sees `true`.
         let (_, shutdown) = tokio::sync::watch::channel(false);
@@ -47,6 +50,7 @@ impl Agents {
             control_plane,
             ca,
             join_tokens,
+            secrets,
             shutdown,
         }
     }
@@ -269,6 +273,9 @@ fn container_spec(d: &crate::model::ContainerDefinition) -> pb::ContainerSpec {
                 protocol: m.protocol.as_str().into(),
             })
             .collect(),
+        // Filled in by `add_secrets`.
+        secret_environment: vec![],
+        registry_login: None,
     }
 }
 
@@ -307,11 +314,54 @@ fn task_spec(t: &Task) -> pb::TaskSpec {
             .iter()
             .map(|c| container_spec(&c.definition))
             .collect(),
+        secrets_error: String::new(),
     }
 }
 
-fn desired_message(cp: &ControlPlane, instance_arn: &str) -> pb::ControlMessage {
-    let tasks = cp.map_desired_tasks(instance_arn, task_spec);
+/// Puts a task's resolved `secrets` and `repositoryCredentials` into its spec
+/// (the session is mutual TLS). A reference that does not resolve becomes the
+/// spec's `secrets_error`, with the reason ECS gives, and the agent fails the task.
+fn add_secrets(spec: &mut pb::TaskSpec, t: &Task, secrets: &Secrets) {
+    if t.desired_status == "STOPPED" {
+        return;
+    }
+    let resolved = t
+        .containers
+        .iter()
+        .zip(spec.containers.iter_mut())
+        .try_for_each(|(c, out)| {
+            let o = &c.definition.options;
+            for (name, value_from) in &o.secrets {
+                out.secret_environment.push(pb::KeyValue {
+                    name: name.clone(),
+                    value: secrets.resolve(value_from)?,
+                });
+            }
+            if let Some(p) = &o.repository_credentials {
+                let login = secrets.registry_login(p)?;
+                out.registry_login = Some(pb::RegistryLogin {
+                    username: login.username,
+                    password: login.password,
+                });
+            }
+            Ok::<(), String>(())
+        });
+    if let Err(e) = resolved {
+        for c in &mut spec.containers {
+            c.secret_environment.clear();
+            c.registry_login = None;
+        }
+        spec.secrets_error =
+            format!("ResourceInitializationError: unable to pull secrets or registry auth: {e}");
+    }
+}
+
+fn desired_message(cp: &ControlPlane, secrets: &Secrets, instance_arn: &str) -> pb::ControlMessage {
+    let tasks = cp.map_desired_tasks(instance_arn, |t| {
+        let mut spec = task_spec(t);
+        add_secrets(&mut spec, t, secrets);
+        spec
+    });
     pb::ControlMessage {
         kind: Some(pb::control_message::Kind::DesiredTasks(pb::DesiredTasks {
             tasks,
@@ -434,6 +484,7 @@ impl AgentService for Agents {
         tracing::info!(container_instance = %arn, "agent session opened");
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let mut shutdown = self.shutdown.clone();
+        let secrets = self.secrets.clone();
         tokio::spawn(async move {
             let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
             // Any message from the agent counts as a sign of life. The
@@ -444,7 +495,11 @@ impl AgentService for Agents {
             let silence = tokio::time::sleep(window);
             tokio::pin!(silence);
             // The first desired set goes out at once.
-            if tx.send(Ok(desired_message(&cp, &arn))).await.is_err() {
+            if tx
+                .send(Ok(desired_message(&cp, &secrets, &arn)))
+                .await
+                .is_err()
+            {
                 cp.close_session(&arn, &changes);
                 return;
             }
@@ -455,7 +510,7 @@ impl AgentService for Agents {
                         if alive.is_err() { break; } // replaced by a newer session
                         changes.mark_unchanged();
                         // A peer that stops reading must not hold this loop.
-                        let sent = tokio::time::timeout(HEARTBEAT_INTERVAL, tx.send(Ok(desired_message(&cp, &arn)))).await;
+                        let sent = tokio::time::timeout(HEARTBEAT_INTERVAL, tx.send(Ok(desired_message(&cp, &secrets, &arn)))).await;
                         if !matches!(sent, Ok(Ok(()))) { break; }
                     }
                     () = &mut silence => {

@@ -7,6 +7,7 @@ pub mod join_tokens;
 pub mod model;
 pub mod pki;
 pub mod scheduler;
+pub mod secrets;
 pub mod services;
 pub mod state;
 pub mod store;

@@ -13,6 +13,7 @@ use berth_controlplane::api::{self, ApiContext};
 use berth_controlplane::join_tokens::JoinTokens;
 use berth_controlplane::model::ArnContext;
 use berth_controlplane::pki::ClusterCa;
+use berth_controlplane::secrets::Secrets;
 use berth_controlplane::state::{ControlPlane, SystemClock};
 use berth_controlplane::store::RedbStore;
 use clap::Parser;
@@ -93,9 +94,14 @@ async fn main() -> anyhow::Result<()> {
     let lost_after_ms = i64::try_from(args.instance_lost_after_secs.saturating_mul(1000))
         .context("--instance-lost-after-secs is too large")?;
     let cp = Arc::new(
-        ControlPlane::open(store.clone(), Arc::new(SystemClock), arn_context)?
+        ControlPlane::open(store.clone(), Arc::new(SystemClock), arn_context.clone())?
             .with_lost_after_ms(lost_after_ms),
     );
+    let secrets = Arc::new(Secrets::open(
+        store.clone(),
+        Arc::new(SystemClock),
+        arn_context,
+    )?);
     let credentials = ApiCredentials::load_or_create(&cp)?;
     let ca = Arc::new(ClusterCa::load_or_create(&cp)?);
     let join_tokens = Arc::new(JoinTokens::new(
@@ -130,13 +136,14 @@ async fn main() -> anyhow::Result<()> {
         control_plane: cp.clone(),
         credentials,
         join_tokens: join_tokens.clone(),
+        secrets: secrets.clone(),
     });
     let api = axum::serve(api_listener, api::router(ctx))
         .with_graceful_shutdown(stopped(stop_rx.clone()))
         .into_future();
     let agents = tonic::transport::Server::builder()
         .add_service(
-            berth_controlplane::agents::Agents::new(cp.clone(), ca, join_tokens)
+            berth_controlplane::agents::Agents::new(cp.clone(), ca, join_tokens, secrets)
                 .with_shutdown(stop_rx.clone())
                 .into_server(),
         )

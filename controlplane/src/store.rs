@@ -20,10 +20,11 @@ pub enum Table {
     ContainerInstances,
     Services,
     CapacityProviders,
+    Secrets,
 }
 
 impl Table {
-    pub const ALL: [Table; 7] = [
+    pub const ALL: [Table; 8] = [
         Table::Meta,
         Table::Clusters,
         Table::TaskDefinitions,
@@ -31,6 +32,7 @@ impl Table {
         Table::ContainerInstances,
         Table::Services,
         Table::CapacityProviders,
+        Table::Secrets,
     ];
 
     fn name(self) -> &'static str {
@@ -42,6 +44,7 @@ impl Table {
             Table::ContainerInstances => "container_instances",
             Table::Services => "services",
             Table::CapacityProviders => "capacity_providers",
+            Table::Secrets => "secrets",
         }
     }
 

@@ -98,6 +98,8 @@ pub struct Berth {
     pub demo_image: String,
     /// Extra flags for berth-controlplane (see `start_with`).
     pub controlplane_args: Vec<String>,
+    /// Extra flags for every agent of this harness (see `start_with_agent_args`).
+    pub agent_args: Vec<String>,
     controlplane: Option<Child>,
     agent: Option<Child>,
     /// Further agents (`start_extra_agent`), each its own host in effect.
@@ -145,6 +147,15 @@ impl Berth {
 
     /// Like `start`, with extra berth-controlplane flags.
     pub fn start_with(controlplane_args: &[&str]) -> Result<Self> {
+        Self::start_full(controlplane_args, &[])
+    }
+
+    /// Like `start`, with extra flags for this harness's agents.
+    pub fn start_with_agent_args(agent_args: &[&str]) -> Result<Self> {
+        Self::start_full(&[], agent_args)
+    }
+
+    fn start_full(controlplane_args: &[&str], agent_args: &[&str]) -> Result<Self> {
         require_root();
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let pid = std::process::id();
@@ -160,6 +171,7 @@ impl Berth {
             registry: require_env("BERTH_REGISTRY"),
             demo_image: require_env("BERTH_DEMO_IMAGE"),
             controlplane_args: controlplane_args.iter().map(|a| (*a).to_string()).collect(),
+            agent_args: agent_args.iter().map(|a| (*a).to_string()).collect(),
             controlplane: None,
             agent: None,
             extra_agents: vec![],
@@ -255,6 +267,7 @@ impl Berth {
             .args(["--task-cidr", cidr])
             .args(["--insecure-registry", &self.registry])
             .args(["--stop-timeout", "5"])
+            .args(&self.agent_args)
             .env("RUST_LOG", "info");
         match capacity_provider {
             Some(p) => cmd.args(["--capacity-provider", p]),

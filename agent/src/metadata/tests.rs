@@ -58,6 +58,7 @@ fn spec(id: &str) -> TaskSpec {
         memory_mib: Some(256),
         containers: vec![def("app"), def("side")],
         volumes: vec![],
+        secrets_error: None,
     }
 }
 

@@ -8,8 +8,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use super::{
-    ContainerRuntime, ContainerSpec, ContainerState, ContainerStatus, ExecOutcome, Image, Result,
-    RuntimeError,
+    ContainerRuntime, ContainerSpec, ContainerState, ContainerStatus, ExecOutcome, Image,
+    RegistryCredentials, Result, RuntimeError,
 };
 
 /// One call made on the runtime, in order.
@@ -148,7 +148,11 @@ fn fake_digest(text: &str) -> String {
 }
 
 impl ContainerRuntime for RecordingRuntime {
-    async fn pull_image(&self, reference: &str) -> Result<Image> {
+    async fn pull_image_as(
+        &self,
+        reference: &str,
+        _login: Option<&RegistryCredentials>,
+    ) -> Result<Image> {
         let mut state = self.state();
         state.calls.push(Call::PullImage(reference.to_owned()));
         if let Some(message) = state.pull_failures.get(reference) {

@@ -23,7 +23,7 @@ use tonic::Code;
 
 use super::content::{BlobWrite, Lease};
 use super::pull::{pull_with_behavior, ImagePullBehavior, ImageSource};
-use super::registry::{self, Source};
+use super::registry::{self, RegistryCredentials, Source};
 use super::unpack::chain_id;
 use super::{Containerd, Image, ImageConfig, Result, RuntimeError};
 
@@ -211,13 +211,19 @@ pub(super) struct PullSlot {
     fetched: AtomicU64,
 }
 
-impl ImageSource for Containerd {
+/// The runtime pulling with one task's registry login (`repositoryCredentials`), if any.
+struct WithLogin<'a> {
+    runtime: &'a Containerd,
+    login: Option<&'a RegistryCredentials>,
+}
+
+impl ImageSource for WithLogin<'_> {
     async fn cached(&self, reference: &str) -> Result<Option<Image>> {
-        self.local_image(reference).await
+        self.runtime.local_image(reference).await
     }
 
     async fn fetch(&self, reference: &str) -> Result<Image> {
-        self.fetch_image(reference).await
+        self.runtime.fetch_image(reference, self.login).await
     }
 }
 
@@ -231,7 +237,11 @@ impl Containerd {
     /// Pulls as the configured `ImagePullBehavior` says. Concurrent pulls of one reference
     /// queue on one lock, and those that waited while a fetch ran take its result instead
     /// of fetching again.
-    pub(super) async fn do_pull_image(&self, reference: &str) -> Result<Image> {
+    pub(super) async fn do_pull_image(
+        &self,
+        reference: &str,
+        login: Option<&RegistryCredentials>,
+    ) -> Result<Image> {
         let behavior = self.config.pull_behavior;
         if matches!(
             behavior,
@@ -249,7 +259,11 @@ impl Containerd {
             match last.as_ref() {
                 Some(image) if slot.fetched.load(Ordering::SeqCst) > joined_at => Ok(image.clone()),
                 _ => {
-                    let result = pull_with_behavior(self, behavior, reference).await;
+                    let source = WithLogin {
+                        runtime: self,
+                        login,
+                    };
+                    let result = pull_with_behavior(&source, behavior, reference).await;
                     if let Ok(image) = &result {
                         *last = Some(image.clone());
                         slot.fetched.fetch_add(1, Ordering::SeqCst);
@@ -345,14 +359,23 @@ impl Containerd {
     /// Pulls from the registry whatever the local store lacks, unpacks, and (re)points the
     /// image record at the registry's current manifest. Skips the local-image shortcut, so
     /// it also refreshes a moved tag.
-    pub async fn fetch_image(&self, reference: &str) -> Result<Image> {
+    pub async fn fetch_image(
+        &self,
+        reference: &str,
+        login: Option<&RegistryCredentials>,
+    ) -> Result<Image> {
         let lease = self.create_lease(PULL_LEASE_TTL).await?;
-        let result = self.fetch_image_leased(&lease, reference).await;
+        let result = self.fetch_image_leased(&lease, reference, login).await;
         self.delete_lease(lease).await;
         result
     }
 
-    async fn fetch_image_leased(&self, lease: &Lease, reference: &str) -> Result<Image> {
+    async fn fetch_image_leased(
+        &self,
+        lease: &Lease,
+        reference: &str,
+        login: Option<&RegistryCredentials>,
+    ) -> Result<Image> {
         let pull_error = |message: String| RuntimeError::Pull {
             reference: reference.to_owned(),
             message,
@@ -361,6 +384,7 @@ impl Containerd {
             reference,
             &self.config.registry_mirrors,
             &self.config.registry_auth,
+            login,
         )
         .map_err(pull_error)?;
         let parsed = &source.reference;
@@ -371,8 +395,18 @@ impl Containerd {
                 "pulling through a mirror"
             );
         }
+        // oci-client keeps the first credentials it sees per registry (and the
+        // tokens they earn): a task's own login gets a client of its own, so it
+        // is neither shadowed by nor lent to other tasks' pulls.
+        let own_client;
+        let client = if source.task_login {
+            own_client = registry_client(&self.config.insecure_registries);
+            &own_client
+        } else {
+            &self.registry
+        };
         let (manifest_bytes, manifest_digest, manifest) =
-            self.fetch_manifest(reference, &source).await?;
+            self.fetch_manifest(client, reference, &source).await?;
         let manifest_type = manifest
             .media_type
             .clone()
@@ -382,7 +416,9 @@ impl Containerd {
             .clone()
             .ok_or_else(|| pull_error(format!("manifest {manifest_digest} has no config")))?;
 
-        let (config_bytes, config) = self.fetch_config(reference, parsed, &config_desc).await?;
+        let (config_bytes, config) = self
+            .fetch_config(client, reference, parsed, &config_desc)
+            .await?;
         if config.diff_ids.len() != manifest.layers.len() {
             return Err(pull_error(format!(
                 "image config lists {} layers, manifest {}",
@@ -396,6 +432,7 @@ impl Containerd {
         // Layers below an existing snapshot are never read again: fetch only the rest.
         let first_missing = self.first_missing_layer(&config.diff_ids).await?;
         self.fetch_layers(
+            client,
             lease,
             reference,
             parsed,
@@ -454,6 +491,7 @@ impl Containerd {
     /// The config blob's bytes (stored as they are) and its parsed form.
     async fn fetch_config(
         &self,
+        client: &oci_client::Client,
         reference: &str,
         parsed: &Reference,
         desc: &ManifestDescriptor,
@@ -463,7 +501,7 @@ impl Containerd {
             message,
         };
         let mut bytes = Vec::new();
-        self.registry
+        client
             .pull_blob(parsed, &desc.oci(), &mut bytes)
             .await
             .map_err(|e| pull_error(format!("config {}: {}", desc.digest, registry_message(&e))))?;
@@ -475,6 +513,7 @@ impl Containerd {
     /// holds), digest, and parsed form. An index is resolved to linux/<host arch>.
     async fn fetch_manifest(
         &self,
+        client: &oci_client::Client,
         reference: &str,
         source: &Source,
     ) -> Result<(Vec<u8>, String, Manifest)> {
@@ -483,8 +522,7 @@ impl Containerd {
             message,
         };
         let fetch = |r: Reference| async move {
-            let (bytes, digest) = self
-                .registry
+            let (bytes, digest) = client
                 .pull_manifest_raw(&r, &source.auth, ACCEPTED_MANIFESTS)
                 .await
                 .map_err(|e| registry_message(&e))?;
@@ -520,6 +558,7 @@ impl Containerd {
 
     async fn fetch_layers(
         &self,
+        client: &oci_client::Client,
         lease: &Lease,
         reference: &str,
         parsed: &Reference,
@@ -541,8 +580,7 @@ impl Containerd {
                     labels,
                 };
                 self.ensure_blob(lease, reference, blob, || async {
-                    let stream = self
-                        .registry
+                    let stream = client
                         .pull_blob_stream(parsed, &layer.oci())
                         .await
                         .map_err(|e| registry_message(&e))?;

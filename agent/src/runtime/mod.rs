@@ -211,7 +211,16 @@ pub struct ContainerStatus {
 pub trait ContainerRuntime: Send + Sync + 'static {
     /// Pulls and unpacks `reference` (idempotent). Whether a cached image is used instead of
     /// (or when) contacting the registry follows the configured `ImagePullBehavior`.
-    fn pull_image(&self, reference: &str) -> impl Future<Output = Result<Image>> + Send;
+    fn pull_image(&self, reference: &str) -> impl Future<Output = Result<Image>> + Send {
+        self.pull_image_as(reference, None)
+    }
+    /// `pull_image` with a task's own registry login (`repositoryCredentials`), which wins
+    /// over the agent's configured credentials for the image's registry.
+    fn pull_image_as(
+        &self,
+        reference: &str,
+        login: Option<&RegistryCredentials>,
+    ) -> impl Future<Output = Result<Image>> + Send;
     /// Prepares the rootfs, creates the container record and its (not yet started) task.
     fn create_container(&self, spec: &ContainerSpec) -> impl Future<Output = Result<()>> + Send;
     /// Starts the task; returns the host pid.
@@ -309,8 +318,12 @@ impl Containerd {
 }
 
 impl ContainerRuntime for Containerd {
-    async fn pull_image(&self, reference: &str) -> Result<Image> {
-        self.do_pull_image(reference).await
+    async fn pull_image_as(
+        &self,
+        reference: &str,
+        login: Option<&RegistryCredentials>,
+    ) -> Result<Image> {
+        self.do_pull_image(reference, login).await
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<()> {

@@ -13,7 +13,7 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::Reference;
 
 /// A registry login. `Debug` keeps the password out of logs.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RegistryCredentials {
     pub username: String,
     pub password: String,
@@ -67,15 +67,20 @@ pub(super) struct Source {
     /// The reference as given, with the mirror (if any) set as the host to contact.
     pub reference: Reference,
     pub auth: RegistryAuth,
+    /// The credentials are a task's own login, not the agent's settings.
+    pub task_login: bool,
 }
 
 /// The reference to fetch for `reference` and the credentials for the host contacted. The
 /// mirror is looked up by the reference's own registry; credentials by the host actually
-/// contacted (the mirror's when there is one), since that is who asks for them.
+/// contacted (the mirror's when there is one), since that is who asks for them. A task's
+/// own `login` (`repositoryCredentials`) is for the image's registry: it wins over the
+/// agent's settings there, and never goes to a mirror.
 pub(super) fn resolve(
     reference: &str,
     mirrors: &HashMap<String, String>,
     auth: &HashMap<String, RegistryCredentials>,
+    login: Option<&RegistryCredentials>,
 ) -> Result<Source, String> {
     let mut parsed: Reference = reference
         .parse()
@@ -86,12 +91,13 @@ pub(super) fn resolve(
     }
     // Without a mirror, accept the name as written too (`docker.io` resolves to
     // `index.docker.io`); with one, never send the upstream's credentials to the mirror.
-    let credentials = auth.get(parsed.resolve_registry()).or_else(|| {
-        mirror
-            .is_none()
-            .then(|| auth.get(parsed.registry()))
-            .flatten()
-    });
+    let task_login = mirror.is_none() && login.is_some();
+    let credentials = match mirror {
+        Some(_) => auth.get(parsed.resolve_registry()),
+        None => login
+            .or_else(|| auth.get(parsed.resolve_registry()))
+            .or_else(|| auth.get(parsed.registry())),
+    };
     let auth = match credentials {
         Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
         None => RegistryAuth::Anonymous,
@@ -99,6 +105,7 @@ pub(super) fn resolve(
     Ok(Source {
         reference: parsed,
         auth,
+        task_login,
     })
 }
 
@@ -143,7 +150,7 @@ mod tests {
             ("127.0.0.1:5001".to_owned(), creds("m", "pw")),
             (ECR.to_owned(), creds("ecr", "token")),
         ]);
-        let source = resolve(&format!("{ECR}/my-app:v1"), &mirrors, &auth).unwrap();
+        let source = resolve(&format!("{ECR}/my-app:v1"), &mirrors, &auth, None).unwrap();
         assert_eq!(source.reference.resolve_registry(), "127.0.0.1:5001");
         assert_eq!(source.reference.registry(), ECR);
         assert_eq!(source.reference.repository(), "my-app");
@@ -154,19 +161,42 @@ mod tests {
     #[test]
     fn unmirrored_hosts_use_their_own_credentials_or_none() {
         let auth = HashMap::from([("127.0.0.1:5000".to_owned(), creds("alice", "pw"))]);
-        let source = resolve("127.0.0.1:5000/berth/demo:latest", &HashMap::new(), &auth).unwrap();
+        let source = resolve(
+            "127.0.0.1:5000/berth/demo:latest",
+            &HashMap::new(),
+            &auth,
+            None,
+        )
+        .unwrap();
         assert_eq!(source.reference.resolve_registry(), "127.0.0.1:5000");
         assert_eq!(
             source.auth,
             RegistryAuth::Basic("alice".into(), "pw".into())
         );
-        let other = resolve("127.0.0.1:5002/x:1", &HashMap::new(), &auth).unwrap();
+        let other = resolve("127.0.0.1:5002/x:1", &HashMap::new(), &auth, None).unwrap();
         assert_eq!(other.auth, RegistryAuth::Anonymous);
     }
 
     #[test]
+    fn a_tasks_login_wins_at_the_images_registry_and_never_goes_to_a_mirror() {
+        let task = creds("task", "tpw");
+        let auth = HashMap::from([
+            ("127.0.0.1:5000".to_owned(), creds("agent", "apw")),
+            ("127.0.0.1:5001".to_owned(), creds("m", "mpw")),
+        ]);
+        let own = resolve("127.0.0.1:5000/app:1", &HashMap::new(), &auth, Some(&task)).unwrap();
+        assert_eq!(own.auth, RegistryAuth::Basic("task".into(), "tpw".into()));
+        assert!(own.task_login);
+        let mirrors = HashMap::from([(ECR.to_owned(), "127.0.0.1:5001".to_owned())]);
+        let mirrored = resolve(&format!("{ECR}/app:1"), &mirrors, &auth, Some(&task)).unwrap();
+        assert_eq!(mirrored.auth, RegistryAuth::Basic("m".into(), "mpw".into()));
+        assert!(!mirrored.task_login);
+    }
+
+    #[test]
     fn bad_reference_is_an_error() {
-        let err = resolve("UPPER/case:bad tag", &HashMap::new(), &HashMap::new()).unwrap_err();
+        let err =
+            resolve("UPPER/case:bad tag", &HashMap::new(), &HashMap::new(), None).unwrap_err();
         assert!(err.starts_with("invalid image reference"), "{err}");
     }
 }

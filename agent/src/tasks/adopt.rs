@@ -99,7 +99,8 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
             if images.contains_key(&c.image) {
                 continue;
             }
-            match host.runtime.pull_image(&c.image).await {
+            let login = c.options.secrets.registry_login.as_ref();
+            match host.runtime.pull_image_as(&c.image, login).await {
                 Ok(image) => {
                     images.insert(c.image.clone(), image);
                 }

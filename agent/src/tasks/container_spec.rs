@@ -121,7 +121,8 @@ pub fn argv(def: &ContainerDef, image: &Image) -> Vec<String> {
     entrypoint.iter().chain(cmd).cloned().collect()
 }
 
-/// Image env, then the definition's (same names replace), then ECS's own.
+/// Image env, then the definition's (same names replace), then its resolved
+/// `secrets`, then ECS's own.
 pub fn environment(
     def: &ContainerDef,
     image: &Image,
@@ -141,7 +142,11 @@ pub fn environment(
         env.retain(|(ek, _)| ek != k);
         env.push((k.into(), v.into()));
     };
-    for (k, v) in &def.environment {
+    for (k, v) in def
+        .environment
+        .iter()
+        .chain(&def.options.secrets.environment)
+    {
         set(k, v);
     }
     set("AWS_REGION", region);
@@ -294,8 +299,15 @@ mod tests {
     #[test]
     fn environment_layers() {
         let mut d = def();
-        d.environment = vec![("A".into(), "def".into()), ("B".into(), "x=y".into())];
+        d.environment = vec![
+            ("A".into(), "def".into()),
+            ("B".into(), "x=y".into()),
+            ("S".into(), "plain".into()),
+        ];
+        d.options.secrets.environment = vec![("S".into(), "from-secret".into())];
         let env = environment(&d, &image(), "eu-west-1", "http://10.0.0.1:51679/v4/t");
+        assert!(env.contains(&"S=from-secret".to_string()), "{env:?}");
+        assert!(!env.contains(&"S=plain".to_string()), "{env:?}");
         assert!(env.contains(&"PATH=/bin".to_string()));
         assert!(env.contains(&"A=def".to_string()));
         assert!(!env.contains(&"A=image".to_string()));

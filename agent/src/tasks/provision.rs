@@ -75,6 +75,13 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
     ) -> Result<Provisioned, StopCause> {
         let host = self.host.clone();
         let spec = self.spec.clone();
+        if let Some(reason) = &spec.secrets_error {
+            // Nothing is made on the host for a task whose secrets did not resolve.
+            return Err(StopCause {
+                code: "TaskFailedToStart",
+                reason: reason.clone(),
+            });
+        }
         let task_dir = task_dir(&host, &spec.id);
         std::fs::create_dir_all(&task_dir)
             .map_err(|e| failed(&format!("could not create {}: {e}", task_dir.display())))?;
@@ -119,7 +126,8 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
             if images.contains_key(&c.image) {
                 continue;
             }
-            match host.runtime.pull_image(&c.image).await {
+            let login = c.options.secrets.registry_login.as_ref();
+            match host.runtime.pull_image_as(&c.image, login).await {
                 Ok(image) => {
                     images.insert(c.image.clone(), image);
                 }

@@ -1,6 +1,8 @@
 //! A docker-registry on loopback with htpasswd auth, for pull tests. Shared by
 //! the agent's image tests and the end-to-end tests (`#[path]` include: the
 //! e2e crate depends on the agent, so the agent's tests cannot depend on it).
+// Each including test crate uses part of it.
+#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

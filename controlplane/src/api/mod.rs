@@ -5,6 +5,7 @@ pub mod admin;
 pub mod credentials;
 pub mod ecs;
 pub mod error;
+pub mod secrets;
 pub mod sigv4;
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use self::credentials::ApiCredentials;
 use self::error::{ApiError, ErrorType};
 use crate::join_tokens::JoinTokens;
+use crate::secrets::Secrets;
 use crate::state::ControlPlane;
 
 /// What the HTTP handlers share.
@@ -23,6 +25,7 @@ pub struct ApiContext {
     pub control_plane: Arc<ControlPlane>,
     pub credentials: ApiCredentials,
     pub join_tokens: Arc<JoinTokens>,
+    pub secrets: Arc<Secrets>,
 }
 
 pub fn router(ctx: Arc<ApiContext>) -> axum::Router {
@@ -62,6 +65,9 @@ fn handle(
         }
         if let Some(op) = target.strip_prefix(admin::TARGET_PREFIX) {
             return tokio::task::block_in_place(|| admin::dispatch(&ctx.join_tokens, op, body));
+        }
+        if let Some(op) = target.strip_prefix(secrets::TARGET_PREFIX) {
+            return tokio::task::block_in_place(|| secrets::dispatch(&ctx.secrets, op, body));
         }
         let op = target.strip_prefix(ecs::TARGET_PREFIX).ok_or_else(|| {
             ApiError::new(

@@ -56,6 +56,12 @@ pub struct ContainerOptions {
     pub volumes_from: Vec<VolumeFrom>,
     pub privileged: bool,
     pub docker_labels: Vec<(String, String)>,
+    /// `secrets`: (environment variable, `valueFrom` secret reference).
+    #[serde(default)]
+    pub secrets: Vec<(String, String)>,
+    /// `repositoryCredentials.credentialsParameter`: the secret holding the registry login.
+    #[serde(default)]
+    pub repository_credentials: Option<String>,
 }
 
 /// A task volume: a host directory, or (no host path) a directory scoped to the task.
@@ -160,6 +166,29 @@ pub fn validate(
                 ));
             }
         }
+        let mut secret_names = HashSet::new();
+        for (name, value_from) in &o.secrets {
+            if name.is_empty() || !secret_names.insert(name.as_str()) {
+                return err(format!(
+                    "Container '{}': secrets name '{name}' must be non-empty and unique.",
+                    c.name
+                ));
+            }
+            if let Err(e) = crate::secrets::parse_ref(value_from) {
+                return err(format!(
+                    "Container '{}': secrets '{name}' valueFrom: {e}.",
+                    c.name
+                ));
+            }
+        }
+        if let Some(p) = &o.repository_credentials {
+            if let Err(e) = crate::secrets::parse_ref(p) {
+                return err(format!(
+                    "Container '{}': repositoryCredentials credentialsParameter: {e}.",
+                    c.name
+                ));
+            }
+        }
         for f in &o.environment_files {
             if !f.starts_with('/') {
                 return err(format!(
@@ -233,5 +262,35 @@ mod tests {
             host_source_path: Some("tmp".into()),
         };
         assert!(validate(&[], &[v]).is_err());
+    }
+
+    #[test]
+    fn secrets_need_unique_names_and_secret_references() {
+        let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf";
+        let mut a = container("a");
+        a.options.secrets = vec![
+            ("DB".into(), arn.into()),
+            ("USER".into(), format!("{arn}:user::")),
+        ];
+        a.options.repository_credentials = Some("registry-login".into());
+        assert!(validate(&[a.clone()], &[]).is_ok());
+        a.options.secrets.push(("DB".into(), arn.into()));
+        assert!(validate(&[a.clone()], &[])
+            .unwrap_err()
+            .0
+            .contains("unique"));
+        a.options.secrets = vec![(
+            "P".into(),
+            "arn:aws:ssm:us-east-1:123456789012:parameter/p".into(),
+        )];
+        let e = validate(&[a.clone()], &[]).unwrap_err().0;
+        assert!(
+            e.contains("secrets 'P' valueFrom") && e.contains("not a Secrets Manager"),
+            "{e}"
+        );
+        a.options.secrets.clear();
+        a.options.repository_credentials = Some("arn:aws:kms:us-east-1:1:key/x".into());
+        let e = validate(&[a], &[]).unwrap_err().0;
+        assert!(e.contains("repositoryCredentials"), "{e}");
     }
 }

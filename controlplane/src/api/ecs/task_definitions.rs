@@ -180,6 +180,21 @@ struct ContainerInput {
     privileged: Option<bool>,
     docker_labels: Option<std::collections::BTreeMap<String, String>>,
     port_mappings: Option<Vec<PortMappingInput>>,
+    secrets: Option<Vec<SecretInput>>,
+    repository_credentials: Option<RepositoryCredentialsInput>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SecretInput {
+    name: String,
+    value_from: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RepositoryCredentialsInput {
+    credentials_parameter: String,
 }
 
 impl ContainerInput {
@@ -254,6 +269,17 @@ impl ContainerInput {
                 .unwrap_or_default()
                 .into_iter()
                 .collect(),
+            secrets: self
+                .secrets
+                .take()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| (s.name, s.value_from))
+                .collect(),
+            repository_credentials: self
+                .repository_credentials
+                .take()
+                .map(|r| r.credentials_parameter),
         })
     }
 }

@@ -1,0 +1,310 @@
+//! The Secrets Manager operations ECS tasks rely on, on the same endpoint and
+//! `SigV4` credentials as the ECS API, so `aws secretsmanager ... --endpoint-url`
+//! and boto3's `secretsmanager` client work unchanged. Secret values are
+//! `SecretString` only; deletion is immediate (no recovery window).
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::{ApiError, ErrorType};
+use crate::secrets::{Secret, SecretError, Secrets};
+
+pub const TARGET_PREFIX: &str = "secretsmanager.";
+
+const PAGE_MAX: usize = 100;
+
+impl From<SecretError> for ApiError {
+    fn from(e: SecretError) -> Self {
+        let kind = match &e {
+            SecretError::NotFound(_) => ErrorType::ResourceNotFound,
+            SecretError::Exists(_) => ErrorType::ResourceExists,
+            SecretError::Invalid(_) => ErrorType::InvalidParameter,
+            SecretError::Store(_) => {
+                tracing::error!(error = %e, "secret request failed inside the control plane");
+                ErrorType::Server
+            }
+        };
+        Self::new(kind, e.to_string())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CreateSecret {
+    name: String,
+    secret_string: Option<String>,
+    secret_binary: Option<String>,
+    description: Option<String>,
+    #[allow(dead_code)] // accepted for idempotent retries; every create is new here
+    client_request_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SecretIdOnly {
+    secret_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct GetSecretValue {
+    secret_id: String,
+    version_id: Option<String>,
+    version_stage: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PutSecretValue {
+    secret_id: String,
+    secret_string: Option<String>,
+    secret_binary: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DeleteSecret {
+    secret_id: String,
+    #[allow(dead_code)] // deletion is immediate either way
+    force_delete_without_recovery: Option<bool>,
+    #[allow(dead_code)]
+    recovery_window_in_days: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListSecrets {
+    max_results: Option<usize>,
+    next_token: Option<String>,
+}
+
+pub fn dispatch(secrets: &Secrets, op: &str, body: &[u8]) -> Result<Value, ApiError> {
+    match op {
+        "CreateSecret" => {
+            let r: CreateSecret = super::ecs::parse(op, body)?;
+            let value = string_only(r.secret_string, r.secret_binary.as_ref())?;
+            let s = secrets.create(&r.name, value, r.description)?;
+            Ok(json!({"ARN": s.arn, "Name": s.name, "VersionId": s.version_id}))
+        }
+        "GetSecretValue" => {
+            let r: GetSecretValue = super::ecs::parse(op, body)?;
+            let s = secrets.get(&r.secret_id)?;
+            if r.version_stage.as_deref().is_some_and(|v| v != "AWSCURRENT")
+                || r.version_id.as_deref().is_some_and(|v| v != s.version_id)
+            {
+                return Err(ApiError::new(
+                    ErrorType::ResourceNotFound,
+                    format!(
+                        "Secrets Manager can't find the specified secret value for {}: Berth keeps only the current version (AWSCURRENT, {}).",
+                        s.name, s.version_id
+                    ),
+                ));
+            }
+            Ok(json!({
+                "ARN": s.arn,
+                "Name": s.name,
+                "VersionId": s.version_id,
+                "SecretString": s.secret_string,
+                "VersionStages": ["AWSCURRENT"],
+                "CreatedDate": seconds(s.changed_at_ms),
+            }))
+        }
+        "PutSecretValue" => {
+            let r: PutSecretValue = super::ecs::parse(op, body)?;
+            let value = string_only(r.secret_string, r.secret_binary.as_ref())?;
+            let s = secrets.put_value(&r.secret_id, value)?;
+            Ok(json!({
+                "ARN": s.arn,
+                "Name": s.name,
+                "VersionId": s.version_id,
+                "VersionStages": ["AWSCURRENT"],
+            }))
+        }
+        "DescribeSecret" => {
+            let r: SecretIdOnly = super::ecs::parse(op, body)?;
+            Ok(describe(&secrets.get(&r.secret_id)?))
+        }
+        "ListSecrets" => {
+            let r: ListSecrets = super::ecs::parse(op, body)?;
+            list(secrets, r)
+        }
+        "DeleteSecret" => {
+            let r: DeleteSecret = super::ecs::parse(op, body)?;
+            let s = secrets.delete(&r.secret_id)?;
+            Ok(json!({"ARN": s.arn, "Name": s.name, "DeletionDate": seconds(now_ms())}))
+        }
+        _ => Err(ApiError::new(
+            ErrorType::UnknownOperation,
+            format!(
+                "Operation '{TARGET_PREFIX}{op}' is not served: Berth implements CreateSecret, GetSecretValue, PutSecretValue, DescribeSecret, ListSecrets and DeleteSecret."
+            ),
+        )),
+    }
+}
+
+fn now_ms() -> i64 {
+    crate::state::Clock::now_ms(&crate::state::SystemClock)
+}
+
+fn string_only(value: Option<String>, binary: Option<&String>) -> Result<String, ApiError> {
+    if binary.is_some() {
+        return Err(ApiError::invalid(
+            "SecretBinary is not supported: Berth stores SecretString values only.",
+        ));
+    }
+    value.ok_or_else(|| {
+        ApiError::new(
+            ErrorType::InvalidRequest,
+            "You must provide SecretString: Berth stores SecretString values only.",
+        )
+    })
+}
+
+#[allow(clippy::cast_precision_loss)] // epoch milliseconds fit an f64 exactly
+fn seconds(ms: i64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+fn describe(s: &Secret) -> Value {
+    json!({
+        "ARN": s.arn,
+        "Name": s.name,
+        "Description": s.description,
+        "CreatedDate": seconds(s.created_at_ms),
+        "LastChangedDate": seconds(s.changed_at_ms),
+        "VersionIdsToStages": { s.version_id.clone(): ["AWSCURRENT"] },
+    })
+}
+
+fn list(secrets: &Secrets, r: ListSecrets) -> Result<Value, ApiError> {
+    let max = r.max_results.unwrap_or(PAGE_MAX);
+    if !(1..=PAGE_MAX).contains(&max) {
+        return Err(ApiError::invalid(format!(
+            "MaxResults must be between 1 and {PAGE_MAX}, got {max}."
+        )));
+    }
+    let all = secrets.list();
+    let start = match r.next_token.as_deref() {
+        None | Some("") => 0,
+        Some(t) => all
+            .iter()
+            .position(|s| s.name.as_str() > t)
+            .unwrap_or(all.len()),
+    };
+    let page: Vec<&Secret> = all[start..].iter().take(max).collect();
+    let mut out = json!({ "SecretList": page.iter().map(|s| describe(s)).collect::<Vec<_>>() });
+    if start + page.len() < all.len() {
+        if let Some(last) = page.last() {
+            out["NextToken"] = json!(last.name);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::model::ArnContext;
+    use crate::state::SystemClock;
+    use crate::store::MemoryStore;
+
+    fn secrets() -> Secrets {
+        Secrets::open(
+            Arc::new(MemoryStore::default()),
+            Arc::new(SystemClock),
+            ArnContext {
+                region: "us-east-1".into(),
+                account: "123456789012".into(),
+            },
+        )
+        .unwrap()
+    }
+
+    fn call(s: &Secrets, op: &str, body: &Value) -> Result<Value, ApiError> {
+        dispatch(s, op, body.to_string().as_bytes())
+    }
+
+    #[test]
+    fn operations_and_their_errors() {
+        let s = secrets();
+        let made = call(
+            &s,
+            "CreateSecret",
+            &json!({"Name": "db", "SecretString": "pw"}),
+        )
+        .unwrap();
+        let err = call(
+            &s,
+            "CreateSecret",
+            &json!({"Name": "db", "SecretString": "x"}),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, ErrorType::ResourceExists);
+        let err = call(
+            &s,
+            "CreateSecret",
+            &json!({"Name": "b", "SecretBinary": "eA=="}),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, ErrorType::InvalidParameter);
+        let err = call(&s, "CreateSecret", &json!({"Name": "b"})).unwrap_err();
+        assert_eq!(err.kind, ErrorType::InvalidRequest);
+
+        let got = call(&s, "GetSecretValue", &json!({"SecretId": made["ARN"]})).unwrap();
+        assert_eq!(got["SecretString"], "pw");
+        assert_eq!(got["VersionId"], made["VersionId"]);
+        let err = call(
+            &s,
+            "GetSecretValue",
+            &json!({"SecretId": "db", "VersionStage": "AWSPREVIOUS"}),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, ErrorType::ResourceNotFound);
+
+        let put = call(
+            &s,
+            "PutSecretValue",
+            &json!({"SecretId": "db", "SecretString": "pw2"}),
+        )
+        .unwrap();
+        assert_ne!(put["VersionId"], made["VersionId"]);
+        let d = call(&s, "DescribeSecret", &json!({"SecretId": "db"})).unwrap();
+        assert_eq!(
+            d["VersionIdsToStages"][put["VersionId"].as_str().unwrap()][0],
+            "AWSCURRENT"
+        );
+
+        call(
+            &s,
+            "DeleteSecret",
+            &json!({"SecretId": "db", "ForceDeleteWithoutRecovery": true}),
+        )
+        .unwrap();
+        let err = call(&s, "GetSecretValue", &json!({"SecretId": "db"})).unwrap_err();
+        assert_eq!(err.kind, ErrorType::ResourceNotFound);
+        assert_eq!(err.body()["__type"], "ResourceNotFoundException");
+        let err = call(&s, "RotateSecret", &json!({})).unwrap_err();
+        assert_eq!(err.kind, ErrorType::UnknownOperation);
+    }
+
+    #[test]
+    fn list_pages() {
+        let s = secrets();
+        for n in ["a", "b", "c"] {
+            call(&s, "CreateSecret", &json!({"Name": n, "SecretString": "v"})).unwrap();
+        }
+        let first = call(&s, "ListSecrets", &json!({"MaxResults": 2})).unwrap();
+        assert_eq!(first["SecretList"].as_array().unwrap().len(), 2);
+        let next = call(
+            &s,
+            "ListSecrets",
+            &json!({"MaxResults": 2, "NextToken": first["NextToken"]}),
+        )
+        .unwrap();
+        assert_eq!(next["SecretList"][0]["Name"], "c");
+        assert!(next.get("NextToken").is_none());
+        assert!(call(&s, "ListSecrets", &json!({"MaxResults": 0})).is_err());
+    }
+}
