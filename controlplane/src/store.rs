@@ -112,6 +112,9 @@ impl RedbStore {
             path: path.display().to_string(),
             source: Box::new(e),
         })?;
+        // It holds the cluster CA's key, the API secret key and secrets: root only.
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(|e| io("chmod", Table::Meta, &e))?;
         // Create every table up front so reads never see "table does not exist".
         let txn = db.begin_write().map_err(|e| io("begin", Table::Meta, &e))?;
         for table in Table::ALL {
@@ -218,6 +221,10 @@ mod tests {
             store.apply(&[Write::delete(Table::Clusters, "a")]).unwrap();
         }
         let store = RedbStore::open(&path).unwrap();
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600, "the store holds keys and secrets");
         assert_eq!(
             store.load(Table::Clusters).unwrap(),
             vec![("b".to_string(), b"2".to_vec())]

@@ -117,3 +117,75 @@ fn kill_9_of_the_agent_leaves_containers_running_and_adopted() -> Result<()> {
     )?;
     Ok(())
 }
+
+/// The host port a container's first network binding got.
+fn host_port(task: &serde_json::Value, container: &str) -> Option<u16> {
+    task["containers"]
+        .as_array()?
+        .iter()
+        .find(|c| c["name"] == container)?["networkBindings"][0]["hostPort"]
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+}
+
+#[test]
+fn kill_9_of_the_agent_mid_bridge_task_keeps_its_published_port() -> Result<()> {
+    let mut b = Berth::start()?;
+    let def = json!({
+        "family": "bridged",
+        "networkMode": "bridge",
+        "containerDefinitions": [
+            {"name": "web", "image": b.demo_image, "memory": 32, "stopTimeout": 2,
+             "portMappings": [{"containerPort": 80, "hostPort": 0}]}
+        ]
+    });
+    b.register_task_definition(&def)?;
+    let arn = b.run_task("bridged")?;
+    let id = arn.rsplit('/').next().unwrap_or_default().to_string();
+    let t = b.wait_task_status("default", &arn, "RUNNING", Duration::from_secs(60))?;
+    let port = host_port(&t, "web").context("a dynamic host port")?;
+    let page = |what: &str| {
+        poll(what, Duration::from_secs(20), || {
+            Ok(berth_e2e::http_get("127.0.0.1", port, "/").ok())
+        })
+    };
+    assert!(page("the page before the crash")?.contains("hello from berth"));
+    let (_, pid_before) = b
+        .containerd_task(&format!("{id}-web"))?
+        .context("web is running")?;
+
+    b.kill9_agent();
+    // Nothing the agent made goes away with it: the port still answers.
+    assert!(page("the page with the agent down")?.contains("hello from berth"));
+    b.start_agent()?;
+    b.wait_connected()?;
+    let t = b.describe_task("default", &arn)?;
+    assert_eq!(t["lastStatus"], "RUNNING", "{t}");
+    assert_eq!(host_port(&t, "web"), Some(port), "{t}");
+    let (_, pid_after) = b
+        .containerd_task(&format!("{id}-web"))?
+        .context("web still runs")?;
+    assert_eq!(pid_after, pid_before, "adopted, not restarted");
+
+    // The restarted agent still holds the port: a new task gets another one.
+    let second = b.run_task("bridged")?;
+    let t2 = b.wait_task_status("default", &second, "RUNNING", Duration::from_secs(60))?;
+    let port2 = host_port(&t2, "web").context("the second task's port")?;
+    assert_ne!(port2, port, "the adopted task's port was handed out again");
+
+    // Stopping the adopted task removes its rules and namespaces.
+    b.aws(&["ecs", "stop-task", "--task", &arn])?;
+    b.wait_stopped(&arn, Duration::from_secs(30))?;
+    poll(
+        "the adopted task's host resources to be removed",
+        Duration::from_secs(10),
+        || Ok(b.leftovers(&id)?.is_empty().then_some(())),
+    )?;
+    assert!(
+        berth_e2e::http_get("127.0.0.1", port, "/").is_err(),
+        "port {port} still answers after the stop"
+    );
+    b.aws(&["ecs", "stop-task", "--task", &second])?;
+    b.wait_stopped(&second, Duration::from_secs(30))?;
+    Ok(())
+}
