@@ -68,7 +68,10 @@ fn bridge_mode(b: &Berth) -> Result<()> {
                  {"containerPort": 80}
              ]},
             {"name": "other", "image": b.demo_image, "memory": 32, "essential": false,
-             "stopTimeout": 2, "portMappings": [{"containerPort": 80, "hostPort": 0}]}
+             "stopTimeout": 2, "portMappings": [{"containerPort": 80, "hostPort": 0}]},
+            {"name": "meta", "image": b.demo_image, "memory": 32, "essential": false,
+             "entryPoint": ["/bin/sh", "-c"],
+             "command": ["echo \"meta $(wget -qO- $ECS_CONTAINER_METADATA_URI_V4)\""]}
         ]
     }))?;
     let arn = b.run_task("published")?;
@@ -98,6 +101,27 @@ fn bridge_mode(b: &Berth) -> Result<()> {
         )?;
         assert!(page.contains("hello from berth"), "{page}");
     }
+
+    // A bridge container reads its task metadata, which shows its own address.
+    let log_path = b.container_log(&arn, "meta");
+    let log = poll(
+        "the metadata in meta's log",
+        Duration::from_secs(20),
+        || {
+            Ok(std::fs::read_to_string(&log_path)
+                .ok()
+                .filter(|l| l.contains("meta ")))
+        },
+    )?;
+    let json = log.split_once("meta ").map_or("", |(_, j)| j.trim());
+    let meta: Value = serde_json::from_str(json).with_context(|| format!("meta log: {log}"))?;
+    assert_eq!(meta["Name"], "meta", "{meta}");
+    assert_eq!(meta["Networks"][0]["NetworkMode"], "bridge", "{meta}");
+    let ip = meta["Networks"][0]["IPv4Addresses"][0]
+        .as_str()
+        .unwrap_or("");
+    let subnet = b.cidr.rsplit_once('.').map_or("", |(net, _)| net);
+    assert!(ip.starts_with(subnet), "{ip} not in {}", b.cidr);
 
     // The instance shows the ports as taken.
     let arns = b.aws(&["ecs", "list-container-instances"])?;

@@ -24,7 +24,8 @@ pub struct TaskMetadata {
     pub pull_stopped_at_ms: Option<i64>,
     pub availability_zone: String,
     pub launch_type: String,
-    /// The task's own address: the only peer allowed to read its metadata.
+    pub network_mode: NetworkMode,
+    /// The task's own address (awsvpc).
     pub ipv4: Option<Ipv4Addr>,
     pub network: Option<TaskNetwork>,
     pub containers: Vec<ContainerMetadata>,
@@ -61,6 +62,8 @@ pub struct ContainerMetadata {
     pub health: Option<HealthMetadata>,
     /// The container's cgroup, relative to the hierarchy root (for stats).
     pub cgroup_path: String,
+    /// The container's own address on the bridge (bridge mode).
+    pub bridge_ipv4: Option<Ipv4Addr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,6 +226,7 @@ impl MetadataRegistry {
             pull_stopped_at_ms: None,
             availability_zone: format!("{}a", self.region),
             launch_type: "EC2".into(),
+            network_mode: spec.network_mode,
             ipv4: None,
             network: None,
             containers: spec
@@ -260,6 +264,7 @@ impl MetadataRegistry {
                         container_arn: container_arn(&spec.arn, &d.name),
                         health: None,
                         cgroup_path: format!("{cgroup_task_path}/{}", d.name),
+                        bridge_ipv4: None,
                     }
                 })
                 .collect(),
@@ -326,6 +331,19 @@ impl MetadataRegistry {
         }
     }
 
+    /// Records a bridge-mode container's own address: where it calls from,
+    /// and what its metadata shows under `Networks`.
+    pub fn set_bridge_address(&self, task_id: &str, container: &str, ip: Ipv4Addr) {
+        let mut inner = self.inner.lock().unwrap();
+        if let Some(c) = inner
+            .tasks
+            .get_mut(task_id)
+            .and_then(|t| t.containers.iter_mut().find(|c| c.name == container))
+        {
+            c.bridge_ipv4 = Some(ip);
+        }
+    }
+
     /// Forgets a task and revokes its tokens.
     pub fn remove_task(&self, task_id: &str) {
         let mut inner = self.inner.lock().unwrap();
@@ -339,7 +357,20 @@ impl MetadataRegistry {
         let inner = self.inner.lock().unwrap();
         let (task_id, container) = inner.tokens.get(token)?;
         let task = inner.tasks.get(task_id)?;
-        let own = task.ipv4?;
+        // The caller's own address: the task's (awsvpc), the container's
+        // (bridge), or the host's side of the bridge, which host-network
+        // containers call from. A none-mode container cannot reach us.
+        let own = match task.network_mode {
+            NetworkMode::Awsvpc => task.ipv4?,
+            NetworkMode::Bridge => {
+                task.containers
+                    .iter()
+                    .find(|c| c.name == *container)?
+                    .bridge_ipv4?
+            }
+            NetworkMode::Host => *self.endpoint.ip(),
+            NetworkMode::None => return None,
+        };
         let peer_ok = match peer {
             IpAddr::V4(ip) => ip == own,
             IpAddr::V6(ip) => ip.to_ipv4_mapped() == Some(own),

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::registry::{ContainerMetadata, HealthMetadata, TaskMetadata, TaskNetwork};
+use crate::model::NetworkMode;
 
 #[derive(Debug, Serialize)]
 pub struct TaskResponse {
@@ -103,8 +104,15 @@ struct Health {
 struct Network {
     #[serde(rename = "NetworkMode")]
     mode: &'static str,
-    #[serde(rename = "IPv4Addresses")]
+    #[serde(rename = "IPv4Addresses", skip_serializing_if = "Vec::is_empty")]
     ipv4_addresses: Vec<String>,
+    /// The interface's details: awsvpc only, as in ECS.
+    #[serde(flatten)]
+    interface: Option<Interface>,
+}
+
+#[derive(Debug, Serialize)]
+struct Interface {
     #[serde(rename = "AttachmentIndex")]
     attachment_index: u32,
     #[serde(rename = "MACAddress")]
@@ -135,15 +143,11 @@ pub fn task(t: &TaskMetadata) -> TaskResponse {
         pull_stopped_at: t.pull_stopped_at_ms.map(rfc3339),
         availability_zone: t.availability_zone.clone(),
         launch_type: t.launch_type.clone(),
-        containers: t
-            .containers
-            .iter()
-            .map(|c| container(c, t.network.as_ref()))
-            .collect(),
+        containers: t.containers.iter().map(|c| container(c, t)).collect(),
     }
 }
 
-pub fn container(c: &ContainerMetadata, net: Option<&TaskNetwork>) -> ContainerResponse {
+pub fn container(c: &ContainerMetadata, t: &TaskMetadata) -> ContainerResponse {
     ContainerResponse {
         docker_id: c.docker_id.clone(),
         name: c.name.clone(),
@@ -168,7 +172,29 @@ pub fn container(c: &ContainerMetadata, net: Option<&TaskNetwork>) -> ContainerR
             status: h.status.clone(),
             status_since: rfc3339(h.since_ms),
         }),
-        networks: net.map(network).into_iter().collect(),
+        networks: networks(c, t),
+    }
+}
+
+/// A container's `Networks` as ECS shows them for each network mode.
+fn networks(c: &ContainerMetadata, t: &TaskMetadata) -> Vec<Network> {
+    match t.network_mode {
+        NetworkMode::Awsvpc => t.network.as_ref().map(network).into_iter().collect(),
+        NetworkMode::Bridge => vec![Network {
+            mode: "bridge",
+            ipv4_addresses: c.bridge_ipv4.iter().map(ToString::to_string).collect(),
+            interface: None,
+        }],
+        NetworkMode::Host => vec![Network {
+            mode: "host",
+            ipv4_addresses: vec![],
+            interface: None,
+        }],
+        NetworkMode::None => vec![Network {
+            mode: "none",
+            ipv4_addresses: vec![],
+            interface: None,
+        }],
     }
 }
 
@@ -176,11 +202,13 @@ fn network(n: &TaskNetwork) -> Network {
     Network {
         mode: "awsvpc",
         ipv4_addresses: vec![n.ipv4.to_string()],
-        attachment_index: 0,
-        mac_address: n.mac.clone(),
-        ipv4_subnet_cidr_block: format!("{}/{}", n.subnet.network, n.subnet.prefix_len),
-        private_dns_name: n.private_dns_name.clone(),
-        subnet_gateway_ipv4_address: format!("{}/{}", n.subnet.gateway(), n.subnet.prefix_len),
+        interface: Some(Interface {
+            attachment_index: 0,
+            mac_address: n.mac.clone(),
+            ipv4_subnet_cidr_block: format!("{}/{}", n.subnet.network, n.subnet.prefix_len),
+            private_dns_name: n.private_dns_name.clone(),
+            subnet_gateway_ipv4_address: format!("{}/{}", n.subnet.gateway(), n.subnet.prefix_len),
+        }),
     }
 }
 

@@ -62,7 +62,7 @@ pub fn handle(
                 .map(|c| (c.docker_id.clone(), stats_of(c)))
                 .collect(),
         ),
-        (Resource::Container, Some(c)) => json!(render::container(c, task.network.as_ref())),
+        (Resource::Container, Some(c)) => json!(render::container(c, &task)),
         (Resource::ContainerStats, Some(c)) => stats_of(c),
         (_, None) => Value::Null,
     };

@@ -326,3 +326,54 @@ fn the_address_is_known_before_the_container_starts() {
         200
     );
 }
+
+#[test]
+fn bridge_containers_read_from_their_own_address_and_see_it_under_networks() {
+    let reg = registry();
+    let mut s = spec("t1");
+    s.network_mode = NetworkMode::Bridge;
+    let uri = reg.container_uri(&s, &TaskReport::default(), "app", "berth/ns/t1", 0);
+    let side_uri = reg.container_uri(&s, &TaskReport::default(), "side", "berth/ns/t1", 0);
+    let (token, side) = (
+        uri.rsplit('/').next().unwrap(),
+        side_uri.rsplit('/').next().unwrap(),
+    );
+    let root = Path::new("/x");
+    // Not before its address is known.
+    assert_eq!(
+        get(&reg, root, token, Resource::Container, TASK_IP).status,
+        404
+    );
+    reg.set_bridge_address("t1", "app", TASK_IP);
+    reg.set_bridge_address("t1", "side", OTHER_IP);
+    let c = get(&reg, root, token, Resource::Container, TASK_IP);
+    assert_eq!(c.status, 200);
+    assert_eq!(
+        c.body["Networks"],
+        serde_json::json!([{"NetworkMode": "bridge", "IPv4Addresses": ["10.9.0.2"]}])
+    );
+    // Each container's token answers only its own address.
+    assert_eq!(get(&reg, root, token, Resource::Task, OTHER_IP).status, 404);
+    assert_eq!(get(&reg, root, side, Resource::Task, OTHER_IP).status, 200);
+    assert_eq!(get(&reg, root, side, Resource::Task, TASK_IP).status, 404);
+}
+
+#[test]
+fn host_mode_containers_call_from_the_gateway_and_none_mode_from_nowhere() {
+    let reg = registry();
+    let gateway = Ipv4Addr::new(10, 9, 0, 1);
+    for (mode, allowed) in [
+        (NetworkMode::Host, Some(gateway)),
+        (NetworkMode::None, None),
+    ] {
+        let mut s = spec("t1");
+        s.network_mode = mode;
+        let uri = reg.container_uri(&s, &TaskReport::default(), "app", "berth/ns/t1", 0);
+        let token = uri.rsplit('/').next().unwrap();
+        for peer in [gateway, TASK_IP, Ipv4Addr::LOCALHOST] {
+            let status = get(&reg, Path::new("/x"), token, Resource::Container, peer).status;
+            assert_eq!(status == 200, Some(peer) == allowed, "{mode:?} {peer}");
+        }
+        reg.remove_task("t1");
+    }
+}

@@ -131,6 +131,14 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
                             &token,
                             now_ms(),
                         );
+                        if spec.network_mode == NetworkMode::Bridge {
+                            let i = spec.containers.iter().position(|c| c.name == def.name);
+                            let endpoint =
+                                i.map(|i| crate::network::container_endpoint(&spec.id, i));
+                            if let Some(ip) = endpoint.and_then(|e| host.ip_of(&e)) {
+                                host.metadata.set_bridge_address(&spec.id, &def.name, ip);
+                            }
+                        }
                     }
                     self.watch_container(
                         report,

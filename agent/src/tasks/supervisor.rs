@@ -216,6 +216,10 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
         let metadata_uri =
             host.metadata
                 .container_uri(&self.spec, report, &def.name, &cgroup_path, now_ms());
+        if let (NetworkMode::Bridge, Some(ip)) = (self.spec.network_mode, ipv4) {
+            host.metadata
+                .set_bridge_address(&self.spec.id, &def.name, ip);
+        }
         let token = metadata_uri.rsplit('/').next().map(str::to_owned);
         set_container(report, &def.name, |r| r.metadata_token = token);
         if def.options.privileged && !host.config.allow_privileged {
