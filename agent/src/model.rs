@@ -105,6 +105,15 @@ pub struct ContainerOptions {
     pub volumes_from: Vec<(String, bool)>,
     pub privileged: bool,
     pub docker_labels: Vec<(String, String)>,
+    /// `links` (`name` or `name:alias`; bridge mode).
+    #[serde(default)]
+    pub links: Vec<String>,
+    /// `hostname`, replacing the agent's default.
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// `extraHosts` as (hostname, address).
+    #[serde(default)]
+    pub extra_hosts: Vec<(String, String)>,
     /// Resolved `secrets` and `repositoryCredentials`. Kept in the agent's
     /// state file (root-only, 0600) so a restarted agent can still start an
     /// adopted task's waiting containers; containerd's container record holds

@@ -80,6 +80,7 @@ fn container_options(
         privileged,
         docker_labels: labels,
         secrets,
+        ..ContainerOptions::default()
     }
 }
 
@@ -202,17 +203,26 @@ impl TryFrom<pb::TaskSpec> for TaskSpec {
                         .collect::<Result<_, _>>()?,
                     health_check: c.health_check.as_ref().map(health_check).transpose()?,
                     start_timeout: secs(c.start_timeout_secs),
-                    options: container_options(
-                        c.environment_files,
-                        c.readonly_root_filesystem,
-                        c.ulimits,
-                        c.linux_parameters,
-                        c.mount_points,
-                        c.volumes_from,
-                        c.privileged,
-                        c.docker_labels,
-                        secrets,
-                    ),
+                    options: ContainerOptions {
+                        links: c.links,
+                        hostname: Some(c.hostname).filter(|h| !h.is_empty()),
+                        extra_hosts: c
+                            .extra_hosts
+                            .into_iter()
+                            .map(|h| (h.hostname, h.ip_address))
+                            .collect(),
+                        ..container_options(
+                            c.environment_files,
+                            c.readonly_root_filesystem,
+                            c.ulimits,
+                            c.linux_parameters,
+                            c.mount_points,
+                            c.volumes_from,
+                            c.privileged,
+                            c.docker_labels,
+                            secrets,
+                        )
+                    },
                     port_mappings: c
                         .port_mappings
                         .iter()

@@ -276,6 +276,17 @@ fn container_spec(d: &crate::model::ContainerDefinition) -> pb::ContainerSpec {
         // Filled in by `add_secrets`.
         secret_environment: vec![],
         registry_login: None,
+        links: d.options.links.clone(),
+        hostname: d.options.hostname.clone().unwrap_or_default(),
+        extra_hosts: d
+            .options
+            .extra_hosts
+            .iter()
+            .map(|(hostname, ip)| pb::HostEntry {
+                hostname: hostname.clone(),
+                ip_address: ip.clone(),
+            })
+            .collect(),
     }
 }
 

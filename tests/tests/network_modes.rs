@@ -71,7 +71,12 @@ fn bridge_mode(b: &Berth) -> Result<()> {
              "stopTimeout": 2, "portMappings": [{"containerPort": 80, "hostPort": 0}]},
             {"name": "meta", "image": b.demo_image, "memory": 32, "essential": false,
              "entryPoint": ["/bin/sh", "-c"],
-             "command": ["echo \"meta $(wget -qO- $ECS_CONTAINER_METADATA_URI_V4)\""]}
+             "command": ["echo \"meta $(wget -qO- $ECS_CONTAINER_METADATA_URI_V4)\""]},
+            {"name": "client", "image": b.demo_image, "memory": 32, "essential": false,
+             "links": ["web:site"], "hostname": "client-1",
+             "extraHosts": [{"hostname": "extra.example", "ipAddress": "192.0.2.7"}],
+             "entryPoint": ["/bin/sh", "-c"],
+             "command": ["echo \"hostname $(hostname)\"; cat /etc/hosts; echo \"page $(wget -qO- http://site/)\""]}
         ]
     }))?;
     let arn = b.run_task("published")?;
@@ -122,6 +127,18 @@ fn bridge_mode(b: &Berth) -> Result<()> {
         .unwrap_or("");
     let subnet = b.cidr.rsplit_once('.').map_or("", |(net, _)| net);
     assert!(ip.starts_with(subnet), "{ip} not in {}", b.cidr);
+
+    // links, hostname and extraHosts: the client reaches web by its alias.
+    let log_path = b.container_log(&arn, "client");
+    let log = poll("client's output", Duration::from_secs(20), || {
+        Ok(std::fs::read_to_string(&log_path)
+            .ok()
+            .filter(|l| l.contains("page ")))
+    })?;
+    assert!(log.contains("hostname client-1\n"), "{log}");
+    assert!(log.contains("192.0.2.7\textra.example\n"), "{log}");
+    assert!(log.contains("\tsite web\n"), "{log}");
+    assert!(log.contains("page hello from berth"), "{log}");
 
     // The instance shows the ports as taken.
     let arns = b.aws(&["ecs", "list-container-instances"])?;

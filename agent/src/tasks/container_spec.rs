@@ -170,14 +170,15 @@ pub fn container_spec(
     metadata_uri: &str,
 ) -> ContainerSpec {
     let mib = |m: i64| m * 1024 * 1024;
-    let mut mounts = Vec::new();
-    for name in ["hosts", "resolv.conf"] {
-        mounts.push(BindMount {
-            source: ctx.task_dir.join(name),
-            destination: format!("/etc/{name}"),
-            readonly: true,
-        });
-    }
+    let mounts = [
+        (hosts_path(ctx.task_dir, &def.name), "/etc/hosts"),
+        (ctx.task_dir.join("resolv.conf"), "/etc/resolv.conf"),
+    ]
+    .map(|(source, destination)| BindMount {
+        source,
+        destination: destination.into(),
+        readonly: true,
+    });
     ContainerSpec {
         id: ctx.spec.container_id(&def.name),
         image: image.clone(),
@@ -191,7 +192,7 @@ pub fn container_spec(
             .user
             .clone()
             .unwrap_or_else(|| image.config.user.clone()),
-        hostname: hostname(ctx.ipv4, &ctx.spec.id),
+        hostname: container_hostname(def, ctx.ipv4, &ctx.spec.id),
         netns_path: ctx.netns_path.map(Path::to_path_buf),
         host_network: ctx.host_network,
         cgroups_path: format!("/{}/{}", ctx.cgroup_path, def.name),
@@ -232,13 +233,43 @@ pub fn container_spec(
     }
 }
 
-/// `/etc/hosts` of a task: localhost, and the task's own address under its hostname.
-pub fn hosts_file(ipv4: Option<Ipv4Addr>, hostname: &str) -> String {
+/// A container's hostname: its definition's `hostname`, else the task's.
+pub fn container_hostname(def: &ContainerDef, ipv4: Option<Ipv4Addr>, task_id: &str) -> String {
+    def.options
+        .hostname
+        .clone()
+        .unwrap_or_else(|| hostname(ipv4, task_id))
+}
+
+/// `/etc/hosts` of a container: localhost; its own address under its
+/// hostname; each link's address under its alias and container name (as
+/// Docker writes links); then its `extraHosts`.
+pub fn hosts_file(
+    ipv4: Option<Ipv4Addr>,
+    hostname: &str,
+    links: &[(Ipv4Addr, &str, &str)],
+    extra_hosts: &[(String, String)],
+) -> String {
     let mut s = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     if let Some(ip) = ipv4 {
         let _ = writeln!(s, "{ip}\t{hostname}");
     }
+    for (ip, alias, name) in links {
+        if alias == name {
+            let _ = writeln!(s, "{ip}\t{name}");
+        } else {
+            let _ = writeln!(s, "{ip}\t{alias} {name}");
+        }
+    }
+    for (host, ip) in extra_hosts {
+        let _ = writeln!(s, "{ip}\t{host}");
+    }
     s
+}
+
+/// The file a container sees as `/etc/hosts`, in its task's directory.
+pub fn hosts_path(task_dir: &Path, container: &str) -> PathBuf {
+    task_dir.join(format!("hosts-{container}"))
 }
 
 #[cfg(test)]
@@ -324,6 +355,16 @@ mod tests {
     fn hostnames_and_hosts() {
         let ip = Some(Ipv4Addr::new(10, 1, 2, 3));
         assert_eq!(hostname(ip, "abc"), "ip-10-1-2-3");
-        assert!(hosts_file(ip, "ip-10-1-2-3").contains("10.1.2.3\tip-10-1-2-3\n"));
+        assert!(hosts_file(ip, "ip-10-1-2-3", &[], &[]).contains("10.1.2.3\tip-10-1-2-3\n"));
+        let db = Ipv4Addr::new(10, 1, 2, 4);
+        let text = hosts_file(
+            ip,
+            "web",
+            &[(db, "database", "db"), (db, "db", "db")],
+            &[("gw".into(), "10.1.2.1".into())],
+        );
+        assert!(text.contains("10.1.2.4\tdatabase db\n"), "{text}");
+        assert!(text.contains("10.1.2.4\tdb\n"), "{text}");
+        assert!(text.ends_with("10.1.2.1\tgw\n"), "{text}");
     }
 }

@@ -87,15 +87,34 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
             .map_err(|e| failed(&format!("could not create {}: {e}", task_dir.display())))?;
 
         let net = self.provision_network(report).await?;
-        let ipv4 = net.ipv4;
-        let hostname = container_spec::hostname(ipv4, &spec.id);
-        let write = |name: &str, text: &str| {
-            std::fs::write(task_dir.join(name), text)
-                .map_err(|e| failed(&format!("could not write {name}: {e}")))
+        let write = |path: PathBuf, text: &str| {
+            std::fs::write(&path, text)
+                .map_err(|e| failed(&format!("could not write {}: {e}", path.display())))
         };
-        write("hosts", &container_spec::hosts_file(ipv4, &hostname))?;
+        // Every address is known before any container starts, so each
+        // container's /etc/hosts can name its links.
+        for def in &spec.containers {
+            let (_, own, _) = net.of(&def.name);
+            let links: Vec<(Ipv4Addr, &str, &str)> = def
+                .options
+                .links
+                .iter()
+                .filter_map(|link| {
+                    let (name, alias) = link.split_once(':').unwrap_or((link, link));
+                    let (_, ip, _) = net.of(name);
+                    ip.map(|ip| (ip, alias, name))
+                })
+                .collect();
+            let text = container_spec::hosts_file(
+                own,
+                &container_spec::container_hostname(def, own, &spec.id),
+                &links,
+                &def.options.extra_hosts,
+            );
+            write(container_spec::hosts_path(&task_dir, &def.name), &text)?;
+        }
         write(
-            "resolv.conf",
+            task_dir.join("resolv.conf"),
             &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
         )?;
 

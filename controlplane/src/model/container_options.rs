@@ -62,6 +62,15 @@ pub struct ContainerOptions {
     /// `repositoryCredentials.credentialsParameter`: the secret holding the registry login.
     #[serde(default)]
     pub repository_credentials: Option<String>,
+    /// `links` (`name` or `name:alias`), bridge mode only.
+    #[serde(default)]
+    pub links: Vec<String>,
+    /// `hostname`; not with awsvpc.
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// `extraHosts` as (hostname, ipAddress); not with awsvpc.
+    #[serde(default)]
+    pub extra_hosts: Vec<(String, String)>,
 }
 
 /// A task volume: a host directory, or (no host path) a directory scoped to the task.
@@ -201,6 +210,72 @@ pub fn validate(
     Ok(())
 }
 
+/// Checks the settings that depend on the network mode, with ECS's rules:
+/// `links` only in bridge mode, naming another container of the task;
+/// `hostname` and `extraHosts` not with awsvpc.
+pub fn validate_network(
+    containers: &[ContainerDefinition],
+    mode: super::NetworkMode,
+) -> Result<(), TaskDefinitionError> {
+    use super::NetworkMode;
+    for c in containers {
+        let o = &c.options;
+        if !o.links.is_empty() && mode != NetworkMode::Bridge {
+            return err(format!(
+                "Container '{}': links are supported only when networkMode is bridge (it is {}).",
+                c.name,
+                mode.as_str()
+            ));
+        }
+        for link in &o.links {
+            let (target, alias) = link.split_once(':').unwrap_or((link, link));
+            if target == c.name || !containers.iter().any(|x| x.name == target) {
+                return err(format!(
+                    "Container '{}': link '{link}' must name another container of the task definition.",
+                    c.name
+                ));
+            }
+            if !valid_host_name(alias) {
+                return err(format!(
+                    "Container '{}': link alias '{alias}' is not a valid host name.",
+                    c.name
+                ));
+            }
+        }
+        if mode == NetworkMode::Awsvpc && (o.hostname.is_some() || !o.extra_hosts.is_empty()) {
+            return err(format!(
+                "Container '{}': hostname and extraHosts are not supported when networkMode is awsvpc.",
+                c.name
+            ));
+        }
+        if let Some(h) = &o.hostname {
+            if !valid_host_name(h) {
+                return err(format!(
+                    "Container '{}': hostname '{h}' is not a valid host name.",
+                    c.name
+                ));
+            }
+        }
+        for (host, ip) in &o.extra_hosts {
+            if !valid_host_name(host) || ip.parse::<std::net::IpAddr>().is_err() {
+                return err(format!(
+                    "Container '{}': extraHosts entry '{host}' -> '{ip}' needs a host name and an IP address.",
+                    c.name
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Letters, digits, '-', '_' and '.', 1 to 255 characters (what /etc/hosts takes).
+fn valid_host_name(name: &str) -> bool {
+    (1..=255).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,5 +367,45 @@ mod tests {
         a.options.repository_credentials = Some("arn:aws:kms:us-east-1:1:key/x".into());
         let e = validate(&[a], &[]).unwrap_err().0;
         assert!(e.contains("repositoryCredentials"), "{e}");
+    }
+
+    #[test]
+    fn links_hostname_and_extra_hosts_follow_the_network_mode() {
+        use crate::model::NetworkMode;
+        let mut web = container("web");
+        web.options.links = vec!["db:database".into()];
+        web.options.hostname = Some("web-1".into());
+        web.options.extra_hosts = vec![("gw".into(), "10.0.0.1".into())];
+        let db = container("db");
+        assert!(validate_network(&[web.clone(), db.clone()], NetworkMode::Bridge).is_ok());
+        let e = validate_network(&[web.clone(), db.clone()], NetworkMode::Awsvpc)
+            .unwrap_err()
+            .0;
+        assert!(
+            e.contains("links are supported only when networkMode is bridge"),
+            "{e}"
+        );
+        web.options.links.clear();
+        let e = validate_network(&[web.clone(), db.clone()], NetworkMode::Awsvpc)
+            .unwrap_err()
+            .0;
+        assert!(
+            e.contains("not supported when networkMode is awsvpc"),
+            "{e}"
+        );
+        assert!(validate_network(&[web.clone(), db.clone()], NetworkMode::Host).is_ok());
+        web.options.links = vec!["ghost".into()];
+        let e = validate_network(&[web.clone(), db.clone()], NetworkMode::Bridge)
+            .unwrap_err()
+            .0;
+        assert!(e.contains("link 'ghost'"), "{e}");
+        web.options.links = vec!["db:bad alias".into()];
+        assert!(validate_network(&[web.clone(), db.clone()], NetworkMode::Bridge).is_err());
+        web.options.links.clear();
+        web.options.extra_hosts = vec![("gw".into(), "not-an-ip".into())];
+        let e = validate_network(&[web, db], NetworkMode::Bridge)
+            .unwrap_err()
+            .0;
+        assert!(e.contains("extraHosts"), "{e}");
     }
 }

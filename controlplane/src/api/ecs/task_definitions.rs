@@ -182,6 +182,16 @@ struct ContainerInput {
     port_mappings: Option<Vec<PortMappingInput>>,
     secrets: Option<Vec<SecretInput>>,
     repository_credentials: Option<RepositoryCredentialsInput>,
+    links: Option<Vec<String>>,
+    hostname: Option<String>,
+    extra_hosts: Option<Vec<HostEntryInput>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HostEntryInput {
+    hostname: String,
+    ip_address: String,
 }
 
 #[derive(Deserialize)]
@@ -280,6 +290,15 @@ impl ContainerInput {
                 .repository_credentials
                 .take()
                 .map(|r| r.credentials_parameter),
+            links: self.links.take().unwrap_or_default(),
+            hostname: self.hostname.take(),
+            extra_hosts: self
+                .extra_hosts
+                .take()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|h| (h.hostname, h.ip_address))
+                .collect(),
         })
     }
 }
