@@ -105,6 +105,14 @@ struct Args {
         value_parser = parse_registry_mirror
     )]
     registry_mirrors: Vec<(String, String)>,
+    /// PEM files of CAs to trust for registries besides the system's CA store
+    /// (repeatable): for registries behind a private CA.
+    #[arg(
+        long = "registry-ca",
+        env = "BERTH_REGISTRY_CA_FILES",
+        value_delimiter = ','
+    )]
+    registry_ca: Vec<std::path::PathBuf>,
     /// `ECS_IMAGE_PULL_BEHAVIOR`: default, always, once or prefer-cached.
     #[arg(
         long = "image-pull-behavior",
@@ -260,6 +268,16 @@ async fn agent_main() -> anyhow::Result<()> {
     rt_config.insecure_registries = args.insecure_registries;
     rt_config.registry_auth = args.registry_auth.into_iter().collect();
     rt_config.registry_mirrors = args.registry_mirrors.into_iter().collect();
+    for path in &args.registry_ca {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("reading --registry-ca {}", path.display()))?;
+        anyhow::ensure!(
+            String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----"),
+            "--registry-ca {}: no PEM certificate in it",
+            path.display()
+        );
+        rt_config.registry_ca_pems.push(pem);
+    }
     rt_config.pull_behavior = args.image_pull_behavior;
     rt_config.log_driver =
         Some(std::env::current_exe().context("finding the agent's executable (the log driver)")?);

@@ -11,7 +11,7 @@
 mod auth_registry;
 mod common;
 
-use auth_registry::{run, AuthRegistry, PASSWORD, USER};
+use auth_registry::{run, AuthRegistry, TestCa, PASSWORD, USER};
 use common::{remove_namespace, test_env, unique_namespace, TestEnv};
 
 use std::collections::HashMap;
@@ -317,6 +317,38 @@ async fn zstd_layers_pull_and_unpack_to_the_same_snapshots() {
     let gzip = rt.pull_image(&f.image("berth/demo:latest")).await.unwrap();
     assert_ne!(zstd.manifest_digest, gzip.manifest_digest);
     assert_eq!(zstd.chain_id, gzip.chain_id, "same layers, same snapshots");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_registries_are_verified_against_the_trusted_cas() {
+    let f = Fixture::new();
+    let certs = tempfile::tempdir().expect("temp dir");
+    let ca = TestCa::make(certs.path());
+    let registry = AuthRegistry::start_tls(&ca);
+    registry.push(&f.env.image, "berth/demo:tls", "oci");
+    let reference = format!("{}/berth/demo:tls", registry.host);
+    let mut config = f.config();
+    config.registry_auth = HashMap::from([(
+        registry.host.clone(),
+        RegistryCredentials {
+            username: USER.into(),
+            password: PASSWORD.into(),
+        },
+    )]);
+    // Signed by a CA nobody trusts: refused, saying why.
+    let untrusted = Fixture::runtime(config.clone()).await;
+    let message = pull_message(untrusted.pull_image(&reference).await);
+    eprintln!("untrusted CA: {message}");
+    assert!(message.to_lowercase().contains("certificate"), "{message}");
+    assert!(f.ctr_images().is_empty(), "nothing half-registered");
+    // With the CA configured (--registry-ca), the same pull works over verified TLS.
+    config.registry_ca_pems = vec![std::fs::read(&ca.ca_pem).expect("the CA")];
+    let trusting = Fixture::runtime(config).await;
+    let image = trusting
+        .pull_image(&reference)
+        .await
+        .expect("pull over TLS");
+    assert_eq!(f.ctr_images(), std::slice::from_ref(&image.reference));
 }
 
 fn median(samples: &mut [Duration]) -> Duration {

@@ -98,8 +98,10 @@ pub struct Berth {
     pub demo_image: String,
     /// Extra flags for berth-controlplane (see `start_with`).
     pub controlplane_args: Vec<String>,
-    /// Extra flags for every agent of this harness (see `start_with_agent_args`).
+    /// Extra flags and environment for every agent of this harness (see
+    /// `start_with_agent`).
     pub agent_args: Vec<String>,
+    pub agent_env: Vec<(String, String)>,
     controlplane: Option<Child>,
     agent: Option<Child>,
     /// Further agents (`start_extra_agent`), each its own host in effect.
@@ -147,15 +149,19 @@ impl Berth {
 
     /// Like `start`, with extra berth-controlplane flags.
     pub fn start_with(controlplane_args: &[&str]) -> Result<Self> {
-        Self::start_full(controlplane_args, &[])
+        Self::start_full(controlplane_args, &[], &[])
     }
 
-    /// Like `start`, with extra flags for this harness's agents.
-    pub fn start_with_agent_args(agent_args: &[&str]) -> Result<Self> {
-        Self::start_full(&[], agent_args)
+    /// Like `start`, with extra flags and environment for this harness's agents.
+    pub fn start_with_agent(agent_args: &[&str], agent_env: &[(&str, &str)]) -> Result<Self> {
+        Self::start_full(&[], agent_args, agent_env)
     }
 
-    fn start_full(controlplane_args: &[&str], agent_args: &[&str]) -> Result<Self> {
+    fn start_full(
+        controlplane_args: &[&str],
+        agent_args: &[&str],
+        agent_env: &[(&str, &str)],
+    ) -> Result<Self> {
         require_root();
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let pid = std::process::id();
@@ -172,6 +178,10 @@ impl Berth {
             demo_image: require_env("BERTH_DEMO_IMAGE"),
             controlplane_args: controlplane_args.iter().map(|a| (*a).to_string()).collect(),
             agent_args: agent_args.iter().map(|a| (*a).to_string()).collect(),
+            agent_env: agent_env
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
             controlplane: None,
             agent: None,
             extra_agents: vec![],
@@ -268,6 +278,7 @@ impl Berth {
             .args(["--insecure-registry", &self.registry])
             .args(["--stop-timeout", "5"])
             .args(&self.agent_args)
+            .envs(self.agent_env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info");
         match capacity_provider {
             Some(p) => cmd.args(["--capacity-provider", p]),

@@ -48,7 +48,7 @@ fn container(task: &Value, name: &str) -> Value {
 #[test]
 fn secrets_fill_the_environment_and_repository_credentials_pull_a_private_image() -> Result<()> {
     let registry = AuthRegistry::start();
-    let b = Berth::start_with_agent_args(&["--insecure-registry", &registry.host])?;
+    let b = Berth::start_with_agent(&["--insecure-registry", &registry.host], &[])?;
     let r = secrets(&b, &registry);
     check(&b, r)
 }

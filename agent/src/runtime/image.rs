@@ -25,7 +25,7 @@ use super::content::{BlobWrite, Lease};
 use super::pull::{pull_with_behavior, ImagePullBehavior, ImageSource};
 use super::registry::{self, RegistryCredentials, Source};
 use super::unpack::chain_id;
-use super::{Containerd, Image, ImageConfig, Result, RuntimeError};
+use super::{Containerd, Image, ImageConfig, Result, RuntimeConfig, RuntimeError};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -38,10 +38,20 @@ const PARALLEL_LAYERS: usize = 3;
 /// Lifetime of a pull's lease if the agent dies before deleting it.
 const PULL_LEASE_TTL: Duration = Duration::from_secs(3600);
 
-pub(super) fn registry_client(insecure_registries: &[String]) -> oci_client::Client {
+/// A registry client: HTTPS verified against the system's CA store plus the
+/// configured extra CAs, plain HTTP only to the insecure registries.
+pub(super) fn registry_client(config: &RuntimeConfig) -> oci_client::Client {
     oci_client::Client::new(ClientConfig {
-        protocol: ClientProtocol::HttpsExcept(insecure_registries.to_vec()),
+        protocol: ClientProtocol::HttpsExcept(config.insecure_registries.clone()),
         connect_timeout: Some(Duration::from_secs(30)),
+        extra_root_certificates: config
+            .registry_ca_pems
+            .iter()
+            .map(|pem| oci_client::client::Certificate {
+                encoding: oci_client::client::CertificateEncoding::Pem,
+                data: pem.clone(),
+            })
+            .collect(),
         ..ClientConfig::default()
     })
 }
@@ -400,7 +410,7 @@ impl Containerd {
         // is neither shadowed by nor lent to other tasks' pulls.
         let own_client;
         let client = if source.task_login {
-            own_client = registry_client(&self.config.insecure_registries);
+            own_client = registry_client(&self.config);
             &own_client
         } else {
             &self.registry

@@ -63,6 +63,9 @@ pub struct RuntimeConfig {
     pub registry_auth: HashMap<String, RegistryCredentials>,
     /// Upstream registry host -> mirror host serving the same repositories.
     pub registry_mirrors: HashMap<String, String>,
+    /// PEM certificates trusted for registries besides the system's CA store
+    /// (`/etc/ssl/certs`; `SSL_CERT_FILE` / `SSL_CERT_DIR` override it).
+    pub registry_ca_pems: Vec<Vec<u8>>,
     pub pull_behavior: ImagePullBehavior,
     /// Executable that writes container logs (`crate::log_driver`): the
     /// agent's own. `None` falls back to containerd's `file://` logs, whose
@@ -80,6 +83,7 @@ impl RuntimeConfig {
             insecure_registries: Vec::new(),
             registry_auth: HashMap::new(),
             registry_mirrors: HashMap::new(),
+            registry_ca_pems: Vec::new(),
             pull_behavior: ImagePullBehavior::default(),
             log_driver: None,
         }
@@ -275,7 +279,7 @@ impl Containerd {
         let channel = containerd_client::connect(&config.socket)
             .await
             .map_err(|e| connect_error(error::chain(&e)))?;
-        let registry = image::registry_client(&config.insecure_registries);
+        let registry = image::registry_client(&config);
         Ok(Self {
             channel,
             config,

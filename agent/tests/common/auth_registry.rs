@@ -31,9 +31,76 @@ pub struct AuthRegistry {
     _dir: tempfile::TempDir,
 }
 
+/// A throwaway CA and a certificate for 127.0.0.1 it signed (openssl).
+pub struct TestCa {
+    pub ca_pem: std::path::PathBuf,
+    pub cert_pem: std::path::PathBuf,
+    pub key_pem: std::path::PathBuf,
+}
+
+impl TestCa {
+    pub fn make(dir: &std::path::Path) -> Self {
+        let p = |name: &str| dir.join(name).display().to_string();
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        run(Command::new("openssl")
+            .args(["req", "-x509", "-days", "1", "-subj", "/CN=berth test CA"])
+            .args(ec)
+            .args(["-keyout", &p("ca.key"), "-out", &p("ca.pem")]));
+        run(Command::new("openssl")
+            .args(["req", "-subj", "/CN=127.0.0.1"])
+            .args(ec)
+            .args(["-keyout", &p("registry.key"), "-out", &p("registry.csr")]));
+        std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        run(Command::new("openssl").args([
+            "x509",
+            "-req",
+            "-days",
+            "1",
+            "-in",
+            &p("registry.csr"),
+            "-CA",
+            &p("ca.pem"),
+            "-CAkey",
+            &p("ca.key"),
+            "-CAcreateserial",
+            "-extfile",
+            &p("san.ext"),
+            "-out",
+            &p("registry.pem"),
+        ]));
+        Self {
+            ca_pem: dir.join("ca.pem"),
+            cert_pem: dir.join("registry.pem"),
+            key_pem: dir.join("registry.key"),
+        }
+    }
+}
+
 impl AuthRegistry {
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Like `start`, serving HTTPS with a certificate from `ca`.
+    pub fn start_tls(ca: &TestCa) -> Self {
+        Self::start_with(Some(ca))
+    }
+
+    fn start_with(tls: Option<&TestCa>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
+        let tls_config = tls.map_or(String::new(), |ca| {
+            format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                ca.cert_pem.display(),
+                ca.key_pem.display()
+            )
+        });
         let htpasswd = run(Command::new("htpasswd").args(["-nbB", USER, PASSWORD]));
         std::fs::write(dir.path().join("htpasswd"), htpasswd).unwrap();
         for _ in 0..5 {
@@ -47,7 +114,7 @@ impl AuthRegistry {
                 format!(
                     "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    \
                      rootdirectory: {root}\n  delete:\n    enabled: true\nhttp:\n  addr: \
-                     127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: berth-test\n    path: {pw}\n",
+                     127.0.0.1:{port}\n{tls_config}auth:\n  htpasswd:\n    realm: berth-test\n    path: {pw}\n",
                     root = dir.path().join("data").display(),
                     pw = dir.path().join("htpasswd").display(),
                 ),
@@ -138,7 +205,10 @@ fn wait_ready(child: &mut Child, host: &str) -> bool {
             let _ =
                 stream.write_all(format!("GET /v2/ HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes());
             let mut head = [0_u8; 12];
-            if stream.read_exact(&mut head).is_ok() && head.ends_with(b"401") {
+            // 401: wants credentials; 400: a TLS registry refusing plain HTTP.
+            if stream.read_exact(&mut head).is_ok()
+                && (head.ends_with(b"401") || head.ends_with(b"400"))
+            {
                 return true;
             }
         }
