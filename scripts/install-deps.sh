@@ -22,7 +22,9 @@ pkgs=(containerd runc protobuf-compiler iproute2 iptables docker-registry skopeo
       # vagrant/check-vagrantfile.rb); 11 packages, where Vagrant is ~104.
       ruby
       # htpasswd: agent/tests/images.rs runs a registry with basic auth.
-      apache2-utils)
+      apache2-utils
+      # openssl: a throwaway CA for the HTTPS registry tests.
+      openssl)
 command -v python3 >/dev/null || pkgs+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || pkgs+=(python3-pip)
 
