@@ -25,6 +25,15 @@ struct RegisterInput {
     requires_compatibilities: Option<Vec<String>>,
     tags: Option<Vec<Tag>>,
     volumes: Option<Vec<VolumeInput>>,
+    ephemeral_storage: Option<EphemeralStorageInput>,
+}
+
+/// `ephemeralStorage`: validated as ECS does, recorded, not enforced (the
+/// overlayfs snapshotter has no per-snapshot size limit without project quotas).
+#[derive(Deserialize)]
+struct EphemeralStorageInput {
+    #[serde(rename = "sizeInGiB")]
+    size_in_gib: i64,
 }
 
 #[derive(Deserialize)]
@@ -399,6 +408,14 @@ pub(super) fn register(cp: &ControlPlane, op: &str, body: &[u8]) -> Result<Value
             .map(TryInto::try_into)
             .collect::<Result<_, _>>()?,
     };
+    if let Some(size) = input.ephemeral_storage.map(|e| e.size_in_gib) {
+        if !(21..=200).contains(&size) {
+            return Err(ApiError::new(
+                crate::api::error::ErrorType::Client,
+                format!("ephemeralStorage.sizeInGiB must be between 21 and 200 GiB, got {size}."),
+            ));
+        }
+    }
     let tags = tags_in(input.tags)?;
     let td = cp.register_task_definition(&reg, document, tags)?;
     Ok(json!({ "taskDefinition": render::task_definition(&td), "tags": render::tags(&td.tags) }))
@@ -530,6 +547,23 @@ mod tests {
             r#"{{"family":"{family}","containerDefinitions":[{{"name":"a","image":"busybox","memory":32}}]}}"#
         );
         dispatch(cp, "RegisterTaskDefinition", body.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn ephemeral_storage_is_checked_against_ecss_range() {
+        let (cp, _) = control_plane();
+        let body = |size: i64| {
+            format!(
+                r#"{{"family":"big","ephemeralStorage":{{"sizeInGiB":{size}}},"containerDefinitions":[{{"name":"a","image":"busybox","memory":32}}]}}"#
+            )
+        };
+        for bad in [20, 201] {
+            let e = dispatch(&cp, "RegisterTaskDefinition", body(bad).as_bytes()).unwrap_err();
+            assert_eq!(e.kind, crate::api::error::ErrorType::Client);
+            assert!(e.message.contains("between 21 and 200"), "{}", e.message);
+        }
+        let out = dispatch(&cp, "RegisterTaskDefinition", body(30).as_bytes()).unwrap();
+        assert_eq!(out["taskDefinition"]["ephemeralStorage"]["sizeInGiB"], 30);
     }
 
     #[test]
