@@ -5,6 +5,8 @@
 #
 # Usage: scripts/bench-pull.sh [DIR]   (DIR: a test environment; default
 #        /tmp/berth-bench-env, started and stopped here unless DIR/env exists)
+#        BERTH_BENCH_PROFILE=dev builds the test without optimisation
+#        (default: release, as the agent ships).
 # Output: the two medians and every run, in milliseconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,5 +39,6 @@ IMAGE="$BERTH_REGISTRY/berth/bench${MB}:$(date +%s)"
 skopeo copy -q --dest-tls-verify=false "oci:$W/oci:latest" "docker://$IMAGE"
 echo "bench-pull: $IMAGE ($(du -sh "$W/oci/blobs" | cut -f1) of blobs)"
 
-BERTH_BENCH_IMAGE=$IMAGE cargo test -q -p berth-agent --test images bench_pull \
+PROFILE=${BERTH_BENCH_PROFILE:-release}
+BERTH_BENCH_IMAGE=$IMAGE cargo test -q --profile "$PROFILE" -p berth-agent --test images bench_pull \
   -- --ignored --nocapture 2>&1 | grep -E '^(berth|ctr) |panicked|FAILED'
