@@ -627,6 +627,52 @@ impl Berth {
             .join(format!("{container}.log"))
     }
 
+    /// Waits until a container's log on this host holds `needle`; the log.
+    pub fn wait_log(&self, task_arn: &str, container: &str, needle: &str) -> Result<String> {
+        let path = self.container_log(task_arn, container);
+        poll(
+            &format!("{needle:?} in {}", path.display()),
+            Duration::from_secs(20),
+            || {
+                Ok(std::fs::read_to_string(&path)
+                    .ok()
+                    .filter(|l| l.contains(needle)))
+            },
+        )
+    }
+
+    /// Runs a boto3 script from `tests/scripts` against this control plane
+    /// (with `env` besides the aws.env settings) and checks it exercised each
+    /// of `ops`; its JSON summary (`{"checked": [...]}`).
+    pub fn boto3_script(&self, script: &str, env: &[(&str, &str)], ops: &[&str]) -> Result<Value> {
+        let out = Command::new("python3")
+            .arg(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("scripts")
+                    .join(script),
+            )
+            .env("HOME", self.dir.path())
+            .envs(self.aws_env()?)
+            .envs(env.iter().copied())
+            .output()
+            .context("running python3")?;
+        if !out.status.success() {
+            bail!("{script} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        }
+        let summary: Value = serde_json::from_slice(&out.stdout).with_context(|| {
+            format!("{script} printed: {}", String::from_utf8_lossy(&out.stdout))
+        })?;
+        for op in ops {
+            let done = summary["checked"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|x| x == op));
+            if !done {
+                bail!("{script} did not exercise {op}: {summary}");
+            }
+        }
+        Ok(summary)
+    }
+
     /// Describes one task (by ARN).
     pub fn describe_task(&self, cluster: &str, arn: &str) -> Result<Value> {
         let d = self.aws(&[

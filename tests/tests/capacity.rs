@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use berth_e2e::{binary, cleanup_host, cleanup_task_networks, poll, Berth};
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// The harness agent's container instance (it joins the FARGATE pool).
 fn first_instance(b: &Berth) -> Result<String> {
@@ -22,42 +22,25 @@ fn first_instance(b: &Berth) -> Result<String> {
 fn capacity_providers_cluster_capacity_and_tags_with_boto3() -> Result<()> {
     let b = Berth::start()?;
     let instance = first_instance(&b)?;
-    let out = Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/scripts/capacity_boto3.py"
-        ))
-        .env("HOME", b.dir.path())
-        .envs(b.aws_env()?)
-        .env("BERTH_DEMO_IMAGE", &b.demo_image)
-        .env("BERTH_FARGATE_INSTANCE", &instance)
-        .output()
-        .context("running python3")?;
-    assert!(
-        out.status.success(),
-        "boto3 script failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: Value = serde_json::from_slice(&out.stdout)?;
-    for op in [
-        "create_capacity_provider",
-        "describe_capacity_providers",
-        "update_capacity_provider",
-        "delete_capacity_provider",
-        "put_cluster_capacity_providers",
-        "create_cluster",
-        "run_task",
-        "tag_resource",
-        "untag_resource",
-        "list_tags_for_resource",
-    ] {
-        assert!(
-            summary["checked"]
-                .as_array()
-                .is_some_and(|c| c.contains(&json!(op))),
-            "{op} not exercised: {summary}"
-        );
-    }
+    b.boto3_script(
+        "capacity_boto3.py",
+        &[
+            ("BERTH_DEMO_IMAGE", &b.demo_image),
+            ("BERTH_FARGATE_INSTANCE", &instance),
+        ],
+        &[
+            "create_capacity_provider",
+            "describe_capacity_providers",
+            "update_capacity_provider",
+            "delete_capacity_provider",
+            "put_cluster_capacity_providers",
+            "create_cluster",
+            "run_task",
+            "tag_resource",
+            "untag_resource",
+            "list_tags_for_resource",
+        ],
+    )?;
     Ok(())
 }
 

@@ -108,16 +108,7 @@ fn bridge_mode(b: &Berth) -> Result<()> {
     }
 
     // A bridge container reads its task metadata, which shows its own address.
-    let log_path = b.container_log(&arn, "meta");
-    let log = poll(
-        "the metadata in meta's log",
-        Duration::from_secs(20),
-        || {
-            Ok(std::fs::read_to_string(&log_path)
-                .ok()
-                .filter(|l| l.contains("meta ")))
-        },
-    )?;
+    let log = b.wait_log(&arn, "meta", "meta ")?;
     let json = log.split_once("meta ").map_or("", |(_, j)| j.trim());
     let meta: Value = serde_json::from_str(json).with_context(|| format!("meta log: {log}"))?;
     assert_eq!(meta["Name"], "meta", "{meta}");
@@ -129,12 +120,7 @@ fn bridge_mode(b: &Berth) -> Result<()> {
     assert!(ip.starts_with(subnet), "{ip} not in {}", b.cidr);
 
     // links, hostname and extraHosts: the client reaches web by its alias.
-    let log_path = b.container_log(&arn, "client");
-    let log = poll("client's output", Duration::from_secs(20), || {
-        Ok(std::fs::read_to_string(&log_path)
-            .ok()
-            .filter(|l| l.contains("page ")))
-    })?;
+    let log = b.wait_log(&arn, "client", "page ")?;
     assert!(log.contains("hostname client-1\n"), "{log}");
     assert!(log.contains("192.0.2.7\textra.example\n"), "{log}");
     assert!(log.contains("\tsite web\n"), "{log}");

@@ -85,16 +85,7 @@ fn kill_9_of_the_agent_leaves_containers_running_and_adopted() -> Result<()> {
 
     // Its task metadata endpoint answers again under the URI it was started with.
     std::fs::write(format!("/proc/{pid_after}/root/tmp/fetch"), b"")?;
-    let log_path = b.agent_dir().join("tasks").join(&id).join("long.log");
-    let log = poll(
-        "the adopted container to read its metadata",
-        Duration::from_secs(20),
-        || {
-            Ok(std::fs::read_to_string(&log_path)
-                .ok()
-                .filter(|l| l.contains("meta ")))
-        },
-    )?;
+    let log = b.wait_log(&arn, "long", "meta ")?;
     assert!(log.contains(&format!("\"TaskARN\":\"{arn}\"")), "{log}");
 
     // The adopted container's exit is still watched: a stop completes and cleans up.

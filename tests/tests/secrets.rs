@@ -6,7 +6,6 @@
 #[path = "../../agent/tests/common/auth_registry.rs"]
 mod auth_registry;
 
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -49,36 +48,18 @@ fn container(task: &Value, name: &str) -> Value {
 #[test]
 fn secrets_manager_operations_with_boto3() -> Result<()> {
     let b = Berth::start()?;
-    let out = Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/scripts/secrets_boto3.py"
-        ))
-        .env("HOME", b.dir.path())
-        .envs(b.aws_env()?)
-        .output()
-        .context("running python3")?;
-    assert!(
-        out.status.success(),
-        "boto3 script failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: Value = serde_json::from_slice(&out.stdout)?;
-    for op in [
-        "create_secret",
-        "get_secret_value",
-        "put_secret_value",
-        "describe_secret",
-        "list_secrets",
-        "delete_secret",
-    ] {
-        assert!(
-            summary["checked"]
-                .as_array()
-                .is_some_and(|c| c.contains(&json!(op))),
-            "{op} not exercised: {summary}"
-        );
-    }
+    b.boto3_script(
+        "secrets_boto3.py",
+        &[],
+        &[
+            "create_secret",
+            "get_secret_value",
+            "put_secret_value",
+            "describe_secret",
+            "list_secrets",
+            "delete_secret",
+        ],
+    )?;
     Ok(())
 }
 
