@@ -67,7 +67,7 @@ for u in berth-controlplane.service berth-agent.service; do
   run install -D -m 0644 "systemd/$u" "$DESTDIR/etc/systemd/system/$u"
 done
 run install -d -m 0755 "$DESTDIR/etc/berth"
-for e in controlplane.env agent.env; do
+for e in controlplane.toml agent.toml; do
   if [ -e "$DESTDIR/etc/berth/$e" ]; then
     echo "keeping $DESTDIR/etc/berth/$e (yours); the current defaults are in systemd/$e"
   else

@@ -2,7 +2,7 @@
 //! control-plane session.
 
 use std::net::SocketAddrV4;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use berth_agent::runtime::{
 use berth_agent::tasks::{Host, TaskManager};
 use berth_agent::tls::ControlPlaneEndpoint;
 use berth_proto::join_token::JoinToken;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -28,6 +28,16 @@ use clap::Parser;
     about = "Berth agent: runs tasks on this host through containerd"
 )]
 struct Args {
+    /// Settings file: one key per flag, in `snake_case` (`task_cidr = "..."`);
+    /// flags and environment variables win over it. Missing is fine unless
+    /// named here or in the variable.
+    #[arg(
+        long,
+        env = "BERTH_AGENT_CONFIG",
+        default_value = "/etc/berth/agent.toml"
+    )]
+    #[allow(dead_code)] // read by berth_daemon::config::load, before parsing
+    config: PathBuf,
     /// Local state and task logs.
     #[arg(
         long,
@@ -241,13 +251,22 @@ fn main() -> anyhow::Result<()> {
         return berth_agent::log_driver::run(&log_path)
             .with_context(|| format!("writing the container log {}", log_path.display()));
     }
+    // Before any thread starts: the settings file fills in unset variables.
+    let settings = berth_daemon::config::load(
+        &Args::command(),
+        "BERTH_AGENT_CONFIG",
+        Path::new("/etc/berth/agent.toml"),
+    )?;
     tokio::runtime::Runtime::new()
         .context("starting the async runtime")?
-        .block_on(agent_main())
+        .block_on(agent_main(settings))
 }
 
-async fn agent_main() -> anyhow::Result<()> {
+async fn agent_main(settings: Option<PathBuf>) -> anyhow::Result<()> {
     berth_daemon::init_logging();
+    if let Some(path) = settings {
+        tracing::info!(path = %path.display(), "settings file read");
+    }
     let args = Args::parse();
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
@@ -344,3 +363,53 @@ async fn agent_main() -> anyhow::Result<()> {
 
 /// Bound on closing the session after SIGTERM (it needs about one round trip).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shipped settings file, every commented default switched on: each
+    /// key is a setting of this daemon, with a value of the right kind.
+    #[test]
+    fn the_shipped_settings_file_is_every_setting_with_its_default() {
+        let text = include_str!("../../systemd/agent.toml");
+        let on: String = text
+            .lines()
+            .filter_map(|l| l.strip_prefix('#'))
+            .filter(|l| l.split(' ').nth(1) == Some("="))
+            .map(|l| l.split("    # or").next().unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let path = Path::new("agent.toml");
+        let settings = berth_daemon::config::settings(&Args::command(), path, &on).unwrap();
+        let settable = Args::command()
+            .get_arguments()
+            .filter(|a| a.get_env().is_some() && a.get_long() != Some("config"))
+            .count();
+        assert_eq!(
+            settings.len(),
+            settable + 1,
+            "every flag and log: {settings:?}"
+        );
+        let args = settings
+            .iter()
+            .filter(|(env, _)| env != "RUST_LOG")
+            .flat_map(|(env, value)| {
+                let arg = Args::command()
+                    .get_arguments()
+                    .find(|a| a.get_env().is_some_and(|e| e == env.as_str()))
+                    .cloned()
+                    .unwrap();
+                match arg.get_action() {
+                    clap::ArgAction::SetTrue => (value == "true")
+                        .then(|| format!("--{}", arg.get_long().unwrap()))
+                        .into_iter()
+                        .collect::<Vec<_>>(),
+                    _ if value.is_empty() => vec![],
+                    _ => vec![format!("--{}={value}", arg.get_long().unwrap())],
+                }
+            });
+        // The defaults parse as the flags would.
+        Args::try_parse_from(std::iter::once("daemon".to_owned()).chain(args)).unwrap();
+    }
+}

@@ -134,6 +134,7 @@ fn health_check(h: &pb::HealthCheck) -> Result<HealthCheck, SessionError> {
 impl TryFrom<pb::TaskSpec> for TaskSpec {
     type Error = SessionError;
 
+    #[allow(clippy::too_many_lines)] // one protobuf field after another
     fn try_from(t: pb::TaskSpec) -> Result<Self, Self::Error> {
         if t.task_id.is_empty() || !t.task_id.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(SessionError::InvalidTask(format!(

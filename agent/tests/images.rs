@@ -342,7 +342,7 @@ async fn https_registries_are_verified_against_the_trusted_cas() {
     assert!(message.to_lowercase().contains("certificate"), "{message}");
     assert!(f.ctr_images().is_empty(), "nothing half-registered");
     // With the CA configured (--registry-ca), the same pull works over verified TLS.
-    config.registry_ca_pems = vec![std::fs::read(&ca.ca_pem).expect("the CA")];
+    config.registry_ca_pems = vec![std::fs::read(&ca.ca).expect("the CA")];
     let trusting = Fixture::runtime(config).await;
     let image = trusting
         .pull_image(&reference)

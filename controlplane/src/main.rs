@@ -16,7 +16,7 @@ use berth_controlplane::pki::ClusterCa;
 use berth_controlplane::secrets::Secrets;
 use berth_controlplane::state::{ControlPlane, SystemClock};
 use berth_controlplane::store::RedbStore;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -25,6 +25,16 @@ use clap::Parser;
     about = "Berth control plane: ECS-compatible API and agent sessions"
 )]
 struct Args {
+    /// Settings file: one key per flag, in `snake_case` (`api_listen = "..."`);
+    /// flags and environment variables win over it. Missing is fine unless
+    /// named here or in the variable.
+    #[arg(
+        long,
+        env = "BERTH_CONTROLPLANE_CONFIG",
+        default_value = "/etc/berth/controlplane.toml"
+    )]
+    #[allow(dead_code)] // read by berth_daemon::config::load, before parsing
+    config: PathBuf,
     /// Where the store and aws.env live.
     #[arg(long, env = "BERTH_DATA_DIR", default_value = "/var/lib/berth")]
     data_dir: PathBuf,
@@ -80,9 +90,23 @@ fn agent_tls_sans(args: &Args, listen: SocketAddr) -> Vec<String> {
     sans
 }
 
+fn main() -> anyhow::Result<()> {
+    // Before any thread starts: the settings file fills in unset variables.
+    let settings = berth_daemon::config::load(
+        &Args::command(),
+        "BERTH_CONTROLPLANE_CONFIG",
+        std::path::Path::new("/etc/berth/controlplane.toml"),
+    )?;
+    run(settings)
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+#[allow(clippy::too_many_lines)] // the start-up steps in order
+async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
     berth_daemon::init_logging();
+    if let Some(path) = settings {
+        tracing::info!(path = %path.display(), "settings file read");
+    }
     let args = Args::parse();
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
@@ -250,5 +274,55 @@ async fn close_store(cp: Arc<ControlPlane>, store: Arc<RedbStore>) {
         tracing::info!("store closed");
     } else {
         tracing::warn!("store still in use at exit; every write was already committed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shipped settings file, every commented default switched on: each
+    /// key is a setting of this daemon, with a value of the right kind.
+    #[test]
+    fn the_shipped_settings_file_is_every_setting_with_its_default() {
+        let text = include_str!("../../systemd/controlplane.toml");
+        let on: String = text
+            .lines()
+            .filter_map(|l| l.strip_prefix('#'))
+            .filter(|l| l.split(' ').nth(1) == Some("="))
+            .map(|l| l.split("    # or").next().unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let path = std::path::Path::new("controlplane.toml");
+        let settings = berth_daemon::config::settings(&Args::command(), path, &on).unwrap();
+        let settable = Args::command()
+            .get_arguments()
+            .filter(|a| a.get_env().is_some() && a.get_long() != Some("config"))
+            .count();
+        assert_eq!(
+            settings.len(),
+            settable + 1,
+            "every flag and log: {settings:?}"
+        );
+        let args = settings
+            .iter()
+            .filter(|(env, _)| env != "RUST_LOG")
+            .flat_map(|(env, value)| {
+                let arg = Args::command()
+                    .get_arguments()
+                    .find(|a| a.get_env().is_some_and(|e| e == env.as_str()))
+                    .cloned()
+                    .unwrap();
+                match arg.get_action() {
+                    clap::ArgAction::SetTrue => (value == "true")
+                        .then(|| format!("--{}", arg.get_long().unwrap()))
+                        .into_iter()
+                        .collect::<Vec<_>>(),
+                    _ if value.is_empty() => vec![],
+                    _ => vec![format!("--{}={value}", arg.get_long().unwrap())],
+                }
+            });
+        // The defaults parse as the flags would.
+        Args::try_parse_from(std::iter::once("daemon".to_owned()).chain(args)).unwrap();
     }
 }

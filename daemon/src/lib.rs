@@ -6,6 +6,8 @@
 //! Outside systemd (`NOTIFY_SOCKET` unset) every notification is a no-op, so
 //! the daemons behave the same when started by hand, by scripts or by tests.
 
+pub mod config;
+
 use std::time::Duration;
 
 use sd_notify::NotifyState;

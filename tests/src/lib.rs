@@ -211,6 +211,8 @@ impl Berth {
 
     pub fn start_controlplane(&mut self) -> Result<()> {
         let child = Command::new(binary("berth-controlplane"))
+            // Never the host's /etc/berth settings: only what the harness says.
+            .env("BERTH_CONTROLPLANE_CONFIG", "/dev/null")
             .arg("--data-dir")
             .arg(self.data_dir())
             .args(["--api-listen", &format!("127.0.0.1:{}", self.api_port)])
@@ -262,6 +264,8 @@ impl Berth {
         capacity_provider: Option<&str>,
     ) -> Result<Command> {
         let mut cmd = Command::new(binary("berth-agent"));
+        // Never the host's /etc/berth settings: only what the harness says.
+        cmd.env("BERTH_AGENT_CONFIG", "/dev/null");
         if !dir.join("pki/agent.key").exists() {
             cmd.env("BERTH_JOIN_TOKEN", self.join_token(&[])?);
         }

@@ -69,6 +69,7 @@ impl ExtraAgent {
         let cidr = format!("10.{}.{}.0/24", octets[1], octets[2]);
         let log = std::fs::File::create(b.dir.path().join(format!("agent-{tag}.log")))?;
         let child = Command::new(binary("berth-agent"))
+            .env("BERTH_AGENT_CONFIG", "/dev/null")
             // Sessions are mutual TLS: a new host joins with a token.
             .env("BERTH_JOIN_TOKEN", b.join_token(&[])?)
             .arg("--data-dir")

@@ -56,6 +56,7 @@ fn bridge_mode_publishes_static_and_dynamic_ports_and_cleans_up() -> Result<()> 
     check(&b, r)
 }
 
+#[allow(clippy::too_many_lines)] // one scenario, step by step
 fn bridge_mode(b: &Berth) -> Result<()> {
     let static_port = free_port();
     b.register_task_definition(&json!({

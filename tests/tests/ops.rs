@@ -87,6 +87,7 @@ fn start_controlplane(
 ) -> Result<Daemon> {
     let log = log_file(dir, "controlplane.log")?;
     let child = Command::new(binary("berth-controlplane"))
+        .env("BERTH_CONTROLPLANE_CONFIG", "/dev/null")
         .arg("--data-dir")
         .arg(dir.join("cp"))
         .args(["--api-listen", &format!("127.0.0.1:{api_port}")])
@@ -267,6 +268,7 @@ fn agent_is_ready_with_the_control_plane_down_and_stops_on_sigterm() -> Result<(
     // Nobody listens on this port: the control plane is down.
     let control_plane = format!("https://127.0.0.1:{}", free_port());
     let child = Command::new(binary("berth-agent"))
+        .env("BERTH_AGENT_CONFIG", "/dev/null")
         .arg("--data-dir")
         .arg(dir.path().join("agent"))
         .args(["--control-plane", &control_plane])
@@ -512,24 +514,39 @@ fn units_pass_systemd_analyze_verify_with_no_warnings() -> Result<()> {
 }
 
 #[test]
-fn env_files_document_every_setting_the_daemons_read() -> Result<()> {
-    for (daemon, env_file) in [
-        ("berth-controlplane", "controlplane.env"),
-        ("berth-agent", "agent.env"),
+fn settings_files_document_every_setting_the_daemons_read() -> Result<()> {
+    for (daemon, file, own) in [
+        (
+            "berth-controlplane",
+            "controlplane.toml",
+            "BERTH_CONTROLPLANE_CONFIG",
+        ),
+        ("berth-agent", "agent.toml", "BERTH_AGENT_CONFIG"),
     ] {
         let help = Command::new(binary(daemon)).arg("--help").output()?;
         let help = String::from_utf8_lossy(&help.stdout);
-        let keys: Vec<&str> = help
-            .split("[env: ")
-            .skip(1)
-            .filter_map(|s| s.split(['=', ']']).next())
-            .collect();
-        assert!(keys.len() >= 5, "no env keys in {daemon} --help: {help}");
-        let doc = std::fs::read_to_string(repo().join("systemd").join(env_file))?;
-        for key in keys {
+        // Each flag's long name and its variable, from `--help`.
+        let mut flags = vec![];
+        let mut long = None;
+        for line in help.lines() {
+            let t = line.trim_start();
+            if let Some(rest) = t.strip_prefix("--") {
+                long = rest.split([' ', ',']).next().map(str::to_owned);
+            }
+            for part in line.split("[env: ").skip(1) {
+                let env = part.split(['=', ']']).next().unwrap_or_default();
+                flags.push((long.clone().unwrap_or_default(), env.to_owned()));
+            }
+        }
+        assert!(flags.len() >= 5, "no settings in {daemon} --help: {help}");
+        let doc = std::fs::read_to_string(repo().join("systemd").join(file))?;
+        for (long, env) in flags.iter().filter(|(_, env)| env != own) {
+            let key = long.replace('-', "_");
             assert!(
-                doc.lines().any(|l| l.starts_with(&format!("#{key}="))),
-                "{env_file} does not document {key}"
+                doc.lines()
+                    .any(|l| l.starts_with(&format!("#{key} = "))
+                        && l.ends_with(&format!("# or {env}"))),
+                "{file} does not document {key} ({env})"
             );
         }
     }
@@ -562,8 +579,8 @@ fn install_sh_fills_a_destdir_and_keeps_existing_settings() -> Result<()> {
         0o644
     );
     assert_eq!(mode("etc/systemd/system/berth-agent.service")?, 0o644);
-    assert_eq!(mode("etc/berth/controlplane.env")?, 0o644);
-    assert_eq!(mode("etc/berth/agent.env")?, 0o644);
+    assert_eq!(mode("etc/berth/controlplane.toml")?, 0o644);
+    assert_eq!(mode("etc/berth/agent.toml")?, 0o644);
     assert!(r.join("var/lib/berth").is_dir());
     let same = |installed: &str, source: &Path| -> Result<bool> {
         Ok(std::fs::read(r.join(installed))? == std::fs::read(source)?)
@@ -575,10 +592,81 @@ fn install_sh_fills_a_destdir_and_keeps_existing_settings() -> Result<()> {
     assert!(same("usr/local/bin/berth-agent", &binary("berth-agent"))?);
 
     // The operator's settings survive a re-install.
-    let env = r.join("etc/berth/agent.env");
-    std::fs::write(&env, "BERTH_CLUSTER=mine\n")?;
+    let settings = r.join("etc/berth/agent.toml");
+    std::fs::write(&settings, "cluster = \"mine\"\n")?;
     let out = install_into(r, &[])?;
-    assert_eq!(std::fs::read_to_string(&env)?, "BERTH_CLUSTER=mine\n");
+    assert_eq!(std::fs::read_to_string(&settings)?, "cluster = \"mine\"\n");
     assert!(String::from_utf8_lossy(&out.stdout).contains("keeping"));
+    Ok(())
+}
+
+/// berth-controlplane started with only `--config FILE` (and `env`); it
+/// runs until READY or exits (its exit status and log, then).
+fn controlplane_with_settings(
+    dir: &Path,
+    settings: &str,
+    env: &[(&str, &str)],
+) -> Result<(Daemon, NotifySocket)> {
+    let file = dir.join("controlplane.toml");
+    std::fs::write(&file, settings)?;
+    let notify = NotifySocket::bind(dir)?;
+    let log = log_file(dir, "controlplane.log")?;
+    let child = Command::new(binary("berth-controlplane"))
+        .arg("--config")
+        .arg(&file)
+        .envs(env.iter().copied())
+        .env("NOTIFY_SOCKET", &notify.path)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("starting berth-controlplane")?;
+    Ok((Daemon(Some(child)), notify))
+}
+
+#[test]
+fn the_controlplane_reads_its_settings_file_and_the_environment_wins() -> Result<()> {
+    let dir = tempfile::Builder::new()
+        .prefix("berth-settings-")
+        .tempdir()?;
+    let (api, agents) = (free_port(), free_port());
+    let settings = format!(
+        "data_dir = \"{}\"\napi_listen = \"127.0.0.1:{api}\"\nagent_listen = \"127.0.0.1:{agents}\"\n\
+         region = \"eu-west-3\"\naccount_id = \"000000000042\"\nagent_tls_san = [\"lab.example\", \"10.9.9.9\"]\n",
+        dir.path().join("cp").display()
+    );
+    let (mut cp, mut notify) =
+        controlplane_with_settings(dir.path(), &settings, &[("BERTH_REGION", "ap-south-1")])?;
+    notify.wait_for("READY=1", Duration::from_secs(20))?;
+    // The file's listen address and data dir; the variable's region.
+    std::net::TcpStream::connect(("127.0.0.1", api)).context("the API on the file's port")?;
+    let env = std::fs::read_to_string(dir.path().join("cp/aws.env"))?;
+    assert!(env.contains("AWS_REGION=ap-south-1\n"), "{env}");
+    let log = std::fs::read_to_string(dir.path().join("controlplane.log"))?;
+    assert!(log.contains("settings file read"), "{log}");
+    assert!(
+        log.contains("lab.example") && log.contains("10.9.9.9"),
+        "{log}"
+    );
+    let status = terminate(
+        cp.0.as_mut().context("control plane")?,
+        Duration::from_secs(10),
+    )?;
+    assert!(status.success(), "{status}");
+    drop(notify);
+    std::fs::remove_file(dir.path().join("notify.sock"))?;
+
+    // A misspelt key stops the daemon at once, naming the key and the file.
+    let (mut cp, _notify) = controlplane_with_settings(dir.path(), "api_lisen = \"x\"\n", &[])?;
+    let status = wait_exit(
+        cp.0.as_mut().context("control plane")?,
+        Duration::from_secs(10),
+    )?;
+    assert!(!status.success());
+    let log = std::fs::read_to_string(dir.path().join("controlplane.log"))?;
+    assert!(
+        log.contains("unknown setting 'api_lisen'") && log.contains("api_listen"),
+        "{log}"
+    );
     Ok(())
 }

@@ -17,7 +17,7 @@ fn a_task_pulls_from_an_https_registry_its_host_trusts() -> Result<()> {
     let certs = tempfile::tempdir()?;
     let ca = TestCa::make(certs.path());
     let registry = AuthRegistry::start_tls(&ca);
-    let ca_file = ca.ca_pem.display().to_string();
+    let ca_file = ca.ca.display().to_string();
     let login = format!("{}={USER}:{PASSWORD}", registry.host);
     let b = Berth::start_with_agent(&["--registry-auth", &login], &[("SSL_CERT_FILE", &ca_file)])?;
     let r = (|| {

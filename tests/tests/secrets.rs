@@ -71,6 +71,7 @@ fn secrets_fill_the_environment_and_repository_credentials_pull_a_private_image(
     check(&b, r)
 }
 
+#[allow(clippy::too_many_lines)] // one scenario, step by step
 fn secrets(b: &Berth, registry: &AuthRegistry) -> Result<()> {
     registry.push(&b.demo_image, "private/demo:1", "oci");
     let image = format!("{}/private/demo:1", registry.host);

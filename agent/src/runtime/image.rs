@@ -380,6 +380,7 @@ impl Containerd {
         result
     }
 
+    #[allow(clippy::too_many_lines)] // the pull steps in order
     async fn fetch_image_leased(
         &self,
         lease: &Lease,

@@ -33,9 +33,9 @@ pub struct AuthRegistry {
 
 /// A throwaway CA and a certificate for 127.0.0.1 it signed (openssl).
 pub struct TestCa {
-    pub ca_pem: std::path::PathBuf,
-    pub cert_pem: std::path::PathBuf,
-    pub key_pem: std::path::PathBuf,
+    pub ca: std::path::PathBuf,
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
 }
 
 impl TestCa {
@@ -75,9 +75,9 @@ impl TestCa {
             &p("registry.pem"),
         ]));
         Self {
-            ca_pem: dir.join("ca.pem"),
-            cert_pem: dir.join("registry.pem"),
-            key_pem: dir.join("registry.key"),
+            ca: dir.join("ca.pem"),
+            cert: dir.join("registry.pem"),
+            key: dir.join("registry.key"),
         }
     }
 }
@@ -97,8 +97,8 @@ impl AuthRegistry {
         let tls_config = tls.map_or(String::new(), |ca| {
             format!(
                 "  tls:\n    certificate: {}\n    key: {}\n",
-                ca.cert_pem.display(),
-                ca.key_pem.display()
+                ca.cert.display(),
+                ca.key.display()
             )
         });
         let htpasswd = run(Command::new("htpasswd").args(["-nbB", USER, PASSWORD]));

@@ -55,6 +55,7 @@ struct GetSecretValue {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
+#[allow(clippy::struct_field_names)] // Secrets Manager's member names
 struct PutSecretValue {
     secret_id: String,
     secret_string: Option<String>,
@@ -126,7 +127,7 @@ pub fn dispatch(secrets: &Secrets, op: &str, body: &[u8]) -> Result<Value, ApiEr
         }
         "ListSecrets" => {
             let r: ListSecrets = super::ecs::parse(op, body)?;
-            list(secrets, r)
+            list(secrets, &r)
         }
         "DeleteSecret" => {
             let r: DeleteSecret = super::ecs::parse(op, body)?;
@@ -176,7 +177,7 @@ fn describe(s: &Secret) -> Value {
     })
 }
 
-fn list(secrets: &Secrets, r: ListSecrets) -> Result<Value, ApiError> {
+fn list(secrets: &Secrets, r: &ListSecrets) -> Result<Value, ApiError> {
     let max = r.max_results.unwrap_or(PAGE_MAX);
     if !(1..=PAGE_MAX).contains(&max) {
         return Err(ApiError::invalid(format!(
