@@ -574,6 +574,69 @@ mod tests {
     }
 
     #[test]
+    fn secrets_resolve_into_the_spec_or_fail_it_with_ecss_reason() {
+        let secrets = Secrets::open(
+            Arc::new(crate::store::MemoryStore::default()),
+            Arc::new(crate::state::SystemClock),
+            crate::model::ArnContext {
+                region: "us-east-1".into(),
+                account: "123456789012".into(),
+            },
+        )
+        .unwrap();
+        let db = secrets
+            .create("db", r#"{"pw":"hunter2"}"#.into(), None)
+            .unwrap();
+        secrets
+            .create("reg", r#"{"username":"u","password":"p"}"#.into(), None)
+            .unwrap();
+        let mut t = crate::model::task::tests_support::task();
+        let options = &mut t.containers[0].definition.options;
+        options.secrets = vec![("PW".into(), format!("{}:pw::", db.arn))];
+        options.repository_credentials = Some("reg".into());
+        let resolved = |t: &Task| {
+            let mut spec = task_spec(t);
+            add_secrets(&mut spec, t, &secrets);
+            spec
+        };
+
+        let spec = resolved(&t);
+        assert_eq!(spec.secrets_error, "");
+        let c = &spec.containers[0];
+        assert_eq!(
+            (
+                c.secret_environment[0].name.as_str(),
+                c.secret_environment[0].value.as_str()
+            ),
+            ("PW", "hunter2")
+        );
+        let login = c.registry_login.as_ref().unwrap();
+        assert_eq!(
+            (login.username.as_str(), login.password.as_str()),
+            ("u", "p")
+        );
+
+        // One reference that does not resolve: nothing is sent, the task fails.
+        t.containers[0].definition.options.repository_credentials = Some("gone".into());
+        let spec = resolved(&t);
+        assert!(
+            spec.secrets_error.starts_with(
+                "ResourceInitializationError: unable to pull secrets or registry auth: "
+            ) && spec.secrets_error.contains("'gone'"),
+            "{}",
+            spec.secrets_error
+        );
+        assert!(spec.containers[0].secret_environment.is_empty());
+        assert!(spec.containers[0].registry_login.is_none());
+
+        // A task being stopped needs none.
+        t.desired_status = "STOPPED".into();
+        let spec = resolved(&t);
+        assert_eq!(spec.secrets_error, "");
+        assert!(spec.containers[0].secret_environment.is_empty());
+    }
+
+    #[test]
     fn status_report_converts_empty_strings_to_none() {
         let r: TaskReport = pb::TaskStatus {
             task_arn: "arn".into(),

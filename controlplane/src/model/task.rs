@@ -264,12 +264,13 @@ fn rank_container(status: &str) -> usize {
     }
 }
 
+/// A placed, provisioning task of one container (`web`), for unit tests.
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests_support {
     use super::*;
     use crate::model::NetworkMode;
 
-    fn task() -> Task {
+    pub(crate) fn task() -> Task {
         Task {
             id: "t1".into(),
             arn: "arn:t1".into(),
@@ -322,6 +323,12 @@ mod tests {
             volumes: vec![],
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::task;
+    use super::*;
 
     #[test]
     fn status_never_moves_backwards() {
