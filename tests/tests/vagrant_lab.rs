@@ -63,7 +63,6 @@ fn vagrant_validate(agents: u32, provider: &str, path_first: Option<&Path>) {
         "BERTH_VM_CPUS",
         "BERTH_VM_MEMORY",
         "BERTH_LIBVIRT_DRIVER",
-        "BERTH_LAB_SYNC_DEBUG",
     ] {
         cmd.env_remove(setting);
     }
