@@ -31,20 +31,36 @@ fi
 [ -n "$MIRROR" ] || { echo "build-box.sh: set BERTH_DEBIAN_MIRROR" >&2; exit 1; }
 
 # Vagrant logs in with its well-known insecure key the first time (and then
-# replaces it with a machine-specific one).
+# replaces it with a machine-specific one). Not every one of these places
+# exists, and find then fails: with pipefail that would end the script here.
 VAGRANT_PUB=${VAGRANT_PUB:-$(find /usr/share/rubygems-integration /usr/lib/ruby /opt/vagrant /usr/share/vagrant \
-  -path '*keys/vagrant.pub' 2>/dev/null | head -1)}
+  -path '*keys/vagrant.pub' 2>/dev/null | head -1 || true)}
 [ -f "$VAGRANT_PUB" ] || { echo "build-box.sh: cannot find Vagrant's keys/vagrant.pub; set VAGRANT_PUB" >&2; exit 1; }
 
 W=$(mktemp -d /var/tmp/berth-box.XXXXXX)
-trap 'rm -rf "$W"' EXIT
 R="$W/rootfs"
-# Boot and login; the lab's runtime; and what the privileged tests use.
-PKGS=systemd-sysv,udev,dbus,openssh-server,sudo,ifupdown,isc-dhcp-client,linux-image-amd64,initramfs-tools,
-PKGS+=rsync,ca-certificates,iproute2,iptables,kmod,procps,curl,wget,
-PKGS+=containerd,runc,tini,docker-registry,skopeo,umoci,busybox-static,awscli,jq,python3,python3-pip
+# --one-file-system: should the unmount fail, rm must not reach into /proc.
+trap 'umount "$R/proc" 2>/dev/null || true; rm -rf --one-file-system "$W"' EXIT
 echo "==> debootstrap bookworm from $MIRROR"
-debootstrap --variant=minbase --include="$PKGS" bookworm "$R" "$MIRROR"
+# A minimal base, then apt: debootstrap resolves --include without virtual
+# packages and alternatives, and configuring the whole list at once failed
+# (python3-cryptography's dependencies).
+debootstrap --variant=minbase bookworm "$R" "$MIRROR"
+mount -t proc proc "$R/proc"
+# Packages start their services on install; none may run in the chroot (on
+# this host).
+printf '#!/bin/sh\nexit 101\n' >"$R/usr/sbin/policy-rc.d"
+chmod 0755 "$R/usr/sbin/policy-rc.d"
+# Boot and login; the lab's runtime; what the privileged tests use (the
+# same as scripts/install-deps.sh, less the build tools).
+PKGS=(systemd-sysv udev dbus openssh-server sudo ifupdown isc-dhcp-client
+      linux-image-amd64 initramfs-tools hostname rsync ca-certificates iproute2
+      iptables kmod procps curl wget
+      containerd runc tini docker-registry skopeo umoci busybox-static awscli jq
+      python3 python3-pip apache2-utils ruby vagrant vagrant-libvirt)
+echo "==> ${#PKGS[@]} packages and their dependencies"
+chroot "$R" apt-get update -q
+DEBIAN_FRONTEND=noninteractive chroot "$R" apt-get install -y -q --no-install-recommends "${PKGS[@]}"
 
 echo "==> configuring the guest"
 echo berth-box >"$R/etc/hostname"
@@ -59,15 +75,31 @@ install -d -m 0700 -o 1000 -g 1000 "$R/home/vagrant/.ssh"
 install -m 0600 -o 1000 -g 1000 "$VAGRANT_PUB" "$R/home/vagrant/.ssh/authorized_keys"
 echo 'UseDNS no' >"$R/etc/ssh/sshd_config.d/vagrant.conf"
 chroot "$R" systemctl enable ssh serial-getty@ttyS0.service
-# awscli v1 from PyPI for the tests (Debian's predates AWS_ENDPOINT_URL).
-chroot "$R" python3 -m pip install --break-system-packages awscli boto3
+# awscli v1 and boto3 for the tests (Debian's predate AWS_ENDPOINT_URL):
+# the host's own copies when it has them for the guest's Python version
+# (scripts/install-deps.sh put them there), so building the box talks to the
+# Debian mirror only; otherwise from PyPI.
+if [ "$(python3 -c 'import sys; print(sys.version_info[:2])' 2>/dev/null)" = \
+     "$(chroot "$R" python3 -c 'import sys; print(sys.version_info[:2])')" ] &&
+   python3 -c 'import awscli, boto3' 2>/dev/null; then
+  echo "==> awscli and boto3 from this host's Python"
+  python3 "$(dirname "$0")/copy-python-dists.py" "$R" awscli boto3
+else
+  chroot "$R" python3 -m pip install --break-system-packages awscli boto3
+fi
 # The lab enables these itself; in the box they stay off.
 chroot "$R" systemctl disable containerd docker-registry 2>/dev/null || true
 # Each VM gets its own host keys on first boot.
 rm -f "$R"/etc/ssh/ssh_host_*
 mkdir -p "$R/etc/systemd/system/ssh.service.d"
-printf '[Service]\nExecStartPre=/usr/bin/ssh-keygen -A\n' >"$R/etc/systemd/system/ssh.service.d/hostkeys.conf"
+# Debian's unit starts with `sshd -t`, which fails with no host keys: make
+# the keys first.
+printf '[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n' \
+  >"$R/etc/systemd/system/ssh.service.d/hostkeys.conf"
+printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$R/etc/hosts"
+rm -f "$R/usr/sbin/policy-rc.d"
 chroot "$R" apt-get clean
+umount "$R/proc"
 
 echo "==> kernel and initrd to $BOOT_DIR"
 install -d -m 0755 "$BOOT_DIR"

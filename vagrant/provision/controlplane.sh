@@ -8,8 +8,25 @@ CP_IP=${2:?} API_PORT=${3:?} AGENT_PORT=${4:?}
 . "$REPO/vagrant/provision/lib.sh"
 
 apt_install docker-registry skopeo umoci busybox-static awscli
-# Debian's registry listens on :5000 (all addresses), storage under /var/lib.
-systemctl enable --now docker-registry
+# The lab's own registry settings: Debian's default config turns on htpasswd
+# auth with a directory as the password file, so every push fails (400).
+# Plain HTTP on :5000 (all addresses), storage where Debian keeps it.
+cat >/etc/docker/registry/config.yml <<'YML'
+# Written by Berth's vagrant/provision/controlplane.sh: no auth, lab only.
+version: 0.1
+log:
+  fields:
+    service: registry
+storage:
+  filesystem:
+    rootdirectory: /var/lib/docker-registry
+  delete:
+    enabled: true
+http:
+  addr: :5000
+YML
+systemctl enable docker-registry
+systemctl restart docker-registry
 wait_for 60 "the registry" bash -c "exec 3<>/dev/tcp/$CP_IP/5000"
 BUSYBOX=/bin/busybox "$REPO/scripts/build-demo-image.sh" "$CP_IP:5000"
 
