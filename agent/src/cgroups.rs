@@ -146,6 +146,11 @@ impl CgroupManager for HostCgroups {
 
 /// Removes `path` (deepest first) wherever it exists: directly under `root`
 /// and under each hierarchy mounted beneath it.
+/// Whether this host runs the unified (v2) cgroup hierarchy.
+pub fn unified_hierarchy() -> bool {
+    hierarchies::auto().v2()
+}
+
 fn remove_dirs_in_all_hierarchies(root: &Path, path: &str) -> std::io::Result<()> {
     let mut dirs = vec![root.join(path)];
     if let Ok(rd) = std::fs::read_dir(root) {

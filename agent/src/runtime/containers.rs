@@ -20,7 +20,7 @@ use tonic::Code;
 
 use super::content::Lease;
 use super::{
-    build_spec, resolve_user, ContainerSpec, ContainerState, ContainerStatus, Containerd, Result,
+    add_cgroup_namespace, build_spec, resolve_user, ContainerSpec, ContainerState, ContainerStatus, Containerd, Result,
     RuntimeError, RUNC_RUNTIME,
 };
 
@@ -150,7 +150,10 @@ impl Containerd {
         };
         let user = resolve_user(user_spec, &layer_dirs(&mounts))
             .map_err(|e| start_error(e.to_string()))?;
-        let oci_spec = build_spec(spec, &user);
+        let mut oci_spec = build_spec(spec, &user);
+        if self.config.cgroup_namespace {
+            add_cgroup_namespace(&mut oci_spec);
+        }
         let container = Container {
             id: id.to_owned(),
             labels: spec.labels.clone(),

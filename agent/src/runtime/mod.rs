@@ -36,7 +36,7 @@ pub use fake::{Call, RecordingRuntime};
 pub use pull::ImagePullBehavior;
 pub use registry::{parse_registry_auth, parse_registry_mirror, RegistryCredentials};
 pub use spec::{
-    build_spec, process_args, process_env, ProcessUser, DEFAULT_CAPABILITIES, DEFAULT_PATH,
+    add_cgroup_namespace, build_spec, process_args, process_env, ProcessUser, DEFAULT_CAPABILITIES, DEFAULT_PATH,
     INIT_PATH,
 };
 pub use unpack::chain_id;
@@ -71,6 +71,9 @@ pub struct RuntimeConfig {
     /// agent's own. `None` falls back to containerd's `file://` logs, whose
     /// 1.6 shim can lose the end of one stream.
     pub log_driver: Option<PathBuf>,
+    /// Give each container its own cgroup namespace: by default on cgroup
+    /// v2 hosts (detected), as Docker and containerd's CRI plugin do.
+    pub cgroup_namespace: bool,
 }
 
 impl RuntimeConfig {
@@ -86,6 +89,7 @@ impl RuntimeConfig {
             registry_ca_pems: Vec::new(),
             pull_behavior: ImagePullBehavior::default(),
             log_driver: None,
+            cgroup_namespace: crate::cgroups::unified_hierarchy(),
         }
     }
 }

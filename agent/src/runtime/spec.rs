@@ -359,6 +359,15 @@ fn default_mounts() -> Vec<Value> {
     ]
 }
 
+/// Gives the container its own cgroup namespace, as Docker and containerd's
+/// CRI plugin do on cgroup v2 hosts: its `/sys/fs/cgroup` then shows its own
+/// cgroup (where `memory.max` is its limit), not the host's whole tree.
+pub fn add_cgroup_namespace(oci_spec: &mut Value) {
+    if let Some(namespaces) = oci_spec["linux"]["namespaces"].as_array_mut() {
+        namespaces.push(json!({"type": "cgroup"}));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
@@ -388,6 +397,21 @@ mod tests {
 
     fn root() -> ProcessUser {
         ProcessUser::default()
+    }
+
+    #[test]
+    fn a_cgroup_namespace_is_added_on_request_only() {
+        let mut v = build_spec(&spec(), &root());
+        let has_cgroupns = |v: &Value| {
+            v["linux"]["namespaces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["type"] == "cgroup")
+        };
+        assert!(!has_cgroupns(&v), "v1 hosts keep the host's, as Docker does");
+        add_cgroup_namespace(&mut v);
+        assert!(has_cgroupns(&v));
     }
 
     #[test]
