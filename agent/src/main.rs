@@ -368,48 +368,15 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 mod tests {
     use super::*;
 
-    /// The shipped settings file, every commented default switched on: each
-    /// key is a setting of this daemon, with a value of the right kind.
+    /// The shipped settings file documents exactly this daemon's settings,
+    /// and its defaults parse as the flags would.
     #[test]
     fn the_shipped_settings_file_is_every_setting_with_its_default() {
-        let text = include_str!("../../systemd/agent.toml");
-        let on: String = text
-            .lines()
-            .filter_map(|l| l.strip_prefix('#'))
-            .filter(|l| l.split(' ').nth(1) == Some("="))
-            .map(|l| l.split("    # or").next().unwrap_or(l))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let path = Path::new("agent.toml");
-        let settings = berth_daemon::config::settings(&Args::command(), path, &on).unwrap();
-        let settable = Args::command()
-            .get_arguments()
-            .filter(|a| a.get_env().is_some() && a.get_long() != Some("config"))
-            .count();
-        assert_eq!(
-            settings.len(),
-            settable + 1,
-            "every flag and log: {settings:?}"
-        );
-        let args = settings
-            .iter()
-            .filter(|(env, _)| env != "RUST_LOG")
-            .flat_map(|(env, value)| {
-                let arg = Args::command()
-                    .get_arguments()
-                    .find(|a| a.get_env().is_some_and(|e| e == env.as_str()))
-                    .cloned()
-                    .unwrap();
-                match arg.get_action() {
-                    clap::ArgAction::SetTrue => (value == "true")
-                        .then(|| format!("--{}", arg.get_long().unwrap()))
-                        .into_iter()
-                        .collect::<Vec<_>>(),
-                    _ if value.is_empty() => vec![],
-                    _ => vec![format!("--{}={value}", arg.get_long().unwrap())],
-                }
-            });
-        // The defaults parse as the flags would.
-        Args::try_parse_from(std::iter::once("daemon".to_owned()).chain(args)).unwrap();
+        berth_daemon::config::check_shipped_defaults(
+            &Args::command(),
+            std::path::Path::new("systemd/agent.toml"),
+            include_str!("../../systemd/agent.toml"),
+        )
+        .unwrap();
     }
 }

@@ -144,6 +144,50 @@ pub fn load(
     Ok(Some(path))
 }
 
+/// Checks a settings file shipped with a daemon against its flags: with
+/// every commented default (`#key = value    # or VARIABLE`) switched on, it
+/// sets each of the daemon's settings exactly once, plus `log`, and the
+/// values parse as the flags would. For the daemons' unit tests.
+pub fn check_shipped_defaults(cmd: &clap::Command, path: &Path, text: &str) -> Result<(), String> {
+    let on = text
+        .lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .filter(|l| l.split(' ').nth(1) == Some("="))
+        .map(|l| l.split("    # or").next().unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let settings = settings(cmd, path, &on).map_err(|e| e.to_string())?;
+    let settable = cmd
+        .get_arguments()
+        .filter(|a| a.get_env().is_some() && a.get_long() != Some("config"))
+        .count();
+    if settings.len() != settable + 1 {
+        return Err(format!(
+            "{} sets {} settings, the daemon has {settable} and log: {settings:?}",
+            path.display(),
+            settings.len()
+        ));
+    }
+    let mut argv = vec![cmd.get_name().to_owned()];
+    for (env, value) in settings.iter().filter(|(env, _)| env != "RUST_LOG") {
+        let arg = cmd
+            .get_arguments()
+            .find(|a| a.get_env().is_some_and(|e| e == env.as_str()))
+            .ok_or_else(|| format!("no flag reads {env}"))?;
+        let long = arg.get_long().unwrap_or_default();
+        match arg.get_action() {
+            clap::ArgAction::SetTrue if value == "true" => argv.push(format!("--{long}")),
+            clap::ArgAction::SetTrue => {}
+            _ if value.is_empty() => {}
+            _ => argv.push(format!("--{long}={value}")),
+        }
+    }
+    cmd.clone()
+        .try_get_matches_from(argv)
+        .map(|_| ())
+        .map_err(|e| format!("{}: the defaults do not parse: {e}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,6 +257,19 @@ mod tests {
         assert!(matches!(e, ConfigError::Type { .. }), "{e}");
         let e = settings(&cmd(), &p(), "task_cidr = ").unwrap_err();
         assert!(e.to_string().contains("is not valid TOML"), "{e}");
+    }
+
+    #[test]
+    fn a_shipped_file_must_document_every_setting_with_a_parsing_default() {
+        let full = "# doc\n#task_cidr = \"10.1.0.0/24\"    # or D_TASK_CIDR\n\
+                    #reserved_port = [22]    # or D_PORTS\n#serves_fargate = false    # or D_FARGATE\n\
+                    #log = \"info\"\n";
+        assert_eq!(check_shipped_defaults(&cmd(), &p(), full), Ok(()));
+        let missing = full.replace("#reserved_port = [22]    # or D_PORTS\n", "");
+        let e = check_shipped_defaults(&cmd(), &p(), &missing).unwrap_err();
+        assert!(e.contains("sets 3 settings"), "{e}");
+        let unknown = format!("{full}#reserved_prot = [1]    # or D_X\n");
+        assert!(check_shipped_defaults(&cmd(), &p(), &unknown).is_err());
     }
 
     #[test]

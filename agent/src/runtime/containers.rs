@@ -20,8 +20,8 @@ use tonic::Code;
 
 use super::content::Lease;
 use super::{
-    add_cgroup_namespace, build_spec, resolve_user, ContainerSpec, ContainerState, ContainerStatus, Containerd, Result,
-    RuntimeError, RUNC_RUNTIME,
+    add_cgroup_namespace, build_spec, resolve_user, ContainerSpec, ContainerState, ContainerStatus,
+    Containerd, Result, RuntimeError, RUNC_RUNTIME,
 };
 
 /// How containerd knows the JSON in a container record is an OCI runtime spec.

@@ -36,8 +36,8 @@ pub use fake::{Call, RecordingRuntime};
 pub use pull::ImagePullBehavior;
 pub use registry::{parse_registry_auth, parse_registry_mirror, RegistryCredentials};
 pub use spec::{
-    add_cgroup_namespace, build_spec, process_args, process_env, ProcessUser, DEFAULT_CAPABILITIES, DEFAULT_PATH,
-    INIT_PATH,
+    add_cgroup_namespace, build_spec, process_args, process_env, ProcessUser, DEFAULT_CAPABILITIES,
+    DEFAULT_PATH, INIT_PATH,
 };
 pub use unpack::chain_id;
 pub use user::{resolve_user, resolve_user_with, UserError};

@@ -409,7 +409,10 @@ mod tests {
                 .iter()
                 .any(|n| n["type"] == "cgroup")
         };
-        assert!(!has_cgroupns(&v), "v1 hosts keep the host's, as Docker does");
+        assert!(
+            !has_cgroupns(&v),
+            "v1 hosts keep the host's, as Docker does"
+        );
         add_cgroup_namespace(&mut v);
         assert!(has_cgroupns(&v));
     }
