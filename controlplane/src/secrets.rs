@@ -45,6 +45,8 @@ pub enum SecretError {
     NotFound(String),
     #[error("The operation failed because the secret {0} already exists.")]
     Exists(String),
+    #[error("Secrets Manager can't find the specified secret value for {name}: Berth keeps only the current version (AWSCURRENT, {current}).")]
+    OtherVersion { name: String, current: String },
     #[error("{0}")]
     Invalid(String),
     #[error("{0}")]
@@ -256,6 +258,26 @@ impl Secrets {
             .ok_or_else(|| SecretError::NotFound(id.to_owned()))
     }
 
+    /// A secret as a version stage and id name it: only the current version
+    /// (`AWSCURRENT`, its id) exists.
+    pub fn version(
+        &self,
+        id: &str,
+        stage: Option<&str>,
+        version_id: Option<&str>,
+    ) -> Result<Secret, SecretError> {
+        let secret = self.get(id)?;
+        if stage.is_some_and(|s| s != "AWSCURRENT")
+            || version_id.is_some_and(|v| v != secret.version_id)
+        {
+            return Err(SecretError::OtherVersion {
+                name: secret.name,
+                current: secret.version_id,
+            });
+        }
+        Ok(secret)
+    }
+
     pub fn list(&self) -> Vec<Secret> {
         self.lock().values().cloned().collect()
     }
@@ -275,18 +297,9 @@ impl Secrets {
     /// The value a container's `secrets[].valueFrom` names.
     pub fn resolve(&self, value_from: &str) -> Result<String, String> {
         let r = parse_ref(value_from)?;
-        let map = self.lock();
-        let secret = Self::find(&map, &r.secret_id).ok_or_else(|| {
-            format!("secret '{value_from}': Secrets Manager can't find the specified secret")
-        })?;
-        if r.version_stage.is_some_and(|s| s != "AWSCURRENT")
-            || r.version_id.is_some_and(|v| v != secret.version_id)
-        {
-            return Err(format!(
-                "secret '{value_from}': Berth keeps only the current version (AWSCURRENT, {})",
-                secret.version_id
-            ));
-        }
+        let secret = self
+            .version(&r.secret_id, r.version_stage, r.version_id)
+            .map_err(|e| format!("secret '{value_from}': {e}"))?;
         let Some(key) = r.json_key else {
             return Ok(secret.secret_string.clone());
         };

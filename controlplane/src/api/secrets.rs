@@ -16,7 +16,9 @@ const PAGE_MAX: usize = 100;
 impl From<SecretError> for ApiError {
     fn from(e: SecretError) -> Self {
         let kind = match &e {
-            SecretError::NotFound(_) => ErrorType::ResourceNotFound,
+            SecretError::NotFound(_) | SecretError::OtherVersion { .. } => {
+                ErrorType::ResourceNotFound
+            }
             SecretError::Exists(_) => ErrorType::ResourceExists,
             SecretError::Invalid(_) => ErrorType::InvalidParameter,
             SecretError::Store(_) => {
@@ -89,18 +91,11 @@ pub fn dispatch(secrets: &Secrets, op: &str, body: &[u8]) -> Result<Value, ApiEr
         }
         "GetSecretValue" => {
             let r: GetSecretValue = super::ecs::parse(op, body)?;
-            let s = secrets.get(&r.secret_id)?;
-            if r.version_stage.as_deref().is_some_and(|v| v != "AWSCURRENT")
-                || r.version_id.as_deref().is_some_and(|v| v != s.version_id)
-            {
-                return Err(ApiError::new(
-                    ErrorType::ResourceNotFound,
-                    format!(
-                        "Secrets Manager can't find the specified secret value for {}: Berth keeps only the current version (AWSCURRENT, {}).",
-                        s.name, s.version_id
-                    ),
-                ));
-            }
+            let s = secrets.version(
+                &r.secret_id,
+                r.version_stage.as_deref(),
+                r.version_id.as_deref(),
+            )?;
             Ok(json!({
                 "ARN": s.arn,
                 "Name": s.name,
