@@ -6,8 +6,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{anyhow, Context, Result};
 use serde_json::{json, Value};
 
+use berth_aws::sigv4::{self, ToSign};
+
 use crate::config::AwsEnv;
-use crate::sigv4;
 
 const TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
 /// Berth's own operations on the same endpoint (join tokens).
@@ -98,11 +99,17 @@ impl EcsClient {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        let (amz_date, authorization) = sigv4::sign(
-            &sigv4::Request {
-                host: &self.host,
-                content_type: CONTENT_TYPE,
-                target: &target,
+        let signed = [
+            ("host", self.host.as_str()),
+            ("content-type", CONTENT_TYPE),
+            ("x-amz-target", target.as_str()),
+        ];
+        let signature = sigv4::sign(
+            &ToSign {
+                method: "POST",
+                path: "/",
+                query: "",
+                headers: &signed,
                 body: &body,
             },
             &self.env.credentials,
@@ -116,8 +123,8 @@ impl EcsClient {
             .header("host", &self.host)
             .header("content-type", CONTENT_TYPE)
             .header("x-amz-target", &target)
-            .header("x-amz-date", amz_date)
-            .header("authorization", authorization)
+            .header("x-amz-date", signature.amz_date)
+            .header("authorization", signature.authorization)
             .body(body)
             .send()
             .await

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::sigv4::Credentials;
+use berth_aws::sigv4::Credentials;
 
 /// What `aws.env` holds, as the control plane writes it.
 #[derive(Debug, Clone, PartialEq, Eq)]

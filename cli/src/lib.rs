@@ -3,4 +3,3 @@
 
 pub mod client;
 pub mod config;
-pub mod sigv4;

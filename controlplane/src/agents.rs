@@ -460,9 +460,13 @@ impl AgentService for Agents {
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(|e| status(&e))?;
         tracing::info!(container_instance = %instance.arn, cluster = %instance.cluster, "agent registered");
+        let cluster_arn = self
+            .control_plane
+            .arns_of(&instance.arn)
+            .cluster(&instance.cluster);
         Ok(Response::new(pb::RegisterResponse {
             container_instance_arn: instance.arn,
-            cluster_arn: self.control_plane.arns.cluster(&instance.cluster),
+            cluster_arn,
             heartbeat_interval_secs: u32::try_from(HEARTBEAT_INTERVAL.as_secs()).unwrap_or(5),
         }))
     }
@@ -585,10 +589,15 @@ mod tests {
         )
         .unwrap();
         let db = secrets
-            .create("db", r#"{"pw":"hunter2"}"#.into(), None)
+            .create("us-east-1", "db", r#"{"pw":"hunter2"}"#.into(), None)
             .unwrap();
         secrets
-            .create("reg", r#"{"username":"u","password":"p"}"#.into(), None)
+            .create(
+                "us-east-1",
+                "reg",
+                r#"{"username":"u","password":"p"}"#.into(),
+                None,
+            )
             .unwrap();
         let mut t = crate::model::task::tests_support::task();
         let options = &mut t.containers[0].definition.options;

@@ -156,12 +156,12 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let ctx = Arc::new(ApiContext {
+    let ctx = ApiContext {
         control_plane: cp.clone(),
         credentials,
         join_tokens: join_tokens.clone(),
         secrets: secrets.clone(),
-    });
+    };
     let api = axum::serve(api_listener, api::router(ctx))
         .with_graceful_shutdown(stopped(stop_rx.clone()))
         .into_future();

@@ -204,8 +204,10 @@ impl Secrets {
         Ok(())
     }
 
+    /// Creates a secret whose ARN carries `region` (the region the request was signed for).
     pub fn create(
         &self,
+        region: &str,
         name: &str,
         secret_string: String,
         description: Option<String>,
@@ -221,7 +223,7 @@ impl Secrets {
             name: name.to_owned(),
             arn: format!(
                 "arn:aws:secretsmanager:{}:{}:secret:{name}-{}",
-                self.arns.region,
+                region,
                 self.arns.account,
                 random_suffix()
             ),
@@ -365,13 +367,16 @@ mod tests {
     fn create_get_put_delete_and_survive_a_reopen() {
         let store = Arc::new(MemoryStore::default());
         let s = secrets(store.clone());
-        let made = s.create("db/password", "hunter2".into(), None).unwrap();
+        let made = s
+            .create("us-east-1", "db/password", "hunter2".into(), None)
+            .unwrap();
         assert!(made
             .arn
             .starts_with("arn:aws:secretsmanager:us-east-1:123456789012:secret:db/password-"));
         assert_eq!(made.arn.len() - made.arn.rfind('-').unwrap(), 7);
         assert_eq!(
-            s.create("db/password", "x".into(), None).unwrap_err(),
+            s.create("us-east-1", "db/password", "x".into(), None)
+                .unwrap_err(),
             SecretError::Exists("db/password".into())
         );
         // By name, by full ARN, by ARN without the random suffix.
@@ -399,16 +404,16 @@ mod tests {
     fn bad_names_and_values_are_refused() {
         let s = secrets(Arc::new(MemoryStore::default()));
         assert!(matches!(
-            s.create("", "v".into(), None),
+            s.create("us-east-1", "", "v".into(), None),
             Err(SecretError::Invalid(_))
         ));
         assert!(matches!(
-            s.create("a b", "v".into(), None),
+            s.create("us-east-1", "a b", "v".into(), None),
             Err(SecretError::Invalid(_))
         ));
         let big = "x".repeat(65_537);
         assert!(matches!(
-            s.create("big", big, None),
+            s.create("us-east-1", "big", big, None),
             Err(SecretError::Invalid(_))
         ));
         assert!(matches!(
@@ -421,7 +426,12 @@ mod tests {
     fn value_from_references_resolve_as_ecs_reads_them() {
         let s = secrets(Arc::new(MemoryStore::default()));
         let made = s
-            .create("app", r#"{"user":"u","port":5432}"#.into(), None)
+            .create(
+                "us-east-1",
+                "app",
+                r#"{"user":"u","port":5432}"#.into(),
+                None,
+            )
             .unwrap();
         assert_eq!(s.resolve(&made.arn).unwrap(), r#"{"user":"u","port":5432}"#);
         assert_eq!(s.resolve(&format!("{}:user::", made.arn)).unwrap(), "u");
@@ -451,12 +461,14 @@ mod tests {
     fn registry_logins_need_username_and_password() {
         let s = secrets(Arc::new(MemoryStore::default()));
         s.create(
+            "us-east-1",
             "reg",
             r#"{"username":"alice","password":"pw"}"#.into(),
             None,
         )
         .unwrap();
-        s.create("plain", "not json".into(), None).unwrap();
+        s.create("us-east-1", "plain", "not json".into(), None)
+            .unwrap();
         let login = s.registry_login("reg").unwrap();
         assert_eq!(
             (login.username.as_str(), login.password.as_str()),

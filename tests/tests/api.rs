@@ -1,5 +1,6 @@
 //! End to end: the cluster, task-definition and container-instance
-//! operations beyond the walking skeleton, driven with the real aws CLI.
+//! operations beyond the walking skeleton, and the AWS edge (regions, the
+//! services Berth does not serve), driven with the real aws CLI and boto3.
 
 use std::time::Duration;
 
@@ -311,5 +312,82 @@ fn stopped_tasks_are_purged_after_the_retention() -> Result<()> {
     )?;
     let l = b.aws(&["ecs", "list-tasks", "--desired-status", "STOPPED"])?;
     assert_eq!(l["taskArns"], json!([]), "{l}");
+    Ok(())
+}
+
+/// The region a client signs for is the region of every ARN its requests create, and a
+/// request for an AWS service Berth does not serve gets that protocol's error, naming it.
+#[test]
+fn arns_follow_the_signed_region_and_unserved_services_are_named() -> Result<()> {
+    let b = Berth::start()?;
+    let out = b.boto3_script(
+        "edge_boto3.py",
+        &[],
+        &[
+            "ecs.create_cluster",
+            "elbv2.describe_load_balancers",
+            "cloudwatch.list_metrics",
+            "logs.describe_log_groups",
+        ],
+    )?;
+    let in_eu = |key: &str, prefix: &str| {
+        let arn = out["arns"][key].as_str().unwrap_or_default();
+        assert!(arn.starts_with(prefix), "{key}: {arn}");
+    };
+    in_eu(
+        "cluster",
+        "arn:aws:ecs:eu-west-1:123456789012:cluster/edge-eu",
+    );
+    in_eu(
+        "task_definition",
+        "arn:aws:ecs:eu-west-1:123456789012:task-definition/edge-eu:",
+    );
+    in_eu(
+        "secret",
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:edge/eu-",
+    );
+
+    // The aws CLI, with --region: a task run in the eu cluster is an eu task.
+    let td = json!({
+        "family": "edge-run", "networkMode": "awsvpc", "cpu": "256", "memory": "512",
+        "requiresCompatibilities": ["FARGATE"],
+        "containerDefinitions": [{"name": "main", "image": b.demo_image, "command": ["true"]}]
+    });
+    let file = write_json(&b, "edge-run.json", &td)?;
+    b.aws(&["ecs", "register-task-definition", "--cli-input-json", &file])?;
+    let run = b.aws(&[
+        "ecs",
+        "run-task",
+        "--region",
+        "eu-west-1",
+        "--cluster",
+        "edge-eu",
+        "--launch-type",
+        "FARGATE",
+        "--task-definition",
+        "edge-run",
+    ])?;
+    // (Its host is a FARGATE pool instance of the `default` cluster, which the agent's
+    // registration made in the control plane's default region: that ARN stays as it is.)
+    let task = &run["tasks"][0];
+    for arn in [
+        &task["taskArn"],
+        &task["clusterArn"],
+        &task["containers"][0]["containerArn"],
+    ] {
+        let arn = arn.as_str().unwrap_or_default();
+        assert!(arn.starts_with("arn:aws:ecs:eu-west-1:"), "{arn}: {run}");
+    }
+    // ...while the default region's requests keep theirs.
+    let c = b.aws(&["ecs", "create-cluster", "--cluster-name", "edge-us"])?;
+    assert_eq!(
+        c["cluster"]["clusterArn"],
+        "arn:aws:ecs:us-east-1:123456789012:cluster/edge-us"
+    );
+    let stderr = aws_err(&b, &["elbv2", "describe-load-balancers"])?;
+    assert!(
+        stderr.contains("(InvalidAction)") && stderr.contains("'elasticloadbalancing'"),
+        "{stderr}"
+    );
     Ok(())
 }

@@ -2,13 +2,46 @@
 //! credentials, under the `X-Amz-Target` prefix `BerthAdmin.` (the `berth`
 //! CLI calls them; the aws CLI does not know them).
 
+use std::sync::Arc;
+
+use berth_aws::{AwsError, AwsService, Call, JsonProtocol, JsonVersion, ServiceInfo};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::{ApiError, ErrorType};
 use crate::join_tokens::{JoinError, JoinTokens};
 
-pub const TARGET_PREFIX: &str = "BerthAdmin.";
+/// Berth's own calls, as the edge routes to them.
+pub struct Admin {
+    tokens: Arc<JoinTokens>,
+}
+
+impl Admin {
+    pub fn new(tokens: Arc<JoinTokens>) -> Self {
+        Self { tokens }
+    }
+}
+
+/// Signed for `ecs`, like the ECS calls the `berth` CLI makes beside them.
+const INFO: ServiceInfo = ServiceInfo {
+    signing_name: "ecs",
+    json: Some(JsonProtocol {
+        target_prefix: "BerthAdmin",
+        version: JsonVersion::V1_1,
+        query_compatible: false,
+    }),
+    query: None,
+};
+
+impl AwsService for Admin {
+    fn info(&self) -> &ServiceInfo {
+        &INFO
+    }
+
+    fn call(&self, call: &Call<'_>) -> Result<Value, AwsError> {
+        Ok(dispatch(&self.tokens, call.operation, call.json_body()?)?)
+    }
+}
 
 /// Default and bounds of a join token's lifetime.
 const DEFAULT_TTL_SECS: i64 = 3600;
@@ -27,13 +60,13 @@ pub fn dispatch(tokens: &JoinTokens, op: &str, body: &[u8]) -> Result<Value, Api
         "CreateJoinToken" => create_join_token(tokens, op, body),
         _ => Err(ApiError::new(
             ErrorType::UnknownOperation,
-            format!("Operation '{TARGET_PREFIX}{op}' is not a Berth admin operation."),
+            format!("Operation 'BerthAdmin.{op}' is not a Berth admin operation."),
         )),
     }
 }
 
 fn create_join_token(tokens: &JoinTokens, op: &str, body: &[u8]) -> Result<Value, ApiError> {
-    let req: CreateJoinToken = super::ecs::parse(op, body)?;
+    let req: CreateJoinToken = super::json::parse(op, body)?;
     let ttl = req.ttl_seconds.unwrap_or(DEFAULT_TTL_SECS);
     if !(60..=MAX_TTL_SECS).contains(&ttl) {
         return Err(ApiError::invalid(format!(

@@ -1,5 +1,8 @@
-//! ECS API errors: the one place where failures become `__type`, message and
-//! HTTP status, as AWS JSON 1.1 clients expect them.
+//! The errors of the services Berth serves (ECS, Secrets Manager, its own admin calls): the
+//! one place where a failure gets its AWS error code and HTTP status. The edge
+//! (`berth_aws::AwsError`) renders them in each protocol.
+
+use berth_aws::AwsError;
 
 use crate::state::StateError;
 
@@ -23,10 +26,6 @@ pub enum ErrorType {
     Server,
     UnknownOperation,
     Serialization,
-    MissingAuthenticationToken,
-    InvalidSignature,
-    UnrecognizedClient,
-    IncompleteSignature,
 }
 
 impl ErrorType {
@@ -49,20 +48,12 @@ impl ErrorType {
             Self::Server => "ServerException",
             Self::UnknownOperation => "UnknownOperationException",
             Self::Serialization => "SerializationException",
-            Self::MissingAuthenticationToken => "MissingAuthenticationTokenException",
-            Self::InvalidSignature => "InvalidSignatureException",
-            Self::UnrecognizedClient => "UnrecognizedClientException",
-            Self::IncompleteSignature => "IncompleteSignatureException",
         }
     }
 
     pub fn status(self) -> u16 {
         match self {
             Self::Server => 500,
-            Self::MissingAuthenticationToken
-            | Self::InvalidSignature
-            | Self::UnrecognizedClient
-            | Self::IncompleteSignature => 403,
             _ => 400,
         }
     }
@@ -85,9 +76,11 @@ impl ApiError {
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorType::InvalidParameter, message)
     }
+}
 
-    pub fn body(&self) -> serde_json::Value {
-        serde_json::json!({ "__type": self.kind.name(), "message": self.message })
+impl From<ApiError> for AwsError {
+    fn from(e: ApiError) -> Self {
+        AwsError::new(e.kind.name(), e.kind.status(), e.message)
     }
 }
 
@@ -117,43 +110,6 @@ impl From<StateError> for ApiError {
     }
 }
 
-impl From<super::sigv4::SigV4Error> for ApiError {
-    fn from(e: super::sigv4::SigV4Error) -> Self {
-        let kind = match e.aws_error_type() {
-            "MissingAuthenticationTokenException" => ErrorType::MissingAuthenticationToken,
-            "UnrecognizedClientException" => ErrorType::UnrecognizedClient,
-            "IncompleteSignatureException" => ErrorType::IncompleteSignature,
-            _ => ErrorType::InvalidSignature,
-        };
-        Self::new(kind, e.message())
-    }
-}
-
-/// Turns a request-body decoding failure into the error AWS gives: bad JSON is
-/// a `SerializationException`, a missing or mistyped member an
-/// `InvalidParameterException` naming the member.
-pub fn from_json_error(op: &str, e: &serde_json::Error) -> ApiError {
-    use serde_json::error::Category;
-    match e.classify() {
-        Category::Syntax | Category::Eof | Category::Io => ApiError::new(
-            ErrorType::Serialization,
-            format!("The request body of {op} is not valid JSON: {e}."),
-        ),
-        Category::Data => {
-            let text = e.to_string();
-            let text = text.split(" at line ").next().unwrap_or(&text);
-            let message = match text.strip_prefix("missing field `") {
-                Some(rest) => format!(
-                    "Missing required parameter in {op} input: \"{}\".",
-                    rest.trim_end_matches('`')
-                ),
-                None => format!("Invalid {op} input: {text}."),
-            };
-            ApiError::invalid(message)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,9 +122,8 @@ mod tests {
             ("ClusterNotFoundException", 400)
         );
         assert!(e.message.contains("'x'"));
-        let e: ApiError = StateError::Client("nope".into()).into();
-        assert_eq!(e.body()["__type"], "ClientException");
-        assert_eq!(ErrorType::InvalidSignature.status(), 403);
+        let e: AwsError = ApiError::from(StateError::Client("nope".into())).into();
+        assert_eq!((e.code.as_ref(), e.status), ("ClientException", 400));
         let e: ApiError = StateError::ClusterContainsTasks {
             cluster: "web".into(),
             count: 2,
@@ -177,25 +132,5 @@ mod tests {
         assert_eq!(e.kind.name(), "ClusterContainsTasksException");
         assert!(e.message.contains("StopTask"), "{}", e.message);
         assert_eq!(ErrorType::Server.status(), 500);
-    }
-
-    #[test]
-    fn json_errors_name_the_problem() {
-        #[derive(serde::Deserialize, Debug)]
-        #[allow(dead_code)]
-        struct In {
-            family: String,
-        }
-        let e = serde_json::from_slice::<In>(b"{").unwrap_err();
-        assert_eq!(from_json_error("Op", &e).kind, ErrorType::Serialization);
-        let e = serde_json::from_slice::<In>(b"{}").unwrap_err();
-        let api = from_json_error("RegisterTaskDefinition", &e);
-        assert_eq!(api.kind, ErrorType::InvalidParameter);
-        assert_eq!(
-            api.message,
-            "Missing required parameter in RegisterTaskDefinition input: \"family\"."
-        );
-        let e = serde_json::from_slice::<In>(br#"{"family": 3}"#).unwrap_err();
-        assert!(from_json_error("Op", &e).message.contains("invalid type"));
     }
 }

@@ -1,26 +1,28 @@
-//! The ECS-compatible HTTP API: AWS JSON 1.1 over `POST /`, every request
-//! SigV4-verified, dispatched on `X-Amz-Target`.
+//! The AWS services Berth serves, on one HTTP endpoint. The shared AWS edge (`berth_aws`)
+//! checks signatures, tells the protocols apart, routes, and renders; each service here is
+//! one module that turns decoded requests into commands on the control plane. Adding a
+//! service is a module and one line in `services`.
 
 pub mod admin;
 pub mod credentials;
 pub mod ecs;
 pub mod error;
-pub mod secrets;
-pub mod sigv4;
+pub mod json;
+pub mod secretsmanager;
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::Response;
+use berth_aws::{AwsService, Edge, HttpRequest};
 
 use self::credentials::ApiCredentials;
-use self::error::{ApiError, ErrorType};
 use crate::join_tokens::JoinTokens;
 use crate::secrets::Secrets;
 use crate::state::ControlPlane;
 
-/// What the HTTP handlers share.
+/// What the services need from the rest of the control plane.
 pub struct ApiContext {
     pub control_plane: Arc<ControlPlane>,
     pub credentials: ApiCredentials,
@@ -28,11 +30,45 @@ pub struct ApiContext {
     pub secrets: Arc<Secrets>,
 }
 
-pub fn router(ctx: Arc<ApiContext>) -> axum::Router {
+/// Every AWS service this endpoint serves.
+fn services(ctx: &ApiContext) -> Vec<Arc<dyn AwsService>> {
+    vec![
+        Arc::new(ecs::Ecs::new(ctx.control_plane.clone())),
+        Arc::new(secretsmanager::SecretsManager::new(ctx.secrets.clone())),
+        Arc::new(admin::Admin::new(ctx.join_tokens.clone())),
+    ]
+}
+
+/// The edge over `ctx`'s services, accepting `ctx`'s access key.
+pub fn edge(ctx: ApiContext) -> Edge {
+    let services = services(&ctx);
+    let creds = ctx.credentials;
+    Edge::new(services, move |key| {
+        (key == creds.access_key_id).then(|| creds.secret_access_key.clone())
+    })
+}
+
+/// The HTTP service; it owns `ctx`, so the control plane's store closes when it ends.
+pub fn router(ctx: ApiContext) -> axum::Router {
+    let edge = Arc::new(edge(ctx));
     axum::Router::new().fallback(
         move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-            let ctx = ctx.clone();
-            async move { handle(&ctx, &method, &uri, &headers, &body) }
+            let edge = edge.clone();
+            async move {
+                let req = HttpRequest {
+                    method: &method,
+                    uri: &uri,
+                    headers: &headers,
+                    body: &body,
+                };
+                let request_id = uuid::Uuid::new_v4().to_string();
+                // Services block on durable store commits: keep that off the async
+                // workers' hot path by running in place (commits are short).
+                let response: Response<Body> =
+                    tokio::task::block_in_place(|| edge.handle(&req, &request_id, now_unix()))
+                        .map(Body::from);
+                response
+            }
         },
     )
 }
@@ -42,96 +78,4 @@ fn now_unix() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
-}
-
-fn handle(
-    ctx: &ApiContext,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let target = headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let result = authenticate(ctx, method, uri, headers, body).and_then(|()| {
-        if method != Method::POST {
-            return Err(ApiError::new(
-                ErrorType::UnknownOperation,
-                "Only POST is supported: the ECS API speaks AWS JSON 1.1.",
-            ));
-        }
-        if let Some(op) = target.strip_prefix(admin::TARGET_PREFIX) {
-            return tokio::task::block_in_place(|| admin::dispatch(&ctx.join_tokens, op, body));
-        }
-        if let Some(op) = target.strip_prefix(secrets::TARGET_PREFIX) {
-            return tokio::task::block_in_place(|| secrets::dispatch(&ctx.secrets, op, body));
-        }
-        let op = target.strip_prefix(ecs::TARGET_PREFIX).ok_or_else(|| {
-            ApiError::new(
-                ErrorType::UnknownOperation,
-                format!(
-                    "X-Amz-Target '{target}' is not an ECS operation: expected '{}<Operation>'.",
-                    ecs::TARGET_PREFIX
-                ),
-            )
-        })?;
-        // The state machine blocks on durable store commits: keep that off
-        // the async workers' hot path by running in place (commits are short).
-        tokio::task::block_in_place(|| ecs::dispatch(&ctx.control_plane, op, body))
-    });
-    let (status, body) = match result {
-        Ok(v) => (StatusCode::OK, v),
-        Err(e) => {
-            tracing::info!(target, error_type = e.kind.name(), message = %e.message, "request refused");
-            (
-                StatusCode::from_u16(e.kind.status()).unwrap_or(StatusCode::BAD_REQUEST),
-                e.body(),
-            )
-        }
-    };
-    let mut resp = (status, body.to_string()).into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        "content-type",
-        HeaderValue::from_static("application/x-amz-json-1.1"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        h.insert("x-amzn-requestid", v);
-    }
-    resp
-}
-
-fn authenticate(
-    ctx: &ApiContext,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(), ApiError> {
-    let pairs: Vec<(String, String)> = headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_ascii_lowercase(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    let req = sigv4::SignedRequest {
-        method: method.as_str(),
-        path: uri.path(),
-        query: uri.query().unwrap_or(""),
-        headers: &pairs,
-        body,
-    };
-    let creds = &ctx.credentials;
-    sigv4::verify(
-        &req,
-        |key| (key == creds.access_key_id).then(|| creds.secret_access_key.clone()),
-        now_unix(),
-    )?;
-    Ok(())
 }

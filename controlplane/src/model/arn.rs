@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Region and account every ARN of this control plane carries.
+/// The region and account an ARN carries. A request's ARNs carry the region it was signed
+/// for; what is made inside a cluster (tasks, services, container instances) carries the
+/// cluster's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArnContext {
     pub region: String,
@@ -10,6 +12,33 @@ pub struct ArnContext {
 }
 
 impl ArnContext {
+    /// The region and account of an existing ARN (`arn:aws:ecs:REGION:ACCOUNT:...`).
+    pub fn of(arn: &str) -> Option<Self> {
+        let mut parts = arn.splitn(6, ':');
+        let (Some("arn"), Some(_partition), Some(_service), Some(region), Some(account)) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return None;
+        };
+        (!region.is_empty() && !account.is_empty()).then(|| Self {
+            region: region.to_owned(),
+            account: account.to_owned(),
+        })
+    }
+
+    /// The same account in another region.
+    #[must_use]
+    pub fn in_region(&self, region: &str) -> Self {
+        Self {
+            region: region.to_owned(),
+            account: self.account.clone(),
+        }
+    }
+
     fn prefix(&self) -> String {
         format!("arn:aws:ecs:{}:{}", self.region, self.account)
     }
@@ -161,6 +190,32 @@ mod tests {
             "arn:aws:ecs:us-east-1:123456789012:capacity-provider/pool"
         );
         assert_eq!(new_id().len(), 32);
+    }
+
+    #[test]
+    fn region_and_account_come_back_out_of_an_arn() {
+        let eu = ArnContext {
+            region: "eu-west-1".into(),
+            account: "210987654321".into(),
+        };
+        assert_eq!(ArnContext::of(&eu.task("web", "abc")), Some(eu.clone()));
+        assert_eq!(
+            ArnContext::of("arn:aws:secretsmanager:eu-west-1:210987654321:secret:db-AbCdEf"),
+            Some(eu.clone())
+        );
+        assert_eq!(
+            eu.in_region("ap-south-2").cluster("c"),
+            "arn:aws:ecs:ap-south-2:210987654321:cluster/c"
+        );
+        for bad in [
+            "",
+            "web",
+            "arn:aws:ecs",
+            "arn:aws:ecs::1:cluster/x",
+            "arn:aws:ecs:r::cluster/x",
+        ] {
+            assert_eq!(ArnContext::of(bad), None, "{bad}");
+        }
     }
 }
 

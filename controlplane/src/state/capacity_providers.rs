@@ -50,10 +50,11 @@ fn reserved(name: &str, what: &str) -> StateError {
 }
 
 impl ControlPlane {
-    fn builtin(&self, name: &str) -> CapacityProvider {
+    /// FARGATE or `FARGATE_SPOT`, as a request in `region` sees it.
+    fn builtin(&self, region: &str, name: &str) -> CapacityProvider {
         CapacityProvider {
             name: name.into(),
-            arn: self.arns.capacity_provider(name),
+            arn: self.arns_in(region).capacity_provider(name),
             status: "ACTIVE".into(),
             update_status: String::new(),
             auto_scaling_group_provider: serde_json::Value::Null,
@@ -84,8 +85,10 @@ impl ControlPlane {
             .find(|c| c.status == "ACTIVE" && c.capacity_providers.iter().any(|p| p == provider))
     }
 
+    /// Creates a named host pool, its ARN in `region`.
     pub fn create_capacity_provider(
         &self,
+        region: &str,
         spec: &CapacityProviderSpec,
     ) -> Result<CapacityProvider, StateError> {
         validate_name(&spec.name).map_err(StateError::InvalidParameter)?;
@@ -104,7 +107,7 @@ impl ControlPlane {
         }
         let p = CapacityProvider {
             name: spec.name.clone(),
-            arn: self.arns.capacity_provider(&spec.name),
+            arn: self.arns_in(region).capacity_provider(&spec.name),
             status: "ACTIVE".into(),
             update_status: "CREATE_COMPLETE".into(),
             auto_scaling_group_provider: spec.auto_scaling_group_provider.clone(),
@@ -118,8 +121,11 @@ impl ControlPlane {
     /// With no names: FARGATE, `FARGATE_SPOT`, then every ACTIVE named pool
     /// (only those associated with `cluster`, when given). With names (or
     /// ARNs): those, INACTIVE ones included; unknown ones become failures.
+    /// Providers by name or ARN (all, without names); built-in and missing ones are named
+    /// in `region`.
     pub fn describe_capacity_providers(
         &self,
+        region: &str,
         names: Option<&[String]>,
         cluster: Option<&str>,
     ) -> Result<(Vec<CapacityProvider>, Vec<ItemFailure>), StateError> {
@@ -141,7 +147,7 @@ impl ControlPlane {
                     [FARGATE, FARGATE_SPOT]
                         .into_iter()
                         .filter(|n| wanted(n))
-                        .map(|n| self.builtin(n)),
+                        .map(|n| self.builtin(region, n)),
                 );
                 found.extend(
                     state
@@ -155,14 +161,14 @@ impl ControlPlane {
                 for r in names {
                     let name = provider_name(r);
                     let p = if is_fargate(name) {
-                        Some(self.builtin(name))
+                        Some(self.builtin(region, name))
                     } else {
                         state.capacity_providers.get(name).cloned()
                     };
                     match p.filter(|p| wanted(&p.name)) {
                         Some(p) => found.push(p),
                         None => failures.push(ItemFailure {
-                            arn: self.arns.capacity_provider(name),
+                            arn: self.arns_in(region).capacity_provider(name),
                             reason: "MISSING".into(),
                             detail: None,
                         }),
@@ -337,18 +343,20 @@ mod tests {
     #[test]
     fn create_describe_and_refuse_duplicates() {
         let (cp, store) = control_plane();
-        let p = cp.create_capacity_provider(&pool("gpu")).unwrap();
+        let p = cp
+            .create_capacity_provider("us-east-1", &pool("gpu"))
+            .unwrap();
         assert_eq!(
             p.arn,
             "arn:aws:ecs:us-east-1:123456789012:capacity-provider/gpu"
         );
         assert_eq!(store.batches.lock().unwrap().len(), 1, "written through");
         assert!(matches!(
-            cp.create_capacity_provider(&pool("gpu")),
+            cp.create_capacity_provider("us-east-1", &pool("gpu")),
             Err(StateError::Client(m)) if m.contains("already exists")
         ));
         assert!(matches!(
-            cp.create_capacity_provider(&pool("fargate-x")),
+            cp.create_capacity_provider("us-east-1", &pool("fargate-x")),
             Err(StateError::InvalidParameter(_))
         ));
         let no_asg = CapacityProviderSpec {
@@ -356,14 +364,16 @@ mod tests {
             ..pool("cpu")
         };
         assert!(matches!(
-            cp.create_capacity_provider(&no_asg),
+            cp.create_capacity_provider("us-east-1", &no_asg),
             Err(StateError::InvalidParameter(m)) if m.contains("autoScalingGroupArn")
         ));
-        let (all, _) = cp.describe_capacity_providers(None, None).unwrap();
+        let (all, _) = cp
+            .describe_capacity_providers("us-east-1", None, None)
+            .unwrap();
         let names: Vec<_> = all.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, vec!["FARGATE", "FARGATE_SPOT", "gpu"]);
         let (found, failures) = cp
-            .describe_capacity_providers(Some(&[p.arn.clone(), "ghost".into()]), None)
+            .describe_capacity_providers("us-east-1", Some(&[p.arn.clone(), "ghost".into()]), None)
             .unwrap();
         assert_eq!(found[0].name, "gpu");
         assert_eq!(failures[0].reason, "MISSING");
@@ -373,7 +383,8 @@ mod tests {
     #[test]
     fn associate_then_delete_only_after_removal() {
         let (cp, _) = control_plane();
-        cp.create_capacity_provider(&pool("gpu")).unwrap();
+        cp.create_capacity_provider("us-east-1", &pool("gpu"))
+            .unwrap();
         cp.create_cluster("web", vec![]).unwrap();
         let c = cp
             .put_cluster_capacity_providers(
@@ -382,7 +393,9 @@ mod tests {
             )
             .unwrap();
         assert_eq!(c.capacity_providers, vec!["gpu", "FARGATE"]);
-        let (in_web, _) = cp.describe_capacity_providers(None, Some("web")).unwrap();
+        let (in_web, _) = cp
+            .describe_capacity_providers("us-east-1", None, Some("web"))
+            .unwrap();
         let names: Vec<_> = in_web.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, vec!["FARGATE", "gpu"]);
         assert!(matches!(
@@ -400,7 +413,7 @@ mod tests {
         let gone = cp.delete_capacity_provider("gpu").unwrap();
         assert_eq!(gone.status, "INACTIVE");
         let (found, _) = cp
-            .describe_capacity_providers(Some(&["gpu".into()]), None)
+            .describe_capacity_providers("us-east-1", Some(&["gpu".into()]), None)
             .unwrap();
         assert_eq!(found[0].status, "INACTIVE");
         assert!(matches!(
@@ -443,7 +456,8 @@ mod tests {
     #[test]
     fn update_merges_into_the_recorded_group() {
         let (cp, _) = control_plane();
-        cp.create_capacity_provider(&pool("gpu")).unwrap();
+        cp.create_capacity_provider("us-east-1", &pool("gpu"))
+            .unwrap();
         let mut update = serde_json::Map::new();
         update.insert("managedTerminationProtection".into(), "DISABLED".into());
         let p = cp.update_capacity_provider("gpu", &update).unwrap();

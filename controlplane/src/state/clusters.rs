@@ -62,16 +62,23 @@ impl ControlPlane {
         name: &str,
         tags: Vec<(String, String)>,
     ) -> Result<Cluster, StateError> {
-        self.create_cluster_with(&ClusterSpec {
-            name: name.into(),
-            tags,
-            ..ClusterSpec::default()
-        })
+        self.create_cluster_with(
+            &self.default_arns.region,
+            &ClusterSpec {
+                name: name.into(),
+                tags,
+                ..ClusterSpec::default()
+            },
+        )
     }
 
-    /// Creates a cluster with settings and configuration. A deleted
+    /// Creates a cluster with settings and configuration, its ARN in `region`. A deleted
     /// (INACTIVE) cluster of the same name is replaced by a fresh one.
-    pub fn create_cluster_with(&self, spec: &ClusterSpec) -> Result<Cluster, StateError> {
+    pub fn create_cluster_with(
+        &self,
+        region: &str,
+        spec: &ClusterSpec,
+    ) -> Result<Cluster, StateError> {
         validate_cluster_name(&spec.name).map_err(StateError::InvalidParameter)?;
         validate_settings(&spec.settings)?;
         let mut state = self.lock();
@@ -85,7 +92,7 @@ impl ControlPlane {
         Self::check_cluster_capacity(&state, &spec.name, &spec.capacity)?;
         let cluster = Cluster {
             name: spec.name.clone(),
-            arn: self.arns.cluster(&spec.name),
+            arn: self.arns_in(region).cluster(&spec.name),
             status: "ACTIVE".into(),
             created_at_ms: self.now(),
             tags: spec.tags.clone(),
@@ -149,9 +156,10 @@ impl ControlPlane {
     }
 
     /// Looks clusters up by name or ARN; INACTIVE (deleted) ones are found
-    /// too, as ECS shows them.
+    /// too, as ECS shows them. Missing ones are named in `region`.
     pub fn describe_clusters(
         &self,
+        region: &str,
         names: &[String],
     ) -> (Vec<(Cluster, ClusterCounts)>, Vec<ItemFailure>) {
         let state = self.lock();
@@ -162,7 +170,7 @@ impl ControlPlane {
             match state.clusters.get(name) {
                 Some(c) => found.push((c.clone(), Self::cluster_counts(&state, &c.name))),
                 None => failures.push(ItemFailure {
-                    arn: self.arns.cluster(name),
+                    arn: self.arns_in(region).cluster(name),
                     reason: "MISSING".into(),
                     detail: None,
                 }),
@@ -266,7 +274,7 @@ mod tests {
             ..ClusterSpec::default()
         };
         assert!(matches!(
-            cp.create_cluster_with(&spec),
+            cp.create_cluster_with("us-east-1", &spec),
             Err(StateError::InvalidParameter(m)) if m.contains("'maybe'")
         ));
         assert!(store.batches.lock().unwrap().is_empty());
@@ -276,7 +284,7 @@ mod tests {
     fn describe_reports_missing() {
         let (cp, _) = control_plane();
         cp.create_cluster("web", vec![]).unwrap();
-        let (found, failures) = cp.describe_clusters(&["web".into(), "nope".into()]);
+        let (found, failures) = cp.describe_clusters("us-east-1", &["web".into(), "nope".into()]);
         assert_eq!(found.len(), 1);
         assert_eq!(failures[0].reason, "MISSING");
         assert!(failures[0].arn.ends_with("cluster/nope"));
@@ -325,7 +333,7 @@ mod tests {
         let c = cp.delete_cluster("web").unwrap();
         assert_eq!(c.status, "INACTIVE");
         assert!(cp.list_clusters().is_empty());
-        let (found, _) = cp.describe_clusters(&["web".into()]);
+        let (found, _) = cp.describe_clusters("us-east-1", &["web".into()]);
         assert_eq!(found[0].0.status, "INACTIVE");
         assert!(matches!(
             cp.delete_cluster("web"),
@@ -379,7 +387,7 @@ mod tests {
             ..TaskReport::default()
         };
         cp.apply_report(&instance, &running).unwrap();
-        let (found, _) = cp.describe_clusters(&["default".into()]);
+        let (found, _) = cp.describe_clusters("us-east-1", &["default".into()]);
         let n = found[0].1;
         assert_eq!(n.registered_instances, 1);
         assert_eq!((n.running_tasks, n.pending_tasks), (1, 1));

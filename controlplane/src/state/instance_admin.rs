@@ -23,15 +23,15 @@ impl ControlPlane {
             )));
         }
         let mut state = self.lock();
-        let cluster = Self::cluster(&state, cluster)?.name.clone();
+        let cluster = Self::cluster(&state, cluster)?;
+        let arns = self.arns_of(&cluster.arn);
+        let cluster = cluster.name.clone();
         let mut changed = Vec::new();
         let mut failures = Vec::new();
         for r in refs {
             match Self::find_instance(&state, &cluster, r) {
                 None => failures.push(ItemFailure {
-                    arn: self
-                        .arns
-                        .container_instance(&cluster, crate::model::arn::resource_id(r)),
+                    arn: arns.container_instance(&cluster, crate::model::arn::resource_id(r)),
                     reason: "MISSING".into(),
                     detail: None,
                 }),
@@ -220,7 +220,7 @@ mod tests {
             .list_container_instances("default", None, None)
             .unwrap()
             .is_empty());
-        let (found, _) = cp.describe_clusters(&["default".into()]);
+        let (found, _) = cp.describe_clusters("us-east-1", &["default".into()]);
         assert_eq!(found[0].1.registered_instances, 0);
         // Deregistering again is harmless; unknown ones are named.
         assert!(cp

@@ -53,7 +53,9 @@ impl ControlPlane {
             self.create_cluster("default", vec![])?;
         }
         let mut state = self.lock();
-        let cluster = Self::cluster(&state, &reg.cluster)?.name.clone();
+        let cluster = Self::cluster(&state, &reg.cluster)?;
+        let arns = self.arns_of(&cluster.arn);
+        let cluster = cluster.name.clone();
         let existing = reg
             .container_instance_arn
             .as_ref()
@@ -72,7 +74,7 @@ impl ControlPlane {
         } else {
             let id = arn::new_id();
             ContainerInstance {
-                arn: self.arns.container_instance(&cluster, &id),
+                arn: arns.container_instance(&cluster, &id),
                 id,
                 cluster,
                 hostname: reg.hostname.clone(),
@@ -248,7 +250,8 @@ impl ControlPlane {
                     arn: if r.starts_with("arn:") {
                         r.clone()
                     } else {
-                        self.arns.container_instance(&cluster.name, id)
+                        self.arns_of(&cluster.arn)
+                            .container_instance(&cluster.name, id)
                     },
                     reason: "MISSING".into(),
                     detail: None,

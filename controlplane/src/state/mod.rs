@@ -125,7 +125,9 @@ struct State {
 pub struct ControlPlane {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-    pub arns: ArnContext,
+    /// The account of every ARN, and the region of those no request names one for (the
+    /// `default` cluster an agent's registration makes).
+    pub default_arns: ArnContext,
     state: Mutex<State>,
     /// When service tasks on an out-of-contact instance are replaced.
     lost_policy: crate::services::hosts::LostPolicy,
@@ -148,7 +150,7 @@ impl ControlPlane {
     pub fn open(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
-        arns: ArnContext,
+        default_arns: ArnContext,
     ) -> Result<Self, StateError> {
         let mut state = State::default();
         for (k, v) in store.load(Table::Clusters)? {
@@ -184,7 +186,7 @@ impl ControlPlane {
         Ok(Self {
             store,
             clock,
-            arns,
+            default_arns,
             state: Mutex::new(state),
             lost_policy,
         })
@@ -207,6 +209,17 @@ impl ControlPlane {
 
     fn now(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    /// ARNs for what a request signed for `region` creates.
+    pub fn arns_in(&self, region: &str) -> ArnContext {
+        self.default_arns.in_region(region)
+    }
+
+    /// ARNs for what is made inside the resource `arn` names (a cluster's tasks): its region
+    /// and account.
+    pub fn arns_of(&self, arn: &str) -> ArnContext {
+        ArnContext::of(arn).unwrap_or_else(|| self.default_arns.clone())
     }
 
     /// A persisted value from the meta table (e.g. the API credentials).
@@ -338,7 +351,7 @@ pub(crate) mod test_support {
             requires_compatibilities: vec!["FARGATE".into()],
             ..TdRegistration::default()
         };
-        cp.register_task_definition(&td, serde_json::json!({}), vec![])
+        cp.register_task_definition("us-east-1", &td, serde_json::json!({}), vec![])
             .unwrap();
     }
 

@@ -179,7 +179,9 @@ impl ControlPlane {
         let now = self.now();
         let mut s = Service {
             name: spec.name.clone(),
-            arn: self.arns.service(&cluster.name, &spec.name),
+            arn: self
+                .arns_of(&cluster.arn)
+                .service(&cluster.name, &spec.name),
             cluster: cluster.name.clone(),
             cluster_arn: cluster.arn.clone(),
             task_definition: td.clone(),
@@ -215,7 +217,9 @@ impl ControlPlane {
         services: &[String],
     ) -> Result<(Vec<Service>, Vec<ItemFailure>), StateError> {
         let state = self.lock();
-        let cluster = Self::cluster(&state, cluster)?.name.clone();
+        let cluster = Self::cluster(&state, cluster)?;
+        let arns = self.arns_of(&cluster.arn);
+        let cluster = cluster.name.clone();
         let mut found = Vec::new();
         let mut failures = Vec::new();
         for s in services {
@@ -225,7 +229,7 @@ impl ControlPlane {
                     arn: if s.starts_with("arn:") {
                         s.clone()
                     } else {
-                        self.arns.service(&cluster, s)
+                        arns.service(&cluster, s)
                     },
                     reason: "MISSING".into(),
                     detail: None,

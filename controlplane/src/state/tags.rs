@@ -221,8 +221,8 @@ mod tests {
             .tasks
             .remove(0);
         let arns = [
-            cp.arns.cluster("default"),
-            cp.arns.task_definition("web", 1),
+            cp.default_arns.cluster("default"),
+            cp.default_arns.task_definition("web", 1),
             task.arn.clone(),
             instance.clone(),
         ];
@@ -244,13 +244,16 @@ mod tests {
     #[test]
     fn unknown_resources_get_ecs_errors() {
         let (cp, _) = fleet();
-        let missing_task = cp.arns.task("default", "0000");
+        let missing_task = cp.default_arns.task("default", "0000");
         assert!(matches!(
             cp.list_tags_for_resource(&missing_task),
             Err(StateError::ResourceNotFound(m)) if m.contains("0000")
         ));
         assert!(matches!(
-            cp.change_tags(&cp.arns.cluster("ghost"), &TagChange::Remove(vec![])),
+            cp.change_tags(
+                &cp.default_arns.cluster("ghost"),
+                &TagChange::Remove(vec![])
+            ),
             Err(StateError::ClusterNotFound(_))
         ));
         assert!(matches!(
@@ -258,16 +261,16 @@ mod tests {
             Err(StateError::InvalidParameter(_))
         ));
         assert!(matches!(
-            cp.list_tags_for_resource(&cp.arns.capacity_provider("FARGATE")),
+            cp.list_tags_for_resource(&cp.default_arns.capacity_provider("FARGATE")),
             Err(StateError::InvalidParameter(m)) if m.contains("reserved")
         ));
         let too_many: Vec<_> = (0..51).map(|i| (format!("k{i}"), String::new())).collect();
         assert!(matches!(
-            cp.change_tags(&cp.arns.cluster("default"), &TagChange::Add(too_many)),
+            cp.change_tags(&cp.default_arns.cluster("default"), &TagChange::Add(too_many)),
             Err(StateError::InvalidParameter(m)) if m.contains("50")
         ));
         assert!(cp
-            .list_tags_for_resource(&cp.arns.cluster("default"))
+            .list_tags_for_resource(&cp.default_arns.cluster("default"))
             .unwrap()
             .is_empty());
     }

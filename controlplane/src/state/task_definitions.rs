@@ -29,8 +29,10 @@ pub struct TaskDefinitionFilter {
 }
 
 impl ControlPlane {
+    /// Registers the next revision of `reg.family`, its ARN in `region`.
     pub fn register_task_definition(
         &self,
+        region: &str,
         reg: &Registration,
         document: serde_json::Value,
         tags: Vec<(String, String)>,
@@ -45,7 +47,7 @@ impl ControlPlane {
         let td = TaskDefinition {
             family: reg.family.clone(),
             revision,
-            arn: self.arns.task_definition(&reg.family, revision),
+            arn: self.arns_in(region).task_definition(&reg.family, revision),
             status: "ACTIVE".into(),
             registered_at_ms: self.now(),
             deregistered_at_ms: None,
@@ -271,13 +273,13 @@ mod tests {
     fn revisions_count_up_per_family_and_resolve() {
         let (cp, _) = control_plane();
         let a1 = cp
-            .register_task_definition(&reg("a"), serde_json::json!({}), vec![])
+            .register_task_definition("us-east-1", &reg("a"), serde_json::json!({}), vec![])
             .unwrap();
         let a2 = cp
-            .register_task_definition(&reg("a"), serde_json::json!({}), vec![])
+            .register_task_definition("us-east-1", &reg("a"), serde_json::json!({}), vec![])
             .unwrap();
         let b1 = cp
-            .register_task_definition(&reg("b"), serde_json::json!({}), vec![])
+            .register_task_definition("us-east-1", &reg("b"), serde_json::json!({}), vec![])
             .unwrap();
         assert_eq!((a1.revision, a2.revision, b1.revision), (1, 2, 1));
         assert_eq!(cp.describe_task_definition("a").unwrap().revision, 2);
@@ -291,9 +293,9 @@ mod tests {
     #[test]
     fn deregistered_is_describable_but_not_latest() {
         let (cp, _) = control_plane();
-        cp.register_task_definition(&reg("a"), serde_json::json!({}), vec![])
+        cp.register_task_definition("us-east-1", &reg("a"), serde_json::json!({}), vec![])
             .unwrap();
-        cp.register_task_definition(&reg("a"), serde_json::json!({}), vec![])
+        cp.register_task_definition("us-east-1", &reg("a"), serde_json::json!({}), vec![])
             .unwrap();
         assert!(matches!(
             cp.deregister_task_definition("a"),
@@ -321,10 +323,10 @@ mod tests {
     fn families_by_status_and_prefix() {
         let (cp, _) = control_plane();
         for f in ["api", "app", "web"] {
-            cp.register_task_definition(&reg(f), serde_json::json!({}), vec![])
+            cp.register_task_definition("us-east-1", &reg(f), serde_json::json!({}), vec![])
                 .unwrap();
         }
-        cp.register_task_definition(&reg("api"), serde_json::json!({}), vec![])
+        cp.register_task_definition("us-east-1", &reg("api"), serde_json::json!({}), vec![])
             .unwrap();
         cp.deregister_task_definition("app:1").unwrap();
         cp.deregister_task_definition("api:1").unwrap();
@@ -343,9 +345,9 @@ mod tests {
     #[test]
     fn only_inactive_revisions_are_deleted() {
         let (cp, store) = control_plane();
-        cp.register_task_definition(&reg("a"), serde_json::json!({}), vec![])
+        cp.register_task_definition("us-east-1", &reg("a"), serde_json::json!({}), vec![])
             .unwrap();
-        cp.register_task_definition(&reg("a"), serde_json::json!({}), vec![])
+        cp.register_task_definition("us-east-1", &reg("a"), serde_json::json!({}), vec![])
             .unwrap();
         cp.deregister_task_definition("a:1").unwrap();
         let batches = store.batches.lock().unwrap().len();
@@ -391,7 +393,7 @@ mod tests {
         let mut r = reg("a");
         r.containers.clear();
         assert!(cp
-            .register_task_definition(&r, serde_json::json!({}), vec![])
+            .register_task_definition("us-east-1", &r, serde_json::json!({}), vec![])
             .is_err());
         assert!(store.batches.lock().unwrap().is_empty());
     }

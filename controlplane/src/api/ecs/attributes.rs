@@ -120,10 +120,9 @@ mod tests {
         let body = format!(
             r#"{{"attributes":[{{"name":"stack","value":"prod","targetType":"container-instance","targetId":"{arn}"}}]}}"#
         );
-        let out = dispatch(&cp, "PutAttributes", body.as_bytes()).unwrap();
+        let out = dispatch(&cp, "us-east-1", "PutAttributes", body.as_bytes()).unwrap();
         assert_eq!(out["attributes"][0]["targetId"], arn.as_str());
-        let out = dispatch(
-            &cp,
+        let out = dispatch(&cp, "us-east-1",
             "ListAttributes",
             br#"{"targetType":"container-instance","attributeName":"stack","attributeValue":"prod"}"#,
         )
@@ -132,6 +131,7 @@ mod tests {
         assert_eq!(out["attributes"][0]["targetType"], "container-instance");
         let out = dispatch(
             &cp,
+            "us-east-1",
             "ListAttributes",
             br#"{"targetType":"container-instance","maxResults":1}"#,
         )
@@ -140,6 +140,7 @@ mod tests {
         assert!(out["nextToken"].is_string());
         let out = dispatch(
             &cp,
+            "us-east-1",
             "DescribeContainerInstances",
             format!(r#"{{"containerInstances":["{arn}"]}}"#).as_bytes(),
         )
@@ -155,9 +156,10 @@ mod tests {
             .any(|a| a["name"] == "ecs.capability.task-eni" && a.get("value").is_none()));
 
         let body = format!(r#"{{"attributes":[{{"name":"stack","targetId":"{arn}"}}]}}"#);
-        dispatch(&cp, "DeleteAttributes", body.as_bytes()).unwrap();
+        dispatch(&cp, "us-east-1", "DeleteAttributes", body.as_bytes()).unwrap();
         let out = dispatch(
             &cp,
+            "us-east-1",
             "ListAttributes",
             br#"{"targetType":"container-instance","attributeName":"stack"}"#,
         )
@@ -170,24 +172,39 @@ mod tests {
         let (cp, _) = fleet();
         let e = dispatch(
             &cp,
+            "us-east-1",
             "PutAttributes",
             br#"{"attributes":[{"name":"a","targetId":"ghost"}]}"#,
         )
         .unwrap_err();
         assert_eq!(e.kind, ErrorType::TargetNotFound);
-        let e = dispatch(&cp, "PutAttributes", br#"{"attributes":[{"name":"a"}]}"#).unwrap_err();
+        let e = dispatch(
+            &cp,
+            "us-east-1",
+            "PutAttributes",
+            br#"{"attributes":[{"name":"a"}]}"#,
+        )
+        .unwrap_err();
         assert!(e.message.contains("targetId"), "{}", e.message);
         let e = dispatch(
             &cp,
+            "us-east-1",
             "PutAttributes",
             br#"{"attributes":[{"name":"a","targetType":"task","targetId":"x"}]}"#,
         )
         .unwrap_err();
         assert!(e.message.contains("'task'"), "{}", e.message);
-        let e = dispatch(&cp, "ListAttributes", br#"{"targetType":"service"}"#).unwrap_err();
+        let e = dispatch(
+            &cp,
+            "us-east-1",
+            "ListAttributes",
+            br#"{"targetType":"service"}"#,
+        )
+        .unwrap_err();
         assert_eq!(e.kind, ErrorType::InvalidParameter);
         let e = dispatch(
             &cp,
+            "us-east-1",
             "ListAttributes",
             br#"{"targetType":"container-instance","attributeValue":"x"}"#,
         )

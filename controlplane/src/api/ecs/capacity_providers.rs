@@ -52,7 +52,7 @@ pub(super) struct CreateInput {
     tags: Option<Vec<Tag>>,
 }
 
-pub(super) fn create(cp: &ControlPlane, req: CreateInput) -> Result<Value, ApiError> {
+pub(super) fn create(cp: &ControlPlane, region: &str, req: CreateInput) -> Result<Value, ApiError> {
     if req.managed_instances_provider.is_some() {
         return Err(ApiError::invalid(
             "managedInstancesProvider is not supported by Berth: create a host pool with autoScalingGroupProvider and start agents with --capacity-provider NAME.",
@@ -67,7 +67,7 @@ pub(super) fn create(cp: &ControlPlane, req: CreateInput) -> Result<Value, ApiEr
         })?,
         tags: tags_in(req.tags)?,
     };
-    let p = cp.create_capacity_provider(&spec)?;
+    let p = cp.create_capacity_provider(region, &spec)?;
     Ok(json!({ "capacityProvider": render::capacity_provider(&p, true) }))
 }
 
@@ -81,7 +81,11 @@ pub(super) struct DescribeInput {
     next_token: Option<String>,
 }
 
-pub(super) fn describe(cp: &ControlPlane, req: DescribeInput) -> Result<Value, ApiError> {
+pub(super) fn describe(
+    cp: &ControlPlane,
+    region: &str,
+    req: DescribeInput,
+) -> Result<Value, ApiError> {
     let mut with_tags = false;
     for i in req.include.unwrap_or_default() {
         match i.as_str() {
@@ -102,8 +106,11 @@ pub(super) fn describe(cp: &ControlPlane, req: DescribeInput) -> Result<Value, A
             "At most 100 capacity providers can be described at once.",
         ));
     }
-    let (found, failures) =
-        cp.describe_capacity_providers(req.capacity_providers.as_deref(), req.cluster.as_deref())?;
+    let (found, failures) = cp.describe_capacity_providers(
+        region,
+        req.capacity_providers.as_deref(),
+        req.cluster.as_deref(),
+    )?;
     let rendered: Vec<Value> = found
         .iter()
         .map(|p| render::capacity_provider(p, with_tags))
@@ -191,11 +198,18 @@ mod tests {
         let (cp, _) = control_plane();
         for name in ["a", "b", "c"] {
             let body = format!(r#"{{"name":"{name}",{ASG},"tags":[{{"key":"k","value":"v"}}]}}"#);
-            let out = dispatch(&cp, "CreateCapacityProvider", body.as_bytes()).unwrap();
+            let out =
+                dispatch(&cp, "us-east-1", "CreateCapacityProvider", body.as_bytes()).unwrap();
             assert_eq!(out["capacityProvider"]["type"], "EC2_AUTOSCALING");
             assert_eq!(out["capacityProvider"]["updateStatus"], "CREATE_COMPLETE");
         }
-        let out = dispatch(&cp, "DescribeCapacityProviders", br#"{"maxResults":2}"#).unwrap();
+        let out = dispatch(
+            &cp,
+            "us-east-1",
+            "DescribeCapacityProviders",
+            br#"{"maxResults":2}"#,
+        )
+        .unwrap();
         let page: Vec<_> = out["capacityProviders"]
             .as_array()
             .unwrap()
@@ -206,14 +220,27 @@ mod tests {
         assert_eq!(out["capacityProviders"][0]["type"], "FARGATE");
         let token = out["nextToken"].as_str().unwrap();
         let body = format!(r#"{{"maxResults":2,"nextToken":"{token}","include":["TAGS"]}}"#);
-        let out = dispatch(&cp, "DescribeCapacityProviders", body.as_bytes()).unwrap();
+        let out = dispatch(
+            &cp,
+            "us-east-1",
+            "DescribeCapacityProviders",
+            body.as_bytes(),
+        )
+        .unwrap();
         assert_eq!(out["capacityProviders"][1]["name"], "b");
         assert_eq!(out["capacityProviders"][1]["tags"][0]["key"], "k");
-        let e = dispatch(&cp, "DescribeCapacityProviders", br#"{"maxResults":11}"#).unwrap_err();
+        let e = dispatch(
+            &cp,
+            "us-east-1",
+            "DescribeCapacityProviders",
+            br#"{"maxResults":11}"#,
+        )
+        .unwrap_err();
         assert_eq!(e.kind, ErrorType::InvalidParameter);
 
         let out = dispatch(
             &cp,
+            "us-east-1",
             "UpdateCapacityProvider",
             br#"{"name":"a","autoScalingGroupProvider":{"managedDraining":"DISABLED"}}"#,
         )
@@ -224,12 +251,19 @@ mod tests {
         );
         let out = dispatch(
             &cp,
+            "us-east-1",
             "DeleteCapacityProvider",
             br#"{"capacityProvider":"a"}"#,
         )
         .unwrap();
         assert_eq!(out["capacityProvider"]["status"], "INACTIVE");
-        let e = dispatch(&cp, "CreateCapacityProvider", br#"{"name":"d"}"#).unwrap_err();
+        let e = dispatch(
+            &cp,
+            "us-east-1",
+            "CreateCapacityProvider",
+            br#"{"name":"d"}"#,
+        )
+        .unwrap_err();
         assert!(
             e.message.contains("autoScalingGroupProvider"),
             "{}",
@@ -242,12 +276,19 @@ mod tests {
         let (cp, _) = control_plane();
         dispatch(
             &cp,
+            "us-east-1",
             "CreateCluster",
             br#"{"clusterName":"web","capacityProviders":["FARGATE"],
                 "defaultCapacityProviderStrategy":[{"capacityProvider":"FARGATE","weight":1}]}"#,
         )
         .unwrap();
-        let out = dispatch(&cp, "DescribeClusters", br#"{"clusters":["web"]}"#).unwrap();
+        let out = dispatch(
+            &cp,
+            "us-east-1",
+            "DescribeClusters",
+            br#"{"clusters":["web"]}"#,
+        )
+        .unwrap();
         assert_eq!(
             out["clusters"][0]["capacityProviders"],
             serde_json::json!(["FARGATE"])
@@ -256,8 +297,7 @@ mod tests {
             out["clusters"][0]["defaultCapacityProviderStrategy"],
             serde_json::json!([{"capacityProvider": "FARGATE", "weight": 1, "base": 0}])
         );
-        let out = dispatch(
-            &cp,
+        let out = dispatch(&cp, "us-east-1",
             "PutClusterCapacityProviders",
             br#"{"cluster":"web","capacityProviders":["FARGATE","FARGATE_SPOT"],
                 "defaultCapacityProviderStrategy":[{"capacityProvider":"FARGATE_SPOT","weight":2,"base":1}]}"#,
@@ -269,6 +309,7 @@ mod tests {
         );
         let e = dispatch(
             &cp,
+            "us-east-1",
             "PutClusterCapacityProviders",
             br#"{"cluster":"web","capacityProviders":[],
                 "defaultCapacityProviderStrategy":[{"capacityProvider":"FARGATE","weight":-1}]}"#,
@@ -277,6 +318,7 @@ mod tests {
         assert!(e.message.contains("weight"), "{}", e.message);
         let e = dispatch(
             &cp,
+            "us-east-1",
             "PutClusterCapacityProviders",
             br#"{"cluster":"web","capacityProviders":[]}"#,
         )

@@ -32,7 +32,8 @@ fn settings_in(settings: Option<Vec<Setting>>) -> Result<Vec<(String, String)>, 
 
 /// The cluster with its current counts, as mutating operations return it.
 pub(super) fn with_counts(cp: &ControlPlane, cluster: &Cluster) -> Value {
-    let (described, _) = cp.describe_clusters(std::slice::from_ref(&cluster.name));
+    let region = cp.arns_of(&cluster.arn).region;
+    let (described, _) = cp.describe_clusters(&region, std::slice::from_ref(&cluster.name));
     let counts = described.first().map(|(_, c)| *c).unwrap_or_default();
     json!({ "cluster": render::cluster(cluster, counts, ClusterInclude::MUTATION) })
 }
@@ -48,7 +49,11 @@ pub(super) struct CreateCluster {
     default_capacity_provider_strategy: Option<Vec<StrategyItem>>,
 }
 
-pub(super) fn create(cp: &ControlPlane, req: CreateCluster) -> Result<Value, ApiError> {
+pub(super) fn create(
+    cp: &ControlPlane,
+    region: &str,
+    req: CreateCluster,
+) -> Result<Value, ApiError> {
     let spec = ClusterSpec {
         name: req.cluster_name.unwrap_or_else(|| "default".into()),
         tags: tags_in(req.tags)?,
@@ -62,7 +67,7 @@ pub(super) fn create(cp: &ControlPlane, req: CreateCluster) -> Result<Value, Api
             )?,
         },
     };
-    let cluster = cp.create_cluster_with(&spec)?;
+    let cluster = cp.create_cluster_with(region, &spec)?;
     Ok(with_counts(cp, &cluster))
 }
 
@@ -93,7 +98,11 @@ fn include_in(include: Option<Vec<String>>) -> Result<ClusterInclude, ApiError> 
     Ok(out)
 }
 
-pub(super) fn describe(cp: &ControlPlane, req: DescribeClusters) -> Result<Value, ApiError> {
+pub(super) fn describe(
+    cp: &ControlPlane,
+    region: &str,
+    req: DescribeClusters,
+) -> Result<Value, ApiError> {
     let names = req.clusters.unwrap_or_else(|| vec!["default".into()]);
     if names.len() > 100 {
         return Err(ApiError::invalid(format!(
@@ -102,7 +111,7 @@ pub(super) fn describe(cp: &ControlPlane, req: DescribeClusters) -> Result<Value
         )));
     }
     let include = include_in(req.include)?;
-    let (found, failures) = cp.describe_clusters(&names);
+    let (found, failures) = cp.describe_clusters(region, &names);
     Ok(json!({
         "clusters": found.iter().map(|(c, n)| render::cluster(c, *n, include)).collect::<Vec<_>>(),
         "failures": failures.iter().map(render::failure).collect::<Vec<_>>(),
@@ -187,6 +196,7 @@ mod tests {
         let (cp, _) = fleet();
         let out = dispatch(
             &cp,
+            "us-east-1",
             "DescribeClusters",
             br#"{"clusters":["default"],"include":["STATISTICS","SETTINGS"]}"#,
         )
@@ -201,31 +211,42 @@ mod tests {
             .iter()
             .any(|s| s["name"] == "runningFargateTasksCount" && s["value"] == "0"));
         // Without include, the optional parts are empty.
-        let out = dispatch(&cp, "DescribeClusters", br#"{"clusters":["default"]}"#).unwrap();
+        let out = dispatch(
+            &cp,
+            "us-east-1",
+            "DescribeClusters",
+            br#"{"clusters":["default"]}"#,
+        )
+        .unwrap();
         assert_eq!(out["clusters"][0]["statistics"], serde_json::json!([]));
         assert_eq!(out["clusters"][0]["settings"], serde_json::json!([]));
-        let e = dispatch(&cp, "DescribeClusters", br#"{"include":["EVERYTHING"]}"#).unwrap_err();
+        let e = dispatch(
+            &cp,
+            "us-east-1",
+            "DescribeClusters",
+            br#"{"include":["EVERYTHING"]}"#,
+        )
+        .unwrap_err();
         assert!(e.message.contains("EVERYTHING"), "{}", e.message);
     }
 
     #[test]
     fn update_settings_and_configuration() {
         let (cp, _) = control_plane();
-        dispatch(
-            &cp,
+        dispatch(&cp, "us-east-1",
             "CreateCluster",
             br#"{"clusterName":"web","settings":[{"name":"containerInsights","value":"enhanced"}]}"#,
         )
         .unwrap();
         let out = dispatch(
             &cp,
+            "us-east-1",
             "UpdateClusterSettings",
             br#"{"cluster":"web","settings":[{"name":"containerInsights","value":"enabled"}]}"#,
         )
         .unwrap();
         assert_eq!(out["cluster"]["settings"][0]["value"], "enabled");
-        let out = dispatch(
-            &cp,
+        let out = dispatch(&cp, "us-east-1",
             "UpdateCluster",
             br#"{"cluster":"web","configuration":{"executeCommandConfiguration":{"logging":"DEFAULT"}}}"#,
         )
@@ -237,15 +258,23 @@ mod tests {
         assert_eq!(out["cluster"]["settings"][0]["value"], "enabled");
         let e = dispatch(
             &cp,
+            "us-east-1",
             "UpdateClusterSettings",
             br#"{"cluster":"web","settings":[{"name":"containerInsights"}]}"#,
         )
         .unwrap_err();
         assert_eq!(e.kind, ErrorType::InvalidParameter);
-        let e = dispatch(&cp, "UpdateClusterSettings", br#"{"cluster":"web"}"#).unwrap_err();
+        let e = dispatch(
+            &cp,
+            "us-east-1",
+            "UpdateClusterSettings",
+            br#"{"cluster":"web"}"#,
+        )
+        .unwrap_err();
         assert!(e.message.contains("\"settings\""), "{}", e.message);
         let e = dispatch(
             &cp,
+            "us-east-1",
             "UpdateCluster",
             br#"{"cluster":"ghost","settings":[]}"#,
         )
@@ -256,19 +285,37 @@ mod tests {
     #[test]
     fn delete_cluster_refusals_and_inactive_result() {
         let (cp, _) = fleet();
-        let e = dispatch(&cp, "DeleteCluster", br#"{"cluster":"default"}"#).unwrap_err();
+        let e = dispatch(
+            &cp,
+            "us-east-1",
+            "DeleteCluster",
+            br#"{"cluster":"default"}"#,
+        )
+        .unwrap_err();
         assert_eq!(e.kind, ErrorType::ClusterContainsContainerInstances);
         assert!(
             e.message.contains("DeregisterContainerInstance"),
             "{}",
             e.message
         );
-        dispatch(&cp, "CreateCluster", br#"{"clusterName":"empty"}"#).unwrap();
-        let out = dispatch(&cp, "DeleteCluster", br#"{"cluster":"empty"}"#).unwrap();
+        dispatch(
+            &cp,
+            "us-east-1",
+            "CreateCluster",
+            br#"{"clusterName":"empty"}"#,
+        )
+        .unwrap();
+        let out = dispatch(&cp, "us-east-1", "DeleteCluster", br#"{"cluster":"empty"}"#).unwrap();
         assert_eq!(out["cluster"]["status"], "INACTIVE");
-        let out = dispatch(&cp, "DescribeClusters", br#"{"clusters":["empty"]}"#).unwrap();
+        let out = dispatch(
+            &cp,
+            "us-east-1",
+            "DescribeClusters",
+            br#"{"clusters":["empty"]}"#,
+        )
+        .unwrap();
         assert_eq!(out["clusters"][0]["status"], "INACTIVE");
-        let e = dispatch(&cp, "DeleteCluster", br#"{"cluster":"empty"}"#).unwrap_err();
+        let e = dispatch(&cp, "us-east-1", "DeleteCluster", br#"{"cluster":"empty"}"#).unwrap_err();
         assert_eq!(e.kind, ErrorType::ClusterNotFound);
     }
 }

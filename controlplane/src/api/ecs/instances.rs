@@ -115,14 +115,27 @@ mod tests {
     fn drain_filter_and_deregister() {
         let (cp, arn) = fleet();
         let body = format!(r#"{{"containerInstances":["{arn}"],"status":"DRAINING"}}"#);
-        let out = dispatch(&cp, "UpdateContainerInstancesState", body.as_bytes()).unwrap();
+        let out = dispatch(
+            &cp,
+            "us-east-1",
+            "UpdateContainerInstancesState",
+            body.as_bytes(),
+        )
+        .unwrap();
         assert_eq!(out["containerInstances"][0]["status"], "DRAINING");
         let body = format!(r#"{{"containerInstances":["{arn}"],"status":"INACTIVE"}}"#);
-        let e = dispatch(&cp, "UpdateContainerInstancesState", body.as_bytes()).unwrap_err();
+        let e = dispatch(
+            &cp,
+            "us-east-1",
+            "UpdateContainerInstancesState",
+            body.as_bytes(),
+        )
+        .unwrap_err();
         assert_eq!(e.kind, ErrorType::InvalidParameter);
 
         let out = dispatch(
             &cp,
+            "us-east-1",
             "ListContainerInstances",
             br#"{"filter":"attribute:ecs.os-type == linux","status":"DRAINING"}"#,
         )
@@ -130,6 +143,7 @@ mod tests {
         assert_eq!(out["containerInstanceArns"][0], arn.as_str());
         let out = dispatch(
             &cp,
+            "us-east-1",
             "ListContainerInstances",
             br#"{"filter":"attribute:ecs.os-type in [linux, windows] and not attribute:x exists"}"#,
         )
@@ -137,6 +151,7 @@ mod tests {
         assert_eq!(out["containerInstanceArns"][0], arn.as_str());
         let e = dispatch(
             &cp,
+            "us-east-1",
             "ListContainerInstances",
             br#"{"filter":"attribute:ecs.os-type in [linux"}"#,
         )
@@ -149,9 +164,21 @@ mod tests {
         );
 
         let body = format!(r#"{{"containerInstance":"{arn}"}}"#);
-        let out = dispatch(&cp, "DeregisterContainerInstance", body.as_bytes()).unwrap();
+        let out = dispatch(
+            &cp,
+            "us-east-1",
+            "DeregisterContainerInstance",
+            body.as_bytes(),
+        )
+        .unwrap();
         assert_eq!(out["containerInstance"]["status"], "INACTIVE");
-        let out = dispatch(&cp, "DeleteCluster", br#"{"cluster":"default"}"#).unwrap();
+        let out = dispatch(
+            &cp,
+            "us-east-1",
+            "DeleteCluster",
+            br#"{"cluster":"default"}"#,
+        )
+        .unwrap();
         assert_eq!(out["cluster"]["status"], "INACTIVE");
     }
 }

@@ -12,26 +12,63 @@ mod tags;
 mod task_definitions;
 mod tasks;
 
-use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
+use berth_aws::{AwsError, AwsService, Call, JsonProtocol, JsonVersion, ServiceInfo};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::error::{from_json_error, ApiError, ErrorType};
+use super::error::{ApiError, ErrorType};
+use super::json::parse;
 use crate::state::ControlPlane;
 
-/// The target prefix of ECS's JSON protocol.
-pub const TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
+/// Amazon ECS, as the edge routes to it.
+pub struct Ecs {
+    cp: Arc<ControlPlane>,
+}
 
-/// Runs one ECS operation. Testable without HTTP.
-pub fn dispatch(cp: &ControlPlane, op: &str, body: &[u8]) -> Result<Value, ApiError> {
+impl Ecs {
+    pub fn new(cp: Arc<ControlPlane>) -> Self {
+        Self { cp }
+    }
+}
+
+const INFO: ServiceInfo = ServiceInfo {
+    signing_name: "ecs",
+    json: Some(JsonProtocol {
+        target_prefix: "AmazonEC2ContainerServiceV20141113",
+        version: JsonVersion::V1_1,
+        query_compatible: false,
+    }),
+    query: None,
+};
+
+impl AwsService for Ecs {
+    fn info(&self) -> &ServiceInfo {
+        &INFO
+    }
+
+    fn call(&self, call: &Call<'_>) -> Result<Value, AwsError> {
+        Ok(dispatch(
+            &self.cp,
+            call.region,
+            call.operation,
+            call.json_body()?,
+        )?)
+    }
+}
+
+/// Runs one ECS operation signed for `region` (the region of the ARNs it creates).
+/// Testable without HTTP.
+pub fn dispatch(cp: &ControlPlane, region: &str, op: &str, body: &[u8]) -> Result<Value, ApiError> {
     match op {
-        "CreateCluster" => clusters::create(cp, parse(op, body)?),
-        "DescribeClusters" => clusters::describe(cp, parse(op, body)?),
+        "CreateCluster" => clusters::create(cp, region, parse(op, body)?),
+        "DescribeClusters" => clusters::describe(cp, region, parse(op, body)?),
         "ListClusters" => clusters::list(cp, &parse(op, body)?),
         "UpdateCluster" => clusters::update(cp, parse(op, body)?),
         "UpdateClusterSettings" => clusters::update_settings(cp, parse(op, body)?),
         "DeleteCluster" => clusters::delete(cp, &parse(op, body)?),
-        "RegisterTaskDefinition" => task_definitions::register(cp, op, body),
+        "RegisterTaskDefinition" => task_definitions::register(cp, region, op, body),
         "DescribeTaskDefinition" => task_definitions::describe(cp, parse(op, body)?),
         "ListTaskDefinitions" => task_definitions::list(cp, parse(op, body)?),
         "DeregisterTaskDefinition" => task_definitions::deregister(cp, &parse(op, body)?),
@@ -54,8 +91,8 @@ pub fn dispatch(cp: &ControlPlane, op: &str, body: &[u8]) -> Result<Value, ApiEr
         "PutAttributes" => attributes::put(cp, parse(op, body)?),
         "DeleteAttributes" => attributes::delete(cp, parse(op, body)?),
         "ListAttributes" => attributes::list(cp, parse(op, body)?),
-        "CreateCapacityProvider" => capacity_providers::create(cp, parse(op, body)?),
-        "DescribeCapacityProviders" => capacity_providers::describe(cp, parse(op, body)?),
+        "CreateCapacityProvider" => capacity_providers::create(cp, region, parse(op, body)?),
+        "DescribeCapacityProviders" => capacity_providers::describe(cp, region, parse(op, body)?),
         "UpdateCapacityProvider" => capacity_providers::update(cp, parse(op, body)?),
         "DeleteCapacityProvider" => capacity_providers::delete(cp, &parse(op, body)?),
         "PutClusterCapacityProviders" => capacity_providers::put_cluster(cp, parse(op, body)?),
@@ -67,16 +104,6 @@ pub fn dispatch(cp: &ControlPlane, op: &str, body: &[u8]) -> Result<Value, ApiEr
             format!("Operation '{op}' is not supported by Berth's ECS API."),
         )),
     }
-}
-
-/// Parses a request body; an empty body counts as `{}` (some clients send none).
-pub(super) fn parse<T: DeserializeOwned>(op: &str, body: &[u8]) -> Result<T, ApiError> {
-    let body = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}".as_slice()
-    } else {
-        body
-    };
-    serde_json::from_slice(body).map_err(|e| from_json_error(op, &e))
 }
 
 #[derive(Debug, Deserialize)]
@@ -163,7 +190,7 @@ mod tests {
     #[test]
     fn unknown_operation() {
         let (cp, _) = control_plane();
-        let e = dispatch(&cp, "LaunchRockets", b"{}").unwrap_err();
+        let e = dispatch(&cp, "us-east-1", "LaunchRockets", b"{}").unwrap_err();
         assert_eq!(e.kind, ErrorType::UnknownOperation);
         assert!(e.message.contains("LaunchRockets"));
     }
@@ -172,7 +199,9 @@ mod tests {
     fn malformed_json_is_a_serialization_error() {
         let (cp, _) = control_plane();
         assert_eq!(
-            dispatch(&cp, "CreateCluster", b"{nope").unwrap_err().kind,
+            dispatch(&cp, "us-east-1", "CreateCluster", b"{nope")
+                .unwrap_err()
+                .kind,
             ErrorType::Serialization
         );
     }
@@ -194,6 +223,7 @@ mod tests {
         let (cp, _) = control_plane();
         let out = dispatch(
             &cp,
+            "us-east-1",
             "CreateCluster",
             br#"{"clusterName":"web","tags":[{"key":"team","value":"a"}]}"#,
         )
@@ -202,13 +232,14 @@ mod tests {
         assert_eq!(out["cluster"]["status"], "ACTIVE");
         let out = dispatch(
             &cp,
+            "us-east-1",
             "DescribeClusters",
             br#"{"clusters":["web","nope"],"include":["TAGS"]}"#,
         )
         .unwrap();
         assert_eq!(out["clusters"][0]["tags"][0]["key"], "team");
         assert_eq!(out["failures"][0]["reason"], "MISSING");
-        let out = dispatch(&cp, "ListClusters", b"").unwrap();
+        let out = dispatch(&cp, "us-east-1", "ListClusters", b"").unwrap();
         assert_eq!(out["clusterArns"].as_array().unwrap().len(), 1);
     }
 
@@ -218,7 +249,7 @@ mod tests {
         let body = br#"{"family":"web","networkMode":"awsvpc","cpu":"256","memory":"512",
             "containerDefinitions":[{"name":"web","image":"busybox","portMappings":[{"containerPort":80}],
             "logConfiguration":{"logDriver":"awslogs","options":{"awslogs-group":"g"}}}]}"#;
-        let out = dispatch(&cp, "RegisterTaskDefinition", body).unwrap();
+        let out = dispatch(&cp, "us-east-1", "RegisterTaskDefinition", body).unwrap();
         let td = &out["taskDefinition"];
         assert_eq!(td["revision"], 1);
         assert_eq!(td["containerDefinitions"][0]["essential"], true);
@@ -232,6 +263,7 @@ mod tests {
         );
         let out = dispatch(
             &cp,
+            "us-east-1",
             "DescribeTaskDefinition",
             br#"{"taskDefinition":"web:1"}"#,
         )
@@ -244,6 +276,7 @@ mod tests {
         let (cp, store) = control_plane();
         let e = dispatch(
             &cp,
+            "us-east-1",
             "RegisterTaskDefinition",
             br#"{"containerDefinitions":[]}"#,
         )
@@ -252,6 +285,7 @@ mod tests {
         assert!(e.message.contains("\"family\""), "{}", e.message);
         let e = dispatch(
             &cp,
+            "us-east-1",
             "RegisterTaskDefinition",
             br#"{"family":"f","containerDefinitions":[{"name":"a"}]}"#,
         )
@@ -265,21 +299,86 @@ mod tests {
         let (cp, _) = control_plane();
         let e = dispatch(
             &cp,
+            "us-east-1",
             "RunTask",
             br#"{"cluster":"ghost","taskDefinition":"web"}"#,
         )
         .unwrap_err();
         assert_eq!(e.kind, ErrorType::ClusterNotFound);
-        dispatch(&cp, "CreateCluster", br#"{"clusterName":"c"}"#).unwrap();
+        dispatch(&cp, "us-east-1", "CreateCluster", br#"{"clusterName":"c"}"#).unwrap();
         let e = dispatch(
             &cp,
+            "us-east-1",
             "RunTask",
             br#"{"cluster":"c","taskDefinition":"ghost"}"#,
         )
         .unwrap_err();
         assert_eq!(e.kind, ErrorType::InvalidParameter);
         assert!(e.message.contains("ghost"));
-        let e = dispatch(&cp, "RunTask", br#"{"cluster":"c"}"#).unwrap_err();
+        let e = dispatch(&cp, "us-east-1", "RunTask", br#"{"cluster":"c"}"#).unwrap_err();
         assert!(e.message.contains("\"taskDefinition\""));
+    }
+
+    #[test]
+    fn arns_carry_the_region_the_request_was_signed_for() {
+        let (cp, _) = control_plane();
+        let eu = "eu-west-1";
+        let arn = |v: &Value| v.as_str().unwrap().to_owned();
+        let out = dispatch(&cp, eu, "CreateCluster", br#"{"clusterName":"web"}"#).unwrap();
+        assert_eq!(
+            arn(&out["cluster"]["clusterArn"]),
+            "arn:aws:ecs:eu-west-1:123456789012:cluster/web"
+        );
+        let body = br#"{"family":"web","containerDefinitions":[{"name":"web","image":"busybox","memory":64}]}"#;
+        let td = dispatch(&cp, eu, "RegisterTaskDefinition", body).unwrap();
+        assert_eq!(
+            arn(&td["taskDefinition"]["taskDefinitionArn"]),
+            "arn:aws:ecs:eu-west-1:123456789012:task-definition/web:1"
+        );
+        crate::state::test_support::add_instance(&cp, "web");
+        let run = r#"{"cluster":"web","taskDefinition":"web"}"#;
+        let out = dispatch(&cp, eu, "RunTask", run.as_bytes()).unwrap();
+        let task = &out["tasks"][0];
+        let in_eu = "arn:aws:ecs:eu-west-1:123456789012:";
+        for made in [
+            &task["taskArn"],
+            &task["clusterArn"],
+            &task["containerInstanceArn"],
+            &task["containers"][0]["containerArn"],
+        ] {
+            assert!(arn(made).starts_with(in_eu), "{made}");
+        }
+        // What is made inside the cluster keeps the cluster's region, whoever asks.
+        let out = dispatch(
+            &cp,
+            "us-east-1",
+            "CreateService",
+            br#"{"cluster":"web","serviceName":"api","taskDefinition":"web","desiredCount":0}"#,
+        )
+        .unwrap();
+        assert!(arn(&out["service"]["serviceArn"]).starts_with(in_eu));
+        // What is missing is named in the asker's region.
+        let out = dispatch(
+            &cp,
+            "ap-south-2",
+            "DescribeClusters",
+            br#"{"clusters":["nope"]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            arn(&out["failures"][0]["arn"]),
+            "arn:aws:ecs:ap-south-2:123456789012:cluster/nope"
+        );
+        let out = dispatch(
+            &cp,
+            "ap-south-2",
+            "DescribeCapacityProviders",
+            br#"{"capacityProviders":["FARGATE"]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            arn(&out["capacityProviders"][0]["capacityProviderArn"]),
+            "arn:aws:ecs:ap-south-2:123456789012:capacity-provider/FARGATE"
+        );
     }
 }

@@ -406,7 +406,7 @@ fn deployment(d: &Deployment) -> Value {
 }
 
 /// A service as `DescribeServices` shows it (botocore's `Service` shape).
-pub fn service(s: &Service, arns: &ArnContext, with_tags: bool) -> Value {
+pub fn service(s: &Service, with_tags: bool) -> Value {
     let conf = &s.deployment_configuration;
     let mut v = compact(json!({
         "serviceArn": s.arn,
@@ -439,7 +439,7 @@ pub fn service(s: &Service, arns: &ArnContext, with_tags: bool) -> Value {
         "healthCheckGracePeriodSeconds": s.health_check_grace_period_seconds,
         "schedulingStrategy": "REPLICA",
         "deploymentController": {"type": "ECS"},
-        "createdBy": format!("arn:aws:iam::{}:root", arns.account),
+        "createdBy": ArnContext::of(&s.arn).map(|a| format!("arn:aws:iam::{}:root", a.account)),
         "enableECSManagedTags": false,
         "propagateTags": "NONE",
         "enableExecuteCommand": s.enable_execute_command,

@@ -133,7 +133,7 @@ pub(super) fn create(cp: &ControlPlane, req: CreateInput) -> Result<Value, ApiEr
         tags: tags_in(req.tags)?,
     };
     let s = cp.create_service(&spec)?;
-    Ok(json!({ "service": render::service(&s, &cp.arns, false) }))
+    Ok(json!({ "service": render::service(&s, false) }))
 }
 
 #[derive(Deserialize)]
@@ -155,7 +155,7 @@ pub(super) fn describe(cp: &ControlPlane, req: DescribeInput) -> Result<Value, A
     let (found, failures) =
         cp.describe_services(req.cluster.as_deref().unwrap_or("default"), &req.services)?;
     Ok(json!({
-        "services": found.iter().map(|s| render::service(s, &cp.arns, with_tags)).collect::<Vec<_>>(),
+        "services": found.iter().map(|s| render::service(s, with_tags)).collect::<Vec<_>>(),
         "failures": failures.iter().map(render::failure).collect::<Vec<_>>(),
     }))
 }
@@ -244,7 +244,7 @@ pub(super) fn update(cp: &ControlPlane, req: UpdateInput) -> Result<Value, ApiEr
             .transpose()?,
     };
     let s = cp.update_service(&update)?;
-    Ok(json!({ "service": render::service(&s, &cp.arns, false) }))
+    Ok(json!({ "service": render::service(&s, false) }))
 }
 
 #[derive(Deserialize)]
@@ -261,7 +261,7 @@ pub(super) fn delete(cp: &ControlPlane, req: &DeleteInput) -> Result<Value, ApiE
         &req.service,
         req.force.unwrap_or(false),
     )?;
-    Ok(json!({ "service": render::service(&s, &cp.arns, false) }))
+    Ok(json!({ "service": render::service(&s, false) }))
 }
 
 #[cfg(test)]
@@ -273,8 +273,7 @@ mod tests {
     #[test]
     fn service_round_trip_in_ecs_shapes() {
         let (cp, _) = fleet();
-        let out = dispatch(
-            &cp,
+        let out = dispatch(&cp, "us-east-1",
             "CreateService",
             br#"{"serviceName":"api","taskDefinition":"web","desiredCount":1,
                 "deploymentConfiguration":{"deploymentCircuitBreaker":{"enable":true,"rollback":true},"minimumHealthyPercent":50}}"#,
@@ -298,6 +297,7 @@ mod tests {
         cp.reconcile_services().unwrap();
         let out = dispatch(
             &cp,
+            "us-east-1",
             "DescribeServices",
             br#"{"services":["api","ghost"],"include":["TAGS"]}"#,
         )
@@ -308,11 +308,12 @@ mod tests {
             .unwrap()
             .starts_with("(service api) has started 1 tasks"));
         assert_eq!(out["failures"][0]["reason"], "MISSING");
-        let tasks = dispatch(&cp, "ListTasks", br#"{"serviceName":"api"}"#).unwrap();
+        let tasks = dispatch(&cp, "us-east-1", "ListTasks", br#"{"serviceName":"api"}"#).unwrap();
         assert_eq!(tasks["taskArns"].as_array().unwrap().len(), 1);
 
         let out = dispatch(
             &cp,
+            "us-east-1",
             "UpdateService",
             br#"{"service":"api","deploymentConfiguration":{"maximumPercent":150}}"#,
         )
@@ -321,24 +322,31 @@ mod tests {
         assert_eq!(conf["minimumHealthyPercent"], 50, "kept");
         assert_eq!(conf["maximumPercent"], 150);
 
-        let e = dispatch(&cp, "DeleteService", br#"{"service":"api"}"#).unwrap_err();
+        let e = dispatch(&cp, "us-east-1", "DeleteService", br#"{"service":"api"}"#).unwrap_err();
         assert_eq!(e.kind, ErrorType::InvalidParameter);
         assert_eq!(
             e.message,
             "The service cannot be stopped while it is scaled above 0."
         );
-        let out = dispatch(&cp, "DeleteService", br#"{"service":"api","force":true}"#).unwrap();
+        let out = dispatch(
+            &cp,
+            "us-east-1",
+            "DeleteService",
+            br#"{"service":"api","force":true}"#,
+        )
+        .unwrap();
         assert_eq!(out["service"]["status"], "DRAINING");
         let e = dispatch(
             &cp,
+            "us-east-1",
             "UpdateService",
             br#"{"service":"api","desiredCount":2}"#,
         )
         .unwrap_err();
         assert_eq!(e.kind.name(), "ServiceNotActiveException");
-        let e = dispatch(&cp, "UpdateService", br#"{"service":"ghost"}"#).unwrap_err();
+        let e = dispatch(&cp, "us-east-1", "UpdateService", br#"{"service":"ghost"}"#).unwrap_err();
         assert_eq!(e.kind.name(), "ServiceNotFoundException");
-        let e = dispatch(&cp, "ListServices", br#"{"cluster":"ghost"}"#).unwrap_err();
+        let e = dispatch(&cp, "us-east-1", "ListServices", br#"{"cluster":"ghost"}"#).unwrap_err();
         assert_eq!(e.kind.name(), "ClusterNotFoundException");
     }
 
@@ -347,37 +355,44 @@ mod tests {
         let (cp, _) = fleet();
         for i in 0..12 {
             let body = format!(r#"{{"serviceName":"s{i:02}","taskDefinition":"web"}}"#);
-            dispatch(&cp, "CreateService", body.as_bytes()).unwrap();
+            dispatch(&cp, "us-east-1", "CreateService", body.as_bytes()).unwrap();
         }
-        let first = dispatch(&cp, "ListServices", b"{}").unwrap();
+        let first = dispatch(&cp, "us-east-1", "ListServices", b"{}").unwrap();
         assert_eq!(first["serviceArns"].as_array().unwrap().len(), 10);
         let token = first["nextToken"].as_str().unwrap();
         let body = format!(r#"{{"nextToken":"{token}"}}"#);
-        let rest = dispatch(&cp, "ListServices", body.as_bytes()).unwrap();
+        let rest = dispatch(&cp, "us-east-1", "ListServices", body.as_bytes()).unwrap();
         assert_eq!(rest["serviceArns"].as_array().unwrap().len(), 2);
         assert!(rest.get("nextToken").is_none());
         let e = dispatch(
             &cp,
+            "us-east-1",
             "CreateService",
             br#"{"serviceName":"s00","taskDefinition":"web"}"#,
         )
         .unwrap_err();
         assert_eq!(e.message, "Creation of service was not idempotent.");
-        let e = dispatch(&cp, "CreateService", br#"{"taskDefinition":"web"}"#).unwrap_err();
+        let e = dispatch(
+            &cp,
+            "us-east-1",
+            "CreateService",
+            br#"{"taskDefinition":"web"}"#,
+        )
+        .unwrap_err();
         assert!(e.message.contains("\"serviceName\""), "{}", e.message);
     }
 
     #[test]
     fn placement_and_capacity_provider_strategy_in_ecs_shapes() {
         let (cp, _) = fleet();
-        dispatch(
-            &cp,
+        dispatch(&cp, "us-east-1",
             "PutClusterCapacityProviders",
             br#"{"cluster":"default","capacityProviders":["FARGATE","FARGATE_SPOT"],"defaultCapacityProviderStrategy":[]}"#,
         )
         .unwrap();
         let e = dispatch(
             &cp,
+            "us-east-1",
             "CreateService",
             br#"{"serviceName":"both","taskDefinition":"web","launchType":"EC2",
                 "capacityProviderStrategy":[{"capacityProvider":"FARGATE","weight":1}]}"#,
@@ -387,8 +402,7 @@ mod tests {
         assert!(e
             .message
             .starts_with("Specifying both a launch type and capacity provider strategy"));
-        let e = dispatch(
-            &cp,
+        let e = dispatch(&cp, "us-east-1",
             "CreateService",
             br#"{"serviceName":"bad","taskDefinition":"web","placementStrategy":[{"type":"spread"}]}"#,
         )
@@ -401,6 +415,7 @@ mod tests {
 
         let out = dispatch(
             &cp,
+            "us-east-1",
             "CreateService",
             br#"{"serviceName":"api","taskDefinition":"web","desiredCount":1,
                 "capacityProviderStrategy":[{"capacityProvider":"FARGATE","weight":1,"base":1}],
@@ -426,6 +441,7 @@ mod tests {
 
         let out = dispatch(
             &cp,
+            "us-east-1",
             "UpdateService",
             br#"{"service":"api","placementConstraints":[],
                 "capacityProviderStrategy":[{"capacityProvider":"FARGATE_SPOT","weight":2}]}"#,
@@ -446,6 +462,7 @@ mod tests {
         // A launch-type service shows its launch type on its deployments.
         let out = dispatch(
             &cp,
+            "us-east-1",
             "CreateService",
             br#"{"serviceName":"typed","taskDefinition":"web","launchType":"EC2"}"#,
         )

@@ -69,28 +69,37 @@ mod tests {
     #[test]
     fn tag_list_untag_a_cluster() {
         let (cp, _) = control_plane();
-        dispatch(&cp, "CreateCluster", br#"{"clusterName":"web"}"#).unwrap();
-        let arn = cp.arns.cluster("web");
+        dispatch(
+            &cp,
+            "us-east-1",
+            "CreateCluster",
+            br#"{"clusterName":"web"}"#,
+        )
+        .unwrap();
+        let arn = cp.default_arns.cluster("web");
         let body = format!(r#"{{"resourceArn":"{arn}","tags":[{{"key":"team","value":"a"}}]}}"#);
         assert_eq!(
-            dispatch(&cp, "TagResource", body.as_bytes()).unwrap(),
+            dispatch(&cp, "us-east-1", "TagResource", body.as_bytes()).unwrap(),
             serde_json::json!({})
         );
         let list = format!(r#"{{"resourceArn":"{arn}"}}"#);
-        let out = dispatch(&cp, "ListTagsForResource", list.as_bytes()).unwrap();
+        let out = dispatch(&cp, "us-east-1", "ListTagsForResource", list.as_bytes()).unwrap();
         assert_eq!(
             out["tags"],
             serde_json::json!([{"key": "team", "value": "a"}])
         );
         let body = format!(r#"{{"resourceArn":"{arn}","tagKeys":["team"]}}"#);
-        dispatch(&cp, "UntagResource", body.as_bytes()).unwrap();
-        let out = dispatch(&cp, "ListTagsForResource", list.as_bytes()).unwrap();
+        dispatch(&cp, "us-east-1", "UntagResource", body.as_bytes()).unwrap();
+        let out = dispatch(&cp, "us-east-1", "ListTagsForResource", list.as_bytes()).unwrap();
         assert_eq!(out["tags"], serde_json::json!([]));
         let body = format!(r#"{{"resourceArn":"{arn}","tags":[{{"key":"AWS:x","value":"a"}}]}}"#);
-        let e = dispatch(&cp, "TagResource", body.as_bytes()).unwrap_err();
+        let e = dispatch(&cp, "us-east-1", "TagResource", body.as_bytes()).unwrap_err();
         assert!(e.message.contains("reserved"), "{}", e.message);
-        let ghost = format!(r#"{{"resourceArn":"{}"}}"#, cp.arns.task("web", "0000"));
-        let e = dispatch(&cp, "ListTagsForResource", ghost.as_bytes()).unwrap_err();
+        let ghost = format!(
+            r#"{{"resourceArn":"{}"}}"#,
+            cp.default_arns.task("web", "0000")
+        );
+        let e = dispatch(&cp, "us-east-1", "ListTagsForResource", ghost.as_bytes()).unwrap_err();
         assert_eq!(e.kind, ErrorType::ResourceNotFound);
     }
 }

@@ -383,10 +383,15 @@ impl TryFrom<ContainerInput> for ContainerDefinition {
     }
 }
 
-pub(super) fn register(cp: &ControlPlane, op: &str, body: &[u8]) -> Result<Value, ApiError> {
+pub(super) fn register(
+    cp: &ControlPlane,
+    region: &str,
+    op: &str,
+    body: &[u8],
+) -> Result<Value, ApiError> {
     let document: Value = parse(op, body)?;
-    let input: RegisterInput =
-        serde_json::from_value(document.clone()).map_err(|e| super::from_json_error(op, &e))?;
+    let input: RegisterInput = serde_json::from_value(document.clone())
+        .map_err(|e| crate::api::json::from_json_error(op, &e))?;
     let reg = Registration {
         family: input.family,
         network_mode: input.network_mode,
@@ -417,7 +422,7 @@ pub(super) fn register(cp: &ControlPlane, op: &str, body: &[u8]) -> Result<Value
         }
     }
     let tags = tags_in(input.tags)?;
-    let td = cp.register_task_definition(&reg, document, tags)?;
+    let td = cp.register_task_definition(region, &reg, document, tags)?;
     Ok(json!({ "taskDefinition": render::task_definition(&td), "tags": render::tags(&td.tags) }))
 }
 
@@ -546,7 +551,7 @@ mod tests {
         let body = format!(
             r#"{{"family":"{family}","containerDefinitions":[{{"name":"a","image":"busybox","memory":32}}]}}"#
         );
-        dispatch(cp, "RegisterTaskDefinition", body.as_bytes()).unwrap();
+        dispatch(cp, "us-east-1", "RegisterTaskDefinition", body.as_bytes()).unwrap();
     }
 
     #[test]
@@ -558,11 +563,23 @@ mod tests {
             )
         };
         for bad in [20, 201] {
-            let e = dispatch(&cp, "RegisterTaskDefinition", body(bad).as_bytes()).unwrap_err();
+            let e = dispatch(
+                &cp,
+                "us-east-1",
+                "RegisterTaskDefinition",
+                body(bad).as_bytes(),
+            )
+            .unwrap_err();
             assert_eq!(e.kind, crate::api::error::ErrorType::Client);
             assert!(e.message.contains("between 21 and 200"), "{}", e.message);
         }
-        let out = dispatch(&cp, "RegisterTaskDefinition", body(30).as_bytes()).unwrap();
+        let out = dispatch(
+            &cp,
+            "us-east-1",
+            "RegisterTaskDefinition",
+            body(30).as_bytes(),
+        )
+        .unwrap();
         assert_eq!(out["taskDefinition"]["ephemeralStorage"]["sizeInGiB"], 30);
     }
 
@@ -574,6 +591,7 @@ mod tests {
         }
         let out = dispatch(
             &cp,
+            "us-east-1",
             "ListTaskDefinitionFamilies",
             br#"{"familyPrefix":"w","maxResults":1}"#,
         )
@@ -581,9 +599,21 @@ mod tests {
         assert_eq!(out["families"], serde_json::json!(["web"]));
         let token = out["nextToken"].as_str().unwrap().to_string();
         let body = format!(r#"{{"familyPrefix":"w","nextToken":"{token}"}}"#);
-        let out = dispatch(&cp, "ListTaskDefinitionFamilies", body.as_bytes()).unwrap();
+        let out = dispatch(
+            &cp,
+            "us-east-1",
+            "ListTaskDefinitionFamilies",
+            body.as_bytes(),
+        )
+        .unwrap();
         assert_eq!(out["families"], serde_json::json!(["worker"]));
-        let e = dispatch(&cp, "ListTaskDefinitionFamilies", br#"{"status":"GONE"}"#).unwrap_err();
+        let e = dispatch(
+            &cp,
+            "us-east-1",
+            "ListTaskDefinitionFamilies",
+            br#"{"status":"GONE"}"#,
+        )
+        .unwrap_err();
         assert!(e.message.contains("GONE"));
     }
 
@@ -594,12 +624,14 @@ mod tests {
         register(&cp, "web");
         dispatch(
             &cp,
+            "us-east-1",
             "DeregisterTaskDefinition",
             br#"{"taskDefinition":"web:1"}"#,
         )
         .unwrap();
         let out = dispatch(
             &cp,
+            "us-east-1",
             "DeleteTaskDefinitions",
             br#"{"taskDefinitions":["web:1","web:2"]}"#,
         )
@@ -613,13 +645,20 @@ mod tests {
         // Describe with TAGS still works on a revision being deleted.
         let out = dispatch(
             &cp,
+            "us-east-1",
             "DescribeTaskDefinition",
             br#"{"taskDefinition":"web:1","include":["TAGS"]}"#,
         )
         .unwrap();
         assert_eq!(out["taskDefinition"]["status"], "DELETE_IN_PROGRESS");
         assert_eq!(out["tags"], serde_json::json!([]));
-        let e = dispatch(&cp, "DeleteTaskDefinitions", br#"{"taskDefinitions":[]}"#).unwrap_err();
+        let e = dispatch(
+            &cp,
+            "us-east-1",
+            "DeleteTaskDefinitions",
+            br#"{"taskDefinitions":[]}"#,
+        )
+        .unwrap_err();
         assert!(e.message.contains("1 to 10"));
     }
 }

@@ -338,7 +338,7 @@ mod tests {
             r#"{{"taskDefinition":"web","containerInstances":["{arn}","ffff"],"startedBy":"me",
                 "overrides":{{"containerOverrides":[{{"name":"web","command":["sleep","1"]}}]}}}}"#
         );
-        let out = dispatch(&cp, "StartTask", body.as_bytes()).unwrap();
+        let out = dispatch(&cp, "us-east-1", "StartTask", body.as_bytes()).unwrap();
         let t = &out["tasks"][0];
         assert_eq!(t["containerInstanceArn"], arn.as_str());
         assert_eq!(t["startedBy"], "me");
@@ -350,12 +350,19 @@ mod tests {
         assert_eq!(out["failures"][0]["reason"], "MISSING");
         let e = dispatch(
             &cp,
+            "us-east-1",
             "StartTask",
             br#"{"taskDefinition":"web","containerInstances":[]}"#,
         )
         .unwrap_err();
         assert_eq!(e.kind, ErrorType::InvalidParameter);
-        let e = dispatch(&cp, "StartTask", br#"{"taskDefinition":"web"}"#).unwrap_err();
+        let e = dispatch(
+            &cp,
+            "us-east-1",
+            "StartTask",
+            br#"{"taskDefinition":"web"}"#,
+        )
+        .unwrap_err();
         assert!(
             e.message.contains("\"containerInstances\""),
             "{}",
@@ -369,11 +376,11 @@ mod tests {
         let b = add_instance(&cp, "default");
         let put =
             format!(r#"{{"attributes":[{{"name":"stack","value":"prod","targetId":"{b}"}}]}}"#);
-        dispatch(&cp, "PutAttributes", put.as_bytes()).unwrap();
+        dispatch(&cp, "us-east-1", "PutAttributes", put.as_bytes()).unwrap();
         let body = br#"{"taskDefinition":"web","count":2,
             "placementStrategy":[{"type":"spread","field":"attribute:stack"},{"type":"binpack","field":"memory"}],
             "placementConstraints":[{"type":"distinctInstance"}]}"#;
-        let out = dispatch(&cp, "RunTask", body).unwrap();
+        let out = dispatch(&cp, "us-east-1", "RunTask", body).unwrap();
         let on: Vec<_> = out["tasks"]
             .as_array()
             .unwrap()
@@ -385,13 +392,13 @@ mod tests {
         // A third of the group has nowhere to go.
         let again =
             br#"{"taskDefinition":"web","placementConstraints":[{"type":"distinctInstance"}]}"#;
-        let out = dispatch(&cp, "RunTask", again).unwrap();
+        let out = dispatch(&cp, "us-east-1", "RunTask", again).unwrap();
         assert_eq!(out["tasks"], serde_json::json!([]));
         assert_eq!(out["failures"][0]["reason"], "DistinctInstance");
 
         let prod = br#"{"taskDefinition":"web","group":"batch",
             "placementConstraints":[{"type":"memberOf","expression":"attribute:stack == prod"}]}"#;
-        let out = dispatch(&cp, "RunTask", prod).unwrap();
+        let out = dispatch(&cp, "us-east-1", "RunTask", prod).unwrap();
         assert_eq!(out["tasks"][0]["containerInstanceArn"], b.as_str());
         let t = cp
             .describe_tasks(
@@ -403,7 +410,7 @@ mod tests {
         assert_eq!(t[0].placement_constraints.len(), 1);
         let nowhere = br#"{"taskDefinition":"web","group":"batch",
             "placementConstraints":[{"type":"memberOf","expression":"attribute:stack in [dev, test]"}]}"#;
-        let out = dispatch(&cp, "RunTask", nowhere).unwrap();
+        let out = dispatch(&cp, "us-east-1", "RunTask", nowhere).unwrap();
         let reasons: Vec<_> = out["failures"]
             .as_array()
             .unwrap()
@@ -446,12 +453,12 @@ mod tests {
             ),
         ] {
             let run = format!(r#"{{"taskDefinition":"web",{body}}}"#);
-            let e = dispatch(&cp, "RunTask", run.as_bytes()).unwrap_err();
+            let e = dispatch(&cp, "us-east-1", "RunTask", run.as_bytes()).unwrap_err();
             assert_eq!(e.kind, ErrorType::InvalidParameter, "{body}");
             assert!(e.message.contains(needle), "{}", e.message);
             let start =
                 format!(r#"{{"taskDefinition":"web","containerInstances":["{a}"],{body}}}"#);
-            let e = dispatch(&cp, "StartTask", start.as_bytes()).unwrap_err();
+            let e = dispatch(&cp, "us-east-1", "StartTask", start.as_bytes()).unwrap_err();
             assert!(e.message.contains(needle), "{}", e.message);
         }
         let eleven: Vec<_> = (0..11).map(|_| r#"{"type":"distinctInstance"}"#).collect();
@@ -459,7 +466,7 @@ mod tests {
             r#"{{"taskDefinition":"web","placementConstraints":[{}]}}"#,
             eleven.join(",")
         );
-        let e = dispatch(&cp, "RunTask", run.as_bytes()).unwrap_err();
+        let e = dispatch(&cp, "us-east-1", "RunTask", run.as_bytes()).unwrap_err();
         assert!(e.message.contains("at most 10"), "{}", e.message);
     }
 
@@ -470,7 +477,7 @@ mod tests {
             r#"{{"taskDefinition":"web","containerInstances":["{a}","{a}"],
                 "placementConstraints":[{{"type":"distinctInstance"}}]}}"#
         );
-        let out = dispatch(&cp, "StartTask", body.as_bytes()).unwrap();
+        let out = dispatch(&cp, "us-east-1", "StartTask", body.as_bytes()).unwrap();
         assert_eq!(out["tasks"].as_array().unwrap().len(), 1);
         assert_eq!(out["failures"][0]["reason"], "DistinctInstance");
         assert_eq!(out["failures"][0]["arn"], a.as_str());

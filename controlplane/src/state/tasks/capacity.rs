@@ -231,11 +231,14 @@ mod wiring_tests {
         let (cp, store) = control_plane();
         register_web(&cp);
         cp.create_cluster("web", vec![]).unwrap();
-        cp.create_capacity_provider(&CapacityProviderSpec {
-            name: "gpu".into(),
-            auto_scaling_group_provider: serde_json::json!({"autoScalingGroupArn": "arn:asg"}),
-            tags: vec![],
-        })
+        cp.create_capacity_provider(
+            "us-east-1",
+            &CapacityProviderSpec {
+                name: "gpu".into(),
+                auto_scaling_group_provider: serde_json::json!({"autoScalingGroupArn": "arn:asg"}),
+                tags: vec![],
+            },
+        )
         .unwrap();
         let plain = host(&cp, "web", None);
         let gpu = host(&cp, "web", Some("gpu"));

@@ -299,7 +299,9 @@ impl ControlPlane {
                 .find(|i| i.id == id && i.cluster == p.cluster.name)
             else {
                 failures.push(ItemFailure {
-                    arn: self.arns.container_instance(&p.cluster.name, id),
+                    arn: self
+                        .arns_of(&p.cluster.arn)
+                        .container_instance(&p.cluster.name, id),
                     reason: "MISSING".into(),
                     detail: Some(format!(
                         "No container instance '{id}' in cluster '{}'.",
@@ -359,8 +361,9 @@ impl ControlPlane {
 
     fn new_task(&self, p: &Prepared, launch: &TaskLaunch, instance_arn: String) -> Task {
         let id = arn::new_id();
+        let arns = self.arns_of(&p.cluster.arn);
         Task {
-            arn: self.arns.task(&p.cluster.name, &id),
+            arn: arns.task(&p.cluster.name, &id),
             cluster: p.cluster.name.clone(),
             cluster_arn: p.cluster.arn.clone(),
             task_definition_arn: p.td.arn.clone(),
@@ -380,7 +383,7 @@ impl ControlPlane {
                 .iter()
                 .map(|c| TaskContainer {
                     definition: c.clone(),
-                    arn: self.arns.container(&p.cluster.name, &id, &arn::new_id()),
+                    arn: arns.container(&p.cluster.name, &id, &arn::new_id()),
                     last_status: "PENDING".into(),
                     exit_code: None,
                     reason: None,
@@ -594,7 +597,7 @@ mod tests {
             containers: vec![c],
             ..crate::model::task_definition::Registration::default()
         };
-        cp.register_task_definition(&td, serde_json::json!({}), vec![])
+        cp.register_task_definition("us-east-1", &td, serde_json::json!({}), vec![])
             .unwrap();
     }
 

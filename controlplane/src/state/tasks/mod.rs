@@ -74,7 +74,7 @@ impl ControlPlane {
                     arn: if t.starts_with("arn:") {
                         t.clone()
                     } else {
-                        self.arns.task(&cluster.name, id)
+                        self.arns_of(&cluster.arn).task(&cluster.name, id)
                     },
                     reason: "MISSING".into(),
                     detail: None,

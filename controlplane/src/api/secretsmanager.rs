@@ -3,13 +3,50 @@
 //! and boto3's `secretsmanager` client work unchanged. Secret values are
 //! `SecretString` only; deletion is immediate (no recovery window).
 
+use std::sync::Arc;
+
+use berth_aws::{AwsError, AwsService, Call, JsonProtocol, JsonVersion, ServiceInfo};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::{ApiError, ErrorType};
 use crate::secrets::{Secret, SecretError, Secrets};
 
-pub const TARGET_PREFIX: &str = "secretsmanager.";
+/// AWS Secrets Manager (the part tasks use), as the edge routes to it.
+pub struct SecretsManager {
+    secrets: Arc<Secrets>,
+}
+
+impl SecretsManager {
+    pub fn new(secrets: Arc<Secrets>) -> Self {
+        Self { secrets }
+    }
+}
+
+const INFO: ServiceInfo = ServiceInfo {
+    signing_name: "secretsmanager",
+    json: Some(JsonProtocol {
+        target_prefix: "secretsmanager",
+        version: JsonVersion::V1_1,
+        query_compatible: false,
+    }),
+    query: None,
+};
+
+impl AwsService for SecretsManager {
+    fn info(&self) -> &ServiceInfo {
+        &INFO
+    }
+
+    fn call(&self, call: &Call<'_>) -> Result<Value, AwsError> {
+        Ok(dispatch(
+            &self.secrets,
+            call.region,
+            call.operation,
+            call.json_body()?,
+        )?)
+    }
+}
 
 const PAGE_MAX: usize = 100;
 
@@ -81,16 +118,17 @@ struct ListSecrets {
     next_token: Option<String>,
 }
 
-pub fn dispatch(secrets: &Secrets, op: &str, body: &[u8]) -> Result<Value, ApiError> {
+/// Runs one operation signed for `region` (the region of the ARNs it creates).
+pub fn dispatch(secrets: &Secrets, region: &str, op: &str, body: &[u8]) -> Result<Value, ApiError> {
     match op {
         "CreateSecret" => {
-            let r: CreateSecret = super::ecs::parse(op, body)?;
+            let r: CreateSecret = super::json::parse(op, body)?;
             let value = string_only(r.secret_string, r.secret_binary.as_ref())?;
-            let s = secrets.create(&r.name, value, r.description)?;
+            let s = secrets.create(region, &r.name, value, r.description)?;
             Ok(json!({"ARN": s.arn, "Name": s.name, "VersionId": s.version_id}))
         }
         "GetSecretValue" => {
-            let r: GetSecretValue = super::ecs::parse(op, body)?;
+            let r: GetSecretValue = super::json::parse(op, body)?;
             let s = secrets.version(
                 &r.secret_id,
                 r.version_stage.as_deref(),
@@ -106,7 +144,7 @@ pub fn dispatch(secrets: &Secrets, op: &str, body: &[u8]) -> Result<Value, ApiEr
             }))
         }
         "PutSecretValue" => {
-            let r: PutSecretValue = super::ecs::parse(op, body)?;
+            let r: PutSecretValue = super::json::parse(op, body)?;
             let value = string_only(r.secret_string, r.secret_binary.as_ref())?;
             let s = secrets.put_value(&r.secret_id, value)?;
             Ok(json!({
@@ -117,22 +155,22 @@ pub fn dispatch(secrets: &Secrets, op: &str, body: &[u8]) -> Result<Value, ApiEr
             }))
         }
         "DescribeSecret" => {
-            let r: SecretIdOnly = super::ecs::parse(op, body)?;
+            let r: SecretIdOnly = super::json::parse(op, body)?;
             Ok(describe(&secrets.get(&r.secret_id)?))
         }
         "ListSecrets" => {
-            let r: ListSecrets = super::ecs::parse(op, body)?;
+            let r: ListSecrets = super::json::parse(op, body)?;
             list(secrets, &r)
         }
         "DeleteSecret" => {
-            let r: DeleteSecret = super::ecs::parse(op, body)?;
+            let r: DeleteSecret = super::json::parse(op, body)?;
             let s = secrets.delete(&r.secret_id)?;
             Ok(json!({"ARN": s.arn, "Name": s.name, "DeletionDate": seconds(now_ms())}))
         }
         _ => Err(ApiError::new(
             ErrorType::UnknownOperation,
             format!(
-                "Operation '{TARGET_PREFIX}{op}' is not served: Berth implements CreateSecret, GetSecretValue, PutSecretValue, DescribeSecret, ListSecrets and DeleteSecret."
+                "Operation 'secretsmanager.{op}' is not served: Berth implements CreateSecret, GetSecretValue, PutSecretValue, DescribeSecret, ListSecrets and DeleteSecret."
             ),
         )),
     }
@@ -219,7 +257,7 @@ mod tests {
     }
 
     fn call(s: &Secrets, op: &str, body: &Value) -> Result<Value, ApiError> {
-        dispatch(s, op, body.to_string().as_bytes())
+        dispatch(s, "us-east-1", op, body.to_string().as_bytes())
     }
 
     #[test]
@@ -280,7 +318,7 @@ mod tests {
         .unwrap();
         let err = call(&s, "GetSecretValue", &json!({"SecretId": "db"})).unwrap_err();
         assert_eq!(err.kind, ErrorType::ResourceNotFound);
-        assert_eq!(err.body()["__type"], "ResourceNotFoundException");
+        assert_eq!(err.kind.name(), "ResourceNotFoundException");
         let err = call(&s, "RotateSecret", &json!({})).unwrap_err();
         assert_eq!(err.kind, ErrorType::UnknownOperation);
     }
