@@ -23,16 +23,29 @@ pub fn is_fargate(name: &str) -> bool {
 pub struct CapacityProvider {
     pub name: String,
     pub arn: String,
-    /// ACTIVE, or INACTIVE once deleted (still describable by name, as in ECS).
-    pub status: String,
-    /// ECS's `updateStatus`: `CREATE_COMPLETE`, `UPDATE_COMPLETE` or `DELETE_COMPLETE`.
-    pub update_status: String,
+    /// INACTIVE once deleted (still describable by name, as in ECS).
+    pub status: super::CapacityProviderStatus,
+    /// ECS's `updateStatus`; None for the built-in providers. (Records from before it
+    /// was an enum stored "" for none.)
+    #[serde(deserialize_with = "update_status_or_empty")]
+    pub update_status: Option<super::CapacityProviderUpdateStatus>,
     /// `autoScalingGroupProvider` as the user sent it (its
     /// `autoScalingGroupArn` is required). Recorded and echoed only: Berth
     /// hosts join the pool by agent config, not through an Auto Scaling group.
     pub auto_scaling_group_provider: serde_json::Value,
     pub tags: Vec<(String, String)>,
     pub created_at_ms: i64,
+}
+
+fn update_status_or_empty<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<super::CapacityProviderUpdateStatus>, D::Error> {
+    match Option::<String>::deserialize(d)?.as_deref() {
+        None | Some("") => Ok(None),
+        Some(s) => super::CapacityProviderUpdateStatus::parse(s)
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown updateStatus '{s}'"))),
+    }
 }
 
 /// ECS's rules for capacity provider names: 1-255 letters, digits,

@@ -8,8 +8,8 @@ use crate::scheduler::CapacityProviderShare;
 pub struct Cluster {
     pub name: String,
     pub arn: String,
-    /// ACTIVE or INACTIVE (deleted; still describable, as in ECS).
-    pub status: String,
+    /// INACTIVE once deleted (still describable, as in ECS).
+    pub status: super::ClusterStatus,
     pub created_at_ms: i64,
     pub tags: Vec<(String, String)>,
     /// Cluster settings by name; ECS knows only `containerInsights`.

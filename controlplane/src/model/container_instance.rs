@@ -41,8 +41,7 @@ pub struct ContainerInstance {
         deserialize_with = "provider_or_legacy_flag"
     )]
     pub capacity_provider: Option<String>,
-    /// ACTIVE, DRAINING or INACTIVE.
-    pub status: String,
+    pub status: super::InstanceStatus,
     pub agent_version: String,
     pub registered_at_ms: i64,
     /// Attributes the agent registers with (replaced on re-registration).

@@ -10,6 +10,7 @@ pub mod placement;
 pub mod ports;
 pub mod query;
 pub mod service;
+pub mod status;
 pub mod task;
 pub mod task_definition;
 
@@ -18,5 +19,10 @@ pub use capacity_provider::CapacityProvider;
 pub use cluster::Cluster;
 pub use container_instance::{Attribute, ContainerInstance, Resources};
 pub use service::Service;
+pub use status::{
+    CapacityProviderStatus, CapacityProviderUpdateStatus, ClusterStatus, Connectivity,
+    ContainerStatus, DesiredStatus, HealthStatus, InstanceStatus, StopCode, TaskDefinitionStatus,
+    TaskStatus,
+};
 pub use task::{LaunchType, Task, TaskContainer};
 pub use task_definition::{ContainerDefinition, NetworkMode, TaskDefinition, TaskDefinitionError};

@@ -4,34 +4,22 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use super::status::ecs_enum;
 use super::task_definition::{ContainerDefinition, NetworkMode, TaskDefinitionError};
 
 /// Ports ECS reserves on every container instance unless the agent says
 /// otherwise: SSH, the Docker daemon, the ECS agent and its metadata endpoint.
 pub const ECS_RESERVED_TCP_PORTS: [u16; 5] = [22, 2375, 2376, 51678, 51679];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Protocol {
-    Tcp,
-    Udp,
+ecs_enum! {
+    /// A port's transport protocol.
+    pub enum Protocol {
+        Tcp = "tcp" | "Tcp",
+        Udp = "udp" | "Udp",
+    }
 }
 
 impl Protocol {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "tcp" => Some(Self::Tcp),
-            "udp" => Some(Self::Udp),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Tcp => "tcp",
-            Self::Udp => "udp",
-        }
-    }
-
     /// The placement failure reason when a port of this protocol is taken.
     pub fn resource_failure(self) -> &'static str {
         match self {

@@ -4,62 +4,41 @@
 use serde::{Deserialize, Serialize};
 
 use super::placement::{PlacementConstraint, PlacementStrategy};
+use super::status::ecs_enum;
 use super::LaunchType;
 use crate::scheduler::CapacityProviderShare;
 
 /// ECS keeps the newest 100 events of a service.
 pub const MAX_EVENTS: usize = 100;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ServiceStatus {
-    Active,
-    /// Deleted, its tasks still stopping.
-    Draining,
-    /// Deleted and empty: describable, not listed.
-    Inactive,
-}
-
-impl ServiceStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "ACTIVE",
-            Self::Draining => "DRAINING",
-            Self::Inactive => "INACTIVE",
-        }
+ecs_enum! {
+    /// A service's `status`. (Records from before statuses were ECS strings used the
+    /// variant names; the aliases read them.)
+    pub enum ServiceStatus {
+        Active = "ACTIVE" | "Active",
+        /// Deleted, its tasks still stopping.
+        Draining = "DRAINING" | "Draining",
+        /// Deleted and empty: describable, not listed.
+        Inactive = "INACTIVE" | "Inactive",
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DeploymentStatus {
-    /// The deployment the service converges to.
-    Primary,
-    /// An older deployment whose tasks are being replaced.
-    Active,
-}
-
-impl DeploymentStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Primary => "PRIMARY",
-            Self::Active => "ACTIVE",
-        }
+ecs_enum! {
+    /// A deployment's `status`.
+    pub enum DeploymentStatus {
+        /// The deployment the service converges to.
+        Primary = "PRIMARY" | "Primary",
+        /// An older deployment whose tasks are being replaced.
+        Active = "ACTIVE" | "Active",
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum RolloutState {
-    InProgress,
-    Completed,
-    Failed,
-}
-
-impl RolloutState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InProgress => "IN_PROGRESS",
-            Self::Completed => "COMPLETED",
-            Self::Failed => "FAILED",
-        }
+ecs_enum! {
+    /// A deployment's `rolloutState`.
+    pub enum RolloutState {
+        InProgress = "IN_PROGRESS" | "InProgress",
+        Completed = "COMPLETED" | "Completed",
+        Failed = "FAILED" | "Failed",
     }
 }
 

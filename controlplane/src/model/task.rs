@@ -4,48 +4,16 @@
 use serde::{Deserialize, Serialize};
 
 use super::placement::{PlacementConstraint, PlacementStrategy};
+use super::status::{ecs_enum, ContainerStatus, DesiredStatus, HealthStatus, StopCode, TaskStatus};
 use super::{ContainerDefinition, Resources};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum LaunchType {
-    Ec2,
-    Fargate,
-    External,
-}
-
-impl LaunchType {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "EC2" => Some(Self::Ec2),
-            "FARGATE" => Some(Self::Fargate),
-            "EXTERNAL" => Some(Self::External),
-            _ => None,
-        }
+ecs_enum! {
+    /// Where a task runs (`launchType`).
+    pub enum LaunchType {
+        Ec2 = "EC2" | "Ec2",
+        Fargate = "FARGATE" | "Fargate",
+        External = "EXTERNAL" | "External",
     }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ec2 => "EC2",
-            Self::Fargate => "FARGATE",
-            Self::External => "EXTERNAL",
-        }
-    }
-}
-
-/// ECS task lifecycle, in order. A reported status never moves a task backwards.
-pub const LIFECYCLE: [&str; 8] = [
-    "PROVISIONING",
-    "PENDING",
-    "ACTIVATING",
-    "RUNNING",
-    "DEACTIVATING",
-    "STOPPING",
-    "DEPROVISIONING",
-    "STOPPED",
-];
-
-fn rank(status: &str) -> usize {
-    LIFECYCLE.iter().position(|s| *s == status).unwrap_or(0)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,14 +21,14 @@ pub struct TaskContainer {
     /// The effective definition: the task definition's container with `RunTask` overrides applied.
     pub definition: ContainerDefinition,
     pub arn: String,
-    pub last_status: String,
+    pub last_status: ContainerStatus,
     pub exit_code: Option<i32>,
     pub reason: Option<String>,
     pub runtime_id: Option<String>,
     pub image_digest: Option<String>,
-    /// UNKNOWN, HEALTHY or UNHEALTHY; None without a health check.
+    /// None without a health check.
     #[serde(default)]
-    pub health_status: Option<String>,
+    pub health_status: Option<HealthStatus>,
     /// Host ports the agent published the container's ports on.
     #[serde(default)]
     pub network_bindings: Vec<super::ports::NetworkBinding>,
@@ -82,8 +50,8 @@ pub struct Task {
     #[serde(default)]
     pub capacity_provider_name: Option<String>,
     pub network_mode: super::NetworkMode,
-    pub desired_status: String,
-    pub last_status: String,
+    pub desired_status: DesiredStatus,
+    pub last_status: TaskStatus,
     pub cpu: Option<i64>,
     pub memory_mib: Option<i64>,
     /// What the scheduler reserved on the instance.
@@ -107,7 +75,7 @@ pub struct Task {
     pub stopping_at_ms: Option<i64>,
     pub stopped_at_ms: Option<i64>,
     pub execution_stopped_at_ms: Option<i64>,
-    pub stop_code: Option<String>,
+    pub stop_code: Option<StopCode>,
     pub stopped_reason: Option<String>,
     pub attachment_id: String,
     pub private_ipv4: Option<String>,
@@ -115,56 +83,112 @@ pub struct Task {
     pub version: i64,
     /// Rolled up from the essential containers' health checks.
     #[serde(default)]
-    pub health_status: Option<String>,
+    pub health_status: Option<HealthStatus>,
     /// The task definition's volumes, for the agent.
     #[serde(default)]
     pub volumes: Vec<super::container_options::Volume>,
 }
 
 /// An agent's report of a container, as a domain value.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerReport {
     pub name: String,
-    pub last_status: String,
+    pub last_status: ContainerStatus,
     pub exit_code: Option<i32>,
     pub reason: Option<String>,
     pub runtime_id: Option<String>,
     pub image_digest: Option<String>,
-    pub health_status: Option<String>,
+    pub health_status: Option<HealthStatus>,
     pub network_bindings: Vec<super::ports::NetworkBinding>,
 }
 
 /// An agent's report of a task transition.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskReport {
     pub task_arn: String,
-    pub last_status: String,
+    pub last_status: TaskStatus,
     pub containers: Vec<ContainerReport>,
     pub private_ipv4: Option<String>,
     pub mac_address: Option<String>,
-    pub stop_code: Option<String>,
+    pub stop_code: Option<StopCode>,
     pub stopped_reason: Option<String>,
     pub pull_started_at_ms: Option<i64>,
     pub pull_stopped_at_ms: Option<i64>,
     pub started_at_ms: Option<i64>,
     pub execution_stopped_at_ms: Option<i64>,
-    pub health_status: Option<String>,
+    pub health_status: Option<HealthStatus>,
+}
+
+impl ContainerReport {
+    /// A report of `name` at `last_status`, nothing else known.
+    pub fn new(name: &str, last_status: ContainerStatus) -> Self {
+        Self {
+            name: name.to_owned(),
+            last_status,
+            exit_code: None,
+            reason: None,
+            runtime_id: None,
+            image_digest: None,
+            health_status: None,
+            network_bindings: vec![],
+        }
+    }
+}
+
+impl TaskReport {
+    /// A report of the task `task_arn` at `last_status`, nothing else known.
+    pub fn new(task_arn: &str, last_status: TaskStatus) -> Self {
+        Self {
+            task_arn: task_arn.to_owned(),
+            last_status,
+            containers: vec![],
+            private_ipv4: None,
+            mac_address: None,
+            stop_code: None,
+            stopped_reason: None,
+            pull_started_at_ms: None,
+            pull_stopped_at_ms: None,
+            started_at_ms: None,
+            execution_stopped_at_ms: None,
+            health_status: None,
+        }
+    }
+}
+
+/// For tests: a report of nothing in particular, to fill in with `..`.
+#[cfg(test)]
+impl Default for TaskReport {
+    fn default() -> Self {
+        Self::new("", TaskStatus::Provisioning)
+    }
+}
+
+#[cfg(test)]
+impl Default for ContainerReport {
+    fn default() -> Self {
+        Self::new("", ContainerStatus::Pending)
+    }
 }
 
 impl Task {
     pub fn is_stopped(&self) -> bool {
-        self.last_status == "STOPPED"
+        self.last_status == TaskStatus::Stopped
+    }
+
+    /// On its way up: placed, not yet RUNNING (ECS's pending count).
+    pub fn is_pending(&self) -> bool {
+        self.last_status < TaskStatus::Running
     }
 
     /// Sets desired status STOPPED with ECS's stop code and reason, unless the
     /// task is already on its way down (the first reason wins, as in ECS).
     /// Returns whether anything changed.
-    pub fn request_stop(&mut self, stop_code: &str, reason: &str, now_ms: i64) -> bool {
-        if self.desired_status == "STOPPED" {
+    pub fn request_stop(&mut self, stop_code: StopCode, reason: &str, now_ms: i64) -> bool {
+        if self.desired_status == DesiredStatus::Stopped {
             return false;
         }
-        self.desired_status = "STOPPED".into();
-        self.stop_code = Some(stop_code.into());
+        self.desired_status = DesiredStatus::Stopped;
+        self.stop_code = Some(stop_code);
         self.stopped_reason = Some(reason.into());
         self.stopping_at_ms = Some(now_ms);
         self.version += 1;
@@ -192,18 +216,14 @@ impl Task {
     /// Folds an agent report into the task. Returns whether anything changed.
     pub fn apply_report(&mut self, report: &TaskReport, now_ms: i64) -> bool {
         let before = self.clone();
-        if rank(&report.last_status) > rank(&self.last_status) {
-            self.last_status.clone_from(&report.last_status);
-        }
+        self.last_status = self.last_status.max(report.last_status);
         for c in &report.containers {
             if let Some(tc) = self
                 .containers
                 .iter_mut()
                 .find(|tc| tc.definition.name == c.name)
             {
-                if rank_container(&c.last_status) >= rank_container(&tc.last_status) {
-                    tc.last_status.clone_from(&c.last_status);
-                }
+                tc.last_status = tc.last_status.max(c.last_status);
                 tc.exit_code = c.exit_code.or(tc.exit_code);
                 if c.reason.is_some() {
                     tc.reason.clone_from(&c.reason);
@@ -215,7 +235,7 @@ impl Task {
                     tc.image_digest.clone_from(&c.image_digest);
                 }
                 if c.health_status.is_some() {
-                    tc.health_status.clone_from(&c.health_status);
+                    tc.health_status = c.health_status;
                 }
                 if !c.network_bindings.is_empty() {
                     tc.network_bindings.clone_from(&c.network_bindings);
@@ -223,7 +243,7 @@ impl Task {
             }
         }
         if report.health_status.is_some() {
-            self.health_status.clone_from(&report.health_status);
+            self.health_status = report.health_status;
         }
         if report.private_ipv4.is_some() {
             self.private_ipv4.clone_from(&report.private_ipv4);
@@ -232,12 +252,12 @@ impl Task {
         self.pull_started_at_ms = self.pull_started_at_ms.or(report.pull_started_at_ms);
         self.pull_stopped_at_ms = self.pull_stopped_at_ms.or(report.pull_stopped_at_ms);
         self.started_at_ms = self.started_at_ms.or(report.started_at_ms);
-        if self.last_status == "STOPPED" {
+        if self.last_status == TaskStatus::Stopped {
             // The agent stopped it on its own (essential exit, failed start):
             // its reason becomes the task's, unless someone asked first.
-            if self.desired_status != "STOPPED" {
-                self.desired_status = "STOPPED".into();
-                self.stop_code.clone_from(&report.stop_code);
+            if self.desired_status != DesiredStatus::Stopped {
+                self.desired_status = DesiredStatus::Stopped;
+                self.stop_code = report.stop_code;
                 self.stopped_reason.clone_from(&report.stopped_reason);
             }
             self.execution_stopped_at_ms = self
@@ -252,15 +272,6 @@ impl Task {
             self.version += 1;
         }
         changed
-    }
-}
-
-fn rank_container(status: &str) -> usize {
-    match status {
-        "PENDING" => 1,
-        "RUNNING" => 2,
-        "STOPPED" => 3,
-        _ => 0,
     }
 }
 
@@ -283,15 +294,15 @@ pub(crate) mod tests_support {
             launch_type: LaunchType::Ec2,
             capacity_provider_name: None,
             network_mode: NetworkMode::Awsvpc,
-            desired_status: "RUNNING".into(),
-            last_status: "PROVISIONING".into(),
+            desired_status: DesiredStatus::Running,
+            last_status: TaskStatus::Provisioning,
             cpu: None,
             memory_mib: None,
             reserved: Resources::default(),
             containers: vec![TaskContainer {
                 definition: crate::model::task_definition::tests_support::container("web"),
                 arn: "arn:c/web".into(),
-                last_status: "PENDING".into(),
+                last_status: ContainerStatus::Pending,
                 exit_code: None,
                 reason: None,
                 runtime_id: None,
@@ -333,18 +344,11 @@ mod tests {
     #[test]
     fn status_never_moves_backwards() {
         let mut t = task();
-        let running = TaskReport {
-            task_arn: "arn:t1".into(),
-            last_status: "RUNNING".into(),
-            ..TaskReport::default()
-        };
+        let running = TaskReport::new("arn:t1", TaskStatus::Running);
         assert!(t.apply_report(&running, 5));
-        let pending = TaskReport {
-            last_status: "PENDING".into(),
-            ..running.clone()
-        };
+        let pending = TaskReport::new("arn:t1", TaskStatus::Pending);
         assert!(!t.apply_report(&pending, 6));
-        assert_eq!(t.last_status, "RUNNING");
+        assert_eq!(t.last_status, TaskStatus::Running);
         assert_eq!(t.version, 2);
     }
 
@@ -352,28 +356,25 @@ mod tests {
     fn agent_stop_carries_its_reason_unless_user_stopped_first() {
         let mut t = task();
         let stopped = TaskReport {
-            last_status: "STOPPED".into(),
-            stop_code: Some("EssentialContainerExited".into()),
+            stop_code: Some(StopCode::EssentialContainerExited),
             stopped_reason: Some("Essential container in task exited".into()),
             containers: vec![ContainerReport {
-                name: "web".into(),
-                last_status: "STOPPED".into(),
                 exit_code: Some(3),
-                ..ContainerReport::default()
+                ..ContainerReport::new("web", ContainerStatus::Stopped)
             }],
-            ..TaskReport::default()
+            ..TaskReport::new("arn:t1", TaskStatus::Stopped)
         };
         t.apply_report(&stopped, 9);
-        assert_eq!(t.desired_status, "STOPPED");
-        assert_eq!(t.stop_code.as_deref(), Some("EssentialContainerExited"));
+        assert_eq!(t.desired_status, DesiredStatus::Stopped);
+        assert_eq!(t.stop_code, Some(StopCode::EssentialContainerExited));
         assert_eq!(t.containers[0].exit_code, Some(3));
         assert_eq!(t.stopped_at_ms, Some(9));
 
         let mut t = task();
-        assert!(t.request_stop("UserInitiated", "bye", 3));
-        assert!(!t.request_stop("UserInitiated", "again", 4));
+        assert!(t.request_stop(StopCode::UserInitiated, "bye", 3));
+        assert!(!t.request_stop(StopCode::UserInitiated, "again", 4));
         t.apply_report(&stopped, 9);
-        assert_eq!(t.stop_code.as_deref(), Some("UserInitiated"));
+        assert_eq!(t.stop_code, Some(StopCode::UserInitiated));
         assert_eq!(t.stopped_reason.as_deref(), Some("bye"));
     }
 }

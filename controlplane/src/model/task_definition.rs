@@ -4,32 +4,25 @@ use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum NetworkMode {
-    Awsvpc,
-    Bridge,
-    Host,
-    None,
+use super::status::{ecs_enum, TaskDefinitionStatus};
+
+ecs_enum! {
+    /// A task definition's `networkMode`.
+    pub enum NetworkMode {
+        Awsvpc = "awsvpc" | "Awsvpc",
+        Bridge = "bridge" | "Bridge",
+        Host = "host" | "Host",
+        None = "none" | "None",
+    }
 }
 
-impl NetworkMode {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "awsvpc" => Some(Self::Awsvpc),
-            "bridge" => Some(Self::Bridge),
-            "host" => Some(Self::Host),
-            "none" => Some(Self::None),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Awsvpc => "awsvpc",
-            Self::Bridge => "bridge",
-            Self::Host => "host",
-            Self::None => "none",
-        }
+ecs_enum! {
+    /// A `dependsOn` condition.
+    pub enum ContainerCondition {
+        Start = "START",
+        Complete = "COMPLETE",
+        Success = "SUCCESS",
+        Healthy = "HEALTHY",
     }
 }
 
@@ -48,7 +41,7 @@ pub struct ContainerDefinition {
     pub user: Option<String>,
     pub stop_timeout_secs: Option<u32>,
     /// (name, condition) pairs of `dependsOn`.
-    pub depends_on: Vec<(String, String)>,
+    pub depends_on: Vec<(String, ContainerCondition)>,
     #[serde(default)]
     pub health_check: Option<HealthCheck>,
     /// Seconds a dependent waits for this container to reach its condition.
@@ -121,7 +114,7 @@ pub struct TaskDefinition {
     pub revision: u32,
     pub arn: String,
     /// ACTIVE, INACTIVE (deregistered) or `DELETE_IN_PROGRESS`.
-    pub status: String,
+    pub status: TaskDefinitionStatus,
     pub registered_at_ms: i64,
     pub deregistered_at_ms: Option<i64>,
     /// When `DeleteTaskDefinitions` was asked for this revision.
@@ -130,7 +123,7 @@ pub struct TaskDefinition {
     pub network_mode: NetworkMode,
     pub cpu: Option<i64>,
     pub memory_mib: Option<i64>,
-    pub requires_compatibilities: Vec<String>,
+    pub requires_compatibilities: Vec<super::LaunchType>,
     pub containers: Vec<ContainerDefinition>,
     /// The registration as the user sent it (tags removed), so that describe
     /// returns every field, including ones Berth does not act on yet.
@@ -156,7 +149,7 @@ pub struct Registration {
     pub network_mode: Option<String>,
     pub cpu: Option<String>,
     pub memory: Option<String>,
-    pub requires_compatibilities: Vec<String>,
+    pub requires_compatibilities: Vec<super::LaunchType>,
     pub containers: Vec<ContainerDefinition>,
     pub volumes: Vec<super::container_options::Volume>,
 }
@@ -184,14 +177,9 @@ pub fn validate(reg: &Registration) -> Result<Validated, TaskDefinitionError> {
             reg.family
         ));
     }
-    let fargate = reg.requires_compatibilities.iter().any(|c| c == "FARGATE");
-    for c in &reg.requires_compatibilities {
-        if !matches!(c.as_str(), "EC2" | "FARGATE" | "EXTERNAL") {
-            return err(format!(
-                "requiresCompatibilities: unknown value '{c}'; use EC2, FARGATE or EXTERNAL."
-            ));
-        }
-    }
+    let fargate = reg
+        .requires_compatibilities
+        .contains(&super::LaunchType::Fargate);
     let network_mode = match reg.network_mode.as_deref() {
         None => NetworkMode::Awsvpc,
         Some(m) => NetworkMode::parse(m).ok_or_else(|| {
@@ -297,20 +285,15 @@ fn validate_depends_on(containers: &[ContainerDefinition]) -> Result<(), TaskDef
                     c.name
                 ));
             };
-            match condition.as_str() {
-                "COMPLETE" | "SUCCESS" if target.essential => {
-                    return err(format!(
-                        "Container '{}' dependsOn '{dep}' with condition {condition}, which is not allowed on an essential container.",
-                        c.name
-                    ));
-                }
-                "START" | "HEALTHY" | "COMPLETE" | "SUCCESS" => {}
-                other => {
-                    return err(format!(
-                        "Container '{}' dependsOn '{dep}' with unknown condition '{other}'; use START, COMPLETE, SUCCESS or HEALTHY.",
-                        c.name
-                    ))
-                }
+            let exits = matches!(
+                condition,
+                ContainerCondition::Complete | ContainerCondition::Success
+            );
+            if exits && target.essential {
+                return err(format!(
+                    "Container '{}' dependsOn '{dep}' with condition {condition}, which is not allowed on an essential container.",
+                    c.name
+                ));
             }
         }
     }
@@ -477,7 +460,7 @@ mod tests {
     #[test]
     fn depends_on_rules() {
         let mut a = container("a");
-        a.depends_on = vec![("ghost".into(), "START".into())];
+        a.depends_on = vec![("ghost".into(), ContainerCondition::Start)];
         assert!(validate(&reg(vec![a]))
             .unwrap_err()
             .0
@@ -485,7 +468,7 @@ mod tests {
 
         let mut a = container("a");
         let b = container("b");
-        a.depends_on = vec![("b".into(), "SUCCESS".into())];
+        a.depends_on = vec![("b".into(), ContainerCondition::Success)];
         assert!(validate(&reg(vec![a, b]))
             .unwrap_err()
             .0
@@ -493,14 +476,14 @@ mod tests {
 
         let mut a = container("a");
         let mut b = container("b");
-        a.depends_on = vec![("b".into(), "START".into())];
-        b.depends_on = vec![("a".into(), "START".into())];
+        a.depends_on = vec![("b".into(), ContainerCondition::Start)];
+        b.depends_on = vec![("a".into(), ContainerCondition::Start)];
         assert!(validate(&reg(vec![a, b])).unwrap_err().0.contains("cycle"));
 
         let mut a = container("a");
         let mut init = container("init");
         init.essential = false;
-        a.depends_on = vec![("init".into(), "SUCCESS".into())];
+        a.depends_on = vec![("init".into(), ContainerCondition::Success)];
         assert!(validate(&reg(vec![a, init])).is_ok());
     }
 

@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use crate::model::InstanceStatus;
+
 /// Default grace: an instance whose agent has no session and has not been
 /// heard from (any message, heartbeats every 2 s) for this long is lost.
 /// It equals the heartbeat window (`agents::HEARTBEAT_INTERVAL` x
@@ -52,7 +54,7 @@ pub struct LostPolicy {
 /// whether its agent has a session, `last_seen_ms` the last message from
 /// its agent (None: nothing since the control plane started).
 pub fn instance_condition(
-    status: &str,
+    status: InstanceStatus,
     connected: bool,
     last_seen_ms: Option<i64>,
     policy: LostPolicy,
@@ -71,7 +73,7 @@ pub fn instance_condition(
         }
     }
     match (status, connected) {
-        ("DRAINING", _) => InstanceCondition::Draining,
+        (InstanceStatus::Draining, _) => InstanceCondition::Draining,
         (_, true) => InstanceCondition::Serving,
         (_, false) => InstanceCondition::Disconnected,
     }
@@ -114,7 +116,7 @@ mod tests {
     };
 
     fn at(status: &str, connected: bool, seen: Option<i64>, now: i64) -> InstanceCondition {
-        instance_condition(status, connected, seen, POLICY, now)
+        instance_condition(status.into(), connected, seen, POLICY, now)
     }
 
     #[test]
@@ -177,7 +179,7 @@ mod tests {
             started_at_ms: START,
         };
         assert_eq!(
-            instance_condition("ACTIVE", false, None, patient, START + 30_000),
+            instance_condition("ACTIVE".into(), false, None, patient, START + 30_000),
             InstanceCondition::Disconnected
         );
     }

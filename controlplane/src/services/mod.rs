@@ -12,10 +12,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 pub use hosts::{Fleet, InstanceCondition};
 
 use crate::model::service::{failure_threshold, Deployment, DeploymentStatus, RolloutState};
-use crate::model::{Service, Task};
+use crate::model::{DesiredStatus, HealthStatus, Service, StopCode, Task, TaskStatus};
 
 /// ECS's stop code for tasks the service scheduler stops.
-pub const SCHEDULER_STOP_CODE: &str = "ServiceSchedulerInitiated";
+pub const SCHEDULER_STOP_CODE: StopCode = StopCode::ServiceSchedulerInitiated;
 
 /// One thing the reconciler wants done.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,18 +78,18 @@ fn has_health_check(t: &Task) -> bool {
 /// RUNNING, and HEALTHY too when the task has a health check: what counts
 /// toward minimumHealthyPercent and a deployment's completion.
 pub fn is_healthy(t: &Task) -> bool {
-    t.desired_status != "STOPPED"
-        && t.last_status == "RUNNING"
-        && (!has_health_check(t) || t.health_status.as_deref() == Some("HEALTHY"))
+    t.desired_status != DesiredStatus::Stopped
+        && t.last_status == TaskStatus::Running
+        && (!has_health_check(t) || t.health_status == Some(HealthStatus::Healthy))
 }
 
 /// A stop that the service did not ask for and the user did not either:
 /// an essential container exited, the task failed to start, ...
 fn is_failure(t: &Task) -> bool {
-    t.desired_status == "STOPPED"
+    t.desired_status == DesiredStatus::Stopped
         && !matches!(
-            t.stop_code.as_deref(),
-            Some(SCHEDULER_STOP_CODE | "UserInitiated")
+            t.stop_code,
+            Some(StopCode::ServiceSchedulerInitiated | StopCode::UserInitiated)
         )
 }
 
@@ -172,12 +172,12 @@ pub fn refresh_counts(service: &mut Service, tasks: &[Task], now_ms: i64) -> boo
             .iter()
             .filter(|t| t.started_by.as_deref() == Some(d.id.as_str()));
         let (mut running, mut pending, mut wanted) = (0, 0, 0);
-        for t in mine.filter(|t| t.desired_status != "STOPPED") {
+        for t in mine.filter(|t| t.desired_status != DesiredStatus::Stopped) {
             wanted += 1;
-            match t.last_status.as_str() {
-                "RUNNING" => running += 1,
-                "PROVISIONING" | "PENDING" | "ACTIVATING" => pending += 1,
-                _ => {}
+            if t.last_status == TaskStatus::Running {
+                running += 1;
+            } else if t.is_pending() {
+                pending += 1;
             }
         }
         let d_desired = if d.status == DeploymentStatus::Primary {
@@ -257,10 +257,10 @@ pub fn reconcile(service: &Service, tasks: &[Task], fleet: &Fleet, now_ms: i64) 
     // Unhealthy tasks past the grace period are replaced, and failures.
     let grace_ms = i64::from(service.health_check_grace_period_seconds.unwrap_or(0)) * 1000;
     for t in tasks.iter().filter(|t| {
-        t.desired_status != "STOPPED"
+        t.desired_status != DesiredStatus::Stopped
             && !on_lost.contains(t.id.as_str())
             && has_health_check(t)
-            && t.health_status.as_deref() == Some("UNHEALTHY")
+            && t.health_status == Some(HealthStatus::Unhealthy)
     }) {
         let since = t.started_at_ms.unwrap_or(t.created_at_ms);
         if now_ms < since + grace_ms {
@@ -324,7 +324,7 @@ pub fn reconcile(service: &Service, tasks: &[Task], fleet: &Fleet, now_ms: i64) 
         .filter(|t| !t.is_stopped() && !on_lost.contains(t.id.as_str()))
         .collect();
     let wanted = |t: &Task, stopping: &HashSet<&str>| {
-        t.desired_status != "STOPPED" && !stopping.contains(t.id.as_str())
+        t.desired_status != DesiredStatus::Stopped && !stopping.contains(t.id.as_str())
     };
     // Tasks on a DRAINING instance are replaced as old deployments' are.
     let in_primary =
@@ -467,7 +467,7 @@ fn push_stops(steps: &mut Vec<Step>, name: &str, to_stop: &[(&Task, String)]) {
     }
     let running = to_stop
         .iter()
-        .filter(|(t, _)| t.last_status == "RUNNING")
+        .filter(|(t, _)| t.last_status == TaskStatus::Running)
         .count();
     let list: Vec<String> = to_stop
         .iter()

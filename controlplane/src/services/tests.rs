@@ -307,7 +307,7 @@ fn ecs_doc_example_100_200_goes_v1x3_then_both_then_v2x3() {
         .collect();
     assert!(stopped
         .iter()
-        .all(|t| t.stop_code.as_deref() == Some(SCHEDULER_STOP_CODE)));
+        .all(|t| t.stop_code == Some(SCHEDULER_STOP_CODE)));
     assert!(stopped[0]
         .stopped_reason
         .as_deref()
@@ -371,7 +371,7 @@ fn a_stopped_task_is_replaced_and_only_crashes_count_as_failures() {
     let mut w = steady(2, DeploymentConfiguration::default());
     let first = w.tasks[0].id.clone();
     // The user stops one: replaced, not a failure.
-    w.tasks[0].request_stop("UserInitiated", "bye", w.now);
+    w.tasks[0].request_stop(StopCode::UserInitiated, "bye", w.now);
     w.finish_stops();
     let steps = w.tick();
     assert!(steps.contains(&Step::Start {

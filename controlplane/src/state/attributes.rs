@@ -12,7 +12,7 @@ fn target<'a>(
     a: &Attribute,
 ) -> Result<&'a ContainerInstance, StateError> {
     ControlPlane::find_instance(state, cluster, &a.target_id)
-        .filter(|i| i.status != "INACTIVE")
+        .filter(|i| i.status != crate::model::InstanceStatus::Inactive)
         .ok_or_else(|| {
             StateError::TargetNotFound(format!(
                 "Could not find container instance '{}' in cluster '{cluster}' for attribute '{}'. List them with ListContainerInstances.",
@@ -117,7 +117,9 @@ impl ControlPlane {
         Ok(state
             .instances
             .values()
-            .filter(|i| i.cluster == cluster.name && i.status != "INACTIVE")
+            .filter(|i| {
+                i.cluster == cluster.name && i.status != crate::model::InstanceStatus::Inactive
+            })
             .flat_map(|i| {
                 i.all_attributes().into_iter().map(move |(n, v)| Attribute {
                     name: n,

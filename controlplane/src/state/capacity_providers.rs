@@ -8,6 +8,7 @@ use crate::model::capacity_provider::{
     is_fargate, validate_auto_scaling_group_provider, validate_name, FARGATE, FARGATE_SPOT,
 };
 use crate::model::{arn, CapacityProvider, Cluster};
+use crate::model::{CapacityProviderStatus, CapacityProviderUpdateStatus, ClusterStatus};
 use crate::scheduler::{validate_strategy, CapacityProviderShare};
 use crate::store::{Table, Write};
 
@@ -55,8 +56,8 @@ impl ControlPlane {
         CapacityProvider {
             name: name.into(),
             arn: self.arns_in(region).capacity_provider(name),
-            status: "ACTIVE".into(),
-            update_status: String::new(),
+            status: CapacityProviderStatus::Active,
+            update_status: None,
             auto_scaling_group_provider: serde_json::Value::Null,
             tags: vec![],
             created_at_ms: 0,
@@ -79,10 +80,9 @@ impl ControlPlane {
 
     /// The ACTIVE cluster a named provider is associated with, if any.
     fn associated_cluster<'a>(state: &'a State, provider: &str) -> Option<&'a Cluster> {
-        state
-            .clusters
-            .values()
-            .find(|c| c.status == "ACTIVE" && c.capacity_providers.iter().any(|p| p == provider))
+        state.clusters.values().find(|c| {
+            c.status == ClusterStatus::Active && c.capacity_providers.iter().any(|p| p == provider)
+        })
     }
 
     /// Creates a named host pool, its ARN in `region`.
@@ -98,7 +98,7 @@ impl ControlPlane {
         if state
             .capacity_providers
             .get(&spec.name)
-            .is_some_and(|p| p.status == "ACTIVE")
+            .is_some_and(|p| p.status == CapacityProviderStatus::Active)
         {
             return Err(StateError::Client(format!(
                 "The specified capacity provider '{}' already exists. To change the configuration of an existing capacity provider, update the capacity provider.",
@@ -108,11 +108,11 @@ impl ControlPlane {
         let p = CapacityProvider {
             name: spec.name.clone(),
             arn: self.arns_in(region).capacity_provider(&spec.name),
-            status: "ACTIVE".into(),
-            update_status: "CREATE_COMPLETE".into(),
+            status: CapacityProviderStatus::Active,
+            update_status: Some(CapacityProviderUpdateStatus::CreateComplete),
             auto_scaling_group_provider: spec.auto_scaling_group_provider.clone(),
             tags: spec.tags.clone(),
-            created_at_ms: self.now(),
+            created_at_ms: self.now_ms(),
         };
         self.put_capacity_provider(&mut state, &p)?;
         Ok(p)
@@ -153,7 +153,7 @@ impl ControlPlane {
                     state
                         .capacity_providers
                         .values()
-                        .filter(|p| p.status == "ACTIVE" && wanted(&p.name))
+                        .filter(|p| p.status == CapacityProviderStatus::Active && wanted(&p.name))
                         .cloned(),
                 );
             }
@@ -194,7 +194,7 @@ impl ControlPlane {
         let mut p = state
             .capacity_providers
             .get(name)
-            .filter(|p| p.status == "ACTIVE")
+            .filter(|p| p.status == CapacityProviderStatus::Active)
             .cloned()
             .ok_or_else(|| not_found(name))?;
         if let Some(asg) = p.auto_scaling_group_provider.as_object_mut() {
@@ -202,7 +202,7 @@ impl ControlPlane {
                 asg.insert(k.clone(), v.clone());
             }
         }
-        p.update_status = "UPDATE_COMPLETE".into();
+        p.update_status = Some(CapacityProviderUpdateStatus::UpdateComplete);
         self.put_capacity_provider(&mut state, &p)?;
         Ok(p)
     }
@@ -222,7 +222,7 @@ impl ControlPlane {
         let mut p = state
             .capacity_providers
             .get(name)
-            .filter(|p| p.status == "ACTIVE")
+            .filter(|p| p.status == CapacityProviderStatus::Active)
             .cloned()
             .ok_or_else(|| not_found(name))?;
         if let Some(c) = Self::associated_cluster(&state, name) {
@@ -231,8 +231,8 @@ impl ControlPlane {
                 c.name
             )));
         }
-        p.status = "INACTIVE".into();
-        p.update_status = "DELETE_COMPLETE".into();
+        p.status = CapacityProviderStatus::Inactive;
+        p.update_status = Some(CapacityProviderUpdateStatus::DeleteComplete);
         self.put_capacity_provider(&mut state, &p)?;
         Ok(p)
     }
@@ -257,7 +257,7 @@ impl ControlPlane {
             if state
                 .capacity_providers
                 .get(p)
-                .is_none_or(|cp| cp.status != "ACTIVE")
+                .is_none_or(|cp| cp.status != CapacityProviderStatus::Active)
             {
                 return Err(StateError::InvalidParameter(format!(
                     "The specified capacity provider '{p}' does not exist. Create it with CreateCapacityProvider, or use FARGATE or FARGATE_SPOT."
@@ -461,7 +461,7 @@ mod tests {
         let mut update = serde_json::Map::new();
         update.insert("managedTerminationProtection".into(), "DISABLED".into());
         let p = cp.update_capacity_provider("gpu", &update).unwrap();
-        assert_eq!(p.update_status, "UPDATE_COMPLETE");
+        assert_eq!(p.update_status, Some("UPDATE_COMPLETE".into()));
         assert_eq!(
             p.auto_scaling_group_provider["managedTerminationProtection"],
             "DISABLED"

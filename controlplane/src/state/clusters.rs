@@ -3,7 +3,8 @@
 
 use super::{encode, ControlPlane, ItemFailure, State, StateError};
 use crate::model::cluster::{initial_settings, validate_cluster_name, validate_setting};
-use crate::model::{Cluster, LaunchType, Task};
+use crate::model::{Cluster, LaunchType};
+use crate::model::{ClusterStatus, InstanceStatus, TaskStatus};
 use crate::store::{Table, Write};
 
 /// Task, service and instance counts shown by `DescribeClusters`, with the
@@ -39,13 +40,6 @@ pub struct ClusterSpec {
 pub struct ClusterUpdate {
     pub settings: Vec<(String, String)>,
     pub configuration: Option<serde_json::Value>,
-}
-
-fn is_pending(t: &Task) -> bool {
-    matches!(
-        t.last_status.as_str(),
-        "PROVISIONING" | "PENDING" | "ACTIVATING"
-    )
 }
 
 fn validate_settings(settings: &[(String, String)]) -> Result<(), StateError> {
@@ -85,7 +79,7 @@ impl ControlPlane {
         if let Some(c) = state
             .clusters
             .get(&spec.name)
-            .filter(|c| c.status == "ACTIVE")
+            .filter(|c| c.status == ClusterStatus::Active)
         {
             return Ok(c.clone());
         }
@@ -93,8 +87,8 @@ impl ControlPlane {
         let cluster = Cluster {
             name: spec.name.clone(),
             arn: self.arns_in(region).cluster(&spec.name),
-            status: "ACTIVE".into(),
-            created_at_ms: self.now(),
+            status: ClusterStatus::Active,
+            created_at_ms: self.now_ms(),
             tags: spec.tags.clone(),
             settings: initial_settings(&spec.settings),
             configuration: spec.configuration.clone(),
@@ -120,7 +114,7 @@ impl ControlPlane {
             registered_instances: state
                 .instances
                 .values()
-                .filter(|i| i.cluster == cluster && i.status != "INACTIVE")
+                .filter(|i| i.cluster == cluster && i.status != InstanceStatus::Inactive)
                 .count(),
             active_services: state
                 .services
@@ -136,14 +130,14 @@ impl ControlPlane {
             // EXTERNAL tasks run on registered hosts: ECS's statistics have
             // no EXTERNAL entries, so they count with EC2.
             let fargate = t.launch_type == LaunchType::Fargate;
-            if t.last_status == "RUNNING" {
+            if t.last_status == TaskStatus::Running {
                 n.running_tasks += 1;
                 *if fargate {
                     &mut n.running_fargate_tasks
                 } else {
                     &mut n.running_ec2_tasks
                 } += 1;
-            } else if is_pending(t) {
+            } else if t.is_pending() {
                 n.pending_tasks += 1;
                 *if fargate {
                     &mut n.pending_fargate_tasks
@@ -183,7 +177,7 @@ impl ControlPlane {
         self.lock()
             .clusters
             .values()
-            .filter(|c| c.status == "ACTIVE")
+            .filter(|c| c.status == ClusterStatus::Active)
             .map(|c| c.arn.clone())
             .collect()
     }
@@ -234,7 +228,7 @@ impl ControlPlane {
                 count: live,
             });
         }
-        c.status = "INACTIVE".into();
+        c.status = ClusterStatus::Inactive;
         self.put_cluster(&mut state, &c)?;
         Ok(c)
     }

@@ -3,6 +3,7 @@
 
 use super::instances::InstanceView;
 use super::{encode, ControlPlane, ItemFailure, StateError};
+use crate::model::{InstanceStatus, StopCode, TaskStatus};
 use crate::store::{Table, Write};
 
 /// The stop reason of tasks stopped by a forced deregistration.
@@ -15,9 +16,9 @@ impl ControlPlane {
         &self,
         cluster: &str,
         refs: &[String],
-        status: &str,
+        status: InstanceStatus,
     ) -> Result<(Vec<InstanceView>, Vec<ItemFailure>), StateError> {
-        if !matches!(status, "ACTIVE" | "DRAINING") {
+        if !matches!(status, InstanceStatus::Active | InstanceStatus::Draining) {
             return Err(StateError::InvalidParameter(format!(
                 "status '{status}' cannot be set: use ACTIVE or DRAINING (DeregisterContainerInstance makes an instance INACTIVE)."
             )));
@@ -35,9 +36,9 @@ impl ControlPlane {
                     reason: "MISSING".into(),
                     detail: None,
                 }),
-                Some(i) if i.status == "INACTIVE" => failures.push(ItemFailure {
+                Some(i) if i.status == InstanceStatus::Inactive => failures.push(ItemFailure {
                     arn: i.arn.clone(),
-                    reason: "INACTIVE".into(),
+                    reason: InstanceStatus::Inactive.to_string(),
                     detail: Some(
                         "The container instance is deregistered; its agent must register again."
                             .into(),
@@ -46,7 +47,7 @@ impl ControlPlane {
                 Some(i) => {
                     let mut i = i.clone();
                     if i.status != status {
-                        i.status = status.into();
+                        i.status = status;
                         i.version += 1;
                     }
                     if !changed
@@ -93,7 +94,7 @@ impl ControlPlane {
                     "Container instance '{reference}' was not found in cluster '{cluster}'. List them with ListContainerInstances."
                 ))
             })?;
-        if instance.status == "INACTIVE" {
+        if instance.status == InstanceStatus::Inactive {
             return Ok(Self::instance_view(&state, &instance));
         }
         let connected = state.sessions.contains_key(&instance.arn);
@@ -113,16 +114,16 @@ impl ControlPlane {
                 tasks.len()
             )));
         }
-        let now = self.now();
+        let now = self.now_ms();
         for t in &mut tasks {
-            t.request_stop("UserInitiated", DEREGISTERED_REASON, now);
+            t.request_stop(StopCode::UserInitiated, DEREGISTERED_REASON, now);
             if !connected {
                 // No agent will report the stop: nothing runs that we can see.
-                t.last_status = "STOPPED".into();
+                t.last_status = TaskStatus::Stopped;
                 t.stopped_at_ms = t.stopped_at_ms.or(Some(now));
             }
         }
-        instance.status = "INACTIVE".into();
+        instance.status = InstanceStatus::Inactive;
         instance.version += 1;
         let mut writes = vec![Write::put(
             Table::ContainerInstances,
@@ -157,7 +158,11 @@ mod tests {
         let (cp, a) = fleet();
         let b = add_instance(&cp, "default");
         let (views, failures) = cp
-            .update_container_instances_state("default", &[a.clone(), "nope".into()], "DRAINING")
+            .update_container_instances_state(
+                "default",
+                &[a.clone(), "nope".into()],
+                "DRAINING".into(),
+            )
             .unwrap();
         assert_eq!(views[0].instance.status, "DRAINING");
         assert_eq!(views[0].instance.version, 2);
@@ -173,10 +178,10 @@ mod tests {
         let out = cp.run_task(&run("default", LaunchType::Ec2, 1)).unwrap();
         assert_eq!(out.failures[0].reason, "RESOURCE:MEMORY");
         let listed = cp
-            .list_container_instances("default", Some("DRAINING"), None)
+            .list_container_instances("default", Some("DRAINING".into()), None)
             .unwrap();
         assert_eq!(listed, vec![a.clone()]);
-        cp.update_container_instances_state("default", std::slice::from_ref(&a), "ACTIVE")
+        cp.update_container_instances_state("default", std::slice::from_ref(&a), "ACTIVE".into())
             .unwrap();
         let out = cp.run_task(&run("default", LaunchType::Ec2, 1)).unwrap();
         assert_eq!(
@@ -184,7 +189,7 @@ mod tests {
             Some(a.as_str())
         );
         assert!(matches!(
-            cp.update_container_instances_state("default", &[a], "INACTIVE"),
+            cp.update_container_instances_state("default", &[a], "INACTIVE".into()),
             Err(StateError::InvalidParameter(m)) if m.contains("DeregisterContainerInstance")
         ));
     }

@@ -8,6 +8,7 @@ use crate::model::capacity_provider::validate_host_provider;
 use crate::model::query::Expression;
 use crate::model::task::TaskReport;
 use crate::model::{arn, ContainerInstance, Resources, Task};
+use crate::model::{InstanceStatus, TaskStatus};
 use crate::store::{Table, Write};
 
 /// A container instance with the figures `DescribeContainerInstances` derives.
@@ -60,7 +61,7 @@ impl ControlPlane {
             .container_instance_arn
             .as_ref()
             .and_then(|a| state.instances.get(a))
-            .filter(|i| i.cluster == cluster && i.status != "INACTIVE")
+            .filter(|i| i.cluster == cluster && i.status != InstanceStatus::Inactive)
             .cloned();
         let instance = if let Some(mut i) = existing {
             i.hostname.clone_from(&reg.hostname);
@@ -80,9 +81,9 @@ impl ControlPlane {
                 hostname: reg.hostname.clone(),
                 registered: reg.resources,
                 capacity_provider: reg.capacity_provider.clone(),
-                status: "ACTIVE".into(),
+                status: InstanceStatus::Active,
                 agent_version: reg.agent_version.clone(),
-                registered_at_ms: self.now(),
+                registered_at_ms: self.now_ms(),
                 attributes: reg.attributes.clone(),
                 custom_attributes: vec![],
                 version: 1,
@@ -113,13 +114,15 @@ impl ControlPlane {
         let (tx, rx) = watch::channel(0);
         // A newer session replaces an older one of the same instance.
         state.sessions.insert(instance_arn.to_string(), tx);
-        state.last_seen.insert(instance_arn.to_string(), self.now());
+        state
+            .last_seen
+            .insert(instance_arn.to_string(), self.now_ms());
         Ok(rx)
     }
 
     /// A message came from the instance's agent: it is alive now.
     pub fn agent_seen(&self, instance_arn: &str) {
-        let now = self.now();
+        let now = self.now_ms();
         self.lock().last_seen.insert(instance_arn.to_string(), now);
     }
 
@@ -164,7 +167,7 @@ impl ControlPlane {
         if task.container_instance_arn.as_deref() != Some(instance_arn) {
             return Ok(());
         }
-        if task.apply_report(report, self.now()) {
+        if task.apply_report(report, self.now_ms()) {
             self.store
                 .apply(&[Write::put(Table::Tasks, id.clone(), encode(&task))])?;
             let stopped = task.is_stopped();
@@ -181,7 +184,7 @@ impl ControlPlane {
     pub fn list_container_instances(
         &self,
         cluster: &str,
-        status: Option<&str>,
+        status: Option<InstanceStatus>,
         filter: Option<&Expression>,
     ) -> Result<Vec<String>, StateError> {
         let state = self.lock();
@@ -190,7 +193,7 @@ impl ControlPlane {
             .instances
             .values()
             .filter(|i| i.cluster == cluster.name)
-            .filter(|i| status.map_or(i.status != "INACTIVE", |s| i.status == s))
+            .filter(|i| status.map_or(i.status != InstanceStatus::Inactive, |s| i.status == s))
             .filter(|i| filter.is_none_or(|f| f.eval(&Self::candidate(&state, i))))
             .map(|i| i.arn.clone())
             .collect())
@@ -209,15 +212,10 @@ impl ControlPlane {
             remaining: Self::remaining(state, &i.arn, i.registered),
             used_ports: Self::used_ports(state, i),
             agent_connected: state.sessions.contains_key(&i.arn),
-            running_tasks: on_it().filter(|t| t.last_status == "RUNNING").count(),
-            pending_tasks: on_it()
-                .filter(|t| {
-                    matches!(
-                        t.last_status.as_str(),
-                        "PROVISIONING" | "PENDING" | "ACTIVATING"
-                    )
-                })
+            running_tasks: on_it()
+                .filter(|t| t.last_status == TaskStatus::Running)
                 .count(),
+            pending_tasks: on_it().filter(|t| t.is_pending()).count(),
         }
     }
 
@@ -376,7 +374,7 @@ mod tests {
         );
         rx.mark_unchanged();
         let stopped = cp.stop_task("default", &task.id, Some("done")).unwrap();
-        assert_eq!(stopped.stop_code.as_deref(), Some("UserInitiated"));
+        assert_eq!(stopped.stop_code, Some("UserInitiated".into()));
         assert!(rx.has_changed().unwrap());
         let report = TaskReport {
             task_arn: task.arn.clone(),

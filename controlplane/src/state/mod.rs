@@ -207,7 +207,8 @@ impl ControlPlane {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn now(&self) -> i64 {
+    /// The control plane's clock, in Unix milliseconds.
+    pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
     }
 
@@ -241,7 +242,7 @@ impl ControlPlane {
         state
             .clusters
             .get(name)
-            .filter(|c| c.status == "ACTIVE")
+            .filter(|c| c.status == crate::model::ClusterStatus::Active)
             .ok_or_else(|| StateError::ClusterNotFound(name.to_string()))
     }
 

@@ -4,7 +4,7 @@
 
 use super::{encode, Capacity, ControlPlane, RunTask, State, StateError, TaskLaunch};
 use crate::model::service::{Deployment, DeploymentStatus, ServiceStatus};
-use crate::model::{LaunchType, Service, Task};
+use crate::model::{DesiredStatus, InstanceStatus, LaunchType, Service, Task, TaskStatus};
 use crate::scheduler::{next_tasks_by_capacity_provider, CapacityProviderShare};
 use crate::services::hosts::instance_condition;
 use crate::services::{self, Fleet, InstanceCondition, Step, SCHEDULER_STOP_CODE};
@@ -34,7 +34,7 @@ impl ControlPlane {
     /// Whether any connected ACTIVE instance could take one of the service's tasks.
     fn can_place(state: &State, s: &Service) -> bool {
         state.instances.values().any(|i| {
-            i.status == "ACTIVE"
+            i.status == InstanceStatus::Active
                 && state.sessions.contains_key(&i.arn)
                 && if s.capacity_provider_strategy.is_empty() {
                     match s.launch_type {
@@ -55,10 +55,10 @@ impl ControlPlane {
         let instances = state
             .instances
             .values()
-            .filter(|i| i.status != "INACTIVE")
+            .filter(|i| i.status != InstanceStatus::Inactive)
             .filter_map(|i| {
                 let c = instance_condition(
-                    &i.status,
+                    i.status,
                     state.sessions.contains_key(&i.arn),
                     state.last_seen.get(&i.arn).copied(),
                     self.lost_policy,
@@ -93,7 +93,7 @@ impl ControlPlane {
     }
 
     fn reconcile_service(&self, key: &str) -> Result<bool, StateError> {
-        let now = self.now();
+        let now = self.now_ms();
         let (snapshot, steps) = {
             let state = self.lock();
             let Some(s) = state.services.get(key) else {
@@ -134,10 +134,10 @@ impl ControlPlane {
                             .as_ref()
                             .is_some_and(|a| state.sessions.contains_key(a));
                         if t.container_instance_arn.is_none()
-                            || t.last_status == "PROVISIONING" && !connected
+                            || t.last_status == TaskStatus::Provisioning && !connected
                         {
                             // Never reached an agent: nothing runs.
-                            t.last_status = "STOPPED".into();
+                            t.last_status = TaskStatus::Stopped;
                             t.stopped_at_ms = Some(now);
                         }
                         stopped.push(t);
@@ -152,7 +152,7 @@ impl ControlPlane {
                     // so it stops whatever still runs.
                     t.request_stop(SCHEDULER_STOP_CODE, reason, now);
                     if !t.is_stopped() {
-                        t.last_status = "STOPPED".into();
+                        t.last_status = TaskStatus::Stopped;
                         t.stopped_at_ms = Some(now);
                         t.version += 1;
                         stopped.push(t);
@@ -221,7 +221,7 @@ impl ControlPlane {
                     .iter()
                     .filter(|t| {
                         t.started_by.as_deref() == Some(d.id.as_str())
-                            && t.desired_status != "STOPPED"
+                            && t.desired_status != DesiredStatus::Stopped
                             && t.capacity_provider_name.as_deref() == Some(p.provider.as_str())
                     })
                     .count();
@@ -454,7 +454,7 @@ mod tests {
             .0[0]
             .clone();
         assert_eq!(old.desired_status, "STOPPED");
-        assert_eq!(old.stop_code.as_deref(), Some("ServiceSchedulerInitiated"));
+        assert_eq!(old.stop_code, Some("ServiceSchedulerInitiated".into()));
         report_all(&cp, &ci, "STOPPED");
         cp.reconcile_services().unwrap();
         let s = service(&cp);
@@ -527,7 +527,7 @@ mod tests {
         cp.reconcile_services().unwrap();
         let gone = running(&cp, &old.id);
         assert_eq!(gone.last_status, "STOPPED");
-        assert_eq!(gone.stop_code.as_deref(), Some(SCHEDULER_STOP_CODE));
+        assert_eq!(gone.stop_code, Some(SCHEDULER_STOP_CODE));
         assert_eq!(cp.desired_tasks(&b).len(), 1, "started elsewhere");
         assert!(service(&cp).events[0]
             .message
@@ -594,7 +594,7 @@ mod tests {
         report_all(&cp, &a, "RUNNING");
         cp.reconcile_services().unwrap();
         let b = add_instance(&cp, "default");
-        cp.update_container_instances_state("default", std::slice::from_ref(&a), "DRAINING")
+        cp.update_container_instances_state("default", std::slice::from_ref(&a), "DRAINING".into())
             .unwrap();
         cp.reconcile_services().unwrap();
         assert_eq!(cp.desired_tasks(&b).len(), 1);

@@ -7,6 +7,7 @@ use crate::model::placement::{PlacementConstraint, PlacementStrategy};
 use crate::model::service::{
     self, validate_service_name, Deployment, DeploymentConfiguration, ServiceStatus,
 };
+use crate::model::TaskDefinitionStatus;
 use crate::model::{arn, Cluster, LaunchType, NetworkMode, Service, TaskDefinition};
 use crate::scheduler::{validate_strategy, CapacityProviderShare};
 use crate::store::{Table, Write};
@@ -112,7 +113,7 @@ fn deployable<'a>(
 ) -> Result<&'a TaskDefinition, StateError> {
     let td = ControlPlane::resolve_task_definition(state, reference)
         .map_err(|_| not_found_td(reference))?;
-    if td.status != "ACTIVE" {
+    if td.status != TaskDefinitionStatus::Active {
         return Err(StateError::InvalidParameter(format!(
             "TaskDefinition is inactive: '{}' is {}; deploy an ACTIVE revision.",
             td.arn, td.status
@@ -176,7 +177,7 @@ impl ControlPlane {
         )?
         .arn
         .clone();
-        let now = self.now();
+        let now = self.now_ms();
         let mut s = Service {
             name: spec.name.clone(),
             arn: self
@@ -268,7 +269,7 @@ impl ControlPlane {
         if s.status != ServiceStatus::Active {
             return Err(StateError::ServiceNotActive(s.name));
         }
-        let now = self.now();
+        let now = self.now_ms();
         let mut placement_changed = false;
         if let Some(strategy) = &u.capacity_provider_strategy {
             if strategy.is_empty() {

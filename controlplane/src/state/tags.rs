@@ -100,7 +100,7 @@ impl ControlPlane {
             ResourceRef::CapacityProvider(name) => state
                 .capacity_providers
                 .get(name)
-                .is_some_and(|p| p.status == "ACTIVE"),
+                .is_some_and(|p| p.status == crate::model::CapacityProviderStatus::Active),
         };
         if found {
             Ok(r)

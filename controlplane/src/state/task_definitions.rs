@@ -2,8 +2,9 @@
 //! families), deregister, delete.
 
 use super::{encode, ControlPlane, ItemFailure, State, StateError};
+use crate::model::status::TaskDefinitionFamilyStatus;
 use crate::model::task_definition::{validate, Registration};
-use crate::model::TaskDefinition;
+use crate::model::{TaskDefinition, TaskDefinitionStatus};
 use crate::store::{Table, Write};
 
 pub(super) fn key(family: &str, revision: u32) -> String {
@@ -16,15 +17,15 @@ pub struct FamilyFilter {
     pub family_prefix: Option<String>,
     /// ACTIVE (the default): families with an ACTIVE revision; INACTIVE:
     /// families whose revisions are all deregistered; ALL: both.
-    pub status: Option<String>,
+    pub status: Option<TaskDefinitionFamilyStatus>,
 }
 
 /// Which task definitions `ListTaskDefinitions` returns.
 #[derive(Debug, Clone, Default)]
 pub struct TaskDefinitionFilter {
     pub family_prefix: Option<String>,
-    /// ACTIVE (the default), INACTIVE, or ALL.
-    pub status: Option<String>,
+    /// ACTIVE by default.
+    pub status: Option<TaskDefinitionStatus>,
     pub descending: bool,
 }
 
@@ -48,8 +49,8 @@ impl ControlPlane {
             family: reg.family.clone(),
             revision,
             arn: self.arns_in(region).task_definition(&reg.family, revision),
-            status: "ACTIVE".into(),
-            registered_at_ms: self.now(),
+            status: TaskDefinitionStatus::Active,
+            registered_at_ms: self.now_ms(),
             deregistered_at_ms: None,
             delete_requested_at_ms: None,
             network_mode: v.network_mode,
@@ -101,7 +102,7 @@ impl ControlPlane {
                 .range((short.to_string(), 0)..=(short.to_string(), u32::MAX))
                 .rev()
                 .map(|(_, td)| td)
-                .find(|td| td.status == "ACTIVE")
+                .find(|td| td.status == TaskDefinitionStatus::Active)
                 .ok_or_else(not_found),
         }
     }
@@ -112,7 +113,7 @@ impl ControlPlane {
 
     pub fn list_task_definitions(&self, filter: &TaskDefinitionFilter) -> Vec<String> {
         let state = self.lock();
-        let status = filter.status.as_deref().unwrap_or("ACTIVE");
+        let status = filter.status.unwrap_or(TaskDefinitionStatus::Active);
         let mut arns: Vec<String> = state
             .task_definitions
             .values()
@@ -122,7 +123,7 @@ impl ControlPlane {
                     .as_deref()
                     .is_none_or(|p| td.family.starts_with(p))
             })
-            .filter(|td| status == "ALL" || td.status == status)
+            .filter(|td| td.status == status)
             .map(|td| td.arn.clone())
             .collect();
         if filter.descending {
@@ -143,9 +144,9 @@ impl ControlPlane {
         }
         let mut state = self.lock();
         let mut td = Self::resolve_task_definition(&state, reference)?.clone();
-        if td.status == "ACTIVE" {
-            td.status = "INACTIVE".into();
-            td.deregistered_at_ms = Some(self.now());
+        if td.status == TaskDefinitionStatus::Active {
+            td.status = TaskDefinitionStatus::Inactive;
+            td.deregistered_at_ms = Some(self.now_ms());
             self.store.apply(&[Write::put(
                 Table::TaskDefinitions,
                 key(&td.family, td.revision),
@@ -162,7 +163,7 @@ impl ControlPlane {
 impl ControlPlane {
     pub fn list_task_definition_families(&self, filter: &FamilyFilter) -> Vec<String> {
         let state = self.lock();
-        let status = filter.status.as_deref().unwrap_or("ACTIVE");
+        let status = filter.status.unwrap_or(TaskDefinitionFamilyStatus::Active);
         // (has an ACTIVE revision, has an INACTIVE one), per family in order.
         let mut families: Vec<(String, bool, bool)> = Vec::new();
         for td in state.task_definitions.values().filter(|td| {
@@ -175,16 +176,16 @@ impl ControlPlane {
                 families.push((td.family.clone(), false, false));
             }
             if let Some(last) = families.last_mut() {
-                last.1 |= td.status == "ACTIVE";
-                last.2 |= td.status == "INACTIVE";
+                last.1 |= td.status == TaskDefinitionStatus::Active;
+                last.2 |= td.status == TaskDefinitionStatus::Inactive;
             }
         }
         families
             .into_iter()
             .filter(|(_, active, inactive)| match status {
-                "ACTIVE" => *active,
-                "INACTIVE" => !*active && *inactive,
-                _ => *active || *inactive,
+                TaskDefinitionFamilyStatus::Active => *active,
+                TaskDefinitionFamilyStatus::Inactive => !*active && *inactive,
+                TaskDefinitionFamilyStatus::All => *active || *inactive,
             })
             .map(|(f, _, _)| f)
             .collect()
@@ -197,7 +198,7 @@ impl ControlPlane {
         references: &[String],
     ) -> Result<(Vec<TaskDefinition>, Vec<ItemFailure>), StateError> {
         let mut state = self.lock();
-        let now = self.now();
+        let now = self.now_ms();
         let mut deleted: Vec<TaskDefinition> = Vec::new();
         let mut failures = Vec::new();
         for r in references {
@@ -219,18 +220,18 @@ impl ControlPlane {
                     continue;
                 }
             };
-            match td.status.as_str() {
-                "ACTIVE" => failures.push(ItemFailure {
+            match td.status {
+                TaskDefinitionStatus::Active => failures.push(ItemFailure {
                     arn: td.arn.clone(),
                     reason: "The task definition is ACTIVE: deregister it with DeregisterTaskDefinition before deleting it.".into(),
                     detail: None,
                 }),
-                "INACTIVE" => {
-                    td.status = "DELETE_IN_PROGRESS".into();
+                TaskDefinitionStatus::Inactive => {
+                    td.status = TaskDefinitionStatus::DeleteInProgress;
                     td.delete_requested_at_ms = Some(now);
                     deleted.push(td);
                 }
-                _ => deleted.push(td),
+                TaskDefinitionStatus::DeleteInProgress => deleted.push(td),
             }
         }
         let writes: Vec<Write> = deleted
@@ -312,11 +313,14 @@ mod tests {
                 .len(),
             1
         );
-        let all = TaskDefinitionFilter {
-            status: Some("ALL".into()),
+        let inactive = TaskDefinitionFilter {
+            status: Some("INACTIVE".into()),
             ..TaskDefinitionFilter::default()
         };
-        assert_eq!(cp.list_task_definitions(&all).len(), 2);
+        assert_eq!(
+            cp.list_task_definitions(&inactive),
+            vec![cp.describe_task_definition("a:2").unwrap().arn]
+        );
     }
 
     #[test]

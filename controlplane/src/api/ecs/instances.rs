@@ -6,6 +6,8 @@ use serde_json::{json, Value};
 
 use super::{page, render, ApiError};
 use crate::model::query::Expression;
+use crate::model::status::EcsEnum;
+use crate::model::InstanceStatus;
 use crate::state::ControlPlane;
 
 #[derive(Deserialize)]
@@ -19,16 +21,13 @@ pub(super) struct ListInput {
 }
 
 pub(super) fn list(cp: &ControlPlane, req: ListInput) -> Result<Value, ApiError> {
-    if let Some(s) = req.status.as_deref() {
-        if !matches!(
-            s,
-            "ACTIVE" | "DRAINING" | "REGISTERING" | "DEREGISTERING" | "REGISTRATION_FAILED"
-        ) {
-            return Err(ApiError::invalid(format!(
-                "status '{s}' is not valid; use ACTIVE, DRAINING, REGISTERING, DEREGISTERING or REGISTRATION_FAILED."
-            )));
-        }
-    }
+    // ECS's ContainerInstanceStatus: INACTIVE is shown, not filtered on.
+    let filterable = &InstanceStatus::ALL[..InstanceStatus::ALL.len() - 1];
+    let status = req
+        .status
+        .as_deref()
+        .map(|s| super::one_of("status", s, filterable))
+        .transpose()?;
     let filter = req
         .filter
         .as_deref()
@@ -36,7 +35,7 @@ pub(super) fn list(cp: &ControlPlane, req: ListInput) -> Result<Value, ApiError>
         .transpose()
         .map_err(ApiError::invalid)?;
     let cluster = req.cluster.unwrap_or_else(|| "default".into());
-    let arns = cp.list_container_instances(&cluster, req.status.as_deref(), filter.as_ref())?;
+    let arns = cp.list_container_instances(&cluster, status, filter.as_ref())?;
     page(
         &arns,
         req.max_results,
@@ -79,8 +78,9 @@ pub(super) fn update_state(cp: &ControlPlane, req: UpdateStateInput) -> Result<V
         )));
     }
     let cluster = req.cluster.unwrap_or_else(|| "default".into());
+    let status = super::one_of("status", &req.status, InstanceStatus::ALL)?;
     let (found, failures) =
-        cp.update_container_instances_state(&cluster, &req.container_instances, &req.status)?;
+        cp.update_container_instances_state(&cluster, &req.container_instances, status)?;
     Ok(json!({
         "containerInstances": found.iter().map(|v| render::container_instance(v, false)).collect::<Vec<_>>(),
         "failures": failures.iter().map(render::failure).collect::<Vec<_>>(),

@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use super::error::{ApiError, ErrorType};
 use super::json::parse;
+use crate::model::status::{names, EcsEnum};
 use crate::state::ControlPlane;
 
 /// Amazon ECS, as the edge routes to it.
@@ -133,6 +134,20 @@ fn tags_in(tags: Option<Vec<Tag>>) -> Result<Vec<(String, String)>, ApiError> {
             }
         })
         .collect()
+}
+
+/// A request member that must be one of `allowed`'s ECS strings.
+fn one_of<T: EcsEnum>(member: &str, value: &str, allowed: &[T]) -> Result<T, ApiError> {
+    allowed
+        .iter()
+        .copied()
+        .find(|v| v.as_str() == value)
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "{member} '{value}' is not valid; use {}.",
+                names(allowed)
+            ))
+        })
 }
 
 /// Applies ECS's maxResults/nextToken paging to a list (ARNs, names or

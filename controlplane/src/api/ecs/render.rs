@@ -9,8 +9,8 @@ use crate::model::capacity_provider::is_fargate;
 use crate::model::ports::{string_set, HostPort, Protocol};
 use crate::model::service::Deployment;
 use crate::model::{
-    ArnContext, Attribute, CapacityProvider, Cluster, ContainerDefinition, LaunchType, Service,
-    Task, TaskDefinition,
+    ArnContext, Attribute, CapacityProvider, Cluster, Connectivity, ContainerDefinition,
+    HealthStatus, LaunchType, Service, Task, TaskDefinition, TaskStatus,
 };
 use crate::scheduler::CapacityProviderShare;
 use crate::state::{ClusterCounts, InstanceView, ItemFailure};
@@ -155,12 +155,12 @@ pub fn task_definition(td: &TaskDefinition) -> Value {
         .enumerate()
         .map(|(i, c)| container_definition(docs.and_then(|d| d.get(i)), c))
         .collect();
-    let mut compat = vec!["EC2", "EXTERNAL"];
+    let mut compat = vec![LaunchType::Ec2, LaunchType::External];
     if td.network_mode == crate::model::NetworkMode::Awsvpc
         && td.cpu.is_some()
         && td.memory_mib.is_some()
     {
-        compat.push("FARGATE");
+        compat.push(LaunchType::Fargate);
     }
     let set = |m: &mut Map<String, Value>, k: &str, v: Value| {
         m.insert(k.to_string(), v);
@@ -237,9 +237,11 @@ pub fn task(t: &Task, with_tags: bool) -> Value {
         if let Some(mac) = &t.mac_address {
             details.push(json!({"name": "macAddress", "value": mac}));
         }
-        let status = match t.last_status.as_str() {
-            "PROVISIONING" | "PENDING" if t.private_ipv4.is_none() => "PRECREATED",
-            "STOPPED" => "DELETED",
+        let status = match t.last_status {
+            TaskStatus::Provisioning | TaskStatus::Pending if t.private_ipv4.is_none() => {
+                "PRECREATED"
+            }
+            TaskStatus::Stopped => "DELETED",
             _ => "ATTACHED",
         };
         attachments.push(json!({"id": t.attachment_id, "type": "ElasticNetworkInterface", "status": status, "details": details}));
@@ -260,7 +262,7 @@ pub fn task(t: &Task, with_tags: bool) -> Value {
         "version": t.version,
         "stopCode": t.stop_code,
         "stoppedReason": t.stopped_reason,
-        "connectivity": if t.started_at_ms.is_some() { Some("CONNECTED") } else { None },
+        "connectivity": t.started_at_ms.map(|_| Connectivity::Connected),
         "connectivityAt": opt_epoch(t.started_at_ms),
         "createdAt": epoch(t.created_at_ms),
         "pullStartedAt": opt_epoch(t.pull_started_at_ms),
@@ -272,7 +274,7 @@ pub fn task(t: &Task, with_tags: bool) -> Value {
         "launchType": t.launch_type.as_str(),
         "capacityProviderName": t.capacity_provider_name,
         "attachments": attachments,
-        "healthStatus": t.health_status.as_deref().unwrap_or("UNKNOWN"),
+        "healthStatus": t.health_status.unwrap_or(HealthStatus::Unknown),
         "enableExecuteCommand": t.enable_execute_command,
         "availabilityZone": "local",
     }));
@@ -337,7 +339,7 @@ pub fn capacity_provider(p: &CapacityProvider, with_tags: bool) -> Value {
         "status": p.status,
         "type": kind,
         "autoScalingGroupProvider": p.auto_scaling_group_provider,
-        "updateStatus": (!p.update_status.is_empty()).then_some(&p.update_status),
+        "updateStatus": p.update_status,
     }));
     if with_tags {
         v["tags"] = tags(&p.tags);

@@ -5,13 +5,15 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{page, parse, render, tags_in, ApiError, Tag};
+use super::{one_of, page, parse, render, tags_in, ApiError, Tag};
 use crate::model::container_options::{
     ContainerOptions, LinuxParameters, MountPoint, Tmpfs, Ulimit, Volume, VolumeFrom,
 };
 use crate::model::ports::{PortMapping, Protocol};
+use crate::model::status::{EcsEnum, TaskDefinitionFamilyStatus};
+use crate::model::task_definition::ContainerCondition;
 use crate::model::task_definition::{health_check, Registration};
-use crate::model::ContainerDefinition;
+use crate::model::{ContainerDefinition, LaunchType, TaskDefinitionStatus};
 use crate::state::{ControlPlane, FamilyFilter, TaskDefinitionFilter};
 
 #[derive(Deserialize)]
@@ -149,13 +151,17 @@ impl PortMappingInput {
             "containerPort",
         )?;
         let host_port = port(self.host_port.unwrap_or(0), "hostPort")?;
-        let protocol = self.protocol.as_deref().unwrap_or("tcp");
+        let protocol = self
+            .protocol
+            .as_deref()
+            .map_or(Some(Protocol::Tcp), Protocol::parse);
         Ok(PortMapping {
             container_port,
             host_port: (host_port != 0).then_some(host_port),
-            protocol: Protocol::parse(protocol).ok_or_else(|| {
+            protocol: protocol.ok_or_else(|| {
                 ApiError::invalid(format!(
-                    "Container '{container}': protocol '{protocol}' is not valid; use tcp or udp."
+                    "Container '{container}': protocol '{}' is not valid; use tcp or udp.",
+                    self.protocol.as_deref().unwrap_or_default()
                 ))
             })?,
         })
@@ -373,8 +379,12 @@ impl TryFrom<ContainerInput> for ContainerDefinition {
                 .depends_on
                 .unwrap_or_default()
                 .into_iter()
-                .map(|d| (d.container_name, d.condition))
-                .collect(),
+                .map(|d| {
+                    let condition =
+                        one_of("dependsOn condition", &d.condition, ContainerCondition::ALL)?;
+                    Ok((d.container_name, condition))
+                })
+                .collect::<Result<_, ApiError>>()?,
             health_check,
             start_timeout_secs: c.start_timeout,
             options,
@@ -406,7 +416,12 @@ pub(super) fn register(
                 host_source_path: v.host.and_then(|h| h.source_path),
             })
             .collect(),
-        requires_compatibilities: input.requires_compatibilities.unwrap_or_default(),
+        requires_compatibilities: input
+            .requires_compatibilities
+            .unwrap_or_default()
+            .iter()
+            .map(|c| one_of("requiresCompatibilities", c, LaunchType::ALL))
+            .collect::<Result<_, _>>()?,
         containers: input
             .container_definitions
             .into_iter()
@@ -453,13 +468,6 @@ pub(super) struct ListInput {
 }
 
 pub(super) fn list(cp: &ControlPlane, req: ListInput) -> Result<Value, ApiError> {
-    if let Some(s) = req.status.as_deref() {
-        if !matches!(s, "ACTIVE" | "INACTIVE" | "DELETE_IN_PROGRESS") {
-            return Err(ApiError::invalid(format!(
-                "status '{s}' is not valid; use ACTIVE, INACTIVE or DELETE_IN_PROGRESS."
-            )));
-        }
-    }
     let descending = match req.sort.as_deref() {
         None | Some("ASC") => false,
         Some("DESC") => true,
@@ -471,7 +479,11 @@ pub(super) fn list(cp: &ControlPlane, req: ListInput) -> Result<Value, ApiError>
     };
     let filter = TaskDefinitionFilter {
         family_prefix: req.family_prefix,
-        status: req.status,
+        status: req
+            .status
+            .as_deref()
+            .map(|s| one_of("status", s, TaskDefinitionStatus::ALL))
+            .transpose()?,
         descending,
     };
     page(
@@ -503,16 +515,13 @@ pub(super) struct FamiliesInput {
 }
 
 pub(super) fn list_families(cp: &ControlPlane, req: FamiliesInput) -> Result<Value, ApiError> {
-    if let Some(s) = req.status.as_deref() {
-        if !matches!(s, "ACTIVE" | "INACTIVE" | "ALL") {
-            return Err(ApiError::invalid(format!(
-                "status '{s}' is not valid; use ACTIVE, INACTIVE or ALL."
-            )));
-        }
-    }
     let filter = FamilyFilter {
         family_prefix: req.family_prefix,
-        status: req.status,
+        status: req
+            .status
+            .as_deref()
+            .map(|s| one_of("status", s, TaskDefinitionFamilyStatus::ALL))
+            .transpose()?,
     };
     page(
         &cp.list_task_definition_families(&filter),

@@ -5,13 +5,14 @@ use serde_json::{json, Value};
 
 use super::capacity_providers::{strategy_in, StrategyItem};
 use super::task_definitions::{environment, KeyValue};
-use super::{page, render, tags_in, ApiError, Tag};
+use super::{one_of, page, render, tags_in, ApiError, Tag};
 use crate::model::placement::{
     PlacementConstraint, PlacementStrategy, RawConstraint, RawStrategy, MAX_CONSTRAINTS,
     MAX_STRATEGIES,
 };
+use crate::model::status::EcsEnum;
 use crate::model::task_definition::{parse_cpu, parse_memory};
-use crate::model::LaunchType;
+use crate::model::{DesiredStatus, LaunchType};
 use crate::state::{
     Capacity, ContainerOverride, ControlPlane, RunTask, RunTaskOutcome, StartTask, TaskFilter,
     TaskLaunch,
@@ -277,20 +278,17 @@ pub(super) struct ListInput {
 }
 
 pub(super) fn list(cp: &ControlPlane, req: ListInput) -> Result<Value, ApiError> {
-    if let Some(s) = req.desired_status.as_deref() {
-        if !matches!(s, "RUNNING" | "PENDING" | "STOPPED") {
-            return Err(ApiError::invalid(format!(
-                "desiredStatus '{s}' is not valid; use RUNNING, PENDING or STOPPED."
-            )));
-        }
-    }
     let filter = TaskFilter {
         cluster: req.cluster.unwrap_or_else(|| "default".into()),
         family: req.family,
         container_instance: req.container_instance,
         started_by: req.started_by,
         group: req.service_name.map(|s| format!("service:{s}")),
-        desired_status: req.desired_status,
+        desired_status: req
+            .desired_status
+            .as_deref()
+            .map(|s| one_of("desiredStatus", s, DesiredStatus::ALL))
+            .transpose()?,
         launch_type: req
             .launch_type
             .as_deref()

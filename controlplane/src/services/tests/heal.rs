@@ -69,7 +69,7 @@ fn a_lost_instance_s_tasks_are_stopped_and_started_elsewhere() {
         let t = w.tasks.iter().find(|t| &t.id == id).unwrap();
         assert_eq!(t.last_status, "STOPPED");
         assert_eq!(t.desired_status, "STOPPED");
-        assert_eq!(t.stop_code.as_deref(), Some(SCHEDULER_STOP_CODE));
+        assert_eq!(t.stop_code, Some(SCHEDULER_STOP_CODE));
         assert!(
             t.stopped_reason
                 .as_deref()

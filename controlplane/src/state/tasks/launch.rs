@@ -8,7 +8,9 @@ use super::super::{encode, ControlPlane, ItemFailure, State, StateError};
 use crate::model::placement::{PlacementConstraint, PlacementStrategy};
 use crate::model::ports::{self, HostPort};
 use crate::model::{
-    arn, Cluster, ContainerDefinition, LaunchType, Resources, Task, TaskContainer, TaskDefinition,
+    arn, Cluster, ContainerDefinition, ContainerStatus, DesiredStatus, HealthStatus,
+    InstanceStatus, LaunchType, Resources, Task, TaskContainer, TaskDefinition,
+    TaskDefinitionStatus, TaskStatus,
 };
 use crate::scheduler::{self, Candidate, TaskToPlace};
 
@@ -150,7 +152,7 @@ fn prepare(
             ))
         })?
         .clone();
-    if td.status != "ACTIVE" {
+    if td.status != TaskDefinitionStatus::Active {
         return Err(StateError::InvalidParameter(format!(
             "TaskDefinition is inactive: '{}' is {}; run an ACTIVE revision.",
             td.arn, td.status
@@ -310,10 +312,10 @@ impl ControlPlane {
                 });
                 continue;
             };
-            if i.status != "ACTIVE" {
+            if i.status != InstanceStatus::Active {
                 failures.push(ItemFailure {
                     arn: i.arn.clone(),
-                    reason: i.status.clone(),
+                    reason: i.status.to_string(),
                     detail: Some(format!(
                         "The container instance is {}: only ACTIVE instances take new tasks (UpdateContainerInstancesState).",
                         i.status
@@ -373,8 +375,8 @@ impl ControlPlane {
             launch_type: p.launch_type,
             capacity_provider_name: p.capacity_provider.clone(),
             network_mode: p.td.network_mode,
-            desired_status: "RUNNING".into(),
-            last_status: "PROVISIONING".into(),
+            desired_status: DesiredStatus::Running,
+            last_status: TaskStatus::Provisioning,
             cpu: p.cpu,
             memory_mib: p.memory_mib,
             reserved: p.need,
@@ -384,12 +386,12 @@ impl ControlPlane {
                 .map(|c| TaskContainer {
                     definition: c.clone(),
                     arn: arns.container(&p.cluster.name, &id, &arn::new_id()),
-                    last_status: "PENDING".into(),
+                    last_status: ContainerStatus::Pending,
                     exit_code: None,
                     reason: None,
                     runtime_id: None,
                     image_digest: None,
-                    health_status: c.health_check.as_ref().map(|_| "UNKNOWN".to_string()),
+                    health_status: c.health_check.as_ref().map(|_| HealthStatus::Unknown),
                     network_bindings: vec![],
                 })
                 .collect(),
@@ -400,7 +402,7 @@ impl ControlPlane {
             overrides: launch.overrides.clone(),
             tags: launch.tags.clone(),
             enable_execute_command: launch.enable_execute_command,
-            created_at_ms: self.now(),
+            created_at_ms: self.now_ms(),
             pull_started_at_ms: None,
             pull_stopped_at_ms: None,
             started_at_ms: None,
@@ -413,7 +415,7 @@ impl ControlPlane {
             private_ipv4: None,
             mac_address: None,
             version: 1,
-            health_status: Some("UNKNOWN".into()),
+            health_status: Some(HealthStatus::Unknown),
             volumes: p.td.volumes.clone(),
             id,
         }
@@ -446,7 +448,7 @@ impl ControlPlane {
         let mut candidates: Vec<Candidate> = state
             .instances
             .values()
-            .filter(|i| i.status == "ACTIVE" && state.sessions.contains_key(&i.arn))
+            .filter(|i| i.status == InstanceStatus::Active && state.sessions.contains_key(&i.arn))
             .filter(|i| match pool {
                 Pool::LaunchType(LaunchType::Fargate) => i.serves_fargate(),
                 // Every instance of the cluster, whatever pool it is in, as

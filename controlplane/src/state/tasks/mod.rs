@@ -5,7 +5,7 @@ mod capacity;
 mod launch;
 
 use super::{encode, ControlPlane, ItemFailure, State, StateError};
-use crate::model::{arn, LaunchType, Resources, Task};
+use crate::model::{arn, DesiredStatus, LaunchType, Resources, StopCode, Task, TaskStatus};
 use crate::store::{Table, Write};
 
 pub use capacity::Capacity;
@@ -21,8 +21,8 @@ pub struct TaskFilter {
     pub started_by: Option<String>,
     /// `service:<name>` for a service's tasks (`ListTasks` `serviceName`).
     pub group: Option<String>,
-    /// RUNNING (the default) or STOPPED.
-    pub desired_status: Option<String>,
+    /// RUNNING by default; anything but STOPPED lists the tasks not stopped.
+    pub desired_status: Option<DesiredStatus>,
     pub launch_type: Option<LaunchType>,
 }
 
@@ -87,18 +87,12 @@ impl ControlPlane {
     pub fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<String>, StateError> {
         let state = self.lock();
         let cluster = Self::cluster(&state, &filter.cluster)?;
-        let desired = filter.desired_status.as_deref().unwrap_or("RUNNING");
+        let want_stopped = filter.desired_status == Some(DesiredStatus::Stopped);
         let mut tasks: Vec<&Task> = state
             .tasks
             .values()
             .filter(|t| t.cluster == cluster.name)
-            .filter(|t| {
-                if desired == "STOPPED" {
-                    t.desired_status == "STOPPED"
-                } else {
-                    t.desired_status != "STOPPED"
-                }
-            })
+            .filter(|t| (t.desired_status == DesiredStatus::Stopped) == want_stopped)
             .filter(|t| filter.family.as_deref().is_none_or(|f| t.family == f))
             .filter(|t| {
                 filter
@@ -148,13 +142,13 @@ impl ControlPlane {
         let reason = reason
             .filter(|r| !r.is_empty())
             .unwrap_or("Task stopped by user");
-        if t.request_stop("UserInitiated", reason, self.now()) {
+        if t.request_stop(StopCode::UserInitiated, reason, self.now_ms()) {
             if t.container_instance_arn.is_none()
-                || t.last_status == "PROVISIONING" && !Self::agent_connected(&state, &t)
+                || t.last_status == TaskStatus::Provisioning && !Self::agent_connected(&state, &t)
             {
                 // Never reached an agent: nothing runs, so it is stopped now.
-                t.last_status = "STOPPED".into();
-                t.stopped_at_ms = Some(self.now());
+                t.last_status = TaskStatus::Stopped;
+                t.stopped_at_ms = Some(self.now_ms());
             }
             self.store
                 .apply(&[Write::put(Table::Tasks, id.clone(), encode(&t))])?;
@@ -174,7 +168,7 @@ impl ControlPlane {
     /// stopped tasks describable for about an hour). Returns how many went.
     pub fn purge_stopped_tasks(&self, retention_ms: i64) -> Result<usize, StateError> {
         let mut state = self.lock();
-        let cutoff = self.now().saturating_sub(retention_ms);
+        let cutoff = self.now_ms().saturating_sub(retention_ms);
         let expired: Vec<String> = state
             .tasks
             .values()

@@ -1,0 +1,495 @@
+//! Protobuf to domain values and back: the one place the agent protocol's types meet the
+//! control plane's. Unknown and unset enum values are refused, naming the field and task.
+
+use std::collections::BTreeSet;
+
+use berth_proto::v1 as pb;
+
+use crate::model::container_instance::default_reserved_ports;
+use crate::model::container_options::LinuxParameters;
+use crate::model::ports::{HostPort, NetworkBinding, Protocol};
+use crate::model::task::{ContainerReport, TaskReport};
+use crate::model::task_definition::ContainerCondition;
+use crate::model::{
+    ContainerDefinition, ContainerStatus, DesiredStatus, HealthStatus, NetworkMode, Resources,
+    StopCode, Task, TaskStatus,
+};
+use crate::state::InstanceRegistration;
+
+/// A message from an agent that does not say what the protocol requires.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConvertError {
+    /// An enum field is unset, or holds a value this control plane does not know (an agent
+    /// from another version).
+    #[error("{message}: {field} is {value}, not a value this control plane knows")]
+    UnknownValue {
+        /// What was being read, e.g. `report of task arn:...`.
+        message: String,
+        field: &'static str,
+        value: i32,
+    },
+    #[error("register: resources.cpu and resources.memory_mib must be positive")]
+    NoResources,
+}
+
+impl From<ConvertError> for tonic::Status {
+    fn from(e: ConvertError) -> Self {
+        tonic::Status::invalid_argument(e.to_string())
+    }
+}
+
+fn unknown(message: &str, field: &'static str, value: i32) -> ConvertError {
+    ConvertError::UnknownValue {
+        message: message.to_owned(),
+        field,
+        value,
+    }
+}
+
+fn ms(v: i64) -> Option<i64> {
+    (v > 0).then_some(v)
+}
+
+pub(super) fn non_empty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+fn task_status(v: i32, message: &str) -> Result<TaskStatus, ConvertError> {
+    Ok(match pb::TaskState::try_from(v) {
+        Ok(pb::TaskState::Provisioning) => TaskStatus::Provisioning,
+        Ok(pb::TaskState::Pending) => TaskStatus::Pending,
+        Ok(pb::TaskState::Activating) => TaskStatus::Activating,
+        Ok(pb::TaskState::Running) => TaskStatus::Running,
+        Ok(pb::TaskState::Deactivating) => TaskStatus::Deactivating,
+        Ok(pb::TaskState::Stopping) => TaskStatus::Stopping,
+        Ok(pb::TaskState::Deprovisioning) => TaskStatus::Deprovisioning,
+        Ok(pb::TaskState::Stopped) => TaskStatus::Stopped,
+        Ok(pb::TaskState::Unspecified) | Err(_) => return Err(unknown(message, "last_status", v)),
+    })
+}
+
+fn container_status(v: i32, message: &str) -> Result<ContainerStatus, ConvertError> {
+    Ok(match pb::ContainerState::try_from(v) {
+        Ok(pb::ContainerState::Pending) => ContainerStatus::Pending,
+        Ok(pb::ContainerState::Running) => ContainerStatus::Running,
+        Ok(pb::ContainerState::Stopped) => ContainerStatus::Stopped,
+        Ok(pb::ContainerState::Unspecified) | Err(_) => {
+            return Err(unknown(message, "container last_status", v))
+        }
+    })
+}
+
+/// UNSPECIFIED: no health check.
+fn health_status(v: i32, message: &str) -> Result<Option<HealthStatus>, ConvertError> {
+    Ok(match pb::HealthStatus::try_from(v) {
+        Ok(pb::HealthStatus::Unspecified) => None,
+        Ok(pb::HealthStatus::Unknown) => Some(HealthStatus::Unknown),
+        Ok(pb::HealthStatus::Healthy) => Some(HealthStatus::Healthy),
+        Ok(pb::HealthStatus::Unhealthy) => Some(HealthStatus::Unhealthy),
+        Err(_) => return Err(unknown(message, "health_status", v)),
+    })
+}
+
+/// UNSPECIFIED: the agent names no stop code.
+fn stop_code(v: i32, message: &str) -> Result<Option<StopCode>, ConvertError> {
+    Ok(match pb::StopCode::try_from(v) {
+        Ok(pb::StopCode::Unspecified) => None,
+        Ok(pb::StopCode::TaskFailedToStart) => Some(StopCode::TaskFailedToStart),
+        Ok(pb::StopCode::EssentialContainerExited) => Some(StopCode::EssentialContainerExited),
+        Ok(pb::StopCode::UserInitiated) => Some(StopCode::UserInitiated),
+        Ok(pb::StopCode::ServiceSchedulerInitiated) => Some(StopCode::ServiceSchedulerInitiated),
+        Ok(pb::StopCode::SpotInterruption) => Some(StopCode::SpotInterruption),
+        Ok(pb::StopCode::TerminationNotice) => Some(StopCode::TerminationNotice),
+        Err(_) => return Err(unknown(message, "stop_code", v)),
+    })
+}
+
+fn protocol(v: i32, message: &str) -> Result<Protocol, ConvertError> {
+    match pb::Protocol::try_from(v) {
+        Ok(pb::Protocol::Tcp) => Ok(Protocol::Tcp),
+        Ok(pb::Protocol::Udp) => Ok(Protocol::Udp),
+        Ok(pb::Protocol::Unspecified) | Err(_) => Err(unknown(message, "protocol", v)),
+    }
+}
+
+fn pb_protocol(p: Protocol) -> pb::Protocol {
+    match p {
+        Protocol::Tcp => pb::Protocol::Tcp,
+        Protocol::Udp => pb::Protocol::Udp,
+    }
+}
+
+fn pb_condition(c: ContainerCondition) -> pb::DependencyCondition {
+    match c {
+        ContainerCondition::Start => pb::DependencyCondition::Start,
+        ContainerCondition::Complete => pb::DependencyCondition::Complete,
+        ContainerCondition::Success => pb::DependencyCondition::Success,
+        ContainerCondition::Healthy => pb::DependencyCondition::Healthy,
+    }
+}
+
+fn container_report(
+    c: pb::ContainerStatus,
+    message: &str,
+) -> Result<ContainerReport, ConvertError> {
+    let message = format!("{message}, container {}", c.name);
+    Ok(ContainerReport {
+        last_status: container_status(c.last_status, &message)?,
+        exit_code: c.exit_code,
+        reason: non_empty(c.reason),
+        runtime_id: non_empty(c.runtime_id),
+        image_digest: non_empty(c.image_digest),
+        health_status: health_status(c.health_status, &message)?,
+        network_bindings: c
+            .network_bindings
+            .into_iter()
+            .filter_map(|b| {
+                // A port out of range is no binding (as before enums); a bad protocol is refused.
+                let container_port = u16::try_from(b.container_port).ok()?;
+                let host_port = u16::try_from(b.host_port).ok()?;
+                Some(
+                    protocol(b.protocol, &message).map(|protocol| NetworkBinding {
+                        bind_ip: b.bind_ip,
+                        container_port,
+                        host_port,
+                        protocol,
+                    }),
+                )
+            })
+            .collect::<Result<_, _>>()?,
+        name: c.name,
+    })
+}
+
+impl TryFrom<pb::TaskStatus> for TaskReport {
+    type Error = ConvertError;
+
+    fn try_from(s: pb::TaskStatus) -> Result<Self, ConvertError> {
+        let message = format!("report of task {}", s.task_arn);
+        Ok(TaskReport {
+            last_status: task_status(s.last_status, &message)?,
+            containers: s
+                .containers
+                .into_iter()
+                .map(|c| container_report(c, &message))
+                .collect::<Result<_, _>>()?,
+            private_ipv4: non_empty(s.private_ipv4_address),
+            mac_address: non_empty(s.mac_address),
+            stop_code: stop_code(s.stop_code, &message)?,
+            stopped_reason: non_empty(s.stopped_reason),
+            pull_started_at_ms: ms(s.pull_started_at_ms),
+            pull_stopped_at_ms: ms(s.pull_stopped_at_ms),
+            started_at_ms: ms(s.started_at_ms),
+            execution_stopped_at_ms: ms(s.execution_stopped_at_ms),
+            health_status: health_status(s.health_status, &message)?,
+            task_arn: s.task_arn,
+        })
+    }
+}
+
+/// The agent's reserved ports; none named at all means ECS's defaults.
+fn reserved_ports(r: &pb::Resources) -> BTreeSet<HostPort> {
+    if r.reserved_tcp_ports.is_empty() && r.reserved_udp_ports.is_empty() {
+        return default_reserved_ports();
+    }
+    let ports = |list: &[u32], protocol| {
+        list.iter()
+            .filter_map(move |p| u16::try_from(*p).ok().map(|p| (protocol, p)))
+            .collect::<Vec<_>>()
+    };
+    ports(&r.reserved_tcp_ports, Protocol::Tcp)
+        .into_iter()
+        .chain(ports(&r.reserved_udp_ports, Protocol::Udp))
+        .collect()
+}
+
+impl TryFrom<pb::RegisterRequest> for InstanceRegistration {
+    type Error = ConvertError;
+
+    fn try_from(r: pb::RegisterRequest) -> Result<Self, ConvertError> {
+        let resources = r.resources.unwrap_or_default();
+        if resources.cpu <= 0 || resources.memory_mib <= 0 {
+            return Err(ConvertError::NoResources);
+        }
+        Ok(InstanceRegistration {
+            cluster: if r.cluster.is_empty() {
+                "default".into()
+            } else {
+                r.cluster
+            },
+            container_instance_arn: non_empty(r.container_instance_arn),
+            hostname: r.hostname,
+            resources: Resources {
+                cpu: resources.cpu,
+                memory_mib: resources.memory_mib,
+            },
+            capacity_provider: non_empty(r.capacity_provider).or_else(|| {
+                r.serves_fargate
+                    .then(|| crate::model::capacity_provider::FARGATE.to_string())
+            }),
+            agent_version: r.agent_version,
+            attributes: r.attributes.into_iter().collect(),
+            reserved_ports: reserved_ports(&resources),
+        })
+    }
+}
+
+fn linux_parameters(l: &LinuxParameters) -> pb::LinuxParameters {
+    pb::LinuxParameters {
+        cap_add: l.cap_add.clone(),
+        cap_drop: l.cap_drop.clone(),
+        init_process_enabled: l.init_process_enabled,
+        shared_memory_size_mib: l.shared_memory_size_mib.unwrap_or(0),
+        tmpfs: l
+            .tmpfs
+            .iter()
+            .map(|t| pb::Tmpfs {
+                container_path: t.container_path.clone(),
+                size_mib: t.size_mib,
+                mount_options: t.mount_options.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// A container definition as the agent receives it.
+fn container_spec(d: &ContainerDefinition) -> pb::ContainerSpec {
+    pb::ContainerSpec {
+        name: d.name.clone(),
+        image: d.image.clone(),
+        command: d.command.clone(),
+        entry_point: d.entry_point.clone(),
+        environment: d
+            .environment
+            .iter()
+            .map(|(k, v)| pb::KeyValue {
+                name: k.clone(),
+                value: v.clone(),
+            })
+            .collect(),
+        working_directory: d.working_directory.clone().unwrap_or_default(),
+        user: d.user.clone().unwrap_or_default(),
+        cpu: d.cpu,
+        memory_mib: d.memory_mib.unwrap_or(0),
+        memory_reservation_mib: d.memory_reservation_mib.unwrap_or(0),
+        essential: d.essential,
+        stop_timeout_secs: d.stop_timeout_secs.unwrap_or(0),
+        depends_on: d
+            .depends_on
+            .iter()
+            .map(|(name, condition)| pb::ContainerDependency {
+                container_name: name.clone(),
+                condition: pb_condition(*condition).into(),
+            })
+            .collect(),
+        health_check: d.health_check.as_ref().map(|h| pb::HealthCheck {
+            command: h.command.clone(),
+            interval_secs: h.interval_secs,
+            timeout_secs: h.timeout_secs,
+            retries: h.retries,
+            start_period_secs: h.start_period_secs,
+        }),
+        start_timeout_secs: d.start_timeout_secs.unwrap_or(0),
+        environment_files: d.options.environment_files.clone(),
+        readonly_root_filesystem: d.options.readonly_root_filesystem,
+        ulimits: d
+            .options
+            .ulimits
+            .iter()
+            .map(|u| pb::Ulimit {
+                name: u.name.clone(),
+                soft_limit: u.soft_limit,
+                hard_limit: u.hard_limit,
+            })
+            .collect(),
+        linux_parameters: Some(linux_parameters(&d.options.linux_parameters)),
+        mount_points: d
+            .options
+            .mount_points
+            .iter()
+            .map(|m| pb::MountPoint {
+                source_volume: m.source_volume.clone(),
+                container_path: m.container_path.clone(),
+                read_only: m.read_only,
+            })
+            .collect(),
+        volumes_from: d
+            .options
+            .volumes_from
+            .iter()
+            .map(|v| pb::VolumeFrom {
+                source_container: v.source_container.clone(),
+                read_only: v.read_only,
+            })
+            .collect(),
+        privileged: d.options.privileged,
+        docker_labels: d.options.docker_labels.iter().cloned().collect(),
+        port_mappings: d
+            .port_mappings
+            .iter()
+            .map(|m| pb::PortMapping {
+                container_port: u32::from(m.container_port),
+                host_port: u32::from(m.host_port.unwrap_or(0)),
+                protocol: pb_protocol(m.protocol).into(),
+            })
+            .collect(),
+        // Filled in by `add_secrets`.
+        secret_environment: vec![],
+        registry_login: None,
+        links: d.options.links.clone(),
+        hostname: d.options.hostname.clone().unwrap_or_default(),
+        extra_hosts: d
+            .options
+            .extra_hosts
+            .iter()
+            .map(|(hostname, ip)| pb::HostEntry {
+                hostname: hostname.clone(),
+                ip_address: ip.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// A task as its agent receives it (secrets are added by `desired::add_secrets`).
+pub(super) fn task_spec(t: &Task) -> pb::TaskSpec {
+    let network_mode = match t.network_mode {
+        NetworkMode::Awsvpc => pb::NetworkMode::Awsvpc,
+        NetworkMode::Bridge => pb::NetworkMode::Bridge,
+        NetworkMode::Host => pb::NetworkMode::Host,
+        NetworkMode::None => pb::NetworkMode::None,
+    };
+    let desired = match t.desired_status {
+        DesiredStatus::Running | DesiredStatus::Pending => pb::DesiredStatus::Running,
+        DesiredStatus::Stopped => pb::DesiredStatus::Stopped,
+    };
+    pb::TaskSpec {
+        task_arn: t.arn.clone(),
+        task_id: t.id.clone(),
+        family: t.family.clone(),
+        revision: i64::from(t.revision),
+        desired_status: desired.into(),
+        network_mode: network_mode.into(),
+        cpu: t.cpu.unwrap_or(0),
+        memory_mib: t.memory_mib.unwrap_or(0),
+        cluster_arn: t.cluster_arn.clone(),
+        volumes: t
+            .volumes
+            .iter()
+            .map(|v| pb::Volume {
+                name: v.name.clone(),
+                host_source_path: v.host_source_path.clone().unwrap_or_default(),
+            })
+            .collect(),
+        containers: t
+            .containers
+            .iter()
+            .map(|c| container_spec(&c.definition))
+            .collect(),
+        secrets_error: String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(last_status: pb::TaskState) -> pb::TaskStatus {
+        pb::TaskStatus {
+            task_arn: "arn".into(),
+            last_status: last_status.into(),
+            containers: vec![pb::ContainerStatus {
+                name: "web".into(),
+                last_status: pb::ContainerState::Running.into(),
+                health_status: pb::HealthStatus::Healthy.into(),
+                ..Default::default()
+            }],
+            started_at_ms: 5,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_status_report_converts_enums_and_empty_fields_to_none() {
+        let r = TaskReport::try_from(report(pb::TaskState::Running)).unwrap();
+        assert_eq!(r.last_status, TaskStatus::Running);
+        assert_eq!(r.stop_code, None);
+        assert_eq!(r.health_status, None);
+        assert_eq!(r.started_at_ms, Some(5));
+        assert_eq!(r.pull_started_at_ms, None);
+        let c = &r.containers[0];
+        assert_eq!(
+            (c.last_status, c.health_status, c.reason.as_deref()),
+            (ContainerStatus::Running, Some(HealthStatus::Healthy), None)
+        );
+        let stopped = pb::TaskStatus {
+            stop_code: pb::StopCode::EssentialContainerExited.into(),
+            ..report(pb::TaskState::Stopped)
+        };
+        let r = TaskReport::try_from(stopped).unwrap();
+        assert_eq!(r.stop_code, Some(StopCode::EssentialContainerExited));
+    }
+
+    #[test]
+    fn unset_or_unknown_statuses_are_refused_by_field_and_task() {
+        let e = TaskReport::try_from(report(pb::TaskState::Unspecified)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "report of task arn: last_status is 0, not a value this control plane knows"
+        );
+        let mut r = report(pb::TaskState::Running);
+        r.containers[0].last_status = 42;
+        let e = TaskReport::try_from(r).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("container web: container last_status is 42"),
+            "{e}"
+        );
+        let mut r = report(pb::TaskState::Running);
+        r.containers[0].network_bindings.push(pb::NetworkBinding {
+            bind_ip: "0.0.0.0".into(),
+            container_port: 80,
+            host_port: 8080,
+            protocol: 0,
+        });
+        assert!(TaskReport::try_from(r).is_err());
+    }
+
+    #[test]
+    fn a_registration_needs_resources_and_defaults_its_cluster() {
+        let r = pb::RegisterRequest {
+            resources: Some(pb::Resources {
+                cpu: 2048,
+                memory_mib: 4096,
+                ..Default::default()
+            }),
+            serves_fargate: true,
+            ..Default::default()
+        };
+        let reg = InstanceRegistration::try_from(r.clone()).unwrap();
+        assert_eq!(reg.cluster, "default");
+        assert_eq!(reg.capacity_provider.as_deref(), Some("FARGATE"));
+        assert_eq!(reg.reserved_ports, default_reserved_ports());
+        let none = pb::RegisterRequest {
+            resources: None,
+            ..r
+        };
+        assert_eq!(
+            InstanceRegistration::try_from(none).unwrap_err(),
+            ConvertError::NoResources
+        );
+    }
+
+    #[test]
+    fn specs_carry_enums_the_agent_reads() {
+        let mut t = crate::model::task::tests_support::task();
+        t.desired_status = DesiredStatus::Stopped;
+        t.containers[0].definition.depends_on = vec![("db".into(), ContainerCondition::Healthy)];
+        let spec = task_spec(&t);
+        assert_eq!(spec.desired_status, i32::from(pb::DesiredStatus::Stopped));
+        assert_eq!(spec.network_mode, i32::from(pb::NetworkMode::Awsvpc));
+        assert_eq!(
+            spec.containers[0].depends_on[0].condition,
+            i32::from(pb::DependencyCondition::Healthy)
+        );
+    }
+}

@@ -1,0 +1,283 @@
+//! The gRPC service agents talk to: registration and one long-lived session
+//! per agent. Protobuf is converted to domain values in `convert` and nowhere else.
+
+mod convert;
+mod desired;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_proto::v1 as pb;
+use berth_proto::v1::agent_service_server::AgentService;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+
+use self::desired::desired_message;
+use crate::join_tokens::{JoinError, JoinTokens};
+use crate::model::task::TaskReport;
+use crate::pki::ClusterCa;
+use crate::secrets::Secrets;
+use crate::state::{ControlPlane, InstanceRegistration, StateError};
+
+/// How often each side sends a heartbeat. Short, so a lost host is noticed
+/// within seconds (see `MISSED_HEARTBEATS`); the cost is one small message
+/// per agent per interval.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
+/// Silence (no message at all) for this many intervals closes the session:
+/// `agentConnected` turns false and the instance gets no new placements.
+/// Three tolerates a lost packet or a busy agent without false alarms.
+pub const MISSED_HEARTBEATS: u32 = 3;
+
+pub struct Agents {
+    control_plane: Arc<ControlPlane>,
+    ca: Arc<ClusterCa>,
+    join_tokens: Arc<JoinTokens>,
+    secrets: Arc<Secrets>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Agents {
+    pub fn new(
+        control_plane: Arc<ControlPlane>,
+        ca: Arc<ClusterCa>,
+        join_tokens: Arc<JoinTokens>,
+        secrets: Arc<Secrets>,
+    ) -> Self {
+        // A sender dropped at once: its receiver never sees `true`.
+        let (_, shutdown) = tokio::sync::watch::channel(false);
+        Self {
+            control_plane,
+            ca,
+            join_tokens,
+            secrets,
+            shutdown,
+        }
+    }
+
+    /// Sessions end when `shutdown` turns true. Sessions never end on their
+    /// own, so without this a graceful server shutdown would wait on them
+    /// forever.
+    pub fn with_shutdown(mut self, shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.shutdown = shutdown;
+        self
+    }
+
+    pub fn into_server(self) -> pb::agent_service_server::AgentServiceServer<Self> {
+        pb::agent_service_server::AgentServiceServer::new(self)
+    }
+}
+
+/// The one place control-plane errors become gRPC statuses.
+fn status(e: &StateError) -> Status {
+    match e {
+        StateError::ClusterNotFound(_)
+        | StateError::TargetNotFound(_)
+        | StateError::ServiceNotFound(_)
+        | StateError::ResourceNotFound(_) => Status::not_found(e.to_string()),
+        StateError::InvalidParameter(_)
+        | StateError::Client(_)
+        | StateError::AttributeLimitExceeded(_) => Status::invalid_argument(e.to_string()),
+        StateError::ClusterContainsContainerInstances { .. }
+        | StateError::ClusterContainsServices { .. }
+        | StateError::ClusterContainsTasks { .. }
+        | StateError::ServiceNotActive(_)
+        | StateError::ResourceInUse(_) => Status::failed_precondition(e.to_string()),
+        StateError::Store(_) | StateError::Corrupt { .. } => Status::internal(e.to_string()),
+    }
+}
+
+/// The caller's address, for log lines.
+fn peer<T>(request: &Request<T>) -> String {
+    request
+        .remote_addr()
+        .map_or_else(|| "unknown".to_string(), |a| a.to_string())
+}
+
+/// Every call but `Join` needs a client certificate from the cluster CA
+/// (the TLS layer has already checked who signed it).
+fn require_agent_certificate<T>(request: &Request<T>, call: &str) -> Result<(), Status> {
+    if request.peer_certs().is_some_and(|c| !c.is_empty()) {
+        return Ok(());
+    }
+    let peer = peer(request);
+    tracing::warn!(%peer, call, "refused a call without an agent certificate");
+    Err(Status::unauthenticated(format!(
+        "{call} needs the agent's client certificate: join first with a token from `berth join-token create`"
+    )))
+}
+
+#[tonic::async_trait]
+impl AgentService for Agents {
+    async fn join(
+        &self,
+        request: Request<pb::JoinRequest>,
+    ) -> Result<Response<pb::JoinResponse>, Status> {
+        let peer = peer(&request);
+        let r = request.into_inner();
+        let token: berth_proto::join_token::JoinToken = r.token.parse().map_err(|e| {
+            tracing::warn!(%peer, error = %e, "refused a join");
+            Status::invalid_argument(format!("join: {e}"))
+        })?;
+        let tokens = self.join_tokens.clone();
+        let presented = token.clone();
+        // Redeeming commits to the store: keep it off the async workers.
+        let redeemed = tokio::task::spawn_blocking(move || tokens.redeem(&presented))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        if let Err(e) = redeemed {
+            tracing::warn!(%peer, token_id = %token.id, hostname = %r.hostname, error = %e, "refused a join");
+            return Err(match e {
+                JoinError::State(e) => status(&e),
+                e => Status::permission_denied(format!("join: {e}")),
+            });
+        }
+        let name = format!("berth-agent {}", r.hostname);
+        let creds = self
+            .ca
+            .issue_agent(&name)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        tracing::info!(%peer, token_id = %token.id, hostname = %r.hostname, "agent joined: issued its client certificate");
+        Ok(Response::new(pb::JoinResponse {
+            certificate_pem: creds.chain_pem,
+            private_key_pem: creds.key_pem,
+            ca_certificate_pem: self.ca.cert_pem().to_owned(),
+        }))
+    }
+
+    async fn register(
+        &self,
+        request: Request<pb::RegisterRequest>,
+    ) -> Result<Response<pb::RegisterResponse>, Status> {
+        require_agent_certificate(&request, "Register")?;
+        let reg = InstanceRegistration::try_from(request.into_inner())?;
+        let cp = self.control_plane.clone();
+        let instance = tokio::task::spawn_blocking(move || cp.register_instance(&reg))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| status(&e))?;
+        tracing::info!(container_instance = %instance.arn, cluster = %instance.cluster, "agent registered");
+        let cluster_arn = self
+            .control_plane
+            .arns_of(&instance.arn)
+            .cluster(&instance.cluster);
+        Ok(Response::new(pb::RegisterResponse {
+            container_instance_arn: instance.arn,
+            cluster_arn,
+            heartbeat_interval_secs: u32::try_from(HEARTBEAT_INTERVAL.as_secs()).unwrap_or(5),
+        }))
+    }
+
+    type SessionStream = ReceiverStream<Result<pb::ControlMessage, Status>>;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<pb::AgentMessage>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        require_agent_certificate(&request, "Session")?;
+        let mut inbound = request.into_inner();
+        let hello = match inbound.next().await {
+            Some(Ok(pb::AgentMessage {
+                kind: Some(pb::agent_message::Kind::Hello(h)),
+            })) => h,
+            Some(Err(e)) => return Err(e),
+            _ => {
+                return Err(Status::invalid_argument(
+                    "session: the first message must be Hello",
+                ))
+            }
+        };
+        let cp = self.control_plane.clone();
+        let arn = hello.container_instance_arn.clone();
+        let mut changes = cp.open_session(&arn).map_err(|e| status(&e))?;
+        for t in hello.tasks {
+            let report = TaskReport::try_from(t)?;
+            cp.apply_report(&arn, &report).map_err(|e| status(&e))?;
+        }
+        tracing::info!(container_instance = %arn, "agent session opened");
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let mut shutdown = self.shutdown.clone();
+        let secrets = self.secrets.clone();
+        tokio::spawn(async move {
+            let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
+            // Any message from the agent counts as a sign of life. The
+            // session ends the moment the window passes in silence (not on
+            // the next heartbeat tick, up to 2 s later): a lost host's
+            // service tasks move that much sooner.
+            let window = HEARTBEAT_INTERVAL * MISSED_HEARTBEATS;
+            let silence = tokio::time::sleep(window);
+            tokio::pin!(silence);
+            // The first desired set goes out at once.
+            if tx
+                .send(Ok(desired_message(&cp, &secrets, &arn)))
+                .await
+                .is_err()
+            {
+                cp.close_session(&arn, &changes);
+                return;
+            }
+            changes.mark_unchanged();
+            loop {
+                tokio::select! {
+                    alive = changes.changed() => {
+                        if alive.is_err() { break; } // replaced by a newer session
+                        changes.mark_unchanged();
+                        // A peer that stops reading must not hold this loop.
+                        let sent = tokio::time::timeout(HEARTBEAT_INTERVAL, tx.send(Ok(desired_message(&cp, &secrets, &arn)))).await;
+                        if !matches!(sent, Ok(Ok(()))) { break; }
+                    }
+                    () = &mut silence => {
+                        tracing::warn!(container_instance = %arn, silent_ms = window.as_millis(), "agent missed its heartbeats: marking it disconnected");
+                        break;
+                    }
+                    _ = heartbeat.tick() => {
+                        let hb = pb::ControlMessage { kind: Some(pb::control_message::Kind::Heartbeat(pb::Heartbeat { sent_at_ms: cp.now_ms() })) };
+                        if let Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) = tx.try_send(Ok(hb)) { break; }
+                    }
+                    msg = inbound.next() => { silence.as_mut().reset(tokio::time::Instant::now() + window); cp.agent_seen(&arn); match msg {
+                        Some(Ok(pb::AgentMessage { kind: Some(pb::agent_message::Kind::TaskStatus(s)) })) => {
+                            match TaskReport::try_from(s) {
+                                Ok(report) => {
+                                    let cp2 = cp.clone();
+                                    let arn2 = arn.clone();
+                                    let r = tokio::task::spawn_blocking(move || cp2.apply_report(&arn2, &report)).await;
+                                    if let Ok(Err(e)) = r {
+                                        tracing::error!(container_instance = %arn, error = %e, "could not record a task report");
+                                    }
+                                }
+                                Err(e) => {
+                                    tracing::error!(container_instance = %arn, error = %e, "ignored a task report");
+                                }
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => { tracing::info!(container_instance = %arn, error = %e, "agent session ended"); break; }
+                        None => { tracing::info!(container_instance = %arn, "agent closed its session"); break; }
+                    }},
+                    // Ending the response stream lets the agent see a clean
+                    // end of session and reconnect to the next control plane.
+                    true = async { shutdown.wait_for(|stop| *stop).await.is_ok() } => {
+                        tracing::info!(container_instance = %arn, "closing the agent session: shutting down");
+                        break;
+                    }
+                }
+            }
+            cp.close_session(&arn, &changes);
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_instance_is_lost_once_its_heartbeat_window_has_passed() {
+        let window = HEARTBEAT_INTERVAL * MISSED_HEARTBEATS;
+        assert_eq!(
+            i64::try_from(window.as_millis()).unwrap(),
+            crate::services::hosts::DEFAULT_LOST_AFTER_MS
+        );
+    }
+}
