@@ -18,6 +18,16 @@ pub fn is_fargate(name: &str) -> bool {
     name == FARGATE || name == FARGATE_SPOT
 }
 
+/// One entry of a `capacityProviderStrategy`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapacityProviderShare {
+    pub provider: String,
+    /// Tasks this provider runs before any weight applies (0-100000).
+    pub base: u32,
+    /// Its share of the tasks beyond the bases (0-1000).
+    pub weight: u32,
+}
+
 /// A named host pool.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CapacityProvider {

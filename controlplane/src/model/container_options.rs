@@ -183,7 +183,7 @@ pub fn validate(
                     c.name
                 ));
             }
-            if let Err(e) = crate::secrets::parse_ref(value_from) {
+            if let Err(e) = super::secret_ref::parse_ref(value_from) {
                 return err(format!(
                     "Container '{}': secrets '{name}' valueFrom: {e}.",
                     c.name
@@ -191,7 +191,7 @@ pub fn validate(
             }
         }
         if let Some(p) = &o.repository_credentials {
-            if let Err(e) = crate::secrets::parse_ref(p) {
+            if let Err(e) = super::secret_ref::parse_ref(p) {
                 return err(format!(
                     "Container '{}': repositoryCredentials credentialsParameter: {e}.",
                     c.name

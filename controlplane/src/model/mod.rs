@@ -9,6 +9,7 @@ pub mod container_options;
 pub mod placement;
 pub mod ports;
 pub mod query;
+pub mod secret_ref;
 pub mod service;
 pub mod status;
 pub mod task;

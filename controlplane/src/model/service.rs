@@ -3,10 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::capacity_provider::CapacityProviderShare;
 use super::placement::{PlacementConstraint, PlacementStrategy};
 use super::status::ecs_enum;
 use super::LaunchType;
-use crate::scheduler::CapacityProviderShare;
 
 /// ECS keeps the newest 100 events of a service.
 pub const MAX_EVENTS: usize = 100;

@@ -1,15 +1,7 @@
 //! Capacity provider strategies: how many of a request's tasks each
 //! provider (`FARGATE`, `FARGATE_SPOT`, a named host pool) runs.
 
-/// One entry of a `capacityProviderStrategy`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct CapacityProviderShare {
-    pub provider: String,
-    /// Tasks this provider runs before any weight applies (0-100000).
-    pub base: u32,
-    /// Its share of the tasks beyond the bases (0-1000).
-    pub weight: u32,
-}
+pub use crate::model::capacity_provider::CapacityProviderShare;
 
 /// At most this many providers in one strategy, as in ECS.
 pub const MAX_STRATEGY_PROVIDERS: usize = 20;

@@ -7,13 +7,9 @@ mod capacity_providers;
 mod clusters;
 mod instance_admin;
 mod instances;
-#[cfg(test)]
-mod service_placement_tests;
-mod service_reconciler;
-mod services;
 mod tags;
 mod task_definitions;
-mod tasks;
+pub(crate) mod tasks;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -30,7 +26,6 @@ pub use capacity_providers::{CapacityProviderSpec, ClusterCapacity};
 pub use clusters::{ClusterCounts, ClusterSpec, ClusterUpdate};
 pub use instance_admin::DEREGISTERED_REASON;
 pub use instances::{InstanceView, Registration as InstanceRegistration};
-pub use services::{ServiceSpec, ServiceUpdate};
 pub use tags::TagChange;
 pub use task_definitions::{FamilyFilter, TaskDefinitionFilter};
 pub use tasks::{
@@ -100,37 +95,38 @@ pub struct ItemFailure {
     pub detail: Option<String>,
 }
 
+/// The in-memory state behind the lock (every write went through the store first).
 #[derive(Default)]
-struct State {
-    clusters: BTreeMap<String, Cluster>,
+pub(crate) struct State {
+    pub(crate) clusters: BTreeMap<String, Cluster>,
     /// Keyed by (family, revision).
-    task_definitions: BTreeMap<(String, u32), TaskDefinition>,
+    pub(crate) task_definitions: BTreeMap<(String, u32), TaskDefinition>,
     /// Keyed by task id.
-    tasks: BTreeMap<String, Task>,
+    pub(crate) tasks: BTreeMap<String, Task>,
     /// Keyed by container-instance ARN.
-    instances: BTreeMap<String, ContainerInstance>,
+    pub(crate) instances: BTreeMap<String, ContainerInstance>,
     /// Keyed by `cluster/name`.
-    services: BTreeMap<String, Service>,
+    pub(crate) services: BTreeMap<String, Service>,
     /// Named capacity providers (host pools), by name. FARGATE and
     /// `FARGATE_SPOT` are built in and never stored.
-    capacity_providers: BTreeMap<String, CapacityProvider>,
+    pub(crate) capacity_providers: BTreeMap<String, CapacityProvider>,
     /// Open agent sessions, by container-instance ARN: bumped when the
     /// instance's desired task set changes.
-    sessions: HashMap<String, watch::Sender<u64>>,
+    pub(crate) sessions: HashMap<String, watch::Sender<u64>>,
     /// When each agent was last heard from (any message), by ARN. Kept in
     /// memory only: after a restart every instance is first seen at `started_at_ms`.
-    last_seen: HashMap<String, i64>,
+    pub(crate) last_seen: HashMap<String, i64>,
 }
 
 pub struct ControlPlane {
-    store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     /// The account of every ARN, and the region of those no request names one for (the
     /// `default` cluster an agent's registration makes).
     pub default_arns: ArnContext,
     state: Mutex<State>,
     /// When service tasks on an out-of-contact instance are replaced.
-    lost_policy: crate::services::hosts::LostPolicy,
+    pub(crate) lost_policy: crate::services::hosts::LostPolicy,
 }
 
 fn decode<T: DeserializeOwned>(table: Table, key: &str, bytes: &[u8]) -> Result<T, StateError> {
@@ -201,7 +197,7 @@ impl ControlPlane {
         self
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -237,7 +233,10 @@ impl ControlPlane {
         Ok(self.store.apply(&[Write::put(Table::Meta, key, value)])?)
     }
 
-    fn cluster<'a>(state: &'a State, name_or_arn: &str) -> Result<&'a Cluster, StateError> {
+    pub(crate) fn cluster<'a>(
+        state: &'a State,
+        name_or_arn: &str,
+    ) -> Result<&'a Cluster, StateError> {
         let name = crate::model::arn::cluster_name(name_or_arn);
         state
             .clusters
@@ -247,7 +246,7 @@ impl ControlPlane {
     }
 
     /// Wakes the sessions of the given instances: their desired task set changed.
-    fn notify(state: &State, instance_arns: impl IntoIterator<Item = String>) {
+    pub(crate) fn notify(state: &State, instance_arns: impl IntoIterator<Item = String>) {
         for arn in instance_arns {
             if let Some(tx) = state.sessions.get(&arn) {
                 tx.send_modify(|v| *v += 1);

@@ -75,7 +75,7 @@ impl ControlPlane {
 
     /// Resolves `family`, `family:revision` or an ARN. A bare family names its
     /// latest ACTIVE revision.
-    pub(super) fn resolve_task_definition<'a>(
+    pub(crate) fn resolve_task_definition<'a>(
         state: &'a State,
         reference: &str,
     ) -> Result<&'a TaskDefinition, StateError> {

@@ -10,7 +10,8 @@ use super::{page, render, tags_in, ApiError, Tag};
 use crate::model::placement::{RawConstraint, RawStrategy};
 use crate::model::service::{CircuitBreaker, DeploymentConfiguration};
 use crate::model::LaunchType;
-use crate::state::{ControlPlane, ServiceSpec, ServiceUpdate};
+use crate::services::{ServiceSpec, ServiceUpdate};
+use crate::state::ControlPlane;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -3,13 +3,14 @@
 
 mod capacity;
 mod launch;
+mod prepare;
 
 use super::{encode, ControlPlane, ItemFailure, State, StateError};
 use crate::model::{arn, DesiredStatus, LaunchType, Resources, StopCode, Task, TaskStatus};
 use crate::store::{Table, Write};
 
 pub use capacity::Capacity;
-pub(super) use capacity::Pool;
+pub(crate) use capacity::Pool;
 pub use launch::{ContainerOverride, RunTask, RunTaskOutcome, StartTask, TaskLaunch};
 
 /// `ListTasks` filters.

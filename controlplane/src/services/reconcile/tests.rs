@@ -2,6 +2,7 @@
 //! its steps, the test moves tasks through their lifecycle and the clock.
 
 use super::*;
+use crate::model::service::Deployment;
 use crate::model::service::{
     CircuitBreaker, DeploymentConfiguration, RestartThrottle, ServiceEvent, ServiceStatus,
 };

@@ -2,12 +2,12 @@
 //! path, stops, and the service's own changes, each written through the
 //! store before it takes effect.
 
-use super::{encode, Capacity, ControlPlane, RunTask, State, StateError, TaskLaunch};
+use super::hosts::instance_condition;
+use super::{Fleet, InstanceCondition, Step, SCHEDULER_STOP_CODE};
 use crate::model::service::{Deployment, DeploymentStatus, ServiceStatus};
 use crate::model::{DesiredStatus, InstanceStatus, LaunchType, Service, Task, TaskStatus};
 use crate::scheduler::{next_tasks_by_capacity_provider, CapacityProviderShare};
-use crate::services::hosts::instance_condition;
-use crate::services::{self, Fleet, InstanceCondition, Step, SCHEDULER_STOP_CODE};
+use crate::state::{encode, Capacity, ControlPlane, RunTask, State, StateError, TaskLaunch};
 use crate::store::{Table, Write};
 
 /// `RunTask` places at most this many tasks per call.
@@ -101,9 +101,9 @@ impl ControlPlane {
             };
             let mut s = s.clone();
             let tasks = Self::service_tasks(&state, &s);
-            services::refresh_counts(&mut s, &tasks, now);
+            super::refresh_counts(&mut s, &tasks, now);
             let fleet = self.fleet(&state, &s, now);
-            let steps = services::reconcile(&s, &tasks, &fleet, now);
+            let steps = super::reconcile(&s, &tasks, &fleet, now);
             (s, steps)
         };
 
@@ -158,11 +158,11 @@ impl ControlPlane {
                         stopped.push(t);
                     }
                 }
-                other => services::apply_to_service(&mut s, other, now),
+                other => super::apply_to_service(&mut s, other, now),
             }
         }
         for e in events {
-            let repeat = e == services::unable_to_place(&s.name)
+            let repeat = e == super::unable_to_place(&s.name)
                 && s.events.first().is_some_and(|last| last.message == e);
             if !repeat {
                 s.push_event(e, now);
@@ -174,7 +174,7 @@ impl ControlPlane {
                 old.clone_from(t);
             }
         }
-        services::refresh_counts(&mut s, &tasks, now);
+        super::refresh_counts(&mut s, &tasks, now);
         if s == before && stopped.is_empty() {
             return Ok(false);
         }
@@ -306,10 +306,10 @@ impl ControlPlane {
         }
         let mut events = Vec::new();
         if !ids.is_empty() {
-            events.push(services::started(&s.name, &ids));
+            events.push(super::started(&s.name, &ids));
         }
         if short {
-            events.push(services::unable_to_place(&s.name));
+            events.push(super::unable_to_place(&s.name));
         }
         events
     }
@@ -323,8 +323,9 @@ mod tests {
     use crate::model::service::{DeploymentConfiguration, RolloutState};
     use crate::model::task::TaskReport;
     use crate::model::ArnContext;
+    use crate::services::{ServiceSpec, ServiceUpdate};
     use crate::state::test_support::{add_instance, control_plane_with_clock};
-    use crate::state::{ServiceSpec, ServiceUpdate, TaskFilter};
+    use crate::state::TaskFilter;
 
     fn spec(desired: u32) -> ServiceSpec {
         ServiceSpec {

@@ -4,13 +4,16 @@
 
 use std::sync::Arc;
 
-use super::test_support::{add_instance, control_plane_with_clock, register_web, registration};
-use super::{Capacity, ClusterCapacity, ControlPlane, ServiceSpec, ServiceUpdate, StateError};
+use super::{ServiceSpec, ServiceUpdate};
 use crate::model::placement::{PlacementConstraint, PlacementStrategy, SpreadField};
 use crate::model::service::DeploymentConfiguration;
 use crate::model::task::TaskReport;
 use crate::model::{ArnContext, LaunchType, Resources, Service};
 use crate::scheduler::CapacityProviderShare;
+use crate::state::test_support::{
+    add_instance, control_plane_with_clock, register_web, registration,
+};
+use crate::state::{Capacity, ClusterCapacity, ControlPlane, StateError};
 
 fn share(provider: &str, weight: u32, base: u32) -> CapacityProviderShare {
     CapacityProviderShare {

@@ -1,8 +1,6 @@
 //! Service commands: create, describe, list, update, delete. The reconciler
-//! (`service_reconciler`) does the rest from the stored service.
+//! (`reconcile`, applied by `apply`) does the rest from the stored service.
 
-use super::tasks::Pool;
-use super::{encode, Capacity, ControlPlane, ItemFailure, State, StateError};
 use crate::model::placement::{PlacementConstraint, PlacementStrategy};
 use crate::model::service::{
     self, validate_service_name, Deployment, DeploymentConfiguration, ServiceStatus,
@@ -10,6 +8,8 @@ use crate::model::service::{
 use crate::model::TaskDefinitionStatus;
 use crate::model::{arn, Cluster, LaunchType, NetworkMode, Service, TaskDefinition};
 use crate::scheduler::{validate_strategy, CapacityProviderShare};
+use crate::state::tasks::Pool;
+use crate::state::{encode, Capacity, ControlPlane, ItemFailure, State, StateError};
 use crate::store::{Table, Write};
 
 /// A validated `CreateService` request.
