@@ -79,7 +79,10 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> TaskManager<R, N, C
     }
 
     fn reporter(&self, task_id: String) -> Box<dyn Fn(TaskReport) + Send + Sync> {
-        let entries = self.entries.clone();
+        // Weak: the entries (and with them each supervisor's desired-status
+        // sender) go when the manager goes, so supervisors see the manager
+        // gone and leave their tasks running, as at agent shutdown.
+        let entries = Arc::downgrade(&self.entries);
         let tx = self.reports.clone();
         let host = self.host.clone();
         Box::new(move |r: TaskReport| {
@@ -87,8 +90,10 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> TaskManager<R, N, C
             if let Err(e) = host.state.update_report(&task_id, &r) {
                 tracing::error!(task_id, error = %e, "could not record a task report");
             }
-            if let Some(e) = entries.lock().unwrap().get_mut(&task_id) {
-                e.latest = r.clone();
+            if let Some(entries) = entries.upgrade() {
+                if let Some(e) = entries.lock().unwrap().get_mut(&task_id) {
+                    e.latest = r.clone();
+                }
             }
             let _ = tx.send(r);
         })
