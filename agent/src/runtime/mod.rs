@@ -12,7 +12,9 @@ mod content;
 mod error;
 mod exec;
 mod fake;
+mod fetch;
 mod image;
+mod manifest;
 mod pull;
 mod registry;
 mod spec;
@@ -283,7 +285,7 @@ impl Containerd {
         let channel = containerd_client::connect(&config.socket)
             .await
             .map_err(|e| connect_error(error::chain(&e)))?;
-        let registry = image::registry_client(&config);
+        let registry = fetch::registry_client(&config);
         Ok(Self {
             channel,
             config,
