@@ -435,6 +435,53 @@ pub struct TaskReport {
 mod tests {
     use super::*;
 
+    /// The stored (serde) and shown (strum) name of a value, which must agree.
+    fn names<T: Serialize + Into<&'static str> + Copy>(v: T) -> (String, &'static str) {
+        (serde_json::to_string(&v).unwrap(), v.into())
+    }
+
+    #[test]
+    fn statuses_are_stored_and_shown_by_their_ecs_words() {
+        let cases: Vec<((String, &str), &str)> = vec![
+            (names(TaskState::Provisioning), "PROVISIONING"),
+            (names(TaskState::Deprovisioning), "DEPROVISIONING"),
+            (names(ContainerState::Pending), "PENDING"),
+            (names(HealthStatus::Unhealthy), "UNHEALTHY"),
+            (names(StopCode::TaskFailedToStart), "TaskFailedToStart"),
+            (
+                names(StopCode::ServiceSchedulerInitiated),
+                "ServiceSchedulerInitiated",
+            ),
+            (names(DesiredStatus::Stopped), "STOPPED"),
+            (names(NetworkMode::Awsvpc), "awsvpc"),
+            (names(Condition::Healthy), "HEALTHY"),
+            (names(Protocol::Udp), "udp"),
+        ];
+        for ((stored, shown), ecs) in cases {
+            assert_eq!(stored, format!("\"{ecs}\""));
+            assert_eq!(shown, ecs);
+        }
+        assert_eq!(crate::runtime::ContainerState::NoTask.as_str(), "NO_TASK");
+    }
+
+    #[test]
+    fn task_states_are_ordered_by_the_lifecycle() {
+        use TaskState::*;
+        let lifecycle = [
+            Provisioning,
+            Pending,
+            Activating,
+            Running,
+            Deactivating,
+            Stopping,
+            Deprovisioning,
+            Stopped,
+        ];
+        assert!(lifecycle.windows(2).all(|w| w[0] < w[1]));
+        let stopping: Vec<TaskState> = lifecycle.into_iter().filter(|s| s.is_stopping()).collect();
+        assert_eq!(stopping, [Stopping, Deprovisioning, Stopped]);
+    }
+
     #[test]
     fn debug_output_never_shows_secret_values() {
         let options = ContainerOptions {

@@ -178,8 +178,9 @@ pub struct LinuxOptions {
     pub init_binary: Option<PathBuf>,
 }
 
-/// What containerd says about a container's task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What containerd says about a container's task (shown in its words: `NO_TASK`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::Display)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum ContainerState {
     /// The task exists but has not been started.
     Created,
@@ -196,14 +197,7 @@ pub enum ContainerState {
 impl ContainerState {
     #[must_use]
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Created => "CREATED",
-            Self::Running => "RUNNING",
-            Self::Stopped => "STOPPED",
-            Self::Paused => "PAUSED",
-            Self::NoTask => "NO_TASK",
-            Self::Unknown => "UNKNOWN",
-        }
+        self.into()
     }
 }
 
