@@ -199,15 +199,25 @@ fn child_names(root: &Path, path: &str, v2: bool) -> Vec<String> {
     names
 }
 
-/// A fake for unit tests: records calls.
+/// A fake for unit tests: records calls as `create <task id> <limits>` and
+/// `remove <task id>`.
 #[derive(Default)]
 pub struct RecordingCgroups {
     pub calls: std::sync::Mutex<Vec<String>>,
+    /// Containers (by name) the OOM killer "killed".
+    pub oom_killed: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl RecordingCgroups {
+    /// A copy of the calls so far.
+    pub fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
 }
 
 impl CgroupManager for RecordingCgroups {
-    fn oom_killed(&self, _task_id: &str, _container: &str) -> bool {
-        false
+    fn oom_killed(&self, _task_id: &str, container: &str) -> bool {
+        self.oom_killed.lock().unwrap().contains(container)
     }
 
     fn task_path(&self, task_id: &str) -> String {

@@ -1,6 +1,7 @@
 //! berth-agent: runs the tasks the control plane places on this host.
 
 pub mod cgroups;
+pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod ipam;

@@ -144,7 +144,68 @@ impl LocalState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{DesiredStatus, NetworkMode};
+    use crate::model::{
+        Condition, ContainerState, DesiredStatus, HealthStatus, NetworkMode, Protocol, StopCode,
+        TaskState,
+    };
+
+    /// A record as the agent wrote it before statuses were enums: enums by
+    /// their Rust names ("Running", "Bridge", "Success", "Tcp"), statuses and
+    /// stop codes as strings.
+    const STRING_STATUS_RECORD: &str = include_str!("../testdata/task-record-string-statuses.json");
+
+    #[test]
+    fn a_record_written_before_typed_statuses_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalState::open(&dir.path().join("agent.redb")).unwrap();
+        let id = "0123456789abcdef0123456789abcdef";
+        {
+            let txn = s.db.begin_write().unwrap();
+            txn.open_table(TASKS)
+                .unwrap()
+                .insert(id, STRING_STATUS_RECORD.as_bytes())
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let records = s.tasks().unwrap();
+        assert_eq!(records.len(), 1, "the old record must not be skipped");
+        let r = &records[0];
+        assert_eq!(r.spec.id, id);
+        assert_eq!(r.spec.desired_status, DesiredStatus::Running);
+        assert_eq!(r.spec.network_mode, NetworkMode::Bridge);
+        let web = &r.spec.containers[1];
+        assert_eq!(web.depends_on[0].condition, Condition::Success);
+        assert_eq!(web.port_mappings[0].protocol, Protocol::Tcp);
+        let report = &r.last_report;
+        assert_eq!(report.last_status, TaskState::Running);
+        assert_eq!(report.stop_code, Some(StopCode::EssentialContainerExited));
+        assert_eq!(report.health_status, Some(HealthStatus::Unhealthy));
+        let [init, web] = &report.containers[..] else {
+            panic!("two containers: {:?}", report.containers);
+        };
+        assert_eq!(
+            (init.last_status, init.exit_code),
+            (ContainerState::Stopped, Some(0))
+        );
+        assert_eq!(web.last_status, ContainerState::Running);
+        assert_eq!(web.health_status, Some(HealthStatus::Healthy));
+        assert_eq!(web.network_bindings[0].protocol, Protocol::Udp);
+        assert_eq!(r.endpoints.len(), 2);
+
+        // Written back (the next report), it takes the ECS words, and loads again.
+        s.put_task(r).unwrap();
+        assert_eq!(&s.tasks().unwrap()[0], r);
+        let json = serde_json::to_string(r).unwrap();
+        for word in [
+            r#""desired_status":"RUNNING""#,
+            r#""network_mode":"bridge""#,
+            r#""condition":"SUCCESS""#,
+            r#""protocol":"tcp""#,
+            r#""stop_code":"EssentialContainerExited""#,
+        ] {
+            assert!(json.contains(word), "{word} in {json}");
+        }
+    }
 
     #[test]
     fn records_survive_reopen() {
@@ -183,11 +244,14 @@ mod tests {
         assert_eq!(s.container_instance_arn().unwrap().as_deref(), Some("ci"));
         assert_eq!(s.tasks().unwrap()[0].ipv4, Some(Ipv4Addr::new(10, 0, 0, 2)));
         let report = TaskReport {
-            last_status: "RUNNING".into(),
+            last_status: TaskState::Running,
             ..TaskReport::default()
         };
         s.update_report("t1", &report).unwrap();
-        assert_eq!(s.tasks().unwrap()[0].last_report.last_status, "RUNNING");
+        assert_eq!(
+            s.tasks().unwrap()[0].last_report.last_status,
+            TaskState::Running
+        );
         s.remove_task("t1").unwrap();
         s.update_report("t1", &report).unwrap();
         assert!(

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use berth_agent::cgroups::HostCgroups;
+use berth_agent::clock::{Clock, SystemClock};
 use berth_agent::config::{host_resources, AgentConfig};
 use berth_agent::local_state::LocalState;
 use berth_agent::metadata::{self, MetadataRegistry};
@@ -312,7 +313,8 @@ async fn agent_main(settings: Option<PathBuf>) -> anyhow::Result<()> {
         config.region.clone(),
     );
     // After ensure_host: the gateway address exists only once the bridge does.
-    metadata::start(metadata.clone(), PathBuf::from("/sys/fs/cgroup"))
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    metadata::start(metadata.clone(), PathBuf::from("/sys/fs/cgroup"), clock)
         .await
         .context("starting the task metadata endpoint")?;
     let host = Host::new(runtime, network, cgroups, state, config, cidr).with_metadata(metadata);

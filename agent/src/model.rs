@@ -5,18 +5,176 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+// Every status enum is stored (local state) and shown (logs, metadata) by its
+// ECS word: serde and strum take the same names. Records a previous agent
+// wrote with the Rust variant names ("Running", "Awsvpc") still load, through
+// the aliases.
+
+/// ECS's `desiredStatus` of a task.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::Display,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum DesiredStatus {
+    #[serde(alias = "Running")]
+    Running,
+    #[serde(alias = "Stopped")]
+    Stopped,
+}
+
+impl DesiredStatus {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// A task definition's `networkMode`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::Display,
+)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum NetworkMode {
+    #[serde(alias = "Awsvpc")]
+    Awsvpc,
+    #[serde(alias = "Bridge")]
+    Bridge,
+    #[serde(alias = "Host")]
+    Host,
+    #[serde(alias = "None")]
+    None,
+}
+
+impl NetworkMode {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// ECS's task `lastStatus`, in lifecycle order (`Ord` follows it).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
+pub enum TaskState {
+    #[default]
+    Provisioning,
+    Pending,
+    Activating,
+    Running,
+    Deactivating,
+    Stopping,
+    Deprovisioning,
+    Stopped,
+}
+
+impl TaskState {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// The task is on its way down (or there): it will not run again.
+    pub fn is_stopping(self) -> bool {
+        self >= Self::Stopping
+    }
+}
+
+/// ECS's container `lastStatus`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
+pub enum ContainerState {
+    #[default]
+    Pending,
     Running,
     Stopped,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum NetworkMode {
-    Awsvpc,
-    Bridge,
-    Host,
-    None,
+impl ContainerState {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// ECS's `healthStatus` of a container or (rolled up) a task.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
+pub enum HealthStatus {
+    Unknown,
+    Healthy,
+    Unhealthy,
+}
+
+impl HealthStatus {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// ECS's `TaskStopCode`: why a task stopped.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
+pub enum StopCode {
+    TaskFailedToStart,
+    EssentialContainerExited,
+    UserInitiated,
+    ServiceSchedulerInitiated,
+    SpotInterruption,
+    TerminationNotice,
+}
+
+impl StopCode {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,26 +204,33 @@ pub struct ContainerDef {
     pub port_mappings: Vec<PortMapping>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// A port mapping's `protocol`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Protocol {
+    #[serde(alias = "Tcp")]
     Tcp,
+    #[serde(alias = "Udp")]
     Udp,
 }
 
 impl Protocol {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "" | "tcp" => Some(Self::Tcp),
-            "udp" => Some(Self::Udp),
-            _ => None,
-        }
-    }
-
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Tcp => "tcp",
-            Self::Udp => "udp",
-        }
+        self.into()
     }
 }
 
@@ -157,32 +322,25 @@ pub struct Volume {
 }
 
 /// A `dependsOn` condition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::Display,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum Condition {
+    #[serde(alias = "Start")]
     Start,
+    #[serde(alias = "Complete")]
     Complete,
+    #[serde(alias = "Success")]
     Success,
+    #[serde(alias = "Healthy")]
     Healthy,
 }
 
 impl Condition {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "START" => Some(Self::Start),
-            "COMPLETE" => Some(Self::Complete),
-            "SUCCESS" => Some(Self::Success),
-            "HEALTHY" => Some(Self::Healthy),
-            _ => None,
-        }
-    }
-
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Start => "START",
-            Self::Complete => "COMPLETE",
-            Self::Success => "SUCCESS",
-            Self::Healthy => "HEALTHY",
-        }
+        self.into()
     }
 }
 
@@ -235,14 +393,14 @@ impl TaskSpec {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerReport {
     pub name: String,
-    /// PENDING, RUNNING or STOPPED.
-    pub last_status: String,
+    pub last_status: ContainerState,
     pub exit_code: Option<i32>,
     pub reason: Option<String>,
     pub runtime_id: Option<String>,
     pub image_digest: Option<String>,
+    /// None: the container has no health check.
     #[serde(default)]
-    pub health_status: Option<String>,
+    pub health_status: Option<HealthStatus>,
     /// The container's metadata endpoint token (kept on this host only, so a
     /// restarted agent serves adopted containers under their old URI).
     #[serde(default)]
@@ -256,30 +414,73 @@ pub struct ContainerReport {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskReport {
     pub task_arn: String,
-    pub last_status: String,
+    pub last_status: TaskState,
     pub containers: Vec<ContainerReport>,
     pub private_ipv4: Option<String>,
     pub mac_address: Option<String>,
-    pub stop_code: Option<String>,
+    /// Set when the agent decided the stop; None when the control plane asked.
+    pub stop_code: Option<StopCode>,
     pub stopped_reason: Option<String>,
     pub pull_started_at_ms: Option<i64>,
     pub pull_stopped_at_ms: Option<i64>,
     pub started_at_ms: Option<i64>,
     pub execution_stopped_at_ms: Option<i64>,
+    /// Rolled up from the essential containers' health; None before any
+    /// container with a health check runs.
     #[serde(default)]
-    pub health_status: Option<String>,
-}
-
-pub fn now_ms() -> i64 {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+    pub health_status: Option<HealthStatus>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The stored (serde) and shown (strum) name of a value, which must agree.
+    fn names<T: Serialize + Into<&'static str> + Copy>(v: T) -> (String, &'static str) {
+        (serde_json::to_string(&v).unwrap(), v.into())
+    }
+
+    #[test]
+    fn statuses_are_stored_and_shown_by_their_ecs_words() {
+        let cases: Vec<((String, &str), &str)> = vec![
+            (names(TaskState::Provisioning), "PROVISIONING"),
+            (names(TaskState::Deprovisioning), "DEPROVISIONING"),
+            (names(ContainerState::Pending), "PENDING"),
+            (names(HealthStatus::Unhealthy), "UNHEALTHY"),
+            (names(StopCode::TaskFailedToStart), "TaskFailedToStart"),
+            (
+                names(StopCode::ServiceSchedulerInitiated),
+                "ServiceSchedulerInitiated",
+            ),
+            (names(DesiredStatus::Stopped), "STOPPED"),
+            (names(NetworkMode::Awsvpc), "awsvpc"),
+            (names(Condition::Healthy), "HEALTHY"),
+            (names(Protocol::Udp), "udp"),
+        ];
+        for ((stored, shown), ecs) in cases {
+            assert_eq!(stored, format!("\"{ecs}\""));
+            assert_eq!(shown, ecs);
+        }
+        assert_eq!(crate::runtime::ContainerState::NoTask.as_str(), "NO_TASK");
+    }
+
+    #[test]
+    fn task_states_are_ordered_by_the_lifecycle() {
+        use TaskState::*;
+        let lifecycle = [
+            Provisioning,
+            Pending,
+            Activating,
+            Running,
+            Deactivating,
+            Stopping,
+            Deprovisioning,
+            Stopped,
+        ];
+        assert!(lifecycle.windows(2).all(|w| w[0] < w[1]));
+        let stopping: Vec<TaskState> = lifecycle.into_iter().filter(|s| s.is_stopping()).collect();
+        assert_eq!(stopping, [Stopping, Deprovisioning, Stopped]);
+    }
 
     #[test]
     fn debug_output_never_shows_secret_values() {

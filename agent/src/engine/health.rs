@@ -2,22 +2,7 @@
 
 use std::time::Duration;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Health {
-    Unknown,
-    Healthy,
-    Unhealthy,
-}
-
-impl Health {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Health::Unknown => "UNKNOWN",
-            Health::Healthy => "HEALTHY",
-            Health::Unhealthy => "UNHEALTHY",
-        }
-    }
-}
+use crate::model::HealthStatus;
 
 /// Folds check results into a status: UNKNOWN until decided; HEALTHY on a
 /// pass; UNHEALTHY after `retries` consecutive failures. Failures inside the
@@ -28,7 +13,7 @@ pub struct HealthTracker {
     start_period_ms: i64,
     started_at_ms: i64,
     failures: u32,
-    status: Health,
+    status: HealthStatus,
 }
 
 impl HealthTracker {
@@ -38,23 +23,23 @@ impl HealthTracker {
             start_period_ms: i64::try_from(start_period.as_millis()).unwrap_or(i64::MAX),
             started_at_ms,
             failures: 0,
-            status: Health::Unknown,
+            status: HealthStatus::Unknown,
         }
     }
 
-    pub fn status(&self) -> Health {
+    pub fn status(&self) -> HealthStatus {
         self.status
     }
 
     /// Records one check result; returns the status after it.
-    pub fn record(&mut self, passed: bool, now_ms: i64) -> Health {
+    pub fn record(&mut self, passed: bool, now_ms: i64) -> HealthStatus {
         if passed {
             self.failures = 0;
-            self.status = Health::Healthy;
+            self.status = HealthStatus::Healthy;
         } else if now_ms - self.started_at_ms >= self.start_period_ms {
             self.failures += 1;
             if self.failures >= self.retries {
-                self.status = Health::Unhealthy;
+                self.status = HealthStatus::Unhealthy;
             }
         }
         self.status
@@ -64,20 +49,20 @@ impl HealthTracker {
 /// The task's health from its essential containers that have a health check:
 /// UNHEALTHY if any is, else UNKNOWN if any is, else HEALTHY; UNKNOWN when
 /// none has a check.
-pub fn task_health(essential_healths: impl IntoIterator<Item = Health>) -> Health {
+pub fn task_health(essential_healths: impl IntoIterator<Item = HealthStatus>) -> HealthStatus {
     let mut any = false;
     let mut unknown = false;
     for h in essential_healths {
         any = true;
         match h {
-            Health::Unhealthy => return Health::Unhealthy,
-            Health::Unknown => unknown = true,
-            Health::Healthy => {}
+            HealthStatus::Unhealthy => return HealthStatus::Unhealthy,
+            HealthStatus::Unknown => unknown = true,
+            HealthStatus::Healthy => {}
         }
     }
     if !any || unknown {
-        Health::Unknown
+        HealthStatus::Unknown
     } else {
-        Health::Healthy
+        HealthStatus::Healthy
     }
 }

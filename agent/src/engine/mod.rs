@@ -5,9 +5,9 @@
 
 mod health;
 
-use crate::model::{Condition, ContainerDef};
+use crate::model::{Condition, ContainerDef, HealthStatus, StopCode};
 
-pub use health::{task_health, Health, HealthTracker};
+pub use health::{task_health, HealthTracker};
 
 /// Where a container is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,20 +38,17 @@ impl Phase {
 
 /// One container as the engine sees it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ContainerState<'a> {
+pub struct ContainerView<'a> {
     pub def: &'a ContainerDef,
     pub phase: Phase,
-    pub health: Option<Health>,
+    pub health: Option<HealthStatus>,
 }
 
 /// What the supervisor should do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Start(String),
-    StopTask {
-        stop_code: &'static str,
-        reason: String,
-    },
+    StopTask { stop_code: StopCode, reason: String },
 }
 
 pub const ESSENTIAL_EXITED: &str = "Essential container in task exited";
@@ -64,7 +61,7 @@ enum DependencyState {
 
 fn dependency_state(
     dependent: &str,
-    dep: &ContainerState<'_>,
+    dep: &ContainerView<'_>,
     condition: Condition,
     now_ms: i64,
 ) -> DependencyState {
@@ -90,10 +87,10 @@ fn dependency_state(
             ))
         }
         (Condition::Healthy, Phase::Running { .. }) => match dep.health {
-            Some(Health::Healthy) => true,
-            Some(Health::Unhealthy) => return never("is UNHEALTHY".into()),
+            Some(HealthStatus::Healthy) => true,
+            Some(HealthStatus::Unhealthy) => return never("is UNHEALTHY".into()),
             None => return never("has no health check".into()),
-            Some(Health::Unknown) => false,
+            Some(HealthStatus::Unknown) => false,
         },
     };
     if met {
@@ -114,13 +111,13 @@ fn dependency_state(
 
 /// The next actions for a task whose containers are in `containers`
 /// (definition order). A `StopTask`, when present, is the only action.
-pub fn next_actions(containers: &[ContainerState<'_>], now_ms: i64) -> Vec<Action> {
+pub fn next_actions(containers: &[ContainerView<'_>], now_ms: i64) -> Vec<Action> {
     if containers
         .iter()
         .any(|c| c.def.essential && matches!(c.phase, Phase::Exited { .. }))
     {
         return vec![Action::StopTask {
-            stop_code: "EssentialContainerExited",
+            stop_code: StopCode::EssentialContainerExited,
             reason: ESSENTIAL_EXITED.into(),
         }];
     }
@@ -129,7 +126,7 @@ pub fn next_actions(containers: &[ContainerState<'_>], now_ms: i64) -> Vec<Actio
         .find(|c| c.def.essential && c.phase == Phase::Failed)
     {
         return vec![Action::StopTask {
-            stop_code: "TaskFailedToStart",
+            stop_code: StopCode::TaskFailedToStart,
             reason: format!("Essential container '{}' failed to start.", c.def.name),
         }];
     }
@@ -139,7 +136,7 @@ pub fn next_actions(containers: &[ContainerState<'_>], now_ms: i64) -> Vec<Actio
         for dep in &c.def.depends_on {
             let Some(target) = containers.iter().find(|t| t.def.name == dep.container) else {
                 return vec![Action::StopTask {
-                    stop_code: "TaskFailedToStart",
+                    stop_code: StopCode::TaskFailedToStart,
                     reason: format!(
                         "Container '{}' depends on unknown container '{}'.",
                         c.def.name, dep.container
@@ -151,7 +148,7 @@ pub fn next_actions(containers: &[ContainerState<'_>], now_ms: i64) -> Vec<Actio
                 DependencyState::Pending => all_met = false,
                 DependencyState::Never(reason) => {
                     return vec![Action::StopTask {
-                        stop_code: "TaskFailedToStart",
+                        stop_code: StopCode::TaskFailedToStart,
                         reason,
                     }];
                 }
@@ -165,7 +162,7 @@ pub fn next_actions(containers: &[ContainerState<'_>], now_ms: i64) -> Vec<Actio
 }
 
 /// True once every container has left `Waiting`: the task is RUNNING.
-pub fn all_started(containers: &[ContainerState<'_>]) -> bool {
+pub fn all_started(containers: &[ContainerView<'_>]) -> bool {
     containers.iter().all(|c| c.phase != Phase::Waiting)
 }
 

@@ -33,8 +33,8 @@ fn def(name: &str, essential: bool, deps: &[(&str, Condition)]) -> ContainerDef 
     }
 }
 
-fn st(def: &ContainerDef, phase: Phase, health: Option<Health>) -> ContainerState<'_> {
-    ContainerState { def, phase, health }
+fn st(def: &ContainerDef, phase: Phase, health: Option<HealthStatus>) -> ContainerView<'_> {
+    ContainerView { def, phase, health }
 }
 
 const RUN: Phase = Phase::Running { started_at_ms: 0 };
@@ -47,9 +47,9 @@ fn exited(code: i32) -> Phase {
 fn start(name: &str) -> Action {
     Action::Start(name.into())
 }
-fn stop_code(actions: &[Action]) -> Option<&'static str> {
+fn stop_code(actions: &[Action]) -> Option<StopCode> {
     match actions {
-        [Action::StopTask { stop_code, .. }] => Some(stop_code),
+        [Action::StopTask { stop_code, .. }] => Some(*stop_code),
         _ => None,
     }
 }
@@ -128,7 +128,7 @@ fn success_condition_needs_exit_zero_and_fails_the_task_otherwise() {
         &[st(&init, exited(2), None), st(&app, Phase::Waiting, None)],
         0,
     );
-    assert_eq!(stop_code(&got), Some("TaskFailedToStart"));
+    assert_eq!(stop_code(&got), Some(StopCode::TaskFailedToStart));
     let r = reason(&got);
     assert!(
         r.contains("'app'")
@@ -148,7 +148,7 @@ fn healthy_condition_gates_on_health() {
     assert_eq!(
         next_actions(
             &[
-                st(&web, RUN, Some(Health::Unknown)),
+                st(&web, RUN, Some(HealthStatus::Unknown)),
                 st(&app, Phase::Waiting, None)
             ],
             0
@@ -158,7 +158,7 @@ fn healthy_condition_gates_on_health() {
     assert_eq!(
         next_actions(
             &[
-                st(&web, RUN, Some(Health::Healthy)),
+                st(&web, RUN, Some(HealthStatus::Healthy)),
                 st(&app, Phase::Waiting, None)
             ],
             0
@@ -167,7 +167,7 @@ fn healthy_condition_gates_on_health() {
     );
     let got = next_actions(
         &[
-            st(&web, RUN, Some(Health::Unhealthy)),
+            st(&web, RUN, Some(HealthStatus::Unhealthy)),
             st(&app, Phase::Waiting, None),
         ],
         0,
@@ -176,7 +176,7 @@ fn healthy_condition_gates_on_health() {
     let web2 = def("web", false, &[]);
     let got = next_actions(
         &[
-            st(&web2, exited(0), Some(Health::Unknown)),
+            st(&web2, exited(0), Some(HealthStatus::Unknown)),
             st(&app, Phase::Waiting, None),
         ],
         0,
@@ -241,7 +241,7 @@ fn essential_exit_stops_the_task_non_essential_does_not() {
         vec![]
     );
     let got = next_actions(&[st(&web, exited(0), None), st(&side, RUN, None)], 0);
-    assert_eq!(stop_code(&got), Some("EssentialContainerExited"));
+    assert_eq!(stop_code(&got), Some(StopCode::EssentialContainerExited));
     assert_eq!(reason(&got), ESSENTIAL_EXITED);
 }
 
@@ -249,7 +249,7 @@ fn essential_exit_stops_the_task_non_essential_does_not() {
 fn essential_failed_start_stops_the_task() {
     let web = def("web", true, &[]);
     let got = next_actions(&[st(&web, Phase::Failed, None)], 0);
-    assert_eq!(stop_code(&got), Some("TaskFailedToStart"));
+    assert_eq!(stop_code(&got), Some(StopCode::TaskFailedToStart));
 }
 
 #[test]
@@ -287,25 +287,25 @@ fn stop_order_is_reverse_dependency_order() {
 #[test]
 fn health_tracker_rules() {
     let mut h = HealthTracker::new(3, Duration::from_secs(10), 0);
-    assert_eq!(h.status(), Health::Unknown);
+    assert_eq!(h.status(), HealthStatus::Unknown);
     // Failures in the start period do not count.
     for t in [1_000, 2_000, 3_000, 4_000] {
-        assert_eq!(h.record(false, t), Health::Unknown);
+        assert_eq!(h.record(false, t), HealthStatus::Unknown);
     }
-    assert_eq!(h.record(false, 10_000), Health::Unknown);
-    assert_eq!(h.record(false, 11_000), Health::Unknown);
-    assert_eq!(h.record(false, 12_000), Health::Unhealthy);
-    assert_eq!(h.record(true, 13_000), Health::Healthy);
-    assert_eq!(h.record(false, 14_000), Health::Healthy);
+    assert_eq!(h.record(false, 10_000), HealthStatus::Unknown);
+    assert_eq!(h.record(false, 11_000), HealthStatus::Unknown);
+    assert_eq!(h.record(false, 12_000), HealthStatus::Unhealthy);
+    assert_eq!(h.record(true, 13_000), HealthStatus::Healthy);
+    assert_eq!(h.record(false, 14_000), HealthStatus::Healthy);
     // A pass inside the start period counts.
     let mut h = HealthTracker::new(1, Duration::from_secs(60), 0);
-    assert_eq!(h.record(true, 1), Health::Healthy);
-    assert_eq!(h.record(false, 61_000), Health::Unhealthy);
+    assert_eq!(h.record(true, 1), HealthStatus::Healthy);
+    assert_eq!(h.record(false, 61_000), HealthStatus::Unhealthy);
 }
 
 #[test]
 fn task_health_rollup() {
-    use Health::*;
+    use HealthStatus::*;
     assert_eq!(task_health([]), Unknown);
     assert_eq!(task_health([Healthy, Healthy]), Healthy);
     assert_eq!(task_health([Healthy, Unknown]), Unknown);

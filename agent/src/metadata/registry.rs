@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::sync::{Arc, Mutex};
 
-use crate::model::{NetworkMode, TaskReport, TaskSpec};
+use crate::model::{
+    ContainerState, DesiredStatus, HealthStatus, NetworkMode, TaskReport, TaskSpec, TaskState,
+};
 use crate::network::TaskCidr;
 
 /// A task as the metadata endpoint describes it.
@@ -15,8 +17,8 @@ pub struct TaskMetadata {
     pub task_arn: String,
     pub family: String,
     pub revision: i64,
-    pub desired_status: String,
-    pub known_status: String,
+    pub desired_status: DesiredStatus,
+    pub known_status: TaskState,
     /// Task-level CPU units and MiB, when the task definition sets them.
     pub cpu: Option<i64>,
     pub memory_mib: Option<i64>,
@@ -49,8 +51,8 @@ pub struct ContainerMetadata {
     pub image: String,
     pub image_id: Option<String>,
     pub labels: BTreeMap<String, String>,
-    pub desired_status: String,
-    pub known_status: String,
+    pub desired_status: DesiredStatus,
+    pub known_status: ContainerState,
     /// CPU units and MiB of the container definition.
     pub cpu: i64,
     pub memory_mib: Option<i64>,
@@ -68,7 +70,7 @@ pub struct ContainerMetadata {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthMetadata {
-    pub status: String,
+    pub status: HealthStatus,
     pub since_ms: i64,
 }
 
@@ -106,10 +108,11 @@ fn container_arn(task_arn: &str, name: &str) -> String {
     format!("{}/{name}", task_arn.replacen(":task/", ":container/", 1))
 }
 
-fn desired_of(report: &TaskReport) -> &'static str {
-    match report.last_status.as_str() {
-        "STOPPING" | "DEPROVISIONING" | "STOPPED" => "STOPPED",
-        _ => "RUNNING",
+fn desired_of(report: &TaskReport) -> DesiredStatus {
+    if report.last_status.is_stopping() {
+        DesiredStatus::Stopped
+    } else {
+        DesiredStatus::Running
     }
 }
 
@@ -218,8 +221,8 @@ impl MetadataRegistry {
             task_arn: spec.arn.clone(),
             family: spec.family.clone(),
             revision: spec.revision,
-            desired_status: "RUNNING".into(),
-            known_status: "PROVISIONING".into(),
+            desired_status: DesiredStatus::Running,
+            known_status: TaskState::Provisioning,
             cpu: spec.cpu,
             memory_mib: spec.memory_mib,
             pull_started_at_ms: None,
@@ -253,8 +256,8 @@ impl MetadataRegistry {
                         .into_iter()
                         .map(|(k, v)| (k.to_string(), v.to_string()))
                         .collect(),
-                        desired_status: "RUNNING".into(),
-                        known_status: "PENDING".into(),
+                        desired_status: DesiredStatus::Running,
+                        known_status: ContainerState::Pending,
                         cpu: d.cpu,
                         memory_mib: d.memory_mib,
                         created_at_ms: None,
@@ -283,8 +286,8 @@ impl MetadataRegistry {
 
     fn apply(&self, task: &mut TaskMetadata, spec: &TaskSpec, report: &TaskReport, now_ms: i64) {
         let desired = desired_of(report);
-        task.desired_status = desired.into();
-        task.known_status.clone_from(&report.last_status);
+        task.desired_status = desired;
+        task.known_status = report.last_status;
         task.pull_started_at_ms = report.pull_started_at_ms;
         task.pull_stopped_at_ms = report.pull_stopped_at_ms;
         let ipv4 = report
@@ -309,22 +312,24 @@ impl MetadataRegistry {
             let Some(r) = report.containers.iter().find(|r| r.name == c.name) else {
                 continue;
             };
-            c.desired_status = desired.into();
-            if r.last_status == "RUNNING" && c.started_at_ms.is_none() {
+            c.desired_status = desired;
+            if r.last_status == ContainerState::Running && c.started_at_ms.is_none() {
                 c.started_at_ms = Some(now_ms);
             }
-            if r.last_status == "STOPPED" && c.finished_at_ms.is_none() && c.started_at_ms.is_some()
+            if r.last_status == ContainerState::Stopped
+                && c.finished_at_ms.is_none()
+                && c.started_at_ms.is_some()
             {
                 c.finished_at_ms = Some(now_ms);
             }
-            c.known_status.clone_from(&r.last_status);
+            c.known_status = r.last_status;
             c.exit_code = r.exit_code;
             c.image_id.clone_from(&r.image_digest);
-            c.health = match (&r.health_status, c.health.take()) {
+            c.health = match (r.health_status, c.health.take()) {
                 (None, _) => None,
-                (Some(s), Some(h)) if *s == h.status => Some(h),
-                (Some(s), _) => Some(HealthMetadata {
-                    status: s.clone(),
+                (Some(s), Some(h)) if s == h.status => Some(h),
+                (Some(status), _) => Some(HealthMetadata {
+                    status,
                     since_ms: now_ms,
                 }),
             };

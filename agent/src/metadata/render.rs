@@ -19,9 +19,9 @@ pub struct TaskResponse {
     #[serde(rename = "Revision")]
     revision: String,
     #[serde(rename = "DesiredStatus")]
-    desired_status: String,
+    desired_status: &'static str,
     #[serde(rename = "KnownStatus")]
-    known_status: String,
+    known_status: &'static str,
     #[serde(rename = "Limits", skip_serializing_if = "Option::is_none")]
     limits: Option<TaskLimits>,
     #[serde(rename = "PullStartedAt", skip_serializing_if = "Option::is_none")]
@@ -60,9 +60,9 @@ pub struct ContainerResponse {
     #[serde(rename = "Labels")]
     labels: BTreeMap<String, String>,
     #[serde(rename = "DesiredStatus")]
-    desired_status: String,
+    desired_status: &'static str,
     #[serde(rename = "KnownStatus")]
-    known_status: String,
+    known_status: &'static str,
     #[serde(rename = "ExitCode", skip_serializing_if = "Option::is_none")]
     exit_code: Option<i32>,
     #[serde(rename = "Limits")]
@@ -95,7 +95,7 @@ struct ContainerLimits {
 /// Lower-case keys here, as in ECS's health object.
 #[derive(Debug, Serialize)]
 struct Health {
-    status: String,
+    status: &'static str,
     #[serde(rename = "statusSince")]
     status_since: String,
 }
@@ -136,8 +136,8 @@ pub fn task(t: &TaskMetadata) -> TaskResponse {
         task_arn: t.task_arn.clone(),
         family: t.family.clone(),
         revision: t.revision.to_string(),
-        desired_status: t.desired_status.clone(),
-        known_status: t.known_status.clone(),
+        desired_status: t.desired_status.as_str(),
+        known_status: t.known_status.as_str(),
         limits,
         pull_started_at: t.pull_started_at_ms.map(rfc3339),
         pull_stopped_at: t.pull_stopped_at_ms.map(rfc3339),
@@ -155,8 +155,8 @@ pub fn container(c: &ContainerMetadata, t: &TaskMetadata) -> ContainerResponse {
         image: c.image.clone(),
         image_id: c.image_id.clone(),
         labels: c.labels.clone(),
-        desired_status: c.desired_status.clone(),
-        known_status: c.known_status.clone(),
+        desired_status: c.desired_status.as_str(),
+        known_status: c.known_status.as_str(),
         exit_code: c.exit_code,
         limits: ContainerLimits {
             #[allow(clippy::cast_precision_loss)] // CPU units are small
@@ -169,7 +169,7 @@ pub fn container(c: &ContainerMetadata, t: &TaskMetadata) -> ContainerResponse {
         kind: "NORMAL",
         container_arn: c.container_arn.clone(),
         health: c.health.as_ref().map(|h: &HealthMetadata| Health {
-            status: h.status.clone(),
+            status: h.status.as_str(),
             status_since: rfc3339(h.since_ms),
         }),
         networks: networks(c, t),
@@ -181,17 +181,12 @@ fn networks(c: &ContainerMetadata, t: &TaskMetadata) -> Vec<Network> {
     match t.network_mode {
         NetworkMode::Awsvpc => t.network.as_ref().map(network).into_iter().collect(),
         NetworkMode::Bridge => vec![Network {
-            mode: "bridge",
+            mode: t.network_mode.as_str(),
             ipv4_addresses: c.bridge_ipv4.iter().map(ToString::to_string).collect(),
             interface: None,
         }],
-        NetworkMode::Host => vec![Network {
-            mode: "host",
-            ipv4_addresses: vec![],
-            interface: None,
-        }],
-        NetworkMode::None => vec![Network {
-            mode: "none",
+        NetworkMode::Host | NetworkMode::None => vec![Network {
+            mode: t.network_mode.as_str(),
             ipv4_addresses: vec![],
             interface: None,
         }],
@@ -200,7 +195,7 @@ fn networks(c: &ContainerMetadata, t: &TaskMetadata) -> Vec<Network> {
 
 fn network(n: &TaskNetwork) -> Network {
     Network {
-        mode: "awsvpc",
+        mode: NetworkMode::Awsvpc.as_str(),
         ipv4_addresses: vec![n.ipv4.to_string()],
         interface: Some(Interface {
             attachment_index: 0,

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use super::registry::{Lookup, MetadataRegistry};
 use super::{render, stats, MetadataError};
+use crate::clock::Clock;
 
 /// The four v4 resources.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +73,7 @@ pub fn handle(
 struct Shared {
     registry: MetadataRegistry,
     cgroup_root: PathBuf,
+    clock: Arc<dyn Clock>,
 }
 
 fn respond(s: &Shared, token: &str, resource: Resource, peer: SocketAddr) -> Response {
@@ -81,7 +83,7 @@ fn respond(s: &Shared, token: &str, resource: Resource, peer: SocketAddr) -> Res
         token,
         resource,
         peer.ip(),
-        crate::model::now_ms(),
+        s.clock.now_ms(),
     );
     if r.status != 200 {
         tracing::debug!(peer = %peer, ?resource, "metadata request refused");
@@ -113,10 +115,12 @@ fn router(shared: Arc<Shared>) -> Router {
 }
 
 /// Binds the registry's endpoint and serves it in the background.
-/// `cgroup_root` is where cgroupfs is mounted (`/sys/fs/cgroup`).
+/// `cgroup_root` is where cgroupfs is mounted (`/sys/fs/cgroup`); `clock`
+/// dates the stats it reads.
 pub async fn start(
     registry: MetadataRegistry,
     cgroup_root: PathBuf,
+    clock: Arc<dyn Clock>,
 ) -> Result<tokio::task::JoinHandle<()>, MetadataError> {
     let addr = registry.endpoint();
     let listener = tokio::net::TcpListener::bind(addr)
@@ -125,6 +129,7 @@ pub async fn start(
     let app = router(Arc::new(Shared {
         registry,
         cgroup_root,
+        clock,
     }));
     tracing::info!(%addr, "task metadata endpoint listening");
     Ok(tokio::spawn(async move {

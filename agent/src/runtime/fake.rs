@@ -1,11 +1,14 @@
-//! `RecordingRuntime`: an in-memory `ContainerRuntime` that records every call, for testing
-//! the task manager without containerd. Containers exit when the test says so (`exit`).
+//! `RecordingRuntime`: an in-memory `ContainerRuntime` that records every call (and when, on
+//! tokio's clock), for testing the task manager without containerd. Containers exit when the
+//! test says so (`exit`), when their script says so (`exit_after`), or when killed.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::{
     ContainerRuntime, ContainerSpec, ContainerState, ContainerStatus, ExecOutcome, Image,
@@ -35,7 +38,7 @@ struct FakeContainer {
 
 #[derive(Default)]
 struct State {
-    calls: Vec<Call>,
+    calls: Vec<(Instant, Call)>,
     containers: BTreeMap<String, FakeContainer>,
     images: HashMap<String, Image>,
     pull_failures: HashMap<String, String>,
@@ -43,15 +46,38 @@ struct State {
     start_failures: HashMap<String, String>,
     next_pid: u32,
     keep_running_on_kill: bool,
+    /// Containers whose process ignores SIGTERM (SIGKILL still ends them).
+    ignore_sigterm: HashSet<String>,
+    /// Containers that exit by themselves this long after they start, with this code.
+    exit_after: HashMap<String, (Duration, u32)>,
     /// What execs in a container return (default: exit 0).
     exec_results: HashMap<String, ExecOutcome>,
+    /// Results the next execs in a container return, before `exec_results`.
+    exec_scripts: HashMap<String, VecDeque<ExecOutcome>>,
+}
+
+impl State {
+    fn record(&mut self, call: Call) {
+        self.calls.push((Instant::now(), call));
+    }
+
+    /// The container's process exits with `code`; false if there is no such container.
+    fn exit(&mut self, id: &str, code: u32) -> bool {
+        let Some(container) = self.containers.get_mut(id) else {
+            return false;
+        };
+        container.state = ContainerState::Stopped;
+        container.exit.send_replace(Some(code));
+        true
+    }
 }
 
 /// See the module docs. By default every pull succeeds, and `kill` of a running container
-/// makes it exit with 128+signal, as a shell process would.
-#[derive(Default)]
+/// makes it exit with 128+signal, as a shell process would. Clones share one state: a test
+/// keeps a clone to drive and inspect the runtime it handed to the code under test.
+#[derive(Default, Clone)]
 pub struct RecordingRuntime {
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
 }
 
 impl RecordingRuntime {
@@ -65,18 +91,48 @@ impl RecordingRuntime {
         self.state().exec_results.insert(id.to_owned(), outcome);
     }
 
+    /// The next execs in container `id` end with `outcomes`, in order; later ones as
+    /// `set_exec_result` says.
+    pub fn script_exec(&self, id: &str, outcomes: impl IntoIterator<Item = ExecOutcome>) {
+        self.state()
+            .exec_scripts
+            .entry(id.to_owned())
+            .or_default()
+            .extend(outcomes);
+    }
+
+    /// Container `id`'s process ignores SIGTERM; SIGKILL still ends it (137).
+    pub fn ignore_sigterm(&self, id: &str) {
+        self.state().ignore_sigterm.insert(id.to_owned());
+    }
+
+    /// Container `id`'s process exits with `code` by itself, `after` it starts (on tokio's
+    /// clock: a paused-time test gets there by advancing time).
+    pub fn exit_after(&self, id: &str, after: Duration, code: u32) {
+        self.state().exit_after.insert(id.to_owned(), (after, code));
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().expect("RecordingRuntime state poisoned")
     }
 
     #[must_use]
     pub fn calls(&self) -> Vec<Call> {
+        self.state().calls.iter().map(|(_, c)| c.clone()).collect()
+    }
+
+    /// The calls so far with the (tokio) instant each was made.
+    #[must_use]
+    pub fn timed_calls(&self) -> Vec<(Instant, Call)> {
         self.state().calls.clone()
     }
 
     /// The calls so far, clearing the record.
     pub fn take_calls(&self) -> Vec<Call> {
         std::mem::take(&mut self.state().calls)
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect()
     }
 
     /// What `pull_image(image.reference)` returns (otherwise an image with an empty config).
@@ -115,13 +171,7 @@ impl RecordingRuntime {
     /// The container's process exits with `code`: pending and future `wait`s return it.
     /// Returns false if there is no such container.
     pub fn exit(&self, id: &str, code: u32) -> bool {
-        let mut state = self.state();
-        let Some(container) = state.containers.get_mut(id) else {
-            return false;
-        };
-        container.state = ContainerState::Stopped;
-        container.exit.send_replace(Some(code));
-        true
+        self.state().exit(id, code)
     }
 
     /// The spec container `id` was created with, while it exists.
@@ -135,6 +185,8 @@ impl RecordingRuntime {
         self.state().containers.get(id).map(|c| c.state)
     }
 }
+
+const SIGTERM: u32 = 15;
 
 fn not_found(id: &str) -> RuntimeError {
     RuntimeError::NotFound {
@@ -154,7 +206,7 @@ impl ContainerRuntime for RecordingRuntime {
         _login: Option<&RegistryCredentials>,
     ) -> Result<Image> {
         let mut state = self.state();
-        state.calls.push(Call::PullImage(reference.to_owned()));
+        state.record(Call::PullImage(reference.to_owned()));
         if let Some(message) = state.pull_failures.get(reference) {
             return Err(RuntimeError::Pull {
                 reference: reference.to_owned(),
@@ -175,9 +227,7 @@ impl ContainerRuntime for RecordingRuntime {
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<()> {
         let mut state = self.state();
-        state
-            .calls
-            .push(Call::CreateContainer(Box::new(spec.clone())));
+        state.record(Call::CreateContainer(Box::new(spec.clone())));
         if let Some(message) = state.create_failures.get(&spec.id) {
             return Err(RuntimeError::Start {
                 container: spec.id.clone(),
@@ -206,7 +256,7 @@ impl ContainerRuntime for RecordingRuntime {
 
     async fn start(&self, id: &str) -> Result<u32> {
         let mut state = self.state();
-        state.calls.push(Call::Start(id.to_owned()));
+        state.record(Call::Start(id.to_owned()));
         if let Some(message) = state.start_failures.get(id) {
             return Err(RuntimeError::Start {
                 container: id.to_owned(),
@@ -218,13 +268,23 @@ impl ContainerRuntime for RecordingRuntime {
         let container = state.containers.get_mut(id).ok_or_else(|| not_found(id))?;
         container.state = ContainerState::Running;
         container.pid = pid;
+        if let Some((after, code)) = state.exit_after.get(id).copied() {
+            let (shared, id) = (self.state.clone(), id.to_owned());
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                let mut state = shared.lock().expect("RecordingRuntime state poisoned");
+                if state.containers.get(&id).map(|c| c.state) == Some(ContainerState::Running) {
+                    state.exit(&id, code);
+                }
+            });
+        }
         Ok(pid)
     }
 
     async fn wait(&self, id: &str) -> Result<u32> {
         let mut exit = {
             let mut state = self.state();
-            state.calls.push(Call::Wait(id.to_owned()));
+            state.record(Call::Wait(id.to_owned()));
             state
                 .containers
                 .get(id)
@@ -241,12 +301,13 @@ impl ContainerRuntime for RecordingRuntime {
 
     async fn kill(&self, id: &str, signal: u32, all: bool) -> Result<()> {
         let mut state = self.state();
-        state.calls.push(Call::Kill {
+        state.record(Call::Kill {
             id: id.to_owned(),
             signal,
             all,
         });
-        let keep_running = state.keep_running_on_kill;
+        let keep_running =
+            state.keep_running_on_kill || (signal == SIGTERM && state.ignore_sigterm.contains(id));
         let container = state.containers.get_mut(id).ok_or_else(|| not_found(id))?;
         match container.state {
             ContainerState::Running if !keep_running => {
@@ -267,7 +328,7 @@ impl ContainerRuntime for RecordingRuntime {
 
     async fn delete(&self, id: &str) -> Result<()> {
         let mut state = self.state();
-        state.calls.push(Call::Delete(id.to_owned()));
+        state.record(Call::Delete(id.to_owned()));
         if state
             .containers
             .get(id)
@@ -285,7 +346,7 @@ impl ContainerRuntime for RecordingRuntime {
 
     async fn list_containers(&self) -> Result<Vec<String>> {
         let mut state = self.state();
-        state.calls.push(Call::ListContainers);
+        state.record(Call::ListContainers);
         Ok(state.containers.keys().cloned().collect())
     }
 
@@ -297,7 +358,7 @@ impl ContainerRuntime for RecordingRuntime {
         _timeout: std::time::Duration,
     ) -> Result<ExecOutcome> {
         let mut state = self.state();
-        state.calls.push(Call::Exec {
+        state.record(Call::Exec {
             id: id.to_owned(),
             args: args.to_vec(),
         });
@@ -305,16 +366,15 @@ impl ContainerRuntime for RecordingRuntime {
             Some(c) if c.state == ContainerState::Running => {}
             _ => return Err(not_found(id)),
         }
-        Ok(state
-            .exec_results
-            .get(id)
-            .copied()
+        let scripted = state.exec_scripts.get_mut(id).and_then(VecDeque::pop_front);
+        Ok(scripted
+            .or_else(|| state.exec_results.get(id).copied())
             .unwrap_or(ExecOutcome::Exited(0)))
     }
 
     async fn status(&self, id: &str) -> Result<Option<ContainerStatus>> {
         let mut state = self.state();
-        state.calls.push(Call::Status(id.to_owned()));
+        state.record(Call::Status(id.to_owned()));
         Ok(state.containers.get(id).map(|c| ContainerStatus {
             state: c.state,
             pid: c.pid,
@@ -403,5 +463,49 @@ mod tests {
             Err(RuntimeError::Start { .. })
         ));
         assert!(rt.list_containers().await.unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn scripted_exits_signals_and_execs() {
+        let rt = RecordingRuntime::new();
+        let driver = rt.clone();
+        for id in ["a", "b"] {
+            rt.create_container(&spec(id)).await.unwrap();
+        }
+        driver.exit_after("a", Duration::from_secs(5), 3);
+        driver.ignore_sigterm("b");
+        driver.script_exec("b", [ExecOutcome::Exited(1)]);
+        let t0 = Instant::now();
+        rt.start("a").await.unwrap();
+        rt.start("b").await.unwrap();
+        assert_eq!(rt.wait("a").await.unwrap(), 3);
+        assert_eq!(
+            t0.elapsed(),
+            Duration::from_secs(5),
+            "exits on the paused clock"
+        );
+
+        let exec = |id: &'static str| rt.exec(id, "x", &[], Duration::from_secs(1));
+        assert_eq!(exec("b").await.unwrap(), ExecOutcome::Exited(1));
+        assert_eq!(
+            exec("b").await.unwrap(),
+            ExecOutcome::Exited(0),
+            "script done"
+        );
+        rt.kill("b", 15, false).await.unwrap();
+        assert_eq!(
+            rt.state_of("b"),
+            Some(ContainerState::Running),
+            "SIGTERM ignored"
+        );
+        rt.kill("b", 9, true).await.unwrap();
+        assert_eq!(rt.wait("b").await.unwrap(), 137);
+        let kill_times: Vec<Instant> = driver
+            .timed_calls()
+            .into_iter()
+            .filter(|(_, c)| matches!(c, Call::Kill { .. }))
+            .map(|(at, _)| at)
+            .collect();
+        assert_eq!(kill_times, [t0 + Duration::from_secs(5); 2]);
     }
 }

@@ -12,7 +12,9 @@ mod content;
 mod error;
 mod exec;
 mod fake;
+mod fetch;
 mod image;
+mod manifest;
 mod pull;
 mod registry;
 mod spec;
@@ -176,8 +178,9 @@ pub struct LinuxOptions {
     pub init_binary: Option<PathBuf>,
 }
 
-/// What containerd says about a container's task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What containerd says about a container's task (shown in its words: `NO_TASK`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::Display)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum ContainerState {
     /// The task exists but has not been started.
     Created,
@@ -194,14 +197,7 @@ pub enum ContainerState {
 impl ContainerState {
     #[must_use]
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Created => "CREATED",
-            Self::Running => "RUNNING",
-            Self::Stopped => "STOPPED",
-            Self::Paused => "PAUSED",
-            Self::NoTask => "NO_TASK",
-            Self::Unknown => "UNKNOWN",
-        }
+        self.into()
     }
 }
 
@@ -283,7 +279,7 @@ impl Containerd {
         let channel = containerd_client::connect(&config.socket)
             .await
             .map_err(|e| connect_error(error::chain(&e)))?;
-        let registry = image::registry_client(&config);
+        let registry = fetch::registry_client(&config);
         Ok(Self {
             channel,
             config,

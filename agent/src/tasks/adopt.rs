@@ -8,14 +8,14 @@ use std::collections::HashMap;
 use tokio::sync::mpsc;
 
 use super::provision::{Networking, Provisioned};
-use super::supervisor::{
-    set_container, task_dir, Event, Running, StopCause, Supervisor, OOM_REASON,
-};
+use super::supervisor::{task_dir, Event, Running, StopCause, Supervisor};
 use crate::cgroups::CgroupManager;
 use crate::engine::Phase;
-use crate::model::{now_ms, ContainerReport, NetworkMode, TaskReport, TaskSpec};
+use crate::model::{
+    ContainerDef, ContainerReport, ContainerState, NetworkMode, TaskReport, TaskSpec,
+};
 use crate::network::NetworkSetup;
-use crate::runtime::{ContainerRuntime, ContainerState, ContainerStatus};
+use crate::runtime::{self, ContainerRuntime, ContainerStatus};
 
 /// Where a recorded container is, from what containerd says of it and what
 /// the agent last reported (`None`: no container record).
@@ -26,17 +26,19 @@ pub fn phase_of(
 ) -> Phase {
     let started = task_started_at_ms;
     match status.map(|s| (s.state, s.exit_code)) {
-        Some((ContainerState::Running | ContainerState::Paused, _)) => Phase::Running {
-            started_at_ms: started,
-        },
-        Some((ContainerState::Stopped, code)) => Phase::Exited {
+        Some((runtime::ContainerState::Running | runtime::ContainerState::Paused, _)) => {
+            Phase::Running {
+                started_at_ms: started,
+            }
+        }
+        Some((runtime::ContainerState::Stopped, code)) => Phase::Exited {
             started_at_ms: started,
             exit_code: code.and_then(|c| i32::try_from(c).ok()).unwrap_or(-1),
         },
         // Created but never started, or a record without a task: start it again.
         Some(_) => Phase::Waiting,
         None => match last {
-            Some(c) if c.last_status == "PENDING" => Phase::Waiting,
+            Some(c) if c.last_status == ContainerState::Pending => Phase::Waiting,
             // It ran and is gone (deleted by hand?): it exited; keep the code we knew.
             Some(c) => Phase::Exited {
                 started_at_ms: started,
@@ -53,11 +55,12 @@ pub async fn adopted_phases<R: ContainerRuntime>(
     runtime: &R,
     spec: &TaskSpec,
     report: &TaskReport,
+    now_ms: i64,
 ) -> HashMap<String, Phase> {
     let started = report
         .started_at_ms
         .or(report.pull_stopped_at_ms)
-        .unwrap_or_else(now_ms);
+        .unwrap_or(now_ms);
     let mut phases = HashMap::new();
     for def in &spec.containers {
         let id = spec.container_id(&def.name);
@@ -90,28 +93,14 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
     ) -> Result<Provisioned, StopCause> {
         let host = self.host.clone();
         let spec = self.spec.clone();
-        let mut images = HashMap::new();
-        for c in spec
+        // Collected first: a filter closure held across the pull's await
+        // would make the task's future not `Send`.
+        let waiting: Vec<&ContainerDef> = spec
             .containers
             .iter()
             .filter(|c| phases.get(&c.name) == Some(&Phase::Waiting))
-        {
-            if images.contains_key(&c.image) {
-                continue;
-            }
-            let login = c.options.secrets.registry_login.as_ref();
-            match host.runtime.pull_image_as(&c.image, login).await {
-                Ok(image) => {
-                    images.insert(c.image.clone(), image);
-                }
-                Err(e) => {
-                    return Err(StopCause {
-                        code: "TaskFailedToStart",
-                        reason: format!("CannotPullContainerError: {e}"),
-                    });
-                }
-            }
-        }
+            .collect();
+        let images = self.pull_images(report, waiting).await?;
         for def in &spec.containers {
             let phase = phases.get(&def.name).copied().unwrap_or(Phase::Waiting);
             match phase {
@@ -129,7 +118,7 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
                             &def.name,
                             &cgroup_path,
                             &token,
-                            now_ms(),
+                            self.now_ms(),
                         );
                         if spec.network_mode == NetworkMode::Bridge {
                             let i = spec.containers.iter().position(|c| c.name == def.name);
@@ -151,14 +140,7 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
                     tracing::info!(task_id = %spec.id, container = %def.name, "adopted running container");
                 }
                 Phase::Exited { exit_code, .. } => {
-                    let oom = host.cgroups.oom_killed(&spec.id, &def.name);
-                    set_container(report, &def.name, |r| {
-                        r.last_status = "STOPPED".into();
-                        r.exit_code = Some(exit_code);
-                        if oom {
-                            r.reason = Some(OOM_REASON.into());
-                        }
-                    });
+                    self.record_exit(report, &def.name, exit_code);
                     tracing::info!(task_id = %spec.id, container = %def.name, exit_code, "container exited while the agent was away");
                 }
                 Phase::Waiting | Phase::Failed => {}
@@ -204,7 +186,7 @@ mod tests {
     use super::*;
 
     #[allow(clippy::unnecessary_wraps)] // phase_of takes what the runtime returns
-    fn status(state: ContainerState, exit_code: Option<u32>) -> Option<ContainerStatus> {
+    fn status(state: runtime::ContainerState, exit_code: Option<u32>) -> Option<ContainerStatus> {
         Some(ContainerStatus {
             state,
             pid: 1,
@@ -215,28 +197,28 @@ mod tests {
     #[test]
     fn phases_from_containerd_and_the_last_report() {
         assert_eq!(
-            phase_of(status(ContainerState::Running, None), None, 5),
+            phase_of(status(runtime::ContainerState::Running, None), None, 5),
             Phase::Running { started_at_ms: 5 }
         );
         assert_eq!(
-            phase_of(status(ContainerState::Stopped, Some(3)), None, 5),
+            phase_of(status(runtime::ContainerState::Stopped, Some(3)), None, 5),
             Phase::Exited {
                 started_at_ms: 5,
                 exit_code: 3
             }
         );
         assert_eq!(
-            phase_of(status(ContainerState::Created, None), None, 5),
+            phase_of(status(runtime::ContainerState::Created, None), None, 5),
             Phase::Waiting
         );
         let pending = ContainerReport {
             name: "a".into(),
-            last_status: "PENDING".into(),
+            last_status: ContainerState::Pending,
             ..ContainerReport::default()
         };
         assert_eq!(phase_of(None, Some(&pending), 5), Phase::Waiting);
         let ran = ContainerReport {
-            last_status: "RUNNING".into(),
+            last_status: ContainerState::Running,
             exit_code: None,
             ..pending.clone()
         };

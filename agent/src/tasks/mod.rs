@@ -3,174 +3,28 @@
 
 mod adopt;
 mod container_spec;
+mod host;
+mod images;
 mod provision;
+mod start;
+mod stop;
 mod supervisor;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, HashSet};
-use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, watch};
 
 use crate::cgroups::CgroupManager;
-use crate::config::AgentConfig;
-use crate::local_state::{LocalState, TaskRecord};
-use crate::metadata::MetadataRegistry;
-use crate::model::{ContainerReport, DesiredStatus, PortMapping, Protocol, TaskReport, TaskSpec};
-use crate::network::{self, AssignedPort, NetworkSetup, PortError, PortMode, TaskCidr};
+use crate::model::{
+    ContainerReport, ContainerState, DesiredStatus, TaskReport, TaskSpec, TaskState,
+};
+use crate::network::{self, NetworkSetup};
 use crate::runtime::ContainerRuntime;
 
-/// The host-side parts every supervisor uses.
-pub struct Host<R, N, C> {
-    pub runtime: R,
-    pub network: N,
-    pub cgroups: C,
-    pub state: LocalState,
-    pub config: AgentConfig,
-    pub cidr: TaskCidr,
-    /// What the task metadata endpoint serves; supervisors keep it current.
-    pub metadata: MetadataRegistry,
-    /// Addresses held by endpoints (task id or container endpoint -> address).
-    addresses: Mutex<HashMap<String, Ipv4Addr>>,
-    /// Host ports held by tasks.
-    ports: Mutex<PortBook>,
-}
-
-/// Which task holds each host port, and where the next dynamic search starts.
-#[derive(Default)]
-struct PortBook {
-    held: HashMap<(Protocol, u16), String>,
-    cursor: u16,
-}
-
-impl<R, N, C> Host<R, N, C> {
-    pub fn new(
-        runtime: R,
-        network: N,
-        cgroups: C,
-        state: LocalState,
-        config: AgentConfig,
-        cidr: TaskCidr,
-    ) -> Self {
-        let metadata = MetadataRegistry::new(
-            std::net::SocketAddrV4::new(cidr.gateway(), crate::metadata::DEFAULT_PORT),
-            cidr,
-            config.region.clone(),
-        );
-        Self {
-            runtime,
-            network,
-            cgroups,
-            state,
-            config,
-            cidr,
-            metadata,
-            addresses: Mutex::new(HashMap::new()),
-            ports: Mutex::new(PortBook::default()),
-        }
-    }
-
-    /// Holds `ip` for an endpoint (an address recorded by a previous agent run).
-    pub fn hold_ip(&self, task_id: &str, ip: Ipv4Addr) {
-        self.addresses
-            .lock()
-            .unwrap()
-            .insert(task_id.to_string(), ip);
-    }
-
-    /// The address an endpoint holds.
-    pub fn ip_of(&self, endpoint: &str) -> Option<Ipv4Addr> {
-        self.addresses.lock().unwrap().get(endpoint).copied()
-    }
-
-    /// Serves task metadata from `metadata` (e.g. on another port) instead.
-    pub fn with_metadata(mut self, metadata: MetadataRegistry) -> Self {
-        self.metadata = metadata;
-        self
-    }
-
-    /// The lowest free task address, held for the endpoint until its task is
-    /// forgotten.
-    pub fn allocate_ip(&self, task_id: &str) -> Option<Ipv4Addr> {
-        let mut addresses = self.addresses.lock().unwrap();
-        if let Some(ip) = addresses.get(task_id) {
-            return Some(*ip);
-        }
-        let used: HashSet<Ipv4Addr> = addresses.values().copied().collect();
-        let ip = crate::ipam::allocate(&self.cidr, &used)?;
-        addresses.insert(task_id.to_string(), ip);
-        Some(ip)
-    }
-
-    pub(super) fn record(&self, record: &TaskRecord) {
-        if let Err(e) = self.state.put_task(record) {
-            tracing::error!(task_id = %record.spec.id, error = %e, "could not record task");
-        }
-    }
-
-    /// Holds host ports a previous agent run gave the task.
-    pub fn hold_ports(&self, task_id: &str, ports: impl IntoIterator<Item = (Protocol, u16)>) {
-        let mut book = self.ports.lock().unwrap();
-        for p in ports {
-            book.held.insert(p, task_id.to_string());
-        }
-    }
-
-    /// Decides and holds the host ports of a task's `mappings` (with their
-    /// container indexes): refused if a static one is reserved, held by
-    /// another task, or bound by something on the host.
-    pub fn reserve_ports(
-        &self,
-        task_id: &str,
-        mappings: &[(usize, PortMapping)],
-        mode: PortMode,
-    ) -> Result<Vec<AssignedPort>, PortError>
-    where
-        N: NetworkSetup,
-    {
-        let mut book = self.ports.lock().unwrap();
-        let reserved = |protocol, port| match protocol {
-            Protocol::Tcp => self.config.reserved_tcp_ports.contains(&port),
-            Protocol::Udp => self.config.reserved_udp_ports.contains(&port),
-        };
-        let assigned = network::assign(
-            mappings,
-            mode,
-            self.config.dynamic_host_ports,
-            book.cursor,
-            |protocol, port| {
-                book.held
-                    .get(&(protocol, port))
-                    .is_some_and(|holder| holder != task_id)
-                    || reserved(protocol, port)
-                    || !self.network.host_port_free(protocol, port)
-            },
-        )?;
-        for a in &assigned {
-            book.held
-                .insert((a.protocol, a.host_port), task_id.to_string());
-            if self.config.dynamic_host_ports.contains(a.host_port) {
-                book.cursor = a.host_port.wrapping_add(1);
-            }
-        }
-        Ok(assigned)
-    }
-
-    pub(super) fn forget(&self, task_id: &str) {
-        self.addresses
-            .lock()
-            .unwrap()
-            .retain(|endpoint, _| network::endpoint_task_id(endpoint) != task_id);
-        self.ports
-            .lock()
-            .unwrap()
-            .held
-            .retain(|_, holder| holder != task_id);
-        if let Err(e) = self.state.remove_task(task_id) {
-            tracing::error!(task_id, error = %e, "could not remove task record");
-        }
-    }
-}
+pub use host::Host;
 
 struct Entry {
     desired: watch::Sender<DesiredStatus>,
@@ -187,13 +41,13 @@ pub struct TaskManager<R, N, C> {
 fn initial_report(spec: &TaskSpec) -> TaskReport {
     TaskReport {
         task_arn: spec.arn.clone(),
-        last_status: "PROVISIONING".into(),
+        last_status: TaskState::Provisioning,
         containers: spec
             .containers
             .iter()
             .map(|c| ContainerReport {
                 name: c.name.clone(),
-                last_status: "PENDING".into(),
+                last_status: ContainerState::Pending,
                 ..ContainerReport::default()
             })
             .collect(),
@@ -225,7 +79,10 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> TaskManager<R, N, C
     }
 
     fn reporter(&self, task_id: String) -> Box<dyn Fn(TaskReport) + Send + Sync> {
-        let entries = self.entries.clone();
+        // Weak: the entries (and with them each supervisor's desired-status
+        // sender) go when the manager goes, so supervisors see the manager
+        // gone and leave their tasks running, as at agent shutdown.
+        let entries = Arc::downgrade(&self.entries);
         let tx = self.reports.clone();
         let host = self.host.clone();
         Box::new(move |r: TaskReport| {
@@ -233,8 +90,10 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> TaskManager<R, N, C
             if let Err(e) = host.state.update_report(&task_id, &r) {
                 tracing::error!(task_id, error = %e, "could not record a task report");
             }
-            if let Some(e) = entries.lock().unwrap().get_mut(&task_id) {
-                e.latest = r.clone();
+            if let Some(entries) = entries.upgrade() {
+                if let Some(e) = entries.lock().unwrap().get_mut(&task_id) {
+                    e.latest = r.clone();
+                }
             }
             let _ = tx.send(r);
         })
@@ -246,7 +105,7 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> TaskManager<R, N, C
     pub fn apply_desired(&self, specs: Vec<TaskSpec>) {
         let listed: HashSet<String> = specs.iter().map(|s| s.id.clone()).collect();
         let mut entries = self.entries.lock().unwrap();
-        entries.retain(|id, e| listed.contains(id) || e.latest.last_status != "STOPPED");
+        entries.retain(|id, e| listed.contains(id) || e.latest.last_status != TaskState::Stopped);
         for (id, e) in entries.iter() {
             if !listed.contains(id) {
                 e.desired.send_replace(DesiredStatus::Stopped);
@@ -262,9 +121,9 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> TaskManager<R, N, C
             if spec.desired_status == DesiredStatus::Stopped {
                 // Never started here: nothing to undo; say so.
                 let mut r = initial_report(&spec);
-                r.last_status = "STOPPED".into();
+                r.last_status = TaskState::Stopped;
                 for c in &mut r.containers {
-                    c.last_status = "STOPPED".into();
+                    c.last_status = ContainerState::Stopped;
                 }
                 let _ = self.reports.send(r.clone());
                 let (tx, _) = watch::channel(DesiredStatus::Stopped);
@@ -381,12 +240,10 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> TaskManager<R, N, C
                     .flat_map(|c| &c.network_bindings)
                     .map(|b| (b.protocol, b.host_port)),
             );
-            let phases = adopt::adopted_phases(&self.host.runtime, &spec, &report).await;
-            let stopping = matches!(
-                report.last_status.as_str(),
-                "STOPPING" | "DEPROVISIONING" | "STOPPED"
-            );
-            let desired = if stopping {
+            let phases =
+                adopt::adopted_phases(&self.host.runtime, &spec, &report, self.host.clock.now_ms())
+                    .await;
+            let desired = if report.last_status.is_stopping() {
                 DesiredStatus::Stopped
             } else {
                 DesiredStatus::Running

@@ -10,9 +10,11 @@ use super::container_spec;
 use super::supervisor::{set_container, task_dir, StopCause, Supervisor};
 use crate::cgroups::{CgroupManager, TaskLimits};
 use crate::local_state::TaskRecord;
-use crate::model::{now_ms, NetworkBinding, NetworkMode, PortMapping, TaskReport};
+use crate::model::{
+    NetworkBinding, NetworkMode, PortMapping, StopCode, TaskReport, TaskSpec, TaskState,
+};
 use crate::network::{self, NetworkSetup, PortMode, PublishedPort};
-use crate::runtime::{ContainerRuntime, Image, RuntimeError};
+use crate::runtime::{ContainerRuntime, Image};
 
 /// A task's network as its containers join it.
 #[derive(Debug, Default)]
@@ -45,25 +47,29 @@ pub(super) struct Provisioned {
     pub images: HashMap<String, Image>,
 }
 
-pub(super) fn failed(reason: &str) -> StopCause {
-    StopCause {
-        code: "TaskFailedToStart",
-        reason: format!("TaskFailedToStart: {reason}"),
-    }
+/// A provisioning step failed: the task fails to start, with ECS's prefix.
+fn failed(reason: &str) -> StopCause {
+    let code = StopCode::TaskFailedToStart;
+    StopCause::failed_to_start(format!("{code}: {reason}"))
 }
 
 fn user_stopped() -> StopCause {
     // The control plane set the reason when it asked; this one is not reported over it.
     StopCause {
-        code: "UserInitiated",
+        code: StopCode::UserInitiated,
         reason: "Task stopped before it started".into(),
     }
 }
 
-fn pull_message(e: &RuntimeError) -> String {
-    match e {
-        RuntimeError::Pull { message, reference } => format!("pull image {reference}: {message}"),
-        other => other.to_string(),
+/// The namespaces a task has on the bridge: one per task (awsvpc), one per
+/// container (bridge), none (host, none).
+pub(super) fn network_endpoints(spec: &TaskSpec) -> Vec<String> {
+    match spec.network_mode {
+        NetworkMode::Awsvpc => vec![spec.id.clone()],
+        NetworkMode::Bridge => (0..spec.containers.len())
+            .map(|i| network::container_endpoint(&spec.id, i))
+            .collect(),
+        NetworkMode::Host | NetworkMode::None => vec![],
     }
 }
 
@@ -77,10 +83,7 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
         let spec = self.spec.clone();
         if let Some(reason) = &spec.secrets_error {
             // Nothing is made on the host for a task whose secrets did not resolve.
-            return Err(StopCause {
-                code: "TaskFailedToStart",
-                reason: reason.clone(),
-            });
+            return Err(StopCause::failed_to_start(reason.clone()));
         }
         let task_dir = task_dir(&host, &spec.id);
         std::fs::create_dir_all(&task_dir)
@@ -137,30 +140,11 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
             return Err(user_stopped());
         }
 
-        report.last_status = "PENDING".into();
-        report.pull_started_at_ms = Some(now_ms());
+        report.last_status = TaskState::Pending;
+        report.pull_started_at_ms = Some(self.now_ms());
         self.send(report);
-        let mut images: HashMap<String, Image> = HashMap::new();
-        for c in &spec.containers {
-            if images.contains_key(&c.image) {
-                continue;
-            }
-            let login = c.options.secrets.registry_login.as_ref();
-            match host.runtime.pull_image_as(&c.image, login).await {
-                Ok(image) => {
-                    images.insert(c.image.clone(), image);
-                }
-                Err(e) => {
-                    let reason = format!("CannotPullContainerError: {}", pull_message(&e));
-                    set_container(report, &c.name, |r| r.reason = Some(reason.clone()));
-                    return Err(StopCause {
-                        code: "TaskFailedToStart",
-                        reason,
-                    });
-                }
-            }
-        }
-        report.pull_stopped_at_ms = Some(now_ms());
+        let images = self.pull_images(report, &spec.containers).await?;
+        report.pull_stopped_at_ms = Some(self.now_ms());
         for c in &mut report.containers {
             let image = spec
                 .containers
@@ -191,13 +175,7 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
             host_network: spec.network_mode == NetworkMode::Host,
             ..Networking::default()
         };
-        let endpoints: Vec<String> = match spec.network_mode {
-            NetworkMode::Awsvpc => vec![spec.id.clone()],
-            NetworkMode::Bridge => (0..spec.containers.len())
-                .map(|i| network::container_endpoint(&spec.id, i))
-                .collect(),
-            NetworkMode::Host | NetworkMode::None => vec![],
-        };
+        let endpoints = network_endpoints(spec);
         if endpoints.len() > network::MAX_BRIDGE_CONTAINERS {
             return Err(failed("a bridge-mode task may have at most 256 containers"));
         }

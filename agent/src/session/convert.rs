@@ -1,0 +1,478 @@
+//! Protobuf <-> the agent's domain types, both ways: what a `TaskSpec` from
+//! the control plane means (validated with `TryFrom`: unknown and
+//! UNSPECIFIED enum values are errors, never a default), and how a
+//! `TaskReport` goes back as a `TaskStatus`. Nothing else in the agent
+//! touches a protobuf type.
+
+use std::time::Duration;
+
+use berth_proto::v1 as pb;
+
+use crate::model::{
+    Condition, ContainerDef, ContainerOptions, ContainerReport, ContainerSecrets, ContainerState,
+    Dependency, DesiredStatus, HealthCheck, HealthStatus, MountPoint, NetworkBinding, NetworkMode,
+    PortMapping, Protocol, StopCode, TaskReport, TaskSpec, TaskState, Volume,
+};
+use crate::runtime::RegistryCredentials;
+
+/// Why a task from the control plane was refused. `task` is its ARN (its id
+/// when the ARN is empty); `field` names the field as ECS does.
+// Each variant's doc comment is its message, so it names fields as written.
+#[allow(clippy::doc_markdown)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidTaskError {
+    /// task {task}: id '{task_id}' must be non-empty and alphanumeric
+    #[error("task {task}: id '{task_id}' must be non-empty and alphanumeric")]
+    TaskId { task: String, task_id: String },
+    /// task {task}: {field} is not set (UNSPECIFIED)
+    #[error("task {task}: {field} is not set (UNSPECIFIED)")]
+    Unspecified { task: String, field: String },
+    /// task {task}: {field} has the unknown value {value}
+    #[error("task {task}: {field} has the unknown value {value}")]
+    UnknownValue {
+        task: String,
+        field: String,
+        value: i32,
+    },
+    /// task {task}: {field} {value} is not a port
+    #[error("task {task}: {field} {value} is not a port")]
+    NotAPort {
+        task: String,
+        field: String,
+        value: u32,
+    },
+    /// task {task}: {field} {command:?} is not CMD or CMD-SHELL
+    #[error("task {task}: {field} {command:?} is not CMD or CMD-SHELL")]
+    HealthCheckCommand {
+        task: String,
+        field: String,
+        command: Vec<String>,
+    },
+}
+
+/// A protobuf enum value that has no domain meaning (its UNSPECIFIED).
+#[derive(Debug)]
+pub struct Unspecified;
+
+/// Reads the protobuf enum field `raw` as the domain enum `D`, through the
+/// generated enum `P`.
+fn enum_field<P, D>(task: &str, field: &dyn Fn() -> String, raw: i32) -> Result<D, InvalidTaskError>
+where
+    P: TryFrom<i32>,
+    D: TryFrom<P, Error = Unspecified>,
+{
+    let generated = P::try_from(raw).map_err(|_| InvalidTaskError::UnknownValue {
+        task: task.to_owned(),
+        field: field(),
+        value: raw,
+    })?;
+    D::try_from(generated).map_err(|Unspecified| InvalidTaskError::Unspecified {
+        task: task.to_owned(),
+        field: field(),
+    })
+}
+
+impl TryFrom<pb::DesiredStatus> for DesiredStatus {
+    type Error = Unspecified;
+    fn try_from(s: pb::DesiredStatus) -> Result<Self, Unspecified> {
+        match s {
+            pb::DesiredStatus::Unspecified => Err(Unspecified),
+            pb::DesiredStatus::Running => Ok(Self::Running),
+            pb::DesiredStatus::Stopped => Ok(Self::Stopped),
+        }
+    }
+}
+
+impl TryFrom<pb::NetworkMode> for NetworkMode {
+    type Error = Unspecified;
+    fn try_from(m: pb::NetworkMode) -> Result<Self, Unspecified> {
+        match m {
+            pb::NetworkMode::Unspecified => Err(Unspecified),
+            pb::NetworkMode::Awsvpc => Ok(Self::Awsvpc),
+            pb::NetworkMode::Bridge => Ok(Self::Bridge),
+            pb::NetworkMode::Host => Ok(Self::Host),
+            pb::NetworkMode::None => Ok(Self::None),
+        }
+    }
+}
+
+impl TryFrom<pb::DependencyCondition> for Condition {
+    type Error = Unspecified;
+    fn try_from(c: pb::DependencyCondition) -> Result<Self, Unspecified> {
+        match c {
+            pb::DependencyCondition::Unspecified => Err(Unspecified),
+            pb::DependencyCondition::Start => Ok(Self::Start),
+            pb::DependencyCondition::Complete => Ok(Self::Complete),
+            pb::DependencyCondition::Success => Ok(Self::Success),
+            pb::DependencyCondition::Healthy => Ok(Self::Healthy),
+        }
+    }
+}
+
+impl TryFrom<pb::Protocol> for Protocol {
+    type Error = Unspecified;
+    fn try_from(p: pb::Protocol) -> Result<Self, Unspecified> {
+        match p {
+            pb::Protocol::Unspecified => Err(Unspecified),
+            pb::Protocol::Tcp => Ok(Self::Tcp),
+            pb::Protocol::Udp => Ok(Self::Udp),
+        }
+    }
+}
+
+impl From<Protocol> for pb::Protocol {
+    fn from(p: Protocol) -> Self {
+        match p {
+            Protocol::Tcp => Self::Tcp,
+            Protocol::Udp => Self::Udp,
+        }
+    }
+}
+
+impl From<TaskState> for pb::TaskState {
+    fn from(s: TaskState) -> Self {
+        match s {
+            TaskState::Provisioning => Self::Provisioning,
+            TaskState::Pending => Self::Pending,
+            TaskState::Activating => Self::Activating,
+            TaskState::Running => Self::Running,
+            TaskState::Deactivating => Self::Deactivating,
+            TaskState::Stopping => Self::Stopping,
+            TaskState::Deprovisioning => Self::Deprovisioning,
+            TaskState::Stopped => Self::Stopped,
+        }
+    }
+}
+
+impl From<ContainerState> for pb::ContainerState {
+    fn from(s: ContainerState) -> Self {
+        match s {
+            ContainerState::Pending => Self::Pending,
+            ContainerState::Running => Self::Running,
+            ContainerState::Stopped => Self::Stopped,
+        }
+    }
+}
+
+/// None: the container (or no essential container) has a health check.
+fn health(h: Option<HealthStatus>) -> pb::HealthStatus {
+    match h {
+        None => pb::HealthStatus::Unspecified,
+        Some(HealthStatus::Unknown) => pb::HealthStatus::Unknown,
+        Some(HealthStatus::Healthy) => pb::HealthStatus::Healthy,
+        Some(HealthStatus::Unhealthy) => pb::HealthStatus::Unhealthy,
+    }
+}
+
+/// None: not stopped, or stopped because the control plane asked.
+fn stop_code(c: Option<StopCode>) -> pb::StopCode {
+    match c {
+        None => pb::StopCode::Unspecified,
+        Some(StopCode::TaskFailedToStart) => pb::StopCode::TaskFailedToStart,
+        Some(StopCode::EssentialContainerExited) => pb::StopCode::EssentialContainerExited,
+        Some(StopCode::UserInitiated) => pb::StopCode::UserInitiated,
+        Some(StopCode::ServiceSchedulerInitiated) => pb::StopCode::ServiceSchedulerInitiated,
+        Some(StopCode::SpotInterruption) => pb::StopCode::SpotInterruption,
+        Some(StopCode::TerminationNotice) => pb::StopCode::TerminationNotice,
+    }
+}
+
+fn secs(s: u32) -> Option<Duration> {
+    (s > 0).then(|| Duration::from_secs(u64::from(s)))
+}
+
+fn positive(v: i64) -> Option<i64> {
+    (v > 0).then_some(v)
+}
+
+fn non_empty(s: String) -> Option<String> {
+    Some(s).filter(|s| !s.is_empty())
+}
+
+/// Converts one container of task `task` (for error messages).
+struct ContainerEdge<'a> {
+    task: &'a str,
+    container: &'a str,
+}
+
+impl ContainerEdge<'_> {
+    fn field(&self, what: &str) -> String {
+        format!("container '{}' {what}", self.container)
+    }
+
+    fn port_mapping(&self, m: &pb::PortMapping) -> Result<PortMapping, InvalidTaskError> {
+        let port = |value: u32, what: &str| {
+            u16::try_from(value).map_err(|_| InvalidTaskError::NotAPort {
+                task: self.task.to_owned(),
+                field: self.field(what),
+                value,
+            })
+        };
+        let container_port = port(m.container_port, "portMappings containerPort")?;
+        if container_port == 0 {
+            return Err(InvalidTaskError::NotAPort {
+                task: self.task.to_owned(),
+                field: self.field("portMappings containerPort"),
+                value: 0,
+            });
+        }
+        let host_port = port(m.host_port, "portMappings hostPort")?;
+        let protocol = enum_field::<pb::Protocol, _>(
+            self.task,
+            &|| self.field(&format!("portMappings {container_port} protocol")),
+            m.protocol,
+        )?;
+        Ok(PortMapping {
+            container_port,
+            host_port: (host_port != 0).then_some(host_port),
+            protocol,
+        })
+    }
+
+    fn dependency(&self, d: &pb::ContainerDependency) -> Result<Dependency, InvalidTaskError> {
+        let condition = enum_field::<pb::DependencyCondition, _>(
+            self.task,
+            &|| self.field(&format!("dependsOn '{}' condition", d.container_name)),
+            d.condition,
+        )?;
+        Ok(Dependency {
+            container: d.container_name.clone(),
+            condition,
+        })
+    }
+
+    /// ECS's health check command forms, as the argv to exec.
+    fn health_check(&self, h: &pb::HealthCheck) -> Result<HealthCheck, InvalidTaskError> {
+        let command = match h.command.split_first() {
+            Some((kind, rest)) if kind == "CMD" && !rest.is_empty() => rest.to_vec(),
+            Some((kind, [line])) if kind == "CMD-SHELL" => {
+                vec!["/bin/sh".into(), "-c".into(), line.clone()]
+            }
+            _ => {
+                return Err(InvalidTaskError::HealthCheckCommand {
+                    task: self.task.to_owned(),
+                    field: self.field("healthCheck command"),
+                    command: h.command.clone(),
+                })
+            }
+        };
+        Ok(HealthCheck {
+            command,
+            interval: Duration::from_secs(u64::from(h.interval_secs.max(1))),
+            timeout: Duration::from_secs(u64::from(h.timeout_secs.max(1))),
+            retries: h.retries.max(1),
+            start_period: Duration::from_secs(u64::from(h.start_period_secs)),
+        })
+    }
+
+    fn container(&self, c: pb::ContainerSpec) -> Result<ContainerDef, InvalidTaskError> {
+        let depends_on = c
+            .depends_on
+            .iter()
+            .map(|d| self.dependency(d))
+            .collect::<Result<_, _>>()?;
+        let health_check = c
+            .health_check
+            .as_ref()
+            .map(|h| self.health_check(h))
+            .transpose()?;
+        let port_mappings = c
+            .port_mappings
+            .iter()
+            .map(|m| self.port_mapping(m))
+            .collect::<Result<_, _>>()?;
+        Ok(ContainerDef {
+            environment: c
+                .environment
+                .iter()
+                .map(|kv| (kv.name.clone(), kv.value.clone()))
+                .collect(),
+            working_directory: non_empty(c.working_directory.clone()),
+            user: non_empty(c.user.clone()),
+            cpu: c.cpu,
+            memory_mib: positive(c.memory_mib),
+            memory_reservation_mib: positive(c.memory_reservation_mib),
+            essential: c.essential,
+            stop_timeout: secs(c.stop_timeout_secs),
+            depends_on,
+            health_check,
+            start_timeout: secs(c.start_timeout_secs),
+            port_mappings,
+            options: container_options(&c),
+            name: c.name,
+            image: c.image,
+            command: c.command,
+            entry_point: c.entry_point,
+        })
+    }
+}
+
+/// The settings applied as given: limits, mounts, capabilities, labels,
+/// names, and the resolved secrets.
+fn container_options(c: &pb::ContainerSpec) -> ContainerOptions {
+    let linux = c.linux_parameters.clone().unwrap_or_default();
+    let mut labels: Vec<(String, String)> = c
+        .docker_labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    labels.sort();
+    ContainerOptions {
+        environment_files: c.environment_files.iter().map(Into::into).collect(),
+        readonly_root_filesystem: c.readonly_root_filesystem,
+        ulimits: c
+            .ulimits
+            .iter()
+            .map(|u| (u.name.clone(), u.soft_limit, u.hard_limit))
+            .collect(),
+        cap_add: linux.cap_add,
+        cap_drop: linux.cap_drop,
+        init_process_enabled: linux.init_process_enabled,
+        shared_memory_size_mib: positive(linux.shared_memory_size_mib),
+        tmpfs: linux
+            .tmpfs
+            .into_iter()
+            .map(|t| (t.container_path, t.size_mib, t.mount_options))
+            .collect(),
+        mount_points: c
+            .mount_points
+            .iter()
+            .map(|m| MountPoint {
+                source_volume: m.source_volume.clone(),
+                container_path: m.container_path.clone(),
+                read_only: m.read_only,
+            })
+            .collect(),
+        volumes_from: c
+            .volumes_from
+            .iter()
+            .map(|v| (v.source_container.clone(), v.read_only))
+            .collect(),
+        privileged: c.privileged,
+        docker_labels: labels,
+        links: c.links.clone(),
+        hostname: non_empty(c.hostname.clone()),
+        extra_hosts: c
+            .extra_hosts
+            .iter()
+            .map(|h| (h.hostname.clone(), h.ip_address.clone()))
+            .collect(),
+        secrets: ContainerSecrets {
+            environment: c
+                .secret_environment
+                .iter()
+                .map(|kv| (kv.name.clone(), kv.value.clone()))
+                .collect(),
+            registry_login: c.registry_login.as_ref().map(|l| RegistryCredentials {
+                username: l.username.clone(),
+                password: l.password.clone(),
+            }),
+        },
+    }
+}
+
+impl TryFrom<pb::TaskSpec> for TaskSpec {
+    type Error = InvalidTaskError;
+
+    fn try_from(t: pb::TaskSpec) -> Result<Self, Self::Error> {
+        let task = if t.task_arn.is_empty() {
+            t.task_id.clone()
+        } else {
+            t.task_arn.clone()
+        };
+        if t.task_id.is_empty() || !t.task_id.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(InvalidTaskError::TaskId {
+                task,
+                task_id: t.task_id,
+            });
+        }
+        let desired_status = enum_field::<pb::DesiredStatus, _>(
+            &task,
+            &|| "desiredStatus".into(),
+            t.desired_status,
+        )?;
+        let network_mode =
+            enum_field::<pb::NetworkMode, _>(&task, &|| "networkMode".into(), t.network_mode)?;
+        let containers = t
+            .containers
+            .into_iter()
+            .map(|c| {
+                let name = c.name.clone();
+                ContainerEdge {
+                    task: &task,
+                    container: &name,
+                }
+                .container(c)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(TaskSpec {
+            arn: t.task_arn,
+            id: t.task_id,
+            family: t.family,
+            revision: t.revision,
+            cluster_arn: t.cluster_arn,
+            desired_status,
+            network_mode,
+            cpu: positive(t.cpu),
+            memory_mib: positive(t.memory_mib),
+            containers,
+            volumes: t
+                .volumes
+                .into_iter()
+                .map(|v| Volume {
+                    name: v.name,
+                    host_source_path: non_empty(v.host_source_path).map(Into::into),
+                })
+                .collect(),
+            secrets_error: non_empty(t.secrets_error),
+        })
+    }
+}
+
+impl From<NetworkBinding> for pb::NetworkBinding {
+    fn from(b: NetworkBinding) -> Self {
+        pb::NetworkBinding {
+            bind_ip: b.bind_ip,
+            container_port: u32::from(b.container_port),
+            host_port: u32::from(b.host_port),
+            protocol: pb::Protocol::from(b.protocol).into(),
+        }
+    }
+}
+
+impl From<ContainerReport> for pb::ContainerStatus {
+    fn from(c: ContainerReport) -> Self {
+        pb::ContainerStatus {
+            name: c.name,
+            last_status: pb::ContainerState::from(c.last_status).into(),
+            exit_code: c.exit_code,
+            reason: c.reason.unwrap_or_default(),
+            runtime_id: c.runtime_id.unwrap_or_default(),
+            image_digest: c.image_digest.unwrap_or_default(),
+            health_status: health(c.health_status).into(),
+            network_bindings: c.network_bindings.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<TaskReport> for pb::TaskStatus {
+    fn from(r: TaskReport) -> Self {
+        pb::TaskStatus {
+            task_arn: r.task_arn,
+            last_status: pb::TaskState::from(r.last_status).into(),
+            containers: r.containers.into_iter().map(Into::into).collect(),
+            private_ipv4_address: r.private_ipv4.unwrap_or_default(),
+            mac_address: r.mac_address.unwrap_or_default(),
+            stop_code: stop_code(r.stop_code).into(),
+            stopped_reason: r.stopped_reason.unwrap_or_default(),
+            pull_started_at_ms: r.pull_started_at_ms.unwrap_or(0),
+            pull_stopped_at_ms: r.pull_stopped_at_ms.unwrap_or(0),
+            started_at_ms: r.started_at_ms.unwrap_or(0),
+            execution_stopped_at_ms: r.execution_stopped_at_ms.unwrap_or(0),
+            health_status: health(r.health_status).into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
