@@ -145,8 +145,8 @@ impl LocalState {
 mod tests {
     use super::*;
     use crate::model::{
-        Condition, ContainerState, DesiredStatus, HealthStatus, NetworkMode, Protocol, StopCode,
-        TaskState,
+        ContainerCondition, ContainerStatus, DesiredStatus, HealthStatus, NetworkMode, Protocol,
+        StopCode, TaskStatus,
     };
 
     /// A record as the agent wrote it before statuses were enums: enums by
@@ -174,10 +174,10 @@ mod tests {
         assert_eq!(r.spec.desired_status, DesiredStatus::Running);
         assert_eq!(r.spec.network_mode, NetworkMode::Bridge);
         let web = &r.spec.containers[1];
-        assert_eq!(web.depends_on[0].condition, Condition::Success);
+        assert_eq!(web.depends_on[0].condition, ContainerCondition::Success);
         assert_eq!(web.port_mappings[0].protocol, Protocol::Tcp);
         let report = &r.last_report;
-        assert_eq!(report.last_status, TaskState::Running);
+        assert_eq!(report.last_status, TaskStatus::Running);
         assert_eq!(report.stop_code, Some(StopCode::EssentialContainerExited));
         assert_eq!(report.health_status, Some(HealthStatus::Unhealthy));
         let [init, web] = &report.containers[..] else {
@@ -185,9 +185,9 @@ mod tests {
         };
         assert_eq!(
             (init.last_status, init.exit_code),
-            (ContainerState::Stopped, Some(0))
+            (ContainerStatus::Stopped, Some(0))
         );
-        assert_eq!(web.last_status, ContainerState::Running);
+        assert_eq!(web.last_status, ContainerStatus::Running);
         assert_eq!(web.health_status, Some(HealthStatus::Healthy));
         assert_eq!(web.network_bindings[0].protocol, Protocol::Udp);
         assert_eq!(r.endpoints.len(), 2);
@@ -244,13 +244,13 @@ mod tests {
         assert_eq!(s.container_instance_arn().unwrap().as_deref(), Some("ci"));
         assert_eq!(s.tasks().unwrap()[0].ipv4, Some(Ipv4Addr::new(10, 0, 0, 2)));
         let report = TaskReport {
-            last_status: TaskState::Running,
+            last_status: TaskStatus::Running,
             ..TaskReport::default()
         };
         s.update_report("t1", &report).unwrap();
         assert_eq!(
             s.tasks().unwrap()[0].last_report.last_status,
-            TaskState::Running
+            TaskStatus::Running
         );
         s.remove_task("t1").unwrap();
         s.update_report("t1", &report).unwrap();

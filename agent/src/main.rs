@@ -222,7 +222,7 @@ fn agent_config(args: &Args, cidr: TaskCidr) -> AgentConfig {
             .capacity_provider
             .clone()
             .filter(|p| !p.is_empty())
-            .or_else(|| args.serves_fargate.then(|| "FARGATE".to_string())),
+            .or_else(|| args.serves_fargate.then(|| berth_ecs::FARGATE.to_string())),
         region: args.region.clone(),
         containerd_socket: args.containerd_socket.clone(),
         containerd_namespace: args.containerd_namespace.clone(),

@@ -5,177 +5,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-// Every status enum is stored (local state) and shown (logs, metadata) by its
-// ECS word: serde and strum take the same names. Records a previous agent
-// wrote with the Rust variant names ("Running", "Awsvpc") still load, through
-// the aliases.
-
-/// ECS's `desiredStatus` of a task.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::Display,
-)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
-pub enum DesiredStatus {
-    #[serde(alias = "Running")]
-    Running,
-    #[serde(alias = "Stopped")]
-    Stopped,
-}
-
-impl DesiredStatus {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-}
-
-/// A task definition's `networkMode`.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::Display,
-)]
-#[serde(rename_all = "lowercase")]
-#[strum(serialize_all = "lowercase")]
-pub enum NetworkMode {
-    #[serde(alias = "Awsvpc")]
-    Awsvpc,
-    #[serde(alias = "Bridge")]
-    Bridge,
-    #[serde(alias = "Host")]
-    Host,
-    #[serde(alias = "None")]
-    None,
-}
-
-impl NetworkMode {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-}
-
-/// ECS's task `lastStatus`, in lifecycle order (`Ord` follows it).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::Display,
-)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
-pub enum TaskState {
-    #[default]
-    Provisioning,
-    Pending,
-    Activating,
-    Running,
-    Deactivating,
-    Stopping,
-    Deprovisioning,
-    Stopped,
-}
-
-impl TaskState {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-
-    /// The task is on its way down (or there): it will not run again.
-    pub fn is_stopping(self) -> bool {
-        self >= Self::Stopping
-    }
-}
-
-/// ECS's container `lastStatus`.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::Display,
-)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
-pub enum ContainerState {
-    #[default]
-    Pending,
-    Running,
-    Stopped,
-}
-
-impl ContainerState {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-}
-
-/// ECS's `healthStatus` of a container or (rolled up) a task.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::Display,
-)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
-pub enum HealthStatus {
-    Unknown,
-    Healthy,
-    Unhealthy,
-}
-
-impl HealthStatus {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-}
-
-/// ECS's `TaskStopCode`: why a task stopped.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::Display,
-)]
-pub enum StopCode {
-    TaskFailedToStart,
-    EssentialContainerExited,
-    UserInitiated,
-    ServiceSchedulerInitiated,
-    SpotInterruption,
-    TerminationNotice,
-}
-
-impl StopCode {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-}
+// ECS's vocabulary (statuses, stop codes, network modes, protocols, dependency
+// conditions) comes from berth-ecs: stored (local state) and shown (logs,
+// metadata) by its ECS words; records a previous agent wrote with the Rust
+// variant names ("Running", "Awsvpc") still load, through its aliases.
+pub use berth_ecs::{
+    ContainerCondition, ContainerStatus, DesiredStatus, HealthStatus, NetworkMode, Protocol,
+    StopCode, TaskStatus,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerDef {
@@ -202,36 +39,6 @@ pub struct ContainerDef {
     pub options: ContainerOptions,
     #[serde(default)]
     pub port_mappings: Vec<PortMapping>,
-}
-
-/// A port mapping's `protocol`.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::Display,
-)]
-#[serde(rename_all = "lowercase")]
-#[strum(serialize_all = "lowercase")]
-pub enum Protocol {
-    #[serde(alias = "Tcp")]
-    Tcp,
-    #[serde(alias = "Udp")]
-    Udp,
-}
-
-impl Protocol {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
 }
 
 /// A `portMappings` entry; `host_port` None asks for a dynamic port.
@@ -321,33 +128,10 @@ pub struct Volume {
     pub host_source_path: Option<std::path::PathBuf>,
 }
 
-/// A `dependsOn` condition.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::Display,
-)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
-pub enum Condition {
-    #[serde(alias = "Start")]
-    Start,
-    #[serde(alias = "Complete")]
-    Complete,
-    #[serde(alias = "Success")]
-    Success,
-    #[serde(alias = "Healthy")]
-    Healthy,
-}
-
-impl Condition {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dependency {
     pub container: String,
-    pub condition: Condition,
+    pub condition: ContainerCondition,
 }
 
 /// A health check with ECS's defaults already applied by the control plane.
@@ -393,7 +177,7 @@ impl TaskSpec {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerReport {
     pub name: String,
-    pub last_status: ContainerState,
+    pub last_status: ContainerStatus,
     pub exit_code: Option<i32>,
     pub reason: Option<String>,
     pub runtime_id: Option<String>,
@@ -414,7 +198,7 @@ pub struct ContainerReport {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskReport {
     pub task_arn: String,
-    pub last_status: TaskState,
+    pub last_status: TaskStatus,
     pub containers: Vec<ContainerReport>,
     pub private_ipv4: Option<String>,
     pub mac_address: Option<String>,
@@ -434,53 +218,6 @@ pub struct TaskReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The stored (serde) and shown (strum) name of a value, which must agree.
-    fn names<T: Serialize + Into<&'static str> + Copy>(v: T) -> (String, &'static str) {
-        (serde_json::to_string(&v).unwrap(), v.into())
-    }
-
-    #[test]
-    fn statuses_are_stored_and_shown_by_their_ecs_words() {
-        let cases: Vec<((String, &str), &str)> = vec![
-            (names(TaskState::Provisioning), "PROVISIONING"),
-            (names(TaskState::Deprovisioning), "DEPROVISIONING"),
-            (names(ContainerState::Pending), "PENDING"),
-            (names(HealthStatus::Unhealthy), "UNHEALTHY"),
-            (names(StopCode::TaskFailedToStart), "TaskFailedToStart"),
-            (
-                names(StopCode::ServiceSchedulerInitiated),
-                "ServiceSchedulerInitiated",
-            ),
-            (names(DesiredStatus::Stopped), "STOPPED"),
-            (names(NetworkMode::Awsvpc), "awsvpc"),
-            (names(Condition::Healthy), "HEALTHY"),
-            (names(Protocol::Udp), "udp"),
-        ];
-        for ((stored, shown), ecs) in cases {
-            assert_eq!(stored, format!("\"{ecs}\""));
-            assert_eq!(shown, ecs);
-        }
-        assert_eq!(crate::runtime::ContainerState::NoTask.as_str(), "NO_TASK");
-    }
-
-    #[test]
-    fn task_states_are_ordered_by_the_lifecycle() {
-        use TaskState::*;
-        let lifecycle = [
-            Provisioning,
-            Pending,
-            Activating,
-            Running,
-            Deactivating,
-            Stopping,
-            Deprovisioning,
-            Stopped,
-        ];
-        assert!(lifecycle.windows(2).all(|w| w[0] < w[1]));
-        let stopping: Vec<TaskState> = lifecycle.into_iter().filter(|s| s.is_stopping()).collect();
-        assert_eq!(stopping, [Stopping, Deprovisioning, Stopped]);
-    }
 
     #[test]
     fn debug_output_never_shows_secret_values() {

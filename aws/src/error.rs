@@ -1,5 +1,5 @@
 //! The one error type of every AWS service Berth serves, and the codes the edge itself
-//! answers with. Each protocol renders it its own way (`protocol`).
+//! answers with. Each protocol renders it its own way (`edge::render`, `xml`).
 
 use std::borrow::Cow;
 

@@ -7,6 +7,7 @@ use anyhow::{anyhow, Context, Result};
 use serde_json::{json, Value};
 
 use berth_aws::sigv4::{self, ToSign};
+use berth_ecs::DesiredStatus;
 
 use crate::config::AwsEnv;
 
@@ -138,7 +139,11 @@ impl EcsClient {
     }
 
     /// All task ARNs of `cluster` with the given desired status, across pages.
-    pub async fn list_tasks(&self, cluster: &str, desired_status: &str) -> Result<Vec<String>> {
+    pub async fn list_tasks(
+        &self,
+        cluster: &str,
+        desired_status: DesiredStatus,
+    ) -> Result<Vec<String>> {
         let mut arns = vec![];
         let mut token: Option<String> = None;
         loop {

@@ -125,6 +125,11 @@ impl Secrets {
         })
     }
 
+    /// The injected clock, in Unix milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Secret>> {
         self.by_name
             .lock()

@@ -5,4 +5,5 @@ pub mod v1 {
     tonic::include_proto!("berth.agent.v1");
 }
 
+pub mod convert;
 pub mod join_token;

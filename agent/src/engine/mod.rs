@@ -5,7 +5,7 @@
 
 mod health;
 
-use crate::model::{Condition, ContainerDef, HealthStatus, StopCode};
+use crate::model::{ContainerCondition, ContainerDef, HealthStatus, StopCode};
 
 pub use health::{task_health, HealthTracker};
 
@@ -62,7 +62,7 @@ enum DependencyState {
 fn dependency_state(
     dependent: &str,
     dep: &ContainerView<'_>,
-    condition: Condition,
+    condition: ContainerCondition,
     now_ms: i64,
 ) -> DependencyState {
     let name = &dep.def.name;
@@ -72,21 +72,22 @@ fn dependency_state(
     };
     let met = match (condition, dep.phase) {
         (_, Phase::Failed) => return never("failed to start".into()),
-        (_, Phase::Waiting) | (Condition::Complete | Condition::Success, Phase::Running { .. }) => {
+        (_, Phase::Waiting)
+        | (ContainerCondition::Complete | ContainerCondition::Success, Phase::Running { .. }) => {
             false
         }
-        (Condition::Start, _)
-        | (Condition::Complete, Phase::Exited { .. })
-        | (Condition::Success, Phase::Exited { exit_code: 0, .. }) => true,
-        (Condition::Success, Phase::Exited { exit_code, .. }) => {
+        (ContainerCondition::Start, _)
+        | (ContainerCondition::Complete, Phase::Exited { .. })
+        | (ContainerCondition::Success, Phase::Exited { exit_code: 0, .. }) => true,
+        (ContainerCondition::Success, Phase::Exited { exit_code, .. }) => {
             return never(format!("exited with code {exit_code}"))
         }
-        (Condition::Healthy, Phase::Exited { exit_code, .. }) => {
+        (ContainerCondition::Healthy, Phase::Exited { exit_code, .. }) => {
             return never(format!(
                 "stopped (exit code {exit_code}) before it was healthy"
             ))
         }
-        (Condition::Healthy, Phase::Running { .. }) => match dep.health {
+        (ContainerCondition::Healthy, Phase::Running { .. }) => match dep.health {
             Some(HealthStatus::Healthy) => true,
             Some(HealthStatus::Unhealthy) => return never("is UNHEALTHY".into()),
             None => return never("has no health check".into()),

@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::*;
 use crate::model::Dependency;
 
-fn def(name: &str, essential: bool, deps: &[(&str, Condition)]) -> ContainerDef {
+fn def(name: &str, essential: bool, deps: &[(&str, ContainerCondition)]) -> ContainerDef {
     ContainerDef {
         name: name.into(),
         image: "img".into(),
@@ -74,7 +74,7 @@ fn containers_without_dependencies_start_together() {
 fn start_condition_waits_for_the_dependency_to_start() {
     let (db, app) = (
         def("db", true, &[]),
-        def("app", true, &[("db", Condition::Start)]),
+        def("app", true, &[("db", ContainerCondition::Start)]),
     );
     assert_eq!(
         next_actions(
@@ -96,7 +96,7 @@ fn start_condition_waits_for_the_dependency_to_start() {
 fn complete_condition_accepts_any_exit_code() {
     let (init, app) = (
         def("init", false, &[]),
-        def("app", true, &[("init", Condition::Complete)]),
+        def("app", true, &[("init", ContainerCondition::Complete)]),
     );
     assert_eq!(
         next_actions(&[st(&init, RUN, None), st(&app, Phase::Waiting, None)], 0),
@@ -115,7 +115,7 @@ fn complete_condition_accepts_any_exit_code() {
 fn success_condition_needs_exit_zero_and_fails_the_task_otherwise() {
     let (init, app) = (
         def("init", false, &[]),
-        def("app", true, &[("init", Condition::Success)]),
+        def("app", true, &[("init", ContainerCondition::Success)]),
     );
     assert_eq!(
         next_actions(
@@ -143,7 +143,7 @@ fn success_condition_needs_exit_zero_and_fails_the_task_otherwise() {
 fn healthy_condition_gates_on_health() {
     let (web, app) = (
         def("web", true, &[]),
-        def("app", true, &[("web", Condition::Healthy)]),
+        def("app", true, &[("web", ContainerCondition::Healthy)]),
     );
     assert_eq!(
         next_actions(
@@ -190,7 +190,7 @@ fn healthy_condition_gates_on_health() {
 fn start_timeout_gives_up_on_a_slow_dependency() {
     let mut init = def("init", false, &[]);
     init.start_timeout = Some(Duration::from_secs(10));
-    let app = def("app", true, &[("init", Condition::Complete)]);
+    let app = def("app", true, &[("init", ContainerCondition::Complete)]);
     let running = Phase::Running {
         started_at_ms: 1_000,
     };
@@ -224,7 +224,7 @@ fn start_timeout_gives_up_on_a_slow_dependency() {
 fn failed_dependency_fails_the_task() {
     let (db, app) = (
         def("db", false, &[]),
-        def("app", true, &[("db", Condition::Start)]),
+        def("app", true, &[("db", ContainerCondition::Start)]),
     );
     let got = next_actions(
         &[st(&db, Phase::Failed, None), st(&app, Phase::Waiting, None)],
@@ -268,7 +268,10 @@ fn stop_order_is_reverse_dependency_order() {
         def(
             "app",
             true,
-            &[("db", Condition::Healthy), ("init", Condition::Success)],
+            &[
+                ("db", ContainerCondition::Healthy),
+                ("init", ContainerCondition::Success),
+            ],
         ),
         def("db", true, &[]),
         def("init", false, &[]),
@@ -277,8 +280,8 @@ fn stop_order_is_reverse_dependency_order() {
     // Start order: db, init, app, log -> stop order reversed.
     assert_eq!(stop_order(&defs), vec!["log", "app", "init", "db"]);
     let chain = vec![
-        def("c", true, &[("b", Condition::Start)]),
-        def("b", true, &[("a", Condition::Start)]),
+        def("c", true, &[("b", ContainerCondition::Start)]),
+        def("b", true, &[("a", ContainerCondition::Start)]),
         def("a", true, &[]),
     ];
     assert_eq!(stop_order(&chain), vec!["c", "b", "a"]);

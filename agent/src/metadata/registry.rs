@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::sync::{Arc, Mutex};
 
 use crate::model::{
-    ContainerState, DesiredStatus, HealthStatus, NetworkMode, TaskReport, TaskSpec, TaskState,
+    ContainerStatus, DesiredStatus, HealthStatus, NetworkMode, TaskReport, TaskSpec, TaskStatus,
 };
 use crate::network::TaskCidr;
 
@@ -18,7 +18,7 @@ pub struct TaskMetadata {
     pub family: String,
     pub revision: i64,
     pub desired_status: DesiredStatus,
-    pub known_status: TaskState,
+    pub known_status: TaskStatus,
     /// Task-level CPU units and MiB, when the task definition sets them.
     pub cpu: Option<i64>,
     pub memory_mib: Option<i64>,
@@ -52,7 +52,7 @@ pub struct ContainerMetadata {
     pub image_id: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub desired_status: DesiredStatus,
-    pub known_status: ContainerState,
+    pub known_status: ContainerStatus,
     /// CPU units and MiB of the container definition.
     pub cpu: i64,
     pub memory_mib: Option<i64>,
@@ -222,7 +222,7 @@ impl MetadataRegistry {
             family: spec.family.clone(),
             revision: spec.revision,
             desired_status: DesiredStatus::Running,
-            known_status: TaskState::Provisioning,
+            known_status: TaskStatus::Provisioning,
             cpu: spec.cpu,
             memory_mib: spec.memory_mib,
             pull_started_at_ms: None,
@@ -257,7 +257,7 @@ impl MetadataRegistry {
                         .map(|(k, v)| (k.to_string(), v.to_string()))
                         .collect(),
                         desired_status: DesiredStatus::Running,
-                        known_status: ContainerState::Pending,
+                        known_status: ContainerStatus::Pending,
                         cpu: d.cpu,
                         memory_mib: d.memory_mib,
                         created_at_ms: None,
@@ -313,10 +313,10 @@ impl MetadataRegistry {
                 continue;
             };
             c.desired_status = desired;
-            if r.last_status == ContainerState::Running && c.started_at_ms.is_none() {
+            if r.last_status == ContainerStatus::Running && c.started_at_ms.is_none() {
                 c.started_at_ms = Some(now_ms);
             }
-            if r.last_status == ContainerState::Stopped
+            if r.last_status == ContainerStatus::Stopped
                 && c.finished_at_ms.is_none()
                 && c.started_at_ms.is_some()
             {

@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use super::*;
 use crate::model::{
-    ContainerDef, ContainerReport, ContainerState, DesiredStatus, HealthStatus, NetworkMode,
-    TaskReport, TaskSpec, TaskState,
+    ContainerDef, ContainerReport, ContainerStatus, DesiredStatus, HealthStatus, NetworkMode,
+    TaskReport, TaskSpec, TaskStatus,
 };
 use crate::network::TaskCidr;
 
@@ -66,13 +66,13 @@ fn spec(id: &str) -> TaskSpec {
 fn running_report(spec: &TaskSpec, ip: Ipv4Addr) -> TaskReport {
     TaskReport {
         task_arn: spec.arn.clone(),
-        last_status: TaskState::Running,
+        last_status: TaskStatus::Running,
         containers: spec
             .containers
             .iter()
             .map(|c| ContainerReport {
                 name: c.name.clone(),
-                last_status: ContainerState::Running,
+                last_status: ContainerStatus::Running,
                 image_digest: Some("sha256:abc".into()),
                 health_status: (c.name == "app").then_some(HealthStatus::Healthy),
                 ..ContainerReport::default()
@@ -210,7 +210,7 @@ fn exit_is_recorded_with_its_time_and_code() {
     let s = spec("t1");
     let token = running(&reg, &s, TASK_IP);
     let mut r = running_report(&s, TASK_IP);
-    r.containers[0].last_status = ContainerState::Stopped;
+    r.containers[0].last_status = ContainerStatus::Stopped;
     r.containers[0].exit_code = Some(3);
     reg.sync(&s, &r, 9_000);
     let c = get(&reg, Path::new("/x"), &token, Resource::Container, TASK_IP).body;
@@ -319,7 +319,7 @@ fn the_address_is_known_before_the_container_starts() {
     let reg = registry();
     let s = spec("t1");
     let mut r = running_report(&s, TASK_IP);
-    r.last_status = TaskState::Pending;
+    r.last_status = TaskStatus::Pending;
     let uri = reg.container_uri(&s, &r, "app", "berth/ns/t1", 0);
     let token = uri.rsplit('/').next().unwrap();
     assert_eq!(

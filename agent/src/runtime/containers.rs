@@ -20,8 +20,8 @@ use tonic::Code;
 
 use super::content::Lease;
 use super::{
-    add_cgroup_namespace, build_spec, resolve_user, ContainerSpec, ContainerState, ContainerStatus,
-    Containerd, Result, RuntimeError, RUNC_RUNTIME,
+    add_cgroup_namespace, build_spec, resolve_user, ContainerSpec, ContainerState, Containerd,
+    Result, RuntimeError, RuntimeStatus, RUNC_RUNTIME,
 };
 
 /// How containerd knows the JSON in a container record is an OCI runtime spec.
@@ -284,7 +284,7 @@ impl Containerd {
             .collect())
     }
 
-    pub(super) async fn do_status(&self, id: &str) -> Result<Option<ContainerStatus>> {
+    pub(super) async fn do_status(&self, id: &str) -> Result<Option<RuntimeStatus>> {
         match self
             .tasks()
             .get(self.request(GetRequest {
@@ -298,7 +298,7 @@ impl Containerd {
                     return Ok(None);
                 };
                 let state = state_of(process.status);
-                Ok(Some(ContainerStatus {
+                Ok(Some(RuntimeStatus {
                     state,
                     pid: process.pid,
                     exit_code: (state == ContainerState::Stopped).then_some(process.exit_status),
@@ -310,7 +310,7 @@ impl Containerd {
                     .get(self.request(GetContainerRequest { id: id.to_owned() }))
                     .await
                 {
-                    Ok(_) => Ok(Some(ContainerStatus {
+                    Ok(_) => Ok(Some(RuntimeStatus {
                         state: ContainerState::NoTask,
                         pid: 0,
                         exit_code: None,

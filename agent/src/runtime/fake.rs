@@ -11,8 +11,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{
-    ContainerRuntime, ContainerSpec, ContainerState, ContainerStatus, ExecOutcome, Image,
-    RegistryCredentials, Result, RuntimeError,
+    ContainerRuntime, ContainerSpec, ContainerState, ExecOutcome, Image, RegistryCredentials,
+    Result, RuntimeError, RuntimeStatus,
 };
 
 /// One call made on the runtime, in order.
@@ -372,10 +372,10 @@ impl ContainerRuntime for RecordingRuntime {
             .unwrap_or(ExecOutcome::Exited(0)))
     }
 
-    async fn status(&self, id: &str) -> Result<Option<ContainerStatus>> {
+    async fn status(&self, id: &str) -> Result<Option<RuntimeStatus>> {
         let mut state = self.state();
         state.record(Call::Status(id.to_owned()));
-        Ok(state.containers.get(id).map(|c| ContainerStatus {
+        Ok(state.containers.get(id).map(|c| RuntimeStatus {
             state: c.state,
             pid: c.pid,
             exit_code: *c.exit.borrow(),

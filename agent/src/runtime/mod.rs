@@ -179,8 +179,7 @@ pub struct LinuxOptions {
 }
 
 /// What containerd says about a container's task (shown in its words: `NO_TASK`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::Display)]
-#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContainerState {
     /// The task exists but has not been started.
     Created,
@@ -197,12 +196,26 @@ pub enum ContainerState {
 impl ContainerState {
     #[must_use]
     pub fn as_str(self) -> &'static str {
-        self.into()
+        match self {
+            Self::Created => "CREATED",
+            Self::Running => "RUNNING",
+            Self::Stopped => "STOPPED",
+            Self::Paused => "PAUSED",
+            Self::NoTask => "NO_TASK",
+            Self::Unknown => "UNKNOWN",
+        }
     }
 }
 
+impl std::fmt::Display for ContainerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// containerd's view of a container: its task's state, pid and exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ContainerStatus {
+pub struct RuntimeStatus {
     pub state: ContainerState,
     /// Host pid of the container's init process (0 when there is none).
     pub pid: u32,
@@ -239,7 +252,7 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     fn delete(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
     fn list_containers(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
     /// `None` when no container record exists.
-    fn status(&self, id: &str) -> impl Future<Output = Result<Option<ContainerStatus>>> + Send;
+    fn status(&self, id: &str) -> impl Future<Output = Result<Option<RuntimeStatus>>> + Send;
     /// Runs `args` inside the running container `id` (as its user, with its
     /// environment), killing it after `timeout`.
     fn exec(
@@ -364,7 +377,7 @@ impl ContainerRuntime for Containerd {
         self.do_list_containers().await
     }
 
-    async fn status(&self, id: &str) -> Result<Option<ContainerStatus>> {
+    async fn status(&self, id: &str) -> Result<Option<RuntimeStatus>> {
         self.do_status(id).await
     }
 }

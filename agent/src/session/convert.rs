@@ -6,12 +6,13 @@
 
 use std::time::Duration;
 
+use berth_proto::convert::{UnknownValue, Wire};
 use berth_proto::v1 as pb;
 
 use crate::model::{
-    Condition, ContainerDef, ContainerOptions, ContainerReport, ContainerSecrets, ContainerState,
-    Dependency, DesiredStatus, HealthCheck, HealthStatus, MountPoint, NetworkBinding, NetworkMode,
-    PortMapping, Protocol, StopCode, TaskReport, TaskSpec, TaskState, Volume,
+    ContainerCondition, ContainerDef, ContainerOptions, ContainerReport, ContainerSecrets,
+    Dependency, DesiredStatus, HealthCheck, MountPoint, NetworkBinding, NetworkMode, PortMapping,
+    Protocol, TaskReport, TaskSpec, Volume,
 };
 use crate::runtime::RegistryCredentials;
 
@@ -50,131 +51,26 @@ pub enum InvalidTaskError {
     },
 }
 
-/// A protobuf enum value that has no domain meaning (its UNSPECIFIED).
-#[derive(Debug)]
-pub struct Unspecified;
-
-/// Reads the protobuf enum field `raw` as the domain enum `D`, through the
-/// generated enum `P`.
-fn enum_field<P, D>(task: &str, field: &dyn Fn() -> String, raw: i32) -> Result<D, InvalidTaskError>
-where
-    P: TryFrom<i32>,
-    D: TryFrom<P, Error = Unspecified>,
-{
-    let generated = P::try_from(raw).map_err(|_| InvalidTaskError::UnknownValue {
-        task: task.to_owned(),
-        field: field(),
-        value: raw,
-    })?;
-    D::try_from(generated).map_err(|Unspecified| InvalidTaskError::Unspecified {
-        task: task.to_owned(),
-        field: field(),
+/// Reads the protobuf enum field `raw` as the ECS value it carries.
+fn enum_field<T: Wire>(
+    task: &str,
+    field: &dyn Fn() -> String,
+    raw: i32,
+) -> Result<T, InvalidTaskError> {
+    T::from_wire(raw).map_err(|UnknownValue(value)| {
+        if value == 0 {
+            InvalidTaskError::Unspecified {
+                task: task.to_owned(),
+                field: field(),
+            }
+        } else {
+            InvalidTaskError::UnknownValue {
+                task: task.to_owned(),
+                field: field(),
+                value,
+            }
+        }
     })
-}
-
-impl TryFrom<pb::DesiredStatus> for DesiredStatus {
-    type Error = Unspecified;
-    fn try_from(s: pb::DesiredStatus) -> Result<Self, Unspecified> {
-        match s {
-            pb::DesiredStatus::Unspecified => Err(Unspecified),
-            pb::DesiredStatus::Running => Ok(Self::Running),
-            pb::DesiredStatus::Stopped => Ok(Self::Stopped),
-        }
-    }
-}
-
-impl TryFrom<pb::NetworkMode> for NetworkMode {
-    type Error = Unspecified;
-    fn try_from(m: pb::NetworkMode) -> Result<Self, Unspecified> {
-        match m {
-            pb::NetworkMode::Unspecified => Err(Unspecified),
-            pb::NetworkMode::Awsvpc => Ok(Self::Awsvpc),
-            pb::NetworkMode::Bridge => Ok(Self::Bridge),
-            pb::NetworkMode::Host => Ok(Self::Host),
-            pb::NetworkMode::None => Ok(Self::None),
-        }
-    }
-}
-
-impl TryFrom<pb::DependencyCondition> for Condition {
-    type Error = Unspecified;
-    fn try_from(c: pb::DependencyCondition) -> Result<Self, Unspecified> {
-        match c {
-            pb::DependencyCondition::Unspecified => Err(Unspecified),
-            pb::DependencyCondition::Start => Ok(Self::Start),
-            pb::DependencyCondition::Complete => Ok(Self::Complete),
-            pb::DependencyCondition::Success => Ok(Self::Success),
-            pb::DependencyCondition::Healthy => Ok(Self::Healthy),
-        }
-    }
-}
-
-impl TryFrom<pb::Protocol> for Protocol {
-    type Error = Unspecified;
-    fn try_from(p: pb::Protocol) -> Result<Self, Unspecified> {
-        match p {
-            pb::Protocol::Unspecified => Err(Unspecified),
-            pb::Protocol::Tcp => Ok(Self::Tcp),
-            pb::Protocol::Udp => Ok(Self::Udp),
-        }
-    }
-}
-
-impl From<Protocol> for pb::Protocol {
-    fn from(p: Protocol) -> Self {
-        match p {
-            Protocol::Tcp => Self::Tcp,
-            Protocol::Udp => Self::Udp,
-        }
-    }
-}
-
-impl From<TaskState> for pb::TaskState {
-    fn from(s: TaskState) -> Self {
-        match s {
-            TaskState::Provisioning => Self::Provisioning,
-            TaskState::Pending => Self::Pending,
-            TaskState::Activating => Self::Activating,
-            TaskState::Running => Self::Running,
-            TaskState::Deactivating => Self::Deactivating,
-            TaskState::Stopping => Self::Stopping,
-            TaskState::Deprovisioning => Self::Deprovisioning,
-            TaskState::Stopped => Self::Stopped,
-        }
-    }
-}
-
-impl From<ContainerState> for pb::ContainerState {
-    fn from(s: ContainerState) -> Self {
-        match s {
-            ContainerState::Pending => Self::Pending,
-            ContainerState::Running => Self::Running,
-            ContainerState::Stopped => Self::Stopped,
-        }
-    }
-}
-
-/// None: the container (or no essential container) has a health check.
-fn health(h: Option<HealthStatus>) -> pb::HealthStatus {
-    match h {
-        None => pb::HealthStatus::Unspecified,
-        Some(HealthStatus::Unknown) => pb::HealthStatus::Unknown,
-        Some(HealthStatus::Healthy) => pb::HealthStatus::Healthy,
-        Some(HealthStatus::Unhealthy) => pb::HealthStatus::Unhealthy,
-    }
-}
-
-/// None: not stopped, or stopped because the control plane asked.
-fn stop_code(c: Option<StopCode>) -> pb::StopCode {
-    match c {
-        None => pb::StopCode::Unspecified,
-        Some(StopCode::TaskFailedToStart) => pb::StopCode::TaskFailedToStart,
-        Some(StopCode::EssentialContainerExited) => pb::StopCode::EssentialContainerExited,
-        Some(StopCode::UserInitiated) => pb::StopCode::UserInitiated,
-        Some(StopCode::ServiceSchedulerInitiated) => pb::StopCode::ServiceSchedulerInitiated,
-        Some(StopCode::SpotInterruption) => pb::StopCode::SpotInterruption,
-        Some(StopCode::TerminationNotice) => pb::StopCode::TerminationNotice,
-    }
 }
 
 fn secs(s: u32) -> Option<Duration> {
@@ -217,7 +113,7 @@ impl ContainerEdge<'_> {
             });
         }
         let host_port = port(m.host_port, "portMappings hostPort")?;
-        let protocol = enum_field::<pb::Protocol, _>(
+        let protocol = enum_field::<Protocol>(
             self.task,
             &|| self.field(&format!("portMappings {container_port} protocol")),
             m.protocol,
@@ -230,7 +126,7 @@ impl ContainerEdge<'_> {
     }
 
     fn dependency(&self, d: &pb::ContainerDependency) -> Result<Dependency, InvalidTaskError> {
-        let condition = enum_field::<pb::DependencyCondition, _>(
+        let condition = enum_field::<ContainerCondition>(
             self.task,
             &|| self.field(&format!("dependsOn '{}' condition", d.container_name)),
             d.condition,
@@ -386,13 +282,10 @@ impl TryFrom<pb::TaskSpec> for TaskSpec {
                 task_id: t.task_id,
             });
         }
-        let desired_status = enum_field::<pb::DesiredStatus, _>(
-            &task,
-            &|| "desiredStatus".into(),
-            t.desired_status,
-        )?;
+        let desired_status =
+            enum_field::<DesiredStatus>(&task, &|| "desiredStatus".into(), t.desired_status)?;
         let network_mode =
-            enum_field::<pb::NetworkMode, _>(&task, &|| "networkMode".into(), t.network_mode)?;
+            enum_field::<NetworkMode>(&task, &|| "networkMode".into(), t.network_mode)?;
         let containers = t
             .containers
             .into_iter()
@@ -435,7 +328,7 @@ impl From<NetworkBinding> for pb::NetworkBinding {
             bind_ip: b.bind_ip,
             container_port: u32::from(b.container_port),
             host_port: u32::from(b.host_port),
-            protocol: pb::Protocol::from(b.protocol).into(),
+            protocol: b.protocol.to_wire(),
         }
     }
 }
@@ -444,12 +337,12 @@ impl From<ContainerReport> for pb::ContainerStatus {
     fn from(c: ContainerReport) -> Self {
         pb::ContainerStatus {
             name: c.name,
-            last_status: pb::ContainerState::from(c.last_status).into(),
+            last_status: c.last_status.to_wire(),
             exit_code: c.exit_code,
             reason: c.reason.unwrap_or_default(),
             runtime_id: c.runtime_id.unwrap_or_default(),
             image_digest: c.image_digest.unwrap_or_default(),
-            health_status: health(c.health_status).into(),
+            health_status: Wire::optional_to_wire(c.health_status),
             network_bindings: c.network_bindings.into_iter().map(Into::into).collect(),
         }
     }
@@ -459,17 +352,17 @@ impl From<TaskReport> for pb::TaskStatus {
     fn from(r: TaskReport) -> Self {
         pb::TaskStatus {
             task_arn: r.task_arn,
-            last_status: pb::TaskState::from(r.last_status).into(),
+            last_status: r.last_status.to_wire(),
             containers: r.containers.into_iter().map(Into::into).collect(),
             private_ipv4_address: r.private_ipv4.unwrap_or_default(),
             mac_address: r.mac_address.unwrap_or_default(),
-            stop_code: stop_code(r.stop_code).into(),
+            stop_code: Wire::optional_to_wire(r.stop_code),
             stopped_reason: r.stopped_reason.unwrap_or_default(),
             pull_started_at_ms: r.pull_started_at_ms.unwrap_or(0),
             pull_stopped_at_ms: r.pull_stopped_at_ms.unwrap_or(0),
             started_at_ms: r.started_at_ms.unwrap_or(0),
             execution_stopped_at_ms: r.execution_stopped_at_ms.unwrap_or(0),
-            health_status: health(r.health_status).into(),
+            health_status: Wire::optional_to_wire(r.health_status),
         }
     }
 }

@@ -80,7 +80,7 @@ fn register_request(cfg: &crate::config::AgentConfig, known: String) -> pb::Regi
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default(),
         resources: Some(resources(cfg)),
-        serves_fargate: cfg.capacity_provider.as_deref() == Some("FARGATE"),
+        serves_fargate: cfg.capacity_provider.as_deref() == Some(berth_ecs::FARGATE),
         capacity_provider: cfg.capacity_provider.clone().unwrap_or_default(),
         agent_version: env!("CARGO_PKG_VERSION").into(),
         attributes: std::iter::once((

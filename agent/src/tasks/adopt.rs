@@ -12,15 +12,15 @@ use super::supervisor::{task_dir, Event, Running, StopCause, Supervisor};
 use crate::cgroups::CgroupManager;
 use crate::engine::Phase;
 use crate::model::{
-    ContainerDef, ContainerReport, ContainerState, NetworkMode, TaskReport, TaskSpec,
+    ContainerDef, ContainerReport, ContainerStatus, NetworkMode, TaskReport, TaskSpec,
 };
 use crate::network::NetworkSetup;
-use crate::runtime::{self, ContainerRuntime, ContainerStatus};
+use crate::runtime::{self, ContainerRuntime, RuntimeStatus};
 
 /// Where a recorded container is, from what containerd says of it and what
 /// the agent last reported (`None`: no container record).
 pub fn phase_of(
-    status: Option<ContainerStatus>,
+    status: Option<RuntimeStatus>,
     last: Option<&ContainerReport>,
     task_started_at_ms: i64,
 ) -> Phase {
@@ -38,7 +38,7 @@ pub fn phase_of(
         // Created but never started, or a record without a task: start it again.
         Some(_) => Phase::Waiting,
         None => match last {
-            Some(c) if c.last_status == ContainerState::Pending => Phase::Waiting,
+            Some(c) if c.last_status == ContainerStatus::Pending => Phase::Waiting,
             // It ran and is gone (deleted by hand?): it exited; keep the code we knew.
             Some(c) => Phase::Exited {
                 started_at_ms: started,
@@ -186,8 +186,8 @@ mod tests {
     use super::*;
 
     #[allow(clippy::unnecessary_wraps)] // phase_of takes what the runtime returns
-    fn status(state: runtime::ContainerState, exit_code: Option<u32>) -> Option<ContainerStatus> {
-        Some(ContainerStatus {
+    fn status(state: runtime::ContainerState, exit_code: Option<u32>) -> Option<RuntimeStatus> {
+        Some(RuntimeStatus {
             state,
             pid: 1,
             exit_code,
@@ -213,12 +213,12 @@ mod tests {
         );
         let pending = ContainerReport {
             name: "a".into(),
-            last_status: ContainerState::Pending,
+            last_status: ContainerStatus::Pending,
             ..ContainerReport::default()
         };
         assert_eq!(phase_of(None, Some(&pending), 5), Phase::Waiting);
         let ran = ContainerReport {
-            last_status: ContainerState::Running,
+            last_status: ContainerStatus::Running,
             exit_code: None,
             ..pending.clone()
         };

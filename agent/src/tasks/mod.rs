@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::cgroups::CgroupManager;
 use crate::model::{
-    ContainerReport, ContainerState, DesiredStatus, TaskReport, TaskSpec, TaskState,
+    ContainerReport, ContainerStatus, DesiredStatus, TaskReport, TaskSpec, TaskStatus,
 };
 use crate::network::{self, NetworkSetup};
 use crate::runtime::ContainerRuntime;
@@ -41,13 +41,13 @@ pub struct TaskManager<R, N, C> {
 fn initial_report(spec: &TaskSpec) -> TaskReport {
     TaskReport {
         task_arn: spec.arn.clone(),
-        last_status: TaskState::Provisioning,
+        last_status: TaskStatus::Provisioning,
         containers: spec
             .containers
             .iter()
             .map(|c| ContainerReport {
                 name: c.name.clone(),
-                last_status: ContainerState::Pending,
+                last_status: ContainerStatus::Pending,
                 ..ContainerReport::default()
             })
             .collect(),
@@ -105,7 +105,7 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> TaskManager<R, N, C
     pub fn apply_desired(&self, specs: Vec<TaskSpec>) {
         let listed: HashSet<String> = specs.iter().map(|s| s.id.clone()).collect();
         let mut entries = self.entries.lock().unwrap();
-        entries.retain(|id, e| listed.contains(id) || e.latest.last_status != TaskState::Stopped);
+        entries.retain(|id, e| listed.contains(id) || e.latest.last_status != TaskStatus::Stopped);
         for (id, e) in entries.iter() {
             if !listed.contains(id) {
                 e.desired.send_replace(DesiredStatus::Stopped);
@@ -121,9 +121,9 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> TaskManager<R, N, C
             if spec.desired_status == DesiredStatus::Stopped {
                 // Never started here: nothing to undo; say so.
                 let mut r = initial_report(&spec);
-                r.last_status = TaskState::Stopped;
+                r.last_status = TaskStatus::Stopped;
                 for c in &mut r.containers {
-                    c.last_status = ContainerState::Stopped;
+                    c.last_status = ContainerStatus::Stopped;
                 }
                 let _ = self.reports.send(r.clone());
                 let (tx, _) = watch::channel(DesiredStatus::Stopped);

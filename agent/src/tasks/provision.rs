@@ -11,7 +11,7 @@ use super::supervisor::{set_container, task_dir, StopCause, Supervisor};
 use crate::cgroups::{CgroupManager, TaskLimits};
 use crate::local_state::TaskRecord;
 use crate::model::{
-    NetworkBinding, NetworkMode, PortMapping, StopCode, TaskReport, TaskSpec, TaskState,
+    NetworkBinding, NetworkMode, PortMapping, StopCode, TaskReport, TaskSpec, TaskStatus,
 };
 use crate::network::{self, NetworkSetup, PortMode, PublishedPort};
 use crate::runtime::{ContainerRuntime, Image};
@@ -140,7 +140,7 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
             return Err(user_stopped());
         }
 
-        report.last_status = TaskState::Pending;
+        report.last_status = TaskStatus::Pending;
         report.pull_started_at_ms = Some(self.now_ms());
         self.send(report);
         let images = self.pull_images(report, &spec.containers).await?;

@@ -9,7 +9,7 @@ use super::provision::Provisioned;
 use super::supervisor::{set_container, Event, Running, StopCause, Supervisor};
 use crate::cgroups::CgroupManager;
 use crate::engine::{HealthTracker, Phase};
-use crate::model::{ContainerDef, ContainerState, HealthStatus, NetworkMode, TaskReport};
+use crate::model::{ContainerDef, ContainerStatus, HealthStatus, NetworkMode, TaskReport};
 use crate::network::NetworkSetup;
 use crate::runtime::{ContainerRuntime, ExecOutcome, RuntimeError};
 
@@ -93,7 +93,7 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
             },
         );
         set_container(report, &def.name, |r| {
-            r.last_status = ContainerState::Running;
+            r.last_status = ContainerStatus::Running;
             r.runtime_id = Some(cs.id.clone());
         });
         self.watch_container(report, def, &cs.id, started_at, run, tx);
@@ -159,7 +159,7 @@ fn start_failed(report: &mut TaskReport, name: &str, why: &str) -> StopCause {
     let reason = format!("CannotStartContainerError: {why}");
     set_container(report, name, |r| {
         r.reason = Some(reason.clone());
-        r.last_status = ContainerState::Stopped;
+        r.last_status = ContainerStatus::Stopped;
     });
     StopCause::failed_to_start(reason)
 }

@@ -10,7 +10,7 @@ use super::provision::network_endpoints;
 use super::supervisor::{task_dir, Event, Supervisor};
 use crate::cgroups::CgroupManager;
 use crate::engine;
-use crate::model::{ContainerState, NetworkMode, TaskReport};
+use crate::model::{ContainerStatus, NetworkMode, TaskReport};
 use crate::network::NetworkSetup;
 use crate::runtime::ContainerRuntime;
 
@@ -31,7 +31,7 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
             let running = report
                 .containers
                 .iter()
-                .any(|c| c.name == name && c.last_status == ContainerState::Running);
+                .any(|c| c.name == name && c.last_status == ContainerStatus::Running);
             if !running {
                 continue;
             }

@@ -15,7 +15,7 @@ use super::Host;
 use crate::cgroups::CgroupManager;
 use crate::engine::{self, Action, ContainerView, HealthTracker, Phase};
 use crate::model::{
-    ContainerReport, ContainerState, DesiredStatus, StopCode, TaskReport, TaskSpec, TaskState,
+    ContainerReport, ContainerStatus, DesiredStatus, StopCode, TaskReport, TaskSpec, TaskStatus,
 };
 use crate::network::NetworkSetup;
 use crate::runtime::ContainerRuntime;
@@ -106,17 +106,17 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
             report.stop_code = Some(cause.code);
             report.stopped_reason = Some(cause.reason);
         }
-        report.last_status = TaskState::Stopping;
+        report.last_status = TaskStatus::Stopping;
         self.send(&report);
         drop(tx);
         self.stop_containers(&mut report, &mut events).await;
-        report.last_status = TaskState::Deprovisioning;
+        report.last_status = TaskStatus::Deprovisioning;
         report.execution_stopped_at_ms = Some(self.now_ms());
         self.send(&report);
         self.cleanup().await;
-        report.last_status = TaskState::Stopped;
+        report.last_status = TaskStatus::Stopped;
         for c in &mut report.containers {
-            c.last_status = ContainerState::Stopped;
+            c.last_status = ContainerStatus::Stopped;
         }
         self.send(&report);
         tracing::info!(task_id, stop_code = ?report.stop_code, "task stopped");
@@ -136,7 +136,7 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
         for d in &spec.containers {
             run.phases.entry(d.name.clone()).or_insert(Phase::Waiting);
         }
-        let mut running_reported = report.last_status == TaskState::Running;
+        let mut running_reported = report.last_status == TaskStatus::Running;
         loop {
             if self.stop_requested() {
                 return None;
@@ -183,7 +183,7 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
             }
             if all_started && !running_reported {
                 running_reported = true;
-                report.last_status = TaskState::Running;
+                report.last_status = TaskStatus::Running;
                 report.started_at_ms = Some(self.now_ms());
                 self.send(report);
             }
@@ -226,7 +226,7 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
     pub(super) fn record_exit(&self, report: &mut TaskReport, name: &str, code: i32) -> bool {
         let oom = self.host.cgroups.oom_killed(&self.spec.id, name);
         set_container(report, name, |r| {
-            r.last_status = ContainerState::Stopped;
+            r.last_status = ContainerStatus::Stopped;
             r.exit_code = Some(code);
             if oom {
                 r.reason = Some(OOM_REASON.into());

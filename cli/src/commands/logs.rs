@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use berth_cli::status::last_status;
+use berth_ecs::TaskStatus;
 use serde_json::Value;
 
 use crate::args::LogsArgs;
@@ -47,12 +49,10 @@ pub async fn run(
     let mut tail = Tail::new(&dir, &containers);
     let mut polls = 0u32;
     loop {
-        let stopped = task["lastStatus"] == "STOPPED";
+        let status = last_status(&task);
+        let stopped = status == Some(TaskStatus::Stopped);
         // Past PENDING the agent has created the task's directory, if the task is here.
-        let placed = !matches!(
-            task["lastStatus"].as_str(),
-            Some("PROVISIONING" | "PENDING")
-        );
+        let placed = !matches!(status, Some(TaskStatus::Provisioning | TaskStatus::Pending));
         if placed && !dir.is_dir() {
             bail!(not_here(&dir, id));
         }

@@ -1,6 +1,7 @@
 //! `berth tasks`: `ListTasks` + `DescribeTasks`, shown as a table or as the API's JSON.
 
 use anyhow::Result;
+use berth_ecs::DesiredStatus;
 use serde_json::json;
 
 use crate::args::{Output, TasksArgs};
@@ -8,9 +9,15 @@ use crate::client::EcsClient;
 use crate::table;
 
 pub async fn run(client: &EcsClient, args: &TasksArgs) -> Result<()> {
-    let mut task_arns = client.list_tasks(&args.cluster, "RUNNING").await?;
+    let mut task_arns = client
+        .list_tasks(&args.cluster, DesiredStatus::Running)
+        .await?;
     if args.all {
-        task_arns.extend(client.list_tasks(&args.cluster, "STOPPED").await?);
+        task_arns.extend(
+            client
+                .list_tasks(&args.cluster, DesiredStatus::Stopped)
+                .await?,
+        );
     }
     let described = client.describe_tasks(&args.cluster, &task_arns).await?;
     match args.output {

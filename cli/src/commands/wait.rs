@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
+use berth_cli::status::{desired_status, last_status};
+use berth_ecs::{DesiredStatus, TaskStatus};
 use serde_json::{json, Value};
 
 use crate::args::{Output, WaitArgs};
@@ -21,10 +23,10 @@ pub enum Goal {
 }
 
 impl Goal {
-    fn status(self) -> &'static str {
+    fn status(self) -> TaskStatus {
         match self {
-            Goal::Running => "RUNNING",
-            Goal::Stopped => "STOPPED",
+            Goal::Running => TaskStatus::Running,
+            Goal::Stopped => TaskStatus::Stopped,
         }
     }
 }
@@ -39,16 +41,18 @@ pub enum Verdict {
 }
 
 pub fn judge(goal: Goal, task: &Value) -> Verdict {
-    let last = task["lastStatus"].as_str().unwrap_or("");
+    let Some(last) = last_status(task) else {
+        return Verdict::Waiting;
+    };
     match (goal, last) {
-        (Goal::Running, "RUNNING") | (Goal::Stopped, "STOPPED") => Verdict::Done,
-        (Goal::Running, "STOPPED") => Verdict::Failed(format!(
+        (_, last) if last == goal.status() => Verdict::Done,
+        (Goal::Running, TaskStatus::Stopped) => Verdict::Failed(format!(
             "task stopped instead of running: {}",
             stop_summary(task)
         )),
         // A task told to stop never reaches RUNNING from before it.
-        (Goal::Running, "PROVISIONING" | "PENDING" | "ACTIVATING")
-            if task["desiredStatus"] == "STOPPED" =>
+        (Goal::Running, last)
+            if last.is_pending() && desired_status(task) == Some(DesiredStatus::Stopped) =>
         {
             Verdict::Failed(format!(
                 "task is being stopped before it ran: {}",

@@ -6,6 +6,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
+use berth_cli::status::service_status;
+use berth_ecs::ServiceStatus;
 use serde_json::{json, Value};
 
 use super::wait::Verdict;
@@ -36,7 +38,9 @@ pub struct ServiceWatch {
 impl ServiceWatch {
     pub fn observe(&mut self, service: &Value) -> Verdict {
         let name = service["serviceName"].as_str().unwrap_or("?");
-        if let Some(status @ ("DRAINING" | "INACTIVE")) = service["status"].as_str() {
+        if let Some(status @ (ServiceStatus::Draining | ServiceStatus::Inactive)) =
+            service_status(service)
+        {
             return Verdict::Failed(format!(
                 "service {name} is {status}: it is being deleted and will not become stable"
             ));

@@ -3,17 +3,14 @@
 
 use std::collections::BTreeSet;
 
+use berth_proto::convert::{UnknownValue, Wire};
 use berth_proto::v1 as pb;
 
 use crate::model::container_instance::default_reserved_ports;
 use crate::model::container_options::LinuxParameters;
 use crate::model::ports::{HostPort, NetworkBinding, Protocol};
 use crate::model::task::{ContainerReport, TaskReport};
-use crate::model::task_definition::ContainerCondition;
-use crate::model::{
-    ContainerDefinition, ContainerStatus, DesiredStatus, HealthStatus, NetworkMode, Resources,
-    StopCode, Task, TaskStatus,
-};
+use crate::model::{ContainerDefinition, Resources, Task};
 use crate::state::InstanceRegistration;
 
 /// A message from an agent that does not say what the protocol requires.
@@ -21,24 +18,18 @@ use crate::state::InstanceRegistration;
 pub enum ConvertError {
     /// An enum field is unset, or holds a value this control plane does not know (an agent
     /// from another version).
-    #[error("{message}: {field} is {value}, not a value this control plane knows")]
+    #[error("{message}: {field} is {value}")]
     UnknownValue {
         /// What was being read, e.g. `report of task arn:...`.
         message: String,
         field: &'static str,
-        value: i32,
+        value: UnknownValue,
     },
     #[error("register: resources.cpu and resources.memory_mib must be positive")]
     NoResources,
 }
 
-impl From<ConvertError> for tonic::Status {
-    fn from(e: ConvertError) -> Self {
-        tonic::Status::invalid_argument(e.to_string())
-    }
-}
-
-fn unknown(message: &str, field: &'static str, value: i32) -> ConvertError {
+fn unknown(message: &str, field: &'static str, value: UnknownValue) -> ConvertError {
     ConvertError::UnknownValue {
         message: message.to_owned(),
         field,
@@ -54,78 +45,18 @@ pub(super) fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-fn task_status(v: i32, message: &str) -> Result<TaskStatus, ConvertError> {
-    Ok(match pb::TaskState::try_from(v) {
-        Ok(pb::TaskState::Provisioning) => TaskStatus::Provisioning,
-        Ok(pb::TaskState::Pending) => TaskStatus::Pending,
-        Ok(pb::TaskState::Activating) => TaskStatus::Activating,
-        Ok(pb::TaskState::Running) => TaskStatus::Running,
-        Ok(pb::TaskState::Deactivating) => TaskStatus::Deactivating,
-        Ok(pb::TaskState::Stopping) => TaskStatus::Stopping,
-        Ok(pb::TaskState::Deprovisioning) => TaskStatus::Deprovisioning,
-        Ok(pb::TaskState::Stopped) => TaskStatus::Stopped,
-        Ok(pb::TaskState::Unspecified) | Err(_) => return Err(unknown(message, "last_status", v)),
-    })
+/// A required enum field, or the error naming it.
+fn required<T: Wire>(v: i32, message: &str, field: &'static str) -> Result<T, ConvertError> {
+    T::from_wire(v).map_err(|e| unknown(message, field, e))
 }
 
-fn container_status(v: i32, message: &str) -> Result<ContainerStatus, ConvertError> {
-    Ok(match pb::ContainerState::try_from(v) {
-        Ok(pb::ContainerState::Pending) => ContainerStatus::Pending,
-        Ok(pb::ContainerState::Running) => ContainerStatus::Running,
-        Ok(pb::ContainerState::Stopped) => ContainerStatus::Stopped,
-        Ok(pb::ContainerState::Unspecified) | Err(_) => {
-            return Err(unknown(message, "container last_status", v))
-        }
-    })
-}
-
-/// UNSPECIFIED: no health check.
-fn health_status(v: i32, message: &str) -> Result<Option<HealthStatus>, ConvertError> {
-    Ok(match pb::HealthStatus::try_from(v) {
-        Ok(pb::HealthStatus::Unspecified) => None,
-        Ok(pb::HealthStatus::Unknown) => Some(HealthStatus::Unknown),
-        Ok(pb::HealthStatus::Healthy) => Some(HealthStatus::Healthy),
-        Ok(pb::HealthStatus::Unhealthy) => Some(HealthStatus::Unhealthy),
-        Err(_) => return Err(unknown(message, "health_status", v)),
-    })
-}
-
-/// UNSPECIFIED: the agent names no stop code.
-fn stop_code(v: i32, message: &str) -> Result<Option<StopCode>, ConvertError> {
-    Ok(match pb::StopCode::try_from(v) {
-        Ok(pb::StopCode::Unspecified) => None,
-        Ok(pb::StopCode::TaskFailedToStart) => Some(StopCode::TaskFailedToStart),
-        Ok(pb::StopCode::EssentialContainerExited) => Some(StopCode::EssentialContainerExited),
-        Ok(pb::StopCode::UserInitiated) => Some(StopCode::UserInitiated),
-        Ok(pb::StopCode::ServiceSchedulerInitiated) => Some(StopCode::ServiceSchedulerInitiated),
-        Ok(pb::StopCode::SpotInterruption) => Some(StopCode::SpotInterruption),
-        Ok(pb::StopCode::TerminationNotice) => Some(StopCode::TerminationNotice),
-        Err(_) => return Err(unknown(message, "stop_code", v)),
-    })
-}
-
-fn protocol(v: i32, message: &str) -> Result<Protocol, ConvertError> {
-    match pb::Protocol::try_from(v) {
-        Ok(pb::Protocol::Tcp) => Ok(Protocol::Tcp),
-        Ok(pb::Protocol::Udp) => Ok(Protocol::Udp),
-        Ok(pb::Protocol::Unspecified) | Err(_) => Err(unknown(message, "protocol", v)),
-    }
-}
-
-fn pb_protocol(p: Protocol) -> pb::Protocol {
-    match p {
-        Protocol::Tcp => pb::Protocol::Tcp,
-        Protocol::Udp => pb::Protocol::Udp,
-    }
-}
-
-fn pb_condition(c: ContainerCondition) -> pb::DependencyCondition {
-    match c {
-        ContainerCondition::Start => pb::DependencyCondition::Start,
-        ContainerCondition::Complete => pb::DependencyCondition::Complete,
-        ContainerCondition::Success => pb::DependencyCondition::Success,
-        ContainerCondition::Healthy => pb::DependencyCondition::Healthy,
-    }
+/// An enum field where unset means none.
+fn optional<T: Wire>(
+    v: i32,
+    message: &str,
+    field: &'static str,
+) -> Result<Option<T>, ConvertError> {
+    T::optional_from_wire(v).map_err(|e| unknown(message, field, e))
 }
 
 fn container_report(
@@ -134,12 +65,12 @@ fn container_report(
 ) -> Result<ContainerReport, ConvertError> {
     let message = format!("{message}, container {}", c.name);
     Ok(ContainerReport {
-        last_status: container_status(c.last_status, &message)?,
+        last_status: required(c.last_status, &message, "container last_status")?,
         exit_code: c.exit_code,
         reason: non_empty(c.reason),
         runtime_id: non_empty(c.runtime_id),
         image_digest: non_empty(c.image_digest),
-        health_status: health_status(c.health_status, &message)?,
+        health_status: optional(c.health_status, &message, "health_status")?,
         network_bindings: c
             .network_bindings
             .into_iter()
@@ -148,7 +79,7 @@ fn container_report(
                 let container_port = u16::try_from(b.container_port).ok()?;
                 let host_port = u16::try_from(b.host_port).ok()?;
                 Some(
-                    protocol(b.protocol, &message).map(|protocol| NetworkBinding {
+                    required(b.protocol, &message, "protocol").map(|protocol| NetworkBinding {
                         bind_ip: b.bind_ip,
                         container_port,
                         host_port,
@@ -167,7 +98,7 @@ impl TryFrom<pb::TaskStatus> for TaskReport {
     fn try_from(s: pb::TaskStatus) -> Result<Self, ConvertError> {
         let message = format!("report of task {}", s.task_arn);
         Ok(TaskReport {
-            last_status: task_status(s.last_status, &message)?,
+            last_status: required(s.last_status, &message, "last_status")?,
             containers: s
                 .containers
                 .into_iter()
@@ -175,13 +106,13 @@ impl TryFrom<pb::TaskStatus> for TaskReport {
                 .collect::<Result<_, _>>()?,
             private_ipv4: non_empty(s.private_ipv4_address),
             mac_address: non_empty(s.mac_address),
-            stop_code: stop_code(s.stop_code, &message)?,
+            stop_code: optional(s.stop_code, &message, "stop_code")?,
             stopped_reason: non_empty(s.stopped_reason),
             pull_started_at_ms: ms(s.pull_started_at_ms),
             pull_stopped_at_ms: ms(s.pull_stopped_at_ms),
             started_at_ms: ms(s.started_at_ms),
             execution_stopped_at_ms: ms(s.execution_stopped_at_ms),
-            health_status: health_status(s.health_status, &message)?,
+            health_status: optional(s.health_status, &message, "health_status")?,
             task_arn: s.task_arn,
         })
     }
@@ -279,7 +210,7 @@ fn container_spec(d: &ContainerDefinition) -> pb::ContainerSpec {
             .iter()
             .map(|(name, condition)| pb::ContainerDependency {
                 container_name: name.clone(),
-                condition: pb_condition(*condition).into(),
+                condition: condition.to_wire(),
             })
             .collect(),
         health_check: d.health_check.as_ref().map(|h| pb::HealthCheck {
@@ -330,7 +261,7 @@ fn container_spec(d: &ContainerDefinition) -> pb::ContainerSpec {
             .map(|m| pb::PortMapping {
                 container_port: u32::from(m.container_port),
                 host_port: u32::from(m.host_port.unwrap_or(0)),
-                protocol: pb_protocol(m.protocol).into(),
+                protocol: m.protocol.to_wire(),
             })
             .collect(),
         // Filled in by `add_secrets`.
@@ -352,23 +283,13 @@ fn container_spec(d: &ContainerDefinition) -> pb::ContainerSpec {
 
 /// A task as its agent receives it (secrets are added by `desired::add_secrets`).
 pub(super) fn task_spec(t: &Task) -> pb::TaskSpec {
-    let network_mode = match t.network_mode {
-        NetworkMode::Awsvpc => pb::NetworkMode::Awsvpc,
-        NetworkMode::Bridge => pb::NetworkMode::Bridge,
-        NetworkMode::Host => pb::NetworkMode::Host,
-        NetworkMode::None => pb::NetworkMode::None,
-    };
-    let desired = match t.desired_status {
-        DesiredStatus::Running | DesiredStatus::Pending => pb::DesiredStatus::Running,
-        DesiredStatus::Stopped => pb::DesiredStatus::Stopped,
-    };
     pb::TaskSpec {
         task_arn: t.arn.clone(),
         task_id: t.id.clone(),
         family: t.family.clone(),
         revision: i64::from(t.revision),
-        desired_status: desired.into(),
-        network_mode: network_mode.into(),
+        desired_status: t.desired_status.to_wire(),
+        network_mode: t.network_mode.to_wire(),
         cpu: t.cpu.unwrap_or(0),
         memory_mib: t.memory_mib.unwrap_or(0),
         cluster_arn: t.cluster_arn.clone(),
@@ -392,6 +313,8 @@ pub(super) fn task_spec(t: &Task) -> pb::TaskSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{ContainerStatus, DesiredStatus, HealthStatus, StopCode, TaskStatus};
+    use berth_ecs::ContainerCondition;
 
     fn report(last_status: pb::TaskState) -> pb::TaskStatus {
         pb::TaskStatus {
@@ -432,10 +355,7 @@ mod tests {
     #[test]
     fn unset_or_unknown_statuses_are_refused_by_field_and_task() {
         let e = TaskReport::try_from(report(pb::TaskState::Unspecified)).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "report of task arn: last_status is 0, not a value this control plane knows"
-        );
+        assert_eq!(e.to_string(), "report of task arn: last_status is unset");
         let mut r = report(pb::TaskState::Running);
         r.containers[0].last_status = 42;
         let e = TaskReport::try_from(r).unwrap_err();

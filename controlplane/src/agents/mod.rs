@@ -13,6 +13,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
+use self::convert::ConvertError;
 use self::desired::desired_message;
 use crate::join_tokens::{JoinError, JoinTokens};
 use crate::model::task::TaskReport;
@@ -68,7 +69,14 @@ impl Agents {
     }
 }
 
-/// The one place control-plane errors become gRPC statuses.
+/// A malformed message from an agent is its mistake: an invalid argument.
+impl From<ConvertError> for Status {
+    fn from(e: ConvertError) -> Self {
+        Status::invalid_argument(e.to_string())
+    }
+}
+
+/// With the conversion error above, the one place control-plane errors become gRPC statuses.
 fn status(e: &StateError) -> Status {
     match e {
         StateError::ClusterNotFound(_)

@@ -165,7 +165,7 @@ pub fn dispatch(secrets: &Secrets, region: &str, op: &str, body: &[u8]) -> Resul
         "DeleteSecret" => {
             let r: DeleteSecret = super::json::parse(op, body)?;
             let s = secrets.delete(&r.secret_id)?;
-            Ok(json!({"ARN": s.arn, "Name": s.name, "DeletionDate": seconds(now_ms())}))
+            Ok(json!({"ARN": s.arn, "Name": s.name, "DeletionDate": seconds(secrets.now_ms())}))
         }
         _ => Err(ApiError::new(
             ErrorType::UnknownOperation,
@@ -174,10 +174,6 @@ pub fn dispatch(secrets: &Secrets, region: &str, op: &str, body: &[u8]) -> Resul
             ),
         )),
     }
-}
-
-fn now_ms() -> i64 {
-    crate::state::Clock::now_ms(&crate::state::SystemClock)
 }
 
 fn string_only(value: Option<String>, binary: Option<&String>) -> Result<String, ApiError> {

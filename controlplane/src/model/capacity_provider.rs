@@ -9,8 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub const FARGATE: &str = "FARGATE";
-pub const FARGATE_SPOT: &str = "FARGATE_SPOT";
+pub use berth_ecs::{FARGATE, FARGATE_SPOT};
 
 /// Whether `name` is one of the built-in Fargate providers, which exist in
 /// every account, serve every cluster and cannot be created or deleted.

@@ -11,19 +11,18 @@ pub mod ports;
 pub mod query;
 pub mod secret_ref;
 pub mod service;
-pub mod status;
 pub mod task;
 pub mod task_definition;
 
 pub use arn::ArnContext;
-pub use capacity_provider::CapacityProvider;
-pub use cluster::Cluster;
-pub use container_instance::{Attribute, ContainerInstance, Resources};
-pub use service::Service;
-pub use status::{
+pub use berth_ecs::{
     CapacityProviderStatus, CapacityProviderUpdateStatus, ClusterStatus, Connectivity,
     ContainerStatus, DesiredStatus, HealthStatus, InstanceStatus, StopCode, TaskDefinitionStatus,
     TaskStatus,
 };
+pub use capacity_provider::CapacityProvider;
+pub use cluster::Cluster;
+pub use container_instance::{Attribute, ContainerInstance, Resources};
+pub use service::Service;
 pub use task::{LaunchType, Task, TaskContainer};
 pub use task_definition::{ContainerDefinition, NetworkMode, TaskDefinition, TaskDefinitionError};

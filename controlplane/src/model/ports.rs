@@ -4,30 +4,13 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::status::ecs_enum;
 use super::task_definition::{ContainerDefinition, NetworkMode, TaskDefinitionError};
 
 /// Ports ECS reserves on every container instance unless the agent says
 /// otherwise: SSH, the Docker daemon, the ECS agent and its metadata endpoint.
 pub const ECS_RESERVED_TCP_PORTS: [u16; 5] = [22, 2375, 2376, 51678, 51679];
 
-ecs_enum! {
-    /// A port's transport protocol.
-    pub enum Protocol {
-        Tcp = "tcp" | "Tcp",
-        Udp = "udp" | "Udp",
-    }
-}
-
-impl Protocol {
-    /// The placement failure reason when a port of this protocol is taken.
-    pub fn resource_failure(self) -> &'static str {
-        match self {
-            Self::Tcp => "RESOURCE:PORTS",
-            Self::Udp => "RESOURCE:PORTS_UDP",
-        }
-    }
-}
+pub use berth_ecs::Protocol;
 
 /// A `portMappings` entry; `host_port` None (0 or absent) asks for a dynamic port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,42 +5,12 @@ use serde::{Deserialize, Serialize};
 
 use super::capacity_provider::CapacityProviderShare;
 use super::placement::{PlacementConstraint, PlacementStrategy};
-use super::status::ecs_enum;
 use super::LaunchType;
+
+pub use berth_ecs::{DeploymentStatus, RolloutState, ServiceStatus};
 
 /// ECS keeps the newest 100 events of a service.
 pub const MAX_EVENTS: usize = 100;
-
-ecs_enum! {
-    /// A service's `status`. (Records from before statuses were ECS strings used the
-    /// variant names; the aliases read them.)
-    pub enum ServiceStatus {
-        Active = "ACTIVE" | "Active",
-        /// Deleted, its tasks still stopping.
-        Draining = "DRAINING" | "Draining",
-        /// Deleted and empty: describable, not listed.
-        Inactive = "INACTIVE" | "Inactive",
-    }
-}
-
-ecs_enum! {
-    /// A deployment's `status`.
-    pub enum DeploymentStatus {
-        /// The deployment the service converges to.
-        Primary = "PRIMARY" | "Primary",
-        /// An older deployment whose tasks are being replaced.
-        Active = "ACTIVE" | "Active",
-    }
-}
-
-ecs_enum! {
-    /// A deployment's `rolloutState`.
-    pub enum RolloutState {
-        InProgress = "IN_PROGRESS" | "InProgress",
-        Completed = "COMPLETED" | "Completed",
-        Failed = "FAILED" | "Failed",
-    }
-}
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CircuitBreaker {

@@ -4,17 +4,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::placement::{PlacementConstraint, PlacementStrategy};
-use super::status::{ecs_enum, ContainerStatus, DesiredStatus, HealthStatus, StopCode, TaskStatus};
 use super::{ContainerDefinition, Resources};
+use berth_ecs::{ContainerStatus, DesiredStatus, HealthStatus, StopCode, TaskStatus};
 
-ecs_enum! {
-    /// Where a task runs (`launchType`).
-    pub enum LaunchType {
-        Ec2 = "EC2" | "Ec2",
-        Fargate = "FARGATE" | "Fargate",
-        External = "EXTERNAL" | "External",
-    }
-}
+pub use berth_ecs::LaunchType;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskContainer {
@@ -177,7 +170,7 @@ impl Task {
 
     /// On its way up: placed, not yet RUNNING (ECS's pending count).
     pub fn is_pending(&self) -> bool {
-        self.last_status < TaskStatus::Running
+        self.last_status.is_pending()
     }
 
     /// Sets desired status STOPPED with ECS's stop code and reason, unless the

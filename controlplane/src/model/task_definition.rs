@@ -4,27 +4,9 @@ use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::status::{ecs_enum, TaskDefinitionStatus};
+use berth_ecs::TaskDefinitionStatus;
 
-ecs_enum! {
-    /// A task definition's `networkMode`.
-    pub enum NetworkMode {
-        Awsvpc = "awsvpc" | "Awsvpc",
-        Bridge = "bridge" | "Bridge",
-        Host = "host" | "Host",
-        None = "none" | "None",
-    }
-}
-
-ecs_enum! {
-    /// A `dependsOn` condition.
-    pub enum ContainerCondition {
-        Start = "START",
-        Complete = "COMPLETE",
-        Success = "SUCCESS",
-        Healthy = "HEALTHY",
-    }
-}
+pub use berth_ecs::{ContainerCondition, NetworkMode};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerDefinition {

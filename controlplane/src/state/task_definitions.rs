@@ -2,10 +2,10 @@
 //! families), deregister, delete.
 
 use super::{encode, ControlPlane, ItemFailure, State, StateError};
-use crate::model::status::TaskDefinitionFamilyStatus;
 use crate::model::task_definition::{validate, Registration};
 use crate::model::{TaskDefinition, TaskDefinitionStatus};
 use crate::store::{Table, Write};
+use berth_ecs::TaskDefinitionFamilyStatus;
 
 pub(super) fn key(family: &str, revision: u32) -> String {
     format!("{family}:{revision}")

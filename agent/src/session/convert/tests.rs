@@ -7,8 +7,8 @@ use berth_proto::v1 as pb;
 
 use super::InvalidTaskError;
 use crate::model::{
-    Condition, ContainerReport, ContainerState, DesiredStatus, HealthStatus, NetworkBinding,
-    NetworkMode, Protocol, StopCode, TaskReport, TaskSpec, TaskState,
+    ContainerCondition, ContainerReport, ContainerStatus, DesiredStatus, HealthStatus,
+    NetworkBinding, NetworkMode, Protocol, StopCode, TaskReport, TaskSpec, TaskStatus,
 };
 
 const ARN: &str = "arn:aws:ecs:us-east-1:000000000000:task/default/0123456789abcdef";
@@ -69,7 +69,7 @@ fn a_task_converts_with_its_enums_and_defaults() {
     assert_eq!((spec.cpu, spec.memory_mib), (None, Some(256)));
     let web = &spec.containers[0];
     assert_eq!(web.stop_timeout, Some(Duration::from_secs(7)));
-    assert_eq!(web.depends_on[0].condition, Condition::Healthy);
+    assert_eq!(web.depends_on[0].condition, ContainerCondition::Healthy);
     assert_eq!(web.port_mappings[0].protocol, Protocol::Udp);
     assert_eq!(web.port_mappings[0].host_port, None);
     let hc = web.health_check.as_ref().unwrap();
@@ -179,11 +179,11 @@ fn ports_ids_and_health_commands_are_checked() {
 fn reports_go_back_as_enums() {
     let report = TaskReport {
         task_arn: ARN.into(),
-        last_status: TaskState::Deprovisioning,
+        last_status: TaskStatus::Deprovisioning,
         containers: vec![
             ContainerReport {
                 name: "web".into(),
-                last_status: ContainerState::Stopped,
+                last_status: ContainerStatus::Stopped,
                 exit_code: Some(137),
                 health_status: Some(HealthStatus::Unhealthy),
                 network_bindings: vec![NetworkBinding {

@@ -4,7 +4,7 @@
 //! real exit code; one never started is pulled and started as before.
 
 use super::*;
-use crate::model::{Condition, ContainerState, HealthStatus, StopCode, TaskState};
+use crate::model::{ContainerCondition, ContainerStatus, HealthStatus, StopCode, TaskStatus};
 use crate::runtime::ExecOutcome;
 
 #[tokio::test(start_paused = true)]
@@ -12,7 +12,7 @@ async fn a_restarted_agent_adopts_a_running_and_a_dead_container() {
     let mut h = Harness::new();
     let spec = task(vec![def("app"), non_essential("side")]);
     h.run(&spec);
-    h.until_status(TaskState::Running).await;
+    h.until_status(TaskStatus::Running).await;
 
     h.shut_down().await;
     tokio::time::sleep(secs(60)).await;
@@ -24,16 +24,16 @@ async fn a_restarted_agent_adopts_a_running_and_a_dead_container() {
     h.start_again().await;
 
     let adopted = h.next().await;
-    assert_eq!(adopted.last_status, TaskState::Running);
+    assert_eq!(adopted.last_status, TaskStatus::Running);
     let app = container(&adopted, "app");
     assert_eq!(
         (app.last_status, app.exit_code),
-        (ContainerState::Running, None)
+        (ContainerStatus::Running, None)
     );
     let side = container(&adopted, "side");
     assert_eq!(
         (side.last_status, side.exit_code),
-        (ContainerState::Stopped, Some(3))
+        (ContainerStatus::Stopped, Some(3))
     );
     tokio::time::sleep(secs(1)).await;
     assert_eq!(
@@ -49,7 +49,7 @@ async fn a_restarted_agent_adopts_a_running_and_a_dead_container() {
 
     // The resumed waiter sees app's exit: the task stops as it would have.
     assert!(h.rt.exit(&cid("app"), 0));
-    let stopped = h.until_status(TaskState::Stopped).await;
+    let stopped = h.until_status(TaskStatus::Stopped).await;
     assert_eq!(stopped.stop_code, Some(StopCode::EssentialContainerExited));
     assert_eq!(container(&stopped, "app").exit_code, Some(0));
     assert_eq!(container(&stopped, "side").exit_code, Some(3));
@@ -66,11 +66,11 @@ async fn a_restarted_agent_adopts_a_running_and_a_dead_container() {
 /// went away before it was.
 async fn left_with_side_waiting(h: &mut Harness) -> TaskSpec {
     let app = health_checked(def("app"), 10, 3, 0);
-    let side = depends(non_essential("side"), "app", Condition::Healthy);
+    let side = depends(non_essential("side"), "app", ContainerCondition::Healthy);
     let spec = task(vec![app, side]);
     h.rt.set_exec_result(&cid("app"), ExecOutcome::Exited(1));
     h.run(&spec);
-    h.until(|r| container(r, "app").last_status == ContainerState::Running)
+    h.until(|r| container(r, "app").last_status == ContainerStatus::Running)
         .await;
     h.shut_down().await;
     h.rt.take_calls();
@@ -91,10 +91,10 @@ async fn an_adopted_task_pulls_and_starts_its_waiting_containers() {
     let restarted = h.elapsed();
     h.rt.set_exec_result(&cid("app"), ExecOutcome::Exited(0));
 
-    let running = h.until_status(TaskState::Running).await;
+    let running = h.until_status(TaskStatus::Running).await;
     assert_eq!(
         container(&running, "side").last_status,
-        ContainerState::Running
+        ContainerStatus::Running
     );
     assert_eq!(
         h.created_at("side"),
@@ -112,7 +112,7 @@ async fn an_adopted_task_pulls_and_starts_its_waiting_containers() {
         "only the waiting container's image"
     );
     h.stop(&spec);
-    h.until_status(TaskState::Stopped).await;
+    h.until_status(TaskStatus::Stopped).await;
     h.assert_cleaned_up(&spec);
 }
 
@@ -123,7 +123,7 @@ async fn an_adopted_task_reports_a_failed_pull_as_a_new_one_does() {
     h.rt.fail_pull("registry.local/side:1", "toomanyrequests: rate limited");
     h.start_again().await;
 
-    let stopped = h.until_status(TaskState::Stopped).await;
+    let stopped = h.until_status(TaskStatus::Stopped).await;
     let reason =
         "CannotPullContainerError: pull image registry.local/side:1: toomanyrequests: rate limited";
     assert_eq!(stopped.stop_code, Some(StopCode::TaskFailedToStart));

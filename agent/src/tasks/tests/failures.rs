@@ -3,7 +3,7 @@
 //! with ECS's code and reason and leaves nothing behind.
 
 use super::*;
-use crate::model::{Condition, ContainerState, StopCode, TaskState};
+use crate::model::{ContainerCondition, ContainerStatus, StopCode, TaskStatus};
 
 fn created_any(h: &Harness) -> bool {
     h.rt.calls()
@@ -18,7 +18,7 @@ async fn a_pull_failure_fails_the_task_before_anything_is_created() {
     let spec = task(vec![def("db"), def("app")]);
     h.run(&spec);
 
-    let stopped = h.until_status(TaskState::Stopped).await;
+    let stopped = h.until_status(TaskStatus::Stopped).await;
     let reason = "CannotPullContainerError: pull image registry.local/app:1: manifest unknown";
     assert_eq!(stopped.stop_code, Some(StopCode::TaskFailedToStart));
     assert_eq!(stopped.stopped_reason.as_deref(), Some(reason));
@@ -28,11 +28,11 @@ async fn a_pull_failure_fails_the_task_before_anything_is_created() {
     assert_eq!(
         h.statuses(),
         [
-            TaskState::Provisioning,
-            TaskState::Pending,
-            TaskState::Stopping,
-            TaskState::Deprovisioning,
-            TaskState::Stopped,
+            TaskStatus::Provisioning,
+            TaskStatus::Pending,
+            TaskStatus::Stopping,
+            TaskStatus::Deprovisioning,
+            TaskStatus::Stopped,
         ]
     );
     assert_eq!(stopped.pull_stopped_at_ms, None);
@@ -44,11 +44,11 @@ async fn a_start_failure_fails_the_task_and_stops_what_started() {
     let mut h = Harness::new();
     let why = r#"exec: "/app": stat /app: no such file or directory"#;
     h.rt.fail_start(&cid("app"), why);
-    let app = depends(def("app"), "db", Condition::Start);
+    let app = depends(def("app"), "db", ContainerCondition::Start);
     let spec = task(vec![def("db"), app]);
     h.run(&spec);
 
-    let stopped = h.until_status(TaskState::Stopped).await;
+    let stopped = h.until_status(TaskStatus::Stopped).await;
     let reason = format!("CannotStartContainerError: {why}");
     assert_eq!(stopped.stop_code, Some(StopCode::TaskFailedToStart));
     assert_eq!(stopped.stopped_reason.as_deref(), Some(reason.as_str()));
@@ -56,7 +56,7 @@ async fn a_start_failure_fails_the_task_and_stops_what_started() {
     assert_eq!(app.reason.as_deref(), Some(reason.as_str()));
     assert_eq!(app.exit_code, None);
     assert_eq!(container(&stopped, "db").exit_code, Some(143), "SIGTERM");
-    assert!(!h.statuses().contains(&TaskState::Running));
+    assert!(!h.statuses().contains(&TaskStatus::Running));
     h.assert_cleaned_up(&spec);
 }
 
@@ -66,7 +66,7 @@ async fn a_privileged_container_is_refused_where_the_host_does_not_allow_it() {
     let mut app = def("app");
     app.options.privileged = true;
     h.desire(&[task(vec![app])]);
-    let stopped = h.until_status(TaskState::Stopped).await;
+    let stopped = h.until_status(TaskStatus::Stopped).await;
     assert_eq!(stopped.stop_code, Some(StopCode::TaskFailedToStart));
     assert!(stopped
         .stopped_reason
@@ -82,7 +82,7 @@ async fn unresolved_secrets_fail_the_task_with_nothing_made() {
     let why = "ResourceInitializationError: unable to pull secrets: secret db-password not found";
     spec.secrets_error = Some(why.into());
     h.desire(&[spec]);
-    let stopped = h.until_status(TaskState::Stopped).await;
+    let stopped = h.until_status(TaskStatus::Stopped).await;
     assert_eq!(stopped.stop_code, Some(StopCode::TaskFailedToStart));
     assert_eq!(stopped.stopped_reason.as_deref(), Some(why));
     assert!(h.rt.calls().iter().all(|c| matches!(c, Call::Delete(_))));
@@ -107,8 +107,8 @@ async fn stop_task_for_a_task_never_started_here_does_nothing() {
     spec.desired_status = DesiredStatus::Stopped;
     h.desire(&[spec]);
     let r = h.next().await;
-    assert_eq!(r.last_status, TaskState::Stopped);
-    assert_eq!(container(&r, "app").last_status, ContainerState::Stopped);
+    assert_eq!(r.last_status, TaskStatus::Stopped);
+    assert_eq!(container(&r, "app").last_status, ContainerStatus::Stopped);
     assert_eq!(r.stop_code, None);
     tokio::task::yield_now().await;
     assert!(h.rt.calls().is_empty());
@@ -120,15 +120,15 @@ async fn stop_task_for_a_task_never_started_here_does_nothing() {
 async fn stop_task_before_a_waiting_container_starts() {
     let mut h = Harness::new();
     // app waits for a sidecar that never exits.
-    let app = depends(def("app"), "init", Condition::Success);
+    let app = depends(def("app"), "init", ContainerCondition::Success);
     let spec = task(vec![non_essential("init"), app]);
     h.run(&spec);
-    h.until(|r| container(r, "init").last_status == ContainerState::Running)
+    h.until(|r| container(r, "init").last_status == ContainerStatus::Running)
         .await;
     tokio::time::sleep(secs(5)).await;
     h.stop(&spec);
 
-    let stopped = h.until_status(TaskState::Stopped).await;
+    let stopped = h.until_status(TaskStatus::Stopped).await;
     assert_eq!(
         stopped.stop_code, None,
         "the control plane gives the reason"
@@ -137,9 +137,9 @@ async fn stop_task_before_a_waiting_container_starts() {
     let app = container(&stopped, "app");
     assert_eq!(
         (app.last_status, app.exit_code),
-        (ContainerState::Stopped, None)
+        (ContainerStatus::Stopped, None)
     );
     assert_eq!(container(&stopped, "init").exit_code, Some(143));
-    assert!(!h.statuses().contains(&TaskState::Running));
+    assert!(!h.statuses().contains(&TaskStatus::Running));
     h.assert_cleaned_up(&spec);
 }

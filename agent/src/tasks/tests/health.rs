@@ -4,7 +4,7 @@
 //! essential containers only.
 
 use super::*;
-use crate::model::{HealthStatus, TaskState};
+use crate::model::{HealthStatus, TaskStatus};
 use crate::runtime::ExecOutcome;
 
 /// Each change of what `f` reads from the reports, with when.
@@ -58,9 +58,9 @@ async fn health_goes_unknown_healthy_unhealthy_and_rolls_up() {
     assert_eq!(checks, 4, "one check per interval");
 
     // UNHEALTHY is reported, not acted on: the task keeps running.
-    assert_eq!(h.seen.last().unwrap().1.last_status, TaskState::Running);
+    assert_eq!(h.seen.last().unwrap().1.last_status, TaskStatus::Running);
     h.stop(&spec);
-    h.until_status(TaskState::Stopped).await;
+    h.until_status(TaskStatus::Stopped).await;
     h.assert_cleaned_up(&spec);
 }
 

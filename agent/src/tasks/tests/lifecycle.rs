@@ -2,7 +2,7 @@
 //! from the injected clock, files and records made, and nothing left after.
 
 use super::*;
-use crate::model::{ContainerState, TaskState};
+use crate::model::{ContainerStatus, TaskStatus};
 use crate::tasks::container_spec;
 
 #[tokio::test(start_paused = true)]
@@ -11,18 +11,18 @@ async fn a_task_runs_stops_on_request_and_leaves_nothing_behind() {
     let spec = task(vec![def("app")]);
     h.run(&spec);
 
-    let running = h.until_status(TaskState::Running).await;
+    let running = h.until_status(TaskStatus::Running).await;
     assert_eq!(
         h.statuses(),
         [
-            TaskState::Provisioning,
-            TaskState::Pending,
-            TaskState::Pending, // the container started
-            TaskState::Running,
+            TaskStatus::Provisioning,
+            TaskStatus::Pending,
+            TaskStatus::Pending, // the container started
+            TaskStatus::Running,
         ]
     );
     let app = container(&running, "app");
-    assert_eq!(app.last_status, ContainerState::Running);
+    assert_eq!(app.last_status, ContainerStatus::Running);
     assert_eq!(app.runtime_id.as_deref(), Some(cid("app").as_str()));
     assert!(app.image_digest.as_deref().unwrap().starts_with("sha256:"));
     assert_eq!(running.private_ipv4, Some(FIRST_IP.to_string()));
@@ -32,7 +32,7 @@ async fn a_task_runs_stops_on_request_and_leaves_nothing_behind() {
     // Recorded before anything was made; the files the containers mount exist.
     let record = &h.host.state.tasks().unwrap()[0];
     assert_eq!(record.ipv4, Some(FIRST_IP));
-    assert_eq!(record.last_report.last_status, TaskState::Running);
+    assert_eq!(record.last_report.last_status, TaskStatus::Running);
     let task_dir = h.host.config.log_dir(TASK_ID);
     assert!(container_spec::hosts_path(&task_dir, "app").is_file());
     assert!(task_dir.join("resolv.conf").is_file());
@@ -45,14 +45,14 @@ async fn a_task_runs_stops_on_request_and_leaves_nothing_behind() {
 
     tokio::time::sleep(secs(60)).await;
     h.stop(&spec);
-    let stopped = h.until_status(TaskState::Stopped).await;
+    let stopped = h.until_status(TaskStatus::Stopped).await;
     assert_eq!(
         h.statuses()[4..],
         [
-            TaskState::Stopping,
-            TaskState::Stopping, // app exited
-            TaskState::Deprovisioning,
-            TaskState::Stopped,
+            TaskStatus::Stopping,
+            TaskStatus::Stopping, // app exited
+            TaskStatus::Deprovisioning,
+            TaskStatus::Stopped,
         ]
     );
     assert_eq!(stopped.stop_code, None, "the control plane asked");
@@ -61,12 +61,12 @@ async fn a_task_runs_stops_on_request_and_leaves_nothing_behind() {
     let app = container(&stopped, "app");
     assert_eq!(
         (app.last_status, app.exit_code),
-        (ContainerState::Stopped, Some(143))
+        (ContainerStatus::Stopped, Some(143))
     );
     assert_eq!(h.kills("app"), [(secs(60), 15)], "SIGTERM was enough");
     h.assert_cleaned_up(&spec);
     assert!(
-        h.manager().snapshot()[0].last_status == TaskState::Stopped,
+        h.manager().snapshot()[0].last_status == TaskStatus::Stopped,
         "kept for the control plane until it forgets the task"
     );
     h.desire(&[]);
@@ -78,9 +78,9 @@ async fn a_task_dropped_from_the_desired_set_is_stopped() {
     let mut h = Harness::new();
     let spec = task(vec![def("app")]);
     h.run(&spec);
-    h.until_status(TaskState::Running).await;
+    h.until_status(TaskStatus::Running).await;
     h.desire(&[]);
-    let stopped = h.until_status(TaskState::Stopped).await;
+    let stopped = h.until_status(TaskStatus::Stopped).await;
     assert_eq!(stopped.stop_code, None);
     h.assert_cleaned_up(&spec);
 }

@@ -26,7 +26,7 @@ use crate::config::AgentConfig;
 use crate::local_state::LocalState;
 use crate::model::{
     ContainerDef, ContainerOptions, ContainerReport, Dependency, DesiredStatus, HealthCheck,
-    NetworkMode, TaskReport, TaskSpec, TaskState,
+    NetworkMode, TaskReport, TaskSpec, TaskStatus,
 };
 use crate::network::{HostPortRange, NetworkConfig, RecordingNetwork, TaskCidr};
 use crate::runtime::{Call, RecordingRuntime};
@@ -172,7 +172,7 @@ impl Harness {
         }
     }
 
-    pub async fn until_status(&mut self, status: TaskState) -> TaskReport {
+    pub async fn until_status(&mut self, status: TaskStatus) -> TaskReport {
         self.until(|r| r.last_status == status).await
     }
 
@@ -182,7 +182,7 @@ impl Harness {
     }
 
     /// The task statuses reported so far, in order.
-    pub fn statuses(&self) -> Vec<TaskState> {
+    pub fn statuses(&self) -> Vec<TaskStatus> {
         self.seen.iter().map(|(_, r)| r.last_status).collect()
     }
 
@@ -295,7 +295,7 @@ pub(super) fn non_essential(name: &str) -> ContainerDef {
 pub(super) fn depends(
     def: ContainerDef,
     on: &str,
-    condition: crate::model::Condition,
+    condition: crate::model::ContainerCondition,
 ) -> ContainerDef {
     let mut def = def;
     def.depends_on.push(Dependency {

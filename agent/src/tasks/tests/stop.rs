@@ -3,26 +3,26 @@
 //! its stopTimeout later if it is still running.
 
 use super::*;
-use crate::model::{Condition, ContainerState, StopCode, TaskState};
+use crate::model::{ContainerCondition, ContainerStatus, StopCode, TaskStatus};
 use crate::tasks::supervisor::OOM_REASON;
 
 #[tokio::test(start_paused = true)]
 async fn an_essential_exit_stops_the_others_in_reverse_dependency_order() {
     let mut h = Harness::new();
     // Started db, app, side; stopped side, (app exited), db.
-    let app = depends(def("app"), "db", Condition::Start);
-    let side = depends(non_essential("side"), "app", Condition::Start);
+    let app = depends(def("app"), "db", ContainerCondition::Start);
+    let side = depends(non_essential("side"), "app", ContainerCondition::Start);
     let spec = task(vec![side, def("db"), app]);
     h.rt.exit_after(&cid("app"), secs(3), 2);
     h.run(&spec);
 
-    let stopped = h.until_status(TaskState::Stopped).await;
+    let stopped = h.until_status(TaskStatus::Stopped).await;
     assert_eq!(stopped.stop_code, Some(StopCode::EssentialContainerExited));
     assert_eq!(
         stopped.stopped_reason.as_deref(),
         Some("Essential container in task exited")
     );
-    let exits: Vec<(&str, ContainerState, Option<i32>)> = stopped
+    let exits: Vec<(&str, ContainerStatus, Option<i32>)> = stopped
         .containers
         .iter()
         .map(|c| (c.name.as_str(), c.last_status, c.exit_code))
@@ -30,9 +30,9 @@ async fn an_essential_exit_stops_the_others_in_reverse_dependency_order() {
     assert_eq!(
         exits,
         [
-            ("side", ContainerState::Stopped, Some(143)),
-            ("db", ContainerState::Stopped, Some(143)),
-            ("app", ContainerState::Stopped, Some(2)),
+            ("side", ContainerStatus::Stopped, Some(143)),
+            ("db", ContainerStatus::Stopped, Some(143)),
+            ("app", ContainerStatus::Stopped, Some(2)),
         ]
     );
     let sigterm_order: Vec<String> =
@@ -58,16 +58,16 @@ async fn sigkill_comes_exactly_one_stop_timeout_after_sigterm() {
     let mut app = def("app");
     app.stop_timeout = Some(secs(7));
     // side stops first (it depends on app), with the agent's default timeout.
-    let side = depends(non_essential("side"), "app", Condition::Start);
+    let side = depends(non_essential("side"), "app", ContainerCondition::Start);
     let spec = task(vec![app, side]);
     h.rt.ignore_sigterm(&cid("app"));
     h.rt.ignore_sigterm(&cid("side"));
     h.run(&spec);
-    h.until_status(TaskState::Running).await;
+    h.until_status(TaskStatus::Running).await;
     tokio::time::sleep(secs(100)).await;
     h.stop(&spec);
 
-    let stopped = h.until_status(TaskState::Stopped).await;
+    let stopped = h.until_status(TaskStatus::Stopped).await;
     let t = secs(100);
     assert_eq!(
         h.kills("side"),
@@ -98,7 +98,7 @@ async fn an_oom_kill_is_reported_as_ecs_does() {
         .unwrap()
         .insert("app".into());
     h.desire(&[task(vec![def("app")])]);
-    let stopped = h.until_status(TaskState::Stopped).await;
+    let stopped = h.until_status(TaskStatus::Stopped).await;
     assert_eq!(stopped.stop_code, Some(StopCode::EssentialContainerExited));
     assert_eq!(
         container(&stopped, "app").reason.as_deref(),

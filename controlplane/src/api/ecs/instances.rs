@@ -6,9 +6,9 @@ use serde_json::{json, Value};
 
 use super::{page, render, ApiError};
 use crate::model::query::Expression;
-use crate::model::status::EcsEnum;
 use crate::model::InstanceStatus;
 use crate::state::ControlPlane;
+use berth_ecs::EcsEnum;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -20,8 +20,8 @@ use serde_json::Value;
 
 use super::error::{ApiError, ErrorType};
 use super::json::parse;
-use crate::model::status::{names, EcsEnum};
 use crate::state::ControlPlane;
+use berth_ecs::{names, EcsEnum};
 
 /// Amazon ECS, as the edge routes to it.
 pub struct Ecs {

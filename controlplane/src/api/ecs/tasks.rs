@@ -10,13 +10,13 @@ use crate::model::placement::{
     PlacementConstraint, PlacementStrategy, RawConstraint, RawStrategy, MAX_CONSTRAINTS,
     MAX_STRATEGIES,
 };
-use crate::model::status::EcsEnum;
 use crate::model::task_definition::{parse_cpu, parse_memory};
 use crate::model::{DesiredStatus, LaunchType};
 use crate::state::{
     Capacity, ContainerOverride, ControlPlane, RunTask, RunTaskOutcome, StartTask, TaskFilter,
     TaskLaunch,
 };
+use berth_ecs::EcsEnum;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -9,10 +9,10 @@ use crate::model::container_options::{
     ContainerOptions, LinuxParameters, MountPoint, Tmpfs, Ulimit, VolumeFrom,
 };
 use crate::model::ports::{PortMapping, Protocol};
-use crate::model::status::EcsEnum;
 use crate::model::task_definition::health_check;
 use crate::model::task_definition::ContainerCondition;
 use crate::model::ContainerDefinition;
+use berth_ecs::EcsEnum;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]

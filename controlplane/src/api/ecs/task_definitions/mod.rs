@@ -12,10 +12,10 @@ pub(super) use container::{environment, KeyValue};
 use self::container::ContainerInput;
 use super::{one_of, page, parse, render, tags_in, ApiError, Tag};
 use crate::model::container_options::Volume;
-use crate::model::status::{EcsEnum, TaskDefinitionFamilyStatus};
 use crate::model::task_definition::Registration;
 use crate::model::{LaunchType, TaskDefinitionStatus};
 use crate::state::{ControlPlane, FamilyFilter, TaskDefinitionFilter};
+use berth_ecs::{EcsEnum, TaskDefinitionFamilyStatus};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]

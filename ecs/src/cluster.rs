@@ -1,0 +1,75 @@
+//! The statuses of what a cluster holds: itself, its container instances, capacity
+//! providers and services, and a service's deployments; and the built-in capacity
+//! providers' names.
+
+/// The built-in capacity providers, which exist in every account and serve every cluster.
+pub const FARGATE: &str = "FARGATE";
+pub const FARGATE_SPOT: &str = "FARGATE_SPOT";
+
+ecs_enum! {
+    /// A cluster's `status`: INACTIVE once deleted (still describable).
+    pub enum ClusterStatus {
+        Active = "ACTIVE",
+        Inactive = "INACTIVE",
+    }
+}
+
+ecs_enum! {
+    /// A container instance's `status`: INACTIVE once deregistered (still describable).
+    /// Berth never sets the REGISTERING ones; `ListContainerInstances` accepts them.
+    pub enum InstanceStatus {
+        Active = "ACTIVE",
+        Draining = "DRAINING",
+        Registering = "REGISTERING",
+        Deregistering = "DEREGISTERING",
+        RegistrationFailed = "REGISTRATION_FAILED",
+        Inactive = "INACTIVE",
+    }
+}
+
+ecs_enum! {
+    /// A capacity provider's `status`.
+    pub enum CapacityProviderStatus {
+        Active = "ACTIVE",
+        Inactive = "INACTIVE",
+    }
+}
+
+ecs_enum! {
+    /// A capacity provider's `updateStatus`: how its last create, update or delete went.
+    pub enum CapacityProviderUpdateStatus {
+        CreateComplete = "CREATE_COMPLETE",
+        UpdateComplete = "UPDATE_COMPLETE",
+        DeleteComplete = "DELETE_COMPLETE",
+    }
+}
+
+ecs_enum! {
+    /// A service's `status`.
+    pub enum ServiceStatus {
+        Active = "ACTIVE" | "Active",
+        /// Deleted, its tasks still stopping.
+        Draining = "DRAINING" | "Draining",
+        /// Deleted and empty: describable, not listed.
+        Inactive = "INACTIVE" | "Inactive",
+    }
+}
+
+ecs_enum! {
+    /// A deployment's `status`.
+    pub enum DeploymentStatus {
+        /// The deployment the service converges to.
+        Primary = "PRIMARY" | "Primary",
+        /// An older deployment whose tasks are being replaced.
+        Active = "ACTIVE" | "Active",
+    }
+}
+
+ecs_enum! {
+    /// A deployment's `rolloutState`.
+    pub enum RolloutState {
+        InProgress = "IN_PROGRESS" | "InProgress",
+        Completed = "COMPLETED" | "Completed",
+        Failed = "FAILED" | "Failed",
+    }
+}
