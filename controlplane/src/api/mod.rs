@@ -50,10 +50,12 @@ pub fn edge(ctx: ApiContext) -> Edge {
 
 /// The HTTP service; it owns `ctx`, so the control plane's store closes when it ends.
 pub fn router(ctx: ApiContext) -> axum::Router {
+    // Signatures are checked against the control plane's clock, like everything else.
+    let clock = ctx.control_plane.clone();
     let edge = Arc::new(edge(ctx));
     axum::Router::new().fallback(
         move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-            let edge = edge.clone();
+            let (edge, clock) = (edge.clone(), clock.clone());
             async move {
                 let req = HttpRequest {
                     method: &method,
@@ -64,18 +66,12 @@ pub fn router(ctx: ApiContext) -> axum::Router {
                 let request_id = uuid::Uuid::new_v4().to_string();
                 // Services block on durable store commits: keep that off the async
                 // workers' hot path by running in place (commits are short).
+                let now_unix = clock.now_ms().div_euclid(1000);
                 let response: Response<Body> =
-                    tokio::task::block_in_place(|| edge.handle(&req, &request_id, now_unix()))
+                    tokio::task::block_in_place(|| edge.handle(&req, &request_id, now_unix))
                         .map(Body::from);
                 response
             }
         },
     )
-}
-
-fn now_unix() -> i64 {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
