@@ -10,6 +10,9 @@ for tool in fmt clippy; do
     echo "lint: cargo $tool is missing: rustup component add ${tool/fmt/rustfmt}" >&2; exit 1; }
 done
 cargo fmt --all --check
+# (berth-ecs's test-strings feature, on through dev-dependencies, is unified
+# into this build: code that compared a status with a string would pass here
+# and fail the `cargo build --workspace --bins` of scripts/test.sh.)
 cargo clippy --workspace --all-targets -- -D warnings
 python3 scripts/check-file-size.py
 echo "lint: ok"

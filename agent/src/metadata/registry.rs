@@ -25,7 +25,7 @@ pub struct TaskMetadata {
     pub pull_started_at_ms: Option<i64>,
     pub pull_stopped_at_ms: Option<i64>,
     pub availability_zone: String,
-    pub launch_type: String,
+    pub launch_type: berth_ecs::LaunchType,
     pub network_mode: NetworkMode,
     /// The task's own address (awsvpc).
     pub ipv4: Option<Ipv4Addr>,
@@ -228,7 +228,7 @@ impl MetadataRegistry {
             pull_started_at_ms: None,
             pull_stopped_at_ms: None,
             availability_zone: format!("{}a", self.region),
-            launch_type: "EC2".into(),
+            launch_type: berth_ecs::LaunchType::Ec2,
             network_mode: spec.network_mode,
             ipv4: None,
             network: None,

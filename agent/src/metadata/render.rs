@@ -31,7 +31,7 @@ pub struct TaskResponse {
     #[serde(rename = "AvailabilityZone")]
     availability_zone: String,
     #[serde(rename = "LaunchType")]
-    launch_type: String,
+    launch_type: berth_ecs::LaunchType,
     #[serde(rename = "Containers")]
     containers: Vec<ContainerResponse>,
 }
@@ -142,7 +142,7 @@ pub fn task(t: &TaskMetadata) -> TaskResponse {
         pull_started_at: t.pull_started_at_ms.map(rfc3339),
         pull_stopped_at: t.pull_stopped_at_ms.map(rfc3339),
         availability_zone: t.availability_zone.clone(),
-        launch_type: t.launch_type.clone(),
+        launch_type: t.launch_type,
         containers: t.containers.iter().map(|c| container(c, t)).collect(),
     }
 }

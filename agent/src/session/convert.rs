@@ -1,11 +1,12 @@
 //! Protobuf <-> the agent's domain types, both ways: what a `TaskSpec` from
 //! the control plane means (validated with `TryFrom`: unknown and
 //! UNSPECIFIED enum values are errors, never a default), and how a
-//! `TaskReport` goes back as a `TaskStatus`. Nothing else in the agent
-//! touches a protobuf type.
+//! `TaskReport` goes back as a `TaskStatus`, and what the host registers
+//! with. The session only frames these in its messages.
 
 use std::time::Duration;
 
+use berth_ecs::EcsEnum;
 use berth_proto::convert::{UnknownValue, Wire};
 use berth_proto::v1 as pb;
 
@@ -364,6 +365,47 @@ impl From<TaskReport> for pb::TaskStatus {
             execution_stopped_at_ms: r.execution_stopped_at_ms.unwrap_or(0),
             health_status: Wire::optional_to_wire(r.health_status),
         }
+    }
+}
+
+/// What this host registers with: its capacity, and the capacity provider
+/// it joins (also as the older `serves_fargate` flag, for control planes
+/// that know only that).
+pub(super) fn register_request(
+    cfg: &crate::config::AgentConfig,
+    known: String,
+) -> pb::RegisterRequest {
+    pb::RegisterRequest {
+        cluster: cfg.cluster.clone(),
+        container_instance_arn: known,
+        hostname: nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        resources: Some(resources(cfg)),
+        serves_fargate: cfg.capacity_provider.as_deref() == Some(berth_ecs::FARGATE),
+        capacity_provider: cfg.capacity_provider.clone().unwrap_or_default(),
+        agent_version: env!("CARGO_PKG_VERSION").into(),
+        attributes: std::iter::once((
+            "berth.network-modes".to_string(),
+            NetworkMode::ALL
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+        ))
+        .collect(),
+        protocol_version: berth_proto::PROTOCOL_VERSION,
+    }
+}
+
+/// What the host offers the scheduler: CPU, memory and its reserved ports.
+fn resources(cfg: &crate::config::AgentConfig) -> pb::Resources {
+    let ports = |list: &[u16]| list.iter().map(|p| u32::from(*p)).collect();
+    pb::Resources {
+        cpu: cfg.cpu,
+        memory_mib: cfg.memory_mib,
+        reserved_tcp_ports: ports(&cfg.reserved_tcp_ports),
+        reserved_udp_ports: ports(&cfg.reserved_udp_ports),
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod convert;
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use berth_proto::v1 as pb;
@@ -29,6 +30,17 @@ pub enum SessionError {
     },
     #[error("no heartbeat from the control plane at {endpoint} for {silence_s}s")]
     Silent { endpoint: String, silence_s: u64 },
+    /// The control plane speaks another version of the protocol: nothing of it is read
+    /// (the host's tasks keep running) until one side is upgraded.
+    #[error(
+        "the control plane at {endpoint} speaks protocol version {theirs} and this agent \
+         {ours}: upgrade the older of the two (tasks keep running meanwhile)"
+    )]
+    ProtocolVersion {
+        endpoint: String,
+        theirs: u32,
+        ours: u32,
+    },
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
 }
@@ -69,36 +81,17 @@ pub async fn run<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
     }
 }
 
-/// What this host registers with: its capacity, and the capacity provider
-/// it joins (also as the older `serves_fargate` flag, for control planes
-/// that know only that).
-fn register_request(cfg: &crate::config::AgentConfig, known: String) -> pb::RegisterRequest {
-    pb::RegisterRequest {
-        cluster: cfg.cluster.clone(),
-        container_instance_arn: known,
-        hostname: nix::unistd::gethostname()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        resources: Some(resources(cfg)),
-        serves_fargate: cfg.capacity_provider.as_deref() == Some(berth_ecs::FARGATE),
-        capacity_provider: cfg.capacity_provider.clone().unwrap_or_default(),
-        agent_version: env!("CARGO_PKG_VERSION").into(),
-        attributes: std::iter::once((
-            "berth.network-modes".to_string(),
-            "awsvpc bridge host none".to_string(),
-        ))
-        .collect(),
-    }
-}
-
-/// What the host offers the scheduler: CPU, memory and its reserved ports.
-fn resources(cfg: &crate::config::AgentConfig) -> pb::Resources {
-    let ports = |list: &[u16]| list.iter().map(|p| u32::from(*p)).collect();
-    pb::Resources {
-        cpu: cfg.cpu,
-        memory_mib: cfg.memory_mib,
-        reserved_tcp_ports: ports(&cfg.reserved_tcp_ports),
-        reserved_udp_ports: ports(&cfg.reserved_udp_ports),
+/// Goes no further with a control plane of another protocol version (older ones send
+/// none): it could misread this agent's reports, and this agent its tasks.
+fn same_protocol(resp: &pb::RegisterResponse, endpoint: &str) -> Result<(), SessionError> {
+    if resp.protocol_version == berth_proto::PROTOCOL_VERSION {
+        Ok(())
+    } else {
+        Err(SessionError::ProtocolVersion {
+            endpoint: endpoint.to_owned(),
+            theirs: resp.protocol_version,
+            ours: berth_proto::PROTOCOL_VERSION,
+        })
     }
 }
 
@@ -122,13 +115,14 @@ async fn session<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
         .flatten()
         .unwrap_or_default();
     let resp = client
-        .register(register_request(cfg, known))
+        .register(convert::register_request(cfg, known))
         .await
         .map_err(|status| SessionError::Rpc {
             op: "Register",
             status,
         })?
         .into_inner();
+    same_protocol(&resp, &cfg.control_plane.url)?;
     let arn = resp.container_instance_arn;
     if let Err(e) = host.state.set_container_instance_arn(&arn) {
         tracing::error!(error = %e, "could not record the container-instance ARN");
@@ -164,13 +158,20 @@ async fn session<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
                 Ok(Some(Err(status))) => return Err(SessionError::Rpc { op: "Session", status }),
                 Ok(Some(Ok(pb::ControlMessage { kind: Some(pb::control_message::Kind::DesiredTasks(d)) }))) => {
                     let mut specs = Vec::with_capacity(d.tasks.len());
+                    let mut unreadable = HashSet::new();
                     for t in d.tasks {
+                        let id = t.task_id.clone();
                         match TaskSpec::try_from(t) {
                             Ok(s) => specs.push(s),
-                            Err(e) => tracing::error!(error = %e, "ignoring a task"),
+                            Err(e) => {
+                                // Listed, but not readable: whatever this host runs of it
+                                // keeps running; nothing new is started.
+                                tracing::error!(error = %e, "ignoring a task");
+                                unreadable.insert(id);
+                            }
                         }
                     }
-                    manager.apply_desired(specs);
+                    manager.apply_desired_except(specs, &unreadable);
                 }
                 Ok(Some(Ok(_))) => {}
             },
@@ -220,5 +221,32 @@ async fn close(
         tracing::info!("session closed");
     } else {
         tracing::warn!("the control plane did not end the session in time; leaving anyway");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_control_plane_of_another_protocol_version_is_refused() {
+        let resp = |protocol_version| pb::RegisterResponse {
+            protocol_version,
+            ..pb::RegisterResponse::default()
+        };
+        assert!(same_protocol(&resp(berth_proto::PROTOCOL_VERSION), "https://cp").is_ok());
+        let e = same_protocol(&resp(0), "https://cp").unwrap_err();
+        assert!(matches!(
+            e,
+            SessionError::ProtocolVersion {
+                theirs: 0,
+                ours: 2,
+                ..
+            }
+        ));
+        assert!(
+            e.to_string().contains("upgrade the older of the two"),
+            "{e}"
+        );
     }
 }

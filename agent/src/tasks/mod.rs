@@ -103,7 +103,14 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> TaskManager<R, N, C
     /// are desired STOPPED or no longer listed, and forgets finished ones the
     /// control plane no longer lists.
     pub fn apply_desired(&self, specs: Vec<TaskSpec>) {
-        let listed: HashSet<String> = specs.iter().map(|s| s.id.clone()).collect();
+        self.apply_desired_except(specs, &HashSet::new());
+    }
+
+    /// `apply_desired`, where the tasks (by id) in `unreadable` were listed with a spec this
+    /// agent could not read: they are left as they are, neither started nor stopped.
+    pub fn apply_desired_except(&self, specs: Vec<TaskSpec>, unreadable: &HashSet<String>) {
+        let mut listed: HashSet<String> = specs.iter().map(|s| s.id.clone()).collect();
+        listed.extend(unreadable.iter().cloned());
         let mut entries = self.entries.lock().unwrap();
         entries.retain(|id, e| listed.contains(id) || e.latest.last_status != TaskStatus::Stopped);
         for (id, e) in entries.iter() {

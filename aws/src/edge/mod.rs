@@ -183,7 +183,53 @@ impl Edge {
             headers: &headers,
             body: req.body,
         };
-        Ok(sigv4::verify(&signed, &self.secret_of, now_unix)?)
+        let identity = sigv4::verify(&signed, &self.secret_of, now_unix)?;
+        // The region goes into ARNs (and back out of them): only AWS's alphabet for it.
+        let region = &identity.region;
+        if !region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(AwsError::new(
+                "InvalidSignatureException",
+                403,
+                format!("Credential should be scoped to a valid region, not '{region}'."),
+            )
+            .with_query_code("SignatureDoesNotMatch"));
+        }
+        Ok(identity)
+    }
+
+    /// Whether any service is signed for as `signing_name`.
+    fn serves(&self, signing_name: &str) -> bool {
+        self.services
+            .iter()
+            .any(|s| s.info().signing_name == signing_name)
+    }
+
+    /// A JSON request whose target prefix no service has: for a service Berth serves,
+    /// the prefixes it answers to; otherwise, that Berth does not serve it.
+    fn unknown_target(&self, scope: &str, target: &str) -> AwsError {
+        let prefixes: Vec<&str> = self
+            .services
+            .iter()
+            .filter(|s| s.info().signing_name == scope)
+            .filter_map(|s| s.info().json.map(|j| j.target_prefix))
+            .collect();
+        let message = if prefixes.is_empty() {
+            format!(
+                "Berth does not serve the AWS service '{scope}' (X-Amz-Target '{target}'). \
+                 It serves {}.",
+                self.served()
+            )
+        } else {
+            format!(
+                "X-Amz-Target '{target}' names no operation Berth serves for '{scope}': its \
+                 target prefixes are {}.",
+                prefixes.join(", ")
+            )
+        };
+        AwsError::unknown_operation(message)
     }
 
     fn served(&self) -> String {
@@ -215,13 +261,7 @@ impl Edge {
                     .services
                     .iter()
                     .find(|s| s.info().json.is_some_and(|j| j.target_prefix == prefix))
-                    .ok_or_else(|| {
-                        AwsError::unknown_operation(format!(
-                            "Berth does not serve the AWS service '{scope}' (X-Amz-Target \
-                             '{target}'). It serves {}.",
-                            self.served()
-                        ))
-                    })?;
+                    .ok_or_else(|| self.unknown_target(scope, target))?;
                 check_scope(service.as_ref(), scope)?;
                 if *method != Method::POST {
                     return Err(AwsError::unknown_operation(format!(
@@ -246,9 +286,13 @@ impl Edge {
                     .filter(|s| s.info().query.is_some() && s.info().signing_name == scope)
                     .collect();
                 if named.is_empty() {
+                    let how = if self.serves(scope) {
+                        format!("Berth serves '{scope}' over AWS JSON (X-Amz-Target), not")
+                    } else {
+                        format!("Berth does not serve the AWS service '{scope}' over")
+                    };
                     return Err(AwsError::invalid_action(format!(
-                        "Berth does not serve the AWS service '{scope}' (Action '{}' over the \
-                         AWS query protocol). It serves {}.",
+                        "{how} the AWS query protocol (Action '{}'). It serves {}.",
                         params.action,
                         self.served()
                     )));

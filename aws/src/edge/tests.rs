@@ -502,3 +502,63 @@ fn two_services_cannot_claim_one_target_prefix() {
         Fake::new(ecs_info(), Ok(json!({}))),
     ]);
 }
+
+#[test]
+fn a_region_that_could_not_be_an_arn_s_is_refused() {
+    let ecs = Fake::new(ecs_info(), Ok(json!({})));
+    let edge = edge(vec![ecs.clone()]);
+    let target = [
+        ("content-type", "application/x-amz-json-1.1"),
+        (
+            "x-amz-target",
+            "AmazonEC2ContainerServiceV20141113.CreateCluster",
+        ),
+    ];
+    let r = Wired::signed("us:east", "ecs", &target, b"{}").send(&edge);
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        json_body(&r)["message"],
+        "Credential should be scoped to a valid region, not 'us:east'."
+    );
+    assert!(ecs.seen().is_empty());
+    let ok = Wired::signed("ap-southeast-4", "ecs", &target, b"{}").send(&edge);
+    assert_eq!(ok.status(), 200);
+}
+
+#[test]
+fn a_served_service_is_never_said_to_be_unserved() {
+    let edge = edge(vec![Fake::new(ecs_info(), Ok(json!({})))]);
+    // An unknown target prefix, signed for a service Berth serves.
+    let r = Wired::signed(
+        "us-east-1",
+        "ecs",
+        &[(
+            "x-amz-target",
+            "AmazonEC2ContainerServiceV20990101.ListClusters",
+        )],
+        b"{}",
+    )
+    .send(&edge);
+    let message = json_body(&r)["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("names no operation Berth serves for 'ecs'")
+            && message.contains("AmazonEC2ContainerServiceV20141113"),
+        "{message}"
+    );
+    // The query protocol for a service Berth serves over JSON only.
+    let r = Wired::signed(
+        "us-east-1",
+        "ecs",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        b"Action=ListClusters&Version=2014-11-13",
+    )
+    .send(&edge);
+    let body = text(&r).to_owned();
+    assert!(body.contains("<Code>InvalidAction</Code>"), "{body}");
+    assert!(
+        body.contains(
+            "Berth serves &apos;ecs&apos; over AWS JSON (X-Amz-Target), not the AWS query protocol"
+        ),
+        "{body}"
+    );
+}

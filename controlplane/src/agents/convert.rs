@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use berth_proto::convert::{UnknownValue, Wire};
 use berth_proto::v1 as pb;
+use berth_proto::PROTOCOL_VERSION;
 
 use crate::model::container_instance::default_reserved_ports;
 use crate::model::container_options::LinuxParameters;
@@ -27,6 +28,12 @@ pub enum ConvertError {
     },
     #[error("register: resources.cpu and resources.memory_mib must be positive")]
     NoResources,
+    /// The agent speaks another version of the protocol.
+    #[error(
+        "register: the agent speaks protocol version {agent} and this control plane {ours}: \
+         upgrade the older of the two (the host's tasks keep running meanwhile)"
+    )]
+    ProtocolVersion { agent: u32, ours: u32 },
 }
 
 fn unknown(message: &str, field: &'static str, value: UnknownValue) -> ConvertError {
@@ -138,6 +145,12 @@ impl TryFrom<pb::RegisterRequest> for InstanceRegistration {
     type Error = ConvertError;
 
     fn try_from(r: pb::RegisterRequest) -> Result<Self, ConvertError> {
+        if r.protocol_version != PROTOCOL_VERSION {
+            return Err(ConvertError::ProtocolVersion {
+                agent: r.protocol_version,
+                ours: PROTOCOL_VERSION,
+            });
+        }
         let resources = r.resources.unwrap_or_default();
         if resources.cpu <= 0 || resources.memory_mib <= 0 {
             return Err(ConvertError::NoResources);
@@ -377,6 +390,7 @@ mod tests {
     #[test]
     fn a_registration_needs_resources_and_defaults_its_cluster() {
         let r = pb::RegisterRequest {
+            protocol_version: PROTOCOL_VERSION,
             resources: Some(pb::Resources {
                 cpu: 2048,
                 memory_mib: 4096,
@@ -391,11 +405,23 @@ mod tests {
         assert_eq!(reg.reserved_ports, default_reserved_ports());
         let none = pb::RegisterRequest {
             resources: None,
-            ..r
+            ..r.clone()
         };
         assert_eq!(
             InstanceRegistration::try_from(none).unwrap_err(),
             ConvertError::NoResources
+        );
+        // An agent from before statuses were enums sends no version: refused before any
+        // task could be misread, with a message that says what to do.
+        let old = pb::RegisterRequest {
+            protocol_version: 0,
+            ..r
+        };
+        let e = InstanceRegistration::try_from(old).unwrap_err();
+        assert_eq!(e, ConvertError::ProtocolVersion { agent: 0, ours: 2 });
+        assert!(
+            e.to_string().contains("upgrade the older of the two"),
+            "{e}"
         );
     }
 

@@ -69,10 +69,16 @@ impl Agents {
     }
 }
 
-/// A malformed message from an agent is its mistake: an invalid argument.
+/// A malformed message from an agent is its mistake: an invalid argument; an agent of
+/// another protocol version is one this control plane will not serve.
 impl From<ConvertError> for Status {
     fn from(e: ConvertError) -> Self {
-        Status::invalid_argument(e.to_string())
+        match e {
+            ConvertError::ProtocolVersion { .. } => Status::failed_precondition(e.to_string()),
+            ConvertError::UnknownValue { .. } | ConvertError::NoResources => {
+                Status::invalid_argument(e.to_string())
+            }
+        }
     }
 }
 
@@ -173,6 +179,7 @@ impl AgentService for Agents {
             container_instance_arn: instance.arn,
             cluster_arn,
             heartbeat_interval_secs: u32::try_from(HEARTBEAT_INTERVAL.as_secs()).unwrap_or(5),
+            protocol_version: berth_proto::PROTOCOL_VERSION,
         }))
     }
 
@@ -197,10 +204,19 @@ impl AgentService for Agents {
         };
         let cp = self.control_plane.clone();
         let arn = hello.container_instance_arn.clone();
+        // Every report is read before the session counts as open: a malformed Hello must
+        // not leave the instance looking connected.
+        let reports = hello
+            .tasks
+            .into_iter()
+            .map(TaskReport::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
         let mut changes = cp.open_session(&arn).map_err(|e| status(&e))?;
-        for t in hello.tasks {
-            let report = TaskReport::try_from(t)?;
-            cp.apply_report(&arn, &report).map_err(|e| status(&e))?;
+        for report in &reports {
+            if let Err(e) = cp.apply_report(&arn, report) {
+                cp.close_session(&arn, &changes);
+                return Err(status(&e));
+            }
         }
         tracing::info!(container_instance = %arn, "agent session opened");
         let (tx, rx) = tokio::sync::mpsc::channel(16);

@@ -320,56 +320,19 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::model::service::{DeploymentConfiguration, RolloutState};
+    use crate::model::service::RolloutState;
     use crate::model::task::TaskReport;
     use crate::model::ArnContext;
-    use crate::services::{ServiceSpec, ServiceUpdate};
+    use crate::services::test_support::{report_all, service, spec};
+    use crate::services::ServiceUpdate;
     use crate::state::test_support::{add_instance, control_plane_with_clock};
     use crate::state::TaskFilter;
-
-    fn spec(desired: u32) -> ServiceSpec {
-        ServiceSpec {
-            cluster: "default".into(),
-            name: "api".into(),
-            task_definition: "web".into(),
-            desired_count: desired,
-            capacity: Capacity::LaunchType(LaunchType::Ec2),
-            placement_strategy: vec![],
-            placement_constraints: vec![],
-            deployment_configuration: DeploymentConfiguration::default(),
-            health_check_grace_period_seconds: None,
-            enable_execute_command: false,
-            tags: vec![],
-        }
-    }
-
-    /// The agent reaches `status` (RUNNING or STOPPED) for every task whose
-    /// desired status it is.
-    fn report_all(cp: &ControlPlane, instance: &str, status: &str) {
-        for t in cp.desired_tasks(instance) {
-            if t.desired_status == status {
-                cp.apply_report(
-                    instance,
-                    &TaskReport {
-                        task_arn: t.arn.clone(),
-                        last_status: status.into(),
-                        ..TaskReport::default()
-                    },
-                )
-                .unwrap();
-            }
-        }
-    }
-
-    fn service(cp: &ControlPlane) -> Service {
-        cp.describe_services("default", &["api".into()]).unwrap().0[0].clone()
-    }
 
     #[test]
     fn service_tasks_are_started_tagged_and_survive_a_restart() {
         let (cp, store, _clock) = control_plane_with_clock();
         let ci = add_instance(&cp, "default");
-        cp.create_service(&spec(2)).unwrap();
+        cp.create_service(&spec("api", 2)).unwrap();
         assert_eq!(cp.reconcile_services().unwrap(), 1);
         let s = service(&cp);
         let dep = s.deployments[0].id.clone();
@@ -424,7 +387,7 @@ mod tests {
     fn a_stopped_task_is_replaced_and_a_new_revision_rolls_out() {
         let (cp, _store, _clock) = control_plane_with_clock();
         let ci = add_instance(&cp, "default");
-        cp.create_service(&spec(1)).unwrap();
+        cp.create_service(&spec("api", 1)).unwrap();
         cp.reconcile_services().unwrap();
         report_all(&cp, &ci, "RUNNING");
         cp.reconcile_services().unwrap();
@@ -468,7 +431,7 @@ mod tests {
         let (cp, _store, _clock) = control_plane_with_clock();
         cp.create_cluster("default", vec![]).unwrap();
         crate::state::test_support::register_web(&cp);
-        cp.create_service(&spec(1)).unwrap();
+        cp.create_service(&spec("api", 1)).unwrap();
         cp.reconcile_services().unwrap();
         cp.reconcile_services().unwrap();
         let s = service(&cp);
@@ -481,7 +444,7 @@ mod tests {
         let (cp, _store, _clock) = control_plane_with_clock();
         // 1024 MiB: two 512 MiB tasks fit, the third does not.
         let ci = add_instance(&cp, "default");
-        cp.create_service(&spec(3)).unwrap();
+        cp.create_service(&spec("api", 3)).unwrap();
         cp.reconcile_services().unwrap();
         assert_eq!(cp.desired_tasks(&ci).len(), 2);
         let s = service(&cp);
@@ -504,7 +467,7 @@ mod tests {
             .unwrap()
             .arn;
         let session = cp.open_session(&a).unwrap();
-        cp.create_service(&spec(1)).unwrap();
+        cp.create_service(&spec("api", 1)).unwrap();
         cp.reconcile_services().unwrap();
         report_all(&cp, &a, "RUNNING");
         cp.reconcile_services().unwrap();
@@ -564,7 +527,7 @@ mod tests {
         use crate::services::hosts::AFTER_START_GRACE_MS;
         let (cp, store, clock) = control_plane_with_clock();
         let a = add_instance(&cp, "default");
-        cp.create_service(&spec(1)).unwrap();
+        cp.create_service(&spec("api", 1)).unwrap();
         cp.reconcile_services().unwrap();
         report_all(&cp, &a, "RUNNING");
         cp.reconcile_services().unwrap();
@@ -590,7 +553,7 @@ mod tests {
     fn a_draining_instance_s_tasks_move_once_their_replacements_run() {
         let (cp, _store, _clock) = control_plane_with_clock();
         let a = add_instance(&cp, "default");
-        cp.create_service(&spec(1)).unwrap();
+        cp.create_service(&spec("api", 1)).unwrap();
         cp.reconcile_services().unwrap();
         report_all(&cp, &a, "RUNNING");
         cp.reconcile_services().unwrap();

@@ -361,23 +361,8 @@ impl ControlPlane {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::services::test_support::spec;
     use crate::state::test_support::{control_plane, fleet};
-
-    pub(crate) fn spec(name: &str, desired: u32) -> ServiceSpec {
-        ServiceSpec {
-            cluster: "default".into(),
-            name: name.into(),
-            task_definition: "web".into(),
-            desired_count: desired,
-            capacity: Capacity::LaunchType(LaunchType::Ec2),
-            placement_strategy: vec![],
-            placement_constraints: vec![],
-            deployment_configuration: DeploymentConfiguration::default(),
-            health_check_grace_period_seconds: None,
-            enable_execute_command: false,
-            tags: vec![],
-        }
-    }
 
     #[test]
     fn create_describe_list_and_persist() {

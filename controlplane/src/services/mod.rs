@@ -11,6 +11,8 @@ mod reconcile;
 
 #[cfg(test)]
 mod placement_tests;
+#[cfg(test)]
+mod test_support;
 
 pub use commands::{ServiceSpec, ServiceUpdate};
 pub use hosts::{Fleet, InstanceCondition};

@@ -4,10 +4,9 @@
 
 use std::sync::Arc;
 
+use super::test_support::{self, report_all, service};
 use super::{ServiceSpec, ServiceUpdate};
 use crate::model::placement::{PlacementConstraint, PlacementStrategy, SpreadField};
-use crate::model::service::DeploymentConfiguration;
-use crate::model::task::TaskReport;
 use crate::model::{ArnContext, LaunchType, Resources, Service};
 use crate::scheduler::CapacityProviderShare;
 use crate::state::test_support::{
@@ -25,17 +24,8 @@ fn share(provider: &str, weight: u32, base: u32) -> CapacityProviderShare {
 
 fn spec(desired: u32, capacity: Capacity) -> ServiceSpec {
     ServiceSpec {
-        cluster: "default".into(),
-        name: "api".into(),
-        task_definition: "web".into(),
-        desired_count: desired,
         capacity,
-        placement_strategy: vec![],
-        placement_constraints: vec![],
-        deployment_configuration: DeploymentConfiguration::default(),
-        health_check_grace_period_seconds: None,
-        enable_execute_command: false,
-        tags: vec![],
+        ..test_support::spec("api", desired)
     }
 }
 
@@ -76,26 +66,6 @@ fn two_pools(default: Vec<CapacityProviderShare>) -> (ControlPlane, String, Stri
     )
     .unwrap();
     (cp, fargate, spot)
-}
-
-fn report_all(cp: &ControlPlane, instance: &str, status: &str) {
-    for t in cp.desired_tasks(instance) {
-        if t.desired_status == status {
-            cp.apply_report(
-                instance,
-                &TaskReport {
-                    task_arn: t.arn.clone(),
-                    last_status: status.into(),
-                    ..TaskReport::default()
-                },
-            )
-            .unwrap();
-        }
-    }
-}
-
-fn service(cp: &ControlPlane) -> Service {
-    cp.describe_services("default", &["api".into()]).unwrap().0[0].clone()
 }
 
 fn on(cp: &ControlPlane, instance: &str) -> usize {

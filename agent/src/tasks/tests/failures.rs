@@ -110,7 +110,8 @@ async fn stop_task_for_a_task_never_started_here_does_nothing() {
     assert_eq!(r.last_status, TaskStatus::Stopped);
     assert_eq!(container(&r, "app").last_status, ContainerStatus::Stopped);
     assert_eq!(r.stop_code, None);
-    tokio::task::yield_now().await;
+    // Past every timer a supervisor could have set: a late call would show.
+    tokio::time::sleep(DEFAULT_STOP_TIMEOUT * 2).await;
     assert!(h.rt.calls().is_empty());
     assert!(h.host.network.calls().is_empty());
     assert!(h.host.cgroups.calls().is_empty());
@@ -142,4 +143,24 @@ async fn stop_task_before_a_waiting_container_starts() {
     assert_eq!(container(&stopped, "init").exit_code, Some(143));
     assert!(!h.statuses().contains(&TaskStatus::Running));
     h.assert_cleaned_up(&spec);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_running_task_listed_with_an_unreadable_spec_keeps_running() {
+    let mut h = Harness::new();
+    let spec = task(vec![def("app")]);
+    h.run(&spec);
+    h.until_status(TaskStatus::Running).await;
+    h.rt.take_calls();
+    // The control plane still lists it, but its spec could not be read (another
+    // protocol version, say): it is not "no longer desired".
+    let unreadable = std::collections::HashSet::from([spec.id.clone()]);
+    h.manager().apply_desired_except(vec![], &unreadable);
+    tokio::time::sleep(DEFAULT_STOP_TIMEOUT * 2).await;
+    assert!(h.kills("app").is_empty(), "{:?}", h.rt.calls());
+    assert_eq!(h.manager().snapshot()[0].last_status, TaskStatus::Running);
+    // Once it is listed no longer, it stops as before.
+    h.desire(&[]);
+    h.until_status(TaskStatus::Stopped).await;
+    assert!(!h.kills("app").is_empty());
 }

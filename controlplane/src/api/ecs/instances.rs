@@ -8,7 +8,6 @@ use super::{page, render, ApiError};
 use crate::model::query::Expression;
 use crate::model::InstanceStatus;
 use crate::state::ControlPlane;
-use berth_ecs::EcsEnum;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -22,11 +21,17 @@ pub(super) struct ListInput {
 
 pub(super) fn list(cp: &ControlPlane, req: ListInput) -> Result<Value, ApiError> {
     // ECS's ContainerInstanceStatus: INACTIVE is shown, not filtered on.
-    let filterable = &InstanceStatus::ALL[..InstanceStatus::ALL.len() - 1];
+    let filterable = [
+        InstanceStatus::Active,
+        InstanceStatus::Draining,
+        InstanceStatus::Registering,
+        InstanceStatus::Deregistering,
+        InstanceStatus::RegistrationFailed,
+    ];
     let status = req
         .status
         .as_deref()
-        .map(|s| super::one_of("status", s, filterable))
+        .map(|s| super::one_of("status", s, &filterable))
         .transpose()?;
     let filter = req
         .filter
@@ -78,7 +83,8 @@ pub(super) fn update_state(cp: &ControlPlane, req: UpdateStateInput) -> Result<V
         )));
     }
     let cluster = req.cluster.unwrap_or_else(|| "default".into());
-    let status = super::one_of("status", &req.status, InstanceStatus::ALL)?;
+    let settable = [InstanceStatus::Active, InstanceStatus::Draining];
+    let status = super::one_of("status", &req.status, &settable)?;
     let (found, failures) =
         cp.update_container_instances_state(&cluster, &req.container_instances, status)?;
     Ok(json!({
