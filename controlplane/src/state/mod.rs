@@ -10,6 +10,8 @@ mod instances;
 mod tags;
 mod task_definitions;
 pub(crate) mod tasks;
+#[cfg(test)]
+mod upgrade_tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
