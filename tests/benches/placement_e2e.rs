@@ -75,6 +75,7 @@ async fn agent(
         .register(pb::RegisterRequest {
             cluster: "bench".into(),
             hostname: format!("sim-{n}"),
+            protocol_version: berth_proto::PROTOCOL_VERSION,
             resources: Some(pb::Resources {
                 cpu: 16_384,
                 memory_mib: 65_536,

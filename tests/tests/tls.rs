@@ -31,6 +31,7 @@ fn register_request() -> pb::RegisterRequest {
     pb::RegisterRequest {
         cluster: "default".into(),
         hostname: "tls-test".into(),
+        protocol_version: berth_proto::PROTOCOL_VERSION,
         resources: Some(pb::Resources {
             cpu: 1024,
             memory_mib: 1024,
@@ -68,6 +69,21 @@ fn joining_with_tokens_and_what_is_refused() -> Result<()> {
         anyhow::Ok(c.register(register_request()).await?.into_inner())
     })?;
     assert!(resp.container_instance_arn.contains(":container-instance/"));
+    assert_eq!(resp.protocol_version, berth_proto::PROTOCOL_VERSION);
+    assert_eq!(instance_count(&b)?, before + 1);
+    // An agent of another protocol version (those before the field send none) is refused
+    // before anything is registered or sent.
+    let old = rt.block_on(async {
+        let mut c = AgentServiceClient::new(tls::connect(&ep, &id).await?);
+        let old = pb::RegisterRequest {
+            protocol_version: 0,
+            ..register_request()
+        };
+        anyhow::Ok(c.register(old).await)
+    })?;
+    let status = old.expect_err("an agent of protocol version 0 must be refused");
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status}");
+    assert!(status.message().contains("protocol version 0"), "{status}");
     assert_eq!(instance_count(&b)?, before + 1);
     // A saved identity is used as it is: no token needed again.
     let again = rt.block_on(tls::identity(joined.path(), &ep, None))?;
