@@ -4,6 +4,7 @@ pub mod agent_tls;
 pub mod agents;
 pub mod api;
 pub mod join_tokens;
+pub mod logs;
 pub mod model;
 pub mod pki;
 pub mod scheduler;

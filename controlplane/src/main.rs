@@ -11,6 +11,8 @@ use berth_controlplane::agent_tls;
 use berth_controlplane::api::credentials::ApiCredentials;
 use berth_controlplane::api::{self, ApiContext};
 use berth_controlplane::join_tokens::JoinTokens;
+use berth_controlplane::logs::store::LogStore;
+use berth_controlplane::logs::Logs;
 use berth_controlplane::model::ArnContext;
 use berth_controlplane::pki::ClusterCa;
 use berth_controlplane::secrets::Secrets;
@@ -126,6 +128,12 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
         Arc::new(SystemClock),
         arn_context,
     )?);
+    // Log events in a file of their own: a flood of lines never slows a state commit.
+    let logs = Arc::new(Logs::new(
+        LogStore::open(&args.data_dir.join("logs.redb"))?,
+        Arc::new(SystemClock),
+        &args.account_id,
+    ));
     let credentials = ApiCredentials::load_or_create(&cp)?;
     let ca = Arc::new(ClusterCa::load_or_create(&cp)?);
     let join_tokens = Arc::new(JoinTokens::new(
@@ -152,6 +160,7 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
         Duration::from_secs(args.stopped_task_retention_secs),
     ));
     let reconciler = tokio::spawn(reconcile_services(cp.clone()));
+    let log_retention = tokio::spawn(enforce_log_retention(logs.clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
@@ -161,6 +170,7 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
         credentials,
         join_tokens: join_tokens.clone(),
         secrets: secrets.clone(),
+        logs: logs.clone(),
     };
     let api = axum::serve(api_listener, api::router(ctx))
         .with_graceful_shutdown(stopped(stop_rx.clone()))
@@ -208,6 +218,7 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
     // The timer loops hold the control plane; end them so the store can close.
     purge.abort();
     reconciler.abort();
+    log_retention.abort();
     let _ = purge.await;
     let _ = reconciler.await;
     close_store(cp, store).await;
@@ -252,6 +263,22 @@ async fn reconcile_services(cp: Arc<ControlPlane>) {
                 tracing::warn!(error = %e, "reconciling services failed; retrying next second");
             }
             Err(e) => tracing::error!(error = %e, "the service reconciler panicked"),
+        }
+    }
+}
+
+/// Deletes the log events each group's retention no longer keeps, once a minute.
+async fn enforce_log_retention(logs: Arc<Logs>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let logs = logs.clone();
+        match tokio::task::spawn_blocking(move || logs.enforce_retention()).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(deleted = n, "deleted log events past their retention"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "log retention failed; retrying next minute"),
+            Err(e) => tracing::error!(error = %e, "log retention panicked"),
         }
     }
 }

@@ -282,6 +282,7 @@ fn container_spec(d: &ContainerDefinition) -> pb::ContainerSpec {
         registry_login: None,
         links: d.options.links.clone(),
         hostname: d.options.hostname.clone().unwrap_or_default(),
+        log_configuration: d.options.log_configuration.as_ref().map(log_configuration),
         extra_hosts: d
             .options
             .extra_hosts
@@ -291,6 +292,15 @@ fn container_spec(d: &ContainerDefinition) -> pb::ContainerSpec {
                 ip_address: ip.clone(),
             })
             .collect(),
+    }
+}
+
+fn log_configuration(
+    l: &crate::model::container_options::LogConfiguration,
+) -> pb::LogConfiguration {
+    pb::LogConfiguration {
+        log_driver: l.log_driver.clone(),
+        options: l.options.iter().cloned().collect(),
     }
 }
 

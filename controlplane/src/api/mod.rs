@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod ecs;
 pub mod error;
 pub mod json;
+pub mod logs;
 pub mod secretsmanager;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use berth_aws::{AwsService, Edge, HttpRequest};
 
 use self::credentials::ApiCredentials;
 use crate::join_tokens::JoinTokens;
+use crate::logs::Logs;
 use crate::secrets::Secrets;
 use crate::state::ControlPlane;
 
@@ -28,6 +30,7 @@ pub struct ApiContext {
     pub credentials: ApiCredentials,
     pub join_tokens: Arc<JoinTokens>,
     pub secrets: Arc<Secrets>,
+    pub logs: Arc<Logs>,
 }
 
 /// Every AWS service this endpoint serves.
@@ -36,6 +39,7 @@ fn services(ctx: &ApiContext) -> Vec<Arc<dyn AwsService>> {
         Arc::new(ecs::Ecs::new(ctx.control_plane.clone())),
         Arc::new(secretsmanager::SecretsManager::new(ctx.secrets.clone())),
         Arc::new(admin::Admin::new(ctx.join_tokens.clone())),
+        Arc::new(logs::CloudWatchLogs::new(ctx.logs.clone())),
     ]
 }
 

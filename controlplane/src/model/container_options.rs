@@ -71,6 +71,100 @@ pub struct ContainerOptions {
     /// `extraHosts` as (hostname, ipAddress); not with awsvpc.
     #[serde(default)]
     pub extra_hosts: Vec<(String, String)>,
+    /// `logConfiguration`; None: the host's log files only.
+    #[serde(default)]
+    pub log_configuration: Option<LogConfiguration>,
+}
+
+/// A container's `logConfiguration`: its log driver and the driver's options.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogConfiguration {
+    pub log_driver: String,
+    pub options: Vec<(String, String)>,
+}
+
+/// The log drivers Berth runs: `awslogs` ships to its CloudWatch Logs API. ECS's others
+/// (`json-file`, `syslog`, ...) keep the host's log files only; they are accepted so task
+/// definitions written for ECS register unchanged.
+pub const LOG_DRIVERS: [&str; 9] = [
+    "awslogs",
+    "json-file",
+    "syslog",
+    "journald",
+    "gelf",
+    "fluentd",
+    "splunk",
+    "awsfirelens",
+    "none",
+];
+
+impl LogConfiguration {
+    pub fn option(&self, name: &str) -> Option<&str> {
+        self.options
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// ECS's rules: a known driver; awslogs needs `awslogs-group`, a valid `mode`
+    /// (`blocking` or `non-blocking`) and `max-buffer-size` only with non-blocking.
+    pub fn check(&self, container: &str) -> Result<(), String> {
+        if !LOG_DRIVERS.contains(&self.log_driver.as_str()) {
+            return Err(format!(
+                "Container '{container}': logConfiguration.logDriver '{}' is not one of {}.",
+                self.log_driver,
+                LOG_DRIVERS.join(", ")
+            ));
+        }
+        if self.log_driver != "awslogs" {
+            return Ok(());
+        }
+        if self.option("awslogs-group").is_none_or(str::is_empty) {
+            return Err(format!(
+                "Container '{container}': the awslogs log driver needs the option awslogs-group."
+            ));
+        }
+        match self.option("mode") {
+            None | Some("blocking" | "non-blocking") => {}
+            Some(m) => {
+                return Err(format!(
+                    "Container '{container}': awslogs mode '{m}' is not blocking or non-blocking."
+                ))
+            }
+        }
+        if let Some(size) = self.option("max-buffer-size") {
+            if self.option("mode") != Some("non-blocking") {
+                return Err(format!(
+                    "Container '{container}': max-buffer-size goes with mode non-blocking."
+                ));
+            }
+            parse_size(size).ok_or_else(|| {
+                format!("Container '{container}': max-buffer-size '{size}' is not a size such as 1m, 512k or 4096.")
+            })?;
+        }
+        if let Some(p) = self.option("awslogs-multiline-pattern") {
+            regex::Regex::new(p).map_err(|e| {
+                format!("Container '{container}': awslogs-multiline-pattern is not a regular expression: {e}")
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// A buffer size as Docker writes it: bytes, or a number with k, m or g.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let (digits, unit) = match s.strip_suffix('b').unwrap_or(&s) {
+        t if t.ends_with('k') => (&t[..t.len() - 1], 1 << 10),
+        t if t.ends_with('m') => (&t[..t.len() - 1], 1 << 20),
+        t if t.ends_with('g') => (&t[..t.len() - 1], 1 << 30),
+        t => (t, 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .map(|n| n * unit)
 }
 
 /// A task volume: a host directory, or (no host path) a directory scoped to the task.
@@ -99,15 +193,20 @@ const ULIMITS: [&str; 15] = [
     "stack",
 ];
 
+fn check_log_configurations(containers: &[ContainerDefinition]) -> Result<(), TaskDefinitionError> {
+    containers
+        .iter()
+        .filter_map(|c| c.options.log_configuration.as_ref().map(|l| (c, l)))
+        .try_for_each(|(c, l)| l.check(&c.name).or_else(err))
+}
+
 fn err<T>(msg: String) -> Result<T, TaskDefinitionError> {
     Err(TaskDefinitionError(msg))
 }
 
-/// Checks volumes, mount points, volumesFrom, ulimits and tmpfs against each other.
-pub fn validate(
-    containers: &[ContainerDefinition],
-    volumes: &[Volume],
-) -> Result<(), TaskDefinitionError> {
+/// The task definition's volume names, each checked non-empty, unique, and with an
+/// absolute host path when it has one.
+fn volume_names(volumes: &[Volume]) -> Result<HashSet<&str>, TaskDefinitionError> {
     let mut names = HashSet::new();
     for v in volumes {
         if v.name.is_empty() || !names.insert(v.name.as_str()) {
@@ -125,6 +224,16 @@ pub fn validate(
             }
         }
     }
+    Ok(names)
+}
+
+/// Checks volumes, mount points, volumesFrom, ulimits and tmpfs against each other.
+pub fn validate(
+    containers: &[ContainerDefinition],
+    volumes: &[Volume],
+) -> Result<(), TaskDefinitionError> {
+    let names = volume_names(volumes)?;
+    check_log_configurations(containers)?;
     for c in containers {
         let o = &c.options;
         for m in &o.mount_points {

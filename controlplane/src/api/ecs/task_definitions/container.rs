@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::super::{one_of, ApiError};
 use crate::model::container_options::{
-    ContainerOptions, LinuxParameters, MountPoint, Tmpfs, Ulimit, VolumeFrom,
+    ContainerOptions, LinuxParameters, LogConfiguration, MountPoint, Tmpfs, Ulimit, VolumeFrom,
 };
 use crate::model::ports::{PortMapping, Protocol};
 use crate::model::task_definition::health_check;
@@ -163,6 +163,14 @@ pub(super) struct ContainerInput {
     links: Option<Vec<String>>,
     hostname: Option<String>,
     extra_hosts: Option<Vec<HostEntryInput>>,
+    log_configuration: Option<LogConfigurationInput>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LogConfigurationInput {
+    log_driver: String,
+    options: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Deserialize)]
@@ -277,6 +285,10 @@ impl ContainerInput {
                 .into_iter()
                 .map(|h| (h.hostname, h.ip_address))
                 .collect(),
+            log_configuration: self.log_configuration.take().map(|l| LogConfiguration {
+                log_driver: l.log_driver,
+                options: l.options.unwrap_or_default().into_iter().collect(),
+            }),
         })
     }
 }
