@@ -1,5 +1,6 @@
 //! berth-agent: runs the tasks the control plane places on this host.
 
+pub mod awslogs;
 pub mod cgroups;
 pub mod clock;
 pub mod config;

@@ -52,47 +52,131 @@ pub fn requested(args: &[std::ffi::OsString]) -> Option<PathBuf> {
 }
 
 /// Copies fd 3 (stdout) and fd 4 (stderr) into `log_path` until both end.
-/// Reports ready on fd 5 once the file is open, as containerd expects.
+/// Reports ready on fd 5 once the file is open, as containerd expects. A container
+/// that ships with awslogs (its settings file is beside the log) also gets a journal:
+/// each line timestamped as it arrives (see `crate::awslogs::journal`).
 pub fn run(log_path: &Path) -> std::io::Result<()> {
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log_path)?;
+    let append = |p: &Path| OpenOptions::new().create(true).append(true).open(p);
+    let file = append(log_path)?;
+    let journal = if crate::awslogs::config_path(log_path).exists() {
+        Some(append(&crate::awslogs::journal_path(log_path))?)
+    } else {
+        None
+    };
     // The shim waits for a byte (or EOF) on fd 5 before it starts the
     // container. Opening through /proc avoids adopting raw descriptors.
     OpenOptions::new()
         .write(true)
         .open("/proc/self/fd/5")?
         .write_all(b"r")?;
-    let log = Arc::new(Mutex::new(file));
+    let sinks = Arc::new(Mutex::new(Sinks { log: file, journal }));
     let copiers: Vec<_> = [3, 4]
         .into_iter()
         .map(|fd| {
-            let log = log.clone();
-            std::thread::spawn(move || copy(&format!("/proc/self/fd/{fd}"), &log))
+            let sinks = sinks.clone();
+            std::thread::spawn(move || copy(&format!("/proc/self/fd/{fd}"), &sinks))
         })
         .collect();
     for c in copiers {
         c.join()
             .map_err(|_| std::io::Error::other("a log copier panicked"))??;
     }
+    let mut sinks = lock(&sinks);
+    if let Some(j) = sinks.journal.as_mut() {
+        let mut end = Vec::new();
+        crate::awslogs::journal::encode_end(&mut end);
+        j.write_all(&end)?;
+    }
     Ok(())
 }
 
-fn copy(source: &str, log: &Mutex<File>) -> std::io::Result<()> {
+struct Sinks {
+    log: File,
+    journal: Option<File>,
+}
+
+fn lock(sinks: &Mutex<Sinks>) -> std::sync::MutexGuard<'_, Sinks> {
+    sinks
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn copy(source: &str, sinks: &Mutex<Sinks>) -> std::io::Result<()> {
     let mut input = File::open(source)?;
     let mut buf = vec![0u8; 64 * 1024];
+    let journalled = lock(sinks).journal.is_some();
+    let mut lines = Lines::default();
+    let mut records = Vec::new();
     loop {
         let n = match input.read(&mut buf) {
-            Ok(0) => return Ok(()),
+            Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
+        records.clear();
+        if journalled {
+            lines.push(&buf[..n], now_ms(), &mut records);
+        }
         // One write per chunk: the two streams interleave by chunk, never mid-chunk.
-        log.lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .write_all(&buf[..n])?;
+        let mut sinks = lock(sinks);
+        sinks.log.write_all(&buf[..n])?;
+        if let Some(j) = sinks.journal.as_mut() {
+            j.write_all(&records)?;
+        }
+    }
+    records.clear();
+    lines.finish(&mut records);
+    if let Some(j) = lock(sinks).journal.as_mut() {
+        j.write_all(&records)?;
+    }
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    crate::clock::Clock::now_ms(&crate::clock::SystemClock)
+}
+
+/// One stream's output cut into lines, each stamped with the time its first byte came.
+#[derive(Default)]
+struct Lines {
+    partial: Vec<u8>,
+    partial_since_ms: i64,
+}
+
+impl Lines {
+    /// Journals the lines `chunk` completes; keeps its unfinished tail.
+    fn push(&mut self, chunk: &[u8], now_ms: i64, out: &mut Vec<u8>) {
+        let mut rest = chunk;
+        while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
+            let since = if self.partial.is_empty() {
+                now_ms
+            } else {
+                self.partial_since_ms
+            };
+            if self.partial.is_empty() {
+                crate::awslogs::journal::encode_line(out, since, &rest[..nl]);
+            } else {
+                self.partial.extend_from_slice(&rest[..nl]);
+                crate::awslogs::journal::encode_line(out, since, &self.partial);
+                self.partial.clear();
+            }
+            rest = &rest[nl + 1..];
+        }
+        if !rest.is_empty() {
+            if self.partial.is_empty() {
+                self.partial_since_ms = now_ms;
+            }
+            self.partial.extend_from_slice(rest);
+        }
+    }
+
+    /// The last line, if the stream ended without a newline.
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        if !self.partial.is_empty() {
+            crate::awslogs::journal::encode_line(out, self.partial_since_ms, &self.partial);
+            self.partial.clear();
+        }
     }
 }
 
@@ -125,5 +209,15 @@ mod tests {
         );
         assert_eq!(requested(&args(&["berth-agent", "--cluster", "x"])), None);
         assert_eq!(requested(&args(&["berth-agent"])), None);
+    }
+
+    #[test]
+    fn lines_are_journalled_when_complete_with_the_time_they_began() {
+        let mut lines = Lines::default();
+        let mut out = Vec::new();
+        lines.push(b"one\ntw", 10, &mut out);
+        lines.push(b"o\nthree", 20, &mut out);
+        lines.finish(&mut out);
+        assert_eq!(out, b"10 one\n10 two\n20 three\n");
     }
 }

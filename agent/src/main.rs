@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use berth_agent::awslogs::link::LogLink;
+use berth_agent::awslogs::shipper::Shipper;
 use berth_agent::cgroups::HostCgroups;
 use berth_agent::clock::{Clock, SystemClock};
 use berth_agent::config::{host_resources, AgentConfig};
@@ -147,6 +149,10 @@ struct Args {
         value_parser = clap::value_parser!(u8).range(1..=100)
     )]
     image_cleanup_disk_threshold: u8,
+    /// Milliseconds between the awslogs shipper's looks for new container output when it
+    /// has caught up (while output waits, batches follow each other at once).
+    #[arg(long, env = "BERTH_AWSLOGS_FLUSH_INTERVAL_MS", default_value_t = 500)]
+    awslogs_flush_interval_ms: u64,
     /// containerd's root directory (its `root` setting): the filesystem cleanup watches.
     #[arg(
         long,
@@ -288,16 +294,7 @@ async fn agent_main(settings: Option<PathBuf>) -> anyhow::Result<()> {
     rt_config.insecure_registries = args.insecure_registries;
     rt_config.registry_auth = args.registry_auth.into_iter().collect();
     rt_config.registry_mirrors = args.registry_mirrors.into_iter().collect();
-    for path in &args.registry_ca {
-        let pem = std::fs::read(path)
-            .with_context(|| format!("reading --registry-ca {}", path.display()))?;
-        anyhow::ensure!(
-            String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----"),
-            "--registry-ca {}: no PEM certificate in it",
-            path.display()
-        );
-        rt_config.registry_ca_pems.push(pem);
-    }
+    rt_config.registry_ca_pems = registry_cas(&args.registry_ca)?;
     rt_config.pull_behavior = args.image_pull_behavior;
     rt_config.log_driver =
         Some(std::env::current_exe().context("finding the agent's executable (the log driver)")?);
@@ -341,9 +338,18 @@ async fn agent_main(settings: Option<PathBuf>) -> anyhow::Result<()> {
     let watchdog = berth_daemon::spawn_watchdog();
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (log_link, mut log_rx) = LogLink::new();
+    let shipper = Shipper::new(
+        args.data_dir.join("tasks"),
+        log_link,
+        Arc::new(SystemClock),
+        Duration::from_millis(args.awslogs_flush_interval_ms),
+    );
+    tokio::spawn(shipper.run(stop_rx.clone()));
     let mut session = std::pin::pin!(berth_agent::session::run(
         &manager,
         &mut reports_rx,
+        &mut log_rx,
         stop_rx
     ));
     tokio::select! {
@@ -361,6 +367,22 @@ async fn agent_main(settings: Option<PathBuf>) -> anyhow::Result<()> {
         w.abort();
     }
     Ok(())
+}
+
+/// The `--registry-ca` files, each checked to hold a PEM certificate.
+fn registry_cas(paths: &[PathBuf]) -> anyhow::Result<Vec<Vec<u8>>> {
+    let mut pems = Vec::with_capacity(paths.len());
+    for path in paths {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("reading --registry-ca {}", path.display()))?;
+        anyhow::ensure!(
+            String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----"),
+            "--registry-ca {}: no PEM certificate in it",
+            path.display()
+        );
+        pems.push(pem);
+    }
+    Ok(pems)
 }
 
 /// Bound on closing the session after SIGTERM (it needs about one round trip).

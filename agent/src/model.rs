@@ -92,6 +92,27 @@ pub struct ContainerOptions {
     /// the environment anyway.
     #[serde(default)]
     pub secrets: ContainerSecrets,
+    /// `logConfiguration` with the awslogs driver: where this container's output ships.
+    #[serde(default)]
+    pub awslogs: Option<AwsLogs>,
+}
+
+/// The awslogs driver's settings, as the agent ships by them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AwsLogs {
+    pub group: String,
+    pub region: String,
+    /// `awslogs-stream-prefix`: the stream is `prefix/container/task-id`; without one it
+    /// is the container's runtime id, as on ECS.
+    pub stream_prefix: Option<String>,
+    pub create_group: bool,
+    /// `mode: non-blocking`: the most unshipped output kept (`max-buffer-size`); the
+    /// oldest beyond it is dropped and counted. None: blocking, nothing is ever dropped.
+    pub max_buffer_bytes: Option<u64>,
+    /// A regular expression (from `awslogs-multiline-pattern`, or made from
+    /// `awslogs-datetime-format`): a line it matches starts a new event, the lines up to
+    /// the next such line belong to it.
+    pub multiline_pattern: Option<String>,
 }
 
 /// A container's secret values as the control plane resolved them. `Debug`

@@ -177,9 +177,15 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
         .into_future();
     let agents = tonic::transport::Server::builder()
         .add_service(
-            berth_controlplane::agents::Agents::new(cp.clone(), ca, join_tokens, secrets)
-                .with_shutdown(stop_rx.clone())
-                .into_server(),
+            berth_controlplane::agents::Agents::new(
+                cp.clone(),
+                ca,
+                join_tokens,
+                secrets,
+                logs.clone(),
+            )
+            .with_shutdown(stop_rx.clone())
+            .into_server(),
         )
         .serve_with_incoming_shutdown(agent_tls::incoming(agent_listener, tls), stopped(stop_rx));
     let mut servers = std::pin::pin!(async {

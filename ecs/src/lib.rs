@@ -87,6 +87,7 @@ macro_rules! ecs_enum {
     };
 }
 
+pub mod awslogs;
 mod cluster;
 mod task;
 mod task_definition;

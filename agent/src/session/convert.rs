@@ -6,12 +6,12 @@
 
 use std::time::Duration;
 
-use berth_ecs::EcsEnum;
+use berth_ecs::{awslogs, EcsEnum};
 use berth_proto::convert::{UnknownValue, Wire};
 use berth_proto::v1 as pb;
 
 use crate::model::{
-    ContainerCondition, ContainerDef, ContainerOptions, ContainerReport, ContainerSecrets,
+    AwsLogs, ContainerCondition, ContainerDef, ContainerOptions, ContainerReport, ContainerSecrets,
     Dependency, DesiredStatus, HealthCheck, MountPoint, NetworkBinding, NetworkMode, PortMapping,
     Protocol, TaskReport, TaskSpec, Volume,
 };
@@ -42,6 +42,13 @@ pub enum InvalidTaskError {
         task: String,
         field: String,
         value: u32,
+    },
+    /// task {task}: container {container}: logConfiguration: {reason}
+    #[error("task {task}: container {container}: logConfiguration: {reason}")]
+    LogConfiguration {
+        task: String,
+        container: String,
+        reason: String,
     },
     /// task {task}: {field} {command:?} is not CMD or CMD-SHELL
     #[error("task {task}: {field} {command:?} is not CMD or CMD-SHELL")]
@@ -162,6 +169,58 @@ impl ContainerEdge<'_> {
         })
     }
 
+    /// The awslogs settings of a container whose log driver is awslogs.
+    fn awslogs(&self, c: &pb::ContainerSpec) -> Result<Option<AwsLogs>, InvalidTaskError> {
+        let Some(l) = c
+            .log_configuration
+            .as_ref()
+            .filter(|l| l.log_driver == "awslogs")
+        else {
+            return Ok(None);
+        };
+        let refused = |reason: String| InvalidTaskError::LogConfiguration {
+            task: self.task.to_owned(),
+            container: c.name.clone(),
+            reason,
+        };
+        let option = |k: &str| l.options.get(k).filter(|v| !v.is_empty()).cloned();
+        let group =
+            option(awslogs::GROUP).ok_or_else(|| refused("awslogs-group is not set".into()))?;
+        let max_buffer_bytes = match option(awslogs::MODE).as_deref() {
+            None | Some("blocking") => None,
+            Some("non-blocking") => Some(match option(awslogs::MAX_BUFFER_SIZE) {
+                None => awslogs::DEFAULT_MAX_BUFFER_BYTES,
+                Some(s) => awslogs::parse_size(&s)
+                    .ok_or_else(|| refused(format!("max-buffer-size '{s}' is not a size")))?,
+            }),
+            Some(m) => {
+                return Err(refused(format!(
+                    "mode '{m}' is not blocking or non-blocking"
+                )))
+            }
+        };
+        let multiline_pattern = match (
+            option(awslogs::MULTILINE_PATTERN),
+            option(awslogs::DATETIME_FORMAT),
+        ) {
+            (Some(p), _) => Some(p),
+            (None, Some(f)) => Some(awslogs::datetime_pattern(&f).map_err(refused)?),
+            (None, None) => None,
+        };
+        if let Some(p) = &multiline_pattern {
+            regex::Regex::new(p).map_err(|e| refused(format!("multiline pattern: {e}")))?;
+        }
+        Ok(Some(AwsLogs {
+            group,
+            region: option(awslogs::REGION).unwrap_or_default(),
+            stream_prefix: option(awslogs::STREAM_PREFIX),
+            create_group: option(awslogs::CREATE_GROUP)
+                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            max_buffer_bytes,
+            multiline_pattern,
+        }))
+    }
+
     fn container(&self, c: pb::ContainerSpec) -> Result<ContainerDef, InvalidTaskError> {
         let depends_on = c
             .depends_on
@@ -195,7 +254,10 @@ impl ContainerEdge<'_> {
             health_check,
             start_timeout: secs(c.start_timeout_secs),
             port_mappings,
-            options: container_options(&c),
+            options: ContainerOptions {
+                awslogs: self.awslogs(&c)?,
+                ..container_options(&c)
+            },
             name: c.name,
             image: c.image,
             command: c.command,
@@ -265,6 +327,8 @@ fn container_options(c: &pb::ContainerSpec) -> ContainerOptions {
                 password: l.password.clone(),
             }),
         },
+        // Checked, so set by `awslogs`.
+        awslogs: None,
     }
 }
 
@@ -406,6 +470,29 @@ fn resources(cfg: &crate::config::AgentConfig) -> pb::Resources {
         memory_mib: cfg.memory_mib,
         reserved_tcp_ports: ports(&cfg.reserved_tcp_ports),
         reserved_udp_ports: ports(&cfg.reserved_udp_ports),
+    }
+}
+
+/// A batch of log events, as the `LogBatch` that carries it.
+pub fn log_batch(batch_id: u64, b: crate::awslogs::link::Batch) -> pb::LogBatch {
+    pb::LogBatch {
+        batch_id,
+        log_group: b.group,
+        log_stream: b.stream,
+        create_group: b.create_group,
+        events: b
+            .events
+            .into_iter()
+            .map(|e| pb::LogEvent {
+                timestamp_ms: e.timestamp_ms,
+                message: e.message,
+                journal_end: e.end,
+            })
+            .collect(),
+        journal_end: b.journal_end,
+        dropped_events: b.dropped_events,
+        task_arn: b.task_arn,
+        container: b.container,
     }
 }
 

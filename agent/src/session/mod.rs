@@ -5,14 +5,15 @@
 
 mod convert;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use berth_proto::v1 as pb;
 use berth_proto::v1::agent_service_client::AgentServiceClient;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::StreamExt;
 
+use crate::awslogs::link::Outgoing;
 use crate::cgroups::CgroupManager;
 use crate::model::{TaskReport, TaskSpec};
 use crate::network::NetworkSetup;
@@ -59,11 +60,12 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 pub async fn run<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
     manager: &TaskManager<R, N, C>,
     reports: &mut mpsc::UnboundedReceiver<TaskReport>,
+    logs: &mut mpsc::Receiver<Outgoing>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_millis(250);
     while !*shutdown.borrow() {
-        match session(manager, reports, &mut shutdown).await {
+        match session(manager, reports, logs, &mut shutdown).await {
             Ok(()) if *shutdown.borrow() => {}
             Ok(()) => {
                 tracing::info!("session ended; reconnecting");
@@ -99,6 +101,7 @@ fn same_protocol(resp: &pb::RegisterResponse, endpoint: &str) -> Result<(), Sess
 async fn session<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
     manager: &TaskManager<R, N, C>,
     reports: &mut mpsc::UnboundedReceiver<TaskReport>,
+    logs: &mut mpsc::Receiver<Outgoing>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), SessionError> {
     let host = manager.host();
@@ -150,6 +153,10 @@ async fn session<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
     let mut heartbeat = tokio::time::interval(interval);
     // No word from the control plane for three intervals: the session is dead.
     let silence = interval * 3;
+    // Log batches sent and not yet acknowledged; dropped with the session, so their
+    // shipper sends them again on the next one.
+    let mut unacked: HashMap<u64, oneshot::Sender<Result<(), String>>> = HashMap::new();
+    let mut batch_ids = 0u64..;
     loop {
         tokio::select! {
             m = tokio::time::timeout(silence, inbound.next()) => match m {
@@ -157,24 +164,24 @@ async fn session<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
                 Ok(None) => return Ok(()),
                 Ok(Some(Err(status))) => return Err(SessionError::Rpc { op: "Session", status }),
                 Ok(Some(Ok(pb::ControlMessage { kind: Some(pb::control_message::Kind::DesiredTasks(d)) }))) => {
-                    let mut specs = Vec::with_capacity(d.tasks.len());
-                    let mut unreadable = HashSet::new();
-                    for t in d.tasks {
-                        let id = t.task_id.clone();
-                        match TaskSpec::try_from(t) {
-                            Ok(s) => specs.push(s),
-                            Err(e) => {
-                                // Listed, but not readable: whatever this host runs of it
-                                // keeps running; nothing new is started.
-                                tracing::error!(error = %e, "ignoring a task");
-                                unreadable.insert(id);
-                            }
-                        }
+                    apply_desired(manager, d);
+                }
+                Ok(Some(Ok(pb::ControlMessage { kind: Some(pb::control_message::Kind::LogAck(a)) }))) => {
+                    if let Some(ack) = unacked.remove(&a.batch_id) {
+                        let _ = ack.send(if a.error.is_empty() { Ok(()) } else { Err(a.error) });
                     }
-                    manager.apply_desired_except(specs, &unreadable);
                 }
                 Ok(Some(Ok(_))) => {}
             },
+            Some(out) = logs.recv() => {
+                // Its shipper stopped waiting (it will send the batch again).
+                if out.ack.is_closed() { continue; }
+                let id = batch_ids.next().unwrap_or_default();
+                unacked.insert(id, out.ack);
+                if out_tx.send(msg(pb::agent_message::Kind::LogBatch(convert::log_batch(id, out.batch)))).await.is_err() {
+                    return Ok(());
+                }
+            }
             Some(r) = reports.recv() => {
                 if out_tx.send(msg(pb::agent_message::Kind::TaskStatus(r.into()))).await.is_err() {
                     return Ok(());
@@ -192,6 +199,28 @@ async fn session<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
             }
         }
     }
+}
+
+/// Applies the control plane's desired task set.
+fn apply_desired<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
+    manager: &TaskManager<R, N, C>,
+    desired: pb::DesiredTasks,
+) {
+    let mut specs = Vec::with_capacity(desired.tasks.len());
+    let mut unreadable = HashSet::new();
+    for t in desired.tasks {
+        let id = t.task_id.clone();
+        match TaskSpec::try_from(t) {
+            Ok(s) => specs.push(s),
+            Err(e) => {
+                // Listed, but not readable: whatever this host runs of it
+                // keeps running; nothing new is started.
+                tracing::error!(error = %e, "ignoring a task");
+                unreadable.insert(id);
+            }
+        }
+    }
+    manager.apply_desired_except(specs, &unreadable);
 }
 
 /// Closes a session the way the control plane expects: the reports already

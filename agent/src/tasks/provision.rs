@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use super::container_spec;
 use super::supervisor::{set_container, task_dir, StopCause, Supervisor};
+use crate::awslogs::ShipConfig;
 use crate::cgroups::{CgroupManager, TaskLimits};
 use crate::local_state::TaskRecord;
 use crate::model::{
@@ -115,6 +116,26 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
                 &def.options.extra_hosts,
             );
             write(container_spec::hosts_path(&task_dir, &def.name), &text)?;
+        }
+        // Before any container starts: its log driver journals only if this is there.
+        for def in &spec.containers {
+            if let Some(settings) = &def.options.awslogs {
+                let stream = berth_ecs::awslogs::stream_name(
+                    settings.stream_prefix.as_deref(),
+                    &def.name,
+                    &spec.id,
+                    &spec.container_id(&def.name),
+                );
+                let log = container_spec::log_path(&task_dir, &def.name);
+                ShipConfig::new(settings, stream, &spec.arn, &def.name)
+                    .write(&log)
+                    .map_err(|e| {
+                        failed(&format!(
+                            "could not write the awslogs settings of {}: {e}",
+                            def.name
+                        ))
+                    })?;
+            }
         }
         write(
             task_dir.join("resolv.conf"),

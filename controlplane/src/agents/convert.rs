@@ -7,6 +7,7 @@ use berth_proto::convert::{UnknownValue, Wire};
 use berth_proto::v1 as pb;
 use berth_proto::PROTOCOL_VERSION;
 
+use crate::logs::{AgentBatch, AgentEvent};
 use crate::model::container_instance::default_reserved_ports;
 use crate::model::container_options::LinuxParameters;
 use crate::model::ports::{HostPort, NetworkBinding, Protocol};
@@ -331,6 +332,27 @@ pub(super) fn task_spec(t: &Task) -> pb::TaskSpec {
             .collect(),
         secrets_error: String::new(),
     }
+}
+
+/// An awslogs batch from an agent, and the task it came from.
+pub fn log_batch(b: pb::LogBatch) -> (String, AgentBatch) {
+    let batch = AgentBatch {
+        group: b.log_group,
+        stream: b.log_stream,
+        create_group: b.create_group,
+        events: b
+            .events
+            .into_iter()
+            .map(|e| AgentEvent {
+                timestamp_ms: e.timestamp_ms,
+                message: e.message,
+                journal_end: e.journal_end,
+            })
+            .collect(),
+        journal_end: b.journal_end,
+        dropped_events: b.dropped_events,
+    };
+    (b.task_arn, batch)
 }
 
 #[cfg(test)]

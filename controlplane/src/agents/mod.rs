@@ -16,6 +16,7 @@ use tonic::{Request, Response, Status, Streaming};
 use self::convert::ConvertError;
 use self::desired::desired_message;
 use crate::join_tokens::{JoinError, JoinTokens};
+use crate::logs::Logs;
 use crate::model::task::TaskReport;
 use crate::pki::ClusterCa;
 use crate::secrets::Secrets;
@@ -35,6 +36,7 @@ pub struct Agents {
     ca: Arc<ClusterCa>,
     join_tokens: Arc<JoinTokens>,
     secrets: Arc<Secrets>,
+    logs: Arc<Logs>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -44,6 +46,7 @@ impl Agents {
         ca: Arc<ClusterCa>,
         join_tokens: Arc<JoinTokens>,
         secrets: Arc<Secrets>,
+        logs: Arc<Logs>,
     ) -> Self {
         // A sender dropped at once: its receiver never sees `true`.
         let (_, shutdown) = tokio::sync::watch::channel(false);
@@ -52,6 +55,7 @@ impl Agents {
             ca,
             join_tokens,
             secrets,
+            logs,
             shutdown,
         }
     }
@@ -222,6 +226,7 @@ impl AgentService for Agents {
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let mut shutdown = self.shutdown.clone();
         let secrets = self.secrets.clone();
+        let logs = self.logs.clone();
         tokio::spawn(async move {
             let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
             // Any message from the agent counts as a sign of life. The
@@ -274,6 +279,11 @@ impl AgentService for Agents {
                                 }
                             }
                         }
+                        Some(Ok(pb::AgentMessage { kind: Some(pb::agent_message::Kind::LogBatch(b)) })) => {
+                            let ack = store_log_batch(&cp, &logs, b).await;
+                            let sent = tokio::time::timeout(HEARTBEAT_INTERVAL, tx.send(Ok(ack))).await;
+                            if !matches!(sent, Ok(Ok(()))) { break; }
+                        }
                         Some(Ok(_)) => {}
                         Some(Err(e)) => { tracing::info!(container_instance = %arn, error = %e, "agent session ended"); break; }
                         None => { tracing::info!(container_instance = %arn, "agent closed its session"); break; }
@@ -289,6 +299,32 @@ impl AgentService for Agents {
             cp.close_session(&arn, &changes);
         });
         Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// Stores an agent's awslogs batch (off the async workers: it commits to disk) and
+/// makes the `LogAck` that tells the agent whether it may move past it.
+async fn store_log_batch(
+    cp: &Arc<ControlPlane>,
+    logs: &Arc<Logs>,
+    b: pb::LogBatch,
+) -> pb::ControlMessage {
+    let batch_id = b.batch_id;
+    let (task_arn, batch) = convert::log_batch(b);
+    let region = cp.arns_of(&task_arn).region;
+    let logs = logs.clone();
+    let stored = tokio::task::spawn_blocking(move || logs.append_agent_batch(&region, &batch))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    if let Err(e) = &stored {
+        tracing::warn!(task = %task_arn, error = %e, "could not store an awslogs batch; the agent will resend it");
+    }
+    pb::ControlMessage {
+        kind: Some(pb::control_message::Kind::LogAck(pb::LogAck {
+            batch_id,
+            error: stored.err().unwrap_or_default(),
+        })),
     }
 }
 

@@ -3,6 +3,7 @@
 //! `FilterLogEvents` with filter patterns), tags and retention. The API (`api::logs`) and
 //! the agent sessions (`agents`) both go through `Logs`.
 
+mod agent;
 pub mod filter;
 pub mod model;
 pub mod store;
@@ -10,6 +11,7 @@ pub mod store;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+pub use self::agent::{AgentBatch, AgentEvent};
 use self::filter::{FilterPattern, FilterPatternError};
 use self::model::{
     check_batch, validate_group_name, validate_retention, validate_stream_name, BatchCheck,
@@ -29,17 +31,6 @@ pub enum LogsError {
     FilterPattern(#[from] FilterPatternError),
     #[error("A log group holds at most 50 tags: {0} asked for.")]
     TooManyTags(usize),
-}
-
-/// An agent's batch of one awslogs container's events (`LogBatch` on the session).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AgentBatch {
-    pub group: String,
-    pub stream: String,
-    pub create_group: bool,
-    pub events: Vec<InputEvent>,
-    pub journal_end: u64,
-    pub dropped_events: u64,
 }
 
 /// A page of one stream's events and the tokens around it (`GetLogEvents`).
@@ -100,6 +91,8 @@ pub struct Logs {
     store: LogStore,
     clock: Arc<dyn Clock>,
     account: String,
+    /// Agents' batches go in one at a time: each reads what its stream holds first.
+    agent_appends: std::sync::Mutex<()>,
 }
 
 fn group_arn(region: &str, account: &str, name: &str) -> String {
@@ -112,6 +105,7 @@ impl Logs {
             store,
             clock,
             account: account.to_owned(),
+            agent_appends: std::sync::Mutex::new(()),
         }
     }
 
@@ -260,53 +254,6 @@ impl Logs {
         Ok(check)
     }
 
-    /// An agent's awslogs batch: the stream (and, when asked, the group) is made on first
-    /// use, as ECS's agent does; a resent batch is stored once.
-    pub fn append_agent_batch(&self, region: &str, batch: &AgentBatch) -> Result<(), LogsError> {
-        if self.store.group(&batch.group).is_none() {
-            if !batch.create_group {
-                return Err(LogStoreError::GroupNotFound(batch.group.clone()).into());
-            }
-            match self.create_group(region, &batch.group, BTreeMap::new()) {
-                Ok(_) | Err(LogsError::Store(LogStoreError::GroupExists(_))) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let exists = self
-            .store
-            .streams(&batch.group)?
-            .iter()
-            .any(|s| s.name == batch.stream);
-        if !exists {
-            match self.create_stream(&batch.group, &batch.stream) {
-                Ok(_) | Err(LogsError::Store(LogStoreError::StreamExists { .. })) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let mut events = batch.events.clone();
-        if batch.dropped_events > 0 {
-            // Never silent: the stream itself says what non-blocking mode dropped.
-            events.push(InputEvent {
-                timestamp_ms: events
-                    .last()
-                    .map_or_else(|| self.now_ms(), |e| e.timestamp_ms),
-                message: format!(
-                    "[berth] {} log events of this container were dropped: awslogs mode \
-                     non-blocking, its buffer was full",
-                    batch.dropped_events
-                ),
-            });
-        }
-        self.store.append(
-            &batch.group,
-            &batch.stream,
-            &events,
-            self.now_ms(),
-            Some(batch.journal_end),
-        )?;
-        Ok(())
-    }
-
     /// `GetLogEvents`: a page of one stream, oldest first, and the tokens around it.
     pub fn get_events(
         &self,
@@ -410,67 +357,5 @@ impl Logs {
             }
         }
         Ok(total)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::atomic::AtomicI64;
-
-    use super::*;
-    use crate::state::test_support::FixedClock;
-
-    fn batch(events: &[(i64, &str)], journal_end: u64, dropped_events: u64) -> AgentBatch {
-        AgentBatch {
-            group: "/ecs/app".into(),
-            stream: "ecs/web/0123".into(),
-            create_group: true,
-            events: events
-                .iter()
-                .map(|(t, m)| InputEvent {
-                    timestamp_ms: *t,
-                    message: (*m).into(),
-                })
-                .collect(),
-            journal_end,
-            dropped_events,
-        }
-    }
-
-    #[test]
-    fn agent_batches_make_their_stream_store_once_and_say_what_was_dropped() {
-        let clock = Arc::new(FixedClock(AtomicI64::new(1000)));
-        let logs = Logs::new(LogStore::in_memory().unwrap(), clock, "1");
-        let mut no_create = batch(&[(1, "x")], 10, 0);
-        no_create.create_group = false;
-        assert!(matches!(
-            logs.append_agent_batch("r", &no_create),
-            Err(LogsError::Store(LogStoreError::GroupNotFound(_)))
-        ));
-        logs.append_agent_batch("eu-west-1", &batch(&[(1, "a"), (2, "b")], 10, 0))
-            .unwrap();
-        logs.append_agent_batch("eu-west-1", &batch(&[(1, "a"), (2, "b")], 10, 0))
-            .unwrap();
-        logs.append_agent_batch("eu-west-1", &batch(&[(3, "c")], 20, 7))
-            .unwrap();
-        let group = logs.resolve_group("/ecs/app").unwrap();
-        assert_eq!(group.arn, "arn:aws:logs:eu-west-1:1:log-group:/ecs/app");
-        let read = FilterRead {
-            streams: None,
-            stream_prefix: None,
-            start_ms: None,
-            end_ms: None,
-            pattern: None,
-            after: None,
-            limit: 100,
-        };
-        let (events, _) = logs.filter_events("/ecs/app", &read).unwrap();
-        let messages: Vec<&str> = events.iter().map(|e| e.message.as_str()).collect();
-        assert_eq!(messages[..3], ["a", "b", "c"]);
-        assert!(
-            messages[3].contains("7 log events of this container were dropped"),
-            "{messages:?}"
-        );
-        assert_eq!(events[3].id.timestamp_ms, 3);
     }
 }

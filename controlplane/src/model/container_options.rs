@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 
+use berth_ecs::awslogs;
 use serde::{Deserialize, Serialize};
 
 use super::task_definition::{ContainerDefinition, TaskDefinitionError};
@@ -119,12 +120,12 @@ impl LogConfiguration {
         if self.log_driver != "awslogs" {
             return Ok(());
         }
-        if self.option("awslogs-group").is_none_or(str::is_empty) {
+        if self.option(awslogs::GROUP).is_none_or(str::is_empty) {
             return Err(format!(
                 "Container '{container}': the awslogs log driver needs the option awslogs-group."
             ));
         }
-        match self.option("mode") {
+        match self.option(awslogs::MODE) {
             None | Some("blocking" | "non-blocking") => {}
             Some(m) => {
                 return Err(format!(
@@ -132,39 +133,26 @@ impl LogConfiguration {
                 ))
             }
         }
-        if let Some(size) = self.option("max-buffer-size") {
-            if self.option("mode") != Some("non-blocking") {
+        if let Some(size) = self.option(awslogs::MAX_BUFFER_SIZE) {
+            if self.option(awslogs::MODE) != Some("non-blocking") {
                 return Err(format!(
                     "Container '{container}': max-buffer-size goes with mode non-blocking."
                 ));
             }
-            parse_size(size).ok_or_else(|| {
+            awslogs::parse_size(size).ok_or_else(|| {
                 format!("Container '{container}': max-buffer-size '{size}' is not a size such as 1m, 512k or 4096.")
             })?;
         }
-        if let Some(p) = self.option("awslogs-multiline-pattern") {
+        if let Some(f) = self.option(awslogs::DATETIME_FORMAT) {
+            awslogs::datetime_pattern(f).map_err(|e| format!("Container '{container}': {e}."))?;
+        }
+        if let Some(p) = self.option(awslogs::MULTILINE_PATTERN) {
             regex::Regex::new(p).map_err(|e| {
                 format!("Container '{container}': awslogs-multiline-pattern is not a regular expression: {e}")
             })?;
         }
         Ok(())
     }
-}
-
-/// A buffer size as Docker writes it: bytes, or a number with k, m or g.
-pub fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim().to_ascii_lowercase();
-    let (digits, unit) = match s.strip_suffix('b').unwrap_or(&s) {
-        t if t.ends_with('k') => (&t[..t.len() - 1], 1 << 10),
-        t if t.ends_with('m') => (&t[..t.len() - 1], 1 << 20),
-        t if t.ends_with('g') => (&t[..t.len() - 1], 1 << 30),
-        t => (t, 1),
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .filter(|n| *n > 0)
-        .map(|n| n * unit)
 }
 
 /// A task volume: a host directory, or (no host path) a directory scoped to the task.

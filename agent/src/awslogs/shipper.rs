@@ -1,0 +1,444 @@
+//! Ships every awslogs container's journal on this host, oldest output first: one
+//! batch per container per round, each acknowledged before its read position moves.
+//! Containers are found by their settings files under the tasks directory, so a
+//! restarted agent picks up where the last one stopped, and a stopped task's last
+//! lines still ship.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use regex::Regex;
+use tokio::sync::watch;
+
+use super::events::{assemble, batch_len};
+use super::journal::{parse, Entry};
+use super::link::{Batch, LogLink};
+use super::{journal_path, log_path_of, position_path, ShipConfig, CONFIG_SUFFIX};
+use crate::clock::Clock;
+
+/// The most journal read for one batch (a batch holds at most 1 MiB of messages).
+const READ_CHUNK: u64 = 2 << 20;
+/// A multi-line event with no new line for this long is complete.
+const MULTILINE_IDLE_MS: i64 = 1000;
+
+/// How far a journal has shipped, and the lines non-blocking mode dropped that the
+/// control plane has not been told of yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Position {
+    pub offset: u64,
+    pub dropped: u64,
+}
+
+impl Position {
+    pub fn read(path: &Path) -> Self {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let mut words = text.split_whitespace().map(str::parse::<u64>);
+        match (words.next(), words.next()) {
+            (Some(Ok(offset)), Some(Ok(dropped))) => Self { offset, dropped },
+            _ => Self::default(),
+        }
+    }
+
+    /// Replaces the file whole (a torn write would resend from the start, which the
+    /// control plane would store once anyway).
+    pub fn write(self, path: &Path) -> std::io::Result<()> {
+        let tmp = path.with_extension("pos.tmp");
+        let mut f = std::fs::File::create(&tmp)?;
+        writeln!(f, "{} {}", self.offset, self.dropped)?;
+        f.sync_data()?;
+        std::fs::rename(tmp, path)
+    }
+}
+
+pub struct Shipper {
+    tasks_dir: PathBuf,
+    link: LogLink,
+    clock: Arc<dyn Clock>,
+    interval: Duration,
+    /// Settings files whose journal has shipped to its end.
+    done: HashSet<PathBuf>,
+    patterns: HashMap<String, Regex>,
+}
+
+impl Shipper {
+    pub fn new(
+        tasks_dir: PathBuf,
+        link: LogLink,
+        clock: Arc<dyn Clock>,
+        interval: Duration,
+    ) -> Self {
+        Self {
+            tasks_dir,
+            link,
+            clock,
+            interval,
+            done: HashSet::new(),
+            patterns: HashMap::new(),
+        }
+    }
+
+    /// Ships until `shutdown` turns true; rounds follow each other at once while there
+    /// is output to ship, else every `interval`.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        while !*shutdown.borrow() {
+            if !self.round().await {
+                tokio::select! {
+                    () = tokio::time::sleep(self.interval) => {}
+                    _ = shutdown.wait_for(|stop| *stop) => {}
+                }
+            }
+        }
+    }
+
+    /// One batch from each container with output to ship; true if any shipped.
+    pub async fn round(&mut self) -> bool {
+        let mut shipped = false;
+        for config in self.configs() {
+            match self.ship_one(&config).await {
+                Ok(s) => shipped |= s,
+                Err(e) => {
+                    tracing::warn!(settings = %config.display(), error = %e, "awslogs: shipping waits");
+                }
+            }
+        }
+        shipped
+    }
+
+    /// The settings files of containers not yet shipped to their end.
+    fn configs(&self) -> Vec<PathBuf> {
+        let Ok(tasks) = std::fs::read_dir(&self.tasks_dir) else {
+            return Vec::new();
+        };
+        let mut found = Vec::new();
+        for task in tasks.flatten() {
+            let Ok(files) = std::fs::read_dir(task.path()) else {
+                continue;
+            };
+            found.extend(files.flatten().map(|f| f.path()).filter(|p| {
+                p.to_string_lossy().ends_with(CONFIG_SUFFIX) && !self.done.contains(p)
+            }));
+        }
+        found.sort();
+        found
+    }
+
+    /// Ships one batch of the container whose settings are at `config`; true if it did.
+    async fn ship_one(&mut self, config: &Path) -> Result<bool, String> {
+        let settings = ShipConfig::read(config).map_err(|e| e.to_string())?;
+        let log = log_path_of(config).ok_or("not a settings file")?;
+        let (journal, pos_path) = (journal_path(&log), position_path(&log));
+        let start = Position::read(&pos_path);
+        let idle_before = self.clock.now_ms() - MULTILINE_IDLE_MS;
+        let max_buffer = settings.max_buffer_bytes;
+        let read = tokio::task::spawn_blocking(move || read_journal(&journal, start, max_buffer))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let pos = read.position;
+        if read.complete {
+            self.done.insert(config.to_path_buf());
+            return Ok(false);
+        }
+        let pattern = match &settings.multiline_pattern {
+            None => None,
+            Some(p) => Some(self.pattern(p)?),
+        };
+        let mut assembled = assemble(
+            &read.entries,
+            pattern.as_ref(),
+            read.at_eof.then_some(idle_before),
+        );
+        let n = batch_len(&assembled.events);
+        // All of the journal shipped with this batch: its end record too.
+        let finished = assembled.ended.filter(|_| n == assembled.events.len());
+        let journal_end = match (finished, n) {
+            (Some(end), _) => end,
+            (None, 0) => {
+                if pos != start {
+                    pos.write(&pos_path).map_err(|e| e.to_string())?;
+                }
+                return Ok(false);
+            }
+            (None, n) => assembled.events[n - 1].end,
+        };
+        assembled.events.truncate(n);
+        if !assembled.events.is_empty() || pos.dropped > 0 {
+            let batch = Batch {
+                group: settings.group,
+                stream: settings.stream,
+                create_group: settings.create_group,
+                events: assembled.events,
+                journal_end,
+                dropped_events: pos.dropped,
+                task_arn: settings.task_arn,
+                container: settings.container,
+            };
+            self.link.ship(batch).await?;
+        }
+        Position {
+            offset: journal_end,
+            dropped: 0,
+        }
+        .write(&pos_path)
+        .map_err(|e| e.to_string())?;
+        if finished.is_some() {
+            self.done.insert(config.to_path_buf());
+        }
+        Ok(n > 0)
+    }
+
+    fn pattern(&mut self, p: &str) -> Result<Regex, String> {
+        if let Some(r) = self.patterns.get(p) {
+            return Ok(r.clone());
+        }
+        let r = Regex::new(p).map_err(|e| format!("awslogs multiline pattern: {e}"))?;
+        self.patterns.insert(p.to_owned(), r.clone());
+        Ok(r)
+    }
+}
+
+/// What one read of a journal found.
+struct JournalRead {
+    entries: Vec<Entry>,
+    /// The read reached the journal's current end.
+    at_eof: bool,
+    /// Everything, the end record included, has shipped before.
+    complete: bool,
+    /// Where the read started (past lines non-blocking mode dropped).
+    position: Position,
+}
+
+/// Reads the journal's records from `pos`, at most `READ_CHUNK` of them. With a buffer
+/// bound (non-blocking mode), first skips the oldest lines beyond it, counting them
+/// into the position's `dropped`.
+fn read_journal(
+    path: &Path,
+    mut pos: Position,
+    max_buffer: Option<u64>,
+) -> std::io::Result<JournalRead> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        // Not written yet: the container has not started.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(JournalRead {
+                entries: Vec::new(),
+                at_eof: true,
+                complete: false,
+                position: pos,
+            })
+        }
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    if pos.offset >= len {
+        let mut tail = [0u8; 4];
+        let complete = len >= 4
+            && file.seek(SeekFrom::Start(len - 4)).is_ok()
+            && file.read_exact(&mut tail).is_ok()
+            && &tail == b"end\n";
+        return Ok(JournalRead {
+            entries: Vec::new(),
+            at_eof: true,
+            complete,
+            position: pos,
+        });
+    }
+    if let Some(max) = max_buffer {
+        if len - pos.offset > max {
+            skip_oldest(&mut file, &mut pos, len - max)?;
+        }
+    }
+    let want = READ_CHUNK.min(len.saturating_sub(pos.offset));
+    let mut buf = Vec::with_capacity(usize::try_from(want).unwrap_or(0));
+    file.seek(SeekFrom::Start(pos.offset))?;
+    file.take(want).read_to_end(&mut buf)?;
+    Ok(JournalRead {
+        entries: parse(&buf, pos.offset),
+        at_eof: pos.offset + want >= len,
+        complete: false,
+        position: pos,
+    })
+}
+
+/// Moves `pos` to the first record that starts at or after `target`, counting the
+/// records passed over.
+fn skip_oldest(file: &mut std::fs::File, pos: &mut Position, target: u64) -> std::io::Result<()> {
+    file.seek(SeekFrom::Start(pos.offset))?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut at = pos.offset;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        for (i, b) in buf[..n].iter().enumerate() {
+            if *b == b'\n' {
+                pos.dropped += 1;
+                pos.offset = at + i as u64 + 1;
+                if pos.offset >= target {
+                    return Ok(());
+                }
+            }
+        }
+        at += n as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::awslogs::config_path;
+    use crate::awslogs::journal::{encode_end, encode_line};
+    use crate::awslogs::link::Outgoing;
+    use crate::clock::SystemClock;
+
+    struct Host {
+        _dir: tempfile::TempDir,
+        log: PathBuf,
+        shipper: Shipper,
+        /// What the "control plane" received, and whether it acknowledges.
+        received: Arc<Mutex<Vec<Batch>>>,
+        ack: Arc<Mutex<bool>>,
+    }
+
+    fn host(max_buffer_bytes: Option<u64>, multiline_pattern: Option<&str>) -> Host {
+        let dir = tempfile::tempdir().unwrap();
+        let task = dir.path().join("0123abcd");
+        std::fs::create_dir_all(&task).unwrap();
+        let log = task.join("web.log");
+        ShipConfig {
+            group: "/ecs/app".into(),
+            stream: "ecs/web/0123abcd".into(),
+            create_group: true,
+            max_buffer_bytes,
+            multiline_pattern: multiline_pattern.map(Into::into),
+            task_arn: "arn:aws:ecs:r:1:task/c/0123abcd".into(),
+            container: "web".into(),
+        }
+        .write(&log)
+        .unwrap();
+        let (link, mut rx) = LogLink::new();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let ack = Arc::new(Mutex::new(true));
+        let (r, a) = (received.clone(), ack.clone());
+        tokio::spawn(async move {
+            while let Some(Outgoing { batch, ack }) = rx.recv().await {
+                r.lock().unwrap().push(batch);
+                if *a.lock().unwrap() {
+                    let _ = ack.send(Ok(()));
+                } else {
+                    let _ = ack.send(Err("store unavailable".into()));
+                }
+            }
+        });
+        let shipper = Shipper::new(
+            dir.path().to_path_buf(),
+            link,
+            Arc::new(SystemClock),
+            Duration::from_millis(10),
+        );
+        Host {
+            _dir: dir,
+            log,
+            shipper,
+            received,
+            ack,
+        }
+    }
+
+    fn write_lines(log: &Path, lines: &[&str], end: bool) {
+        let mut buf = Vec::new();
+        for l in lines {
+            encode_line(&mut buf, 1000, l.as_bytes());
+        }
+        if end {
+            encode_end(&mut buf);
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(journal_path(log))
+            .unwrap();
+        f.write_all(&buf).unwrap();
+    }
+
+    fn messages(batches: &[Batch]) -> Vec<String> {
+        batches
+            .iter()
+            .flat_map(|b| b.events.iter().map(|e| e.message.clone()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn output_ships_in_order_once_acknowledged_and_again_if_not() {
+        let mut h = host(None, None);
+        assert!(!h.shipper.round().await, "no journal yet: nothing to ship");
+        write_lines(&h.log, &["one", "two"], false);
+        *h.ack.lock().unwrap() = false;
+        assert!(!h.shipper.round().await, "refused: not shipped");
+        assert_eq!(Position::read(&position_path(&h.log)).offset, 0);
+        *h.ack.lock().unwrap() = true;
+        assert!(h.shipper.round().await);
+        write_lines(&h.log, &["three"], true);
+        assert!(h.shipper.round().await);
+        // The end record ships with the last batch; the container is then done.
+        assert!(!h.shipper.round().await);
+        assert!(h.shipper.configs().is_empty());
+        let got = h.received.lock().unwrap().clone();
+        assert_eq!(messages(&got), ["one", "two", "one", "two", "three"]);
+        // The unacknowledged first send and its resend cover the same journal.
+        assert_eq!(got[0].journal_end, got[1].journal_end);
+        let len = std::fs::metadata(journal_path(&h.log)).unwrap().len();
+        assert_eq!(got[2].journal_end, len);
+        assert_eq!(Position::read(&position_path(&h.log)).offset, len);
+        // A restarted agent sees the journal shipped to its end and leaves it.
+        let (link, _rx) = LogLink::new();
+        let dir = h.log.parent().unwrap().parent().unwrap().to_path_buf();
+        let mut again = Shipper::new(dir, link, Arc::new(SystemClock), Duration::ZERO);
+        assert!(!again.round().await);
+        assert!(again.configs().is_empty());
+        assert!(config_path(&h.log).exists());
+    }
+
+    #[tokio::test]
+    async fn non_blocking_mode_drops_the_oldest_beyond_its_buffer_and_says_how_many() {
+        // Each record "1000 lineNN\n" is 12 bytes; keep at most 30 bytes unshipped.
+        let mut h = host(Some(30), None);
+        let lines: Vec<String> = (0..10).map(|i| format!("line{i:02}")).collect();
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        write_lines(&h.log, &refs, false);
+        assert!(h.shipper.round().await);
+        let got = h.received.lock().unwrap().clone();
+        assert_eq!(got[0].dropped_events, 8);
+        assert_eq!(messages(&got), ["line08", "line09"]);
+    }
+
+    #[tokio::test]
+    async fn a_stack_trace_ships_as_one_event() {
+        let mut h = host(None, Some(r"^\d{4}-"));
+        write_lines(
+            &h.log,
+            &[
+                "2026-12-04 ERROR boom",
+                "java.lang.Exception: x",
+                "    at A.b(A.java:1)",
+                "2026-12-04 INFO ok",
+            ],
+            true,
+        );
+        assert!(h.shipper.round().await);
+        let got = h.received.lock().unwrap().clone();
+        assert_eq!(
+            messages(&got),
+            [
+                "2026-12-04 ERROR boom\njava.lang.Exception: x\n    at A.b(A.java:1)",
+                "2026-12-04 INFO ok"
+            ]
+        );
+    }
+}
