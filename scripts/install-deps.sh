@@ -26,7 +26,10 @@ pkgs=(containerd runc protobuf-compiler iproute2 iptables docker-registry skopeo
       # htpasswd: agent/tests/images.rs runs a registry with basic auth.
       apache2-utils
       # openssl: a throwaway CA for the HTTPS registry tests.
-      openssl)
+      openssl
+      # awscli: Debian's is the AWS CLI v2 (/usr/bin/aws), which has `aws logs
+      # tail` (the pip v1 below lacks it); tests/tests/logs.rs calls it by path.
+      awscli)
 command -v python3 >/dev/null || pkgs+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || pkgs+=(python3-pip)
 

@@ -50,6 +50,35 @@ impl Berth {
             .context("running the aws CLI (is awscli installed?)")
     }
 
+    /// The aws CLI v2 (Debian's `awscli` package, `/usr/bin/aws`: the pip v1 lacks
+    /// `aws logs tail`), prepared to run `args` against this control plane. v2.9 does
+    /// not read `AWS_ENDPOINT_URL`, so the endpoint goes on the command line.
+    pub fn aws_v2(&self, args: &[&str]) -> Result<Command> {
+        const AWS_V2: &str = "/usr/bin/aws";
+        anyhow::ensure!(
+            Path::new(AWS_V2).exists(),
+            "{AWS_V2} is missing: install Debian's awscli package (scripts/install-deps.sh)"
+        );
+        let env = self.aws_env()?;
+        let endpoint = env
+            .iter()
+            .find(|(k, _)| k == "AWS_ENDPOINT_URL")
+            .map(|(_, v)| v.clone())
+            .context("aws.env has no AWS_ENDPOINT_URL")?;
+        let mut c = Command::new(AWS_V2);
+        c.args(args)
+            .args(["--endpoint-url", &endpoint])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", self.dir.path())
+            .env("AWS_PAGER", "")
+            // `--follow` prints as events come, not when a pipe buffer fills.
+            .env("PYTHONUNBUFFERED", "1")
+            .envs(env)
+            .stdin(Stdio::null());
+        Ok(c)
+    }
+
     /// Registers a task definition from its JSON with the aws CLI
     /// (`--cli-input-json file://...`).
     /// Every task of a service the control plane still knows (desired
