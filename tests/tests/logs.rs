@@ -130,6 +130,12 @@ echo "2026-12-04 10:00:04 INFO done""#;
     assert_eq!(error_messages.len(), 2, "{errors}");
     assert!(error_messages[1].ends_with("disk full"), "{errors}");
 
+    tail_filters_and_follows(&b, &options)
+}
+
+/// `aws logs tail` (CLI v2) on a group that holds two ERROR events: filtered, and with
+/// `--follow`, seeing an event that arrives after it started.
+fn tail_filters_and_follows(b: &Berth, options: &Value) -> Result<()> {
     // `aws logs tail` (CLI v2): the filtered events, each with its stream.
     let out = b
         .aws_v2(&[
@@ -181,7 +187,7 @@ echo "2026-12-04 10:00:04 INFO done""#;
         }
     });
     b.register_task_definition(&json!({"family": "logs-follow",
-        "containerDefinitions": [awslogs_container("app", &b.demo_image, "echo FOLLOWED one; echo other", &options)]}))?;
+        "containerDefinitions": [awslogs_container("app", &b.demo_image, "echo FOLLOWED one; echo other", options)]}))?;
     let second = b.run_task("logs-follow")?;
     let seen = rx.recv_timeout(Duration::from_secs(60));
     let _ = follow.kill();
