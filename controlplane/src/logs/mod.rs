@@ -4,6 +4,7 @@
 //! the agent sessions (`agents`) both go through `Logs`.
 
 pub mod filter;
+pub mod insights;
 pub mod model;
 pub mod store;
 
