@@ -5,6 +5,7 @@
 
 mod agent;
 pub mod filter;
+pub mod insights;
 pub mod model;
 pub mod store;
 
