@@ -374,3 +374,100 @@ fn chrono_ms() -> i64 {
     )
     .unwrap_or(i64::MAX)
 }
+
+#[test]
+fn insights_queries_answer_through_the_aws_cli() -> Result<()> {
+    let b = Berth::start()?;
+    b.aws(&["logs", "create-log-group", "--log-group-name", "/ecs/api"])?;
+    b.aws(&[
+        "logs",
+        "create-log-stream",
+        "--log-group-name",
+        "/ecs/api",
+        "--log-stream-name",
+        "s",
+    ])?;
+    let now = chrono_ms();
+    let events: Vec<Value> = [
+        ("web", 120),
+        ("web", 300),
+        ("db", 40),
+        ("web", 180),
+        ("db", 60),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, (service, latency))| {
+        json!({"timestamp": now - 5000 + i64::try_from(i).unwrap_or(0),
+                   "message": json!({"service": service, "latency": latency}).to_string()})
+    })
+    .collect();
+    let file = b.dir.path().join("events.json");
+    std::fs::write(&file, serde_json::to_vec(&events)?)?;
+    b.aws(&[
+        "logs",
+        "put-log-events",
+        "--log-group-name",
+        "/ecs/api",
+        "--log-stream-name",
+        "s",
+        "--log-events",
+        &format!("file://{}", file.display()),
+    ])?;
+    let secs = now / 1000;
+    let started = b.aws(&[
+        "logs", "start-query", "--log-group-name", "/ecs/api",
+        "--start-time", &(secs - 600).to_string(), "--end-time", &(secs + 1).to_string(),
+        "--query-string", "stats avg(latency) as avg, max(latency) as max, count(*) as n by service | sort service asc",
+    ])?;
+    let id = started["queryId"].as_str().context("a queryId")?.to_owned();
+    let results = poll("the query to finish", Duration::from_secs(30), || {
+        let r = b.aws(&["logs", "get-query-results", "--query-id", &id])?;
+        Ok((r["status"] != "Running").then_some(r))
+    })?;
+    assert_eq!(results["status"], "Complete", "{results}");
+    let rows: Vec<Vec<(String, String)>> = results["results"]
+        .as_array()
+        .context("results")?
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .into_iter()
+                .flatten()
+                .map(|f| {
+                    (
+                        f["field"].as_str().unwrap_or_default().to_owned(),
+                        f["value"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    let row = |service: &str, avg: &str, max: &str, n: &str| {
+        [("service", service), ("avg", avg), ("max", max), ("n", n)]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .to_vec()
+    };
+    assert_eq!(
+        rows,
+        [row("db", "50", "60", "2"), row("web", "200", "300", "3")]
+    );
+    let out = b.aws_raw(&[
+        "logs",
+        "start-query",
+        "--log-group-name",
+        "/ecs/api",
+        "--start-time",
+        "0",
+        "--end-time",
+        "1",
+        "--query-string",
+        "fields @message | dedup @message",
+    ])?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("MalformedQueryException") && stderr.contains("dedup"),
+        "{stderr}"
+    );
+    Ok(())
+}

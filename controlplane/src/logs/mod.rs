@@ -7,6 +7,7 @@ mod agent;
 pub mod filter;
 pub mod insights;
 pub mod model;
+pub mod queries;
 pub mod store;
 
 use std::collections::BTreeMap;
@@ -32,6 +33,10 @@ pub enum LogsError {
     FilterPattern(#[from] FilterPatternError),
     #[error("A log group holds at most 50 tags: {0} asked for.")]
     TooManyTags(usize),
+    #[error(transparent)]
+    MalformedQuery(#[from] insights::QueryError),
+    #[error("The query '{0}' does not exist (or is too old to be kept).")]
+    QueryNotFound(String),
 }
 
 /// A page of one stream's events and the tokens around it (`GetLogEvents`).
@@ -89,11 +94,13 @@ pub struct FilterRead {
 }
 
 pub struct Logs {
-    store: LogStore,
+    store: Arc<LogStore>,
     clock: Arc<dyn Clock>,
     account: String,
     /// Agents' batches go in one at a time: each reads what its stream holds first.
     agent_appends: std::sync::Mutex<()>,
+    /// Logs Insights queries, running and finished.
+    queries: Arc<queries::QueryBook>,
 }
 
 fn group_arn(region: &str, account: &str, name: &str) -> String {
@@ -103,10 +110,11 @@ fn group_arn(region: &str, account: &str, name: &str) -> String {
 impl Logs {
     pub fn new(store: LogStore, clock: Arc<dyn Clock>, account: &str) -> Self {
         Self {
-            store,
+            store: Arc::new(store),
             clock,
             account: account.to_owned(),
             agent_appends: std::sync::Mutex::new(()),
+            queries: Arc::default(),
         }
     }
 

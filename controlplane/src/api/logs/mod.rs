@@ -1,9 +1,10 @@
 //! CloudWatch Logs (`Logs_20140328`, AWS JSON 1.1), as botocore's model shapes it: log
-//! groups and streams, events in and out, retention and tags. Each handler parses its
+//! groups and streams, events in and out, retention, tags and Logs Insights queries. Each handler parses its
 //! input, calls `crate::logs::Logs`, and renders the model's output shape.
 
 mod events;
 mod groups;
+mod queries;
 mod streams;
 #[cfg(test)]
 mod tests;
@@ -59,13 +60,15 @@ impl From<LogsError> for ApiError {
         let kind = match &e {
             LogsError::Store(
                 LogStoreError::GroupNotFound(_) | LogStoreError::StreamNotFound { .. },
-            ) => ErrorType::ResourceNotFound,
+            )
+            | LogsError::QueryNotFound(_) => ErrorType::ResourceNotFound,
             LogsError::Store(
                 LogStoreError::GroupExists(_) | LogStoreError::StreamExists { .. },
             ) => ErrorType::ResourceAlreadyExists,
             LogsError::InvalidParameter(_) | LogsError::FilterPattern(_) => {
                 ErrorType::InvalidParameter
             }
+            LogsError::MalformedQuery(_) => ErrorType::MalformedQuery,
             LogsError::TooManyTags(_) => ErrorType::TooManyTags,
             LogsError::Store(LogStoreError::Db(_)) => {
                 tracing::error!(error = %e, "a logs request failed inside the control plane");
@@ -96,11 +99,15 @@ pub fn dispatch(logs: &Logs, region: &str, op: &str, body: &[u8]) -> Result<Valu
         "PutLogEvents" => events::put(logs, parse(op, body)?),
         "GetLogEvents" => events::get(logs, &parse(op, body)?),
         "FilterLogEvents" => events::filter(logs, parse(op, body)?),
+        "StartQuery" => queries::start(logs, parse(op, body)?),
+        "GetQueryResults" => queries::results(logs, &parse(op, body)?),
+        "StopQuery" => queries::stop(logs, &parse(op, body)?),
+        "DescribeQueries" => queries::describe(logs, &parse(op, body)?),
         _ => Err(ApiError::new(
             ErrorType::UnknownOperation,
             format!(
                 "Operation 'Logs_20140328.{op}' is not served: Berth implements the log group, \
-                 log stream, event, retention and tag operations of CloudWatch Logs."
+                 log stream, event, retention, tag and Logs Insights query operations of CloudWatch Logs."
             ),
         )),
     }

@@ -432,3 +432,84 @@ fn retention_deletes_what_it_no_longer_keeps() {
         .get("retentionInDays")
         .is_none());
 }
+
+/// Polls `GetQueryResults` until the query has finished (it runs on its own thread).
+fn finished(logs: &Logs, id: &Value) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = call(logs, "GetQueryResults", &json!({"queryId": id}));
+        if r["status"] != "Running" {
+            return r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the query never finished: {r}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn insights_queries_start_run_and_report_as_cloudwatch_does() {
+    let (logs, _) = logs();
+    two_streams(&logs);
+    let window = json!({"startTime": NOW / 1000 - 3600, "endTime": NOW / 1000});
+    let start = |query: &str| {
+        let mut body = json!({"logGroupName": "/ecs/app", "queryString": query});
+        body["startTime"] = window["startTime"].clone();
+        body["endTime"] = window["endTime"].clone();
+        call(&logs, "StartQuery", &body)["queryId"].clone()
+    };
+    let id = start("filter @message like /ERROR/ | stats count(*) as errors by @logStream | sort @logStream asc");
+    let r = finished(&logs, &id);
+    assert_eq!(r["status"], "Complete", "{r}");
+    assert_eq!(
+        r["results"],
+        json!([
+            [{"field": "@logStream", "value": "web/app/1"}, {"field": "errors", "value": "1"}],
+            [{"field": "@logStream", "value": "web/app/2"}, {"field": "errors", "value": "1"}],
+        ])
+    );
+    assert_eq!(r["statistics"]["recordsScanned"], 5, "{r}");
+    assert_eq!(r["statistics"]["recordsMatched"], 2, "{r}");
+
+    let newest = start("fields @message | limit 2");
+    let r = finished(&logs, &newest);
+    let shown: Vec<&Value> = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| &row[0]["value"])
+        .collect();
+    assert_eq!(shown, ["a3 INFO", "b2 INFO"], "newest first: {r}");
+
+    // A finished query cannot be stopped; DescribeQueries lists both, newest first.
+    assert_eq!(
+        call(&logs, "StopQuery", &json!({"queryId": id}))["success"],
+        false
+    );
+    let listed = call(
+        &logs,
+        "DescribeQueries",
+        &json!({"logGroupName": "/ecs/app"}),
+    );
+    assert_eq!(listed["queries"][0]["queryId"], newest);
+    assert_eq!(listed["queries"][1]["status"], "Complete");
+
+    let (kind, message) = fails(
+        &logs,
+        "StartQuery",
+        &json!({"logGroupName": "/ecs/app", "queryString": "fields @message | dedup @message",
+                "startTime": 0, "endTime": 1}),
+    );
+    assert_eq!(kind, ErrorType::MalformedQuery);
+    assert!(message.contains("dedup"), "{message}");
+    let (kind, _) = fails(
+        &logs,
+        "StartQuery",
+        &json!({"logGroupName": "/nope", "queryString": "fields @message", "startTime": 0, "endTime": 1}),
+    );
+    assert_eq!(kind, ErrorType::ResourceNotFound);
+    let (kind, _) = fails(&logs, "GetQueryResults", &json!({"queryId": "not-a-query"}));
+    assert_eq!(kind, ErrorType::ResourceNotFound);
+}
