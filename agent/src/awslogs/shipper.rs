@@ -184,6 +184,7 @@ impl Shipper {
         }
         .write(&pos_path)
         .map_err(|e| e.to_string())?;
+        free_shipped(&journal_path(&log), journal_end);
         if finished.is_some() {
             self.done.insert(config.to_path_buf());
         }
@@ -197,6 +198,26 @@ impl Shipper {
         let r = Regex::new(p).map_err(|e| format!("awslogs multiline pattern: {e}"))?;
         self.patterns.insert(p.to_owned(), r.clone());
         Ok(r)
+    }
+}
+
+/// Gives the disk blocks of the shipped part of a journal back (a hole: offsets, and
+/// the file's size, stay as they are), so a chatty container's journal takes only its
+/// unshipped backlog. A filesystem without holes keeps the blocks; nothing else changes.
+fn free_shipped(journal: &Path, shipped: u64) {
+    use nix::fcntl::{fallocate, FallocateFlags};
+    const BLOCK: u64 = 4096;
+    let Ok(len) = i64::try_from(shipped / BLOCK * BLOCK) else {
+        return;
+    };
+    if len == 0 {
+        return;
+    }
+    if let Ok(f) = std::fs::OpenOptions::new().write(true).open(journal) {
+        let flags = FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE;
+        if let Err(e) = fallocate(&f, flags, 0, len) {
+            tracing::debug!(journal = %journal.display(), error = %e, "awslogs: shipped journal blocks kept");
+        }
     }
 }
 
@@ -403,6 +424,26 @@ mod tests {
         assert!(!again.round().await);
         assert!(again.configs().is_empty());
         assert!(config_path(&h.log).exists());
+    }
+
+    #[tokio::test]
+    async fn shipped_journal_blocks_go_back_to_the_disk() {
+        use std::os::unix::fs::MetadataExt;
+        let mut h = host(None, None);
+        let line = "x".repeat(1000);
+        let lines: Vec<&str> = std::iter::repeat_n(line.as_str(), 600).collect();
+        write_lines(&h.log, &lines, false);
+        let journal = journal_path(&h.log);
+        let before = std::fs::metadata(&journal).unwrap();
+        while h.shipper.round().await {}
+        let after = std::fs::metadata(&journal).unwrap();
+        assert_eq!(after.len(), before.len(), "offsets stay valid");
+        assert!(
+            after.blocks() < before.blocks() / 4,
+            "{} blocks still allocated of {}",
+            after.blocks(),
+            before.blocks()
+        );
     }
 
     #[tokio::test]
