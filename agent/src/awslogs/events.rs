@@ -1,14 +1,17 @@
-//! Journal lines into CloudWatch Logs events, and events into batches within
-//! `PutLogEvents`' limits. Pure: the shipper reads and sends, this decides.
+//! Journal lines into CloudWatch Logs events, and events into batches the session
+//! carries. Pure: the shipper reads and sends, this decides.
 
 use regex::Regex;
 
 use super::journal::{Entry, MAX_LINE_BYTES};
 
-/// `PutLogEvents`' limits: events, bytes (each event's message plus 26), and the
-/// time one batch may span.
-pub const MAX_BATCH_EVENTS: usize = 10_000;
-pub const MAX_BATCH_BYTES: usize = 1_048_576;
+/// What one `LogBatch` holds: events, bytes (each event's message plus 26, which also
+/// covers its protobuf framing), and the time one batch may span (`PutLogEvents`'
+/// 24 h). Larger than `PutLogEvents`' 10,000 events and 1 MiB: the agent's batches are
+/// not public API calls, and each round trip to the store costs a commit; the byte
+/// bound keeps a batch under tonic's 4 MiB message limit.
+pub const MAX_BATCH_EVENTS: usize = 50_000;
+pub const MAX_BATCH_BYTES: usize = 3 << 20;
 pub const EVENT_OVERHEAD: usize = 26;
 pub const MAX_BATCH_SPAN_MS: i64 = 24 * 3600 * 1000;
 
@@ -194,12 +197,12 @@ mod tests {
     }
 
     #[test]
-    fn batches_stay_within_put_log_events_limits() {
+    fn batches_stay_within_what_one_message_carries() {
         assert_eq!(batch_len(&[]), 0);
-        let many: Vec<Event> = (0..10_005).map(|i| event(i, 1)).collect();
+        let many: Vec<Event> = (0..50_005).map(|i| event(i, 1)).collect();
         assert_eq!(batch_len(&many), MAX_BATCH_EVENTS);
-        let big: Vec<Event> = (0..10).map(|i| event(i, 200_000)).collect();
-        assert_eq!(batch_len(&big), 5);
+        let big: Vec<Event> = (0..20).map(|i| event(i, 200_000)).collect();
+        assert_eq!(batch_len(&big), 15);
         let day = [
             event(0, 1),
             event(MAX_BATCH_SPAN_MS, 1),

@@ -13,14 +13,16 @@ use std::time::Duration;
 use regex::Regex;
 use tokio::sync::watch;
 
-use super::events::{assemble, batch_len};
+use super::events::{assemble, batch_len, Event};
 use super::journal::{parse, Entry};
 use super::link::{Batch, LogLink};
 use super::{journal_path, log_path_of, position_path, ShipConfig, CONFIG_SUFFIX};
 use crate::clock::Clock;
 
-/// The most journal read for one batch (a batch holds at most 1 MiB of messages).
-const READ_CHUNK: u64 = 2 << 20;
+/// Batches of one container sent before the first is acknowledged.
+const IN_FLIGHT: usize = 4;
+/// The most journal read at once: enough for `IN_FLIGHT` batches of at most 3 MiB.
+const READ_CHUNK: u64 = 12 << 20;
 /// A multi-line event with no new line for this long is complete.
 const MULTILINE_IDLE_MS: i64 = 1000;
 
@@ -42,13 +44,13 @@ impl Position {
         }
     }
 
-    /// Replaces the file whole (a torn write would resend from the start, which the
-    /// control plane would store once anyway).
+    /// Replaces the file whole, without waiting for the disk: a position lost to a
+    /// crash only makes the shipper resend, and the control plane stores each event
+    /// once (it knows each stream's journal position).
     pub fn write(self, path: &Path) -> std::io::Result<()> {
         let tmp = path.with_extension("pos.tmp");
         let mut f = std::fs::File::create(&tmp)?;
         writeln!(f, "{} {}", self.offset, self.dropped)?;
-        f.sync_data()?;
         std::fs::rename(tmp, path)
     }
 }
@@ -146,38 +148,77 @@ impl Shipper {
             None => None,
             Some(p) => Some(self.pattern(p)?),
         };
-        let mut assembled = assemble(
+        let assembled = assemble(
             &read.entries,
             pattern.as_ref(),
             read.at_eof.then_some(idle_before),
         );
-        let n = batch_len(&assembled.events);
-        // All of the journal shipped with this batch: its end record too.
-        let finished = assembled.ended.filter(|_| n == assembled.events.len());
-        let journal_end = match (finished, n) {
-            (Some(end), _) => end,
-            (None, 0) => {
-                if pos != start {
-                    pos.write(&pos_path).map_err(|e| e.to_string())?;
+        // Up to IN_FLIGHT batches go out together: the next is on its way while the
+        // control plane stores the one before (it takes them in order).
+        let mut batches: Vec<Vec<Event>> = Vec::new();
+        let mut rest = assembled.events;
+        while !rest.is_empty() && batches.len() < IN_FLIGHT {
+            let tail = rest.split_off(batch_len(&rest));
+            batches.push(std::mem::replace(&mut rest, tail));
+        }
+        // All of the journal read ships now: its end record goes with the last batch.
+        let finished = assembled.ended.filter(|_| rest.is_empty());
+        if batches.is_empty() && finished.is_none() {
+            if pos != start {
+                pos.write(&pos_path).map_err(|e| e.to_string())?;
+            }
+            return Ok(false);
+        }
+        match (batches.is_empty(), finished) {
+            // Only the end record is left, and no drop to report: done.
+            (true, Some(end)) if pos.dropped == 0 => {
+                Position {
+                    offset: end,
+                    dropped: 0,
                 }
+                .write(&pos_path)
+                .map_err(|e| e.to_string())?;
+                self.done.insert(config.to_path_buf());
                 return Ok(false);
             }
-            (None, n) => assembled.events[n - 1].end,
-        };
-        assembled.events.truncate(n);
-        if !assembled.events.is_empty() || pos.dropped > 0 {
-            let batch = Batch {
-                group: settings.group,
-                stream: settings.stream,
-                create_group: settings.create_group,
-                events: assembled.events,
-                journal_end,
-                dropped_events: pos.dropped,
-                task_arn: settings.task_arn,
-                container: settings.container,
-            };
-            self.link.ship(batch).await?;
+            // The drop count still goes out, in a batch of its own.
+            (true, _) => batches.push(Vec::new()),
+            (false, _) => {}
         }
+        let count = batches.len();
+        let ends: Vec<u64> = batches
+            .iter()
+            .enumerate()
+            .map(|(i, b)| match (finished, b.last()) {
+                (Some(end), _) if i + 1 == count => end,
+                (_, Some(e)) => e.end,
+                (_, None) => pos.offset,
+            })
+            .collect();
+        let sends =
+            batches
+                .into_iter()
+                .zip(&ends)
+                .enumerate()
+                .map(|(i, (events, &journal_end))| {
+                    self.link.ship(Batch {
+                        group: settings.group.clone(),
+                        stream: settings.stream.clone(),
+                        create_group: settings.create_group,
+                        events,
+                        journal_end,
+                        dropped_events: if i == 0 { pos.dropped } else { 0 },
+                        task_arn: settings.task_arn.clone(),
+                        container: settings.container.clone(),
+                    })
+                });
+        let results = futures::future::join_all(sends).await;
+        // The position moves past the batches acknowledged in a row from the first.
+        let acked = results.iter().take_while(|r| r.is_ok()).count();
+        let first_error = results.into_iter().find_map(Result::err);
+        let Some(&journal_end) = ends.get(acked.wrapping_sub(1)).filter(|_| acked > 0) else {
+            return Err(first_error.unwrap_or_default());
+        };
         Position {
             offset: journal_end,
             dropped: 0,
@@ -185,10 +226,13 @@ impl Shipper {
         .write(&pos_path)
         .map_err(|e| e.to_string())?;
         free_shipped(&journal_path(&log), journal_end);
+        if let Some(e) = first_error {
+            return Err(e);
+        }
         if finished.is_some() {
             self.done.insert(config.to_path_buf());
         }
-        Ok(n > 0)
+        Ok(true)
     }
 
     fn pattern(&mut self, p: &str) -> Result<Regex, String> {
@@ -405,9 +449,12 @@ mod tests {
         assert_eq!(Position::read(&position_path(&h.log)).offset, 0);
         *h.ack.lock().unwrap() = true;
         assert!(h.shipper.round().await);
-        write_lines(&h.log, &["three"], true);
+        write_lines(&h.log, &["three"], false);
         assert!(h.shipper.round().await);
-        // The end record ships with the last batch; the container is then done.
+        // The container's output ends after its last line shipped.
+        write_lines(&h.log, &[], true);
+        assert!(!h.shipper.configs().is_empty());
+        // The end record read, the container is done.
         assert!(!h.shipper.round().await);
         assert!(h.shipper.configs().is_empty());
         let got = h.received.lock().unwrap().clone();
@@ -415,7 +462,7 @@ mod tests {
         // The unacknowledged first send and its resend cover the same journal.
         assert_eq!(got[0].journal_end, got[1].journal_end);
         let len = std::fs::metadata(journal_path(&h.log)).unwrap().len();
-        assert_eq!(got[2].journal_end, len);
+        assert_eq!(got[2].journal_end, len - 4, "up to the end record");
         assert_eq!(Position::read(&position_path(&h.log)).offset, len);
         // A restarted agent sees the journal shipped to its end and leaves it.
         let (link, _rx) = LogLink::new();

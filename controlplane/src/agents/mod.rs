@@ -246,6 +246,10 @@ impl AgentService for Agents {
                 return;
             }
             changes.mark_unchanged();
+            // awslogs batches are stored in order by a writer of their own, so the next
+            // batch is read while the one before commits.
+            let (log_batches, stored) = tokio::sync::mpsc::channel(4);
+            tokio::spawn(write_log_batches(cp.clone(), logs, stored, tx.clone()));
             loop {
                 tokio::select! {
                     alive = changes.changed() => {
@@ -280,9 +284,7 @@ impl AgentService for Agents {
                             }
                         }
                         Some(Ok(pb::AgentMessage { kind: Some(pb::agent_message::Kind::LogBatch(b)) })) => {
-                            let ack = store_log_batch(&cp, &logs, b).await;
-                            let sent = tokio::time::timeout(HEARTBEAT_INTERVAL, tx.send(Ok(ack))).await;
-                            if !matches!(sent, Ok(Ok(()))) { break; }
+                            if log_batches.send(b).await.is_err() { break; }
                         }
                         Some(Ok(_)) => {}
                         Some(Err(e)) => { tracing::info!(container_instance = %arn, error = %e, "agent session ended"); break; }
@@ -299,6 +301,22 @@ impl AgentService for Agents {
             cp.close_session(&arn, &changes);
         });
         Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// Stores a session's awslogs batches in the order they came, answering each with its
+/// `LogAck`; ends with the session.
+async fn write_log_batches(
+    cp: Arc<ControlPlane>,
+    logs: Arc<Logs>,
+    mut batches: tokio::sync::mpsc::Receiver<pb::LogBatch>,
+    acks: tokio::sync::mpsc::Sender<Result<pb::ControlMessage, Status>>,
+) {
+    while let Some(b) = batches.recv().await {
+        let ack = store_log_batch(&cp, &logs, b).await;
+        if acks.send(Ok(ack)).await.is_err() {
+            return;
+        }
     }
 }
 

@@ -20,6 +20,10 @@ const STREAMS: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("log_s
 const EVENTS: TableDefinition<(u64, u64, i64, u64), (i64, &str)> =
     TableDefinition::new("log_events");
 
+/// The page cache the store keeps in memory (redb's default is 1 GiB): logs are
+/// mostly written once and read by time range, so a small cache serves them.
+const CACHE_BYTES: usize = 64 << 20;
+
 #[derive(Debug, thiserror::Error)]
 pub enum LogStoreError {
     #[error("The specified log group does not exist: '{0}'.")]
@@ -61,7 +65,12 @@ pub struct LogStore {
 impl LogStore {
     /// Opens (or creates) the log store at `path`.
     pub fn open(path: &Path) -> Result<Self, LogStoreError> {
-        Self::load(redb::Database::create(path).map_err(err)?)
+        Self::load(
+            redb::Builder::new()
+                .set_cache_size(CACHE_BYTES)
+                .create(path)
+                .map_err(err)?,
+        )
     }
 
     /// A store in memory, for tests: the same code as on disk.
