@@ -56,6 +56,13 @@ pub fn requested(args: &[std::ffi::OsString]) -> Option<PathBuf> {
 /// that ships with awslogs (its settings file is beside the log) also gets a journal:
 /// each line timestamped as it arrives (see `crate::awslogs::journal`).
 pub fn run(log_path: &Path) -> std::io::Result<()> {
+    // The shim sends SIGTERM when it closes the container's I/O; what the pipes still
+    // hold, and the journal's end record, must get written first. Blocked here (the
+    // copier threads inherit the mask), it stays pending: the pipes' end (EOF) is
+    // what ends this process.
+    nix::sys::signal::SigSet::from(nix::sys::signal::Signal::SIGTERM)
+        .thread_block()
+        .map_err(std::io::Error::other)?;
     let append = |p: &Path| OpenOptions::new().create(true).append(true).open(p);
     let file = append(log_path)?;
     let journal = if crate::awslogs::config_path(log_path).exists() {
@@ -168,6 +175,16 @@ impl Lines {
                 self.partial_since_ms = now_ms;
             }
             self.partial.extend_from_slice(rest);
+            // Output without newlines (progress bars, binary) is journalled in pieces
+            // of the event limit rather than held without bound.
+            while self.partial.len() >= crate::awslogs::journal::MAX_LINE_BYTES {
+                let rest = self
+                    .partial
+                    .split_off(crate::awslogs::journal::MAX_LINE_BYTES);
+                crate::awslogs::journal::encode_line(out, self.partial_since_ms, &self.partial);
+                self.partial = rest;
+                self.partial_since_ms = now_ms;
+            }
         }
     }
 
@@ -219,5 +236,21 @@ mod tests {
         lines.push(b"o\nthree", 20, &mut out);
         lines.finish(&mut out);
         assert_eq!(out, b"10 one\n10 two\n20 three\n");
+    }
+
+    #[test]
+    fn output_without_newlines_is_journalled_in_pieces() {
+        let mut lines = Lines::default();
+        let mut out = Vec::new();
+        let chunk = vec![b'#'; 64 * 1024];
+        for _ in 0..5 {
+            lines.push(&chunk, 7, &mut out);
+        }
+        assert!(lines.partial.len() < crate::awslogs::journal::MAX_LINE_BYTES);
+        let records = crate::awslogs::journal::parse(&out, 0);
+        assert_eq!(records.len(), 1);
+        assert!(
+            matches!(&records[0], crate::awslogs::journal::Entry::Line { text, .. } if text.len() == crate::awslogs::journal::MAX_LINE_BYTES)
+        );
     }
 }

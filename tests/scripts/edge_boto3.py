@@ -47,6 +47,11 @@ checked.append("secretsmanager.create_secret")
 arns["secret"] = sm.create_secret(Name="edge/eu", SecretString="x")["ARN"]
 sm.delete_secret(SecretId="edge/eu", ForceDeleteWithoutRecovery=True)
 
+logs = client("logs")
+checked.append("logs.create_log_group")
+logs.create_log_group(logGroupName="/edge/eu")
+arns["log_group"] = logs.describe_log_groups(logGroupNamePrefix="/edge/eu")["logGroups"][0]["logGroupArn"]
+
 # Not served: each in its own protocol, each naming the service.
 msg = fails("InvalidAction", "elbv2", "describe_load_balancers")  # query, XML errors
 assert "'elasticloadbalancing'" in msg, msg
@@ -54,8 +59,8 @@ assert "'elasticloadbalancing'" in msg, msg
 # x-amzn-query-error.
 msg = fails("InvalidAction", "cloudwatch", "list_metrics")
 assert "'monitoring'" in msg, msg
-msg = fails("UnknownOperationException", "logs", "describe_log_groups")  # JSON 1.1
-assert "'logs'" in msg, msg
+msg = fails("UnknownOperationException", "ssm", "describe_parameters")  # JSON 1.1
+assert "'ssm'" in msg, msg
 msg = fails("UnknownOperationException", "application-autoscaling", "describe_scalable_targets",
             ServiceNamespace="ecs")
 assert "'application-autoscaling'" in msg, msg

@@ -327,7 +327,8 @@ fn arns_follow_the_signed_region_and_unserved_services_are_named() -> Result<()>
             "ecs.create_cluster",
             "elbv2.describe_load_balancers",
             "cloudwatch.list_metrics",
-            "logs.describe_log_groups",
+            "ssm.describe_parameters",
+            "logs.create_log_group",
         ],
     )?;
     let in_eu = |key: &str, prefix: &str| {
@@ -337,6 +338,10 @@ fn arns_follow_the_signed_region_and_unserved_services_are_named() -> Result<()>
     in_eu(
         "cluster",
         "arn:aws:ecs:eu-west-1:123456789012:cluster/edge-eu",
+    );
+    in_eu(
+        "log_group",
+        "arn:aws:logs:eu-west-1:123456789012:log-group:/edge/eu",
     );
     in_eu(
         "task_definition",

@@ -90,7 +90,7 @@ pub fn assemble(
     out
 }
 
-/// How many events from the front of `events` go in one `PutLogEvents` batch.
+/// How many events from the front of `events` go in one `LogBatch`.
 pub fn batch_len(events: &[Event]) -> usize {
     let Some(first) = events.first() else {
         return 0;

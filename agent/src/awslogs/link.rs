@@ -16,6 +16,9 @@ pub struct Batch {
     /// In journal order; each says where in the journal it ends, so a resent batch
     /// is stored once even if it is cut differently.
     pub events: Vec<super::events::Event>,
+    /// The journal offset the batch continues from: the previous batch's end (or,
+    /// after non-blocking mode dropped lines, where reading resumed).
+    pub journal_start: u64,
     /// The journal offset just past the batch's last line.
     pub journal_end: u64,
     pub dropped_events: u64,

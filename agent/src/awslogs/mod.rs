@@ -6,9 +6,10 @@
 //! Nothing is lost in blocking mode: the journal is on disk, so output written while
 //! the control plane is unreachable, or the agent is down, ships when they return; a
 //! batch resent after a lost acknowledgement is stored once (the control plane keeps
-//! each stream's journal position). In non-blocking mode the unshipped backlog is
-//! bounded by `max-buffer-size`; the oldest lines beyond it are dropped and counted,
-//! and the count is written into the stream.
+//! each stream's journal position). In non-blocking mode at most `max-buffer-size`
+//! of the newest unshipped journal ships; the oldest lines beyond it are skipped and
+//! counted, and the count is written into the stream. The container never waits on
+//! shipping in either mode.
 
 pub mod events;
 pub mod journal;

@@ -1,5 +1,6 @@
-//! Ships every awslogs container's journal on this host, oldest output first: one
-//! batch per container per round, each acknowledged before its read position moves.
+//! Ships every awslogs container's journal on this host, oldest output first: up to
+//! `IN_FLIGHT` batches per container per round, the read position moving past those
+//! acknowledged.
 //! Containers are found by their settings files under the tasks directory, so a
 //! restarted agent picks up where the last one stopped, and a stopped task's last
 //! lines still ship.
@@ -26,31 +27,44 @@ const READ_CHUNK: u64 = 12 << 20;
 /// A multi-line event with no new line for this long is complete.
 const MULTILINE_IDLE_MS: i64 = 1000;
 
-/// How far a journal has shipped, and the lines non-blocking mode dropped that the
-/// control plane has not been told of yet.
+/// How far a journal has shipped, the lines non-blocking mode dropped that the
+/// control plane has not been told of yet, and whether the journal's end record has
+/// shipped too (the container's output is all delivered).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Position {
     pub offset: u64,
     pub dropped: u64,
+    pub ended: bool,
 }
 
 impl Position {
     pub fn read(path: &Path) -> Self {
         let text = std::fs::read_to_string(path).unwrap_or_default();
-        let mut words = text.split_whitespace().map(str::parse::<u64>);
-        match (words.next(), words.next()) {
-            (Some(Ok(offset)), Some(Ok(dropped))) => Self { offset, dropped },
+        let mut words = text.split_whitespace();
+        let mut number = || words.next().and_then(|w| w.parse::<u64>().ok());
+        match (number(), number(), number()) {
+            (Some(offset), Some(dropped), ended) => Self {
+                offset,
+                dropped,
+                ended: ended == Some(1),
+            },
             _ => Self::default(),
         }
     }
 
     /// Replaces the file whole, without waiting for the disk: a position lost to a
-    /// crash only makes the shipper resend, and the control plane stores each event
-    /// once (it knows each stream's journal position).
+    /// crash makes the shipper read again from an older one (past the holes of what
+    /// shipped, see `read_journal`), and the control plane stores each event once.
     pub fn write(self, path: &Path) -> std::io::Result<()> {
         let tmp = path.with_extension("pos.tmp");
         let mut f = std::fs::File::create(&tmp)?;
-        writeln!(f, "{} {}", self.offset, self.dropped)?;
+        writeln!(
+            f,
+            "{} {} {}",
+            self.offset,
+            self.dropped,
+            u8::from(self.ended)
+        )?;
         std::fs::rename(tmp, path)
     }
 }
@@ -95,7 +109,8 @@ impl Shipper {
         }
     }
 
-    /// One batch from each container with output to ship; true if any shipped.
+    /// Up to `IN_FLIGHT` batches from each container with output to ship; true if any
+    /// shipped.
     pub async fn round(&mut self) -> bool {
         let mut shipped = false;
         for config in self.configs() {
@@ -153,16 +168,9 @@ impl Shipper {
             pattern.as_ref(),
             read.at_eof.then_some(idle_before),
         );
-        // Up to IN_FLIGHT batches go out together: the next is on its way while the
-        // control plane stores the one before (it takes them in order).
-        let mut batches: Vec<Vec<Event>> = Vec::new();
-        let mut rest = assembled.events;
-        while !rest.is_empty() && batches.len() < IN_FLIGHT {
-            let tail = rest.split_off(batch_len(&rest));
-            batches.push(std::mem::replace(&mut rest, tail));
-        }
+        let (mut batches, all_taken) = split_batches(assembled.events);
         // All of the journal read ships now: its end record goes with the last batch.
-        let finished = assembled.ended.filter(|_| rest.is_empty());
+        let finished = assembled.ended.filter(|_| all_taken);
         if batches.is_empty() && finished.is_none() {
             if pos != start {
                 pos.write(&pos_path).map_err(|e| e.to_string())?;
@@ -175,6 +183,7 @@ impl Shipper {
                 Position {
                     offset: end,
                     dropped: 0,
+                    ended: true,
                 }
                 .write(&pos_path)
                 .map_err(|e| e.to_string())?;
@@ -206,6 +215,7 @@ impl Shipper {
                         stream: settings.stream.clone(),
                         create_group: settings.create_group,
                         events,
+                        journal_start: if i == 0 { pos.offset } else { ends[i - 1] },
                         journal_end,
                         dropped_events: if i == 0 { pos.dropped } else { 0 },
                         task_arn: settings.task_arn.clone(),
@@ -219,9 +229,11 @@ impl Shipper {
         let Some(&journal_end) = ends.get(acked.wrapping_sub(1)).filter(|_| acked > 0) else {
             return Err(first_error.unwrap_or_default());
         };
+        let ended = finished.is_some() && acked == count;
         Position {
             offset: journal_end,
             dropped: 0,
+            ended,
         }
         .write(&pos_path)
         .map_err(|e| e.to_string())?;
@@ -229,7 +241,7 @@ impl Shipper {
         if let Some(e) = first_error {
             return Err(e);
         }
-        if finished.is_some() {
+        if ended {
             self.done.insert(config.to_path_buf());
         }
         Ok(true)
@@ -243,6 +255,18 @@ impl Shipper {
         self.patterns.insert(p.to_owned(), r.clone());
         Ok(r)
     }
+}
+
+/// Up to `IN_FLIGHT` batches, to go out together: the next is on its way while the
+/// control plane stores the one before (it takes them in order). True if they hold
+/// every event.
+fn split_batches(mut rest: Vec<Event>) -> (Vec<Vec<Event>>, bool) {
+    let mut batches = Vec::new();
+    while !rest.is_empty() && batches.len() < IN_FLIGHT {
+        let tail = rest.split_off(batch_len(&rest));
+        batches.push(std::mem::replace(&mut rest, tail));
+    }
+    (batches, rest.is_empty())
 }
 
 /// Gives the disk blocks of the shipped part of a journal back (a hole: offsets, and
@@ -298,19 +322,15 @@ fn read_journal(
         Err(e) => return Err(e),
     };
     let len = file.metadata()?.len();
-    if pos.offset >= len {
-        let mut tail = [0u8; 4];
-        let complete = len >= 4
-            && file.seek(SeekFrom::Start(len - 4)).is_ok()
-            && file.read_exact(&mut tail).is_ok()
-            && &tail == b"end\n";
+    if pos.ended || pos.offset >= len {
         return Ok(JournalRead {
             entries: Vec::new(),
             at_eof: true,
-            complete,
+            complete: pos.ended,
             position: pos,
         });
     }
+    let in_hole = skip_hole(&file, &mut pos);
     if let Some(max) = max_buffer {
         if len - pos.offset > max {
             skip_oldest(&mut file, &mut pos, len - max)?;
@@ -320,12 +340,42 @@ fn read_journal(
     let mut buf = Vec::with_capacity(usize::try_from(want).unwrap_or(0));
     file.seek(SeekFrom::Start(pos.offset))?;
     file.take(want).read_to_end(&mut buf)?;
+    if in_hole {
+        // Data resumes mid-record after a hole: that record shipped (the hole ends
+        // before what was acknowledged), so reading starts at the next one.
+        let Some(nl) = buf.iter().position(|b| *b == b'\n') else {
+            return Ok(JournalRead {
+                entries: Vec::new(),
+                at_eof: false,
+                complete: false,
+                position: pos,
+            });
+        };
+        buf.drain(..=nl);
+        pos.offset += nl as u64 + 1;
+    }
     Ok(JournalRead {
         entries: parse(&buf, pos.offset),
         at_eof: pos.offset + want >= len,
         complete: false,
         position: pos,
     })
+}
+
+/// A position inside the punched-out part of a journal (its file was lost or is older
+/// than what shipped) moves to where data resumes; true if it moved.
+fn skip_hole(file: &std::fs::File, pos: &mut Position) -> bool {
+    use nix::unistd::{lseek, Whence};
+    let Ok(offset) = i64::try_from(pos.offset) else {
+        return false;
+    };
+    match lseek(file, offset, Whence::SeekData).map(u64::try_from) {
+        Ok(Ok(data)) if data > pos.offset => {
+            pos.offset = data;
+            true
+        }
+        _ => false,
+    }
 }
 
 /// Moves `pos` to the first record that starts at or after `target`, counting the
@@ -490,6 +540,55 @@ mod tests {
             "{} blocks still allocated of {}",
             after.blocks(),
             before.blocks()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_last_line_ending_in_end_is_not_the_end_record() {
+        let mut h = host(None, None);
+        write_lines(&h.log, &["backend"], false);
+        assert!(h.shipper.round().await);
+        assert!(!h.shipper.round().await);
+        assert!(!h.shipper.configs().is_empty(), "still shipping");
+        let dir = h.log.parent().unwrap().parent().unwrap().to_path_buf();
+        let (link, _rx) = LogLink::new();
+        let restarted = Shipper::new(dir, link, Arc::new(SystemClock), Duration::ZERO);
+        assert!(
+            !restarted.configs().is_empty(),
+            "still shipping after a restart"
+        );
+        write_lines(&h.log, &["more"], false);
+        assert!(h.shipper.round().await);
+        assert_eq!(messages(&h.received.lock().unwrap()), ["backend", "more"]);
+    }
+
+    #[tokio::test]
+    async fn a_lost_position_resumes_past_the_holes_of_what_shipped() {
+        let mut h = host(None, None);
+        let line = "x".repeat(1000);
+        let lines: Vec<&str> = std::iter::repeat_n(line.as_str(), 600).collect();
+        write_lines(&h.log, &lines, false);
+        while h.shipper.round().await {}
+        let shipped = h.received.lock().unwrap().last().unwrap().journal_end;
+        std::fs::remove_file(position_path(&h.log)).unwrap();
+        write_lines(&h.log, &["new"], false);
+        h.received.lock().unwrap().clear();
+        while h.shipper.round().await {}
+        let got = h.received.lock().unwrap().clone();
+        assert!(
+            got[0].journal_start <= shipped,
+            "resumes within what shipped"
+        );
+        let resent = messages(&got);
+        assert_eq!(resent.last().map(String::as_str), Some("new"));
+        assert!(
+            resent.len() < 600,
+            "the holes are not read again: {}",
+            resent.len()
+        );
+        assert!(
+            resent[..resent.len() - 1].iter().all(|m| *m == line),
+            "whole records only"
         );
     }
 

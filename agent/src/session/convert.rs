@@ -489,6 +489,7 @@ pub fn log_batch(batch_id: u64, b: crate::awslogs::link::Batch) -> pb::LogBatch 
                 journal_end: e.end,
             })
             .collect(),
+        journal_start: b.journal_start,
         journal_end: b.journal_end,
         dropped_events: b.dropped_events,
         task_arn: b.task_arn,

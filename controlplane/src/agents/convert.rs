@@ -349,6 +349,7 @@ pub fn log_batch(b: pb::LogBatch) -> (String, AgentBatch) {
                 journal_end: e.journal_end,
             })
             .collect(),
+        journal_start: b.journal_start,
         journal_end: b.journal_end,
         dropped_events: b.dropped_events,
     };

@@ -285,6 +285,8 @@ impl AgentService for Agents {
                         }
                         Some(Ok(pb::AgentMessage { kind: Some(pb::agent_message::Kind::LogBatch(b)) })) => {
                             if log_batches.send(b).await.is_err() { break; }
+                            // Waiting for the writer (a slow disk) is not the agent's silence.
+                            silence.as_mut().reset(tokio::time::Instant::now() + window);
                         }
                         Some(Ok(_)) => {}
                         Some(Err(e)) => { tracing::info!(container_instance = %arn, error = %e, "agent session ended"); break; }

@@ -15,6 +15,8 @@ pub struct AgentBatch {
     pub stream: String,
     pub create_group: bool,
     pub events: Vec<AgentEvent>,
+    /// The journal offset the batch continues from.
+    pub journal_start: u64,
     /// The journal offset the batch reaches (past its last event, or the journal's end).
     pub journal_end: u64,
     /// Lines the agent's non-blocking mode dropped before these.
@@ -62,6 +64,15 @@ impl Logs {
         };
         if batch.journal_end <= held {
             return Ok(());
+        }
+        // A batch before this one was refused: storing this would leave its lines out
+        // for good (a resend of them would look already held). A stream with nothing
+        // of the journal yet (new, or made again after a delete) takes any start.
+        if held > 0 && batch.journal_start > held && batch.dropped_events == 0 {
+            return Err(LogsError::InvalidParameter(format!(
+                "this batch continues the journal from offset {} but log stream '{}' holds it only up to {held}: the batches between are sent again first",
+                batch.journal_start, batch.stream
+            )));
         }
         let mut events: Vec<InputEvent> = batch
             .events
@@ -125,6 +136,7 @@ mod tests {
             group: "/ecs/app".into(),
             stream: "ecs/web/0123".into(),
             create_group: true,
+            journal_start: start,
             journal_end: events.last().map_or(start, |e| e.journal_end),
             events,
             dropped_events,
@@ -179,5 +191,25 @@ mod tests {
         assert_eq!(events[3].0, 4);
         assert_eq!(messages[4], "d");
         assert_eq!(messages.len(), 5);
+    }
+
+    #[test]
+    fn a_batch_that_would_leave_a_gap_is_refused_until_the_one_before_it_is_stored() {
+        let clock = Arc::new(FixedClock(AtomicI64::new(1000)));
+        let logs = Logs::new(LogStore::in_memory().unwrap(), clock, "1");
+        logs.append_agent_batch("r", &batch(0, &[(1, "a")], 0))
+            .unwrap();
+        // The batch from 10 to 20 was refused (say, a failed commit); 20 onwards waits.
+        let after_the_gap = batch(20, &[(3, "c")], 0);
+        let err = logs.append_agent_batch("r", &after_the_gap).unwrap_err();
+        assert!(err.to_string().contains("holds it only up to 10"), "{err}");
+        logs.append_agent_batch("r", &batch(10, &[(2, "b")], 0))
+            .unwrap();
+        logs.append_agent_batch("r", &after_the_gap).unwrap();
+        let messages: Vec<String> = stored(&logs).into_iter().map(|(_, m)| m).collect();
+        assert_eq!(messages, ["a", "b", "c"]);
+        // Dropped lines (non-blocking mode) are a gap the batch itself accounts for.
+        logs.append_agent_batch("r", &batch(100, &[(9, "z")], 4))
+            .unwrap();
     }
 }

@@ -141,7 +141,7 @@ fn page<T>(
         })?,
     };
     let total = items.len();
-    let end = (start + limit).min(total);
+    let end = start.saturating_add(limit).min(total);
     let page: Vec<T> = items
         .into_iter()
         .skip(start)
