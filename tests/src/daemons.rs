@@ -183,6 +183,11 @@ impl Berth {
         self.agent.as_ref().map(Child::id)
     }
 
+    /// The control plane's process id, while it runs.
+    pub fn controlplane_pid(&self) -> Option<u32> {
+        self.controlplane.as_ref().map(Child::id)
+    }
+
     /// Kills the agent with SIGKILL (no shutdown path runs).
     pub fn kill9_agent(&mut self) {
         if let Some(mut c) = self.agent.take() {

@@ -1,6 +1,7 @@
 //! Heartbeats: an agent that goes silent (its process frozen, as a hung or
 //! partitioned host would be) is marked disconnected within the
-//! missed-heartbeat window, gets no placements, and is back once it talks again.
+//! missed-heartbeat window, gets no placements, and is back once it talks again;
+//! and an agent whose control plane goes silent ends its session and reconnects.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -67,6 +68,35 @@ fn a_silent_agent_is_marked_disconnected_and_comes_back() -> Result<()> {
         "placed on a silent agent: {err}"
     );
 
+    drop(thaw);
+    let arn_again = b.wait_connected()?;
+    assert_eq!(arn_again, arn, "the agent keeps its container instance");
+    Ok(())
+}
+
+#[test]
+fn an_agent_ends_a_silent_control_planes_session_and_reconnects() -> Result<()> {
+    let mut b = Berth::start()?;
+    let arn = b.wait_connected()?;
+    let pid = b.controlplane_pid().context("control plane running")?;
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid.to_string()])
+        .status()?
+        .success());
+    let thaw = Thaw(pid);
+    // The connection stays open (the process is frozen, not gone): only the
+    // heartbeats stop. 3 missed intervals of 2 s.
+    let log = b.dir.path().join("agent.log");
+    poll(
+        "the agent to end the silent session",
+        Duration::from_secs(20),
+        || {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            Ok(text
+                .contains("no heartbeat from the control plane")
+                .then_some(()))
+        },
+    )?;
     drop(thaw);
     let arn_again = b.wait_connected()?;
     assert_eq!(arn_again, arn, "the agent keeps its container instance");

@@ -157,22 +157,31 @@ async fn session<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
     // shipper sends them again on the next one.
     let mut unacked: HashMap<u64, oneshot::Sender<Result<(), String>>> = HashMap::new();
     let mut batch_ids = 0u64..;
+    // One deadline, moved on by every message from the control plane (re-arming a
+    // timeout on each pass would never fire: the heartbeat tick ends passes sooner).
+    let silent = tokio::time::sleep(silence);
+    tokio::pin!(silent);
     loop {
         tokio::select! {
-            m = tokio::time::timeout(silence, inbound.next()) => match m {
-                Err(_) => return Err(SessionError::Silent { endpoint: cfg.control_plane.url.clone(), silence_s: silence.as_secs() }),
-                Ok(None) => return Ok(()),
-                Ok(Some(Err(status))) => return Err(SessionError::Rpc { op: "Session", status }),
-                Ok(Some(Ok(pb::ControlMessage { kind: Some(pb::control_message::Kind::DesiredTasks(d)) }))) => {
-                    apply_desired(manager, d);
-                }
-                Ok(Some(Ok(pb::ControlMessage { kind: Some(pb::control_message::Kind::LogAck(a)) }))) => {
-                    if let Some(ack) = unacked.remove(&a.batch_id) {
-                        let _ = ack.send(if a.error.is_empty() { Ok(()) } else { Err(a.error) });
+            () = &mut silent => {
+                return Err(SessionError::Silent { endpoint: cfg.control_plane.url.clone(), silence_s: silence.as_secs() });
+            }
+            m = inbound.next() => {
+                silent.as_mut().reset(tokio::time::Instant::now() + silence);
+                match m {
+                    None => return Ok(()),
+                    Some(Err(status)) => return Err(SessionError::Rpc { op: "Session", status }),
+                    Some(Ok(pb::ControlMessage { kind: Some(pb::control_message::Kind::DesiredTasks(d)) })) => {
+                        apply_desired(manager, d);
                     }
+                    Some(Ok(pb::ControlMessage { kind: Some(pb::control_message::Kind::LogAck(a)) })) => {
+                        if let Some(ack) = unacked.remove(&a.batch_id) {
+                            let _ = ack.send(if a.error.is_empty() { Ok(()) } else { Err(a.error) });
+                        }
+                    }
+                    Some(Ok(_)) => {}
                 }
-                Ok(Some(Ok(_))) => {}
-            },
+            }
             Some(out) = logs.recv() => {
                 // Its shipper stopped waiting (it will send the batch again).
                 if out.ack.is_closed() { continue; }
