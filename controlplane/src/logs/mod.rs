@@ -223,18 +223,12 @@ impl Logs {
     pub fn create_stream(&self, group: &str, name: &str) -> Result<LogStream, LogsError> {
         validate_stream_name(name).map_err(LogsError::InvalidParameter)?;
         let g = self.group(group)?;
-        let stream = LogStream {
-            id: self.store.next_id(),
-            name: name.to_owned(),
-            arn: format!("{}:log-stream:{name}", g.arn),
-            created_ms: self.now_ms(),
-            first_event_ms: None,
-            last_event_ms: None,
-            last_ingestion_ms: None,
-            stored_bytes: 0,
-            next_seq: 0,
-            journal_end: 0,
-        };
+        let stream = LogStream::new(
+            self.store.next_id(),
+            name,
+            format!("{}:log-stream:{name}", g.arn),
+            self.now_ms(),
+        );
         self.store.create_stream(group, stream.clone())?;
         Ok(stream)
     }

@@ -56,6 +56,24 @@ pub struct LogStream {
     pub journal_end: u64,
 }
 
+impl LogStream {
+    /// A stream with no events yet.
+    pub fn new(id: u64, name: &str, arn: String, created_ms: i64) -> Self {
+        Self {
+            id,
+            name: name.to_owned(),
+            arn,
+            created_ms,
+            first_event_ms: None,
+            last_event_ms: None,
+            last_ingestion_ms: None,
+            stored_bytes: 0,
+            next_seq: 0,
+            journal_end: 0,
+        }
+    }
+}
+
 /// An event as a client sends it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputEvent {

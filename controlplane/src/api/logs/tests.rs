@@ -54,6 +54,16 @@ fn messages(events: &Value) -> Vec<&str> {
         .collect()
 }
 
+/// `/ecs/app` with one empty stream, `s`.
+fn group_with_stream_s(logs: &Logs) {
+    call(logs, "CreateLogGroup", &json!({"logGroupName": "/ecs/app"}));
+    call(
+        logs,
+        "CreateLogStream",
+        &json!({"logGroupName": "/ecs/app", "logStreamName": "s"}),
+    );
+}
+
 /// `/ecs/app` with two streams: `web/app/1` (a1..a3) and `web/app/2` (b1, b2),
 /// interleaved in time.
 fn two_streams(logs: &Logs) {
@@ -305,16 +315,7 @@ fn filter_log_events_reads_across_streams_in_time_order() {
 #[test]
 fn bad_batches_and_out_of_range_events_are_reported_as_cloudwatch_does() {
     let (logs, _) = logs();
-    call(
-        &logs,
-        "CreateLogGroup",
-        &json!({"logGroupName": "/ecs/app"}),
-    );
-    call(
-        &logs,
-        "CreateLogStream",
-        &json!({"logGroupName": "/ecs/app", "logStreamName": "s"}),
-    );
+    group_with_stream_s(&logs);
     let unsorted = json!({"logGroupName": "/ecs/app", "logStreamName": "s",
         "logEvents": [{"timestamp": NOW, "message": "b"}, {"timestamp": NOW - 1, "message": "a"}]});
     let (kind, message) = fails(&logs, "PutLogEvents", &unsorted);
@@ -385,16 +386,7 @@ fn bad_batches_and_out_of_range_events_are_reported_as_cloudwatch_does() {
 #[test]
 fn retention_deletes_what_it_no_longer_keeps() {
     let (logs, clock) = logs();
-    call(
-        &logs,
-        "CreateLogGroup",
-        &json!({"logGroupName": "/ecs/app"}),
-    );
-    call(
-        &logs,
-        "CreateLogStream",
-        &json!({"logGroupName": "/ecs/app", "logStreamName": "s"}),
-    );
+    group_with_stream_s(&logs);
     let day = 86_400_000;
     put(&logs, "s", &[(NOW - 3 * day, "three days old")]);
     put(&logs, "s", &[(NOW - day, "one day old"), (NOW, "new")]);

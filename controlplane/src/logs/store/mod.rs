@@ -437,18 +437,7 @@ mod tests {
         store
             .create_stream(
                 group,
-                LogStream {
-                    id: store.next_id(),
-                    name: name.into(),
-                    arn: String::new(),
-                    created_ms: 0,
-                    first_event_ms: None,
-                    last_event_ms: None,
-                    last_ingestion_ms: None,
-                    stored_bytes: 0,
-                    next_seq: 0,
-                    journal_end: 0,
-                },
+                LogStream::new(store.next_id(), name, String::new(), 0),
             )
             .unwrap();
     }

@@ -105,18 +105,7 @@ impl LogStore {
         // A k-way merge of the streams' ranges, smallest (time, stream, seq) first.
         let mut heads = BinaryHeap::new();
         for (i, r) in ranges.iter_mut().enumerate() {
-            if let Some(row) = r.next() {
-                let (k, v) = row.map_err(err)?;
-                let (_, s, ts, seq) = k.value();
-                heads.push(Reverse((
-                    ts,
-                    s,
-                    seq,
-                    i,
-                    v.value().0,
-                    v.value().1.to_owned(),
-                )));
-            }
+            push_next(&mut heads, r, i)?;
         }
         let mut out = Vec::new();
         while let Some(Reverse((ts, s, seq, i, ingestion_ms, message))) = heads.pop() {
@@ -136,19 +125,27 @@ impl LogStore {
                     message,
                 });
             }
-            if let Some(row) = ranges[i].next() {
-                let (k, v) = row.map_err(err)?;
-                let (_, s, ts, seq) = k.value();
-                heads.push(Reverse((
-                    ts,
-                    s,
-                    seq,
-                    i,
-                    v.value().0,
-                    v.value().1.to_owned(),
-                )));
-            }
+            push_next(&mut heads, &mut ranges[i], i)?;
         }
         Ok((out, true))
     }
+}
+
+/// A stream's next event in the merge: (time, stream id, seq, which range,
+/// ingestion time, message), smallest first.
+type Head = Reverse<(i64, u64, u64, usize, i64, String)>;
+
+/// Moves range `i`'s next event, if any, into the merge.
+fn push_next(
+    heads: &mut BinaryHeap<Head>,
+    range: &mut redb::Range<'_, (u64, u64, i64, u64), (i64, &str)>,
+    i: usize,
+) -> Result<(), LogStoreError> {
+    if let Some(row) = range.next() {
+        let (k, v) = row.map_err(err)?;
+        let (_, s, ts, seq) = k.value();
+        let (ingestion_ms, message) = v.value();
+        heads.push(Reverse((ts, s, seq, i, ingestion_ms, message.to_owned())));
+    }
+    Ok(())
 }
