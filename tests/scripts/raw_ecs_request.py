@@ -30,7 +30,8 @@ def main():
     if mode != "--unsigned":
         secret = os.environ["AWS_SECRET_ACCESS_KEY"]
         if mode == "--bad-secret":
-            secret = "x" + secret[1:]
+            # Another first character (a secret that starts with "x" stays wrong too).
+            secret = ("y" if secret.startswith("x") else "x") + secret[1:]
         creds = Credentials(os.environ["AWS_ACCESS_KEY_ID"], secret)
         SigV4Auth(creds, "ecs", os.environ["AWS_DEFAULT_REGION"]).add_auth(req)
     prepared = req.prepare()

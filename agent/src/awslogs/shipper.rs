@@ -142,7 +142,8 @@ impl Shipper {
         found
     }
 
-    /// Ships one batch of the container whose settings are at `config`; true if it did.
+    /// Ships up to `IN_FLIGHT` batches of the container whose settings are at `config`;
+    /// true if it shipped any.
     async fn ship_one(&mut self, config: &Path) -> Result<bool, String> {
         let settings = ShipConfig::read(config).map_err(|e| e.to_string())?;
         let log = log_path_of(config).ok_or("not a settings file")?;
