@@ -5,7 +5,7 @@
 //! restarted agent picks up where the last one stopped, and a stopped task's last
 //! lines still ship.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -69,14 +69,51 @@ impl Position {
     }
 }
 
+/// One container as the shipper follows it: its settings and position are read from
+/// their files the first time it is seen, then kept here (the shipper is the only
+/// writer of the position).
+struct Container {
+    settings: ShipConfig,
+    pattern: Option<Regex>,
+    log: PathBuf,
+    position: Position,
+}
+
+impl Container {
+    fn load(config: &Path) -> Result<Self, String> {
+        let settings = ShipConfig::read(config).map_err(|e| e.to_string())?;
+        let pattern = settings
+            .multiline_pattern
+            .as_deref()
+            .map(Regex::new)
+            .transpose()
+            .map_err(|e| format!("awslogs multiline pattern: {e}"))?;
+        let log = log_path_of(config).ok_or("not a settings file")?;
+        let position = Position::read(&position_path(&log));
+        Ok(Self {
+            settings,
+            pattern,
+            log,
+            position,
+        })
+    }
+
+    fn save(&mut self, position: Position) -> Result<(), String> {
+        position
+            .write(&position_path(&self.log))
+            .map_err(|e| e.to_string())?;
+        self.position = position;
+        Ok(())
+    }
+}
+
 pub struct Shipper {
     tasks_dir: PathBuf,
     link: LogLink,
     clock: Arc<dyn Clock>,
     interval: Duration,
-    /// Settings files whose journal has shipped to its end.
-    done: HashSet<PathBuf>,
-    patterns: HashMap<String, Regex>,
+    /// By settings file.
+    containers: HashMap<PathBuf, Container>,
 }
 
 impl Shipper {
@@ -91,8 +128,7 @@ impl Shipper {
             link,
             clock,
             interval,
-            done: HashSet::new(),
-            patterns: HashMap::new(),
+            containers: HashMap::new(),
         }
     }
 
@@ -135,7 +171,8 @@ impl Shipper {
                 continue;
             };
             found.extend(files.flatten().map(|f| f.path()).filter(|p| {
-                p.to_string_lossy().ends_with(CONFIG_SUFFIX) && !self.done.contains(p)
+                p.to_string_lossy().ends_with(CONFIG_SUFFIX)
+                    && !self.containers.get(p).is_some_and(|c| c.position.ended)
             }));
         }
         found.sort();
@@ -145,28 +182,24 @@ impl Shipper {
     /// Ships up to `IN_FLIGHT` batches of the container whose settings are at `config`;
     /// true if it shipped any.
     async fn ship_one(&mut self, config: &Path) -> Result<bool, String> {
-        let settings = ShipConfig::read(config).map_err(|e| e.to_string())?;
-        let log = log_path_of(config).ok_or("not a settings file")?;
-        let (journal, pos_path) = (journal_path(&log), position_path(&log));
-        let start = Position::read(&pos_path);
+        let c = match self.containers.entry(config.to_path_buf()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(Container::load(config)?),
+        };
+        if c.position.ended {
+            return Ok(false);
+        }
+        let (journal, start) = (journal_path(&c.log), c.position);
         let idle_before = self.clock.now_ms() - MULTILINE_IDLE_MS;
-        let max_buffer = settings.max_buffer_bytes;
+        let max_buffer = c.settings.max_buffer_bytes;
         let read = tokio::task::spawn_blocking(move || read_journal(&journal, start, max_buffer))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
         let pos = read.position;
-        if read.complete {
-            self.done.insert(config.to_path_buf());
-            return Ok(false);
-        }
-        let pattern = match &settings.multiline_pattern {
-            None => None,
-            Some(p) => Some(self.pattern(p)?),
-        };
         let assembled = assemble(
             &read.entries,
-            pattern.as_ref(),
+            c.pattern.as_ref(),
             read.at_eof.then_some(idle_before),
         );
         let (mut batches, all_taken) = split_batches(assembled.events);
@@ -174,21 +207,18 @@ impl Shipper {
         let finished = assembled.ended.filter(|_| all_taken);
         if batches.is_empty() && finished.is_none() {
             if pos != start {
-                pos.write(&pos_path).map_err(|e| e.to_string())?;
+                c.save(pos)?;
             }
             return Ok(false);
         }
         match (batches.is_empty(), finished) {
             // Only the end record is left, and no drop to report: done.
             (true, Some(end)) if pos.dropped == 0 => {
-                Position {
+                c.save(Position {
                     offset: end,
                     dropped: 0,
                     ended: true,
-                }
-                .write(&pos_path)
-                .map_err(|e| e.to_string())?;
-                self.done.insert(config.to_path_buf());
+                })?;
                 return Ok(false);
             }
             // The drop count still goes out, in a batch of its own.
@@ -212,15 +242,15 @@ impl Shipper {
                 .enumerate()
                 .map(|(i, (events, &journal_end))| {
                     self.link.ship(Batch {
-                        group: settings.group.clone(),
-                        stream: settings.stream.clone(),
-                        create_group: settings.create_group,
+                        group: c.settings.group.clone(),
+                        stream: c.settings.stream.clone(),
+                        create_group: c.settings.create_group,
                         events,
                         journal_start: if i == 0 { pos.offset } else { ends[i - 1] },
                         journal_end,
                         dropped_events: if i == 0 { pos.dropped } else { 0 },
-                        task_arn: settings.task_arn.clone(),
-                        container: settings.container.clone(),
+                        task_arn: c.settings.task_arn.clone(),
+                        container: c.settings.container.clone(),
                     })
                 });
         let results = futures::future::join_all(sends).await;
@@ -230,31 +260,13 @@ impl Shipper {
         let Some(&journal_end) = ends.get(acked.wrapping_sub(1)).filter(|_| acked > 0) else {
             return Err(first_error.unwrap_or_default());
         };
-        let ended = finished.is_some() && acked == count;
-        Position {
+        c.save(Position {
             offset: journal_end,
             dropped: 0,
-            ended,
-        }
-        .write(&pos_path)
-        .map_err(|e| e.to_string())?;
-        free_shipped(&journal_path(&log), journal_end);
-        if let Some(e) = first_error {
-            return Err(e);
-        }
-        if ended {
-            self.done.insert(config.to_path_buf());
-        }
-        Ok(true)
-    }
-
-    fn pattern(&mut self, p: &str) -> Result<Regex, String> {
-        if let Some(r) = self.patterns.get(p) {
-            return Ok(r.clone());
-        }
-        let r = Regex::new(p).map_err(|e| format!("awslogs multiline pattern: {e}"))?;
-        self.patterns.insert(p.to_owned(), r.clone());
-        Ok(r)
+            ended: finished.is_some() && acked == count,
+        })?;
+        free_shipped(&journal_path(&c.log), journal_end);
+        first_error.map_or(Ok(true), Err)
     }
 }
 
@@ -295,8 +307,6 @@ struct JournalRead {
     entries: Vec<Entry>,
     /// The read reached the journal's current end.
     at_eof: bool,
-    /// Everything, the end record included, has shipped before.
-    complete: bool,
     /// Where the read started (past lines non-blocking mode dropped).
     position: Position,
 }
@@ -316,18 +326,16 @@ fn read_journal(
             return Ok(JournalRead {
                 entries: Vec::new(),
                 at_eof: true,
-                complete: false,
                 position: pos,
             })
         }
         Err(e) => return Err(e),
     };
     let len = file.metadata()?.len();
-    if pos.ended || pos.offset >= len {
+    if pos.offset >= len {
         return Ok(JournalRead {
             entries: Vec::new(),
             at_eof: true,
-            complete: pos.ended,
             position: pos,
         });
     }
@@ -348,7 +356,6 @@ fn read_journal(
             return Ok(JournalRead {
                 entries: Vec::new(),
                 at_eof: false,
-                complete: false,
                 position: pos,
             });
         };
@@ -358,7 +365,6 @@ fn read_journal(
     Ok(JournalRead {
         entries: parse(&buf, pos.offset),
         at_eof: pos.offset + want >= len,
-        complete: false,
         position: pos,
     })
 }
@@ -417,6 +423,7 @@ mod tests {
         _dir: tempfile::TempDir,
         log: PathBuf,
         shipper: Shipper,
+        link: LogLink,
         /// What the "control plane" received, and whether it acknowledges.
         received: Arc<Mutex<Vec<Batch>>>,
         ack: Arc<Mutex<bool>>,
@@ -454,7 +461,7 @@ mod tests {
         });
         let shipper = Shipper::new(
             dir.path().to_path_buf(),
-            link,
+            link.clone(),
             Arc::new(SystemClock),
             Duration::from_millis(10),
         );
@@ -462,6 +469,7 @@ mod tests {
             _dir: dir,
             log,
             shipper,
+            link,
             received,
             ack,
         }
@@ -571,7 +579,10 @@ mod tests {
         write_lines(&h.log, &lines, false);
         while h.shipper.round().await {}
         let shipped = h.received.lock().unwrap().last().unwrap().journal_end;
+        // The agent restarts and its position file is gone (a crash lost it).
         std::fs::remove_file(position_path(&h.log)).unwrap();
+        let dir = h.log.parent().unwrap().parent().unwrap().to_path_buf();
+        h.shipper = Shipper::new(dir, h.link.clone(), Arc::new(SystemClock), Duration::ZERO);
         write_lines(&h.log, &["new"], false);
         h.received.lock().unwrap().clear();
         while h.shipper.round().await {}

@@ -48,12 +48,7 @@ impl Logs {
             .agent_appends
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let stream = self
-            .store
-            .streams(&batch.group)?
-            .into_iter()
-            .find(|s| s.name == batch.stream);
-        let held = if let Some(s) = stream {
+        let held = if let Some(s) = self.store.stream(&batch.group, &batch.stream)? {
             s.journal_end
         } else {
             match self.create_stream(&batch.group, &batch.stream) {

@@ -122,10 +122,6 @@ impl Logs {
         self.clock.now_ms()
     }
 
-    pub fn store(&self) -> &LogStore {
-        &self.store
-    }
-
     fn group(&self, name: &str) -> Result<LogGroup, LogsError> {
         self.store
             .group(name)
@@ -239,6 +235,10 @@ impl Logs {
 
     pub fn streams(&self, group: &str) -> Result<Vec<LogStream>, LogsError> {
         Ok(self.store.streams(group)?)
+    }
+
+    pub fn stream(&self, group: &str, name: &str) -> Result<Option<LogStream>, LogsError> {
+        Ok(self.store.stream(group, name)?)
     }
 
     /// `PutLogEvents`: stores what the batch check accepts, durably.

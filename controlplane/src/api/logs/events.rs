@@ -54,10 +54,7 @@ pub(super) fn put(logs: &Logs, req: PutInput) -> Result<Value, ApiError> {
         })
         .collect();
     let check = logs.put_events(&req.log_group_name, &req.log_stream_name, &events)?;
-    let stream = logs
-        .streams(&req.log_group_name)?
-        .into_iter()
-        .find(|s| s.name == req.log_stream_name);
+    let stream = logs.stream(&req.log_group_name, &req.log_stream_name)?;
     let mut out = json!({
         "nextSequenceToken": stream.map_or(0, |s| s.next_seq).to_string(),
     });
@@ -103,6 +100,22 @@ fn parse_stream_token(token: &str) -> Option<(StreamPosition, bool)> {
     Some((StreamPosition { timestamp_ms, seq }, forward))
 }
 
+/// A request's `nextToken`, read by `parse`; one it cannot read is refused.
+fn next_token<T>(
+    token: Option<&str>,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Option<T>, ApiError> {
+    token
+        .map(|t| {
+            parse(t).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "The specified nextToken is invalid: '{t}'. Pass a token from the previous response."
+                ))
+            })
+        })
+        .transpose()
+}
+
 fn stream_token(p: StreamPosition, forward: bool) -> String {
     format!(
         "{}/{}/{}",
@@ -118,17 +131,7 @@ pub(super) fn get(logs: &Logs, req: &GetInput) -> Result<Value, ApiError> {
         req.log_group_name.as_deref(),
         req.log_group_identifier.as_deref(),
     )?;
-    let from = req
-        .next_token
-        .as_deref()
-        .map(|t| {
-            parse_stream_token(t).ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "The specified nextToken is invalid: '{t}'. Pass a token from the previous response."
-                ))
-            })
-        })
-        .transpose()?;
+    let from = next_token(req.next_token.as_deref(), parse_stream_token)?;
     let read = StreamRead {
         start_ms: req.start_time,
         end_ms: req.end_time,
@@ -175,17 +178,7 @@ pub(super) fn filter(logs: &Logs, req: FilterInput) -> Result<Value, ApiError> {
             "logStreamNames and logStreamNamePrefix are mutually exclusive.",
         ));
     }
-    let after = req
-        .next_token
-        .as_deref()
-        .map(|t| {
-            EventId::from_token(t).ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "The specified nextToken is invalid: '{t}'. Pass a token from the previous response."
-                ))
-            })
-        })
-        .transpose()?;
+    let after = next_token(req.next_token.as_deref(), EventId::from_token)?;
     let read = FilterRead {
         streams: req.log_stream_names,
         stream_prefix: req.log_stream_name_prefix,

@@ -152,6 +152,16 @@ impl LogStore {
             .unwrap_or_default())
     }
 
+    /// One stream of the group, if it exists.
+    pub fn stream(&self, group: &str, name: &str) -> Result<Option<LogStream>, LogStoreError> {
+        let meta = self.meta();
+        let g = meta
+            .groups
+            .get(group)
+            .ok_or_else(|| LogStoreError::GroupNotFound(group.into()))?;
+        Ok(meta.streams.get(&g.id).and_then(|s| s.get(name)).cloned())
+    }
+
     pub fn create_group(&self, group: LogGroup) -> Result<(), LogStoreError> {
         let mut meta = self.meta();
         if meta.groups.contains_key(&group.name) {

@@ -72,24 +72,23 @@ impl LogStore {
         limit: usize,
         keep: &dyn Fn(&str) -> bool,
     ) -> Result<(Vec<StoredEvent>, bool), LogStoreError> {
-        let chosen: Vec<(u64, String)> = {
+        let (g, chosen): (u64, Vec<(u64, String)>) = {
             let meta = self.meta();
             let g = meta
                 .groups
                 .get(group)
-                .ok_or_else(|| LogStoreError::GroupNotFound(group.into()))?;
-            meta.streams
-                .get(&g.id)
+                .ok_or_else(|| LogStoreError::GroupNotFound(group.into()))?
+                .id;
+            let chosen = meta
+                .streams
+                .get(&g)
                 .into_iter()
                 .flat_map(BTreeMap::values)
                 .filter(|s| streams.is_none_or(|names| names.contains(&s.name)))
                 .map(|s| (s.id, s.name.clone()))
-                .collect()
+                .collect();
+            (g, chosen)
         };
-        let g = self
-            .group(group)
-            .ok_or_else(|| LogStoreError::GroupNotFound(group.into()))?
-            .id;
         let (start_ms, end_ms) = window;
         let from = after.map_or(start_ms, |a| a.timestamp_ms.max(start_ms));
         let tx = self.db.begin_read().map_err(err)?;
