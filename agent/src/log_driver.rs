@@ -16,16 +16,39 @@ use std::io::{Read, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::firelens::forward::{Connection, Encoder, ForwardConfig};
+
 /// The argument that selects this mode; its value is the log file.
 pub const FLAG: &str = "--berth-log-driver";
+const MAX_SIZE: &str = "--max-size";
+const MAX_FILES: &str = "--max-files";
+
+/// When the host's log file is rotated: past `max_bytes` (0: never) it becomes
+/// `<log>.1` (the older ones move up to `<log>.<max_files - 1>`) and a new one starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    pub max_bytes: u64,
+    pub max_files: u32,
+}
+
+impl Default for Rotation {
+    fn default() -> Self {
+        Self {
+            max_bytes: 10 * 1024 * 1024,
+            max_files: 5,
+        }
+    }
+}
 
 /// The stdio URI that makes the shim run `binary` as the log writer for
-/// `log_path`. containerd turns each query pair into two arguments.
-pub fn uri(binary: &Path, log_path: &Path) -> String {
+/// `log_path`. containerd turns each query pair into two arguments, in any order.
+pub fn uri(binary: &Path, log_path: &Path, rotation: Rotation) -> String {
     format!(
-        "binary://{}?{FLAG}={}",
+        "binary://{}?{FLAG}={}&{MAX_SIZE}={}&{MAX_FILES}={}",
         encode(&binary.to_string_lossy()),
-        encode(&log_path.to_string_lossy())
+        encode(&log_path.to_string_lossy()),
+        rotation.max_bytes,
+        rotation.max_files
     )
 }
 
@@ -43,19 +66,34 @@ fn encode(s: &str) -> String {
     out
 }
 
-/// The log file, when this process was started as the log writer.
-pub fn requested(args: &[std::ffi::OsString]) -> Option<PathBuf> {
-    match args {
-        [_, flag, path] if flag == FLAG => Some(PathBuf::from(path)),
-        _ => None,
+/// The log file and its rotation, when this process was started as the log writer:
+/// the arguments are (flag, value) pairs, the log file's among them.
+pub fn requested(args: &[std::ffi::OsString]) -> Option<(PathBuf, Rotation)> {
+    let rest = args.get(1..)?;
+    if rest.len() % 2 != 0 {
+        return None;
     }
+    let mut path = None;
+    let mut rotation = Rotation::default();
+    for pair in rest.chunks(2) {
+        let value = pair[1].to_str();
+        match pair[0].to_str()? {
+            FLAG => path = Some(PathBuf::from(&pair[1])),
+            MAX_SIZE => rotation.max_bytes = value?.parse().ok()?,
+            MAX_FILES => rotation.max_files = value?.parse().ok()?,
+            _ => return None,
+        }
+    }
+    path.map(|p| (p, rotation))
 }
 
 /// Copies fd 3 (stdout) and fd 4 (stderr) into `log_path` until both end.
 /// Reports ready on fd 5 once the file is open, as containerd expects. A container
 /// that ships with awslogs (its settings file is beside the log) also gets a journal:
-/// each line timestamped as it arrives (see `crate::awslogs::journal`).
-pub fn run(log_path: &Path) -> std::io::Result<()> {
+/// each line timestamped as it arrives (see `crate::awslogs::journal`). One that logs
+/// through a FireLens router (its forward settings are beside the log) has each line
+/// sent to the router too (see `crate::firelens::forward`).
+pub fn run(log_path: &Path, rotation: Rotation) -> std::io::Result<()> {
     // The shim sends SIGTERM when it closes the container's I/O; what the pipes still
     // hold, and the journal's end record, must get written first. Blocked here (the
     // copier threads inherit the mask), it stays pending: the pipes' end (EOF) is
@@ -64,12 +102,18 @@ pub fn run(log_path: &Path) -> std::io::Result<()> {
         .thread_block()
         .map_err(std::io::Error::other)?;
     let append = |p: &Path| OpenOptions::new().create(true).append(true).open(p);
-    let file = append(log_path)?;
+    let file = RotatingLog::open(log_path, rotation)?;
     let journal = if crate::awslogs::config_path(log_path).exists() {
         Some(append(&crate::awslogs::journal_path(log_path))?)
     } else {
         None
     };
+    let forward = ForwardConfig::read(log_path)?;
+    if let Some(dir) = forward.as_ref().and_then(|f| f.socket.parent()) {
+        // Connecting by a relative name: the socket's full path may pass the 108 bytes
+        // a unix socket address holds. Nothing else here uses relative paths.
+        std::env::set_current_dir(dir)?;
+    }
     // The shim waits for a byte (or EOF) on fd 5 before it starts the
     // container. Opening through /proc avoids adopting raw descriptors.
     OpenOptions::new()
@@ -77,28 +121,48 @@ pub fn run(log_path: &Path) -> std::io::Result<()> {
         .open("/proc/self/fd/5")?
         .write_all(b"r")?;
     let sinks = Arc::new(Mutex::new(Sinks { log: file, journal }));
-    let copiers: Vec<_> = [3, 4]
+    let copiers: Vec<_> = [(3, "stdout"), (4, "stderr")]
         .into_iter()
-        .map(|fd| {
+        .map(|(fd, source)| {
             let sinks = sinks.clone();
-            std::thread::spawn(move || copy(&format!("/proc/self/fd/{fd}"), &sinks))
+            let forward = forward.clone();
+            std::thread::spawn(move || {
+                copy(
+                    &format!("/proc/self/fd/{fd}"),
+                    source,
+                    &sinks,
+                    forward.as_ref(),
+                )
+            })
         })
         .collect();
+    let mut undelivered = 0;
     for c in copiers {
-        c.join()
+        undelivered += c
+            .join()
             .map_err(|_| std::io::Error::other("a log copier panicked"))??;
     }
     let mut sinks = lock(&sinks);
+    if undelivered > 0 {
+        let note = format!(
+            "berth: {undelivered} lines were not delivered to the log router (unreachable for {} s)\n",
+            crate::firelens::forward::GIVE_UP.as_secs()
+        );
+        sinks.log.write_all(note.as_bytes())?;
+    }
     if let Some(j) = sinks.journal.as_mut() {
         let mut end = Vec::new();
         crate::awslogs::journal::encode_end(&mut end);
         j.write_all(&end)?;
     }
+    if forward.is_some() {
+        std::fs::write(crate::firelens::forward::done_path(log_path), b"")?;
+    }
     Ok(())
 }
 
 struct Sinks {
-    log: File,
+    log: RotatingLog,
     journal: Option<File>,
 }
 
@@ -108,10 +172,23 @@ fn lock(sinks: &Mutex<Sinks>) -> std::sync::MutexGuard<'_, Sinks> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn copy(source: &str, sinks: &Mutex<Sinks>) -> std::io::Result<()> {
+/// Copies one stream; returns how many of its lines the log router never got.
+fn copy(
+    source: &str,
+    stream: &'static str,
+    sinks: &Mutex<Sinks>,
+    forward: Option<&ForwardConfig>,
+) -> std::io::Result<u64> {
     let mut input = File::open(source)?;
     let mut buf = vec![0u8; 64 * 1024];
     let journalled = lock(sinks).journal.is_some();
+    let mut router = forward.map(|f| {
+        let name = f.socket.file_name().unwrap_or_default();
+        (
+            Encoder::new(f, stream),
+            Connection::new(PathBuf::from(name)),
+        )
+    });
     let mut lines = Lines::default();
     let mut records = Vec::new();
     loop {
@@ -122,22 +199,107 @@ fn copy(source: &str, sinks: &Mutex<Sinks>) -> std::io::Result<()> {
             Err(e) => return Err(e),
         };
         records.clear();
-        if journalled {
-            lines.push(&buf[..n], now_ms(), &mut records);
+        if journalled || router.is_some() {
+            lines.push(&buf[..n], now_ms(), &mut |ms, line| {
+                emit(journalled, &mut records, &mut router, ms, line);
+            });
         }
         // One write per chunk: the two streams interleave by chunk, never mid-chunk.
-        let mut sinks = lock(sinks);
-        sinks.log.write_all(&buf[..n])?;
-        if let Some(j) = sinks.journal.as_mut() {
-            j.write_all(&records)?;
+        {
+            let mut sinks = lock(sinks);
+            sinks.log.write_all(&buf[..n])?;
+            if let Some(j) = sinks.journal.as_mut() {
+                j.write_all(&records)?;
+            }
         }
+        send(&mut router);
     }
     records.clear();
-    lines.finish(&mut records);
+    lines.finish(&mut |ms, line| emit(journalled, &mut records, &mut router, ms, line));
     if let Some(j) = lock(sinks).journal.as_mut() {
         j.write_all(&records)?;
     }
-    Ok(())
+    send(&mut router);
+    Ok(router.map_or(0, |(_, c)| c.undelivered))
+}
+
+fn emit(
+    journalled: bool,
+    records: &mut Vec<u8>,
+    router: &mut Option<(Encoder<'_>, Connection)>,
+    ms: i64,
+    line: &[u8],
+) {
+    if journalled {
+        crate::awslogs::journal::encode_line(records, ms, line);
+    }
+    if let Some((encoder, _)) = router {
+        encoder.push(ms, line);
+    }
+}
+
+fn send(router: &mut Option<(Encoder<'_>, Connection)>) {
+    if let Some((encoder, connection)) = router {
+        if let Some((msg, lines)) = encoder.take() {
+            connection.send(&msg, lines);
+        }
+    }
+}
+
+/// The host's log file, rotated by size.
+struct RotatingLog {
+    path: PathBuf,
+    file: File,
+    size: u64,
+    rotation: Rotation,
+}
+
+impl RotatingLog {
+    fn open(path: &Path, rotation: Rotation) -> std::io::Result<Self> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Self {
+            path: path.to_owned(),
+            size: file.metadata()?.len(),
+            file,
+            rotation,
+        })
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let len = bytes.len() as u64;
+        if self.rotation.max_bytes > 0 && self.size > 0 && self.size + len > self.rotation.max_bytes
+        {
+            self.rotate()?;
+        }
+        self.file.write_all(bytes)?;
+        self.size += len;
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> std::io::Result<()> {
+        let numbered = |i: u32| {
+            let mut name = self.path.clone().into_os_string();
+            name.push(format!(".{i}"));
+            PathBuf::from(name)
+        };
+        if self.rotation.max_files <= 1 {
+            self.file.set_len(0)?;
+        } else {
+            for i in (1..self.rotation.max_files - 1).rev() {
+                match std::fs::rename(numbered(i), numbered(i + 1)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+            std::fs::rename(&self.path, numbered(1))?;
+            self.file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?;
+        }
+        self.size = 0;
+        Ok(())
+    }
 }
 
 fn now_ms() -> i64 {
@@ -152,8 +314,8 @@ struct Lines {
 }
 
 impl Lines {
-    /// Journals the lines `chunk` completes; keeps its unfinished tail.
-    fn push(&mut self, chunk: &[u8], now_ms: i64, out: &mut Vec<u8>) {
+    /// Emits the lines `chunk` completes; keeps its unfinished tail.
+    fn push(&mut self, chunk: &[u8], now_ms: i64, out: &mut impl FnMut(i64, &[u8])) {
         let mut rest = chunk;
         while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
             let since = if self.partial.is_empty() {
@@ -162,10 +324,10 @@ impl Lines {
                 self.partial_since_ms
             };
             if self.partial.is_empty() {
-                crate::awslogs::journal::encode_line(out, since, &rest[..nl]);
+                out(since, &rest[..nl]);
             } else {
                 self.partial.extend_from_slice(&rest[..nl]);
-                crate::awslogs::journal::encode_line(out, since, &self.partial);
+                out(since, &self.partial);
                 self.partial.clear();
             }
             rest = &rest[nl + 1..];
@@ -181,7 +343,7 @@ impl Lines {
                 let rest = self
                     .partial
                     .split_off(crate::awslogs::journal::MAX_LINE_BYTES);
-                crate::awslogs::journal::encode_line(out, self.partial_since_ms, &self.partial);
+                out(self.partial_since_ms, &self.partial);
                 self.partial = rest;
                 self.partial_since_ms = now_ms;
             }
@@ -189,9 +351,9 @@ impl Lines {
     }
 
     /// The last line, if the stream ended without a newline.
-    fn finish(&mut self, out: &mut Vec<u8>) {
+    fn finish(&mut self, out: &mut impl FnMut(i64, &[u8])) {
         if !self.partial.is_empty() {
-            crate::awslogs::journal::encode_line(out, self.partial_since_ms, &self.partial);
+            out(self.partial_since_ms, &self.partial);
             self.partial.clear();
         }
     }
@@ -206,10 +368,11 @@ mod tests {
         let u = uri(
             Path::new("/usr/bin/berth-agent"),
             Path::new("/var/lib/berth/agent/tasks/ab/web log&1.log"),
+            Rotation::default(),
         );
         assert_eq!(
             u,
-            "binary:///usr/bin/berth-agent?--berth-log-driver=/var/lib/berth/agent/tasks/ab/web%20log%261.log"
+            "binary:///usr/bin/berth-agent?--berth-log-driver=/var/lib/berth/agent/tasks/ab/web%20log%261.log&--max-size=10485760&--max-files=5"
         );
     }
 
@@ -222,8 +385,27 @@ mod tests {
         };
         assert_eq!(
             requested(&args(&["berth-agent", FLAG, "/x.log"])),
-            Some(PathBuf::from("/x.log"))
+            Some((PathBuf::from("/x.log"), Rotation::default()))
         );
+        // containerd passes the query's pairs in any order.
+        let rotation = Rotation {
+            max_bytes: 100,
+            max_files: 2,
+        };
+        assert_eq!(
+            requested(&args(&[
+                "berth-agent",
+                MAX_FILES,
+                "2",
+                FLAG,
+                "/x.log",
+                MAX_SIZE,
+                "100"
+            ])),
+            Some((PathBuf::from("/x.log"), rotation))
+        );
+        assert_eq!(requested(&args(&["berth-agent", MAX_SIZE, "100"])), None);
+        assert_eq!(requested(&args(&["berth-agent", FLAG])), None);
         assert_eq!(requested(&args(&["berth-agent", "--cluster", "x"])), None);
         assert_eq!(requested(&args(&["berth-agent"])), None);
     }
@@ -232,9 +414,11 @@ mod tests {
     fn lines_are_journalled_when_complete_with_the_time_they_began() {
         let mut lines = Lines::default();
         let mut out = Vec::new();
-        lines.push(b"one\ntw", 10, &mut out);
-        lines.push(b"o\nthree", 20, &mut out);
-        lines.finish(&mut out);
+        let mut journal =
+            |ms, line: &[u8]| crate::awslogs::journal::encode_line(&mut out, ms, line);
+        lines.push(b"one\ntw", 10, &mut journal);
+        lines.push(b"o\nthree", 20, &mut journal);
+        lines.finish(&mut journal);
         assert_eq!(out, b"10 one\n10 two\n20 three\n");
     }
 
@@ -244,7 +428,9 @@ mod tests {
         let mut out = Vec::new();
         let chunk = vec![b'#'; 64 * 1024];
         for _ in 0..5 {
-            lines.push(&chunk, 7, &mut out);
+            lines.push(&chunk, 7, &mut |ms, line: &[u8]| {
+                crate::awslogs::journal::encode_line(&mut out, ms, line);
+            });
         }
         assert!(lines.partial.len() < crate::awslogs::journal::MAX_LINE_BYTES);
         let records = crate::awslogs::journal::parse(&out, 0);
@@ -252,5 +438,32 @@ mod tests {
         assert!(
             matches!(&records[0], crate::awslogs::journal::Entry::Line { text, .. } if text.len() == crate::awslogs::journal::MAX_LINE_BYTES)
         );
+    }
+
+    #[test]
+    fn the_log_rotates_by_size_and_keeps_max_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.log");
+        let rotation = Rotation {
+            max_bytes: 10,
+            max_files: 3,
+        };
+        let mut log = RotatingLog::open(&path, rotation).unwrap();
+        for chunk in ["aaaaaa\n", "bbbbbb\n", "cccccc\n", "dddddd\n"] {
+            log.write_all(chunk.as_bytes()).unwrap();
+        }
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+        assert_eq!(read(&path), "dddddd\n");
+        assert_eq!(read(&dir.path().join("web.log.1")), "cccccc\n");
+        assert_eq!(read(&dir.path().join("web.log.2")), "bbbbbb\n");
+        assert!(
+            !dir.path().join("web.log.3").exists(),
+            "max_files counts the current file"
+        );
+        // A restarted writer continues the file's size, not from zero.
+        let mut log = RotatingLog::open(&path, rotation).unwrap();
+        log.write_all(b"eeeeee\n").unwrap();
+        assert_eq!(read(&path), "eeeeee\n");
+        assert_eq!(read(&dir.path().join("web.log.1")), "dddddd\n");
     }
 }

@@ -133,6 +133,12 @@ struct Args {
         default_value = "default"
     )]
     image_pull_behavior: ImagePullBehavior,
+    /// Containers' log files on the host are rotated past this size (`10m`, `512k`,
+    /// bytes; 0: never), keeping `--container-log-max-files` files in all.
+    #[arg(long = "container-log-max-size", env = "BERTH_CONTAINER_LOG_MAX_SIZE", default_value = "10m", value_parser = parse_size)]
+    container_log_max_size: u64,
+    #[arg(long = "container-log-max-files", env = "BERTH_CONTAINER_LOG_MAX_FILES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    container_log_max_files: u32,
     /// Seconds between unused-image cleanup passes; 0 turns cleanup off (as does
     /// prefer-cached).
     #[arg(long, env = "BERTH_IMAGE_CLEANUP_INTERVAL", default_value_t = 3 * 3600)]
@@ -250,12 +256,17 @@ fn agent_config(args: &Args, cidr: TaskCidr) -> AgentConfig {
     }
 }
 
+fn parse_size(s: &str) -> Result<u64, String> {
+    berth_ecs::awslogs::parse_size(s)
+        .ok_or_else(|| format!("'{s}' is not a size such as 10m, 512k or 4096"))
+}
+
 fn main() -> anyhow::Result<()> {
     // Started by a containerd shim as a container's log writer: two copy
     // threads, no async runtime (one such process runs per container).
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if let Some(log_path) = berth_agent::log_driver::requested(&argv) {
-        return berth_agent::log_driver::run(&log_path)
+    if let Some((log_path, rotation)) = berth_agent::log_driver::requested(&argv) {
+        return berth_agent::log_driver::run(&log_path, rotation)
             .with_context(|| format!("writing the container log {}", log_path.display()));
     }
     // Before any thread starts: the settings file fills in unset variables.
@@ -296,6 +307,10 @@ async fn agent_main(settings: Option<PathBuf>) -> anyhow::Result<()> {
     rt_config.registry_mirrors = args.registry_mirrors.into_iter().collect();
     rt_config.registry_ca_pems = registry_cas(&args.registry_ca)?;
     rt_config.pull_behavior = args.image_pull_behavior;
+    rt_config.log_rotation = berth_agent::log_driver::Rotation {
+        max_bytes: args.container_log_max_size,
+        max_files: args.container_log_max_files,
+    };
     rt_config.log_driver =
         Some(std::env::current_exe().context("finding the agent's executable (the log driver)")?);
     let pull_behavior = args.image_pull_behavior;

@@ -95,6 +95,12 @@ pub struct ContainerOptions {
     /// `logConfiguration` with the awslogs driver: where this container's output ships.
     #[serde(default)]
     pub awslogs: Option<AwsLogs>,
+    /// `firelensConfiguration`: this container is the task's log router.
+    #[serde(default)]
+    pub firelens_router: Option<crate::firelens::Router>,
+    /// `logConfiguration` with the awsfirelens driver: the router output it goes to.
+    #[serde(default)]
+    pub firelens_route: Option<crate::firelens::Route>,
 }
 
 /// The awslogs driver's settings, as the agent ships by them.

@@ -16,7 +16,10 @@ pub mod journal;
 pub mod link;
 pub mod shipper;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+use berth_ecs::awslogs;
 
 use serde::{Deserialize, Serialize};
 
@@ -88,6 +91,42 @@ fn sibling(log_path: &Path, suffix: &str) -> PathBuf {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     log_path.with_file_name(format!("{stem}{suffix}"))
+}
+
+/// The awslogs settings a container's `logConfiguration.options` give, checked.
+pub fn settings<S: std::hash::BuildHasher>(
+    options: &HashMap<String, String, S>,
+) -> Result<AwsLogs, String> {
+    let option = |k: &str| options.get(k).filter(|v| !v.is_empty()).cloned();
+    let group = option(awslogs::GROUP).ok_or("awslogs-group is not set")?;
+    let max_buffer_bytes = match option(awslogs::MODE).as_deref() {
+        None | Some("blocking") => None,
+        Some("non-blocking") => Some(match option(awslogs::MAX_BUFFER_SIZE) {
+            None => awslogs::DEFAULT_MAX_BUFFER_BYTES,
+            Some(s) => awslogs::parse_size(&s)
+                .ok_or_else(|| format!("max-buffer-size '{s}' is not a size"))?,
+        }),
+        Some(m) => return Err(format!("mode '{m}' is not blocking or non-blocking")),
+    };
+    let multiline_pattern = match (
+        option(awslogs::MULTILINE_PATTERN),
+        option(awslogs::DATETIME_FORMAT),
+    ) {
+        (Some(p), _) => Some(p),
+        (None, Some(f)) => Some(awslogs::datetime_pattern(&f)?),
+        (None, None) => None,
+    };
+    if let Some(p) = &multiline_pattern {
+        regex::Regex::new(p).map_err(|e| format!("multiline pattern: {e}"))?;
+    }
+    Ok(AwsLogs {
+        group,
+        region: option(awslogs::REGION).unwrap_or_default(),
+        stream_prefix: option(awslogs::STREAM_PREFIX),
+        create_group: option(awslogs::CREATE_GROUP).is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        max_buffer_bytes,
+        multiline_pattern,
+    })
 }
 
 #[cfg(test)]

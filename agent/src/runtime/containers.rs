@@ -56,7 +56,11 @@ fn layer_dirs(mounts: &[Mount]) -> Vec<PathBuf> {
 /// The shim's stdio URI for `log_path`: both streams append to the file, through our
 /// log driver when there is one (see `crate::log_driver`), else the shim's own `file://`
 /// copy. An empty path discards the output.
-fn log_uri(log_path: &Path, driver: Option<&Path>) -> std::result::Result<String, String> {
+fn log_uri(
+    log_path: &Path,
+    driver: Option<&Path>,
+    rotation: crate::log_driver::Rotation,
+) -> std::result::Result<String, String> {
     if log_path.as_os_str().is_empty() {
         return Ok(String::new());
     }
@@ -68,7 +72,7 @@ fn log_uri(log_path: &Path, driver: Option<&Path>) -> std::result::Result<String
             .map_err(|e| format!("cannot create log directory {}: {e}", dir.display()))?;
     }
     Ok(match driver {
-        Some(binary) => crate::log_driver::uri(binary, log_path),
+        Some(binary) => crate::log_driver::uri(binary, log_path, rotation),
         None => format!("file://{}", log_path.display()),
     })
 }
@@ -178,8 +182,12 @@ impl Containerd {
             .map_err(|s| RuntimeError::containerd("containers.create", id, s))?;
         *record_created = true;
 
-        let log_uri =
-            log_uri(&spec.log_path, self.config.log_driver.as_deref()).map_err(start_error)?;
+        let log_uri = log_uri(
+            &spec.log_path,
+            self.config.log_driver.as_deref(),
+            self.config.log_rotation,
+        )
+        .map_err(start_error)?;
         // runc runs `create` here: a missing executable, a bad cwd or a refused rlimit fail
         // now, not at start.
         self.tasks()

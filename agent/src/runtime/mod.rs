@@ -73,6 +73,8 @@ pub struct RuntimeConfig {
     /// agent's own. `None` falls back to containerd's `file://` logs, whose
     /// 1.6 shim can lose the end of one stream.
     pub log_driver: Option<PathBuf>,
+    /// When that log driver rotates the host's log files.
+    pub log_rotation: crate::log_driver::Rotation,
     /// Give each container its own cgroup namespace: by default on cgroup
     /// v2 hosts (detected), as Docker and containerd's CRI plugin do.
     pub cgroup_namespace: bool,
@@ -91,6 +93,7 @@ impl RuntimeConfig {
             registry_ca_pems: Vec::new(),
             pull_behavior: ImagePullBehavior::default(),
             log_driver: None,
+            log_rotation: crate::log_driver::Rotation::default(),
             cgroup_namespace: crate::cgroups::unified_hierarchy(),
         }
     }

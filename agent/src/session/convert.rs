@@ -6,12 +6,12 @@
 
 use std::time::Duration;
 
-use berth_ecs::{awslogs, EcsEnum};
+use berth_ecs::EcsEnum;
 use berth_proto::convert::{UnknownValue, Wire};
 use berth_proto::v1 as pb;
 
 use crate::model::{
-    AwsLogs, ContainerCondition, ContainerDef, ContainerOptions, ContainerReport, ContainerSecrets,
+    ContainerCondition, ContainerDef, ContainerOptions, ContainerReport, ContainerSecrets,
     Dependency, DesiredStatus, HealthCheck, MountPoint, NetworkBinding, NetworkMode, PortMapping,
     Protocol, TaskReport, TaskSpec, Volume,
 };
@@ -169,56 +169,37 @@ impl ContainerEdge<'_> {
         })
     }
 
-    /// The awslogs settings of a container whose log driver is awslogs.
-    fn awslogs(&self, c: &pb::ContainerSpec) -> Result<Option<AwsLogs>, InvalidTaskError> {
-        let Some(l) = c
-            .log_configuration
-            .as_ref()
-            .filter(|l| l.log_driver == "awslogs")
-        else {
-            return Ok(None);
-        };
+    /// The container's logging: awslogs settings, or its FireLens route, or (as the
+    /// router) its FireLens settings.
+    fn logging(&self, c: &pb::ContainerSpec) -> Result<ContainerOptions, InvalidTaskError> {
         let refused = |reason: String| InvalidTaskError::LogConfiguration {
             task: self.task.to_owned(),
             container: c.name.clone(),
             reason,
         };
-        let option = |k: &str| l.options.get(k).filter(|v| !v.is_empty()).cloned();
-        let group =
-            option(awslogs::GROUP).ok_or_else(|| refused("awslogs-group is not set".into()))?;
-        let max_buffer_bytes = match option(awslogs::MODE).as_deref() {
-            None | Some("blocking") => None,
-            Some("non-blocking") => Some(match option(awslogs::MAX_BUFFER_SIZE) {
-                None => awslogs::DEFAULT_MAX_BUFFER_BYTES,
-                Some(s) => awslogs::parse_size(&s)
-                    .ok_or_else(|| refused(format!("max-buffer-size '{s}' is not a size")))?,
-            }),
-            Some(m) => {
-                return Err(refused(format!(
-                    "mode '{m}' is not blocking or non-blocking"
-                )))
-            }
+        let driver = |name: &str| {
+            c.log_configuration
+                .as_ref()
+                .filter(|l| l.log_driver == name)
+                .map(|l| &l.options)
         };
-        let multiline_pattern = match (
-            option(awslogs::MULTILINE_PATTERN),
-            option(awslogs::DATETIME_FORMAT),
-        ) {
-            (Some(p), _) => Some(p),
-            (None, Some(f)) => Some(awslogs::datetime_pattern(&f).map_err(refused)?),
-            (None, None) => None,
-        };
-        if let Some(p) = &multiline_pattern {
-            regex::Regex::new(p).map_err(|e| refused(format!("multiline pattern: {e}")))?;
-        }
-        Ok(Some(AwsLogs {
-            group,
-            region: option(awslogs::REGION).unwrap_or_default(),
-            stream_prefix: option(awslogs::STREAM_PREFIX),
-            create_group: option(awslogs::CREATE_GROUP)
-                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
-            max_buffer_bytes,
-            multiline_pattern,
-        }))
+        Ok(ContainerOptions {
+            awslogs: driver("awslogs")
+                .map(crate::awslogs::settings)
+                .transpose()
+                .map_err(refused)?,
+            firelens_route: driver("awsfirelens")
+                .map(crate::firelens::Route::new)
+                .transpose()
+                .map_err(refused)?,
+            firelens_router: c
+                .firelens_configuration
+                .as_ref()
+                .map(|f| crate::firelens::Router::new(&f.r#type, &f.options))
+                .transpose()
+                .map_err(refused)?,
+            ..ContainerOptions::default()
+        })
     }
 
     fn container(&self, c: pb::ContainerSpec) -> Result<ContainerDef, InvalidTaskError> {
@@ -255,8 +236,7 @@ impl ContainerEdge<'_> {
             start_timeout: secs(c.start_timeout_secs),
             port_mappings,
             options: ContainerOptions {
-                awslogs: self.awslogs(&c)?,
-                ..container_options(&c)
+                ..container_options(&c, self.logging(&c)?)
             },
             name: c.name,
             image: c.image,
@@ -268,7 +248,7 @@ impl ContainerEdge<'_> {
 
 /// The settings applied as given: limits, mounts, capabilities, labels,
 /// names, and the resolved secrets.
-fn container_options(c: &pb::ContainerSpec) -> ContainerOptions {
+fn container_options(c: &pb::ContainerSpec, logging: ContainerOptions) -> ContainerOptions {
     let linux = c.linux_parameters.clone().unwrap_or_default();
     let mut labels: Vec<(String, String)> = c
         .docker_labels
@@ -327,8 +307,7 @@ fn container_options(c: &pb::ContainerSpec) -> ContainerOptions {
                 password: l.password.clone(),
             }),
         },
-        // Checked, so set by `awslogs`.
-        awslogs: None,
+        ..logging
     }
 }
 
@@ -363,6 +342,8 @@ impl TryFrom<pb::TaskSpec> for TaskSpec {
                 .container(c)
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let mut containers = containers;
+        crate::firelens::add_router_dependencies(&mut containers);
         Ok(TaskSpec {
             arn: t.task_arn,
             id: t.task_id,

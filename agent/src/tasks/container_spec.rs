@@ -200,7 +200,16 @@ pub fn container_spec(
         memory_reservation_bytes: def.memory_reservation_mib.filter(|m| *m > 0).map(mib),
         cpu_shares: Some(u64::try_from(def.cpu).unwrap_or(0).max(MIN_CPU_SHARES)),
         readonly_rootfs: def.options.readonly_root_filesystem,
-        mounts: mounts.into_iter().chain(volume_mounts(ctx, def)).collect(),
+        mounts: mounts
+            .into_iter()
+            .chain(
+                def.options
+                    .firelens_router
+                    .iter()
+                    .flat_map(|r| crate::firelens::mounts(ctx.task_dir, r)),
+            )
+            .chain(volume_mounts(ctx, def))
+            .collect(),
         linux: linux_options(ctx, def),
         log_path: log_path(ctx.task_dir, &def.name),
         labels: [

@@ -137,6 +137,8 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
                     })?;
             }
         }
+        crate::firelens::provision(&spec, &task_dir, |c| container_spec::log_path(&task_dir, c))
+            .map_err(|e| failed(&format!("could not write the FireLens files: {e}")))?;
         write(
             task_dir.join("resolv.conf"),
             &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),

@@ -18,6 +18,8 @@ const SIGTERM: u32 = 15;
 const SIGKILL: u32 = 9;
 /// How long a container may take to exit after SIGKILL before we give up on it.
 const KILL_GRACE: Duration = Duration::from_secs(10);
+/// How long the log router's stop waits for its senders' last lines.
+const ROUTER_DRAIN: Duration = Duration::from_secs(10);
 
 impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C> {
     /// Stops running containers in reverse dependency order: SIGTERM, then
@@ -45,6 +47,9 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
             let timeout = def
                 .stop_timeout
                 .unwrap_or(self.host.config.default_stop_timeout);
+            if def.options.firelens_router.is_some() {
+                self.wait_for_firelens_senders().await;
+            }
             if let Err(e) = self.host.runtime.kill(&id, SIGTERM, false).await {
                 tracing::warn!(container = %id, error = %e, "SIGTERM failed");
             }
@@ -58,6 +63,26 @@ impl<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager> Supervisor<R, N, C>
                 }
             }
             self.send(report);
+        }
+    }
+
+    /// The log router stops last, and only once its senders have sent their last lines.
+    async fn wait_for_firelens_senders(&self) {
+        let dir = task_dir(&self.host, &self.spec.id);
+        let logs: Vec<_> = self
+            .spec
+            .containers
+            .iter()
+            .filter(|c| {
+                c.options
+                    .firelens_route
+                    .as_ref()
+                    .is_some_and(|r| !r.is_cloudwatch())
+            })
+            .map(|c| super::container_spec::log_path(&dir, &c.name))
+            .collect();
+        if !crate::firelens::forward::drained(&logs, ROUTER_DRAIN).await {
+            tracing::warn!(task = %self.spec.id, "FireLens senders still sending after {ROUTER_DRAIN:?}; stopping the router");
         }
     }
 

@@ -284,6 +284,12 @@ fn container_spec(d: &ContainerDefinition) -> pb::ContainerSpec {
         links: d.options.links.clone(),
         hostname: d.options.hostname.clone().unwrap_or_default(),
         log_configuration: d.options.log_configuration.as_ref().map(log_configuration),
+        firelens_configuration: d.options.firelens_configuration.as_ref().map(|f| {
+            pb::FirelensConfiguration {
+                r#type: f.kind.clone(),
+                options: f.options.iter().cloned().collect(),
+            }
+        }),
         extra_hosts: d
             .options
             .extra_hosts

@@ -75,6 +75,9 @@ pub struct ContainerOptions {
     /// `logConfiguration`; None: the host's log files only.
     #[serde(default)]
     pub log_configuration: Option<LogConfiguration>,
+    /// `firelensConfiguration`: this container is the task's log router.
+    #[serde(default)]
+    pub firelens_configuration: Option<super::firelens::FirelensConfiguration>,
 }
 
 /// A container's `logConfiguration`: its log driver and the driver's options.

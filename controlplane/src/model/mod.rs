@@ -6,6 +6,7 @@ pub mod capacity_provider;
 pub mod cluster;
 pub mod container_instance;
 pub mod container_options;
+pub mod firelens;
 pub mod placement;
 pub mod ports;
 pub mod query;

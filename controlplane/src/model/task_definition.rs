@@ -183,6 +183,7 @@ pub fn validate(reg: &Registration) -> Result<Validated, TaskDefinitionError> {
     }
     validate_containers(&reg.containers, memory_mib)?;
     super::container_options::validate(&reg.containers, &reg.volumes)?;
+    super::firelens::validate(&reg.containers)?;
     super::ports::validate(&reg.containers, network_mode)?;
     super::container_options::validate_network(&reg.containers, network_mode)?;
     Ok(Validated {

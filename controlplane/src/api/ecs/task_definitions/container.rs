@@ -8,6 +8,7 @@ use super::super::{one_of, ApiError};
 use crate::model::container_options::{
     ContainerOptions, LinuxParameters, LogConfiguration, MountPoint, Tmpfs, Ulimit, VolumeFrom,
 };
+use crate::model::firelens::FirelensConfiguration;
 use crate::model::ports::{PortMapping, Protocol};
 use crate::model::task_definition::health_check;
 use crate::model::task_definition::ContainerCondition;
@@ -164,6 +165,15 @@ pub(super) struct ContainerInput {
     hostname: Option<String>,
     extra_hosts: Option<Vec<HostEntryInput>>,
     log_configuration: Option<LogConfigurationInput>,
+    firelens_configuration: Option<FirelensConfigurationInput>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FirelensConfigurationInput {
+    #[serde(rename = "type")]
+    kind: String,
+    options: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Deserialize)]
@@ -285,11 +295,25 @@ impl ContainerInput {
                 .into_iter()
                 .map(|h| (h.hostname, h.ip_address))
                 .collect(),
+            ..self.logging()
+        })
+    }
+
+    /// `logConfiguration` and `firelensConfiguration`.
+    fn logging(&mut self) -> ContainerOptions {
+        ContainerOptions {
             log_configuration: self.log_configuration.take().map(|l| LogConfiguration {
                 log_driver: l.log_driver,
                 options: l.options.unwrap_or_default().into_iter().collect(),
             }),
-        })
+            firelens_configuration: self.firelens_configuration.take().map(|f| {
+                FirelensConfiguration {
+                    kind: f.kind,
+                    options: f.options.unwrap_or_default().into_iter().collect(),
+                }
+            }),
+            ..ContainerOptions::default()
+        }
     }
 }
 
