@@ -410,6 +410,51 @@ fn api_errors_print_the_ecs_error_type_and_exit_non_zero() -> Result<()> {
     Ok(())
 }
 
+#[test]
+fn host_log_files_rotate_by_size_and_berth_logs_reads_them_in_order() -> Result<()> {
+    let b = Berth::start_with_agent(
+        &[
+            "--container-log-max-size",
+            "4k",
+            "--container-log-max-files",
+            "3",
+        ],
+        &[],
+    )?;
+    // 1,000 numbered lines of 32 bytes: about 8 rotations of a 4 KiB file.
+    let script = "i=1000; while [ $i -lt 2000 ]; do echo \"line $i ........................\"; i=$((i+1)); done";
+    b.register_task_definition(&json!({
+        "family": "cli-rotate",
+        "containerDefinitions": [{
+            "name": "writer", "image": b.demo_image, "memory": 32,
+            "entryPoint": ["/bin/sh", "-c"], "command": [script]
+        }]
+    }))?;
+    let arn = b.run_task("cli-rotate")?;
+    b.wait_stopped(&arn, Duration::from_secs(60))?;
+    let log = b.container_log(&arn, "writer");
+    let file = |suffix: &str| {
+        let mut p = log.clone().into_os_string();
+        p.push(suffix);
+        std::path::PathBuf::from(p)
+    };
+    let kept: String = [".2", ".1", ""]
+        .iter()
+        .map(|s| std::fs::read_to_string(file(s)).with_context(|| format!("{:?}", file(s))))
+        .collect::<Result<_>>()?;
+    assert!(!file(".3").exists(), "three files in all are kept");
+    let all: String = (1000..2000)
+        .map(|i| format!("line {i} ........................\n"))
+        .collect();
+    assert!(
+        all.ends_with(&kept) && kept.len() > 8 * 1024 && kept.len() < all.len(),
+        "the kept files are the output's last {} bytes, in order",
+        kept.len()
+    );
+    assert_eq!(ok(&b, &["logs", &arn])?, kept);
+    Ok(())
+}
+
 /// Waits for a child to exit by itself (killing it after `timeout` and failing).
 fn wait_output(mut child: std::process::Child, timeout: Duration) -> Result<Output> {
     let deadline = Instant::now() + timeout;

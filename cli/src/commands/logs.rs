@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -120,6 +121,39 @@ struct Followed {
     path: PathBuf,
     offset: u64,
     partial: Vec<u8>,
+    /// The rotated files have been read.
+    started: bool,
+    /// The file last read: another one at the path means it was rotated.
+    inode: Option<u64>,
+}
+
+/// `<log>.<i>`: the i-th newest rotated file.
+fn numbered(path: &Path, i: u32) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{i}"));
+    PathBuf::from(name)
+}
+
+/// A log's rotated files, newest first.
+fn rotated(path: &Path) -> Vec<PathBuf> {
+    (1..)
+        .map(|i| numbered(path, i))
+        .take_while(|p| p.is_file())
+        .collect()
+}
+
+/// Appends `path` from `offset` to `buf`; nothing if it is gone.
+fn read_from(path: &Path, offset: u64, buf: &mut Vec<u8>) -> Result<()> {
+    match std::fs::File::open(path) {
+        Ok(mut file) => {
+            file.seek(SeekFrom::Start(offset))?;
+            file.read_to_end(buf)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).context(format!("opening {}", path.display())),
+    }
 }
 
 impl Tail {
@@ -132,6 +166,8 @@ impl Tail {
                         path: dir.join(format!("{c}.log")),
                         offset: 0,
                         partial: vec![],
+                        started: false,
+                        inode: None,
                     };
                     (c.clone(), f)
                 })
@@ -164,16 +200,29 @@ impl Tail {
     pub fn drain(&mut self, out: &mut impl Write, last: bool) -> Result<()> {
         for (name, f) in &mut self.files {
             let mut buf = vec![];
+            if !f.started {
+                // The agent's log driver rotates by size: the older files first.
+                f.started = true;
+                for old in rotated(&f.path).iter().rev() {
+                    read_from(old, 0, &mut buf)?;
+                }
+            }
             match std::fs::File::open(&f.path) {
                 Ok(mut file) => {
-                    // A file that shrank was replaced: start over.
-                    if file.metadata()?.len() < f.offset {
+                    // A file that shrank was rotated (its rest is in `.1`) or replaced:
+                    // the rest, then the new file from its start.
+                    let meta = file.metadata()?;
+                    let moved = f.inode.is_some_and(|i| i != meta.ino());
+                    if moved || meta.len() < f.offset {
+                        read_from(&numbered(&f.path, 1), f.offset, &mut buf)?;
                         f.offset = 0;
                     }
+                    f.inode = Some(meta.ino());
                     file.seek(SeekFrom::Start(f.offset))?;
+                    let before = buf.len();
                     file.read_to_end(&mut buf)
                         .with_context(|| format!("reading {}", f.path.display()))?;
-                    f.offset += buf.len() as u64;
+                    f.offset += (buf.len() - before) as u64;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e).context(format!("opening {}", f.path.display())),
@@ -261,6 +310,28 @@ mod tests {
         assert_eq!(drain(&mut tail, false), "first run, long line\n");
         std::fs::write(&log, "second\n").unwrap();
         assert_eq!(drain(&mut tail, false), "second\n");
+    }
+
+    #[test]
+    fn rotated_files_come_first_and_a_rotation_while_following_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("web.log");
+        append(&dir.path().join("web.log.2"), "one\n");
+        append(&dir.path().join("web.log.1"), "two\n");
+        append(&log, "three\n");
+        let mut tail = Tail::new(dir.path(), &["web".into()]);
+        assert_eq!(drain(&mut tail, false), "one\ntwo\nthree\n");
+        // The driver appends, then rotates: the rest is read from `.1`.
+        append(&log, "four\n");
+        std::fs::rename(dir.path().join("web.log.1"), dir.path().join("web.log.2")).unwrap();
+        std::fs::rename(&log, dir.path().join("web.log.1")).unwrap();
+        append(&log, "five\n");
+        assert_eq!(drain(&mut tail, false), "four\nfive\n");
+        // A new file already longer than what was read of the old one.
+        append(&log, "six\n");
+        std::fs::rename(&log, dir.path().join("web.log.1")).unwrap();
+        append(&log, "seven, a longer line\n");
+        assert_eq!(drain(&mut tail, false), "six\nseven, a longer line\n");
     }
 
     #[test]
