@@ -136,7 +136,7 @@ fn numbered(path: &Path, i: u32) -> PathBuf {
 
 /// A log's rotated files, newest first.
 fn rotated(path: &Path) -> Vec<PathBuf> {
-    (1..)
+    (1..=u32::MAX)
         .map(|i| numbered(path, i))
         .take_while(|p| p.is_file())
         .collect()
