@@ -176,6 +176,11 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
         .with_graceful_shutdown(stopped(stop_rx.clone()))
         .into_future();
     let agents = tonic::transport::Server::builder()
+        // Agents stream log batches of up to 3 MiB: windows larger than one batch keep
+        // a batch from waiting on flow-control updates halfway through.
+        .initial_stream_window_size(8 << 20)
+        .initial_connection_window_size(16 << 20)
+        .max_frame_size(1 << 20)
         .add_service(
             berth_controlplane::agents::Agents::new(
                 cp.clone(),

@@ -77,6 +77,39 @@ struct Container {
     pattern: Option<Regex>,
     log: PathBuf,
     position: Position,
+    /// The next round, read and cut while the control plane stores the last one,
+    /// from the position it expects to start at.
+    prefetch: Option<(Position, tokio::task::JoinHandle<std::io::Result<Prepared>>)>,
+}
+
+/// One round of a container's journal, read and cut into batches.
+struct Prepared {
+    /// Where the round starts (past lines non-blocking mode dropped).
+    position: Position,
+    batches: Vec<Vec<Event>>,
+    /// The batches hold every event read.
+    all_taken: bool,
+    /// The journal's end record was read: the offset past it.
+    ended: Option<u64>,
+}
+
+/// Reads a round of the journal from `start` and cuts it into batches (blocking).
+fn prepare(
+    journal: &Path,
+    start: Position,
+    max_buffer: Option<u64>,
+    pattern: Option<&Regex>,
+    idle_before: i64,
+) -> std::io::Result<Prepared> {
+    let read = read_journal(journal, start, max_buffer)?;
+    let assembled = assemble(&read.entries, pattern, read.at_eof.then_some(idle_before));
+    let (batches, all_taken) = split_batches(assembled.events);
+    Ok(Prepared {
+        position: read.position,
+        batches,
+        all_taken,
+        ended: assembled.ended,
+    })
 }
 
 impl Container {
@@ -95,7 +128,38 @@ impl Container {
             pattern,
             log,
             position,
+            prefetch: None,
         })
+    }
+
+    /// The round from `start`: the prefetched one if it starts there and found output
+    /// (one that found none is old news), else read now.
+    async fn round(&mut self, start: Position, idle_before: i64) -> Result<Prepared, String> {
+        // One from elsewhere (a batch was refused) is dropped unread.
+        if let Some((_, read)) = self.prefetch.take().filter(|(from, _)| *from == start) {
+            let read = read.await.map_err(|e| e.to_string())?;
+            if read
+                .as_ref()
+                .is_ok_and(|p| !p.batches.is_empty() || p.ended.is_some())
+            {
+                return read.map_err(|e| e.to_string());
+            }
+        }
+        self.prefetch(start, idle_before);
+        let (_, read) = self.prefetch.take().expect("just started");
+        read.await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+    }
+
+    /// Starts reading the round that begins at `from`.
+    fn prefetch(&mut self, from: Position, idle_before: i64) {
+        let journal = journal_path(&self.log);
+        let (max_buffer, pattern) = (self.settings.max_buffer_bytes, self.pattern.clone());
+        let read = tokio::task::spawn_blocking(move || {
+            prepare(&journal, from, max_buffer, pattern.as_ref(), idle_before)
+        });
+        self.prefetch = Some((from, read));
     }
 
     fn save(&mut self, position: Position) -> Result<(), String> {
@@ -189,22 +253,16 @@ impl Shipper {
         if c.position.ended {
             return Ok(false);
         }
-        let (journal, start) = (journal_path(&c.log), c.position);
+        let start = c.position;
         let idle_before = self.clock.now_ms() - MULTILINE_IDLE_MS;
-        let max_buffer = c.settings.max_buffer_bytes;
-        let read = tokio::task::spawn_blocking(move || read_journal(&journal, start, max_buffer))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
-        let pos = read.position;
-        let assembled = assemble(
-            &read.entries,
-            c.pattern.as_ref(),
-            read.at_eof.then_some(idle_before),
-        );
-        let (mut batches, all_taken) = split_batches(assembled.events);
+        let Prepared {
+            position: pos,
+            mut batches,
+            all_taken,
+            ended,
+        } = c.round(start, idle_before).await?;
         // All of the journal read ships now: its end record goes with the last batch.
-        let finished = assembled.ended.filter(|_| all_taken);
+        let finished = ended.filter(|_| all_taken);
         if batches.is_empty() && finished.is_none() {
             if pos != start {
                 c.save(pos)?;
@@ -235,24 +293,33 @@ impl Shipper {
                 (_, None) => pos.offset,
             })
             .collect();
-        let sends =
-            batches
-                .into_iter()
-                .zip(&ends)
-                .enumerate()
-                .map(|(i, (events, &journal_end))| {
-                    self.link.ship(Batch {
-                        group: c.settings.group.clone(),
-                        stream: c.settings.stream.clone(),
-                        create_group: c.settings.create_group,
-                        events,
-                        journal_start: if i == 0 { pos.offset } else { ends[i - 1] },
-                        journal_end,
-                        dropped_events: if i == 0 { pos.dropped } else { 0 },
-                        task_arn: c.settings.task_arn.clone(),
-                        container: c.settings.container.clone(),
-                    })
-                });
+        let sends: Vec<_> = batches
+            .into_iter()
+            .zip(&ends)
+            .enumerate()
+            .map(|(i, (events, &journal_end))| {
+                self.link.ship(Batch {
+                    group: c.settings.group.clone(),
+                    stream: c.settings.stream.clone(),
+                    create_group: c.settings.create_group,
+                    events,
+                    journal_start: if i == 0 { pos.offset } else { ends[i - 1] },
+                    journal_end,
+                    dropped_events: if i == 0 { pos.dropped } else { 0 },
+                    task_arn: c.settings.task_arn.clone(),
+                    container: c.settings.container.clone(),
+                })
+            })
+            .collect::<Vec<_>>();
+        // While the control plane stores these, the next round is read and cut.
+        if finished.is_none() {
+            let next = Position {
+                offset: ends[count - 1],
+                dropped: 0,
+                ended: false,
+            };
+            c.prefetch(next, idle_before);
+        }
         let results = futures::future::join_all(sends).await;
         // The position moves past the batches acknowledged in a row from the first.
         let acked = results.iter().take_while(|r| r.is_ok()).count();

@@ -10,15 +10,23 @@ use std::sync::Mutex;
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
+mod block;
 mod read;
+mod table;
+
+use table::{close, insert_late, trim_before};
 
 use super::model::{event_size, InputEvent, LogGroup, LogStream};
 
 const GROUPS: TableDefinition<&str, &[u8]> = TableDefinition::new("log_groups");
 const STREAMS: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("log_streams");
-/// (group id, stream id, timestamp ms, seq) -> (ingestion ms, message).
-const EVENTS: TableDefinition<(u64, u64, i64, u64), (i64, &str)> =
-    TableDefinition::new("log_events");
+/// (group id, stream id, timestamp ms, seq): where an event, or a block, is.
+type Key = (u64, u64, i64, u64);
+/// A block of events (see `block`) under its first event's key.
+const BLOCKS: TableDefinition<Key, &[u8]> = TableDefinition::new("log_blocks");
+/// Stores written before blocks held one row per event: (ingestion ms, message).
+/// Moved into blocks when such a store is opened.
+const OLD_EVENTS: TableDefinition<Key, (i64, &str)> = TableDefinition::new("log_events");
 
 /// The page cache the store keeps in memory (redb's default is 1 GiB): logs are
 /// mostly written once and read by time range, so a small cache serves them.
@@ -88,8 +96,24 @@ impl LogStore {
             // Every table exists from the first open: reads need not check.
             tx.open_table(GROUPS).map_err(err)?;
             tx.open_table(STREAMS).map_err(err)?;
-            tx.open_table(EVENTS).map_err(err)?;
+            let mut blocks = tx.open_table(BLOCKS).map_err(err)?;
+            let old = tx.open_table(OLD_EVENTS).map_err(err)?;
+            for row in old.iter().map_err(err)? {
+                let (k, v) = row.map_err(err)?;
+                let (g, s, timestamp_ms, seq) = k.value();
+                let (ingestion_ms, message) = v.value();
+                let event = block::Event {
+                    timestamp_ms,
+                    seq,
+                    message: message.to_owned(),
+                };
+                let (_, value) = block::encode(ingestion_ms, &[event]).expect("one event");
+                blocks
+                    .insert((g, s, timestamp_ms, seq), value.as_slice())
+                    .map_err(err)?;
+            }
         }
+        tx.delete_table(OLD_EVENTS).map_err(err)?;
         tx.commit().map_err(err)?;
         let mut meta = Meta::default();
         let tx = db.begin_read().map_err(err)?;
@@ -211,7 +235,7 @@ impl LogStore {
             for s in meta.streams.get(&g.id).into_iter().flat_map(BTreeMap::keys) {
                 streams.remove((g.id, s.as_str())).map_err(err)?;
             }
-            let mut events = tx.open_table(EVENTS).map_err(err)?;
+            let mut events = tx.open_table(BLOCKS).map_err(err)?;
             events
                 .retain_in(
                     (g.id, 0, i64::MIN, 0)..=(g.id, u64::MAX, i64::MAX, u64::MAX),
@@ -265,7 +289,7 @@ impl LogStore {
                 .map_err(err)?
                 .remove((g, stream))
                 .map_err(err)?;
-            tx.open_table(EVENTS)
+            tx.open_table(BLOCKS)
                 .map_err(err)?
                 .retain_in((g, s, i64::MIN, 0)..=(g, s, i64::MAX, u64::MAX), |_, _| {
                     false
@@ -317,15 +341,24 @@ impl LogStore {
         let mut bytes = 0u64;
         let tx = self.db.begin_write().map_err(err)?;
         {
-            let mut table = tx.open_table(EVENTS).map_err(err)?;
+            let mut table = tx.open_table(BLOCKS).map_err(err)?;
+            // Events at or after everything the stream holds fill blocks at its end; an
+            // earlier one (PutLogEvents may go back in time) goes where it belongs.
+            let mut newest = record.last_event_ms;
+            let mut open = block::Builder::new(ingestion_ms);
             for e in events {
-                table
-                    .insert(
-                        (g, s, e.timestamp_ms, record.next_seq),
-                        (ingestion_ms, e.message.as_str()),
-                    )
-                    .map_err(err)?;
+                let seq = record.next_seq;
                 record.next_seq += 1;
+                if newest.is_some_and(|n| e.timestamp_ms < n) {
+                    close(&mut table, (g, s), &mut open, ingestion_ms)?;
+                    insert_late(&mut table, (g, s), e, seq, ingestion_ms)?;
+                } else {
+                    if !open.fits(e.timestamp_ms, e.message.len()) {
+                        close(&mut table, (g, s), &mut open, ingestion_ms)?;
+                    }
+                    open.push(e.timestamp_ms, seq, &e.message);
+                    newest = Some(e.timestamp_ms);
+                }
                 bytes += event_size(&e.message) as u64;
                 record.first_event_ms = Some(
                     record
@@ -338,6 +371,7 @@ impl LogStore {
                         .map_or(e.timestamp_ms, |l| l.max(e.timestamp_ms)),
                 );
             }
+            close(&mut table, (g, s), &mut open, ingestion_ms)?;
             if !events.is_empty() {
                 record.last_ingestion_ms = Some(ingestion_ms);
             }
@@ -384,24 +418,14 @@ impl LogStore {
         let mut total = 0;
         let tx = self.db.begin_write().map_err(err)?;
         {
-            let mut events = tx.open_table(EVENTS).map_err(err)?;
+            let mut blocks = tx.open_table(BLOCKS).map_err(err)?;
             let mut records = tx.open_table(STREAMS).map_err(err)?;
             for s in &mut streams {
-                let (mut n, mut bytes) = (0u64, 0u64);
-                events
-                    .retain_in(
-                        (g, s.id, i64::MIN, 0)..(g, s.id, cutoff_ms, 0),
-                        |_, (_, message)| {
-                            n += 1;
-                            bytes += event_size(message) as u64;
-                            false
-                        },
-                    )
-                    .map_err(err)?;
+                let (n, bytes) = trim_before(&mut blocks, (g, s.id), cutoff_ms)?;
                 if n > 0 {
                     s.stored_bytes = s.stored_bytes.saturating_sub(bytes);
-                    s.first_event_ms = match events
-                        .range((g, s.id, cutoff_ms, 0)..=(g, s.id, i64::MAX, u64::MAX))
+                    s.first_event_ms = match blocks
+                        .range((g, s.id, i64::MIN, 0)..=(g, s.id, i64::MAX, u64::MAX))
                         .map_err(err)?
                         .next()
                     {
@@ -428,7 +452,7 @@ impl LogStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::logs::model::EventId;
+    use crate::logs::model::{EventId, StoredEvent};
 
     fn group(store: &LogStore, name: &str) {
         store
@@ -471,6 +495,151 @@ mod tests {
             .filter(group, None, (i64::MIN, i64::MAX), after, limit, &|_| true)
             .unwrap();
         (found.into_iter().map(|e| e.message).collect(), complete)
+    }
+
+    fn read(
+        store: &LogStore,
+        from: Option<EventId>,
+        direction: Direction,
+        limit: usize,
+    ) -> Vec<StoredEvent> {
+        store
+            .read_stream("g", "s", (i64::MIN, i64::MAX), from, direction, limit)
+            .unwrap()
+    }
+
+    fn texts(events: &[StoredEvent]) -> Vec<&str> {
+        events.iter().map(|e| e.message.as_str()).collect()
+    }
+
+    #[test]
+    fn a_late_event_splits_the_block_it_falls_in_and_reads_in_time_order() {
+        let store = LogStore::in_memory().unwrap();
+        group(&store, "g");
+        stream(&store, "g", "s");
+        store
+            .append(
+                "g",
+                "s",
+                &events(&[(10, "a"), (20, "b"), (20, "b'"), (30, "c")]),
+                0,
+                None,
+            )
+            .unwrap();
+        store
+            .append("g", "s", &events(&[(20, "late"), (40, "d")]), 1, None)
+            .unwrap();
+        let forward = read(&store, None, Direction::Forward, 100);
+        assert_eq!(texts(&forward), ["a", "b", "b'", "late", "c", "d"]);
+        // Paging forward from inside a block, and backward before a position.
+        assert_eq!(
+            texts(&read(&store, Some(forward[2].id), Direction::Forward, 2)),
+            ["b'", "late"]
+        );
+        assert_eq!(
+            texts(&read(&store, None, Direction::Backward, 2)),
+            ["c", "d"]
+        );
+        assert_eq!(
+            texts(&read(&store, Some(forward[3].id), Direction::Backward, 2)),
+            ["b", "b'"]
+        );
+        assert_eq!(forward[3].ingestion_ms, 1);
+        assert_eq!(
+            forward[4].ingestion_ms, 0,
+            "the split keeps each part's ingestion time"
+        );
+        // Windows cut inside blocks.
+        let window = store
+            .read_stream("g", "s", (20, 31), None, Direction::Forward, 100)
+            .unwrap();
+        assert_eq!(texts(&window), ["b", "b'", "late", "c"]);
+        let window = store
+            .read_stream("g", "s", (11, 30), None, Direction::Backward, 100)
+            .unwrap();
+        assert_eq!(texts(&window), ["b", "b'", "late"]);
+    }
+
+    #[test]
+    fn a_batch_of_many_blocks_pages_both_ways_without_loss() {
+        let store = LogStore::in_memory().unwrap();
+        group(&store, "g");
+        stream(&store, "g", "s");
+        let many: Vec<InputEvent> = (0..5000)
+            .map(|i| InputEvent {
+                timestamp_ms: i / 3,
+                message: format!("m{i}"),
+            })
+            .collect();
+        store.append("g", "s", &many, 0, None).unwrap();
+        let mut seen = vec![];
+        let mut from = None;
+        loop {
+            let page = read(&store, from, Direction::Forward, 777);
+            let Some(last) = page.last() else { break };
+            from = Some(EventId {
+                seq: last.id.seq + 1,
+                ..last.id
+            });
+            seen.extend(page.into_iter().map(|e| e.message));
+        }
+        let want: Vec<String> = many.iter().map(|e| e.message.clone()).collect();
+        assert_eq!(seen, want);
+        let mut back = vec![];
+        let mut before = None;
+        loop {
+            let page = read(&store, before, Direction::Backward, 999);
+            let Some(first) = page.first() else { break };
+            before = Some(first.id);
+            back.splice(0..0, page.into_iter().map(|e| e.message));
+        }
+        assert_eq!(back, want);
+    }
+
+    #[test]
+    fn retention_trims_the_block_that_spans_the_cutoff() {
+        let store = LogStore::in_memory().unwrap();
+        group(&store, "g");
+        stream(&store, "g", "s");
+        store
+            .append(
+                "g",
+                "s",
+                &events(&[(1, "a"), (2, "b"), (3, "c"), (4, "d")]),
+                0,
+                None,
+            )
+            .unwrap();
+        assert_eq!(store.delete_before("g", 3).unwrap(), 2);
+        assert_eq!(
+            texts(&read(&store, None, Direction::Forward, 10)),
+            ["c", "d"]
+        );
+        let s = &store.streams("g").unwrap()[0];
+        assert_eq!((s.first_event_ms, s.stored_bytes), (Some(3), 2 * 27));
+    }
+
+    #[test]
+    fn a_store_of_one_row_per_event_is_moved_into_blocks_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs.redb");
+        {
+            let store = LogStore::open(&path).unwrap();
+            group(&store, "g");
+            stream(&store, "g", "s");
+            let (g, s) = LogStore::ids(&store.meta(), "g", "s").unwrap();
+            let tx = store.db.begin_write().unwrap();
+            {
+                let mut old = tx.open_table(OLD_EVENTS).unwrap();
+                old.insert((g, s, 5, 0), (7, "old one")).unwrap();
+                old.insert((g, s, 6, 1), (7, "old two")).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let store = LogStore::open(&path).unwrap();
+        let got = read(&store, None, Direction::Forward, 10);
+        assert_eq!(texts(&got), ["old one", "old two"]);
+        assert_eq!((got[1].id.seq, got[1].ingestion_ms), (1, 7));
     }
 
     #[test]
