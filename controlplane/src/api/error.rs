@@ -27,6 +27,8 @@ pub enum ErrorType {
     MalformedQuery,
     InvalidRequest,
     Server,
+    /// CloudWatch Logs' internal failure.
+    ServiceUnavailable,
     UnknownOperation,
     Serialization,
 }
@@ -52,6 +54,7 @@ impl ErrorType {
             Self::MalformedQuery => "MalformedQueryException",
             Self::InvalidRequest => "InvalidRequestException",
             Self::Server => "ServerException",
+            Self::ServiceUnavailable => "ServiceUnavailableException",
             Self::UnknownOperation => "UnknownOperationException",
             Self::Serialization => "SerializationException",
         }
@@ -59,7 +62,7 @@ impl ErrorType {
 
     pub fn status(self) -> u16 {
         match self {
-            Self::Server => 500,
+            Self::Server | Self::ServiceUnavailable => 500,
             _ => 400,
         }
     }

@@ -39,7 +39,7 @@ impl Logs {
             if !batch.create_group {
                 return Err(LogStoreError::GroupNotFound(batch.group.clone()).into());
             }
-            match self.create_group(region, &batch.group, BTreeMap::new()) {
+            match self.create_group(region, &batch.group, BTreeMap::new(), None) {
                 Ok(_) | Err(LogsError::Store(LogStoreError::GroupExists(_))) => {}
                 Err(e) => return Err(e),
             }

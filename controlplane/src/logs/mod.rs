@@ -144,8 +144,16 @@ impl Logs {
         region: &str,
         name: &str,
         tags: BTreeMap<String, String>,
+        class: Option<String>,
     ) -> Result<LogGroup, LogsError> {
         validate_group_name(name).map_err(LogsError::InvalidParameter)?;
+        if let Some(c) = class.as_deref() {
+            if !matches!(c, "STANDARD" | "INFREQUENT_ACCESS" | "DELIVERY") {
+                return Err(LogsError::InvalidParameter(format!(
+                    "logGroupClass '{c}' is not valid; use STANDARD, INFREQUENT_ACCESS or DELIVERY."
+                )));
+            }
+        }
         if tags.len() > 50 {
             return Err(LogsError::TooManyTags(tags.len()));
         }
@@ -156,6 +164,7 @@ impl Logs {
             created_ms: self.now_ms(),
             retention_days: None,
             tags,
+            class,
         };
         self.store.create_group(group.clone())?;
         Ok(group)

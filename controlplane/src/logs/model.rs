@@ -36,6 +36,9 @@ pub struct LogGroup {
     pub created_ms: i64,
     pub retention_days: Option<u32>,
     pub tags: BTreeMap<String, String>,
+    /// `logGroupClass` as created; None: `STANDARD`.
+    #[serde(default)]
+    pub class: Option<String>,
 }
 
 /// A log stream of a group.

@@ -231,3 +231,71 @@ fn a_report_without_a_stop_code_sends_unspecified() {
     assert_eq!(s.stop_code(), pb::StopCode::Unspecified);
     assert_eq!(s.health_status(), pb::HealthStatus::Unspecified);
 }
+
+#[test]
+fn firelens_senders_wait_for_their_router_as_ecs_orders_them() {
+    let routed = |name: &str| {
+        let mut c = container(name);
+        c.log_configuration = Some(pb::LogConfiguration {
+            log_driver: "awsfirelens".into(),
+            options: [("Name".to_owned(), "forward".to_owned())].into(),
+        });
+        c
+    };
+    let mut router = container("log_router");
+    router.firelens_configuration = Some(pb::FirelensConfiguration {
+        r#type: "fluentbit".into(),
+        options: [("enable-ecs-log-metadata".to_owned(), "false".to_owned())].into(),
+    });
+    let mut own = routed("own");
+    own.depends_on = vec![pb::ContainerDependency {
+        container_name: "log_router".into(),
+        condition: pb::DependencyCondition::Complete.into(),
+    }];
+    let mut t = task();
+    t.containers = vec![router.clone(), routed("app"), own, container("plain")];
+    let spec = TaskSpec::try_from(t.clone()).unwrap();
+    let deps = |i: usize| -> Vec<(String, ContainerCondition)> {
+        spec.containers[i]
+            .depends_on
+            .iter()
+            .map(|d| (d.container.clone(), d.condition))
+            .collect()
+    };
+    assert_eq!(
+        deps(1),
+        [("log_router".to_owned(), ContainerCondition::Start)]
+    );
+    assert_eq!(
+        deps(2),
+        [("log_router".to_owned(), ContainerCondition::Complete)],
+        "a dependency the definition gives is kept"
+    );
+    assert!(
+        deps(3).is_empty(),
+        "a container that does not route is left alone"
+    );
+    let r = spec.containers[0].options.firelens_router.as_ref().unwrap();
+    assert!(!r.ecs_log_metadata);
+    assert_eq!(
+        spec.containers[1]
+            .options
+            .firelens_route
+            .as_ref()
+            .unwrap()
+            .output,
+        "forward"
+    );
+
+    // A router with a health check is waited for until healthy.
+    router.health_check = Some(pb::HealthCheck {
+        command: vec!["CMD".into(), "true".into()],
+        ..pb::HealthCheck::default()
+    });
+    t.containers[0] = router;
+    let spec = TaskSpec::try_from(t).unwrap();
+    assert_eq!(
+        spec.containers[1].depends_on[0].condition,
+        ContainerCondition::Healthy
+    );
+}

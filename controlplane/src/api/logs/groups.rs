@@ -23,14 +23,12 @@ pub(super) struct CreateInput {
 }
 
 pub(super) fn create(logs: &Logs, region: &str, req: CreateInput) -> Result<Value, ApiError> {
-    if let Some(class) = req.log_group_class.as_deref() {
-        if !matches!(class, "STANDARD" | "INFREQUENT_ACCESS") {
-            return Err(ApiError::invalid(format!(
-                "logGroupClass '{class}' is not valid; use STANDARD or INFREQUENT_ACCESS."
-            )));
-        }
-    }
-    logs.create_group(region, &req.log_group_name, req.tags.unwrap_or_default())?;
+    logs.create_group(
+        region,
+        &req.log_group_name,
+        req.tags.unwrap_or_default(),
+        req.log_group_class,
+    )?;
     Ok(json!({}))
 }
 
@@ -64,7 +62,7 @@ fn render(g: &LogGroup, stored_bytes: u64) -> Value {
         "arn": format!("{}:*", g.arn),
         "logGroupArn": g.arn,
         "storedBytes": stored_bytes,
-        "logGroupClass": "STANDARD",
+        "logGroupClass": g.class.as_deref().unwrap_or("STANDARD"),
     });
     if let Some(days) = g.retention_days {
         v["retentionInDays"] = json!(days);

@@ -72,7 +72,7 @@ impl From<LogsError> for ApiError {
             LogsError::TooManyTags(_) => ErrorType::TooManyTags,
             LogsError::Store(LogStoreError::Db(_)) => {
                 tracing::error!(error = %e, "a logs request failed inside the control plane");
-                ErrorType::Server
+                ErrorType::ServiceUnavailable
             }
         };
         Self::new(kind, e.to_string())

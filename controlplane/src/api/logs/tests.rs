@@ -505,3 +505,34 @@ fn insights_queries_start_run_and_report_as_cloudwatch_does() {
     let (kind, _) = fails(&logs, "GetQueryResults", &json!({"queryId": "not-a-query"}));
     assert_eq!(kind, ErrorType::ResourceNotFound);
 }
+
+#[test]
+fn a_group_keeps_the_class_it_was_created_with() {
+    let (logs, _) = logs();
+    call(
+        &logs,
+        "CreateLogGroup",
+        &json!({"logGroupName": "/delivery", "logGroupClass": "DELIVERY"}),
+    );
+    call(&logs, "CreateLogGroup", &json!({"logGroupName": "/plain"}));
+    let out = call(&logs, "DescribeLogGroups", &json!({}));
+    let classes: Vec<(&str, &str)> = out["logGroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["logGroupName"].as_str().unwrap(),
+                g["logGroupClass"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(classes, [("/delivery", "DELIVERY"), ("/plain", "STANDARD")]);
+    let (kind, message) = fails(
+        &logs,
+        "CreateLogGroup",
+        &json!({"logGroupName": "/x", "logGroupClass": "GLACIER"}),
+    );
+    assert_eq!(kind, ErrorType::InvalidParameter);
+    assert!(message.contains("GLACIER"), "{message}");
+}

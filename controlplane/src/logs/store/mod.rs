@@ -463,6 +463,7 @@ mod tests {
                 created_ms: 0,
                 retention_days: None,
                 tags: BTreeMap::new(),
+                class: None,
             })
             .unwrap();
     }
