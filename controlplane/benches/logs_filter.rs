@@ -22,8 +22,13 @@ fn main() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = LogStore::open(&dir.path().join("logs.redb")).expect("the log store");
     let logs = Logs::new(store, Arc::new(SystemClock), "123456789012");
-    logs.create_group("us-east-1", "/bench", std::collections::BTreeMap::new())
-        .expect("the group");
+    logs.create_group(
+        "us-east-1",
+        "/bench",
+        std::collections::BTreeMap::new(),
+        None,
+    )
+    .expect("the group");
     for s in 0..STREAMS {
         logs.create_stream("/bench", &format!("web/app/{s}"))
             .expect("a stream");
