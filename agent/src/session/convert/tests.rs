@@ -234,7 +234,7 @@ fn a_report_without_a_stop_code_sends_unspecified() {
 
 #[test]
 fn firelens_senders_wait_for_their_router_as_ecs_orders_them() {
-    let routed = |name: &str| {
+    let sender = |name: &str| {
         let mut c = container(name);
         c.log_configuration = Some(pb::LogConfiguration {
             log_driver: "awsfirelens".into(),
@@ -247,13 +247,13 @@ fn firelens_senders_wait_for_their_router_as_ecs_orders_them() {
         r#type: "fluentbit".into(),
         options: [("enable-ecs-log-metadata".to_owned(), "false".to_owned())].into(),
     });
-    let mut own = routed("own");
+    let mut own = sender("own");
     own.depends_on = vec![pb::ContainerDependency {
         container_name: "log_router".into(),
         condition: pb::DependencyCondition::Complete.into(),
     }];
     let mut t = task();
-    t.containers = vec![router.clone(), routed("app"), own, container("plain")];
+    t.containers = vec![router.clone(), sender("app"), own, container("plain")];
     let spec = TaskSpec::try_from(t.clone()).unwrap();
     let deps = |i: usize| -> Vec<(String, ContainerCondition)> {
         spec.containers[i]
