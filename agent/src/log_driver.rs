@@ -265,14 +265,45 @@ impl RotatingLog {
         })
     }
 
+    /// Appends `bytes`, rotating where the file would pass its size: after the last
+    /// whole line that fits (a line longer than a file gets a file of its own).
     fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        let len = bytes.len() as u64;
-        if self.rotation.max_bytes > 0 && self.size > 0 && self.size + len > self.rotation.max_bytes
-        {
-            self.rotate()?;
+        let max = self.rotation.max_bytes;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let room = usize::try_from(max.saturating_sub(self.size)).unwrap_or(usize::MAX);
+            if max == 0 || rest.len() <= room {
+                return self.append(rest);
+            }
+            let fits = rest[..room]
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map(|i| i + 1);
+            match fits {
+                Some(n) => {
+                    self.append(&rest[..n])?;
+                    rest = &rest[n..];
+                }
+                None if self.size == 0 => {
+                    let n = rest
+                        .iter()
+                        .position(|b| *b == b'\n')
+                        .map_or(rest.len(), |i| i + 1);
+                    self.append(&rest[..n])?;
+                    rest = &rest[n..];
+                }
+                None => {}
+            }
+            if !rest.is_empty() {
+                self.rotate()?;
+            }
         }
+        Ok(())
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.file.write_all(bytes)?;
-        self.size += len;
+        self.size += bytes.len() as u64;
         Ok(())
     }
 
@@ -465,5 +496,11 @@ mod tests {
         log.write_all(b"eeeeee\n").unwrap();
         assert_eq!(read(&path), "eeeeee\n");
         assert_eq!(read(&dir.path().join("web.log.1")), "dddddd\n");
+        // One chunk of several lines is cut after the last whole line that fits; a line
+        // longer than a file gets one of its own.
+        log.write_all(b"f\ng\nhhhhhhhhhhhhhhhh\ni\n").unwrap();
+        assert_eq!(read(&dir.path().join("web.log.2")), "g\n");
+        assert_eq!(read(&dir.path().join("web.log.1")), "hhhhhhhhhhhhhhhh\n");
+        assert_eq!(read(&path), "i\n");
     }
 }

@@ -21,10 +21,11 @@ pub enum Table {
     Services,
     CapacityProviders,
     Secrets,
+    ClientTokens,
 }
 
 impl Table {
-    pub const ALL: [Table; 8] = [
+    pub const ALL: [Table; 9] = [
         Table::Meta,
         Table::Clusters,
         Table::TaskDefinitions,
@@ -33,6 +34,7 @@ impl Table {
         Table::Services,
         Table::CapacityProviders,
         Table::Secrets,
+        Table::ClientTokens,
     ];
 
     fn name(self) -> &'static str {
@@ -45,6 +47,7 @@ impl Table {
             Table::Services => "services",
             Table::CapacityProviders => "capacity_providers",
             Table::Secrets => "secrets",
+            Table::ClientTokens => "client_tokens",
         }
     }
 

@@ -100,7 +100,8 @@ fn status(e: &StateError) -> Status {
         | StateError::ClusterContainsServices { .. }
         | StateError::ClusterContainsTasks { .. }
         | StateError::ServiceNotActive(_)
-        | StateError::ResourceInUse(_) => Status::failed_precondition(e.to_string()),
+        | StateError::ResourceInUse(_)
+        | StateError::Conflict(_) => Status::failed_precondition(e.to_string()),
         StateError::Store(_) | StateError::Corrupt { .. } => Status::internal(e.to_string()),
     }
 }

@@ -27,6 +27,7 @@ pub enum ErrorType {
     MalformedQuery,
     InvalidRequest,
     Server,
+    Conflict,
     /// CloudWatch Logs' internal failure.
     ServiceUnavailable,
     UnknownOperation,
@@ -54,6 +55,7 @@ impl ErrorType {
             Self::MalformedQuery => "MalformedQueryException",
             Self::InvalidRequest => "InvalidRequestException",
             Self::Server => "ServerException",
+            Self::Conflict => "ConflictException",
             Self::ServiceUnavailable => "ServiceUnavailableException",
             Self::UnknownOperation => "UnknownOperationException",
             Self::Serialization => "SerializationException",
@@ -99,6 +101,7 @@ impl From<StateError> for ApiError {
             StateError::ClusterNotFound(_) => ErrorType::ClusterNotFound,
             StateError::InvalidParameter(_) => ErrorType::InvalidParameter,
             StateError::Client(_) => ErrorType::Client,
+            StateError::Conflict(_) => ErrorType::Conflict,
             StateError::ClusterContainsContainerInstances { .. } => {
                 ErrorType::ClusterContainsContainerInstances
             }

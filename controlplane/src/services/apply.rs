@@ -287,6 +287,7 @@ impl ControlPlane {
                     },
                     count: n as usize,
                     capacity: capacity.clone(),
+                    client_token: None,
                 };
                 match self.run_task(&run) {
                     Ok(out) => {

@@ -4,6 +4,7 @@
 
 mod attributes;
 mod capacity_providers;
+pub(crate) mod client_tokens;
 mod clusters;
 mod instance_admin;
 mod instances;
@@ -79,6 +80,9 @@ pub enum StateError {
     ResourceInUse(String),
     #[error("{0}")]
     Client(String),
+    /// A client token reused for another request.
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("corrupt record {key} in {table:?}: {message}")]
@@ -118,6 +122,8 @@ pub(crate) struct State {
     /// When each agent was last heard from (any message), by ARN. Kept in
     /// memory only: after a restart every instance is first seen at `started_at_ms`.
     pub(crate) last_seen: HashMap<String, i64>,
+    /// `RunTask` client tokens, by `client_tokens::key`.
+    pub(crate) client_tokens: BTreeMap<String, client_tokens::TokenRecord>,
 }
 
 pub struct ControlPlane {
@@ -172,6 +178,10 @@ impl ControlPlane {
         for (k, v) in store.load(Table::Services)? {
             let s: Service = decode(Table::Services, &k, &v)?;
             state.services.insert(s.key(), s);
+        }
+        for (k, v) in store.load(Table::ClientTokens)? {
+            let r: client_tokens::TokenRecord = decode(Table::ClientTokens, &k, &v)?;
+            state.client_tokens.insert(k, r);
         }
         for (k, v) in store.load(Table::CapacityProviders)? {
             let p: CapacityProvider = decode(Table::CapacityProviders, &k, &v)?;
@@ -338,6 +348,7 @@ pub(crate) mod test_support {
             },
             count,
             capacity: Capacity::LaunchType(launch_type),
+            client_token: None,
         }
     }
 

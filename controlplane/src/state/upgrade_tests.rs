@@ -25,7 +25,8 @@ fn old_store() -> Arc<MemoryStore> {
         serde_json::from_str(include_str!("../../testdata/store-protocol-1.json")).unwrap();
     let store = Arc::new(MemoryStore::default());
     for table in Table::ALL {
-        for row in fixture[format!("{table:?}")].as_array().unwrap() {
+        // A table newer than the fixture (client tokens) was empty then.
+        for row in fixture[format!("{table:?}")].as_array().into_iter().flatten() {
             let (key, value) = (row[0].as_str().unwrap(), &row[1]);
             store
                 .apply(&[Write::put(

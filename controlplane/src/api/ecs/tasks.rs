@@ -12,6 +12,7 @@ use crate::model::placement::{
 };
 use crate::model::task_definition::{parse_cpu, parse_memory};
 use crate::model::{DesiredStatus, LaunchType};
+use crate::state::client_tokens::ClientToken;
 use crate::state::{
     Capacity, ContainerOverride, ControlPlane, RunTask, RunTaskOutcome, StartTask, TaskFilter,
     TaskLaunch,
@@ -60,6 +61,7 @@ pub(super) struct RunInput {
     count: Option<i64>,
     launch_type: Option<String>,
     capacity_provider_strategy: Option<Vec<StrategyItem>>,
+    client_token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -217,12 +219,38 @@ pub(super) fn run(cp: &ControlPlane, req: RunInput, body: &[u8]) -> Result<Value
         )));
     }
     let capacity = capacity_in(req.launch_type.as_deref(), req.capacity_provider_strategy)?;
+    let client_token = req
+        .client_token
+        .map(|t| client_token(t, body))
+        .transpose()?;
     let run = RunTask {
         capacity,
         launch: launch_in(req.launch, body)?,
         count: usize::try_from(count).unwrap_or(1),
+        client_token,
     };
     Ok(outcome(&cp.run_task(&run)?))
+}
+
+/// `clientToken` (1 to 64 ASCII characters from `!` to `~`, as ECS takes them) with a
+/// digest of the rest of the request, which a retry must repeat.
+fn client_token(token: String, body: &[u8]) -> Result<ClientToken, ApiError> {
+    use sha2::Digest as _;
+    if !(1..=64).contains(&token.len()) || !token.bytes().all(|b| (33..=126).contains(&b)) {
+        return Err(ApiError::invalid(format!(
+            "clientToken '{token}' must be 1 to 64 ASCII characters from '!' to '~'."
+        )));
+    }
+    let mut request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    if let Some(fields) = request.as_object_mut() {
+        fields.remove("clientToken");
+    }
+    // Object keys serialize sorted: the same request digests the same however it is sent.
+    let digest = sha2::Sha256::digest(request.to_string().as_bytes());
+    Ok(ClientToken {
+        token,
+        request: hex::encode(digest),
+    })
 }
 
 pub(super) fn start(cp: &ControlPlane, req: StartInput, body: &[u8]) -> Result<Value, ApiError> {
@@ -366,6 +394,41 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn a_retried_run_task_with_its_client_token_gets_the_same_tasks() {
+        let (cp, _) = fleet();
+        let run = |body: &str| dispatch(&cp, "us-east-1", "RunTask", body.as_bytes());
+        let arns = |out: &serde_json::Value| -> Vec<String> {
+            out["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["taskArn"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let first = run(r#"{"taskDefinition":"web","count":1,"clientToken":"tok-1"}"#).unwrap();
+        // The same request again (its fields in another order): the same task.
+        let again = run(r#"{"clientToken":"tok-1","count":1,"taskDefinition":"web"}"#).unwrap();
+        assert_eq!(arns(&first).len(), 1);
+        assert_eq!(arns(&first), arns(&again));
+        let listed = dispatch(&cp, "us-east-1", "ListTasks", b"{}").unwrap();
+        assert_eq!(listed["taskArns"].as_array().unwrap().len(), 1);
+        // The same token for another request: ECS's ConflictException.
+        let e = run(r#"{"taskDefinition":"web","count":2,"clientToken":"tok-1"}"#).unwrap_err();
+        assert_eq!(e.kind, ErrorType::Conflict);
+        assert!(e.message.contains("tok-1"), "{}", e.message);
+        // A new token is a new request.
+        let other = run(r#"{"taskDefinition":"web","clientToken":"tok-2"}"#).unwrap();
+        assert!(!arns(&first).contains(&arns(&other)[0]));
+        for bad in ["", "has space", &"x".repeat(65)] {
+            let e = run(&format!(
+                r#"{{"taskDefinition":"web","clientToken":"{bad}"}}"#
+            ))
+            .unwrap_err();
+            assert_eq!(e.kind, ErrorType::InvalidParameter, "{bad:?}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::super::{encode, ControlPlane, ItemFailure, State, StateError};
+use super::super::{client_tokens, encode, ControlPlane, ItemFailure, State, StateError};
 use super::capacity::{plan, Pool};
 use super::prepare::{prepare, task_group, Prepared};
 pub use super::prepare::{ContainerOverride, RunTask, RunTaskOutcome, StartTask, TaskLaunch};
@@ -26,6 +26,16 @@ impl ControlPlane {
         }
         let mut state = self.lock();
         let cluster = Self::cluster(&state, &req.launch.cluster)?.clone();
+        let now_ms = self.now_ms();
+        let token_key = req
+            .client_token
+            .as_ref()
+            .map(|t| client_tokens::key(&cluster.arn, &t.token));
+        if let (Some(key), Some(token)) = (&token_key, &req.client_token) {
+            if let Some(first) = client_tokens::replay(&state, key, token, now_ms)? {
+                return Ok(first);
+            }
+        }
         let count = u32::try_from(req.count).unwrap_or(10);
         let shares = plan(&cluster, &req.capacity, count).map_err(StateError::InvalidParameter)?;
         let mut tasks = Vec::new();
@@ -86,7 +96,15 @@ impl ControlPlane {
                 }
             }
         }
-        self.commit_tasks(&mut state, &tasks)?;
+        match (token_key, &req.client_token) {
+            (Some(key), Some(token)) => {
+                let (rec, writes) =
+                    client_tokens::record(&state, &key, token, &tasks, &failures, now_ms);
+                self.commit_tasks_with(&mut state, &tasks, writes)?;
+                client_tokens::remember(&mut state, key, rec, now_ms);
+            }
+            _ => self.commit_tasks(&mut state, &tasks)?,
+        }
         Ok(RunTaskOutcome { tasks, failures })
     }
 
@@ -240,9 +258,20 @@ impl ControlPlane {
 
     /// Stores new tasks in one batch, then wakes the agents that run them.
     fn commit_tasks(&self, state: &mut State, tasks: &[Task]) -> Result<(), StateError> {
+        self.commit_tasks_with(state, tasks, Vec::new())
+    }
+
+    /// Stores the tasks with `also` in one commit, then makes them known.
+    fn commit_tasks_with(
+        &self,
+        state: &mut State,
+        tasks: &[Task],
+        also: Vec<Write>,
+    ) -> Result<(), StateError> {
         let writes: Vec<Write> = tasks
             .iter()
             .map(|t| Write::put(Table::Tasks, t.id.clone(), encode(t)))
+            .chain(also)
             .collect();
         if !writes.is_empty() {
             self.store.apply(&writes)?;

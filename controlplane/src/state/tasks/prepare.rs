@@ -35,6 +35,8 @@ pub struct RunTask {
     pub launch: TaskLaunch,
     pub count: usize,
     pub capacity: Capacity,
+    /// `clientToken`: a retry of the same request gets the same tasks.
+    pub client_token: Option<crate::state::client_tokens::ClientToken>,
 }
 
 /// A validated `StartTask` request: one task per named instance.
