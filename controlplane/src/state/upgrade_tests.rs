@@ -26,7 +26,11 @@ fn old_store() -> Arc<MemoryStore> {
     let store = Arc::new(MemoryStore::default());
     for table in Table::ALL {
         // A table newer than the fixture (client tokens) was empty then.
-        for row in fixture[format!("{table:?}")].as_array().into_iter().flatten() {
+        for row in fixture[format!("{table:?}")]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             let (key, value) = (row[0].as_str().unwrap(), &row[1]);
             store
                 .apply(&[Write::put(
