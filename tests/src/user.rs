@@ -50,6 +50,19 @@ impl Berth {
             .context("running the aws CLI (is awscli installed?)")
     }
 
+    /// Every event of a log stream, oldest first (the CLI pages through them).
+    pub fn log_events(&self, group: &str, stream: &str) -> Result<Vec<Value>> {
+        let out = self.aws(&[
+            "logs",
+            "filter-log-events",
+            "--log-group-name",
+            group,
+            "--log-stream-names",
+            stream,
+        ])?;
+        Ok(out["events"].as_array().cloned().unwrap_or_default())
+    }
+
     /// The aws CLI v2 (Debian's `awscli` package, `/usr/bin/aws`: the pip v1 lacks
     /// `aws logs tail`), prepared to run `args` against this control plane. v2.9 does
     /// not read `AWS_ENDPOINT_URL`, so the endpoint goes on the command line.

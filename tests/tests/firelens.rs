@@ -32,18 +32,8 @@ fn receiver_image(b: &Berth) -> Result<String> {
 
 /// Every message of a stream, oldest first.
 fn stream_messages(b: &Berth, group: &str, stream: &str) -> Result<Vec<String>> {
-    let out = b.aws(&[
-        "logs",
-        "filter-log-events",
-        "--log-group-name",
-        group,
-        "--log-stream-names",
-        stream,
-    ])?;
-    Ok(out["events"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    Ok(b.log_events(group, stream)?
+        .iter()
         .filter_map(|e| e["message"].as_str().map(str::to_owned))
         .collect())
 }
@@ -152,16 +142,10 @@ fn firelens_task_definitions_get_ecs_errors() -> Result<()> {
         |containers: Value| json!({"family": "bad-firelens", "containerDefinitions": containers});
     let no_router = def(json!([{"name": "app", "image": b.demo_image, "memory": 64,
         "logConfiguration": {"logDriver": "awsfirelens", "options": {"Name": "es"}}}]));
-    let p = b.dir.path().join("bad.json");
-    std::fs::write(&p, serde_json::to_vec(&no_router)?)?;
-    let out = b.aws_raw(&[
-        "ecs",
-        "register-task-definition",
-        "--cli-input-json",
-        &format!("file://{}", p.display()),
-    ])?;
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let err = b
+        .register_task_definition(&no_router)
+        .expect_err("registered without a router")
+        .to_string();
     assert!(
         err.contains("InvalidParameterException") && err.contains("needs a log router"),
         "{err}"

@@ -20,19 +20,6 @@ fn task_id(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)
 }
 
-/// Every event of a stream, oldest first (the CLI pages through them).
-fn stream_events(b: &Berth, group: &str, stream: &str) -> Result<Vec<Value>> {
-    let out = b.aws(&[
-        "logs",
-        "filter-log-events",
-        "--log-group-name",
-        group,
-        "--log-stream-names",
-        stream,
-    ])?;
-    Ok(out["events"].as_array().cloned().unwrap_or_default())
-}
-
 fn messages(events: &[Value]) -> Vec<String> {
     events
         .iter()
@@ -49,7 +36,7 @@ fn wait_for_event(
     timeout: Duration,
 ) -> Result<Vec<Value>> {
     poll(&format!("{last:?} in {group} {stream}"), timeout, || {
-        let events = stream_events(b, group, stream).unwrap_or_default();
+        let events = b.log_events(group, stream).unwrap_or_default();
         Ok(messages(&events)
             .iter()
             .any(|m| m == last)

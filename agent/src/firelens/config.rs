@@ -37,25 +37,13 @@ fn fluent_bit(router: &Router, task_id: &str, senders: &[Sender<'_>]) -> String 
         let _ = write!(out, "@INCLUDE {file}\n\n");
     }
     out.push_str("[OUTPUT]\n    Name null\n    Match firelens-healthcheck\n");
-    for s in senders {
-        if s.route.is_cloudwatch() {
-            let _ = write!(
-                out,
-                "\n# {}: {} is delivered by the Berth agent into its CloudWatch Logs store.\n",
-                s.container, s.route.output
-            );
-            continue;
-        }
-        let _ = write!(
-            out,
+    outputs(&mut out, senders, "", |s| {
+        format!(
             "\n[OUTPUT]\n    Name {}\n    Match {}*\n",
             s.route.output,
             tag(s.container, task_id)
-        );
-        for (k, v) in &s.route.options {
-            let _ = writeln!(out, "    {k} {v}");
-        }
-    }
+        )
+    });
     out
 }
 
@@ -67,6 +55,24 @@ fn fluentd(router: &Router, task_id: &str, senders: &[Sender<'_>]) -> String {
     if let Some(file) = &router.config_file {
         let _ = write!(out, "\n@include {file}\n");
     }
+    outputs(&mut out, senders, "</match>\n", |s| {
+        format!(
+            "\n<match {}**>\n    @type {}\n",
+            tag(s.container, task_id),
+            s.route.output
+        )
+    });
+    out
+}
+
+/// One output per sender: `open`, its options, `close`; a CloudWatch Logs route gets
+/// a comment saying who delivers it instead.
+fn outputs(
+    out: &mut String,
+    senders: &[Sender<'_>],
+    close: &str,
+    open: impl Fn(&Sender<'_>) -> String,
+) {
     for s in senders {
         if s.route.is_cloudwatch() {
             let _ = write!(
@@ -76,18 +82,12 @@ fn fluentd(router: &Router, task_id: &str, senders: &[Sender<'_>]) -> String {
             );
             continue;
         }
-        let _ = write!(
-            out,
-            "\n<match {}**>\n    @type {}\n",
-            tag(s.container, task_id),
-            s.route.output
-        );
+        out.push_str(&open(s));
         for (k, v) in &s.route.options {
             let _ = writeln!(out, "    {k} {v}");
         }
-        out.push_str("</match>\n");
+        out.push_str(close);
     }
-    out
 }
 
 #[cfg(test)]

@@ -156,7 +156,7 @@ impl Connection {
 
     /// Delivers one message of `lines` lines, retrying while the router is briefly
     /// unreachable. A message cut off by a broken connection is sent again whole on
-    /// the next, so the router may see a line twice, never lose one it acknowledged.
+    /// the next: the router may see a line twice rather than miss one.
     pub fn send(&mut self, msg: &[u8], lines: u32) {
         loop {
             if self.stream.is_none() {

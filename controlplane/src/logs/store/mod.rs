@@ -509,15 +509,21 @@ mod tests {
             .unwrap()
     }
 
+    /// A store with group `g` and its stream `s`.
+    fn one_stream() -> LogStore {
+        let store = LogStore::in_memory().unwrap();
+        group(&store, "g");
+        stream(&store, "g", "s");
+        store
+    }
+
     fn texts(events: &[StoredEvent]) -> Vec<&str> {
         events.iter().map(|e| e.message.as_str()).collect()
     }
 
     #[test]
     fn a_late_event_splits_the_block_it_falls_in_and_reads_in_time_order() {
-        let store = LogStore::in_memory().unwrap();
-        group(&store, "g");
-        stream(&store, "g", "s");
+        let store = one_stream();
         store
             .append(
                 "g",
@@ -563,9 +569,7 @@ mod tests {
 
     #[test]
     fn a_batch_of_many_blocks_pages_both_ways_without_loss() {
-        let store = LogStore::in_memory().unwrap();
-        group(&store, "g");
-        stream(&store, "g", "s");
+        let store = one_stream();
         let many: Vec<InputEvent> = (0..5000)
             .map(|i| InputEvent {
                 timestamp_ms: i / 3,
@@ -599,9 +603,7 @@ mod tests {
 
     #[test]
     fn retention_trims_the_block_that_spans_the_cutoff() {
-        let store = LogStore::in_memory().unwrap();
-        group(&store, "g");
-        stream(&store, "g", "s");
+        let store = one_stream();
         store
             .append(
                 "g",
