@@ -9,7 +9,7 @@ use crate::model::TaskDefinitionStatus;
 use crate::model::{arn, Cluster, LaunchType, NetworkMode, Service, TaskDefinition};
 use crate::scheduler::{validate_strategy, CapacityProviderShare};
 use crate::state::tasks::Pool;
-use crate::state::{encode, Capacity, ControlPlane, ItemFailure, State, StateError};
+use crate::state::{client_tokens, encode, Capacity, ControlPlane, ItemFailure, State, StateError};
 use crate::store::{Table, Write};
 
 /// A validated `CreateService` request.
@@ -27,6 +27,8 @@ pub struct ServiceSpec {
     pub health_check_grace_period_seconds: Option<u32>,
     pub enable_execute_command: bool,
     pub tags: Vec<(String, String)>,
+    /// `clientToken`: a retry of the same request gets the service it created.
+    pub client_token: Option<client_tokens::ClientToken>,
 }
 
 /// A validated `UpdateService` request: `None` keeps the current value.
@@ -160,6 +162,26 @@ impl ControlPlane {
             .map_err(StateError::InvalidParameter)?;
         let mut state = self.lock();
         let cluster = Self::cluster(&state, &spec.cluster)?.clone();
+        let now = self.now_ms();
+        let token_key = spec
+            .client_token
+            .as_ref()
+            .map(|t| client_tokens::key("CreateService", &cluster.arn, &t.token));
+        if let (Some(key), Some(token)) = (&token_key, &spec.client_token) {
+            let not_idempotent = |_| {
+                StateError::InvalidParameter(format!(
+                    "Creation of service was not idempotent: the clientToken '{}' was already used for a different CreateService request.",
+                    token.token
+                ))
+            };
+            let first = client_tokens::find(&state, key, token, now).map_err(not_idempotent)?;
+            if let Some(s) = first
+                .and_then(|r| r.ids.first())
+                .and_then(|k| state.services.get(k))
+            {
+                return Ok(s.clone());
+            }
+        }
         if state
             .services
             .get(&service::key(&cluster.name, &spec.name))
@@ -177,7 +199,6 @@ impl ControlPlane {
         )?
         .arn
         .clone();
-        let now = self.now_ms();
         let mut s = Service {
             name: spec.name.clone(),
             arn: self
@@ -207,7 +228,20 @@ impl ControlPlane {
             Deployment::new(&td, spec.desired_count, launch_type, now)
                 .with_capacity_provider_strategy(strategy),
         );
-        self.put_service(&mut state, &s)?;
+        match (token_key, &spec.client_token) {
+            (Some(key), Some(token)) => {
+                let (rec, writes) =
+                    client_tokens::record(&state, &key, token, vec![s.key()], &[], now);
+                self.store.apply(
+                    &std::iter::once(Write::put(Table::Services, s.key(), encode(&s)))
+                        .chain(writes)
+                        .collect::<Vec<_>>(),
+                )?;
+                state.services.insert(s.key(), s.clone());
+                client_tokens::remember(&mut state, key, rec, now);
+            }
+            _ => self.put_service(&mut state, &s)?,
+        }
         Ok(s)
     }
 

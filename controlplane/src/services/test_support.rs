@@ -21,6 +21,7 @@ pub(crate) fn spec(name: &str, desired: u32) -> ServiceSpec {
         health_check_grace_period_seconds: None,
         enable_execute_command: false,
         tags: vec![],
+        client_token: None,
     }
 }
 

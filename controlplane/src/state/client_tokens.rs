@@ -1,14 +1,13 @@
-//! Idempotent `RunTask`: its `clientToken` (which boto3 and the aws CLI send with every
-//! call, and send again when they retry) names the tasks the first call started. A retry
-//! with the same token and the same request gets those tasks back instead of new ones;
-//! the same token with another request is a `ConflictException`, as on ECS. Tokens are
-//! scoped to a cluster and kept 24 hours. The record is written in the same commit as
-//! the tasks, so a retry after a crash finds it whenever the tasks exist.
+//! Idempotent `RunTask` and `CreateService`: their `clientToken` (which boto3 and the aws
+//! CLI send with every `RunTask`, and send again when they retry) names what the first
+//! call made. A retry with the same token and the same request gets that back instead of
+//! new tasks or an error; the same token with another request is refused, as on ECS.
+//! Tokens are scoped to a cluster and kept 24 hours. The record is written in the same
+//! commit as what the call made, so a retry after a crash finds it whenever that exists.
 
 use serde::{Deserialize, Serialize};
 
 use super::{ItemFailure, RunTaskOutcome, State, StateError};
-use crate::model::Task;
 use crate::store::{Table, Write};
 
 /// How long a token is remembered (ECS: 24 hours).
@@ -25,40 +24,59 @@ pub struct ClientToken {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenRecord {
     pub request: String,
-    pub task_ids: Vec<String>,
+    /// What it made: task ids (`RunTask`), the service's key (`CreateService`).
+    pub ids: Vec<String>,
     /// (arn, reason, detail) of the first call's failures.
     pub failures: Vec<(String, String, Option<String>)>,
     pub created_ms: i64,
 }
 
-/// The key of a `RunTask` token in a cluster.
-pub fn key(cluster_arn: &str, token: &str) -> String {
-    format!("RunTask/{cluster_arn}/{token}")
+/// The key of an operation's token in a cluster.
+pub fn key(op: &str, cluster_arn: &str, token: &str) -> String {
+    format!("{op}/{cluster_arn}/{token}")
 }
 
-/// The first call's tasks and failures for a retry of it; a conflict for another
-/// request under the same token; None for a token not seen (or expired).
+/// The token was used before for another request.
+#[derive(Debug)]
+pub struct Reused;
+
+/// The record of the token's first call, if it is a retry of it (None: a token not seen,
+/// or expired); `Reused` if the token came with another request.
+pub fn find<'s>(
+    state: &'s State,
+    key: &str,
+    token: &ClientToken,
+    now_ms: i64,
+) -> Result<Option<&'s TokenRecord>, Reused> {
+    match state
+        .client_tokens
+        .get(key)
+        .filter(|r| now_ms - r.created_ms < TTL_MS)
+    {
+        Some(rec) if rec.request != token.request => Err(Reused),
+        found => Ok(found),
+    }
+}
+
+/// The first call's tasks and failures for a retry of a `RunTask`; a conflict for
+/// another request under the same token; None for a token not seen (or expired).
 pub fn replay(
     state: &State,
     key: &str,
     token: &ClientToken,
     now_ms: i64,
 ) -> Result<Option<RunTaskOutcome>, StateError> {
-    let Some(rec) = state
-        .client_tokens
-        .get(key)
-        .filter(|r| now_ms - r.created_ms < TTL_MS)
+    let Some(rec) = find(state, key, token, now_ms).map_err(|Reused| {
+        StateError::Conflict(format!(
+            "The clientToken '{}' was already used for a different RunTask request in this cluster; use a new token for a new request.",
+            token.token
+        ))
+    })?
     else {
         return Ok(None);
     };
-    if rec.request != token.request {
-        return Err(StateError::Conflict(format!(
-            "The clientToken '{}' was already used for a different RunTask request in this cluster; use a new token for a new request.",
-            token.token
-        )));
-    }
     let tasks = rec
-        .task_ids
+        .ids
         .iter()
         .filter_map(|id| state.tasks.get(id).cloned())
         .collect();
@@ -74,18 +92,19 @@ pub fn replay(
     Ok(Some(RunTaskOutcome { tasks, failures }))
 }
 
-/// The writes that record a token's first call, and forget expired tokens.
+/// The writes that record a token's first call (what it made: `ids`), and forget
+/// expired tokens.
 pub fn record(
     state: &State,
     key: &str,
     token: &ClientToken,
-    tasks: &[Task],
+    ids: Vec<String>,
     failures: &[ItemFailure],
     now_ms: i64,
 ) -> (TokenRecord, Vec<Write>) {
     let rec = TokenRecord {
         request: token.request.clone(),
-        task_ids: tasks.iter().map(|t| t.id.clone()).collect(),
+        ids,
         failures: failures
             .iter()
             .map(|f| (f.arn.clone(), f.reason.clone(), f.detail.clone()))

@@ -84,7 +84,7 @@ pub fn dispatch(cp: &ControlPlane, region: &str, op: &str, body: &[u8]) -> Resul
         "DescribeContainerInstances" => instances::describe(cp, parse(op, body)?),
         "UpdateContainerInstancesState" => instances::update_state(cp, parse(op, body)?),
         "DeregisterContainerInstance" => instances::deregister(cp, parse(op, body)?),
-        "CreateService" => services::create(cp, parse(op, body)?),
+        "CreateService" => services::create(cp, parse(op, body)?, body),
         "DescribeServices" => services::describe(cp, parse(op, body)?),
         "ListServices" => services::list(cp, &parse(op, body)?),
         "UpdateService" => services::update(cp, parse(op, body)?),
@@ -195,6 +195,32 @@ fn page_with<T: serde::Serialize>(
         out["nextToken"] = Value::String(end.to_string());
     }
     Ok(out)
+}
+
+/// `clientToken` (1 to `max` ASCII characters from `!` to `~`: 64 for `RunTask`, 36
+/// for `CreateService`, as ECS takes them) with a digest of the rest of the request,
+/// which a retry must repeat.
+fn client_token(
+    token: String,
+    max: usize,
+    body: &[u8],
+) -> Result<crate::state::client_tokens::ClientToken, ApiError> {
+    use sha2::Digest as _;
+    if !(1..=max).contains(&token.len()) || !token.bytes().all(|b| (33..=126).contains(&b)) {
+        return Err(ApiError::invalid(format!(
+            "clientToken '{token}' must be 1 to {max} ASCII characters from '!' to '~'."
+        )));
+    }
+    let mut request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    if let Some(fields) = request.as_object_mut() {
+        fields.remove("clientToken");
+    }
+    // Object keys serialize sorted: the same request digests the same however it is sent.
+    let digest = sha2::Sha256::digest(request.to_string().as_bytes());
+    Ok(crate::state::client_tokens::ClientToken {
+        token,
+        request: hex::encode(digest),
+    })
 }
 
 #[cfg(test)]

@@ -81,6 +81,7 @@ fn launch_type(s: Option<&str>) -> Result<Option<LaunchType>, ApiError> {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct CreateInput {
+    client_token: Option<String>,
     cluster: Option<String>,
     service_name: String,
     task_definition: Option<String>,
@@ -101,7 +102,7 @@ fn grace(v: Option<i64>) -> Result<Option<u32>, ApiError> {
         .transpose()
 }
 
-pub(super) fn create(cp: &ControlPlane, req: CreateInput) -> Result<Value, ApiError> {
+pub(super) fn create(cp: &ControlPlane, req: CreateInput, body: &[u8]) -> Result<Value, ApiError> {
     if req
         .scheduling_strategy
         .as_deref()
@@ -132,6 +133,10 @@ pub(super) fn create(cp: &ControlPlane, req: CreateInput) -> Result<Value, ApiEr
         health_check_grace_period_seconds: grace(req.health_check_grace_period_seconds)?,
         enable_execute_command: req.enable_execute_command.unwrap_or(false),
         tags: tags_in(req.tags)?,
+        client_token: req
+            .client_token
+            .map(|t| super::client_token(t, 36, body))
+            .transpose()?,
     };
     let s = cp.create_service(&spec)?;
     Ok(json!({ "service": render::service(&s, false) }))
@@ -270,6 +275,36 @@ mod tests {
     use crate::api::ecs::dispatch;
     use crate::api::error::ErrorType;
     use crate::state::test_support::fleet;
+
+    #[test]
+    fn a_retried_create_service_with_its_client_token_gets_the_service() {
+        let (cp, _) = fleet();
+        let create = |body: &str| dispatch(&cp, "us-east-1", "CreateService", body.as_bytes());
+        let first =
+            create(r#"{"serviceName":"api","taskDefinition":"web","clientToken":"c-1"}"#).unwrap();
+        // A retry (its fields in another order) gets the service, not "not idempotent".
+        let again =
+            create(r#"{"clientToken":"c-1","taskDefinition":"web","serviceName":"api"}"#).unwrap();
+        assert_eq!(
+            again["service"]["serviceArn"],
+            first["service"]["serviceArn"]
+        );
+        // Another request under the token, and the same name without one: refused.
+        let e = create(
+            r#"{"serviceName":"api","taskDefinition":"web","desiredCount":2,"clientToken":"c-1"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorType::InvalidParameter);
+        assert!(e.message.contains("not idempotent"), "{}", e.message);
+        let e = create(r#"{"serviceName":"api","taskDefinition":"web"}"#).unwrap_err();
+        assert!(e.message.contains("not idempotent"), "{}", e.message);
+        let long = "x".repeat(37);
+        let e = create(&format!(
+            r#"{{"serviceName":"b","taskDefinition":"web","clientToken":"{long}"}}"#
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("1 to 36"), "{}", e.message);
+    }
 
     #[test]
     fn service_round_trip_in_ecs_shapes() {

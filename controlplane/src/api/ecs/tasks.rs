@@ -12,7 +12,6 @@ use crate::model::placement::{
 };
 use crate::model::task_definition::{parse_cpu, parse_memory};
 use crate::model::{DesiredStatus, LaunchType};
-use crate::state::client_tokens::ClientToken;
 use crate::state::{
     Capacity, ContainerOverride, ControlPlane, RunTask, RunTaskOutcome, StartTask, TaskFilter,
     TaskLaunch,
@@ -221,7 +220,7 @@ pub(super) fn run(cp: &ControlPlane, req: RunInput, body: &[u8]) -> Result<Value
     let capacity = capacity_in(req.launch_type.as_deref(), req.capacity_provider_strategy)?;
     let client_token = req
         .client_token
-        .map(|t| client_token(t, body))
+        .map(|t| super::client_token(t, 64, body))
         .transpose()?;
     let run = RunTask {
         capacity,
@@ -230,27 +229,6 @@ pub(super) fn run(cp: &ControlPlane, req: RunInput, body: &[u8]) -> Result<Value
         client_token,
     };
     Ok(outcome(&cp.run_task(&run)?))
-}
-
-/// `clientToken` (1 to 64 ASCII characters from `!` to `~`, as ECS takes them) with a
-/// digest of the rest of the request, which a retry must repeat.
-fn client_token(token: String, body: &[u8]) -> Result<ClientToken, ApiError> {
-    use sha2::Digest as _;
-    if !(1..=64).contains(&token.len()) || !token.bytes().all(|b| (33..=126).contains(&b)) {
-        return Err(ApiError::invalid(format!(
-            "clientToken '{token}' must be 1 to 64 ASCII characters from '!' to '~'."
-        )));
-    }
-    let mut request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    if let Some(fields) = request.as_object_mut() {
-        fields.remove("clientToken");
-    }
-    // Object keys serialize sorted: the same request digests the same however it is sent.
-    let digest = sha2::Sha256::digest(request.to_string().as_bytes());
-    Ok(ClientToken {
-        token,
-        request: hex::encode(digest),
-    })
 }
 
 pub(super) fn start(cp: &ControlPlane, req: StartInput, body: &[u8]) -> Result<Value, ApiError> {

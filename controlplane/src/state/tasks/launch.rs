@@ -30,7 +30,7 @@ impl ControlPlane {
         let token_key = req
             .client_token
             .as_ref()
-            .map(|t| client_tokens::key(&cluster.arn, &t.token));
+            .map(|t| client_tokens::key("RunTask", &cluster.arn, &t.token));
         if let (Some(key), Some(token)) = (&token_key, &req.client_token) {
             if let Some(first) = client_tokens::replay(&state, key, token, now_ms)? {
                 return Ok(first);
@@ -98,8 +98,9 @@ impl ControlPlane {
         }
         match (token_key, &req.client_token) {
             (Some(key), Some(token)) => {
+                let ids = tasks.iter().map(|t| t.id.clone()).collect();
                 let (rec, writes) =
-                    client_tokens::record(&state, &key, token, &tasks, &failures, now_ms);
+                    client_tokens::record(&state, &key, token, ids, &failures, now_ms);
                 self.commit_tasks_with(&mut state, &tasks, writes)?;
                 client_tokens::remember(&mut state, key, rec, now_ms);
             }
