@@ -22,10 +22,11 @@ pub enum Table {
     CapacityProviders,
     Secrets,
     ClientTokens,
+    AccountSettings,
 }
 
 impl Table {
-    pub const ALL: [Table; 9] = [
+    pub const ALL: [Table; 10] = [
         Table::Meta,
         Table::Clusters,
         Table::TaskDefinitions,
@@ -35,6 +36,7 @@ impl Table {
         Table::CapacityProviders,
         Table::Secrets,
         Table::ClientTokens,
+        Table::AccountSettings,
     ];
 
     fn name(self) -> &'static str {
@@ -48,6 +50,7 @@ impl Table {
             Table::CapacityProviders => "capacity_providers",
             Table::Secrets => "secrets",
             Table::ClientTokens => "client_tokens",
+            Table::AccountSettings => "account_settings",
         }
     }
 

@@ -396,3 +396,47 @@ fn arns_follow_the_signed_region_and_unserved_services_are_named() -> Result<()>
     );
     Ok(())
 }
+
+#[test]
+fn account_settings_through_the_aws_cli_survive_a_restart() -> Result<()> {
+    let mut b = Berth::start()?;
+    let set = b.aws(&[
+        "ecs",
+        "put-account-setting-default",
+        "--name",
+        "containerInsights",
+        "--value",
+        "enabled",
+    ])?;
+    assert_eq!(set["setting"]["type"], "user", "{set}");
+    b.kill9_controlplane();
+    b.start_controlplane()?;
+    let listed = b.aws(&[
+        "ecs",
+        "list-account-settings",
+        "--effective-settings",
+        "--name",
+        "containerInsights",
+    ])?;
+    assert_eq!(listed["settings"][0]["value"], "enabled", "{listed}");
+    assert!(
+        listed["settings"][0]["principalArn"]
+            .as_str()
+            .is_some_and(|p| p.ends_with(":root")),
+        "{listed}"
+    );
+    let out = b.aws_raw(&[
+        "ecs",
+        "put-account-setting",
+        "--name",
+        "containerInsights",
+        "--value",
+        "maybe",
+    ])?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("InvalidParameterException"),
+        "{stderr}"
+    );
+    Ok(())
+}

@@ -2,6 +2,7 @@
 //! through the store, then applied in memory. API and agent sessions are thin
 //! callers of these methods.
 
+mod account_settings;
 mod attributes;
 mod capacity_providers;
 pub(crate) mod client_tokens;
@@ -25,6 +26,7 @@ use crate::model::{
 };
 use crate::store::{Store, StoreError, Table, Write};
 
+pub use account_settings::Setting;
 pub use capacity_providers::{CapacityProviderSpec, ClusterCapacity};
 pub use clusters::{ClusterCounts, ClusterSpec, ClusterUpdate};
 pub use instance_admin::DEREGISTERED_REASON;
@@ -124,6 +126,8 @@ pub(crate) struct State {
     pub(crate) last_seen: HashMap<String, i64>,
     /// `RunTask` client tokens, by `client_tokens::key`.
     pub(crate) client_tokens: BTreeMap<String, client_tokens::TokenRecord>,
+    /// Account settings' values, by `principal|name`.
+    pub(crate) account_settings: BTreeMap<String, String>,
 }
 
 pub struct ControlPlane {
@@ -182,6 +186,11 @@ impl ControlPlane {
         for (k, v) in store.load(Table::ClientTokens)? {
             let r: client_tokens::TokenRecord = decode(Table::ClientTokens, &k, &v)?;
             state.client_tokens.insert(k, r);
+        }
+        for (k, v) in store.load(Table::AccountSettings)? {
+            state
+                .account_settings
+                .insert(k, String::from_utf8_lossy(&v).into_owned());
         }
         for (k, v) in store.load(Table::CapacityProviders)? {
             let p: CapacityProvider = decode(Table::CapacityProviders, &k, &v)?;

@@ -2,6 +2,7 @@
 //! Each handler parses its input into domain values, calls the state
 //! machine, and renders ECS's response shape (botocore's ECS model).
 
+mod account_settings;
 mod attributes;
 mod capacity_providers;
 mod clusters;
@@ -63,6 +64,10 @@ impl AwsService for Ecs {
 /// Testable without HTTP.
 pub fn dispatch(cp: &ControlPlane, region: &str, op: &str, body: &[u8]) -> Result<Value, ApiError> {
     match op {
+        "PutAccountSetting" => account_settings::put(cp, &parse(op, body)?),
+        "PutAccountSettingDefault" => account_settings::put_default(cp, &parse(op, body)?),
+        "DeleteAccountSetting" => account_settings::delete(cp, &parse(op, body)?),
+        "ListAccountSettings" => account_settings::list(cp, &parse(op, body)?),
         "CreateCluster" => clusters::create(cp, region, parse(op, body)?),
         "DescribeClusters" => clusters::describe(cp, region, parse(op, body)?),
         "ListClusters" => clusters::list(cp, &parse(op, body)?),
