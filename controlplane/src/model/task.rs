@@ -80,6 +80,9 @@ pub struct Task {
     /// The task definition's volumes, for the agent.
     #[serde(default)]
     pub volumes: Vec<super::container_options::Volume>,
+    /// Scale-in protection (`UpdateTaskProtection`) until this time.
+    #[serde(default)]
+    pub protected_until_ms: Option<i64>,
 }
 
 /// An agent's report of a container, as a domain value.
@@ -164,6 +167,11 @@ impl Default for ContainerReport {
 }
 
 impl Task {
+    /// Protected from scale-in and deployments at `now_ms`.
+    pub fn is_protected(&self, now_ms: i64) -> bool {
+        self.protected_until_ms.is_some_and(|until| until > now_ms)
+    }
+
     pub fn is_stopped(&self) -> bool {
         self.last_status == TaskStatus::Stopped
     }
@@ -311,6 +319,7 @@ pub(crate) mod tests_support {
             tags: vec![],
             enable_execute_command: false,
             created_at_ms: 0,
+            protected_until_ms: None,
             pull_started_at_ms: None,
             pull_stopped_at_ms: None,
             started_at_ms: None,

@@ -7,6 +7,7 @@ mod attributes;
 mod capacity_providers;
 mod clusters;
 mod instances;
+mod protection;
 mod render;
 mod services;
 mod tags;
@@ -64,6 +65,8 @@ impl AwsService for Ecs {
 /// Testable without HTTP.
 pub fn dispatch(cp: &ControlPlane, region: &str, op: &str, body: &[u8]) -> Result<Value, ApiError> {
     match op {
+        "UpdateTaskProtection" => protection::update(cp, &parse(op, body)?),
+        "GetTaskProtection" => protection::get(cp, &parse(op, body)?),
         "PutAccountSetting" => account_settings::put(cp, &parse(op, body)?),
         "PutAccountSettingDefault" => account_settings::put_default(cp, &parse(op, body)?),
         "DeleteAccountSetting" => account_settings::delete(cp, &parse(op, body)?),

@@ -246,6 +246,7 @@ pub fn reconcile(service: &Service, tasks: &[Task], fleet: &Fleet, now_ms: i64) 
     }
 
     let desired = service.desired_count;
+    let active = service.status == crate::model::service::ServiceStatus::Active;
     let max_total = cfg.maximum_tasks(desired) as usize;
     let min_healthy = cfg.minimum_healthy(desired) as usize;
     let live: Vec<&Task> = tasks
@@ -269,6 +270,11 @@ pub fn reconcile(service: &Service, tasks: &[Task], fleet: &Fleet, now_ms: i64) 
     primary_tasks.sort_by_key(|t| (is_healthy(t), std::cmp::Reverse(t.created_at_ms)));
     let surplus = primary_tasks.len().saturating_sub(desired as usize);
     let scale_in = format!("Scaling activity initiated by (deployment {})", primary.id);
+    // Protected tasks (UpdateTaskProtection) count, but are not stopped until it expires
+    // (a service being deleted stops them all).
+    let protected = |t: &Task| active && t.is_protected(now_ms);
+    primary_tasks.retain(|t| !protected(t));
+    let surplus = surplus.min(primary_tasks.len());
     for t in scale_in::victims(&primary.capacity_provider_strategy, &primary_tasks, surplus) {
         stopping.insert(&t.id);
         stop_reasons.push((t, scale_in.clone()));
@@ -284,7 +290,7 @@ pub fn reconcile(service: &Service, tasks: &[Task], fleet: &Fleet, now_ms: i64) 
         let mut old: Vec<&Task> = live
             .iter()
             .copied()
-            .filter(|t| !in_primary(t) && wanted(t, &stopping))
+            .filter(|t| !in_primary(t) && wanted(t, &stopping) && !protected(t))
             .collect();
         // Tasks that are not healthy go first: stopping them costs nothing.
         old.sort_by_key(|t| (is_healthy(t), t.created_at_ms));
@@ -308,7 +314,6 @@ pub fn reconcile(service: &Service, tasks: &[Task], fleet: &Fleet, now_ms: i64) 
     let need = (desired as usize).saturating_sub(primary_wanted);
     let room = max_total.saturating_sub(live.len());
     let start = need.min(room);
-    let active = service.status == crate::model::service::ServiceStatus::Active;
     if start > 0 && active && !primary_failed && throttle.is_throttling(now_ms) {
         let msg = throttled(name);
         if service.events.first().map(|e| &e.message) != Some(&msg) {

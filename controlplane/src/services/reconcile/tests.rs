@@ -156,6 +156,7 @@ impl World {
             tags: vec![],
             enable_execute_command: false,
             created_at_ms: self.now,
+            protected_until_ms: None,
             pull_started_at_ms: None,
             pull_stopped_at_ms: None,
             started_at_ms: None,
@@ -646,6 +647,30 @@ fn scale_in_stops_unhealthy_then_newest() {
     w.tick();
     assert_eq!(w.primary().running_count, 1);
     assert_eq!(w.primary().desired_count, 1);
+}
+
+#[test]
+fn scale_in_and_deployments_leave_protected_tasks_until_it_expires() {
+    let stopped = |steps: &[Step]| -> Vec<String> {
+        steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Stop { task, .. } => Some(task.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut w = steady(3, DeploymentConfiguration::default());
+    w.service.desired_count = 1;
+    let until = w.now + 10_000;
+    w.tasks[1].protected_until_ms = Some(until);
+    w.tasks[2].protected_until_ms = Some(until);
+    // Two too many, but only one unprotected task to take.
+    assert_eq!(stopped(&w.tick()), [w.tasks[0].id.clone()]);
+    w.finish_stops();
+    assert!(stopped(&w.tick()).is_empty(), "protected tasks stay");
+    w.now = until;
+    assert_eq!(stopped(&w.tick()).len(), 1, "expired: scale-in goes on");
 }
 
 #[test]

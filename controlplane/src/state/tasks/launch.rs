@@ -239,6 +239,7 @@ impl ControlPlane {
             tags: launch.tags.clone(),
             enable_execute_command: launch.enable_execute_command,
             created_at_ms: self.now_ms(),
+            protected_until_ms: None,
             pull_started_at_ms: None,
             pull_stopped_at_ms: None,
             started_at_ms: None,

@@ -4,6 +4,7 @@
 mod capacity;
 mod launch;
 mod prepare;
+mod protection;
 
 use super::{encode, ControlPlane, ItemFailure, State, StateError};
 use crate::model::{arn, DesiredStatus, LaunchType, Resources, StopCode, Task, TaskStatus};
@@ -61,6 +62,16 @@ impl ControlPlane {
     ) -> Result<(Vec<Task>, Vec<ItemFailure>), StateError> {
         let state = self.lock();
         let cluster = Self::cluster(&state, cluster)?;
+        Ok(self.lookup_tasks(&state, cluster, tasks))
+    }
+
+    /// The named tasks (ids or ARNs) of a cluster, and a `MISSING` failure for each other.
+    fn lookup_tasks(
+        &self,
+        state: &State,
+        cluster: &crate::model::Cluster,
+        tasks: &[String],
+    ) -> (Vec<Task>, Vec<ItemFailure>) {
         let mut found = Vec::new();
         let mut failures = Vec::new();
         for t in tasks {
@@ -82,7 +93,7 @@ impl ControlPlane {
                 }),
             }
         }
-        Ok((found, failures))
+        (found, failures)
     }
 
     pub fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<String>, StateError> {
