@@ -398,8 +398,41 @@ fn arns_follow_the_signed_region_and_unserved_services_are_named() -> Result<()>
 }
 
 #[test]
-fn account_settings_through_the_aws_cli_survive_a_restart() -> Result<()> {
+fn account_settings_and_task_protection_through_the_aws_cli() -> Result<()> {
     let mut b = Berth::start()?;
+    b.register_task_definition(&json!({"family": "guarded", "containerDefinitions": [{
+        "name": "a", "image": b.demo_image, "memory": 16, "stopTimeout": 2,
+        "entryPoint": ["sleep", "300"]}]}))?;
+    let arn = b.run_task("guarded")?;
+    let out = b.aws(&[
+        "ecs",
+        "update-task-protection",
+        "--cluster",
+        "default",
+        "--tasks",
+        &arn,
+        "--protection-enabled",
+        "--expires-in-minutes",
+        "30",
+    ])?;
+    assert_eq!(out["protectedTasks"][0]["protectionEnabled"], true, "{out}");
+    let got = b.aws(&[
+        "ecs",
+        "get-task-protection",
+        "--cluster",
+        "default",
+        "--tasks",
+        &arn,
+    ])?;
+    assert_eq!(got["protectedTasks"][0]["taskArn"], arn.as_str(), "{got}");
+    let expires = got["protectedTasks"][0]["expirationDate"]
+        .as_f64()
+        .context("expirationDate")?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs_f64();
+    assert!((expires - now - 1800.0).abs() < 60.0, "{got}");
+
     let set = b.aws(&[
         "ecs",
         "put-account-setting-default",
