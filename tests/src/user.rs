@@ -92,8 +92,6 @@ impl Berth {
         Ok(c)
     }
 
-    /// Registers a task definition from its JSON with the aws CLI
-    /// (`--cli-input-json file://...`).
     /// Every task of a service the control plane still knows (desired
     /// RUNNING or STOPPED, any last status), described.
     pub fn service_tasks(&self, service: &str) -> Result<Vec<Value>> {
@@ -127,6 +125,8 @@ impl Berth {
             .unwrap_or_default())
     }
 
+    /// Registers a task definition from its JSON with the aws CLI
+    /// (`--cli-input-json file://...`).
     pub fn register_task_definition(&self, def: &Value) -> Result<()> {
         let family = def["family"].as_str().unwrap_or("td");
         let p = self.dir.path().join(format!("{family}.json"));

@@ -121,7 +121,7 @@ impl ControlPlane {
                 filter
                     .family_prefix
                     .as_deref()
-                    .is_none_or(|p| td.family.starts_with(p))
+                    .is_none_or(|p| td.family == p)
             })
             .filter(|td| td.status == status)
             .map(|td| td.arn.clone())

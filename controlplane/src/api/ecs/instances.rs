@@ -58,6 +58,9 @@ pub(super) struct DescribeInput {
 }
 
 pub(super) fn describe(cp: &ControlPlane, req: DescribeInput) -> Result<Value, ApiError> {
+    if req.container_instances.is_empty() {
+        return Err(ApiError::invalid("Container instances cannot be empty."));
+    }
     let cluster = req.cluster.unwrap_or_else(|| "default".into());
     let with_tags = req.include.unwrap_or_default().iter().any(|i| i == "TAGS");
     let (found, failures) = cp.describe_container_instances(&cluster, &req.container_instances)?;

@@ -366,6 +366,18 @@ mod tests {
         assert!(e.message.contains("ghost"));
         let e = dispatch(&cp, "us-east-1", "RunTask", br#"{"cluster":"c"}"#).unwrap_err();
         assert!(e.message.contains("\"taskDefinition\""));
+        // Describing nothing is an error on ECS, not an empty answer.
+        for (op, body) in [
+            ("DescribeTasks", br#"{"cluster":"c","tasks":[]}"#.as_slice()),
+            (
+                "DescribeContainerInstances",
+                br#"{"cluster":"c","containerInstances":[]}"#,
+            ),
+        ] {
+            let e = dispatch(&cp, "us-east-1", op, body).unwrap_err();
+            assert_eq!(e.kind, ErrorType::InvalidParameter, "{op}");
+            assert!(e.message.contains("cannot be empty"), "{op}: {}", e.message);
+        }
     }
 
     #[test]

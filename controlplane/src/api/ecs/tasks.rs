@@ -254,6 +254,9 @@ pub(super) struct DescribeInput {
 }
 
 pub(super) fn describe(cp: &ControlPlane, req: DescribeInput) -> Result<Value, ApiError> {
+    if req.tasks.is_empty() {
+        return Err(ApiError::invalid("Tasks cannot be empty."));
+    }
     if req.tasks.len() > 100 {
         return Err(ApiError::invalid(format!(
             "At most 100 tasks can be described at once, got {}.",

@@ -286,6 +286,26 @@ mod tests {
     }
 
     #[test]
+    fn list_task_definitions_family_prefix_is_the_whole_family_as_on_ecs() {
+        let (cp, _) = control_plane();
+        for f in ["web", "webhook", "web"] {
+            register(&cp, f);
+        }
+        let out = dispatch(
+            &cp,
+            "us-east-1",
+            "ListTaskDefinitions",
+            br#"{"familyPrefix":"web"}"#,
+        )
+        .unwrap();
+        let arns = out["taskDefinitionArns"].as_array().unwrap();
+        assert_eq!(arns.len(), 2, "{out}");
+        assert!(arns
+            .iter()
+            .all(|a| a.as_str().unwrap().contains(":task-definition/web:")));
+    }
+
+    #[test]
     fn delete_task_definitions_shape() {
         let (cp, _) = control_plane();
         register(&cp, "web");
