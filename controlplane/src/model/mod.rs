@@ -12,6 +12,7 @@ pub mod ports;
 pub mod query;
 pub mod secret_ref;
 pub mod service;
+pub mod service_deployment;
 pub mod task;
 pub mod task_definition;
 

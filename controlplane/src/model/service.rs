@@ -139,6 +139,13 @@ pub struct Deployment {
     /// and `launch_type` is not used, as ECS shows it.
     #[serde(default)]
     pub capacity_provider_strategy: Vec<CapacityProviderShare>,
+    /// When it left the service's deployments (its tasks were all replaced, or the
+    /// service was deleted).
+    #[serde(default)]
+    pub finished_at_ms: Option<i64>,
+    /// The deployments running when this one started (`sourceServiceRevisions`).
+    #[serde(default)]
+    pub replaced: Vec<String>,
 }
 
 impl Deployment {
@@ -159,6 +166,8 @@ impl Deployment {
             created_at_ms: now_ms,
             updated_at_ms: now_ms,
             is_rollback: false,
+            finished_at_ms: None,
+            replaced: vec![],
             capacity_provider_strategy: vec![],
         }
     }
@@ -235,7 +244,14 @@ pub struct Service {
     pub placement_strategy: Vec<PlacementStrategy>,
     #[serde(default)]
     pub placement_constraints: Vec<PlacementConstraint>,
+    /// Deployments that have left `deployments`, newest first, at most
+    /// `MAX_PAST_DEPLOYMENTS`: what `ListServiceDeployments` shows besides the current.
+    #[serde(default)]
+    pub past_deployments: Vec<Deployment>,
 }
+
+/// How many finished deployments a service keeps for `ListServiceDeployments`.
+pub const MAX_PAST_DEPLOYMENTS: usize = 25;
 
 impl Service {
     /// The store key: unique per cluster.
@@ -273,7 +289,8 @@ impl Service {
 
     /// Makes `deployment` the PRIMARY one; the previous PRIMARY goes on as
     /// ACTIVE until its tasks are replaced.
-    pub fn start_deployment(&mut self, deployment: Deployment) {
+    pub fn start_deployment(&mut self, mut deployment: Deployment) {
+        deployment.replaced = self.deployments.iter().map(|d| d.id.clone()).collect();
         for d in &mut self.deployments {
             d.status = DeploymentStatus::Active;
         }
@@ -281,6 +298,20 @@ impl Service {
         self.deployments.insert(0, deployment);
         // As in ECS, a new deployment ends the throttle at once.
         self.throttle = RestartThrottle::default();
+    }
+
+    /// Moves the deployments `retire` picks to the past ones, finished at `now_ms`.
+    pub fn retire_deployments(&mut self, now_ms: i64, retire: impl Fn(&Deployment) -> bool) {
+        let (gone, kept): (Vec<Deployment>, Vec<Deployment>) =
+            std::mem::take(&mut self.deployments)
+                .into_iter()
+                .partition(retire);
+        self.deployments = kept;
+        for mut d in gone {
+            d.finished_at_ms = Some(now_ms);
+            self.past_deployments.insert(0, d);
+        }
+        self.past_deployments.truncate(MAX_PAST_DEPLOYMENTS);
     }
 
     pub fn running_count(&self) -> u32 {

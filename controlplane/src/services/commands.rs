@@ -223,6 +223,7 @@ impl ControlPlane {
             capacity_provider_strategy: strategy.clone(),
             placement_strategy: spec.placement_strategy.clone(),
             placement_constraints: spec.placement_constraints.clone(),
+            past_deployments: vec![],
         };
         s.start_deployment(
             Deployment::new(&td, spec.desired_count, launch_type, now)

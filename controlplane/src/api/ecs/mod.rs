@@ -9,6 +9,7 @@ mod clusters;
 mod instances;
 mod protection;
 mod render;
+mod service_deployments;
 mod services;
 mod tags;
 mod task_definitions;
@@ -65,6 +66,9 @@ impl AwsService for Ecs {
 /// Testable without HTTP.
 pub fn dispatch(cp: &ControlPlane, region: &str, op: &str, body: &[u8]) -> Result<Value, ApiError> {
     match op {
+        "ListServiceDeployments" => service_deployments::list(cp, &parse(op, body)?),
+        "DescribeServiceDeployments" => service_deployments::describe(cp, &parse(op, body)?),
+        "DescribeServiceRevisions" => service_deployments::revisions(cp, &parse(op, body)?),
         "UpdateTaskProtection" => protection::update(cp, &parse(op, body)?),
         "GetTaskProtection" => protection::get(cp, &parse(op, body)?),
         "PutAccountSetting" => account_settings::put(cp, &parse(op, body)?),

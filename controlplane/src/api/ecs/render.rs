@@ -35,7 +35,7 @@ pub fn tags(tags: &[(String, String)]) -> Value {
 
 /// Drops null members: botocore treats an absent member and null alike, but
 /// the aws CLI prints nulls, and ECS leaves unset members out.
-fn compact(v: Value) -> Value {
+pub fn compact(v: Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).collect()),
         other => other,
@@ -381,7 +381,7 @@ fn placement<T: serde::Serialize>(items: &[T]) -> Value {
 
 /// `launchType`, or `capacityProviderStrategy` when there is one: ECS
 /// shows one or the other on services and deployments.
-fn capacity(v: &mut Value, launch_type: LaunchType, strategy: &[CapacityProviderShare]) {
+pub fn capacity(v: &mut Value, launch_type: LaunchType, strategy: &[CapacityProviderShare]) {
     if strategy.is_empty() {
         v["launchType"] = json!(launch_type.as_str());
     } else {

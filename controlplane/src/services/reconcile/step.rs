@@ -106,10 +106,10 @@ pub fn apply_to_service(service: &mut Service, step: &Step, now_ms: i64) {
             d.is_rollback = true;
             service.start_deployment(d);
         }
-        Step::Retire { deployment } => service.deployments.retain(|d| &d.id != deployment),
+        Step::Retire { deployment } => service.retire_deployments(now_ms, |d| &d.id == deployment),
         Step::Inactive => {
             service.status = crate::model::service::ServiceStatus::Inactive;
-            service.deployments.clear();
+            service.retire_deployments(now_ms, |_| true);
         }
         Step::Event(m) => service.push_event(m.clone(), now_ms),
     }

@@ -48,6 +48,7 @@ fn service(desired: u32, cfg: DeploymentConfiguration) -> Service {
         capacity_provider_strategy: vec![],
         placement_strategy: vec![],
         placement_constraints: vec![],
+        past_deployments: vec![],
     };
     s.start_deployment(Deployment::new("td:1", desired, LaunchType::Ec2, T0));
     s
