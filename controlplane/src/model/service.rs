@@ -248,6 +248,11 @@ pub struct Service {
     /// `MAX_PAST_DEPLOYMENTS`: what `ListServiceDeployments` shows besides the current.
     #[serde(default)]
     pub past_deployments: Vec<Deployment>,
+    /// Fields a client gave that Berth keeps and shows but does not act on yet
+    /// (`loadBalancers`, `propagateTags`, ...; see `api::ecs::services::KEPT`), so that
+    /// nothing sent is dropped silently.
+    #[serde(default)]
+    pub kept: serde_json::Map<String, serde_json::Value>,
 }
 
 /// How many finished deployments a service keeps for `ListServiceDeployments`.

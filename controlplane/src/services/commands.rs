@@ -29,6 +29,8 @@ pub struct ServiceSpec {
     pub tags: Vec<(String, String)>,
     /// `clientToken`: a retry of the same request gets the service it created.
     pub client_token: Option<client_tokens::ClientToken>,
+    /// Fields kept and shown as given (`Service::kept`).
+    pub kept: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A validated `UpdateService` request: `None` keeps the current value.
@@ -47,6 +49,8 @@ pub struct ServiceUpdate {
     pub capacity_provider_strategy: Option<Vec<CapacityProviderShare>>,
     pub placement_strategy: Option<Vec<PlacementStrategy>>,
     pub placement_constraints: Option<Vec<PlacementConstraint>>,
+    /// Kept fields given: each replaces the service's (`Service::kept`).
+    pub kept: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The launch type and strategy a service keeps: its launch type, its own
@@ -224,6 +228,7 @@ impl ControlPlane {
             placement_strategy: spec.placement_strategy.clone(),
             placement_constraints: spec.placement_constraints.clone(),
             past_deployments: vec![],
+            kept: spec.kept.clone(),
         };
         s.start_deployment(
             Deployment::new(&td, spec.desired_count, launch_type, now)
@@ -348,6 +353,7 @@ impl ControlPlane {
         if let Some(e) = u.enable_execute_command {
             s.enable_execute_command = e;
         }
+        s.kept.extend(u.kept.clone());
         if td != s.task_definition || u.force_new_deployment || placement_changed {
             s.start_deployment(
                 Deployment::new(&td, s.desired_count, s.launch_type, now)

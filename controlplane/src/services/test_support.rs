@@ -22,6 +22,7 @@ pub(crate) fn spec(name: &str, desired: u32) -> ServiceSpec {
         enable_execute_command: false,
         tags: vec![],
         client_token: None,
+        kept: serde_json::Map::new(),
     }
 }
 

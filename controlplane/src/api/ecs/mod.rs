@@ -99,7 +99,7 @@ pub fn dispatch(cp: &ControlPlane, region: &str, op: &str, body: &[u8]) -> Resul
         "CreateService" => services::create(cp, parse(op, body)?, body),
         "DescribeServices" => services::describe(cp, parse(op, body)?),
         "ListServices" => services::list(cp, &parse(op, body)?),
-        "UpdateService" => services::update(cp, parse(op, body)?),
+        "UpdateService" => services::update(cp, parse(op, body)?, body),
         "DeleteService" => services::delete(cp, &parse(op, body)?),
         "PutAttributes" => attributes::put(cp, parse(op, body)?),
         "DeleteAttributes" => attributes::delete(cp, parse(op, body)?),

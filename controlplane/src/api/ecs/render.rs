@@ -454,5 +454,16 @@ pub fn service(s: &Service, with_tags: bool) -> Value {
     if with_tags {
         v["tags"] = tags(&s.tags);
     }
+    // What the client gave and Berth keeps as it was given.
+    for (k, given) in &s.kept {
+        match (k.as_str(), given) {
+            ("deploymentConfiguration", Value::Object(extra)) => {
+                for (m, x) in extra {
+                    v["deploymentConfiguration"][m] = x.clone();
+                }
+            }
+            _ => v[k] = given.clone(),
+        }
+    }
     v
 }

@@ -97,6 +97,54 @@ pub(super) struct CreateInput {
     tags: Option<Vec<Tag>>,
 }
 
+/// Service fields Berth keeps and shows as given but does not act on yet (the
+/// README lists them): `CreateService` takes all, `UpdateService` those ECS lets it
+/// change. Members of `deploymentConfiguration` beyond the ones Berth runs (`alarms`,
+/// `strategy`, ...) are kept the same way.
+pub const KEPT: [&str; 11] = [
+    "loadBalancers",
+    "serviceRegistries",
+    "networkConfiguration",
+    "platformVersion",
+    "propagateTags",
+    "enableECSManagedTags",
+    "serviceConnectConfiguration",
+    "volumeConfigurations",
+    "availabilityZoneRebalancing",
+    "role",
+    "deploymentController",
+];
+/// What `UpdateService` cannot change.
+const CREATE_ONLY: [&str; 2] = ["role", "deploymentController"];
+const RUN_DEPLOYMENT_FIELDS: [&str; 3] = [
+    "maximumPercent",
+    "minimumHealthyPercent",
+    "deploymentCircuitBreaker",
+];
+
+/// The kept fields of a request body (`KEPT`, less `skip`).
+fn kept(body: &[u8], skip: &[&str]) -> serde_json::Map<String, Value> {
+    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else {
+        return serde_json::Map::new();
+    };
+    let mut out: serde_json::Map<String, Value> = fields
+        .iter()
+        .filter(|(k, _)| KEPT.contains(&k.as_str()) && !skip.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if let Some(Value::Object(conf)) = fields.get("deploymentConfiguration") {
+        let extra: serde_json::Map<String, Value> = conf
+            .iter()
+            .filter(|(k, _)| !RUN_DEPLOYMENT_FIELDS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if !extra.is_empty() {
+            out.insert("deploymentConfiguration".into(), Value::Object(extra));
+        }
+    }
+    out
+}
+
 fn grace(v: Option<i64>) -> Result<Option<u32>, ApiError> {
     v.map(|g| count("healthCheckGracePeriodSeconds", g))
         .transpose()
@@ -137,7 +185,18 @@ pub(super) fn create(cp: &ControlPlane, req: CreateInput, body: &[u8]) -> Result
             .client_token
             .map(|t| super::client_token(t, 36, body))
             .transpose()?,
+        kept: kept(body, &[]),
     };
+    if spec
+        .kept
+        .get("deploymentController")
+        .and_then(|c| c["type"].as_str())
+        == Some("EXTERNAL")
+    {
+        return Err(ApiError::invalid(
+            "deploymentController EXTERNAL hands deployments to task sets, which Berth does not serve yet; use ECS (the default) or CODE_DEPLOY.",
+        ));
+    }
     let s = cp.create_service(&spec)?;
     Ok(json!({ "service": render::service(&s, false) }))
 }
@@ -210,7 +269,7 @@ pub(super) struct UpdateInput {
     placement_constraints: Option<Vec<RawConstraint>>,
 }
 
-pub(super) fn update(cp: &ControlPlane, req: UpdateInput) -> Result<Value, ApiError> {
+pub(super) fn update(cp: &ControlPlane, req: UpdateInput, body: &[u8]) -> Result<Value, ApiError> {
     let cluster = req.cluster.unwrap_or_else(|| "default".into());
     // Partial configurations merge into the current one.
     let current = match &req.deployment_configuration {
@@ -248,6 +307,7 @@ pub(super) fn update(cp: &ControlPlane, req: UpdateInput) -> Result<Value, ApiEr
             .placement_constraints
             .map(|p| placement_in(None, Some(p)).map(|(_, c)| c))
             .transpose()?,
+        kept: kept(body, &CREATE_ONLY),
     };
     let s = cp.update_service(&update)?;
     Ok(json!({ "service": render::service(&s, false) }))
@@ -304,6 +364,51 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.message.contains("1 to 36"), "{}", e.message);
+    }
+
+    #[test]
+    fn fields_berth_does_not_act_on_are_kept_and_shown_as_given() {
+        let (cp, _) = fleet();
+        let call = |op: &str, body: serde_json::Value| {
+            dispatch(&cp, "us-east-1", op, body.to_string().as_bytes())
+        };
+        let lb = serde_json::json!([{"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0123456789abcdef", "containerName": "web", "containerPort": 80}]);
+        let out = call(
+            "CreateService",
+            serde_json::json!({"serviceName": "api", "taskDefinition": "web",
+                "loadBalancers": lb, "propagateTags": "SERVICE", "enableECSManagedTags": true,
+                "deploymentController": {"type": "CODE_DEPLOY"},
+                "deploymentConfiguration": {"maximumPercent": 150,
+                    "alarms": {"alarmNames": ["high-5xx"], "enable": true, "rollback": true}}}),
+        )
+        .unwrap();
+        let s = &out["service"];
+        assert_eq!(s["loadBalancers"], lb);
+        assert_eq!(s["propagateTags"], "SERVICE");
+        assert_eq!(s["enableECSManagedTags"], true);
+        assert_eq!(s["deploymentController"]["type"], "CODE_DEPLOY");
+        assert_eq!(s["deploymentConfiguration"]["maximumPercent"], 150);
+        assert_eq!(
+            s["deploymentConfiguration"]["alarms"]["alarmNames"][0],
+            "high-5xx"
+        );
+        let out = call(
+            "UpdateService",
+            serde_json::json!({"service": "api", "propagateTags": "TASK_DEFINITION"}),
+        )
+        .unwrap();
+        assert_eq!(out["service"]["propagateTags"], "TASK_DEFINITION");
+        assert_eq!(
+            out["service"]["loadBalancers"], lb,
+            "what the update did not name stays"
+        );
+        let e = call(
+            "CreateService",
+            serde_json::json!({"serviceName": "ext", "taskDefinition": "web",
+                "deploymentController": {"type": "EXTERNAL"}}),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("task sets"), "{}", e.message);
     }
 
     #[test]
