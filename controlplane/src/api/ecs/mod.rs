@@ -14,6 +14,7 @@ mod services;
 mod tags;
 mod task_definitions;
 mod tasks;
+mod unsupported;
 
 use std::sync::Arc;
 
@@ -112,10 +113,13 @@ pub fn dispatch(cp: &ControlPlane, region: &str, op: &str, body: &[u8]) -> Resul
         "TagResource" => tags::tag(cp, parse(op, body)?),
         "UntagResource" => tags::untag(cp, parse(op, body)?),
         "ListTagsForResource" => tags::list(cp, &parse(op, body)?),
-        _ => Err(ApiError::new(
-            ErrorType::UnknownOperation,
-            format!("Operation '{op}' is not supported by Berth's ECS API."),
-        )),
+        _ => Err(match unsupported::reason(op) {
+            Some(why) => ApiError::new(ErrorType::Client, why),
+            None => ApiError::new(
+                ErrorType::UnknownOperation,
+                format!("Operation '{op}' is not supported by Berth's ECS API."),
+            ),
+        }),
     }
 }
 
