@@ -136,7 +136,7 @@ fn deployable<'a>(
 }
 
 impl ControlPlane {
-    fn service_ref<'a>(
+    pub(super) fn service_ref<'a>(
         state: &'a State,
         cluster: &str,
         service: &str,
@@ -149,7 +149,7 @@ impl ControlPlane {
     }
 
     /// Writes the service through the store, then keeps it in memory.
-    fn put_service(&self, state: &mut State, s: &Service) -> Result<(), StateError> {
+    pub(super) fn put_service(&self, state: &mut State, s: &Service) -> Result<(), StateError> {
         self.store
             .apply(&[Write::put(Table::Services, s.key(), encode(s))])?;
         state.services.insert(s.key(), s.clone());

@@ -8,6 +8,7 @@ mod apply;
 mod commands;
 pub mod hosts;
 mod reconcile;
+mod rollback;
 
 #[cfg(test)]
 mod placement_tests;

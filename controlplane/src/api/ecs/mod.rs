@@ -69,6 +69,7 @@ pub fn dispatch(cp: &ControlPlane, region: &str, op: &str, body: &[u8]) -> Resul
     match op {
         "ListServiceDeployments" => service_deployments::list(cp, &parse(op, body)?),
         "DescribeServiceDeployments" => service_deployments::describe(cp, &parse(op, body)?),
+        "StopServiceDeployment" => service_deployments::stop(cp, &parse(op, body)?),
         "DescribeServiceRevisions" => service_deployments::revisions(cp, &parse(op, body)?),
         "UpdateTaskProtection" => protection::update(cp, &parse(op, body)?),
         "GetTaskProtection" => protection::get(cp, &parse(op, body)?),

@@ -223,6 +223,34 @@ pub(super) fn revisions(cp: &ControlPlane, req: &RevisionsInput) -> Result<Value
     describe_each(cp, &req.service_revision_arns, "serviceRevisions", revision)
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct StopInput {
+    service_deployment_arn: String,
+    stop_type: Option<String>,
+}
+
+/// `StopServiceDeployment`: `ROLLBACK` (the default) goes back to the last completed
+/// revision; `ABORT` belongs to blue/green deployments, which Berth does not run yet.
+pub(super) fn stop(cp: &ControlPlane, req: &StopInput) -> Result<Value, ApiError> {
+    match req.stop_type.as_deref() {
+        None | Some("ROLLBACK") => {}
+        Some("ABORT") => {
+            return Err(ApiError::new(
+                crate::api::error::ErrorType::Client,
+                "stopType ABORT applies to blue/green deployments, which Berth does not run yet; use ROLLBACK.",
+            ))
+        }
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "stopType '{other}' is not ROLLBACK or ABORT."
+            )))
+        }
+    }
+    cp.roll_back_service_deployment(&req.service_deployment_arn)?;
+    Ok(json!({ "serviceDeploymentArn": req.service_deployment_arn }))
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::{json, Value};
@@ -326,5 +354,35 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.kind, ErrorType::InvalidParameter);
+    }
+
+    #[test]
+    fn stop_service_deployment_needs_somewhere_to_roll_back_to() {
+        let (cp, _) = fleet();
+        let call =
+            |op: &str, body: Value| dispatch(&cp, "us-east-1", op, body.to_string().as_bytes());
+        call(
+            "CreateService",
+            json!({"serviceName": "api", "taskDefinition": "web", "desiredCount": 1}),
+        )
+        .unwrap();
+        let listed = call("ListServiceDeployments", json!({"service": "api"})).unwrap();
+        let arn = listed["serviceDeployments"][0]["serviceDeploymentArn"].clone();
+        let err = call(
+            "StopServiceDeployment",
+            json!({"serviceDeploymentArn": arn}),
+        )
+        .unwrap_err();
+        assert!(
+            err.message.contains("no completed deployment"),
+            "{}",
+            err.message
+        );
+        let err = call(
+            "StopServiceDeployment",
+            json!({"serviceDeploymentArn": arn, "stopType": "ABORT"}),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, ErrorType::Client);
     }
 }

@@ -27,8 +27,8 @@ pub fn reason(op: &str) -> Option<&'static str> {
             "berth-agent is updated with its host's packages and restarted by systemd; it does not update itself."
         }
         "ListServicesByNamespace" => "Service Connect namespaces are not served by Berth yet.",
-        "StopServiceDeployment" | "ContinueServiceDeployment" => {
-            "Stopping or continuing a service deployment is not served yet; UpdateService with the previous task definition rolls a service back."
+        "ContinueServiceDeployment" => {
+            "Deployment lifecycle hooks (which a deployment waits on to continue) are not served by Berth yet."
         }
         _ => return None,
     })
@@ -60,6 +60,6 @@ mod tests {
                 _ => served += 1,
             }
         }
-        assert_eq!((served, unsupported), (46, 31));
+        assert_eq!((served, unsupported), (47, 30));
     }
 }
