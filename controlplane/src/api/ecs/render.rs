@@ -407,6 +407,18 @@ fn deployment(d: &Deployment) -> Value {
     v
 }
 
+/// A service's `deploymentConfiguration` as ECS shows it.
+pub fn deployment_configuration(conf: &crate::model::service::DeploymentConfiguration) -> Value {
+    json!({
+        "deploymentCircuitBreaker": {
+            "enable": conf.circuit_breaker.enable,
+            "rollback": conf.circuit_breaker.rollback,
+        },
+        "maximumPercent": conf.maximum_percent,
+        "minimumHealthyPercent": conf.minimum_healthy_percent,
+    })
+}
+
 /// A service as `DescribeServices` shows it (botocore's `Service` shape).
 pub fn service(s: &Service, with_tags: bool) -> Value {
     let conf = &s.deployment_configuration;
@@ -421,14 +433,7 @@ pub fn service(s: &Service, with_tags: bool) -> Value {
         "runningCount": s.running_count(),
         "pendingCount": s.pending_count(),
         "taskDefinition": s.task_definition,
-        "deploymentConfiguration": {
-            "deploymentCircuitBreaker": {
-                "enable": conf.circuit_breaker.enable,
-                "rollback": conf.circuit_breaker.rollback,
-            },
-            "maximumPercent": conf.maximum_percent,
-            "minimumHealthyPercent": conf.minimum_healthy_percent,
-        },
+        "deploymentConfiguration": deployment_configuration(conf),
         "deployments": s.deployments.iter().map(deployment).collect::<Vec<_>>(),
         "events": s.events.iter().map(|e| json!({
             "id": e.id,

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::render::{capacity, compact, epoch};
+use super::render::{capacity, compact, deployment_configuration, epoch};
 use super::{page, ApiError};
 use crate::model::service::{failure_threshold, Deployment, Service};
 use crate::model::service_deployment::{self as sd, deployment_arn, revision_arn};
@@ -70,14 +70,7 @@ fn full(s: &Service, d: &Deployment) -> Value {
         "targetServiceRevision": revision_summary(s, d),
         "status": status,
         "statusReason": reason,
-        "deploymentConfiguration": {
-            "deploymentCircuitBreaker": {
-                "enable": conf.circuit_breaker.enable,
-                "rollback": conf.circuit_breaker.rollback,
-            },
-            "maximumPercent": conf.maximum_percent,
-            "minimumHealthyPercent": conf.minimum_healthy_percent,
-        },
+        "deploymentConfiguration": deployment_configuration(conf),
         "deploymentCircuitBreaker": {
             "status": breaker,
             "failureCount": d.failed_tasks,
@@ -256,19 +249,31 @@ mod tests {
     use serde_json::{json, Value};
 
     use crate::api::ecs::dispatch;
+    use crate::api::error::ApiError;
     use crate::api::error::ErrorType;
     use crate::state::test_support::fleet;
+    use crate::state::ControlPlane;
+
+    fn call(cp: &ControlPlane, op: &str, body: &Value) -> Result<Value, ApiError> {
+        dispatch(cp, "us-east-1", op, body.to_string().as_bytes())
+    }
+
+    /// A fleet with the service `api` of one `web` task.
+    fn with_api_service() -> ControlPlane {
+        let (cp, _) = fleet();
+        call(
+            &cp,
+            "CreateService",
+            &json!({"serviceName": "api", "taskDefinition": "web", "desiredCount": 1}),
+        )
+        .unwrap();
+        cp
+    }
 
     #[test]
     fn a_service_s_deployments_and_revisions_as_ecs_shows_them() {
-        let (cp, _) = fleet();
-        let call =
-            |op: &str, body: Value| dispatch(&cp, "us-east-1", op, body.to_string().as_bytes());
-        call(
-            "CreateService",
-            json!({"serviceName": "api", "taskDefinition": "web", "desiredCount": 1}),
-        )
-        .unwrap();
+        let cp = with_api_service();
+        let call = |op: &str, body: Value| call(&cp, op, &body);
         let list = || call("ListServiceDeployments", json!({"service": "api"})).unwrap();
         let first = list();
         assert_eq!(
@@ -358,14 +363,8 @@ mod tests {
 
     #[test]
     fn stop_service_deployment_needs_somewhere_to_roll_back_to() {
-        let (cp, _) = fleet();
-        let call =
-            |op: &str, body: Value| dispatch(&cp, "us-east-1", op, body.to_string().as_bytes());
-        call(
-            "CreateService",
-            json!({"serviceName": "api", "taskDefinition": "web", "desiredCount": 1}),
-        )
-        .unwrap();
+        let cp = with_api_service();
+        let call = |op: &str, body: Value| call(&cp, op, &body);
         let listed = call("ListServiceDeployments", json!({"service": "api"})).unwrap();
         let arn = listed["serviceDeployments"][0]["serviceDeploymentArn"].clone();
         let err = call(
