@@ -400,10 +400,28 @@ fn arns_follow_the_signed_region_and_unserved_services_are_named() -> Result<()>
 #[test]
 fn account_settings_and_task_protection_through_the_aws_cli() -> Result<()> {
     let mut b = Berth::start()?;
+    // The account's default log mode reaches a container that names none.
+    b.aws(&[
+        "ecs",
+        "put-account-setting-default",
+        "--name",
+        "defaultLogDriverMode",
+        "--value",
+        "non-blocking",
+    ])?;
     b.register_task_definition(&json!({"family": "guarded", "containerDefinitions": [{
         "name": "a", "image": b.demo_image, "memory": 16, "stopTimeout": 2,
-        "entryPoint": ["sleep", "300"]}]}))?;
+        "entryPoint": ["sleep", "300"],
+        "logConfiguration": {"logDriver": "awslogs", "options": {
+            "awslogs-group": "/ecs/guarded", "awslogs-create-group": "true"}}}]}))?;
     let arn = b.run_task("guarded")?;
+    let settings = b.container_log(&arn, "a").with_extension("awslogs.json");
+    let shipped: Value = poll("the awslogs settings", Duration::from_secs(30), || {
+        Ok(std::fs::read(&settings)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok()))
+    })?;
+    assert_eq!(shipped["max_buffer_bytes"], 1024 * 1024, "{shipped}");
     let out = b.aws(&[
         "ecs",
         "update-task-protection",

@@ -45,14 +45,35 @@ pub(super) fn add_secrets(spec: &mut pb::TaskSpec, t: &Task, secrets: &Secrets) 
     }
 }
 
+/// Gives the awslogs containers of `spec` that name no `mode` the account's default.
+fn default_log_mode(spec: &mut pb::TaskSpec, mode: &str) {
+    if mode != "non-blocking" {
+        return;
+    }
+    for l in spec
+        .containers
+        .iter_mut()
+        .filter_map(|c| c.log_configuration.as_mut())
+        .filter(|l| l.log_driver == "awslogs")
+    {
+        l.options
+            .entry(berth_ecs::awslogs::MODE.to_owned())
+            .or_insert_with(|| mode.to_owned());
+    }
+}
+
 pub(super) fn desired_message(
     cp: &ControlPlane,
     secrets: &Secrets,
     instance_arn: &str,
 ) -> pb::ControlMessage {
+    // The account's `defaultLogDriverMode` for containers that name no mode, as ECS
+    // applies it.
+    let default_mode = cp.account_default("defaultLogDriverMode");
     let tasks = cp.map_desired_tasks(instance_arn, |t| {
         let mut spec = task_spec(t);
         add_secrets(&mut spec, t, secrets);
+        default_log_mode(&mut spec, &default_mode);
         spec
     });
     pb::ControlMessage {
@@ -134,5 +155,38 @@ mod tests {
         let spec = resolved(&t);
         assert_eq!(spec.secrets_error, "");
         assert!(spec.containers[0].secret_environment.is_empty());
+    }
+
+    #[test]
+    fn the_account_s_default_log_mode_fills_in_where_a_container_names_none() {
+        use crate::model::container_options::LogConfiguration;
+        let mut t = crate::model::task::tests_support::task();
+        let def = &mut t.containers[0].definition;
+        def.options.log_configuration = Some(LogConfiguration {
+            log_driver: "awslogs".into(),
+            options: vec![("awslogs-group".into(), "g".into())],
+        });
+        let mut named = t.containers[0].clone();
+        named.definition.name = "named".into();
+        if let Some(l) = named.definition.options.log_configuration.as_mut() {
+            l.options.push(("mode".into(), "blocking".into()));
+        }
+        t.containers.push(named);
+        let mode = |spec: &pb::TaskSpec, i: usize| {
+            spec.containers[i]
+                .log_configuration
+                .as_ref()
+                .and_then(|l| l.options.get("mode").cloned())
+        };
+        let mut spec = task_spec(&t);
+        default_log_mode(&mut spec, "blocking");
+        assert_eq!(mode(&spec, 0), None, "blocking is what no mode means");
+        default_log_mode(&mut spec, "non-blocking");
+        assert_eq!(mode(&spec, 0).as_deref(), Some("non-blocking"));
+        assert_eq!(
+            mode(&spec, 1).as_deref(),
+            Some("blocking"),
+            "a container's own mode wins"
+        );
     }
 }

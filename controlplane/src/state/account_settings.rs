@@ -133,6 +133,18 @@ impl ControlPlane {
         })
     }
 
+    /// The account's default for `name`: the value set with `PutAccountSettingDefault`,
+    /// else ECS's.
+    pub fn account_default(&self, name: &str) -> String {
+        let key = store_key(&self.root_principal(), name);
+        self.lock()
+            .account_settings
+            .get(&key)
+            .cloned()
+            .or_else(|| setting(name).ok().map(|(_, _, d)| d.to_owned()))
+            .unwrap_or_default()
+    }
+
     /// A principal's settings (None: the account default's): those set for it, or with
     /// `effective` every setting's effective value.
     pub fn account_settings(

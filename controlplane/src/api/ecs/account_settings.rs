@@ -137,6 +137,8 @@ mod tests {
             &json!({"name": "awsvpcTrunking", "value": "enabled", "principalArn": role}),
         )
         .unwrap();
+        assert_eq!(cp.account_default("containerInsights"), "enhanced");
+        assert_eq!(cp.account_default("defaultLogDriverMode"), "blocking");
         // Set for the role: only its own.
         let own = call(&cp, "ListAccountSettings", &json!({"principalArn": role})).unwrap();
         assert_eq!(
