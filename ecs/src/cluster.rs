@@ -66,6 +66,31 @@ ecs_enum! {
 }
 
 ecs_enum! {
+    /// A service deployment's `status` (`ListServiceDeployments`, ...).
+    pub enum ServiceDeploymentStatus {
+        Pending = "PENDING",
+        InProgress = "IN_PROGRESS",
+        Successful = "SUCCESSFUL",
+        Stopped = "STOPPED",
+        StopRequested = "STOP_REQUESTED",
+        RollbackRequested = "ROLLBACK_REQUESTED",
+        RollbackInProgress = "ROLLBACK_IN_PROGRESS",
+        RollbackSuccessful = "ROLLBACK_SUCCESSFUL",
+        RollbackFailed = "ROLLBACK_FAILED",
+    }
+}
+
+ecs_enum! {
+    /// A service deployment's circuit breaker (and alarms): `status`.
+    pub enum DeploymentMonitorStatus {
+        Triggered = "TRIGGERED",
+        Monitoring = "MONITORING",
+        MonitoringComplete = "MONITORING_COMPLETE",
+        Disabled = "DISABLED",
+    }
+}
+
+ecs_enum! {
     /// A deployment's `rolloutState`.
     pub enum RolloutState {
         InProgress = "IN_PROGRESS" | "InProgress",

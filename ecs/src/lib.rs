@@ -89,12 +89,14 @@ macro_rules! ecs_enum {
 
 pub mod awslogs;
 mod cluster;
+pub mod logs;
 mod task;
 mod task_definition;
 
 pub use cluster::{
-    CapacityProviderStatus, CapacityProviderUpdateStatus, ClusterStatus, DeploymentStatus,
-    InstanceStatus, RolloutState, ServiceStatus, FARGATE, FARGATE_SPOT,
+    CapacityProviderStatus, CapacityProviderUpdateStatus, ClusterStatus, DeploymentMonitorStatus,
+    DeploymentStatus, InstanceStatus, RolloutState, ServiceDeploymentStatus, ServiceStatus,
+    FARGATE, FARGATE_SPOT,
 };
 pub use task::{
     Connectivity, ContainerStatus, DesiredStatus, HealthStatus, LaunchType, StopCode, TaskStatus,

@@ -36,25 +36,30 @@ fn run_task_retried_after_a_control_plane_crash_starts_each_token_s_task_once() 
         ])
     };
     let pid = b.controlplane_pid().context("control plane pid")?;
-    // The calls go out 150 ms apart (a steady load, not a synchronisation); the control
-    // plane dies as soon as the first is answered, so the later ones meet the crash.
+    // The first call is answered; the moment it is, the other seven set off and the
+    // control plane is killed, so they meet the crash (refused, or cut off mid-call).
+    let go = std::sync::Barrier::new(CALLS);
     let first_answers: Vec<Option<String>> = std::thread::scope(|s| {
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let (answered_tx, answered_rx) = std::sync::mpsc::channel::<()>();
         let calls: Vec<_> = tokens
             .iter()
-            .zip(0u64..)
-            .map(|(t, i)| {
-                let done = done_tx.clone();
-                let b = &b;
+            .enumerate()
+            .map(|(i, t)| {
+                let (b, go, answered) = (&b, &go, answered_tx.clone());
                 s.spawn(move || {
-                    std::thread::sleep(Duration::from_millis(150 * i));
-                    let out = run(b, t).ok().and_then(|v| task_arn(&v));
-                    let _ = done.send(());
-                    out
+                    if i == 0 {
+                        let out = run(b, t).ok().and_then(|v| task_arn(&v));
+                        let _ = answered.send(());
+                        go.wait();
+                        out
+                    } else {
+                        go.wait();
+                        run(b, t).ok().and_then(|v| task_arn(&v))
+                    }
                 })
             })
             .collect();
-        let _ = done_rx.recv_timeout(Duration::from_secs(60));
+        let _ = answered_rx.recv_timeout(Duration::from_secs(60));
         let _ = std::process::Command::new("kill")
             .args(["-9", &pid.to_string()])
             .status();

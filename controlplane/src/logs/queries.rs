@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use super::insights::{InsightsEvent, Query, QueryOutcome, MAX_ROWS};
 use super::model::EventId;
@@ -17,25 +17,7 @@ const KEPT_QUERIES: usize = 200;
 /// Events read from the store at a time.
 const PAGE: usize = 10_000;
 
-/// Insights' query statuses (those a Berth query passes through).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QueryStatus {
-    Running,
-    Complete,
-    Failed,
-    Cancelled,
-}
-
-impl QueryStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            QueryStatus::Running => "Running",
-            QueryStatus::Complete => "Complete",
-            QueryStatus::Failed => "Failed",
-            QueryStatus::Cancelled => "Cancelled",
-        }
-    }
-}
+pub use berth_ecs::logs::QueryStatus;
 
 /// One query as `DescribeQueries` and `GetQueryResults` show it.
 #[derive(Debug, Clone)]
@@ -61,18 +43,39 @@ pub struct QueryRequest {
     pub limit: Option<usize>,
 }
 
+/// The queries' records, and a signal for each change of one.
 #[derive(Default)]
-pub struct QueryBook(Mutex<VecDeque<QueryRecord>>);
+pub struct QueryBook {
+    records: Mutex<VecDeque<QueryRecord>>,
+    changed: Condvar,
+}
 
 impl QueryBook {
     fn lock(&self) -> MutexGuard<'_, VecDeque<QueryRecord>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.records.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn update(&self, id: &str, f: impl FnOnce(&mut QueryRecord)) {
         if let Some(r) = self.lock().iter_mut().find(|r| r.id == id) {
             f(r);
         }
+        self.changed.notify_all();
+    }
+
+    /// Waits until query `id` is no longer `Running` (or is gone), at most `timeout`;
+    /// false if it still runs.
+    pub fn wait_finished(&self, id: &str, timeout: std::time::Duration) -> bool {
+        let running = |book: &mut VecDeque<QueryRecord>| {
+            book.iter()
+                .any(|r| r.id == id && r.status == QueryStatus::Running)
+        };
+        let (book, _) = self
+            .changed
+            .wait_timeout_while(self.lock(), timeout, running)
+            .unwrap_or_else(PoisonError::into_inner);
+        !book
+            .iter()
+            .any(|r| r.id == id && r.status == QueryStatus::Running)
     }
 }
 
@@ -163,16 +166,23 @@ impl Logs {
         }
         r.cancel.store(true, Ordering::Relaxed);
         r.status = QueryStatus::Cancelled;
+        drop(book);
+        self.queries.changed.notify_all();
         Ok(true)
     }
 
+    /// Waits until query `id` has finished, at most `timeout`; false if it still runs.
+    pub fn wait_query(&self, id: &str, timeout: std::time::Duration) -> bool {
+        self.queries.wait_finished(id, timeout)
+    }
+
     /// `DescribeQueries`: newest first, of one group and one status when given.
-    pub fn queries(&self, group: Option<&str>, status: Option<&str>) -> Vec<QueryRecord> {
+    pub fn queries(&self, group: Option<&str>, status: Option<QueryStatus>) -> Vec<QueryRecord> {
         self.queries
             .lock()
             .iter()
             .filter(|r| group.is_none_or(|g| r.groups.iter().any(|x| x == g)))
-            .filter(|r| status.is_none_or(|s| r.status.as_str() == s))
+            .filter(|r| status.is_none_or(|s| r.status == s))
             .map(|r| QueryRecord {
                 outcome: None,
                 ..r.clone()

@@ -305,6 +305,21 @@ impl Service {
         self.throttle = RestartThrottle::default();
     }
 
+    /// Starts a deployment back to `task_definition` (a rollback: it is not rolled back
+    /// again if it fails), `reason` its rollout reason.
+    pub fn start_rollback(&mut self, task_definition: &str, reason: String, now_ms: i64) {
+        let mut d = Deployment::new(
+            task_definition,
+            self.desired_count,
+            self.launch_type,
+            now_ms,
+        )
+        .with_capacity_provider_strategy(self.capacity_provider_strategy.clone());
+        d.rollout_state_reason = reason;
+        d.is_rollback = true;
+        self.start_deployment(d);
+    }
+
     /// Moves the deployments `retire` picks to the past ones, finished at `now_ms`.
     pub fn retire_deployments(&mut self, now_ms: i64, retire: impl Fn(&Deployment) -> bool) {
         let (gone, kept): (Vec<Deployment>, Vec<Deployment>) =

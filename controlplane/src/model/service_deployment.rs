@@ -3,6 +3,7 @@
 //! their ARNs, and the status ECS would give each. Pure.
 
 use super::service::{Deployment, DeploymentStatus, RolloutState, Service};
+pub use berth_ecs::ServiceDeploymentStatus;
 
 /// `arn:...:service-deployment/<cluster>/<service>/<digits of the deployment id>`.
 pub fn deployment_arn(service_arn: &str, deployment_id: &str) -> String {
@@ -45,32 +46,42 @@ pub fn all(service: &Service) -> impl Iterator<Item = &Deployment> {
 }
 
 /// ECS's status of a deployment, and why.
-pub fn status(service: &Service, d: &Deployment) -> (&'static str, String) {
+pub fn status(service: &Service, d: &Deployment) -> (ServiceDeploymentStatus, String) {
     let current_primary = d.status == DeploymentStatus::Primary
         && d.finished_at_ms.is_none()
         && service.deployments.iter().any(|c| c.id == d.id);
     // The deployment that went back from this one, if the circuit breaker rolled it back.
     let rollback = all(service).find(|r| r.is_rollback && r.replaced.contains(&d.id));
     match (d.rollout_state, rollback) {
-        (RolloutState::Completed, _) => ("SUCCESSFUL", d.rollout_state_reason.clone()),
+        (RolloutState::Completed, _) => (
+            ServiceDeploymentStatus::Successful,
+            d.rollout_state_reason.clone(),
+        ),
         (RolloutState::Failed, Some(r)) => (
             match r.rollout_state {
-                RolloutState::Completed => "ROLLBACK_SUCCESSFUL",
-                RolloutState::Failed => "ROLLBACK_FAILED",
-                RolloutState::InProgress => "ROLLBACK_IN_PROGRESS",
+                RolloutState::Completed => ServiceDeploymentStatus::RollbackSuccessful,
+                RolloutState::Failed => ServiceDeploymentStatus::RollbackFailed,
+                RolloutState::InProgress => ServiceDeploymentStatus::RollbackInProgress,
             },
             d.rollout_state_reason.clone(),
         ),
-        (RolloutState::Failed, None) => ("STOPPED", d.rollout_state_reason.clone()),
-        (RolloutState::InProgress, _) if current_primary => {
-            ("IN_PROGRESS", d.rollout_state_reason.clone())
-        }
+        (RolloutState::Failed, None) => (
+            ServiceDeploymentStatus::Stopped,
+            d.rollout_state_reason.clone(),
+        ),
+        (RolloutState::InProgress, _) if current_primary => (
+            ServiceDeploymentStatus::InProgress,
+            d.rollout_state_reason.clone(),
+        ),
         (RolloutState::InProgress, _) => match all(service).find(|n| n.replaced.contains(&d.id)) {
             Some(n) => (
-                "STOPPED",
+                ServiceDeploymentStatus::Stopped,
                 format!("Deployment {} replaced it before it completed.", n.id),
             ),
-            None => ("STOPPED", "The service was deleted.".into()),
+            None => (
+                ServiceDeploymentStatus::Stopped,
+                "The service was deleted.".into(),
+            ),
         },
     }
 }

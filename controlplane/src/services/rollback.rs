@@ -2,7 +2,7 @@
 //! one back to the service's last completed revision, as the circuit breaker's
 //! rollback does (and shown as a rollback by the service deployments).
 
-use crate::model::service::{Deployment, RolloutState, ServiceStatus};
+use crate::model::service::{RolloutState, ServiceStatus};
 use crate::model::service_deployment as sd;
 use crate::state::{ControlPlane, StateError};
 
@@ -38,17 +38,16 @@ impl ControlPlane {
                 "The service has no completed deployment to roll back to.".into(),
             ));
         };
-        let mut d = Deployment::new(&td, s.desired_count, s.launch_type, now)
-            .with_capacity_provider_strategy(s.capacity_provider_strategy.clone());
-        d.rollout_state_reason =
-            format!("Service deployment stopped by the user: rolling back to deploymentId {to}.");
-        d.is_rollback = true;
         if let Some(p) = s.deployment_mut(&id) {
             p.rollout_state = RolloutState::Failed;
             p.rollout_state_reason = "Stopped by the user (StopServiceDeployment).".into();
             p.updated_at_ms = now;
         }
-        s.start_deployment(d);
+        s.start_rollback(
+            &td,
+            format!("Service deployment stopped by the user: rolling back to deploymentId {to}."),
+            now,
+        );
         self.put_service(&mut state, &s)
     }
 }

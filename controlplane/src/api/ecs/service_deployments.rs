@@ -7,9 +7,11 @@ use serde_json::{json, Value};
 
 use super::render::{capacity, compact, deployment_configuration, epoch};
 use super::{page, ApiError};
-use crate::model::service::{failure_threshold, Deployment, Service};
+use crate::model::service::{failure_threshold, Deployment, RolloutState, Service};
+use crate::model::service_deployment::ServiceDeploymentStatus;
 use crate::model::service_deployment::{self as sd, deployment_arn, revision_arn};
 use crate::state::ControlPlane;
+use berth_ecs::DeploymentMonitorStatus;
 
 fn revision_summary(s: &Service, d: &Deployment) -> Value {
     json!({
@@ -21,10 +23,8 @@ fn revision_summary(s: &Service, d: &Deployment) -> Value {
 }
 
 fn finished(d: &Deployment) -> Option<i64> {
-    d.finished_at_ms.or_else(|| {
-        (d.rollout_state != crate::model::service::RolloutState::InProgress)
-            .then_some(d.updated_at_ms)
-    })
+    d.finished_at_ms
+        .or_else(|| (d.rollout_state != RolloutState::InProgress).then_some(d.updated_at_ms))
 }
 
 fn brief(s: &Service, d: &Deployment) -> Value {
@@ -37,42 +37,36 @@ fn brief(s: &Service, d: &Deployment) -> Value {
         "startedAt": epoch(d.created_at_ms),
         "finishedAt": finished(d).map(epoch),
         "targetServiceRevisionArn": revision_arn(&s.arn, &d.id),
-        "status": status,
+        "status": status.as_str(),
         "statusReason": reason,
     }))
 }
 
+/// A `ServiceDeployment`: the brief's fields (less the target's ARN, which it gives
+/// whole), and the revisions, configuration, circuit breaker and rollback.
 fn full(s: &Service, d: &Deployment) -> Value {
-    let (status, reason) = sd::status(s, d);
     let conf = &s.deployment_configuration;
-    let breaker = if !conf.circuit_breaker.enable {
-        "DISABLED"
-    } else if d.rollout_state == crate::model::service::RolloutState::Failed {
-        "TRIGGERED"
-    } else if d.rollout_state == crate::model::service::RolloutState::Completed {
-        "MONITORING_COMPLETE"
-    } else {
-        "MONITORING"
+    let breaker = match (conf.circuit_breaker.enable, d.rollout_state) {
+        (false, _) => DeploymentMonitorStatus::Disabled,
+        (true, RolloutState::Failed) => DeploymentMonitorStatus::Triggered,
+        (true, RolloutState::Completed) => DeploymentMonitorStatus::MonitoringComplete,
+        (true, RolloutState::InProgress) => DeploymentMonitorStatus::Monitoring,
     };
     let rollback = sd::all(s).find(|r| r.is_rollback && r.replaced.contains(&d.id));
-    compact(json!({
-        "serviceDeploymentArn": deployment_arn(&s.arn, &d.id),
-        "serviceArn": s.arn,
-        "clusterArn": s.cluster_arn,
-        "createdAt": epoch(d.created_at_ms),
-        "startedAt": epoch(d.created_at_ms),
+    let mut v = brief(s, d);
+    if let Some(fields) = v.as_object_mut() {
+        fields.remove("targetServiceRevisionArn");
+    }
+    let more = compact(json!({
         "updatedAt": epoch(d.updated_at_ms),
-        "finishedAt": finished(d).map(epoch),
         "sourceServiceRevisions": sd::all(s)
             .filter(|o| d.replaced.contains(&o.id))
             .map(|o| revision_summary(s, o))
             .collect::<Vec<_>>(),
         "targetServiceRevision": revision_summary(s, d),
-        "status": status,
-        "statusReason": reason,
         "deploymentConfiguration": deployment_configuration(conf),
         "deploymentCircuitBreaker": {
-            "status": breaker,
+            "status": breaker.as_str(),
             "failureCount": d.failed_tasks,
             "threshold": failure_threshold(d.desired_count),
         },
@@ -81,7 +75,11 @@ fn full(s: &Service, d: &Deployment) -> Value {
             "startedAt": epoch(r.created_at_ms),
             "serviceRevisionArn": revision_arn(&s.arn, &r.id),
         })),
-    }))
+    }));
+    if let (Some(fields), Value::Object(more)) = (v.as_object_mut(), more) {
+        fields.extend(more);
+    }
+    v
 }
 
 fn revision(s: &Service, d: &Deployment) -> Value {
@@ -130,12 +128,28 @@ pub(super) fn list(cp: &ControlPlane, req: &ListInput) -> Result<Value, ApiError
     })?;
     #[allow(clippy::cast_precision_loss)]
     let secs = |d: &Deployment| d.created_at_ms as f64 / 1000.0;
+    let wanted = req
+        .status
+        .as_ref()
+        .map(|names| {
+            names
+                .iter()
+                .map(|n| {
+                    ServiceDeploymentStatus::parse(n).ok_or_else(|| {
+                        ApiError::invalid(format!(
+                            "status '{n}' is not one of {}.",
+                            berth_ecs::names(<ServiceDeploymentStatus as berth_ecs::EcsEnum>::ALL)
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
     let briefs: Vec<Value> = sd::all(s)
         .filter(|d| {
-            let status = sd::status(s, d).0;
-            req.status
+            wanted
                 .as_ref()
-                .is_none_or(|want| want.iter().any(|w| w == status))
+                .is_none_or(|w| w.contains(&sd::status(s, d).0))
         })
         .filter(|d| {
             req.created_at.as_ref().is_none_or(|c| {

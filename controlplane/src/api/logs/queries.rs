@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::{limit, page, ApiError};
 use crate::logs::insights::MAX_ROWS;
-use crate::logs::queries::{QueryRecord, QueryRequest};
+use crate::logs::queries::{QueryRecord, QueryRequest, QueryStatus};
 use crate::logs::Logs;
 
 #[derive(Deserialize)]
@@ -97,22 +97,19 @@ pub(super) struct DescribeInput {
 }
 
 pub(super) fn describe(logs: &Logs, req: &DescribeInput) -> Result<Value, ApiError> {
-    const STATUSES: [&str; 7] = [
-        "Scheduled",
-        "Running",
-        "Complete",
-        "Failed",
-        "Cancelled",
-        "Timeout",
-        "Unknown",
-    ];
-    if let Some(s) = req.status.as_deref().filter(|s| !STATUSES.contains(s)) {
-        return Err(ApiError::invalid(format!(
-            "status '{s}' is not one of {}.",
-            STATUSES.join(", ")
-        )));
-    }
-    let all = logs.queries(req.log_group_name.as_deref(), req.status.as_deref());
+    let status = req
+        .status
+        .as_deref()
+        .map(|s| {
+            QueryStatus::parse(s).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "status '{s}' is not one of {}.",
+                    berth_ecs::names(<QueryStatus as berth_ecs::EcsEnum>::ALL)
+                ))
+            })
+        })
+        .transpose()?;
+    let all = logs.queries(req.log_group_name.as_deref(), status);
     let (found, next) = page(
         all,
         req.next_token.as_deref(),

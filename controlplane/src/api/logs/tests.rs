@@ -425,20 +425,14 @@ fn retention_deletes_what_it_no_longer_keeps() {
         .is_none());
 }
 
-/// Polls `GetQueryResults` until the query has finished (it runs on its own thread).
+/// `GetQueryResults` once the query has finished (it runs on its own thread).
 fn finished(logs: &Logs, id: &Value) -> Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let r = call(logs, "GetQueryResults", &json!({"queryId": id}));
-        if r["status"] != "Running" {
-            return r;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the query never finished: {r}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    let id = id.as_str().expect("a query id");
+    assert!(
+        logs.wait_query(id, std::time::Duration::from_secs(10)),
+        "the query {id} never finished"
+    );
+    call(logs, "GetQueryResults", &json!({"queryId": id}))
 }
 
 #[test]

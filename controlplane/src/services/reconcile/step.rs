@@ -1,7 +1,7 @@
 //! The reconciler's steps, and what each does to the service itself (the caller carries
 //! out the rest: starting and stopping tasks).
 
-use crate::model::service::{Deployment, RolloutState};
+use crate::model::service::RolloutState;
 use crate::model::Service;
 
 /// One thing the reconciler wants done.
@@ -92,20 +92,13 @@ pub fn apply_to_service(service: &mut Service, step: &Step, now_ms: i64) {
         Step::Rollback {
             task_definition,
             to_deployment,
-        } => {
-            let mut d = Deployment::new(
-                task_definition,
-                service.desired_count,
-                service.launch_type,
-                now_ms,
-            )
-            .with_capacity_provider_strategy(service.capacity_provider_strategy.clone());
-            d.rollout_state_reason = format!(
+        } => service.start_rollback(
+            task_definition,
+            format!(
                 "ECS deployment circuit breaker: rolling back to deploymentId {to_deployment}."
-            );
-            d.is_rollback = true;
-            service.start_deployment(d);
-        }
+            ),
+            now_ms,
+        ),
         Step::Retire { deployment } => service.retire_deployments(now_ms, |d| &d.id == deployment),
         Step::Inactive => {
             service.status = crate::model::service::ServiceStatus::Inactive;
