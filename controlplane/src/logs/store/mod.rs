@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableHandle as _};
 
 mod block;
 mod read;
@@ -96,24 +96,17 @@ impl LogStore {
             // Every table exists from the first open: reads need not check.
             tx.open_table(GROUPS).map_err(err)?;
             tx.open_table(STREAMS).map_err(err)?;
-            let mut blocks = tx.open_table(BLOCKS).map_err(err)?;
-            let old = tx.open_table(OLD_EVENTS).map_err(err)?;
-            for row in old.iter().map_err(err)? {
-                let (k, v) = row.map_err(err)?;
-                let (g, s, timestamp_ms, seq) = k.value();
-                let (ingestion_ms, message) = v.value();
-                let event = block::Event {
-                    timestamp_ms,
-                    seq,
-                    message: message.to_owned(),
-                };
-                let (_, value) = block::encode(ingestion_ms, &[event]).expect("one event");
-                blocks
-                    .insert((g, s, timestamp_ms, seq), value.as_slice())
-                    .map_err(err)?;
-            }
+            tx.open_table(BLOCKS).map_err(err)?;
         }
-        tx.delete_table(OLD_EVENTS).map_err(err)?;
+        // A store written before blocks: each event becomes a block of one, once.
+        let old_rows = tx
+            .list_tables()
+            .map_err(err)?
+            .any(|t| t.name() == OLD_EVENTS.name());
+        if old_rows {
+            move_rows_into_blocks(&tx)?;
+            tx.delete_table(OLD_EVENTS).map_err(err)?;
+        }
         tx.commit().map_err(err)?;
         let mut meta = Meta::default();
         let tx = db.begin_read().map_err(err)?;
@@ -447,6 +440,27 @@ impl LogStore {
         }
         Ok(total)
     }
+}
+
+/// Moves the rows of a store written before blocks into blocks of one event.
+fn move_rows_into_blocks(tx: &redb::WriteTransaction) -> Result<(), LogStoreError> {
+    let mut blocks = tx.open_table(BLOCKS).map_err(err)?;
+    let old = tx.open_table(OLD_EVENTS).map_err(err)?;
+    for row in old.iter().map_err(err)? {
+        let (k, v) = row.map_err(err)?;
+        let (g, s, timestamp_ms, seq) = k.value();
+        let (ingestion_ms, message) = v.value();
+        let event = block::Event {
+            timestamp_ms,
+            seq,
+            message: message.to_owned(),
+        };
+        let (_, value) = block::encode(ingestion_ms, &[event]).expect("one event");
+        blocks
+            .insert((g, s, timestamp_ms, seq), value.as_slice())
+            .map_err(err)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
