@@ -5,6 +5,7 @@ pub mod cgroups;
 pub mod clock;
 pub mod config;
 pub mod engine;
+pub mod exec;
 pub mod firelens;
 pub mod ipam;
 pub mod local_state;

@@ -344,6 +344,8 @@ async fn agent_main(settings: Option<PathBuf>) -> anyhow::Result<()> {
     let (reports_tx, mut reports_rx) = tokio::sync::mpsc::unbounded_channel();
     let manager = TaskManager::new(host, reports_tx);
     manager.recover().await;
+    // Exec sessions a dead agent left behind: their commands are killed.
+    berth_agent::exec::sweep(&manager.host().runtime, &args.data_dir.join("exec")).await;
     // Ready once containerd answers and the bridge exists, before any
     // session: a control plane that is down must not hold up the host's
     // boot, and the agent reconnects to it on its own.

@@ -10,6 +10,7 @@ pub mod error;
 pub mod query;
 pub mod service;
 pub mod sigv4;
+pub mod ssm_channel;
 mod xml;
 
 pub use edge::{Edge, HttpRequest};

@@ -76,6 +76,8 @@ pub struct Call<'a> {
     pub region: &'a str,
     pub access_key_id: &'a str,
     pub request_id: &'a str,
+    /// The host the client addressed (`Host`, or HTTP/2's `:authority`).
+    pub host: &'a str,
     pub input: Input<'a>,
 }
 

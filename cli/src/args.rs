@@ -56,6 +56,10 @@ pub enum Command {
     /// host writes (AGENT_DIR/tasks/<task id>/<container>.log), until the control plane
     /// serves logs.
     Logs(LogsArgs),
+    /// Run a command in a task's container (ECS Exec: the task must run with
+    /// enableExecuteCommand), on a terminal; exits with the command's status.
+    /// E.g. `berth exec 0a1b2c -c web -- /bin/sh`.
+    Exec(ExecArgs),
     /// Wait until a task reaches a status or a service is stable, showing progress on stderr.
     #[command(subcommand)]
     Wait(WaitCommand),
@@ -122,6 +126,21 @@ pub struct LogsArgs {
     /// Cluster of a task given by id.
     #[arg(long, default_value = "default")]
     pub cluster: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Task id or ARN.
+    pub task: String,
+    /// The container to run in (needed when the task has several).
+    #[arg(long, short = 'c', value_name = "NAME")]
+    pub container: Option<String>,
+    /// Cluster of a task given by id.
+    #[arg(long, default_value = "default")]
+    pub cluster: String,
+    /// The command and its arguments (run without a shell, as ECS does).
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,4 +3,5 @@
 
 pub mod client;
 pub mod config;
+pub mod exec_session;
 pub mod status;

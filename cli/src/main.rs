@@ -44,6 +44,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Tasks(a) => commands::tasks::run(&client()?, &a).await?,
         Command::Services(a) => commands::services::run(&client()?, &a).await?,
         Command::Logs(a) => commands::logs::run(&paths, client, &a).await?,
+        Command::Exec(a) => {
+            let code = commands::exec::run(&client()?, &a).await?;
+            // Not through the runtime's shutdown: the stdin reader may be blocked in a read.
+            std::process::exit(code);
+        }
         Command::Wait(WaitCommand::TaskRunning(a)) => {
             commands::wait::run(&client()?, Goal::Running, &a).await?;
         }

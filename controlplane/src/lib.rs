@@ -3,6 +3,7 @@
 pub mod agent_tls;
 pub mod agents;
 pub mod api;
+pub mod exec;
 pub mod join_tokens;
 pub mod logs;
 pub mod model;

@@ -165,12 +165,14 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
+    let exec = std::sync::Arc::new(berth_controlplane::exec::ExecSessions::default());
     let ctx = ApiContext {
         control_plane: cp.clone(),
         credentials,
         join_tokens: join_tokens.clone(),
         secrets: secrets.clone(),
         logs: logs.clone(),
+        exec: exec.clone(),
     };
     let api = axum::serve(api_listener, api::router(ctx))
         .with_graceful_shutdown(stopped(stop_rx.clone()))
@@ -190,6 +192,7 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
                 logs.clone(),
             )
             .with_shutdown(stop_rx.clone())
+            .with_exec(exec)
             .into_server(),
         )
         .serve_with_incoming_shutdown(agent_tls::incoming(agent_listener, tls), stopped(stop_rx));

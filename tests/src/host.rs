@@ -33,6 +33,26 @@ impl Berth {
         }))
     }
 
+    /// The pids of every process in a task's container (containerd's `tasks ps`).
+    pub fn container_processes(&self, task_id: &str, container: &str) -> Result<Vec<u32>> {
+        let id = format!("{task_id}-{container}");
+        let out = Command::new("ctr")
+            .args(["--address", &self.containerd_sock, "-n", &self.namespace])
+            .args(["tasks", "ps", &id])
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "ctr tasks ps {id}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+            .collect())
+    }
+
     /// The task cgroup's memory hard limit in bytes (cgroup v1 or v2).
     pub fn task_memory_limit(&self, task_id: &str) -> Result<u64> {
         let rel = Path::new("berth").join(&self.namespace).join(task_id);

@@ -16,6 +16,14 @@ const SIGKILL: u32 = 9;
 /// Where an exec's output goes: health-check output is not kept (yet).
 const DISCARD: &str = "file:///dev/null";
 
+/// An OCI process spec as containerd's Exec takes it.
+pub(super) fn process_any(process: &serde_json::Value) -> prost_types::Any {
+    prost_types::Any {
+        type_url: PROCESS_TYPE_URL.to_owned(),
+        value: serde_json::to_vec(process).expect("serializable"),
+    }
+}
+
 /// How an exec ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExecOutcome {
@@ -36,13 +44,8 @@ pub fn exec_process(container_spec: &serde_json::Value, args: &[String]) -> serd
 }
 
 impl Containerd {
-    pub(super) async fn do_exec(
-        &self,
-        id: &str,
-        exec_id: &str,
-        args: &[String],
-        timeout: Duration,
-    ) -> Result<ExecOutcome> {
+    /// The running container's own process spec, for an exec to start from.
+    pub(super) async fn container_spec(&self, id: &str) -> Result<serde_json::Value> {
         let container = self
             .containers()
             .get(self.request(GetContainerRequest { id: id.to_owned() }))
@@ -54,22 +57,28 @@ impl Containerd {
                 kind: "container",
                 id: id.to_owned(),
             })?;
-        let spec: serde_json::Value = container
+        Ok(container
             .spec
             .as_ref()
             .and_then(|any| serde_json::from_slice(&any.value).ok())
-            .unwrap_or_default();
+            .unwrap_or_default())
+    }
+
+    pub(super) async fn do_exec(
+        &self,
+        id: &str,
+        exec_id: &str,
+        args: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutcome> {
+        let spec = self.container_spec(id).await?;
         let process = exec_process(&spec, args);
-        let any = prost_types::Any {
-            type_url: PROCESS_TYPE_URL.to_owned(),
-            value: serde_json::to_vec(&process).expect("serializable"),
-        };
         let mut tasks = self.tasks();
         tasks
             .exec(self.request(ExecProcessRequest {
                 container_id: id.to_owned(),
                 exec_id: exec_id.to_owned(),
-                spec: Some(any),
+                spec: Some(process_any(&process)),
                 // Without stdio a check that prints (wget -O-) fails on a closed fd.
                 stdout: DISCARD.to_owned(),
                 stderr: DISCARD.to_owned(),

@@ -18,12 +18,13 @@ mod manifest;
 mod pull;
 mod registry;
 mod spec;
+mod terminal;
 mod unpack;
 mod user;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -41,6 +42,7 @@ pub use spec::{
     add_cgroup_namespace, build_spec, process_args, process_env, ProcessUser, DEFAULT_CAPABILITIES,
     DEFAULT_PATH, INIT_PATH,
 };
+pub use terminal::terminal_process;
 pub use unpack::chain_id;
 pub use user::{resolve_user, resolve_user_with, UserError};
 
@@ -265,6 +267,52 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         args: &[String],
         timeout: Duration,
     ) -> impl Future<Output = Result<ExecOutcome>> + Send;
+    /// Starts `args` in the running container `id` as exec `exec_id` on a pseudo-terminal
+    /// whose input and output are the FIFOs `stdin` and `stdout` (ECS Exec).
+    fn exec_terminal(
+        &self,
+        id: &str,
+        exec_id: &str,
+        args: &[String],
+        stdin: &Path,
+        stdout: &Path,
+    ) -> impl Future<Output = Result<()>> + Send {
+        let _ = (exec_id, args, stdin, stdout);
+        let container = id.to_owned();
+        async move {
+            Err(RuntimeError::Start {
+                container,
+                message: "this runtime runs no commands on a terminal".to_owned(),
+            })
+        }
+    }
+    /// Sets the terminal size of a terminal exec.
+    fn resize_exec(
+        &self,
+        id: &str,
+        exec_id: &str,
+        cols: u32,
+        rows: u32,
+    ) -> impl Future<Output = Result<()>> + Send {
+        let _ = (id, exec_id, cols, rows);
+        async { Ok(()) }
+    }
+    /// Blocks until exec `exec_id` exits; its exit status.
+    fn wait_exec(&self, id: &str, exec_id: &str) -> impl Future<Output = Result<u32>> + Send {
+        let _ = id;
+        let exec_id = exec_id.to_owned();
+        async move {
+            Err(RuntimeError::NotFound {
+                kind: "process",
+                id: exec_id,
+            })
+        }
+    }
+    /// Kills exec `exec_id` if it still runs, then deletes it once its output is copied.
+    fn end_exec(&self, id: &str, exec_id: &str) -> impl Future<Output = ()> + Send {
+        let _ = (id, exec_id);
+        async {}
+    }
 }
 
 /// `ContainerRuntime` over containerd's gRPC socket.
@@ -382,5 +430,29 @@ impl ContainerRuntime for Containerd {
 
     async fn status(&self, id: &str) -> Result<Option<RuntimeStatus>> {
         self.do_status(id).await
+    }
+
+    async fn exec_terminal(
+        &self,
+        id: &str,
+        exec_id: &str,
+        args: &[String],
+        stdin: &Path,
+        stdout: &Path,
+    ) -> Result<()> {
+        self.do_exec_terminal(id, exec_id, args, stdin, stdout)
+            .await
+    }
+
+    async fn resize_exec(&self, id: &str, exec_id: &str, cols: u32, rows: u32) -> Result<()> {
+        self.do_resize_exec(id, exec_id, cols, rows).await
+    }
+
+    async fn wait_exec(&self, id: &str, exec_id: &str) -> Result<u32> {
+        self.do_wait_exec(id, exec_id).await
+    }
+
+    async fn end_exec(&self, id: &str, exec_id: &str) {
+        self.do_end_exec(id, exec_id).await;
     }
 }

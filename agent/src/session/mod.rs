@@ -174,6 +174,7 @@ async fn session<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
                     Some(Ok(pb::ControlMessage { kind: Some(pb::control_message::Kind::DesiredTasks(d)) })) => {
                         apply_desired(manager, d);
                     }
+                    Some(Ok(pb::ControlMessage { kind: Some(pb::control_message::Kind::ExecStart(s)) })) => start_exec(manager, &client, s),
                     Some(Ok(pb::ControlMessage { kind: Some(pb::control_message::Kind::LogAck(a)) })) => {
                         if let Some(ack) = unacked.remove(&a.batch_id) {
                             let _ = ack.send(if a.error.is_empty() { Ok(()) } else { Err(a.error) });
@@ -208,6 +209,22 @@ async fn session<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
             }
         }
     }
+}
+
+/// Serves an ECS Exec session on a stream of its own; the session loop goes on at once.
+fn start_exec<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
+    manager: &TaskManager<R, N, C>,
+    client: &AgentServiceClient<tonic::transport::Channel>,
+    start: pb::ExecStart,
+) {
+    let target = crate::exec::resolve(&manager.snapshot(), &start);
+    let host = manager.host().clone();
+    let client = client.clone();
+    tracing::info!(session = %start.session_id, task = %start.task_id, container = %start.container, "exec session starting");
+    tokio::spawn(async move {
+        let dir = host.config.data_dir.join("exec");
+        crate::exec::serve(&host.runtime, client, target, start.session_id, dir).await;
+    });
 }
 
 /// Applies the control plane's desired task set.

@@ -136,6 +136,7 @@ impl Edge {
                 region: &identity.region,
                 access_key_id: &identity.access_key_id,
                 request_id,
+                host: host_of(req),
                 input,
             };
             let result = r.service.call(&call);
@@ -405,3 +406,12 @@ fn render(
 
 #[cfg(test)]
 mod tests;
+
+/// The host a request addressed.
+fn host_of<'a>(req: &HttpRequest<'a>) -> &'a str {
+    req.headers
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri.authority().map(http::uri::Authority::as_str))
+        .unwrap_or_default()
+}

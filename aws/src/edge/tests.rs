@@ -475,6 +475,7 @@ fn a_service_s_error_and_timestamps_follow_the_protocol() {
         region: "r",
         access_key_id: "k",
         request_id: "i",
+        host: "h",
         input: Input::Json(b""),
     };
     assert_eq!(

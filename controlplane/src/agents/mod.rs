@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use self::convert::ConvertError;
 use self::desired::desired_message;
+use crate::exec::{AgentStream, ExecSessions};
 use crate::join_tokens::{JoinError, JoinTokens};
 use crate::logs::Logs;
 use crate::model::task::TaskReport;
@@ -37,6 +38,7 @@ pub struct Agents {
     join_tokens: Arc<JoinTokens>,
     secrets: Arc<Secrets>,
     logs: Arc<Logs>,
+    exec: Arc<ExecSessions>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -56,8 +58,15 @@ impl Agents {
             join_tokens,
             secrets,
             logs,
+            exec: Arc::default(),
             shutdown,
         }
+    }
+
+    /// ECS Exec sessions are started through these (shared with the API's `ExecuteCommand`).
+    pub fn with_exec(mut self, exec: Arc<ExecSessions>) -> Self {
+        self.exec = exec;
+        self
     }
 
     /// Sessions end when `shutdown` turns true. Sessions never end on their
@@ -228,6 +237,8 @@ impl AgentService for Agents {
         let mut shutdown = self.shutdown.clone();
         let secrets = self.secrets.clone();
         let logs = self.logs.clone();
+        let exec = self.exec.clone();
+        let (exec_handle, mut exec_starts) = exec.attach_agent(&arn);
         tokio::spawn(async move {
             let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
             // Any message from the agent counts as a sign of life. The
@@ -243,6 +254,7 @@ impl AgentService for Agents {
                 .await
                 .is_err()
             {
+                exec.detach_agent(&arn, &exec_handle);
                 cp.close_session(&arn, &changes);
                 return;
             }
@@ -264,26 +276,16 @@ impl AgentService for Agents {
                         tracing::warn!(container_instance = %arn, silent_ms = window.as_millis(), "agent missed its heartbeats: marking it disconnected");
                         break;
                     }
+                    Some(start) = exec_starts.recv() => {
+                        let m = pb::ControlMessage { kind: Some(pb::control_message::Kind::ExecStart(start)) };
+                        if tx.send(Ok(m)).await.is_err() { break; }
+                    }
                     _ = heartbeat.tick() => {
                         let hb = pb::ControlMessage { kind: Some(pb::control_message::Kind::Heartbeat(pb::Heartbeat { sent_at_ms: cp.now_ms() })) };
                         if let Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) = tx.try_send(Ok(hb)) { break; }
                     }
                     msg = inbound.next() => { silence.as_mut().reset(tokio::time::Instant::now() + window); cp.agent_seen(&arn); match msg {
-                        Some(Ok(pb::AgentMessage { kind: Some(pb::agent_message::Kind::TaskStatus(s)) })) => {
-                            match TaskReport::try_from(s) {
-                                Ok(report) => {
-                                    let cp2 = cp.clone();
-                                    let arn2 = arn.clone();
-                                    let r = tokio::task::spawn_blocking(move || cp2.apply_report(&arn2, &report)).await;
-                                    if let Ok(Err(e)) = r {
-                                        tracing::error!(container_instance = %arn, error = %e, "could not record a task report");
-                                    }
-                                }
-                                Err(e) => {
-                                    tracing::error!(container_instance = %arn, error = %e, "ignored a task report");
-                                }
-                            }
-                        }
+                        Some(Ok(pb::AgentMessage { kind: Some(pb::agent_message::Kind::TaskStatus(s)) })) => apply_task_status(&cp, &arn, s).await,
                         Some(Ok(pb::AgentMessage { kind: Some(pb::agent_message::Kind::LogBatch(b)) })) => {
                             if log_batches.send(b).await.is_err() { break; }
                             // Waiting for the writer (a slow disk) is not the agent's silence.
@@ -301,9 +303,60 @@ impl AgentService for Agents {
                     }
                 }
             }
+            exec.detach_agent(&arn, &exec_handle);
             cp.close_session(&arn, &changes);
         });
         Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    type ExecStream = ReceiverStream<Result<pb::ExecDown, Status>>;
+
+    async fn exec(
+        &self,
+        request: Request<Streaming<pb::ExecUp>>,
+    ) -> Result<Response<Self::ExecStream>, Status> {
+        require_agent_certificate(&request, "Exec")?;
+        let mut output = request.into_inner();
+        let opened = match output.next().await {
+            Some(Ok(pb::ExecUp {
+                kind: Some(pb::exec_up::Kind::Opened(o)),
+            })) => o,
+            Some(Err(e)) => return Err(e),
+            _ => {
+                return Err(Status::invalid_argument(
+                    "exec: the first message must be ExecOpened",
+                ))
+            }
+        };
+        let (input, rx) = tokio::sync::mpsc::channel(64);
+        let stream = if opened.error.is_empty() {
+            Ok(AgentStream { output, input })
+        } else {
+            Err(opened.error)
+        };
+        if !self.exec.opened(&opened.session_id, stream) {
+            return Err(Status::not_found(format!(
+                "exec session {} is not waiting for its agent",
+                opened.session_id
+            )));
+        }
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// Records an agent's report on one of its tasks (off the async workers: it commits).
+async fn apply_task_status(cp: &Arc<ControlPlane>, arn: &str, s: pb::TaskStatus) {
+    let report = match TaskReport::try_from(s) {
+        Ok(report) => report,
+        Err(e) => {
+            tracing::error!(container_instance = %arn, error = %e, "ignored a task report");
+            return;
+        }
+    };
+    let (cp2, arn2) = (cp.clone(), arn.to_owned());
+    let r = tokio::task::spawn_blocking(move || cp2.apply_report(&arn2, &report)).await;
+    if let Ok(Err(e)) = r {
+        tracing::error!(container_instance = %arn, error = %e, "could not record a task report");
     }
 }
 

@@ -31,12 +31,13 @@ pub struct ApiContext {
     pub join_tokens: Arc<JoinTokens>,
     pub secrets: Arc<Secrets>,
     pub logs: Arc<Logs>,
+    pub exec: Arc<crate::exec::ExecSessions>,
 }
 
 /// Every AWS service this endpoint serves.
 fn services(ctx: &ApiContext) -> Vec<Arc<dyn AwsService>> {
     vec![
-        Arc::new(ecs::Ecs::new(ctx.control_plane.clone())),
+        Arc::new(ecs::Ecs::new(ctx.control_plane.clone(), ctx.exec.clone())),
         Arc::new(secretsmanager::SecretsManager::new(ctx.secrets.clone())),
         Arc::new(admin::Admin::new(ctx.join_tokens.clone())),
         Arc::new(logs::CloudWatchLogs::new(ctx.logs.clone())),
@@ -56,8 +57,24 @@ pub fn edge(ctx: ApiContext) -> Edge {
 pub fn router(ctx: ApiContext) -> axum::Router {
     // Signatures are checked against the control plane's clock, like everything else.
     let clock = ctx.control_plane.clone();
+    let exec = ctx.exec.clone();
     let edge = Arc::new(edge(ctx));
-    axum::Router::new().fallback(
+    axum::Router::new()
+        .route(
+            "/v1/data-channel/{session_id}",
+            axum::routing::get(
+                move |ws: axum::extract::WebSocketUpgrade,
+                      axum::extract::Path(session_id): axum::extract::Path<String>| {
+                    let exec = exec.clone();
+                    async move {
+                        ws.on_upgrade(move |socket| {
+                            crate::exec::channel::serve(socket, exec, session_id)
+                        })
+                    }
+                },
+            ),
+        )
+        .fallback(
         move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
             let (edge, clock) = (edge.clone(), clock.clone());
             async move {

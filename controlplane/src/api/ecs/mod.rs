@@ -6,6 +6,7 @@ mod account_settings;
 mod attributes;
 mod capacity_providers;
 mod clusters;
+mod execute_command;
 mod instances;
 mod protection;
 mod render;
@@ -24,17 +25,19 @@ use serde_json::Value;
 
 use super::error::{ApiError, ErrorType};
 use super::json::parse;
+use crate::exec::ExecSessions;
 use crate::state::ControlPlane;
 use berth_ecs::{names, EcsEnum};
 
 /// Amazon ECS, as the edge routes to it.
 pub struct Ecs {
     cp: Arc<ControlPlane>,
+    exec: Arc<ExecSessions>,
 }
 
 impl Ecs {
-    pub fn new(cp: Arc<ControlPlane>) -> Self {
-        Self { cp }
+    pub fn new(cp: Arc<ControlPlane>, exec: Arc<ExecSessions>) -> Self {
+        Self { cp, exec }
     }
 }
 
@@ -54,6 +57,16 @@ impl AwsService for Ecs {
     }
 
     fn call(&self, call: &Call<'_>) -> Result<Value, AwsError> {
+        if call.operation == "ExecuteCommand" {
+            let body = call.json_body()?;
+            return Ok(execute_command::execute(
+                &self.cp,
+                &self.exec,
+                call.host,
+                call.access_key_id,
+                &parse(call.operation, body)?,
+            )?);
+        }
         Ok(dispatch(
             &self.cp,
             call.region,

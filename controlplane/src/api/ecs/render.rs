@@ -196,6 +196,19 @@ pub fn task_definition(td: &TaskDefinition) -> Value {
     Value::Object(m)
 }
 
+/// ECS Exec's agent on a container of a task run with `enableExecuteCommand`: Berth's
+/// agent serves exec itself, so it runs while the container does.
+fn managed_agents(t: &Task, c: &crate::model::task::TaskContainer) -> Option<Value> {
+    if !t.enable_execute_command {
+        return None;
+    }
+    let mut agent = json!({"name": "ExecuteCommandAgent", "lastStatus": c.last_status});
+    if let Some(at) = t.started_at_ms {
+        agent["lastStartedAt"] = epoch(at);
+    }
+    Some(json!([agent]))
+}
+
 pub fn task(t: &Task, with_tags: bool) -> Value {
     let containers: Vec<Value> =
         t.containers
@@ -225,6 +238,7 @@ pub fn task(t: &Task, with_tags: bool) -> Value {
                     "cpu": c.definition.cpu.to_string(),
                     "memory": c.definition.memory_mib.map(|m| m.to_string()),
                     "memoryReservation": c.definition.memory_reservation_mib.map(|m| m.to_string()),
+                    "managedAgents": managed_agents(t, c),
                 }))
             })
             .collect();

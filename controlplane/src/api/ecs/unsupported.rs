@@ -18,7 +18,6 @@ pub fn reason(op: &str) -> Option<&'static str> {
         | "DescribeExpressGatewayService" | "UpdateExpressGatewayService" => {
             "Express gateway services provision AWS load balancers, certificates and domains; Berth has none of those to provision."
         }
-        "ExecuteCommand" => "ECS Exec (ExecuteCommand) is not served by Berth yet.",
         "DiscoverPollEndpoint" | "RegisterContainerInstance" | "SubmitTaskStateChange"
         | "SubmitContainerStateChange" | "SubmitAttachmentStateChanges" => {
             "This is the ECS container agent's call: berth-agent registers and reports over its own mutually authenticated session instead (join it with a token from `berth join-token create`)."
@@ -46,6 +45,11 @@ mod tests {
         let mut served = 0;
         let mut unsupported = 0;
         for op in ops {
+            // Served by `Ecs::call`, which holds the exec sessions `dispatch` has not.
+            if op == "ExecuteCommand" {
+                served += 1;
+                continue;
+            }
             match crate::api::ecs::dispatch(&cp, "us-east-1", op, b"{}") {
                 Err(e) if e.kind == crate::api::error::ErrorType::UnknownOperation => {
                     panic!("{op}: neither served nor explained")
@@ -60,6 +64,6 @@ mod tests {
                 _ => served += 1,
             }
         }
-        assert_eq!((served, unsupported), (47, 30));
+        assert_eq!((served, unsupported), (48, 29));
     }
 }
