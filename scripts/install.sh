@@ -54,6 +54,8 @@ fi
 BINS=(berth-controlplane berth-agent)
 # The berth CLI, once it exists, goes along.
 [ -x "$BIN_DIR/berth" ] && BINS+=(berth)
+# What `aws ecs execute-command` runs, found on PATH.
+[ -x "$BIN_DIR/session-manager-plugin" ] && BINS+=(session-manager-plugin)
 if [ $DRY = 0 ]; then
   for b in "${BINS[@]}"; do
     [ -x "$BIN_DIR/$b" ] || { echo "install.sh: $BIN_DIR/$b missing or not executable" >&2; exit 1; }

@@ -75,7 +75,7 @@ cat >"$RUN_DIR/demo-task.json" <<JSON
 }
 JSON
 aws ecs register-task-definition --cli-input-json "file://$RUN_DIR/demo-task.json" >/dev/null
-TASK=$(aws ecs run-task --launch-type FARGATE --task-definition berth-demo --query 'tasks[0].taskArn' --output text)
+TASK=$(aws ecs run-task --launch-type FARGATE --task-definition berth-demo --enable-execute-command --query 'tasks[0].taskArn' --output text)
 for i in $(seq 600); do
   status=$(aws ecs describe-tasks --tasks "$TASK" --query 'tasks[0].lastStatus' --output text)
   [ "$status" = RUNNING ] || [ "$status" = STOPPED ] && break
@@ -95,5 +95,7 @@ Berth is up.
 Try:
   curl http://$IP/
   set -a; . $BERTH_DATA_DIR/aws.env; set +a; aws ecs describe-tasks --tasks $TASK
+  $ROOT/target/release/berth --data-dir $BERTH_DATA_DIR exec $TASK -- /bin/sh
+  PATH=$ROOT/target/release:\$PATH aws ecs execute-command --task $TASK --interactive --command /bin/sh
 Stop everything: BERTH_DATA_DIR=$BERTH_DATA_DIR ./scripts/down.sh
 MSG

@@ -59,6 +59,10 @@ struct Args {
         default_value_t = 3600
     )]
     stopped_task_retention_secs: u64,
+    /// How long an `ExecuteCommand` session's token may wait to be redeemed by its
+    /// client (`session-manager-plugin`) before it expires. Tokens work once.
+    #[arg(long, env = "BERTH_EXEC_TOKEN_TTL_SECS", default_value_t = 300)]
+    exec_token_ttl_secs: u64,
     /// How long an agent may be out of contact (no session, no message)
     /// before its instance's service tasks are replaced elsewhere. Shorter
     /// heals faster after a host loss; longer rides out agent restarts
@@ -165,7 +169,9 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let exec = std::sync::Arc::new(berth_controlplane::exec::ExecSessions::default());
+    let exec = std::sync::Arc::new(berth_controlplane::exec::ExecSessions::new(
+        Duration::from_secs(args.exec_token_ttl_secs),
+    ));
     let ctx = ApiContext {
         control_plane: cp.clone(),
         credentials,

@@ -203,12 +203,43 @@ fn exec_is_refused_with_ecs_errors() -> Result<()> {
     Ok(())
 }
 
-/// A session's token works once: the same session JSON given to the plugin again is
-/// refused, and the second run says why.
+/// An interactive shell through each aws CLI on a pseudo-terminal (Python's `pty`): two
+/// commands, a window resize that reaches the remote terminal, and `exit`.
 #[test]
-fn a_replayed_token_is_refused() -> Result<()> {
+fn an_interactive_shell_takes_commands_and_window_changes() -> Result<()> {
     let b = Berth::start()?;
-    let arn = running_task(&b, "exec-replay", true)?;
+    let arn = running_task(&b, "exec-shell", true)?;
+    let env = b.aws_env()?;
+    let endpoint = env
+        .iter()
+        .find(|(k, _)| k == "AWS_ENDPOINT_URL")
+        .map(|(_, v)| v.clone())
+        .context("aws.env has no AWS_ENDPOINT_URL")?;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/exec_pty.py");
+    for (cli, path) in [
+        ("aws", with_plugin(&std::env::var("PATH").unwrap_or_default())),
+        ("/usr/bin/aws", with_plugin("/usr/bin:/bin")),
+    ] {
+        let argv = json!([cli, "ecs", "execute-command", "--endpoint-url", endpoint, "--task", arn,
+                          "--container", "app", "--interactive", "--command", "/bin/sh"]);
+        let out = Command::new("python3")
+            .arg(&script)
+            .arg(argv.to_string())
+            .env_clear()
+            .env("PATH", path)
+            .env("HOME", b.dir.path())
+            .env("AWS_PAGER", "")
+            .envs(env.clone())
+            .output()?;
+        assert!(out.status.success(), "{cli}: {}", text(&out));
+        let summary: Value = serde_json::from_slice(&out.stdout)?;
+        assert_eq!(summary["exit_status"], 0, "{cli}: {summary}");
+    }
+    Ok(())
+}
+
+/// `ExecuteCommand` through boto3: the `session` it returns.
+fn open_session(b: &Berth, arn: &str) -> Result<Value> {
     let script = format!(
         "import boto3, json\nout = boto3.client('ecs').execute_command(cluster='default', task='{arn}', container='app', command='cat /etc/motd', interactive=True)\nprint(json.dumps(out['session']))"
     );
@@ -217,36 +248,47 @@ fn a_replayed_token_is_refused() -> Result<()> {
         .env("HOME", b.dir.path())
         .envs(b.aws_env()?)
         .output()?;
-    assert!(out.status.success(), "{}", text(&out));
-    let session: Value = serde_json::from_slice(&out.stdout)?;
-    let plugin = |session: &Value| -> Result<Output> {
-        Command::new(binary("session-manager-plugin"))
-            .args([
-                &session.to_string(),
-                "us-east-1",
-                "StartSession",
-                "",
-                r#"{"Target":"ecs:x"}"#,
-                "http://unused",
-            ])
-            .stdin(Stdio::null())
-            .output()
-            .context("running session-manager-plugin")
-    };
+    anyhow::ensure!(out.status.success(), "{}", text(&out));
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// Berth's plugin run as the aws CLI runs it, on `session`.
+fn plugin(session: &Value) -> Result<Output> {
+    Command::new(binary("session-manager-plugin"))
+        .arg(session.to_string())
+        .args(["us-east-1", "StartSession", "", r#"{"Target":"ecs:x"}"#, "http://unused"])
+        .stdin(Stdio::null())
+        .output()
+        .context("running session-manager-plugin")
+}
+
+/// A session's token works once: the same session given to the plugin again is refused,
+/// and the second run says why.
+#[test]
+fn a_replayed_token_is_refused() -> Result<()> {
+    let b = Berth::start()?;
+    let arn = running_task(&b, "exec-replay", true)?;
+    let session = open_session(&b, &arn)?;
     let first = plugin(&session)?;
     assert!(first.status.success(), "{}", text(&first));
-    assert!(
-        String::from_utf8_lossy(&first.stdout).contains("exec-target"),
-        "{}",
-        text(&first)
-    );
+    assert!(text(&first).contains("exec-target"), "{}", text(&first));
     let again = plugin(&session)?;
     assert!(!again.status.success(), "{}", text(&again));
-    assert!(
-        text(&again).contains("token was already used"),
-        "{}",
-        text(&again)
-    );
+    assert!(text(&again).contains("token was already used"), "{}", text(&again));
+    Ok(())
+}
+
+/// A token not redeemed in time (here 1 s) is refused.
+#[test]
+fn an_expired_token_is_refused() -> Result<()> {
+    let b = Berth::start_with(&["--exec-token-ttl-secs", "1"])?;
+    let arn = running_task(&b, "exec-expired", true)?;
+    let session = open_session(&b, &arn)?;
+    // Not synchronisation: the token has to age past its lifetime.
+    std::thread::sleep(Duration::from_millis(1500));
+    let late = plugin(&session)?;
+    assert!(!late.status.success(), "{}", text(&late));
+    assert!(text(&late).contains("expired"), "{}", text(&late));
     Ok(())
 }
 

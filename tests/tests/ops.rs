@@ -574,6 +574,7 @@ fn install_sh_fills_a_destdir_and_keeps_existing_settings() -> Result<()> {
     };
     assert_eq!(mode("usr/local/bin/berth-controlplane")?, 0o755);
     assert_eq!(mode("usr/local/bin/berth-agent")?, 0o755);
+    assert_eq!(mode("usr/local/bin/session-manager-plugin")?, 0o755);
     assert_eq!(
         mode("etc/systemd/system/berth-controlplane.service")?,
         0o644
