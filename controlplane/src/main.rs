@@ -169,9 +169,13 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let exec = std::sync::Arc::new(berth_controlplane::exec::ExecSessions::new(
-        Duration::from_secs(args.exec_token_ttl_secs),
-    ));
+    let exec = std::sync::Arc::new(
+        berth_controlplane::exec::ExecSessions::new(Duration::from_secs(args.exec_token_ttl_secs))
+            .with_recorder(berth_controlplane::exec::audit::Recorder::new(
+                cp.clone(),
+                logs.clone(),
+            )),
+    );
     let ctx = ApiContext {
         control_plane: cp.clone(),
         credentials,

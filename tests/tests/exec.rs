@@ -203,6 +203,85 @@ fn exec_is_refused_with_ecs_errors() -> Result<()> {
     Ok(())
 }
 
+/// A session into a service's task is recorded as service events (who, what, how it
+/// ended) and, with the cluster's `executeCommandConfiguration` set to OVERRIDE, its
+/// output goes to that log group, in a stream named after the session.
+#[test]
+fn sessions_are_recorded_in_service_events_and_the_clusters_log_group() -> Result<()> {
+    let b = Berth::start()?;
+    b.aws(&[
+        "logs",
+        "create-log-group",
+        "--log-group-name",
+        "/audit/exec",
+    ])?;
+    b.aws(&["ecs", "update-cluster", "--cluster", "default", "--configuration",
+            r#"{"executeCommandConfiguration":{"logging":"OVERRIDE","logConfiguration":{"cloudWatchLogGroupName":"/audit/exec"}}}"#])?;
+    running_task(&b, "exec-svc", true)?;
+    b.aws(&[
+        "ecs",
+        "create-service",
+        "--service-name",
+        "audited",
+        "--task-definition",
+        "exec-svc",
+        "--desired-count",
+        "1",
+        "--enable-execute-command",
+    ])?;
+    let task = poll("the service's task to run", Duration::from_secs(60), || {
+        Ok(b.service_tasks("audited")?
+            .into_iter()
+            .find(|t| t["lastStatus"] == "RUNNING"))
+    })?;
+    let arn = task["taskArn"].as_str().context("taskArn")?;
+    let out = berth_exec(&b, task_id(arn), &["echo", "audited-output"])?;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let events = b.aws(&["ecs", "describe-services", "--services", "audited"])?["services"][0]
+        ["events"]
+        .clone();
+    let messages: Vec<&str> = events
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    let started = messages
+        .iter()
+        .find(|m| m.contains("execute-command session") && m.contains("started"));
+    let started = started.with_context(|| format!("no start event in {messages:?}"))?;
+    assert!(
+        started.contains("\"echo audited-output\" in container app"),
+        "{started}"
+    );
+    assert!(started.starts_with("(service audited) "), "{started}");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("ended: the command exited with code 0")),
+        "{messages:?}"
+    );
+
+    let streams = b.aws(&[
+        "logs",
+        "describe-log-streams",
+        "--log-group-name",
+        "/audit/exec",
+    ])?;
+    let stream = streams["logStreams"][0]["logStreamName"]
+        .as_str()
+        .context("a session stream")?
+        .to_owned();
+    assert!(stream.starts_with("ecs-execute-command-"), "{streams}");
+    let logged = b.log_events("/audit/exec", &stream)?;
+    assert!(
+        logged.iter().any(|e| e["message"] == "audited-output"),
+        "{logged:?}"
+    );
+    Ok(())
+}
+
 /// An interactive shell through each aws CLI on a pseudo-terminal (Python's `pty`): two
 /// commands, a window resize that reaches the remote terminal, and `exit`.
 #[test]
@@ -217,11 +296,26 @@ fn an_interactive_shell_takes_commands_and_window_changes() -> Result<()> {
         .context("aws.env has no AWS_ENDPOINT_URL")?;
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/exec_pty.py");
     for (cli, path) in [
-        ("aws", with_plugin(&std::env::var("PATH").unwrap_or_default())),
+        (
+            "aws",
+            with_plugin(&std::env::var("PATH").unwrap_or_default()),
+        ),
         ("/usr/bin/aws", with_plugin("/usr/bin:/bin")),
     ] {
-        let argv = json!([cli, "ecs", "execute-command", "--endpoint-url", endpoint, "--task", arn,
-                          "--container", "app", "--interactive", "--command", "/bin/sh"]);
+        let argv = json!([
+            cli,
+            "ecs",
+            "execute-command",
+            "--endpoint-url",
+            endpoint,
+            "--task",
+            arn,
+            "--container",
+            "app",
+            "--interactive",
+            "--command",
+            "/bin/sh"
+        ]);
         let out = Command::new("python3")
             .arg(&script)
             .arg(argv.to_string())
@@ -256,7 +350,13 @@ fn open_session(b: &Berth, arn: &str) -> Result<Value> {
 fn plugin(session: &Value) -> Result<Output> {
     Command::new(binary("session-manager-plugin"))
         .arg(session.to_string())
-        .args(["us-east-1", "StartSession", "", r#"{"Target":"ecs:x"}"#, "http://unused"])
+        .args([
+            "us-east-1",
+            "StartSession",
+            "",
+            r#"{"Target":"ecs:x"}"#,
+            "http://unused",
+        ])
         .stdin(Stdio::null())
         .output()
         .context("running session-manager-plugin")
@@ -274,7 +374,11 @@ fn a_replayed_token_is_refused() -> Result<()> {
     assert!(text(&first).contains("exec-target"), "{}", text(&first));
     let again = plugin(&session)?;
     assert!(!again.status.success(), "{}", text(&again));
-    assert!(text(&again).contains("token was already used"), "{}", text(&again));
+    assert!(
+        text(&again).contains("token was already used"),
+        "{}",
+        text(&again)
+    );
     Ok(())
 }
 

@@ -17,6 +17,7 @@ use berth_aws::ssm_channel::{
 };
 use berth_proto::v1 as pb;
 
+use super::audit::Transcript;
 use super::{AgentStream, ExecSessions, ExecTarget};
 
 /// How long the client may take to send its token after connecting.
@@ -47,6 +48,8 @@ struct Channel {
     agent: Option<AgentStream>,
     /// Input that came before the agent's stream.
     queued: Vec<pb::exec_down::Kind>,
+    /// The command's output, when it is to be logged.
+    transcript: Option<Transcript>,
 }
 
 /// Serves one data channel to its end.
@@ -57,6 +60,7 @@ pub async fn serve(ws: WebSocket, sessions: Arc<ExecSessions>, session_id: Strin
         inbox: Inbox::default(),
         agent: None,
         queued: Vec::new(),
+        transcript: None,
     };
     let Ok(Some(open)) = tokio::time::timeout(OPEN_LIMIT, ch.open_frame()).await else {
         return;
@@ -70,6 +74,10 @@ pub async fn serve(ws: WebSocket, sessions: Arc<ExecSessions>, session_id: Strin
         }
     };
     let started = Instant::now();
+    if target.log.is_some() {
+        ch.transcript = Some(Transcript::default());
+    }
+    record(&sessions, &target, &session_id, None, None).await;
     tracing::info!(target: "berth::audit", session = %session_id, caller = %target.caller, task = %target.task_arn, container = %target.container, command = %target.command, "execute-command session started");
     let outcome = ch.run(&sessions, &target, &session_id).await;
     let berth_client = open.client_version.starts_with("berth");
@@ -90,6 +98,36 @@ pub async fn serve(ws: WebSocket, sessions: Arc<ExecSessions>, session_id: Strin
         Outcome::ClientLeft => {}
     }
     tracing::info!(target: "berth::audit", session = %session_id, caller = %target.caller, task = %target.task_arn, container = %target.container, outcome = ?outcome, duration_ms = started.elapsed().as_millis(), "execute-command session ended");
+    let transcript = ch.transcript.take();
+    record(&sessions, &target, &session_id, Some(outcome), transcript).await;
+}
+
+/// Records a session's start (no outcome yet) or end, off the async workers (it commits).
+async fn record(
+    sessions: &Arc<ExecSessions>,
+    target: &ExecTarget,
+    session_id: &str,
+    outcome: Option<Outcome>,
+    transcript: Option<Transcript>,
+) {
+    if sessions.recorder().is_none() {
+        return;
+    }
+    let (sessions, target, id) = (sessions.clone(), target.clone(), session_id.to_owned());
+    let _ = tokio::task::spawn_blocking(move || {
+        let recorder = sessions.recorder().expect("checked");
+        match outcome {
+            None => recorder.started(&target, &id),
+            Some(o) => recorder.ended(&target, &id, &o, transcript),
+        }
+    })
+    .await;
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The agent's next message, or never while there is no agent.
@@ -218,6 +256,9 @@ impl Channel {
                 }
                 up = next_up(&mut self.agent), if self.out.len() < WINDOW => match up {
                     Some(Ok(pb::ExecUp { kind: Some(pb::exec_up::Kind::Output(bytes)) })) => {
+                        if let Some(t) = &mut self.transcript {
+                            t.push(now_ms(), &bytes);
+                        }
                         let bytes = self.out.stream(PayloadType::Output, bytes);
                         if !self.send(bytes).await { return Outcome::ClientLeft; }
                     }

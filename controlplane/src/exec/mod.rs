@@ -7,6 +7,7 @@
 //! user runs `execute-command` again) and ends the open ones, whose commands the agents
 //! then kill.
 
+pub mod audit;
 pub mod channel;
 
 use std::collections::HashMap;
@@ -26,6 +27,7 @@ const AGENT_START_LIMIT: Duration = Duration::from_secs(20);
 /// What a session runs, where, and for whom.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecTarget {
+    pub cluster: String,
     pub cluster_arn: String,
     pub task_arn: String,
     pub task_id: String,
@@ -36,6 +38,10 @@ pub struct ExecTarget {
     pub args: Vec<String>,
     /// The access key the session was opened with.
     pub caller: String,
+    /// The task's group (`service:<name>` for a service's task).
+    pub group: Option<String>,
+    /// Where the command's output is logged, if anywhere.
+    pub log: Option<audit::LogDestination>,
 }
 
 /// The agent's side of an open session: the command's output, and where keystrokes go.
@@ -72,6 +78,7 @@ struct Inner {
 pub struct ExecSessions {
     ttl: Duration,
     inner: Mutex<Inner>,
+    recorder: Option<audit::Recorder>,
 }
 
 impl Default for ExecSessions {
@@ -91,7 +98,18 @@ impl ExecSessions {
         Self {
             ttl,
             inner: Mutex::new(Inner::default()),
+            recorder: None,
         }
+    }
+
+    /// Sessions are recorded (service events, output logs) through `recorder`.
+    pub fn with_recorder(mut self, recorder: audit::Recorder) -> Self {
+        self.recorder = Some(recorder);
+        self
+    }
+
+    pub fn recorder(&self) -> Option<&audit::Recorder> {
+        self.recorder.as_ref()
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -218,6 +236,7 @@ mod tests {
 
     fn target() -> ExecTarget {
         ExecTarget {
+            cluster: "c".into(),
             cluster_arn: "arn:aws:ecs:r:1:cluster/c".into(),
             task_arn: "arn:aws:ecs:r:1:task/c/t1".into(),
             task_id: "t1".into(),
@@ -226,6 +245,8 @@ mod tests {
             command: "/bin/sh".into(),
             args: vec!["/bin/sh".into()],
             caller: "AKID".into(),
+            group: None,
+            log: None,
         }
     }
 

@@ -7,6 +7,7 @@
 mod apply;
 mod commands;
 pub mod hosts;
+mod notes;
 mod reconcile;
 mod rollback;
 

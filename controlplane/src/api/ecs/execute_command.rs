@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::ApiError;
 use crate::api::error::ErrorType;
-use crate::exec::{ExecSessions, ExecTarget};
+use crate::exec::{audit, ExecSessions, ExecTarget};
 use crate::state::ControlPlane;
 use berth_ecs::{ContainerStatus, TaskStatus};
 
@@ -97,7 +97,14 @@ pub(super) fn execute(
             "The task is not placed on a container instance.",
         )
     })?;
+    let (clusters, _) = cp.describe_clusters("", std::slice::from_ref(&task.cluster));
+    let configuration = clusters.first().and_then(|(c, _)| c.configuration.as_ref());
+    let log = audit::destination(
+        configuration,
+        container.definition.options.log_configuration.as_ref(),
+    );
     let target = ExecTarget {
+        cluster: task.cluster.clone(),
         cluster_arn: task.cluster_arn.clone(),
         task_arn: task.arn.clone(),
         task_id: task.id.clone(),
@@ -106,6 +113,8 @@ pub(super) fn execute(
         command: req.command.clone(),
         args,
         caller: caller.to_owned(),
+        group: task.group.clone(),
+        log,
     };
     let (session_id, token) = sessions.open(target);
     tracing::info!(target: "berth::audit", session = %session_id, caller, task = %task.arn, container = %container.definition.name, command = %req.command, "execute-command session opened");
