@@ -119,9 +119,11 @@ fn stdin_chunks() -> mpsc::Receiver<Vec<u8>> {
 
 /// Runs the session to its end, the command's output on stdout.
 pub async fn attach(session: &SessionInfo) -> Result<Ending> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(session.stream_url.as_str())
-        .await
-        .with_context(|| format!("connecting to {}", session.stream_url))?;
+    // No Nagle: a keystroke goes out at once.
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async_with_config(session.stream_url.as_str(), None, true)
+            .await
+            .with_context(|| format!("connecting to {}", session.stream_url))?;
     let open = ssm::OpenDataChannel {
         message_schema_version: "1.0".to_owned(),
         request_id: uuid::Uuid::new_v4().to_string(),

@@ -80,6 +80,11 @@ pub fn incoming(
                 },
                 () = tx.closed() => return,
             };
+            // Small messages (heartbeats, acks, exec keystrokes) go out at once, not
+            // after Nagle's wait for the peer's delayed ACK.
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::warn!(peer = %peer, error = %e, "could not set TCP_NODELAY on an agent connection");
+            }
             let acceptor = acceptor.clone();
             let tx = tx.clone();
             tokio::spawn(async move {

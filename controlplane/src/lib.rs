@@ -7,6 +7,7 @@ pub mod exec;
 pub mod join_tokens;
 pub mod logs;
 pub mod model;
+pub mod parameters;
 pub mod pki;
 pub mod scheduler;
 pub mod secrets;

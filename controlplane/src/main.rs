@@ -127,11 +127,15 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
         ControlPlane::open(store.clone(), Arc::new(SystemClock), arn_context.clone())?
             .with_lost_after_ms(lost_after_ms),
     );
-    let secrets = Arc::new(Secrets::open(
+    let parameters = Arc::new(berth_controlplane::parameters::Parameters::open(
         store.clone(),
         Arc::new(SystemClock),
-        arn_context,
+        arn_context.clone(),
     )?);
+    let secrets = Arc::new(
+        Secrets::open(store.clone(), Arc::new(SystemClock), arn_context)?
+            .with_parameters(parameters.clone()),
+    );
     // Log events in a file of their own: a flood of lines never slows a state commit.
     let logs = Arc::new(Logs::new(
         LogStore::open(&args.data_dir.join("logs.redb"))?,
@@ -183,7 +187,15 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
         secrets: secrets.clone(),
         logs: logs.clone(),
         exec: exec.clone(),
+        parameters,
     };
+    let exec_sessions = exec.clone();
+    // Exec sessions' keystrokes and echoes are small writes: no Nagle delay on them.
+    let api_listener = axum::serve::ListenerExt::tap_io(api_listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "could not set TCP_NODELAY on an API connection");
+        }
+    });
     let api = axum::serve(api_listener, api::router(ctx))
         .with_graceful_shutdown(stopped(stop_rx.clone()))
         .into_future();
@@ -202,7 +214,7 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
                 logs.clone(),
             )
             .with_shutdown(stop_rx.clone())
-            .with_exec(exec)
+            .with_exec(exec_sessions)
             .into_server(),
         )
         .serve_with_incoming_shutdown(agent_tls::incoming(agent_listener, tls), stopped(stop_rx));
@@ -229,6 +241,7 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
             berth_daemon::notify_stopping("finishing in-flight requests");
             tracing::info!("shutting down: no new connections, finishing in-flight requests");
             let _ = stop_tx.send(true);
+            exec.close_all(Duration::from_secs(2)).await;
             if let Ok(r) = tokio::time::timeout(SHUTDOWN_GRACE, &mut servers).await {
                 r?;
             } else {

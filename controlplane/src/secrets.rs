@@ -6,6 +6,7 @@
 //!
 //! Stored as given (no encryption at rest beyond the store file's own
 //! permissions); one version per secret (AWSCURRENT); deletion is immediate.
+//! `valueFrom` may name an SSM parameter instead (`crate::parameters`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::secret_ref::parse_ref;
 use crate::model::ArnContext;
+use crate::parameters::Parameters;
 use crate::state::Clock;
 use crate::store::{Store, StoreError, Table, Write};
 
@@ -80,6 +82,8 @@ pub struct Secrets {
     clock: Arc<dyn Clock>,
     arns: ArnContext,
     by_name: Mutex<BTreeMap<String, Secret>>,
+    /// SSM parameters, which `valueFrom` may name instead.
+    parameters: Option<Arc<Parameters>>,
 }
 
 /// Secret names as Secrets Manager allows them: 1-512 of letters, digits and `/_+=.@-`.
@@ -122,7 +126,15 @@ impl Secrets {
             clock,
             arns,
             by_name: Mutex::new(by_name),
+            parameters: None,
         })
+    }
+
+    /// `valueFrom` may also name an SSM parameter of `parameters` (by ARN, or by name
+    /// when one of that name exists), as on ECS.
+    pub fn with_parameters(mut self, parameters: Arc<Parameters>) -> Self {
+        self.parameters = Some(parameters);
+        self
     }
 
     /// The injected clock, in Unix milliseconds.
@@ -259,6 +271,9 @@ impl Secrets {
 
     /// The value a container's `secrets[].valueFrom` names.
     pub fn resolve(&self, value_from: &str) -> Result<String, String> {
+        if let Some(value) = self.parameters.as_ref().and_then(|p| p.resolve(value_from)) {
+            return value;
+        }
         let r = parse_ref(value_from)?;
         let secret = self
             .version(&r.secret_id, r.version_stage, r.version_id)

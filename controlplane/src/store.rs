@@ -23,10 +23,11 @@ pub enum Table {
     Secrets,
     ClientTokens,
     AccountSettings,
+    Parameters,
 }
 
 impl Table {
-    pub const ALL: [Table; 10] = [
+    pub const ALL: [Table; 11] = [
         Table::Meta,
         Table::Clusters,
         Table::TaskDefinitions,
@@ -37,6 +38,7 @@ impl Table {
         Table::Secrets,
         Table::ClientTokens,
         Table::AccountSettings,
+        Table::Parameters,
     ];
 
     fn name(self) -> &'static str {
@@ -51,6 +53,7 @@ impl Table {
             Table::Secrets => "secrets",
             Table::ClientTokens => "client_tokens",
             Table::AccountSettings => "account_settings",
+            Table::Parameters => "ssm_parameters",
         }
     }
 

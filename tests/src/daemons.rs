@@ -211,6 +211,16 @@ impl Berth {
         terminate(&mut child, Duration::from_secs(10))
     }
 
+    /// Stops the control plane with SIGTERM, as systemd does, and waits for it to exit
+    /// (SIGKILL after 10 s); its exit status.
+    pub fn terminate_controlplane(&mut self) -> Result<std::process::ExitStatus> {
+        let mut child = self
+            .controlplane
+            .take()
+            .context("the control plane is not running")?;
+        terminate(&mut child, Duration::from_secs(10))
+    }
+
     pub fn wait_connected(&mut self) -> Result<String> {
         poll("the agent to connect", Duration::from_secs(30), || {
             if let Some(status) = self

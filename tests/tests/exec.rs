@@ -436,3 +436,48 @@ fn a_session_ends_cleanly_when_the_agent_dies() -> Result<()> {
     assert_eq!(left, 0, "the session's FIFOs are gone");
     Ok(())
 }
+
+/// A control plane stopping (SIGTERM) ends open sessions with a reason, so clients exit
+/// at once; their commands stop with them.
+#[test]
+fn a_stopping_control_plane_closes_sessions_and_their_commands_stop() -> Result<()> {
+    let mut b = Berth::start()?;
+    let arn = running_task(&b, "exec-stop-cp", true)?;
+    let id = task_id(&arn).to_owned();
+    let mut session = Command::new(binary("berth"))
+        .args(["exec", &id, "--container", "app", "--", "sleep", "500"])
+        .env_clear()
+        .env("BERTH_AWS_ENV", b.data_dir().join("aws.env"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    poll(
+        "the session's process in the container",
+        Duration::from_secs(30),
+        || Ok((b.container_processes(&id, "app")?.len() == 2).then_some(())),
+    )?;
+    let status = b.terminate_controlplane()?;
+    assert!(
+        status.success(),
+        "the control plane exits cleanly: {status}"
+    );
+    let ended = poll("the session to end", Duration::from_secs(10), || {
+        Ok(session.try_wait()?)
+    })?;
+    let out = session.wait_with_output()?;
+    assert!(!ended.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("the control plane is shutting down"),
+        "{}",
+        text(&out)
+    );
+    poll(
+        "no process of the session left",
+        Duration::from_secs(30),
+        || Ok((b.container_processes(&id, "app")?.len() == 1).then_some(())),
+    )?;
+    b.start_controlplane()?;
+    b.wait_connected()?;
+    Ok(())
+}

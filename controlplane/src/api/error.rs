@@ -32,6 +32,14 @@ pub enum ErrorType {
     ServiceUnavailable,
     UnknownOperation,
     Serialization,
+    /// SSM Parameter Store's errors.
+    ParameterNotFound,
+    ParameterAlreadyExists,
+    ParameterVersionNotFound,
+    HierarchyLevelLimitExceeded,
+    InvalidFilterKey,
+    Validation,
+    InternalServerError,
 }
 
 impl ErrorType {
@@ -59,12 +67,19 @@ impl ErrorType {
             Self::ServiceUnavailable => "ServiceUnavailableException",
             Self::UnknownOperation => "UnknownOperationException",
             Self::Serialization => "SerializationException",
+            Self::ParameterNotFound => "ParameterNotFound",
+            Self::ParameterAlreadyExists => "ParameterAlreadyExists",
+            Self::ParameterVersionNotFound => "ParameterVersionNotFound",
+            Self::HierarchyLevelLimitExceeded => "HierarchyLevelLimitExceededException",
+            Self::InvalidFilterKey => "InvalidFilterKey",
+            Self::Validation => "ValidationException",
+            Self::InternalServerError => "InternalServerError",
         }
     }
 
     pub fn status(self) -> u16 {
         match self {
-            Self::Server | Self::ServiceUnavailable => 500,
+            Self::Server | Self::ServiceUnavailable | Self::InternalServerError => 500,
             _ => 400,
         }
     }

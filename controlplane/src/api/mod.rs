@@ -10,6 +10,7 @@ pub mod error;
 pub mod json;
 pub mod logs;
 pub mod secretsmanager;
+pub mod ssm;
 
 use std::sync::Arc;
 
@@ -32,6 +33,7 @@ pub struct ApiContext {
     pub secrets: Arc<Secrets>,
     pub logs: Arc<Logs>,
     pub exec: Arc<crate::exec::ExecSessions>,
+    pub parameters: Arc<crate::parameters::Parameters>,
 }
 
 /// Every AWS service this endpoint serves.
@@ -41,6 +43,7 @@ fn services(ctx: &ApiContext) -> Vec<Arc<dyn AwsService>> {
         Arc::new(secretsmanager::SecretsManager::new(ctx.secrets.clone())),
         Arc::new(admin::Admin::new(ctx.join_tokens.clone())),
         Arc::new(logs::CloudWatchLogs::new(ctx.logs.clone())),
+        Arc::new(ssm::Ssm::new(ctx.parameters.clone())),
     ]
 }
 

@@ -65,6 +65,7 @@ pub async fn serve(ws: WebSocket, sessions: Arc<ExecSessions>, session_id: Strin
     let Ok(Some(open)) = tokio::time::timeout(OPEN_LIMIT, ch.open_frame()).await else {
         return;
     };
+    let _open = sessions.channel_open();
     let target = match sessions.redeem(&session_id, &open.token_value) {
         Ok(t) => t,
         Err(e) => {
@@ -272,6 +273,9 @@ impl Channel {
                     for bytes in self.out.due(Instant::now()) {
                         if !self.send(bytes).await { return Outcome::ClientLeft; }
                     }
+                }
+                () = sessions.closed() => {
+                    return Outcome::Failed("the control plane is shutting down: run execute-command again once it is back".to_owned());
                 }
                 () = &mut handshake, if !handshaken => {
                     return Outcome::Failed("the client did not answer the session handshake".to_owned());

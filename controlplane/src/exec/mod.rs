@@ -66,6 +66,15 @@ struct Pending {
     target: ExecTarget,
 }
 
+/// A data channel counted as open (see `ExecSessions::close_all`).
+pub(crate) struct OpenChannel<'a>(&'a ExecSessions);
+
+impl Drop for OpenChannel<'_> {
+    fn drop(&mut self) {
+        self.0.open.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
 type Waiter = oneshot::Sender<Result<AgentStream, String>>;
 
 #[derive(Default)]
@@ -79,6 +88,10 @@ pub struct ExecSessions {
     ttl: Duration,
     inner: Mutex<Inner>,
     recorder: Option<audit::Recorder>,
+    /// Turns true when the control plane stops: open data channels close, saying so.
+    closing: tokio::sync::watch::Sender<bool>,
+    /// Data channels open now.
+    open: tokio::sync::watch::Sender<usize>,
 }
 
 impl Default for ExecSessions {
@@ -99,7 +112,29 @@ impl ExecSessions {
             ttl,
             inner: Mutex::new(Inner::default()),
             recorder: None,
+            closing: tokio::sync::watch::Sender::new(false),
+            open: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Ends every open data channel (with `channel_closed`, so clients exit at once rather
+    /// than try to resume) and waits, at most `limit`, until they have.
+    pub async fn close_all(&self, limit: Duration) {
+        self.closing.send_replace(true);
+        let mut open = self.open.subscribe();
+        let _ = tokio::time::timeout(limit, open.wait_for(|n| *n == 0)).await;
+    }
+
+    /// Resolves once `close_all` is called.
+    pub(crate) async fn closed(&self) {
+        let mut closing = self.closing.subscribe();
+        let _ = closing.wait_for(|c| *c).await;
+    }
+
+    /// Counts a data channel as open while the guard lives.
+    pub(crate) fn channel_open(&self) -> OpenChannel<'_> {
+        self.open.send_modify(|n| *n += 1);
+        OpenChannel(self)
     }
 
     /// Sessions are recorded (service events, output logs) through `recorder`.
@@ -261,6 +296,24 @@ mod tests {
         );
         assert_eq!(s.redeem(&id, &token), Ok(target()));
         assert_eq!(s.redeem(&id, &token), Err(RedeemError::Unknown(id.clone())));
+    }
+
+    #[tokio::test]
+    async fn closing_waits_for_open_channels() {
+        let s = std::sync::Arc::new(ExecSessions::default());
+        let channel = s.channel_open();
+        let closed = tokio::spawn({
+            let s = s.clone();
+            async move { s.closed().await }
+        });
+        let closing = tokio::spawn({
+            let s = s.clone();
+            async move { s.close_all(Duration::from_secs(30)).await }
+        });
+        closed.await.unwrap();
+        assert!(!closing.is_finished());
+        drop(channel);
+        closing.await.unwrap();
     }
 
     #[test]

@@ -283,7 +283,7 @@ pub fn validate(
                     c.name
                 ));
             }
-            if let Err(e) = super::secret_ref::parse_ref(value_from) {
+            if let Err(e) = super::secret_ref::check_ref(value_from) {
                 return err(format!(
                     "Container '{}': secrets '{name}' valueFrom: {e}.",
                     c.name
@@ -454,13 +454,16 @@ mod tests {
             .unwrap_err()
             .0
             .contains("unique"));
+        // SSM parameters by ARN, as ECS takes them; other ARNs are refused.
         a.options.secrets = vec![(
             "P".into(),
             "arn:aws:ssm:us-east-1:123456789012:parameter/p".into(),
         )];
+        assert!(validate(&[a.clone()], &[]).is_ok());
+        a.options.secrets = vec![("K".into(), "arn:aws:kms:us-east-1:1:key/x".into())];
         let e = validate(&[a.clone()], &[]).unwrap_err().0;
         assert!(
-            e.contains("secrets 'P' valueFrom") && e.contains("not a Secrets Manager"),
+            e.contains("secrets 'K' valueFrom") && e.contains("not a Secrets Manager"),
             "{e}"
         );
         a.options.secrets.clear();

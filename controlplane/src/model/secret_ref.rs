@@ -13,9 +13,24 @@ pub struct SecretRef<'a> {
     pub version_id: Option<&'a str>,
 }
 
-/// Splits a `valueFrom` / `credentialsParameter`. Names that are not Secrets
-/// Manager ARNs are taken as secret names (ECS would read them as SSM
-/// parameters; Berth serves no parameter store).
+/// Whether a reference names an SSM parameter by ARN
+/// (`arn:aws:ssm:<region>:<account>:parameter/<name>`).
+pub fn is_parameter_arn(value_from: &str) -> bool {
+    let parts: Vec<&str> = value_from.splitn(6, ':').collect();
+    parts.len() == 6 && parts[0] == "arn" && parts[2] == "ssm" && parts[5].starts_with("parameter/")
+}
+
+/// Checks a reference at registration: an SSM parameter ARN, a Secrets Manager ARN, or a
+/// name (a parameter's, or a secret's), as ECS takes them.
+pub fn check_ref(value_from: &str) -> Result<(), String> {
+    if is_parameter_arn(value_from) {
+        return Ok(());
+    }
+    parse_ref(value_from).map(|_| ())
+}
+
+/// Splits a `valueFrom` / `credentialsParameter` naming a Secrets Manager secret. Names
+/// that are not ARNs are taken as secret names (when no SSM parameter has that name).
 pub fn parse_ref(value_from: &str) -> Result<SecretRef<'_>, String> {
     fn non_empty(s: Option<&str>) -> Option<&str> {
         s.filter(|s| !s.is_empty())
@@ -35,8 +50,8 @@ pub fn parse_ref(value_from: &str) -> Result<SecretRef<'_>, String> {
     if parts.len() < 7 || parts[2] != "secretsmanager" || parts[5] != "secret" || parts.len() > 10 {
         return Err(format!(
             "'{value_from}' is not a Secrets Manager secret ARN \
-             (arn:aws:secretsmanager:<region>:<account>:secret:<name>[:json-key:version-stage:version-id]); \
-             Berth resolves secrets from its own Secrets Manager API only"
+             (arn:aws:secretsmanager:<region>:<account>:secret:<name>[:json-key:version-stage:version-id]) \
+             or SSM parameter ARN (arn:aws:ssm:<region>:<account>:parameter/<name>)"
         ));
     }
     Ok(SecretRef {

@@ -9,7 +9,7 @@ mod clusters;
 mod execute_command;
 mod instances;
 mod protection;
-mod render;
+pub(super) mod render;
 mod service_deployments;
 mod services;
 mod tags;
