@@ -10,6 +10,7 @@ pub mod model;
 pub mod parameters;
 pub mod pki;
 pub mod scheduler;
+pub mod sealing;
 pub mod secrets;
 pub mod services;
 pub mod state;

@@ -15,6 +15,7 @@ use berth_controlplane::logs::store::LogStore;
 use berth_controlplane::logs::Logs;
 use berth_controlplane::model::ArnContext;
 use berth_controlplane::pki::ClusterCa;
+use berth_controlplane::sealing::{MasterKey, Sealer};
 use berth_controlplane::secrets::Secrets;
 use berth_controlplane::state::{ControlPlane, SystemClock};
 use berth_controlplane::store::RedbStore;
@@ -63,6 +64,15 @@ struct Args {
     /// client (`session-manager-plugin`) before it expires. Tokens work once.
     #[arg(long, env = "BERTH_EXEC_TOKEN_TTL_SECS", default_value_t = 300)]
     exec_token_ttl_secs: u64,
+    /// The master key that wraps the data key sealing secret values at rest (32 bytes:
+    /// raw, hex or base64). Default: the systemd credential `berth-master-key` when
+    /// given (`LoadCredential=`), else `<data dir>/master.key`, made on first start.
+    #[arg(long, env = "BERTH_MASTER_KEY_FILE", value_name = "PATH")]
+    master_key_file: Option<PathBuf>,
+    /// To rotate the master key: the key the store was sealed with until now. Its data
+    /// key is re-wrapped under --master-key-file at start; drop this flag afterwards.
+    #[arg(long, env = "BERTH_PREVIOUS_MASTER_KEY_FILE", value_name = "PATH")]
+    previous_master_key_file: Option<PathBuf>,
     /// How long an agent may be out of contact (no session, no message)
     /// before its instance's service tasks are replaced elsewhere. Shorter
     /// heals faster after a host loss; longer rides out agent restarts
@@ -127,13 +137,15 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
         ControlPlane::open(store.clone(), Arc::new(SystemClock), arn_context.clone())?
             .with_lost_after_ms(lost_after_ms),
     );
+    let sealer = Arc::new(open_sealer(&args, store.as_ref())?);
     let parameters = Arc::new(berth_controlplane::parameters::Parameters::open(
         store.clone(),
         Arc::new(SystemClock),
         arn_context.clone(),
+        sealer.clone(),
     )?);
     let secrets = Arc::new(
-        Secrets::open(store.clone(), Arc::new(SystemClock), arn_context)?
+        Secrets::open(store.clone(), Arc::new(SystemClock), arn_context, sealer)?
             .with_parameters(parameters.clone()),
     );
     // Log events in a file of their own: a flood of lines never slows a state commit.
@@ -260,6 +272,27 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
     let _ = reconciler.await;
     close_store(cp, store).await;
     Ok(())
+}
+
+/// The sealer of secret values, its master key from --master-key-file, the systemd
+/// credential, or the data directory (made there on first start).
+fn open_sealer(
+    args: &Args,
+    store: &dyn berth_controlplane::store::Store,
+) -> anyhow::Result<Sealer> {
+    let credential = std::env::var_os("CREDENTIALS_DIRECTORY")
+        .map(|d| PathBuf::from(d).join("berth-master-key"))
+        .filter(|p| p.exists());
+    let master = match args.master_key_file.as_ref().or(credential.as_ref()) {
+        Some(path) => MasterKey::read(path)?,
+        None => MasterKey::read_or_create(&args.data_dir.join("master.key"))?,
+    };
+    let previous = args
+        .previous_master_key_file
+        .as_deref()
+        .map(MasterKey::read)
+        .transpose()?;
+    Ok(Sealer::open(store, &master, previous.as_ref())?)
 }
 
 /// Forgets stopped tasks once they are older than `retention`. Runs at

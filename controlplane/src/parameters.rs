@@ -3,8 +3,8 @@
 //! definitions name them in `secrets[].valueFrom` by ARN or, in the same region, by name;
 //! the control plane resolves them when it hands a task to its agent.
 //!
-//! `SecureString` values are stored as `Secrets` are (the store file's permissions; no
-//! KMS here); read without decryption they come back as an opaque token, never the value.
+//! Every value is sealed at rest (`crate::sealing`; no KMS here). A `SecureString` read
+//! without decryption comes back as an opaque token, never the value.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::model::ArnContext;
+use crate::sealing::Sealer;
 use crate::state::Clock;
 use crate::store::{Store, StoreError, Table, Write};
 
@@ -174,18 +175,33 @@ pub struct Parameters {
     by_name: Mutex<BTreeMap<String, Parameter>>,
     /// Mixed into the opaque stand-in for a `SecureString` read without decryption.
     salt: [u8; 16],
+    /// Values are sealed before they reach the store.
+    sealer: Arc<Sealer>,
+}
+
+/// What a version's sealed value is bound to.
+fn seal_context(name: &str, version: i64) -> String {
+    format!("parameter:{name}:{version}")
 }
 
 impl Parameters {
+    /// Loads the parameters, unsealing their values.
     pub fn open(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         arns: ArnContext,
+        sealer: Arc<Sealer>,
     ) -> Result<Self, ParameterError> {
         let mut by_name = BTreeMap::new();
         for (key, bytes) in store.load(Table::Parameters)? {
-            let p: Parameter = serde_json::from_slice(&bytes)
+            let mut p: Parameter = serde_json::from_slice(&bytes)
                 .map_err(|e| ParameterError::Store(format!("parameter record {key}: {e}")))?;
+            for v in &mut p.versions {
+                v.value = sealer
+                    .unseal(&seal_context(&p.name, v.version), &v.value)
+                    .map_err(|e| ParameterError::Store(format!("parameter record {key}: {e}")))?
+                    .0;
+            }
             by_name.insert(p.name.clone(), p);
         }
         Ok(Self {
@@ -194,6 +210,7 @@ impl Parameters {
             arns,
             by_name: Mutex::new(by_name),
             salt: rand::random(),
+            sealer,
         })
     }
 
@@ -295,8 +312,16 @@ impl Parameters {
         Ok(p)
     }
 
+    /// Writes the parameter through the store, every value sealed.
     fn persist(&self, p: &Parameter) -> Result<(), ParameterError> {
-        let bytes = serde_json::to_vec(p).map_err(|e| ParameterError::Store(e.to_string()))?;
+        let mut sealed = p.clone();
+        for v in &mut sealed.versions {
+            v.value = self
+                .sealer
+                .seal(&seal_context(&p.name, v.version), &v.value);
+        }
+        let bytes =
+            serde_json::to_vec(&sealed).map_err(|e| ParameterError::Store(e.to_string()))?;
         self.store
             .apply(&[Write::put(Table::Parameters, p.name.clone(), bytes)])?;
         Ok(())

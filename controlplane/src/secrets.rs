@@ -4,8 +4,8 @@
 //! (a registry login); the control plane resolves them when it hands the task
 //! to its agent, over the agent's mutual-TLS session.
 //!
-//! Stored as given (no encryption at rest beyond the store file's own
-//! permissions); one version per secret (AWSCURRENT); deletion is immediate.
+//! Values are sealed at rest (`crate::sealing`); one version per secret
+//! (AWSCURRENT); deletion is immediate.
 //! `valueFrom` may name an SSM parameter instead (`crate::parameters`).
 
 use std::collections::BTreeMap;
@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::secret_ref::parse_ref;
 use crate::model::ArnContext;
 use crate::parameters::Parameters;
+use crate::sealing::Sealer;
 use crate::state::Clock;
 use crate::store::{Store, StoreError, Table, Write};
 
@@ -84,6 +85,8 @@ pub struct Secrets {
     by_name: Mutex<BTreeMap<String, Secret>>,
     /// SSM parameters, which `valueFrom` may name instead.
     parameters: Option<Arc<Parameters>>,
+    /// Values are sealed before they reach the store.
+    sealer: Arc<Sealer>,
 }
 
 /// Secret names as Secrets Manager allows them: 1-512 of letters, digits and `/_+=.@-`.
@@ -101,6 +104,11 @@ fn check_name(name: &str) -> Result<(), SecretError> {
     }
 }
 
+/// What a secret's sealed value is bound to.
+fn seal_context(name: &str) -> String {
+    format!("secret:{name}")
+}
+
 fn random_suffix() -> String {
     const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
@@ -110,24 +118,39 @@ fn random_suffix() -> String {
 }
 
 impl Secrets {
+    /// Loads the secrets, unsealing their values (and sealing any stored before sealing).
     pub fn open(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         arns: ArnContext,
+        sealer: Arc<Sealer>,
     ) -> Result<Self, SecretError> {
         let mut by_name = BTreeMap::new();
+        let mut plain = Vec::new();
         for (key, bytes) in store.load(Table::Secrets)? {
-            let secret: Secret = serde_json::from_slice(&bytes)
+            let mut secret: Secret = serde_json::from_slice(&bytes)
                 .map_err(|e| SecretError::Store(format!("secret record {key}: {e}")))?;
+            let (value, was_plain) = sealer
+                .unseal(&seal_context(&secret.name), &secret.secret_string)
+                .map_err(|e| SecretError::Store(format!("secret record {key}: {e}")))?;
+            secret.secret_string = value;
+            if was_plain {
+                plain.push(secret.clone());
+            }
             by_name.insert(secret.name.clone(), secret);
         }
-        Ok(Self {
+        let secrets = Self {
             store,
             clock,
             arns,
             by_name: Mutex::new(by_name),
             parameters: None,
-        })
+            sealer,
+        };
+        for s in &plain {
+            secrets.persist(s)?;
+        }
+        Ok(secrets)
     }
 
     /// `valueFrom` may also name an SSM parameter of `parameters` (by ARN, or by name
@@ -148,8 +171,13 @@ impl Secrets {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Writes the secret through the store, its value sealed.
     fn persist(&self, secret: &Secret) -> Result<(), SecretError> {
-        let bytes = serde_json::to_vec(secret).map_err(|e| SecretError::Store(e.to_string()))?;
+        let mut sealed = secret.clone();
+        sealed.secret_string = self
+            .sealer
+            .seal(&seal_context(&secret.name), &secret.secret_string);
+        let bytes = serde_json::to_vec(&sealed).map_err(|e| SecretError::Store(e.to_string()))?;
         self.store
             .apply(&[Write::put(Table::Secrets, secret.name.clone(), bytes)])?;
         Ok(())
@@ -328,6 +356,7 @@ mod tests {
     }
 
     fn secrets(store: Arc<MemoryStore>) -> Secrets {
+        static SEALER: std::sync::OnceLock<Arc<Sealer>> = std::sync::OnceLock::new();
         Secrets::open(
             store,
             Arc::new(FixedClock),
@@ -335,6 +364,7 @@ mod tests {
                 region: "us-east-1".into(),
                 account: "123456789012".into(),
             },
+            SEALER.get_or_init(|| Arc::new(Sealer::ephemeral())).clone(),
         )
         .unwrap()
     }

@@ -248,6 +248,7 @@ mod tests {
                 region: "us-east-1".into(),
                 account: "123456789012".into(),
             },
+            Arc::new(crate::sealing::Sealer::ephemeral()),
         )
         .unwrap()
     }

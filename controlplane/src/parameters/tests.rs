@@ -8,6 +8,11 @@ impl Clock for FixedClock {
     }
 }
 
+fn sealer() -> Arc<Sealer> {
+    static SEALER: std::sync::OnceLock<Arc<Sealer>> = std::sync::OnceLock::new();
+    SEALER.get_or_init(|| Arc::new(Sealer::ephemeral())).clone()
+}
+
 fn parameters(store: Arc<MemoryStore>) -> Parameters {
     Parameters::open(
         store,
@@ -16,6 +21,7 @@ fn parameters(store: Arc<MemoryStore>) -> Parameters {
             region: "us-east-1".into(),
             account: "123456789012".into(),
         },
+        sealer(),
     )
     .unwrap()
 }
