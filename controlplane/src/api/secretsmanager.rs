@@ -222,7 +222,23 @@ fn list(secrets: &Secrets, r: &ListSecrets) -> Result<Value, ApiError> {
             .unwrap_or(all.len()),
     };
     let page: Vec<&Secret> = all[start..].iter().take(max).collect();
-    let mut out = json!({ "SecretList": page.iter().map(|s| describe(s)).collect::<Vec<_>>() });
+    // A list entry names the version map `SecretVersionsToStages` (DescribeSecret:
+    // `VersionIdsToStages`), as botocore's model has it.
+    let entries: Vec<Value> = page
+        .iter()
+        .map(|s| {
+            let mut e = describe(s);
+            if let Some(m) = e.as_object_mut() {
+                let versions = m.remove("VersionIdsToStages");
+                m.insert(
+                    "SecretVersionsToStages".into(),
+                    versions.unwrap_or_default(),
+                );
+            }
+            e
+        })
+        .collect();
+    let mut out = json!({ "SecretList": entries });
     if start + page.len() < all.len() {
         if let Some(last) = page.last() {
             out["NextToken"] = json!(last.name);

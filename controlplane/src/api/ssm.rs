@@ -331,6 +331,10 @@ pub fn dispatch(
                 .iter()
                 .map(|v| {
                     let mut m = metadata(&p, v);
+                    // A history entry has no ARN in SSM's shape.
+                    if let Some(o) = m.as_object_mut() {
+                        o.remove("ARN");
+                    }
                     m["Value"] = json!(ps.shown(&p, v, r.with_decryption));
                     m["Labels"] = json!([]);
                     m

@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""Response conformance: drives a scenario through boto3 (ECS, Secrets Manager, SSM,
+CloudWatch Logs) and checks every raw JSON response Berth sends against the output
+shape of the operation in botocore's own model: no member the model lacks, every
+value of the model's type (timestamps as epoch numbers, as AWS JSON sends them),
+enums within the model's values, required members present.
+
+usage: conformance_boto3.py   (env: AWS_ENDPOINT_URL, keys, region from aws.env;
+                               BERTH_DEMO_IMAGE)
+Prints {"checked": [...operations...], "violations": [...]}; exits 1 on violations.
+"""
+import json
+import os
+import sys
+import time
+
+import boto3
+
+checked = set()
+violations = []
+
+
+def check(shape, value, path):
+    """Appends a violation for each way `value` departs from botocore's `shape`."""
+    if value is None:
+        return
+    t = shape.type_name
+    if t == "structure":
+        if not isinstance(value, dict):
+            violations.append(f"{path}: {type(value).__name__}, not an object")
+            return
+        for k, v in value.items():
+            member = shape.members.get(k)
+            if member is None:
+                violations.append(f"{path}.{k}: not a member of {shape.name}")
+            else:
+                check(member, v, f"{path}.{k}")
+        for r in shape.required_members:
+            if r not in value:
+                violations.append(f"{path}: required member {r} of {shape.name} missing")
+    elif t == "list":
+        if not isinstance(value, list):
+            violations.append(f"{path}: {type(value).__name__}, not a list")
+            return
+        for i, v in enumerate(value):
+            check(shape.member, v, f"{path}[{i}]")
+    elif t == "map":
+        if not isinstance(value, dict):
+            violations.append(f"{path}: {type(value).__name__}, not a map")
+            return
+        for k, v in value.items():
+            check(shape.value, v, f"{path}[{k!r}]")
+    elif t == "string":
+        if not isinstance(value, str):
+            violations.append(f"{path}: {value!r} is not a string")
+        elif shape.enum and value not in shape.enum:
+            violations.append(f"{path}: {value!r} not in {shape.name}'s values {shape.enum}")
+    elif t in ("integer", "long"):
+        if not isinstance(value, int) or isinstance(value, bool):
+            violations.append(f"{path}: {value!r} is not an integer")
+    elif t in ("double", "float"):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            violations.append(f"{path}: {value!r} is not a number")
+    elif t == "boolean":
+        if not isinstance(value, bool):
+            violations.append(f"{path}: {value!r} is not a boolean")
+    elif t == "timestamp":
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            violations.append(f"{path}: {value!r} is not an epoch timestamp")
+    elif t == "blob":
+        if not isinstance(value, str):
+            violations.append(f"{path}: {value!r} is not base64 text")
+
+
+def watch(client):
+    """Checks each successful raw response of `client` against its operation's shape."""
+
+    def after_call(http_response, model, **_):
+        checked.add(f"{client.meta.service_model.service_name}.{model.name}")
+        if http_response.status_code >= 300 or model.output_shape is None:
+            return
+        body = http_response.content or b"{}"
+        try:
+            raw = json.loads(body)
+        except ValueError:
+            violations.append(f"{model.name}: the response is not JSON: {body[:200]!r}")
+            return
+        check(model.output_shape, raw, model.name)
+
+    client.meta.events.register("after-call.*.*", after_call)
+    return client
+
+
+ecs = watch(boto3.client("ecs"))
+sm = watch(boto3.client("secretsmanager"))
+ssm = watch(boto3.client("ssm"))
+logs = watch(boto3.client("logs"))
+image = os.environ["BERTH_DEMO_IMAGE"]
+
+# Clusters, settings, capacity providers, attributes, tags.
+ecs.create_cluster(clusterName="conf", tags=[{"key": "team", "value": "a"}],
+                   settings=[{"name": "containerInsights", "value": "disabled"}])
+ecs.describe_clusters(clusters=["conf", "default", "missing"],
+                      include=["ATTACHMENTS", "SETTINGS", "STATISTICS", "TAGS", "CONFIGURATIONS"])
+ecs.list_clusters()
+ecs.update_cluster_settings(cluster="conf", settings=[{"name": "containerInsights", "value": "enabled"}])
+ecs.update_cluster(cluster="conf", configuration={"executeCommandConfiguration": {"logging": "DEFAULT"}})
+ecs.put_account_setting(name="containerInstanceLongArnFormat", value="enabled")
+ecs.list_account_settings(effectiveSettings=True)
+ecs.list_container_instances()
+instances = ecs.list_container_instances(cluster="default")["containerInstanceArns"]
+ecs.describe_container_instances(cluster="default", containerInstances=instances, include=["TAGS"])
+ecs.put_attributes(cluster="default", attributes=[{"name": "rack", "value": "r1", "targetId": instances[0]}])
+ecs.list_attributes(cluster="default", targetType="container-instance")
+ecs.describe_capacity_providers()
+
+# Task definitions: one with most fields.
+td = ecs.register_task_definition(
+    family="conf-web", networkMode="awsvpc", cpu="256", memory="512",
+    requiresCompatibilities=["FARGATE", "EC2"], tags=[{"key": "k", "value": "v"}],
+    volumes=[{"name": "scratch"}],
+    containerDefinitions=[{
+        "name": "web", "image": image, "essential": True, "memory": 64, "cpu": 128,
+        "portMappings": [{"containerPort": 80, "protocol": "tcp", "name": "http"}],
+        "environment": [{"name": "A", "value": "1"}],
+        "healthCheck": {"command": ["CMD-SHELL", "true"], "interval": 5, "timeout": 2, "retries": 2},
+        "stopTimeout": 2, "dockerLabels": {"l": "v"}, "ulimits": [{"name": "nofile", "softLimit": 1024, "hardLimit": 2048}],
+        "mountPoints": [{"sourceVolume": "scratch", "containerPath": "/scratch"}],
+        "linuxParameters": {"initProcessEnabled": True},
+    }],
+)["taskDefinition"]
+ecs.describe_task_definition(taskDefinition="conf-web", include=["TAGS"])
+ecs.list_task_definitions(familyPrefix="conf-web")
+ecs.list_task_definition_families()
+
+# Tasks.
+run = ecs.run_task(cluster="default", taskDefinition="conf-web", count=1, enableExecuteCommand=True,
+                   tags=[{"key": "t", "value": "1"}], startedBy="conformance")
+task = run["tasks"][0]["taskArn"]
+deadline = time.time() + 60
+while time.time() < deadline:
+    t = ecs.describe_tasks(cluster="default", tasks=[task], include=["TAGS"])["tasks"][0]
+    if t["lastStatus"] in ("RUNNING", "STOPPED"):
+        break
+    time.sleep(0.2)
+ecs.list_tasks(cluster="default")
+ecs.update_task_protection(cluster="default", tasks=[task], protectionEnabled=True, expiresInMinutes=5)
+ecs.get_task_protection(cluster="default", tasks=[task])
+ecs.update_task_protection(cluster="default", tasks=[task], protectionEnabled=False)
+ecs.tag_resource(resourceArn=task, tags=[{"key": "x", "value": "y"}])
+ecs.list_tags_for_resource(resourceArn=task)
+ecs.untag_resource(resourceArn=task, tagKeys=["x"])
+ecs.execute_command(cluster="default", task=task, container="web", command="true", interactive=True)
+ecs.stop_task(cluster="default", task=task, reason="conformance")
+
+# Services and their deployments.
+svc = ecs.create_service(cluster="default", serviceName="conf-svc", taskDefinition="conf-web", desiredCount=1,
+                         deploymentConfiguration={"deploymentCircuitBreaker": {"enable": True, "rollback": True},
+                                                  "maximumPercent": 200, "minimumHealthyPercent": 50},
+                         tags=[{"key": "s", "value": "1"}], enableExecuteCommand=True)["service"]
+ecs.describe_services(cluster="default", services=["conf-svc", "missing"], include=["TAGS"])
+ecs.list_services(cluster="default")
+ecs.update_service(cluster="default", service="conf-svc", desiredCount=0)
+deployments = ecs.list_service_deployments(cluster="default", service="conf-svc")
+arns = [d["serviceDeploymentArn"] for d in deployments["serviceDeployments"]]
+if arns:
+    ecs.describe_service_deployments(serviceDeploymentArns=arns)
+ecs.describe_service_revisions(serviceRevisionArns=[svc["deployments"][0].get("serviceRevisionArn", svc["serviceArn"])])
+ecs.delete_service(cluster="default", service="conf-svc", force=True)
+ecs.deregister_task_definition(taskDefinition=td["taskDefinitionArn"])
+ecs.describe_task_definition(taskDefinition=td["taskDefinitionArn"])
+ecs.delete_task_definitions(taskDefinitions=[td["taskDefinitionArn"]])
+
+# Secrets Manager and SSM.
+sm.create_secret(Name="conf/db", SecretString='{"p":"x"}', Description="d")
+sm.get_secret_value(SecretId="conf/db")
+sm.put_secret_value(SecretId="conf/db", SecretString='{"p":"y"}')
+sm.describe_secret(SecretId="conf/db")
+sm.list_secrets()
+sm.delete_secret(SecretId="conf/db", ForceDeleteWithoutRecovery=True)
+ssm.put_parameter(Name="/conf/a", Value="1", Type="String", Description="d")
+ssm.put_parameter(Name="/conf/s", Value="2", Type="SecureString")
+ssm.get_parameter(Name="/conf/s", WithDecryption=True)
+ssm.get_parameters(Names=["/conf/a", "/nope"])
+ssm.get_parameters_by_path(Path="/conf", Recursive=True)
+ssm.describe_parameters(ParameterFilters=[{"Key": "Path", "Option": "Recursive", "Values": ["/conf"]}])
+ssm.get_parameter_history(Name="/conf/a")
+ssm.delete_parameters(Names=["/conf/a", "/conf/s"])
+
+# CloudWatch Logs.
+logs.create_log_group(logGroupName="/conf/app", tags={"a": "b"})
+logs.put_retention_policy(logGroupName="/conf/app", retentionInDays=7)
+logs.create_log_stream(logGroupName="/conf/app", logStreamName="s1")
+now = int(time.time() * 1000)
+logs.put_log_events(logGroupName="/conf/app", logStreamName="s1",
+                    logEvents=[{"timestamp": now, "message": "hello"}, {"timestamp": now + 1, "message": '{"level":"error"}'}])
+logs.describe_log_groups(logGroupNamePrefix="/conf")
+logs.describe_log_streams(logGroupName="/conf/app")
+logs.get_log_events(logGroupName="/conf/app", logStreamName="s1", startFromHead=True)
+logs.filter_log_events(logGroupName="/conf/app", filterPattern="hello")
+q = logs.start_query(logGroupName="/conf/app", startTime=now // 1000 - 60, endTime=now // 1000 + 60,
+                     queryString="fields @timestamp, @message | limit 5")
+deadline = time.time() + 30
+while time.time() < deadline:
+    r = logs.get_query_results(queryId=q["queryId"])
+    if r["status"] in ("Complete", "Failed", "Cancelled"):
+        break
+    time.sleep(0.1)
+logs.describe_queries(logGroupName="/conf/app")
+logs.list_tags_for_resource(resourceArn=logs.describe_log_groups(logGroupNamePrefix="/conf")["logGroups"][0]["arn"].rstrip("*").rstrip(":"))
+logs.delete_log_group(logGroupName="/conf/app")
+
+print(json.dumps({"checked": sorted(checked), "violations": violations}))
+sys.exit(1 if violations else 0)
