@@ -85,6 +85,21 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
+/// Raises this process's soft limit on open files to its hard limit (as Go's runtime
+/// does at start): the soft default (1024 under systemd) would cap the API's and the
+/// agents' connections far below what the host allows. Returns the limit now in force.
+pub fn raise_open_files_limit() -> Option<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!(error = %e, "could not raise the open-files limit");
+        }
+    }
+    getrlimit(Resource::Nofile).current
+}
+
 /// Logs to stderr with `RUST_LOG` as the filter (default `info`); colours
 /// only on a terminal, so journald and test logs stay plain.
 pub fn init_logging() {
@@ -99,6 +114,12 @@ pub fn init_logging() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_open_files_limit_is_raised_to_the_hard_one() {
+        let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum;
+        assert_eq!(raise_open_files_limit(), hard);
+    }
 
     #[test]
     fn pings_at_half_the_watchdog_timeout() {
