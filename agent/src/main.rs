@@ -282,8 +282,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn agent_main(settings: Option<PathBuf>) -> anyhow::Result<()> {
     berth_daemon::init_logging();
-    let open_files = berth_daemon::raise_open_files_limit();
-    tracing::debug!(?open_files, "open-files limit");
+    tracing::debug!(open_files = ?berth_daemon::raise_open_files_limit(), "open-files limit");
     if let Some(path) = settings {
         tracing::info!(path = %path.display(), "settings file read");
     }

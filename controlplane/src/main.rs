@@ -120,8 +120,7 @@ fn main() -> anyhow::Result<()> {
 #[allow(clippy::too_many_lines)] // the start-up steps in order
 async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
     berth_daemon::init_logging();
-    let open_files = berth_daemon::raise_open_files_limit();
-    tracing::debug!(?open_files, "open-files limit");
+    tracing::debug!(open_files = ?berth_daemon::raise_open_files_limit(), "open-files limit");
     if let Some(path) = settings {
         tracing::info!(path = %path.display(), "settings file read");
     }
