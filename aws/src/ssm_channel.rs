@@ -542,4 +542,44 @@ mod tests {
         let m = ClientMessage::decode(&input.stream(PayloadType::Size, b"{}".to_vec())).unwrap();
         assert_eq!(m.flags, 0, "the plugin marks no input SYN");
     }
+
+    /// Generated frames: whatever arrives decodes or is refused, never panics, and what
+    /// this side encodes always decodes to itself.
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #[test]
+            fn any_bytes_decode_or_are_refused(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+                let _ = ClientMessage::decode(&bytes);
+            }
+
+            #[test]
+            fn damaged_real_messages_decode_or_are_refused(
+                payload in prop::collection::vec(any::<u8>(), 0..200),
+                at in any::<prop::sample::Index>(),
+                byte in any::<u8>(),
+                cut in any::<prop::sample::Index>(),
+            ) {
+                let mut bytes = ClientMessage::new(OUTPUT_STREAM, 3, PayloadType::Output, payload).encode();
+                let i = at.index(bytes.len());
+                bytes[i] = byte;
+                bytes.truncate(cut.index(bytes.len() + 1));
+                let _ = ClientMessage::decode(&bytes);
+            }
+
+            #[test]
+            fn encoded_messages_round_trip(
+                kind in "[a-z_]{1,32}",
+                seq in any::<i64>(),
+                payload_type in any::<u32>(),
+                payload in prop::collection::vec(any::<u8>(), 0..300),
+            ) {
+                let m = ClientMessage::new(&kind, seq, PayloadType::from_code(payload_type), payload);
+                prop_assert_eq!(ClientMessage::decode(&m.encode()).unwrap(), m);
+            }
+        }
+    }
 }

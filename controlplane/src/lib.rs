@@ -4,6 +4,8 @@ pub mod agent_tls;
 pub mod agents;
 pub mod api;
 pub mod exec;
+#[cfg(test)]
+mod fuzz_tests;
 pub mod join_tokens;
 pub mod logs;
 pub mod model;

@@ -299,3 +299,49 @@ fn firelens_senders_wait_for_their_router_as_ecs_orders_them() {
         ContainerCondition::Healthy
     );
 }
+
+/// Generated control-plane messages (`scripts/fuzz-nightly.sh` runs more): any bytes on
+/// the session decode or are refused by protobuf, and any task that decodes becomes a
+/// `TaskSpec` or an `InvalidTaskError`, never a panic.
+mod fuzz {
+    use proptest::prelude::*;
+    use prost::Message;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_session_bytes_decode_or_are_refused(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+            if let Ok(m) = pb::ControlMessage::decode(bytes.as_slice()) {
+                if let Some(pb::control_message::Kind::DesiredTasks(d)) = m.kind {
+                    for t in d.tasks {
+                        let _ = TaskSpec::try_from(t);
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn damaged_real_tasks_convert_or_are_refused(
+            at in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+        ) {
+            let mut task = pb::TaskSpec {
+                task_arn: ARN.into(),
+                task_id: "0123456789abcdef".into(),
+                containers: vec![container("web"), container("side")],
+                ..pb::TaskSpec::default()
+            };
+            task.containers[1].depends_on.push(pb::ContainerDependency {
+                container_name: "web".into(),
+                condition: 1,
+            });
+            let mut bytes = task.encode_to_vec();
+            let i = at.index(bytes.len());
+            bytes[i] = byte;
+            if let Ok(t) = pb::TaskSpec::decode(bytes.as_slice()) {
+                let _ = TaskSpec::try_from(t);
+            }
+        }
+    }
+}
