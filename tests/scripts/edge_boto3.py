@@ -59,8 +59,8 @@ assert "'elasticloadbalancing'" in msg, msg
 # x-amzn-query-error.
 msg = fails("InvalidAction", "cloudwatch", "list_metrics")
 assert "'monitoring'" in msg, msg
-msg = fails("UnknownOperationException", "ssm", "describe_parameters")  # JSON 1.1
-assert "'ssm'" in msg, msg
+msg = fails("UnknownOperationException", "ecr", "describe_repositories")  # JSON 1.1
+assert "'ecr'" in msg, msg
 msg = fails("UnknownOperationException", "application-autoscaling", "describe_scalable_targets",
             ServiceNamespace="ecs")
 assert "'application-autoscaling'" in msg, msg

@@ -327,7 +327,7 @@ fn arns_follow_the_signed_region_and_unserved_services_are_named() -> Result<()>
             "ecs.create_cluster",
             "elbv2.describe_load_balancers",
             "cloudwatch.list_metrics",
-            "ssm.describe_parameters",
+            "ecr.describe_repositories",
             "logs.create_log_group",
         ],
     )?;

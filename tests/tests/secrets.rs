@@ -170,15 +170,16 @@ fn secrets(b: &Berth, registry: &AuthRegistry) -> Result<()> {
     );
     assert!(container(&t, "app")["exitCode"].is_null(), "{t}");
 
-    // An SSM parameter reference is refused at registration with the reason.
-    let ssm = json!({
+    // A reference to neither a secret nor an SSM parameter is refused at registration,
+    // with the reason.
+    let kms = json!({
         "name": "app", "image": b.demo_image, "memory": 32,
-        "secrets": [{"name": "X", "valueFrom": "arn:aws:ssm:us-east-1:000000000000:parameter/x"}],
+        "secrets": [{"name": "X", "valueFrom": "arn:aws:kms:us-east-1:000000000000:key/x"}],
     });
-    let p = b.dir.path().join("ssm.json");
+    let p = b.dir.path().join("kms.json");
     std::fs::write(
         &p,
-        json!({"family": "ssm", "containerDefinitions": [ssm]}).to_string(),
+        json!({"family": "kms", "containerDefinitions": [kms]}).to_string(),
     )?;
     let out = b.aws_raw(&[
         "ecs",
@@ -187,7 +188,7 @@ fn secrets(b: &Berth, registry: &AuthRegistry) -> Result<()> {
         &format!("file://{}", p.display()),
     ])?;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "registered an SSM reference");
+    assert!(!out.status.success(), "registered a KMS key as a secret");
     assert!(
         stderr.contains("InvalidParameterException")
             && stderr.contains("not a Secrets Manager secret ARN"),
