@@ -204,6 +204,27 @@ fn parameters_fill_a_tasks_environment_by_arn_and_by_name() -> Result<()> {
     assert_eq!(t["containers"][0]["exitCode"], 0, "{t}");
     let line = b.wait_log(&task, "app", "pw=")?;
     assert!(line.contains("pw=hunter2 token=t0k3n"), "{line}");
+    // The values reach the container and nothing else a user or operator reads.
+    let described = b
+        .aws(&["ecs", "describe-tasks", "--tasks", &task])?
+        .to_string()
+        + &b.aws(&[
+            "ecs",
+            "describe-task-definition",
+            "--task-definition",
+            "ssm-env",
+        ])?
+        .to_string();
+    for log in ["controlplane.log", "agent.log"] {
+        let text = std::fs::read_to_string(b.dir.path().join(log))?;
+        for value in ["hunter2", "t0k3n"] {
+            assert!(!text.contains(value), "{log} shows a secret value");
+            assert!(
+                !described.contains(value),
+                "the API shows a secret value: {described}"
+            );
+        }
+    }
 
     // A parameter that is gone fails the next task with ECS's reason, before it starts.
     b.aws(&["ssm", "delete-parameter", "--name", "/app/db/password"])?;
