@@ -61,12 +61,17 @@ pub struct EcsClient {
 }
 
 impl EcsClient {
+    /// The certificates that verify the API (`AWS_CA_BUNDLE`), if any.
+    pub fn ca_bundle(&self) -> Option<&std::path::Path> {
+        self.env.ca_bundle.as_deref()
+    }
+
     pub fn new(env: AwsEnv) -> Result<Self> {
         let url = reqwest::Url::parse(&env.endpoint)
             .with_context(|| format!("AWS_ENDPOINT_URL {:?} is not a URL", env.endpoint))?;
         anyhow::ensure!(
-            url.scheme() == "http",
-            "AWS_ENDPOINT_URL {}: the berth CLI speaks plain HTTP only (as the control plane serves it)",
+            matches!(url.scheme(), "http" | "https"),
+            "AWS_ENDPOINT_URL {}: not an http or https URL",
             env.endpoint
         );
         let host = match (url.host_str(), url.port()) {
@@ -74,7 +79,20 @@ impl EcsClient {
             (Some(h), None) => h.to_owned(),
             _ => anyhow::bail!("AWS_ENDPOINT_URL {} has no host", env.endpoint),
         };
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(bundle) = &env.ca_bundle {
+            // As botocore reads AWS_CA_BUNDLE: these certificates, instead of the system's.
+            let pem = std::fs::read(bundle)
+                .with_context(|| format!("AWS_CA_BUNDLE {}", bundle.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).with_context(|| {
+                format!(
+                    "AWS_CA_BUNDLE {} holds no PEM certificate",
+                    bundle.display()
+                )
+            })?;
+            builder = builder.tls_certs_only(certs);
+        }
+        let http = builder
             // Our own control plane: a proxy from the environment would only be in the way.
             .no_proxy()
             .connect_timeout(std::time::Duration::from_secs(5))

@@ -10,10 +10,13 @@ use berth_aws::sigv4::Credentials;
 /// What `aws.env` holds, as the control plane writes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AwsEnv {
-    /// `http://host:port`, no trailing slash.
+    /// `https://host:port` (or `http://` for a plain-HTTP control plane), no trailing slash.
     pub endpoint: String,
     pub credentials: Credentials,
     pub region: String,
+    /// `AWS_CA_BUNDLE`: the certificates that verify the API's (a Berth control plane's
+    /// own CA by default); the file's, else the environment's.
+    pub ca_bundle: Option<std::path::PathBuf>,
 }
 
 impl AwsEnv {
@@ -62,6 +65,16 @@ impl AwsEnv {
                 secret_access_key,
             },
             region,
+            // The file the user pointed at wins over an ambient AWS_CA_BUNDLE (a
+            // system-wide bundle would not know this control plane's CA).
+            ca_bundle: get("AWS_CA_BUNDLE")
+                .filter(|v| !v.is_empty())
+                .map(Into::into)
+                .or_else(|| {
+                    std::env::var_os("AWS_CA_BUNDLE")
+                        .filter(|v| !v.is_empty())
+                        .map(Into::into)
+                }),
         })
     }
 }

@@ -117,13 +117,52 @@ fn stdin_chunks() -> mpsc::Receiver<Vec<u8>> {
     rx
 }
 
-/// Runs the session to its end, the command's output on stdout.
-pub async fn attach(session: &SessionInfo) -> Result<Ending> {
+/// TLS for a `wss://` stream: the certificates of `ca_bundle` (`AWS_CA_BUNDLE`, as the
+/// aws CLI verifies the API with them), else the system's.
+fn tls_connector(ca_bundle: Option<&std::path::Path>) -> Result<tokio_tungstenite::Connector> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(bundle) = ca_bundle {
+        let pem =
+            std::fs::read(bundle).with_context(|| format!("AWS_CA_BUNDLE {}", bundle.display()))?;
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            roots.add(cert.with_context(|| format!("AWS_CA_BUNDLE {}", bundle.display()))?)?;
+        }
+    } else {
+        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(
+        config,
+    )))
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Connects to the session's stream (a `wss://` one verified with `ca_bundle`'s
+/// certificates, else the system's) and presents the token.
+async fn open(session: &SessionInfo, ca_bundle: Option<&std::path::Path>) -> Result<Socket> {
+    let connector = if session.stream_url.starts_with("wss://") {
+        Some(tls_connector(ca_bundle)?)
+    } else {
+        None
+    };
     // No Nagle: a keystroke goes out at once.
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async_with_config(session.stream_url.as_str(), None, true)
-            .await
-            .with_context(|| format!("connecting to {}", session.stream_url))?;
+    let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+        session.stream_url.as_str(),
+        None,
+        true,
+        connector,
+    )
+    .await
+    .with_context(|| format!("connecting to {}", session.stream_url))?;
     let open = ssm::OpenDataChannel {
         message_schema_version: "1.0".to_owned(),
         request_id: uuid::Uuid::new_v4().to_string(),
@@ -133,6 +172,12 @@ pub async fn attach(session: &SessionInfo) -> Result<Ending> {
     };
     ws.send(Message::text(serde_json::to_string(&open)?))
         .await?;
+    Ok(ws)
+}
+
+/// Runs the session to its end, the command's output on stdout.
+pub async fn attach(session: &SessionInfo, ca_bundle: Option<&std::path::Path>) -> Result<Ending> {
+    let mut ws = open(session, ca_bundle).await?;
     let terminal = RawTerminal::new();
     let mut out = Outbox::new(ssm::INPUT_STREAM);
     let mut inbox = Inbox::default();

@@ -44,6 +44,31 @@ struct Args {
     /// Address of the ECS-compatible HTTP API.
     #[arg(long, env = "BERTH_API_LISTEN", default_value = "127.0.0.1:8500")]
     api_listen: SocketAddr,
+    /// The API's TLS certificate chain (PEM), instead of one from the cluster CA; read
+    /// again whenever it or the key changes. With --api-tls-key.
+    #[arg(
+        long,
+        env = "BERTH_API_TLS_CERT",
+        value_name = "PATH",
+        requires = "api_tls_key"
+    )]
+    api_tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --api-tls-cert.
+    #[arg(
+        long,
+        env = "BERTH_API_TLS_KEY",
+        value_name = "PATH",
+        requires = "api_tls_cert"
+    )]
+    api_tls_key: Option<PathBuf>,
+    /// What `aws.env` gives clients as `AWS_CA_BUNDLE` with --api-tls-cert (default: none,
+    /// the system's trust store verifies it).
+    #[arg(long, env = "BERTH_API_TLS_CA_BUNDLE", value_name = "PATH")]
+    api_tls_ca_bundle: Option<PathBuf>,
+    /// Serve the API over plain HTTP (no TLS): refused unless --api-listen is a
+    /// loopback address.
+    #[arg(long, env = "BERTH_API_PLAIN_HTTP")]
+    api_plain_http: bool,
     /// Address of the gRPC service agents connect to.
     #[arg(long, env = "BERTH_AGENT_LISTEN", default_value = "127.0.0.1:8501")]
     agent_listen: SocketAddr,
@@ -169,12 +194,24 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
     let agent_listener = tokio::net::TcpListener::bind(args.agent_listen)
         .await
         .with_context(|| format!("binding {}", args.agent_listen))?;
-    let endpoint = format!("http://{}", api_listener.local_addr()?);
+    let api_tls = api_tls_config(&args, &ca)?;
+    let scheme = if api_tls.is_some() { "https" } else { "http" };
+    let endpoint = format!("{scheme}://{}", api_listener.local_addr()?);
     let agents_addr = agent_listener.local_addr()?;
     let sans = agent_tls_sans(&args, agents_addr);
     let tls = agent_tls::server_config(&ca, &ca.issue_server(sans.clone())?)?;
     tracing::info!(?sans, ca_fingerprint = %ca.fingerprint(), "agent endpoint speaks mutual TLS");
-    credentials.write_env_file(&args.data_dir.join("aws.env"), &endpoint, &args.region)?;
+    let ca_bundle = match (&api_tls, &args.api_tls_cert) {
+        (Some(_), None) => Some(write_ca_bundle(&args.data_dir, ca.cert_pem())?),
+        (Some(_), Some(_)) => args.api_tls_ca_bundle.clone(),
+        (None, _) => None,
+    };
+    credentials.write_env_file(
+        &args.data_dir.join("aws.env"),
+        &endpoint,
+        &args.region,
+        ca_bundle.as_deref(),
+    )?;
 
     let purge = tokio::spawn(purge_stopped_tasks(
         cp.clone(),
@@ -191,7 +228,8 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
             .with_recorder(berth_controlplane::exec::audit::Recorder::new(
                 cp.clone(),
                 logs.clone(),
-            )),
+            ))
+            .with_tls(api_tls.is_some()),
     );
     let ctx = ApiContext {
         control_plane: cp.clone(),
@@ -203,15 +241,28 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
         parameters,
     };
     let exec_sessions = exec.clone();
-    // Exec sessions' keystrokes and echoes are small writes: no Nagle delay on them.
-    let api_listener = axum::serve::ListenerExt::tap_io(api_listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::warn!(error = %e, "could not set TCP_NODELAY on an API connection");
-        }
-    });
-    let api = axum::serve(api_listener, api::router(ctx))
-        .with_graceful_shutdown(stopped(stop_rx.clone()))
-        .into_future();
+    let router = api::router(ctx);
+    let api: std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>> =
+        if let Some(tls) = api_tls {
+            let listener = berth_controlplane::api_tls::TlsListener::new(api_listener, tls)?;
+            Box::pin(
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(stopped(stop_rx.clone()))
+                    .into_future(),
+            )
+        } else {
+            // Exec sessions' keystrokes and echoes are small writes: no Nagle delay on them.
+            let listener = axum::serve::ListenerExt::tap_io(api_listener, |tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::warn!(error = %e, "could not set TCP_NODELAY on an API connection");
+                }
+            });
+            Box::pin(
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(stopped(stop_rx.clone()))
+                    .into_future(),
+            )
+        };
     let agents = tonic::transport::Server::builder()
         // Agents stream log batches of up to 3 MiB: windows larger than one batch keep
         // a batch from waiting on flow-control updates halfway through.
@@ -273,6 +324,39 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
     let _ = reconciler.await;
     close_store(cp, store).await;
     Ok(())
+}
+
+/// The API's TLS: the operator's files, a certificate from the cluster CA (default), or
+/// none when plain HTTP is asked for on a loopback address.
+fn api_tls_config(
+    args: &Args,
+    ca: &ClusterCa,
+) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+    if args.api_plain_http {
+        anyhow::ensure!(
+            args.api_listen.ip().is_loopback(),
+            "--api-plain-http serves the API without TLS, which is only allowed on a loopback address, not {}",
+            args.api_listen
+        );
+        tracing::warn!(api = %args.api_listen, "serving the API over plain HTTP (loopback only)");
+        return Ok(None);
+    }
+    let config = match (&args.api_tls_cert, &args.api_tls_key) {
+        (Some(cert), Some(key)) => berth_controlplane::api_tls::from_files(cert, key)?,
+        _ => berth_controlplane::api_tls::from_credentials(
+            &ca.issue_server(agent_tls_sans(args, args.api_listen))?,
+        )?,
+    };
+    Ok(Some(config))
+}
+
+/// Writes the cluster CA's certificate where `aws.env`'s `AWS_CA_BUNDLE` points.
+fn write_ca_bundle(data_dir: &std::path::Path, pem: &str) -> anyhow::Result<PathBuf> {
+    let path = data_dir.join("ca.pem");
+    let tmp = data_dir.join("ca.pem.tmp");
+    std::fs::write(&tmp, pem)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
 }
 
 /// The sealer of secret values, its master key from --master-key-file, the systemd

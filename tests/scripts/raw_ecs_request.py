@@ -9,6 +9,7 @@ Prints {"status": N, "body": {...}} as JSON.
 """
 import json
 import os
+import ssl
 import sys
 import urllib.error
 import urllib.request
@@ -37,7 +38,9 @@ def main():
     prepared = req.prepare()
     http_req = urllib.request.Request(prepared.url, data=body, headers=dict(prepared.headers), method="POST")
     try:
-        with urllib.request.urlopen(http_req, timeout=10) as resp:
+        # AWS_CA_BUNDLE (from aws.env) verifies the API's certificate, as botocore does.
+        ctx = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE"))
+        with urllib.request.urlopen(http_req, timeout=10, context=ctx) as resp:
             status, text = resp.status, resp.read()
     except urllib.error.HTTPError as e:
         status, text = e.code, e.read()

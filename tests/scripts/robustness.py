@@ -2,8 +2,9 @@
 """Malformed and hostile input at the API over HTTP, each request signed by botocore's
 SigV4 signer (so it gets past authentication to the decoders): a body over the 2 MiB
 limit, JSON nested 100,000 deep in a member kept as free-form JSON, invalid UTF-8, a wrong content type, an unknown
-target; then IDLE connections held open with half a request each (slowloris) while
-signed ListClusters calls go on, timed against the same calls without them.
+target; then IDLE connections that never start their TLS handshake (slowloris) while
+signed ListClusters calls go on, timed against the same calls without them, until the
+server has dropped every one of them.
 
 usage: robustness.py IDLE   (env: AWS_ENDPOINT_URL, keys and region from aws.env)
 Prints a JSON summary: the status and error code of each case, and the p50/p99 of
@@ -12,6 +13,7 @@ the timed calls before, during and after the idle connections.
 import json
 import os
 import socket
+import ssl
 import sys
 import time
 import urllib.error
@@ -25,6 +27,8 @@ from botocore.credentials import Credentials
 ENDPOINT = os.environ["AWS_ENDPOINT_URL"]
 CREDS = Credentials(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
 REGION = os.environ["AWS_DEFAULT_REGION"]
+# AWS_CA_BUNDLE (from aws.env) verifies the API's certificate, as botocore does.
+TLS = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE"))
 
 
 def send(op, body, content_type="application/x-amz-json-1.1"):
@@ -35,7 +39,7 @@ def send(op, body, content_type="application/x-amz-json-1.1"):
     prepared = req.prepare()
     http_req = urllib.request.Request(prepared.url, data=body, headers=dict(prepared.headers), method="POST")
     try:
-        with urllib.request.urlopen(http_req, timeout=30) as resp:
+        with urllib.request.urlopen(http_req, timeout=30, context=TLS) as resp:
             status, text = resp.status, resp.read()
     except urllib.error.HTTPError as e:
         status, text = e.code, e.read()
@@ -70,23 +74,37 @@ cases = {
 
 before = timed_calls(200)
 host, port = urllib.parse.urlsplit(ENDPOINT).netloc.split(":")
+tls = ENDPOINT.startswith("https://")
 held = []
 t0 = time.perf_counter()
 for _ in range(idle):
     s = socket.create_connection((host, int(port)), timeout=10)
-    s.sendall(b"POST / HTTP/1.1\r\nHost: " + host.encode() + b"\r\nContent-Length: 100\r\n")
+    # Half a request, and nothing more; against TLS, not even a ClientHello.
+    if not tls:
+        s.sendall(b"POST / HTTP/1.1\r\nHost: " + host.encode() + b"\r\nContent-Length: 100\r\n")
     held.append(s)
 opened_s = time.perf_counter() - t0
 during = timed_calls(200)
-still_open = 0
-for s in held:
+
+
+def closed_by_server(s):
     s.setblocking(False)
     try:
-        still_open += s.recv(1) != b""
+        return s.recv(1) == b""
     except BlockingIOError:
-        still_open += 1
+        return False
     except OSError:
-        pass
+        return True
+
+
+# The server bounds them: a connection that never handshakes is dropped.
+deadline = time.time() + 60
+closed = 0
+while time.time() < deadline:
+    closed = sum(closed_by_server(s) for s in held)
+    if closed == len(held):
+        break
+    time.sleep(0.5)
 for s in held:
     s.close()
 after = timed_calls(50)
@@ -94,7 +112,7 @@ after = timed_calls(50)
 print(json.dumps({
     "cases": {k: {"status": s, "code": c} for k, (s, c) in cases.items()},
     "idle_connections": idle,
-    "idle_still_open": still_open,
+    "idle_closed_by_server": closed,
     "seconds_to_open_idle": round(opened_s, 2),
     "before": before,
     "during": during,

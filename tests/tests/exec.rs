@@ -346,9 +346,11 @@ fn open_session(b: &Berth, arn: &str) -> Result<Value> {
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
-/// Berth's plugin run as the aws CLI runs it, on `session`.
-fn plugin(session: &Value) -> Result<Output> {
+/// Berth's plugin run as the aws CLI runs it (with the user's environment, which has
+/// `AWS_CA_BUNDLE`), on `session`.
+fn plugin(b: &Berth, session: &Value) -> Result<Output> {
     Command::new(binary("session-manager-plugin"))
+        .envs(b.aws_env()?)
         .arg(session.to_string())
         .args([
             "us-east-1",
@@ -369,10 +371,10 @@ fn a_replayed_token_is_refused() -> Result<()> {
     let b = Berth::start()?;
     let arn = running_task(&b, "exec-replay", true)?;
     let session = open_session(&b, &arn)?;
-    let first = plugin(&session)?;
+    let first = plugin(&b, &session)?;
     assert!(first.status.success(), "{}", text(&first));
     assert!(text(&first).contains("exec-target"), "{}", text(&first));
-    let again = plugin(&session)?;
+    let again = plugin(&b, &session)?;
     assert!(!again.status.success(), "{}", text(&again));
     assert!(
         text(&again).contains("token was already used"),
@@ -390,7 +392,7 @@ fn an_expired_token_is_refused() -> Result<()> {
     let session = open_session(&b, &arn)?;
     // Not synchronisation: the token has to age past its lifetime.
     std::thread::sleep(Duration::from_millis(1500));
-    let late = plugin(&session)?;
+    let late = plugin(&b, &session)?;
     assert!(!late.status.success(), "{}", text(&late));
     assert!(text(&late).contains("expired"), "{}", text(&late));
     Ok(())

@@ -40,5 +40,5 @@ set_env "$ENVF" BERTH_AGENT_LISTEN "$CP_IP:$AGENT_PORT"
 set_env "$ENVF" BERTH_AGENT_TLS_SANS "$CP_IP"
 systemctl enable berth-controlplane
 systemctl restart berth-controlplane
-wait_for 60 "berth-controlplane's aws.env" grep -q "AWS_ENDPOINT_URL=http://$CP_IP:$API_PORT" /var/lib/berth/aws.env
+wait_for 60 "berth-controlplane's aws.env" grep -q "AWS_ENDPOINT_URL=https://$CP_IP:$API_PORT" /var/lib/berth/aws.env
 echo "control plane up: ECS API http://$CP_IP:$API_PORT, agents $CP_IP:$AGENT_PORT"

@@ -59,7 +59,12 @@ fn main() {
         session.session_id
     );
     let _ = std::io::stdout().flush();
-    let ending = runtime.block_on(attach(&session));
+    // The aws CLI runs the plugin with the user's environment: AWS_CA_BUNDLE, when set,
+    // verifies a `wss://` stream as it verified the API.
+    let bundle = std::env::var_os("AWS_CA_BUNDLE")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from);
+    let ending = runtime.block_on(attach(&session, bundle.as_deref()));
     let code = match ending {
         Ok(end) if end.output.is_empty() => {
             print!(

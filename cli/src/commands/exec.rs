@@ -23,7 +23,7 @@ pub async fn run(client: &EcsClient, a: &ExecArgs) -> Result<i32> {
     }
     let out = client.call("ExecuteCommand", &input).await?;
     let session = SessionInfo::from_json(&out["session"])?;
-    let end = attach(&session).await?;
+    let end = attach(&session, client.ca_bundle()).await?;
     if !end.output.is_empty() {
         eprintln!("berth: {}", end.output);
     }

@@ -61,7 +61,15 @@ impl ApiCredentials {
     }
 
     /// Writes `aws.env` (mode 0600): endpoint, key and region for the aws CLI.
-    pub fn write_env_file(&self, path: &Path, endpoint: &str, region: &str) -> std::io::Result<()> {
+    /// Writes `aws.env`; `ca_bundle` (the certificate that verifies the API's) becomes
+    /// `AWS_CA_BUNDLE`, which the aws CLI, boto3 and Berth's clients read.
+    pub fn write_env_file(
+        &self,
+        path: &Path,
+        endpoint: &str,
+        region: &str,
+        ca_bundle: Option<&Path>,
+    ) -> std::io::Result<()> {
         use std::io::Write as _;
         use std::os::unix::fs::OpenOptionsExt;
         let mut text = String::new();
@@ -70,6 +78,9 @@ impl ApiCredentials {
         let _ = writeln!(text, "AWS_SECRET_ACCESS_KEY={}", self.secret_access_key);
         let _ = writeln!(text, "AWS_DEFAULT_REGION={region}");
         let _ = writeln!(text, "AWS_REGION={region}");
+        if let Some(bundle) = ca_bundle {
+            let _ = writeln!(text, "AWS_CA_BUNDLE={}", bundle.display());
+        }
         let tmp = path.with_extension("env.tmp");
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -98,10 +109,16 @@ mod tests {
         assert!(!format!("{a:?}").contains(&a.secret_access_key));
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("aws.env");
-        a.write_env_file(&p, "http://127.0.0.1:1", "us-east-1")
-            .unwrap();
+        a.write_env_file(
+            &p,
+            "https://127.0.0.1:1",
+            "us-east-1",
+            Some(Path::new("/d/ca.pem")),
+        )
+        .unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
-        assert!(text.contains("AWS_ENDPOINT_URL=http://127.0.0.1:1\n"));
+        assert!(text.contains("AWS_ENDPOINT_URL=https://127.0.0.1:1\n"));
+        assert!(text.contains("AWS_CA_BUNDLE=/d/ca.pem\n"));
         assert!(text.contains(&format!("AWS_SECRET_ACCESS_KEY={}\n", a.secret_access_key)));
     }
 }

@@ -92,6 +92,8 @@ pub struct ExecSessions {
     closing: tokio::sync::watch::Sender<bool>,
     /// Data channels open now.
     open: tokio::sync::watch::Sender<usize>,
+    /// The API (and so the data channel) is served over TLS: `wss://` stream URLs.
+    tls: bool,
 }
 
 impl Default for ExecSessions {
@@ -114,7 +116,21 @@ impl ExecSessions {
             recorder: None,
             closing: tokio::sync::watch::Sender::new(false),
             open: tokio::sync::watch::Sender::new(0),
+            tls: false,
         }
+    }
+
+    /// Stream URLs say `wss://`: the API port speaks TLS.
+    pub fn with_tls(mut self, tls: bool) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Where session `id`'s client connects: the data channel on the host the caller
+    /// reached (`host`), as Session Manager's `streamUrl`.
+    pub fn stream_url(&self, host: &str, id: &str) -> String {
+        let scheme = if self.tls { "wss" } else { "ws" };
+        format!("{scheme}://{host}/v1/data-channel/{id}?role=publish_subscribe")
     }
 
     /// Ends every open data channel (with `channel_closed`, so clients exit at once rather

@@ -26,11 +26,6 @@ const NOT_ENABLED: &str = "The execute command failed because execute command wa
      when the task was run or the execute command agent isn't running. Wait and try again or \
      run a new task with execute command enabled and try again.";
 
-/// Where the session's client connects: the data channel on the host the caller reached.
-pub fn stream_url(host: &str, session_id: &str) -> String {
-    format!("ws://{host}/v1/data-channel/{session_id}?role=publish_subscribe")
-}
-
 pub(super) fn execute(
     cp: &ControlPlane,
     sessions: &ExecSessions,
@@ -125,7 +120,7 @@ pub(super) fn execute(
         "interactive": true,
         "session": {
             "sessionId": session_id,
-            "streamUrl": stream_url(host, &session_id),
+            "streamUrl": sessions.stream_url(host, &session_id),
             "tokenValue": token,
         },
         "taskArn": task.arn,
