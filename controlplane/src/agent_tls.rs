@@ -7,7 +7,6 @@
 //! work without one; `Agents` refuses every other call that lacks it.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -18,10 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::pki::{ClusterCa, Credentials};
-
-/// A handshake that takes longer than this is dropped: a slow or silent
-/// peer must not hold a task forever.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::tls_accept::{spawn_accept_loop, Refused};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -63,44 +59,20 @@ pub fn server_config(
 pub fn incoming(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
-) -> ReceiverStream<std::io::Result<TlsStream<TcpStream>>> {
+) -> impl tokio_stream::Stream<Item = std::io::Result<TlsStream<TcpStream>>> {
     let (tx, rx) = tokio::sync::mpsc::channel(16);
-    let acceptor = TlsAcceptor::from(config);
-    tokio::spawn(async move {
-        loop {
-            let (tcp, peer) = tokio::select! {
-                r = listener.accept() => match r {
-                    Ok(c) => c,
-                    Err(e) => {
-                        // Out of file descriptors and the like: say so, back off, go on.
-                        tracing::warn!(error = %e, "accepting an agent connection failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
-                () = tx.closed() => return,
-            };
-            // Small messages (heartbeats, acks, exec keystrokes) go out at once, not
-            // after Nagle's wait for the peer's delayed ACK.
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::warn!(peer = %peer, error = %e, "could not set TCP_NODELAY on an agent connection");
+    spawn_accept_loop(
+        listener,
+        TlsAcceptor::from(config),
+        tx,
+        |peer, why| match why {
+            Refused::Failed(e) => {
+                tracing::warn!(%peer, error = %e, "refused an agent connection: TLS handshake failed (a certificate not from this cluster's CA, or a client not using TLS)");
             }
-            let acceptor = acceptor.clone();
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(tls)) => {
-                        let _ = tx.send(Ok(tls)).await;
-                    }
-                    Ok(Err(e)) => {
-                        tracing::warn!(peer = %peer, error = %e, "refused an agent connection: TLS handshake failed (a certificate not from this cluster's CA, or a client not using TLS)");
-                    }
-                    Err(_) => {
-                        tracing::warn!(peer = %peer, "refused an agent connection: no TLS handshake within 10 s");
-                    }
-                }
-            });
-        }
-    });
-    ReceiverStream::new(rx)
+            Refused::TimedOut => {
+                tracing::warn!(%peer, "refused an agent connection: no TLS handshake within 10 s");
+            }
+        },
+    );
+    tokio_stream::StreamExt::map(ReceiverStream::new(rx), |(tls, _)| Ok(tls))
 }

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -19,9 +19,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::agent_tls::TlsError;
 use crate::pki::Credentials;
-
-/// A handshake that takes longer than this is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::tls_accept::{spawn_accept_loop, Refused};
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
@@ -122,36 +120,17 @@ impl TlsListener {
     pub fn new(listener: TcpListener, config: Arc<rustls::ServerConfig>) -> std::io::Result<Self> {
         let local = listener.local_addr()?;
         let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let acceptor = TlsAcceptor::from(config);
-        tokio::spawn(async move {
-            loop {
-                let (tcp, peer) = tokio::select! {
-                    r = listener.accept() => match r {
-                        Ok(c) => c,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "accepting an API connection failed");
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                            continue;
-                        }
-                    },
-                    () = tx.closed() => return,
-                };
-                // Keystrokes of exec sessions are small writes: no Nagle delay on them.
-                let _ = tcp.set_nodelay(true);
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, peer)).await;
-                        }
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "API TLS handshake failed");
-                        }
-                        Err(_) => tracing::debug!(%peer, "API TLS handshake timed out"),
-                    }
-                });
-            }
-        });
+        spawn_accept_loop(
+            listener,
+            TlsAcceptor::from(config),
+            tx,
+            |peer, why| match why {
+                Refused::Failed(e) => {
+                    tracing::debug!(%peer, error = %e, "API TLS handshake failed");
+                }
+                Refused::TimedOut => tracing::debug!(%peer, "API TLS handshake timed out"),
+            },
+        );
         Ok(Self { rx, local })
     }
 }

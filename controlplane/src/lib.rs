@@ -18,3 +18,4 @@ pub mod secrets;
 pub mod services;
 pub mod state;
 pub mod store;
+pub mod tls_accept;

@@ -398,15 +398,10 @@ fn an_expired_token_is_refused() -> Result<()> {
     Ok(())
 }
 
-/// Killing the agent mid-session ends the session with a reason, and the agent, back,
-/// leaves no process of it in the container.
-#[test]
-fn a_session_ends_cleanly_when_the_agent_dies() -> Result<()> {
-    let mut b = Berth::start()?;
-    let arn = running_task(&b, "exec-kill", true)?;
-    let id = task_id(&arn).to_owned();
-    let mut session = Command::new(binary("berth"))
-        .args(["exec", &id, "--container", "app", "--", "sleep", "500"])
+/// `berth exec ... -- sleep 500` in the background, once its process runs in the container.
+fn sleeping_session(b: &Berth, id: &str) -> Result<std::process::Child> {
+    let session = Command::new(binary("berth"))
+        .args(["exec", id, "--container", "app", "--", "sleep", "500"])
         .env_clear()
         .env("BERTH_AWS_ENV", b.data_dir().join("aws.env"))
         .stdin(Stdio::null())
@@ -416,8 +411,19 @@ fn a_session_ends_cleanly_when_the_agent_dies() -> Result<()> {
     poll(
         "the session's process in the container",
         Duration::from_secs(30),
-        || Ok((b.container_processes(&id, "app")?.len() == 2).then_some(())),
+        || Ok((b.container_processes(id, "app")?.len() == 2).then_some(())),
     )?;
+    Ok(session)
+}
+
+/// Killing the agent mid-session ends the session with a reason, and the agent, back,
+/// leaves no process of it in the container.
+#[test]
+fn a_session_ends_cleanly_when_the_agent_dies() -> Result<()> {
+    let mut b = Berth::start()?;
+    let arn = running_task(&b, "exec-kill", true)?;
+    let id = task_id(&arn).to_owned();
+    let mut session = sleeping_session(&b, &id)?;
     b.kill9_agent();
     let status = poll("the session to end", Duration::from_secs(30), || {
         Ok(session.try_wait()?)
@@ -446,19 +452,7 @@ fn a_stopping_control_plane_closes_sessions_and_their_commands_stop() -> Result<
     let mut b = Berth::start()?;
     let arn = running_task(&b, "exec-stop-cp", true)?;
     let id = task_id(&arn).to_owned();
-    let mut session = Command::new(binary("berth"))
-        .args(["exec", &id, "--container", "app", "--", "sleep", "500"])
-        .env_clear()
-        .env("BERTH_AWS_ENV", b.data_dir().join("aws.env"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    poll(
-        "the session's process in the container",
-        Duration::from_secs(30),
-        || Ok((b.container_processes(&id, "app")?.len() == 2).then_some(())),
-    )?;
+    let mut session = sleeping_session(&b, &id)?;
     let status = b.terminate_controlplane()?;
     assert!(
         status.success(),

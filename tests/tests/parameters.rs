@@ -21,6 +21,17 @@ fn put(b: &Berth, name: &str, value: &str, kind: &str) -> Result<Value> {
     ])
 }
 
+/// `aws <args>` must fail with AWS error `code`.
+fn fails_with(b: &Berth, args: &[&str], code: &str) -> Result<()> {
+    let out = b.aws_raw(args)?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    anyhow::ensure!(
+        !out.status.success() && stderr.contains(code),
+        "aws {args:?}: expected {code}: {stderr}"
+    );
+    Ok(())
+}
+
 #[test]
 fn parameter_store_through_the_aws_cli() -> Result<()> {
     let b = Berth::start()?;
@@ -33,20 +44,20 @@ fn parameter_store_through_the_aws_cli() -> Result<()> {
     put(&b, "/other/x", "1", "String")?;
 
     // Existing names need --overwrite, which makes version 2.
-    let again = b.aws_raw(&[
-        "ssm",
-        "put-parameter",
-        "--name",
-        "/app/db/url",
-        "--value",
-        "v",
-        "--type",
-        "String",
-    ])?;
-    assert!(
-        String::from_utf8_lossy(&again.stderr).contains("ParameterAlreadyExists"),
-        "{again:?}"
-    );
+    fails_with(
+        &b,
+        &[
+            "ssm",
+            "put-parameter",
+            "--name",
+            "/app/db/url",
+            "--value",
+            "v",
+            "--type",
+            "String",
+        ],
+        "ParameterAlreadyExists",
+    )?;
     let v2 = b.aws(&[
         "ssm",
         "put-parameter",
@@ -132,40 +143,40 @@ fn listing_and_deleting(b: &Berth) -> Result<()> {
 
     let many = b.aws(&["ssm", "get-parameters", "--names", "/other/x", "/nope"])?;
     assert_eq!(many["InvalidParameters"], json!(["/nope"]), "{many}");
-    let missing = b.aws_raw(&["ssm", "get-parameter", "--name", "/nope"])?;
-    assert!(
-        String::from_utf8_lossy(&missing.stderr).contains("ParameterNotFound"),
-        "{missing:?}"
-    );
-    let bad = b.aws_raw(&[
-        "ssm",
-        "put-parameter",
-        "--name",
-        "aws-reserved",
-        "--value",
-        "v",
-        "--type",
-        "String",
-    ])?;
-    assert!(
-        String::from_utf8_lossy(&bad.stderr).contains("ValidationException"),
-        "{bad:?}"
-    );
+    fails_with(
+        b,
+        &["ssm", "get-parameter", "--name", "/nope"],
+        "ParameterNotFound",
+    )?;
+    fails_with(
+        b,
+        &[
+            "ssm",
+            "put-parameter",
+            "--name",
+            "aws-reserved",
+            "--value",
+            "v",
+            "--type",
+            "String",
+        ],
+        "ValidationException",
+    )?;
 
-    let bad = b.aws_raw(&[
-        "ssm",
-        "put-parameter",
-        "--name",
-        "/x",
-        "--value",
-        "v",
-        "--type",
-        "Number",
-    ])?;
-    assert!(
-        String::from_utf8_lossy(&bad.stderr).contains("ValidationException"),
-        "{bad:?}"
-    );
+    fails_with(
+        b,
+        &[
+            "ssm",
+            "put-parameter",
+            "--name",
+            "/x",
+            "--value",
+            "v",
+            "--type",
+            "Number",
+        ],
+        "ValidationException",
+    )?;
 
     let deleted = b.aws(&["ssm", "delete-parameters", "--names", "/other/x", "/nope"])?;
     assert_eq!(
