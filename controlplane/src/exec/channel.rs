@@ -78,7 +78,7 @@ pub async fn serve(ws: WebSocket, sessions: Arc<ExecSessions>, session_id: Strin
     if target.log.is_some() {
         ch.transcript = Some(Transcript::default());
     }
-    record(&sessions, &target, &session_id, None, None).await;
+    record(&sessions, &target, &session_id, Record::Started).await;
     tracing::info!(target: "berth::audit", session = %session_id, caller = %target.caller, task = %target.task_arn, container = %target.container, command = %target.command, "execute-command session started");
     let outcome = ch.run(&sessions, &target, &session_id).await;
     let berth_client = open.client_version.starts_with("berth");
@@ -100,26 +100,34 @@ pub async fn serve(ws: WebSocket, sessions: Arc<ExecSessions>, session_id: Strin
     }
     tracing::info!(target: "berth::audit", session = %session_id, caller = %target.caller, task = %target.task_arn, container = %target.container, outcome = ?outcome, duration_ms = started.elapsed().as_millis(), "execute-command session ended");
     let transcript = ch.transcript.take();
-    record(&sessions, &target, &session_id, Some(outcome), transcript).await;
+    record(
+        &sessions,
+        &target,
+        &session_id,
+        Record::Ended(outcome, transcript),
+    )
+    .await;
 }
 
-/// Records a session's start (no outcome yet) or end, off the async workers (it commits).
-async fn record(
-    sessions: &Arc<ExecSessions>,
-    target: &ExecTarget,
-    session_id: &str,
-    outcome: Option<Outcome>,
-    transcript: Option<Transcript>,
-) {
+/// What is recorded of a session.
+enum Record {
+    Started,
+    Ended(Outcome, Option<Transcript>),
+}
+
+/// Records a session's start or end, off the async workers (it commits).
+async fn record(sessions: &Arc<ExecSessions>, target: &ExecTarget, session_id: &str, what: Record) {
     if sessions.recorder().is_none() {
         return;
     }
     let (sessions, target, id) = (sessions.clone(), target.clone(), session_id.to_owned());
     let _ = tokio::task::spawn_blocking(move || {
         let recorder = sessions.recorder().expect("checked");
-        match outcome {
-            None => recorder.started(&target, &id),
-            Some(o) => recorder.ended(&target, &id, &o, transcript),
+        match what {
+            Record::Started => recorder.started(&target, &id),
+            Record::Ended(outcome, transcript) => {
+                recorder.ended(&target, &id, &outcome, transcript);
+            }
         }
     })
     .await;
