@@ -322,6 +322,8 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
     log_retention.abort();
     let _ = purge.await;
     let _ = reconciler.await;
+    // Exec sessions record through the control plane: let go of it too.
+    drop(exec);
     close_store(cp, store).await;
     Ok(())
 }

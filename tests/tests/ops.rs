@@ -92,6 +92,8 @@ fn start_controlplane(
         .arg(dir.join("cp"))
         .args(["--api-listen", &format!("127.0.0.1:{api_port}")])
         .args(["--agent-listen", &format!("127.0.0.1:{agent_port}")])
+        // The shutdown test speaks raw HTTP/1.1 on the socket (TLS is tested elsewhere).
+        .arg("--api-plain-http")
         .env("RUST_LOG", "info")
         .env("NOTIFY_SOCKET", &notify.path)
         // 0.4 s: pings every 0.2 s, so a few arrive within a second.
