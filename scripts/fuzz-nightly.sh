@@ -10,17 +10,12 @@ cd "$(dirname "$0")/.."
 export PROPTEST_CASES=${1:-200000}
 # Keep the shrinking of a failure bounded in time, not in steps.
 export PROPTEST_MAX_SHRINK_TIME=60000
-targets=(
-  "berth-aws edge::tests::fuzz"
-  "berth-aws ssm_channel::tests::fuzz"
-  "berth-controlplane fuzz_tests"
-  "berth-agent session::convert::tests::fuzz"
-)
-cargo test --release --lib -p berth-aws -p berth-controlplane -p berth-agent --no-run >/dev/null 2>&1
-for t in "${targets[@]}"; do
-  set -- $t
-  start=$(date +%s.%N)
-  cargo test --release -q --lib -p "$1" -- "$2" --test-threads=2 2>&1 | grep -E "^test result|panicked|minimal failing" || true
-  end=$(date +%s.%N)
-  printf "%-45s cases_per_property=%s seconds=%s\n" "$1 $2" "$PROPTEST_CASES" "$(awk "BEGIN{printf \"%.1f\", $end - $start}")"
+# Every run names all three packages, so cargo builds one feature set once (per-package
+# runs would each rebuild with their own features); each filter matches one crate's tests.
+PKGS=(-p berth-aws -p berth-controlplane -p berth-agent)
+cargo test --release --lib "${PKGS[@]}" --no-run >/dev/null 2>&1
+for filter in edge::tests::fuzz ssm_channel::tests::fuzz fuzz_tests session::convert::tests::fuzz; do
+  out=$(cargo test --release -q --lib "${PKGS[@]}" -- "$filter" --test-threads=2 2>&1) || { echo "$out"; exit 1; }
+  ran=$(echo "$out" | grep -E "^test result: ok. [1-9]" | head -1)
+  printf "%-32s cases_per_property=%s %s\n" "$filter" "$PROPTEST_CASES" "${ran#test result: }"
 done
