@@ -311,7 +311,7 @@ pub struct HandshakeComplete {
 }
 
 /// The payload of `channel_closed`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "PascalCase")]
 pub struct ChannelClosed {
     pub message_id: String,

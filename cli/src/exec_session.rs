@@ -187,7 +187,6 @@ pub async fn attach(session: &SessionInfo, ca_bundle: Option<&std::path::Path>) 
     let mut exit_code = None;
     let mut winch = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())?;
     let mut tick = tokio::time::interval(ssm::RESEND_AFTER / 2);
-    let mut stdout = std::io::stdout();
     loop {
         let mut sends = Vec::new();
         tokio::select! {
@@ -207,10 +206,7 @@ pub async fn attach(session: &SessionInfo, ca_bundle: Option<&std::path::Path>) 
                         }
                     }
                     ssm::CHANNEL_CLOSED => {
-                        let closed: ssm::ChannelClosed = serde_json::from_slice(&m.payload).unwrap_or(ssm::ChannelClosed {
-                            message_id: String::new(), created_date: String::new(), destination_id: String::new(),
-                            session_id: String::new(), message_type: String::new(), schema_version: 1, output: String::new(),
-                        });
+                        let closed: ssm::ChannelClosed = serde_json::from_slice(&m.payload).unwrap_or_default();
                         drop(terminal);
                         return Ok(Ending { exit_code, output: closed.output });
                     }
@@ -224,24 +220,13 @@ pub async fn attach(session: &SessionInfo, ca_bundle: Option<&std::path::Path>) 
                                 }
                                 PayloadType::HandshakeComplete => {
                                     ready = true;
-                                    if let Ok(done) = serde_json::from_slice::<ssm::HandshakeComplete>(&m.payload) {
-                                        if !done.customer_message.is_empty() {
-                                            let _ = writeln!(stdout, "{}", done.customer_message);
-                                        }
-                                    }
+                                    print_customer_message(&m.payload);
                                     if let Some(size) = terminal_size().filter(|_| terminal.is_tty()) {
                                         sends.push(out.stream(PayloadType::Size, serde_json::to_vec(&size)?));
                                     }
                                 }
-                                PayloadType::Output => {
-                                    let _ = stdout.write_all(&m.payload);
-                                    let _ = stdout.flush();
-                                }
-                                PayloadType::StdErr => {
-                                    let _ = std::io::stderr().write_all(&m.payload);
-                                }
                                 PayloadType::ExitCode => exit_code = parse_exit_code(&m.payload),
-                                _ => {}
+                                kind => show(kind, &m.payload),
                             }
                         }
                     }
@@ -263,6 +248,30 @@ pub async fn attach(session: &SessionInfo, ca_bundle: Option<&std::path::Path>) 
         }
         for bytes in sends {
             ws.send(Message::binary(bytes)).await?;
+        }
+    }
+}
+
+/// The command's output where it belongs: terminal output on stdout, `StdErr` on stderr.
+fn show(kind: PayloadType, payload: &[u8]) {
+    match kind {
+        PayloadType::Output => {
+            let mut stdout = std::io::stdout();
+            let _ = stdout.write_all(payload);
+            let _ = stdout.flush();
+        }
+        PayloadType::StdErr => {
+            let _ = std::io::stderr().write_all(payload);
+        }
+        _ => {}
+    }
+}
+
+/// What the server has to say once the handshake is over, if anything.
+fn print_customer_message(payload: &[u8]) {
+    if let Ok(done) = serde_json::from_slice::<ssm::HandshakeComplete>(payload) {
+        if !done.customer_message.is_empty() {
+            println!("{}", done.customer_message);
         }
     }
 }

@@ -7,6 +7,8 @@
 use proptest::prelude::*;
 use serde_json::Value;
 
+use berth_ecs::TaskStatus;
+
 use crate::api::ecs::dispatch;
 use crate::api::error::ErrorType;
 use crate::logs::filter::FilterPattern;
@@ -150,7 +152,15 @@ fn json() -> impl Strategy<Value = Value> {
             .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
         "[ -~]{0,12}".prop_map(Value::from),
         prop::sample::select(vec![
-            "web", "default", "awsvpc", "bridge", "FARGATE", "EC2", "RUNNING", "256", "512"
+            "web",
+            "default",
+            "awsvpc",
+            "bridge",
+            "FARGATE",
+            "EC2",
+            TaskStatus::Running.as_str(),
+            "256",
+            "512",
         ])
         .prop_map(Value::from),
     ];

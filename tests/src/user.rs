@@ -20,6 +20,21 @@ impl Berth {
             .collect())
     }
 
+    /// One setting of `aws.env` (e.g. `AWS_ENDPOINT_URL`), if it has it.
+    pub fn aws_env_var(&self, key: &str) -> Option<String> {
+        self.aws_env()
+            .ok()?
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+
+    /// The API endpoint `aws.env` gives (`AWS_ENDPOINT_URL`).
+    pub fn endpoint(&self) -> Result<String> {
+        self.aws_env_var("AWS_ENDPOINT_URL")
+            .context("aws.env has no AWS_ENDPOINT_URL")
+    }
+
     /// Runs the aws CLI; Ok(json) on success, Err with its stderr otherwise.
     pub fn aws(&self, args: &[&str]) -> Result<Value> {
         let out = self.aws_raw(args)?;
@@ -73,11 +88,7 @@ impl Berth {
             "{AWS_V2} is missing: install Debian's awscli package (scripts/install-deps.sh)"
         );
         let env = self.aws_env()?;
-        let endpoint = env
-            .iter()
-            .find(|(k, _)| k == "AWS_ENDPOINT_URL")
-            .map(|(_, v)| v.clone())
-            .context("aws.env has no AWS_ENDPOINT_URL")?;
+        let endpoint = self.endpoint()?;
         let mut c = Command::new(AWS_V2);
         c.args(args)
             .args(["--endpoint-url", &endpoint])

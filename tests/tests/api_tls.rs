@@ -9,14 +9,6 @@ use std::process::Command;
 use anyhow::{Context, Result};
 use berth_e2e::{binary, free_port, poll, Berth};
 
-fn env_value(b: &Berth, key: &str) -> Option<String> {
-    b.aws_env()
-        .ok()?
-        .into_iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v)
-}
-
 fn openssl(args: &[&str]) -> Result<()> {
     let out = Command::new("openssl")
         .args(args)
@@ -111,9 +103,11 @@ fn presented_cn(port: u16) -> Result<String> {
 #[test]
 fn the_api_speaks_tls_the_aws_cli_verifies_it_and_refuses_another_ca() -> Result<()> {
     let b = Berth::start()?;
-    let endpoint = env_value(&b, "AWS_ENDPOINT_URL").context("no endpoint")?;
+    let endpoint = b.aws_env_var("AWS_ENDPOINT_URL").context("no endpoint")?;
     assert!(endpoint.starts_with("https://127.0.0.1:"), "{endpoint}");
-    let bundle = env_value(&b, "AWS_CA_BUNDLE").context("aws.env has no AWS_CA_BUNDLE")?;
+    let bundle = b
+        .aws_env_var("AWS_CA_BUNDLE")
+        .context("aws.env has no AWS_CA_BUNDLE")?;
     assert!(std::fs::read_to_string(&bundle)?.contains("BEGIN CERTIFICATE"));
     b.aws(&["ecs", "list-clusters"])?;
 
@@ -157,7 +151,7 @@ fn operator_certificates_are_reloaded_when_they_change() -> Result<()> {
         "--api-tls-ca-bundle",
         &ca,
     ])?;
-    assert_eq!(env_value(&b, "AWS_CA_BUNDLE").as_deref(), Some(ca.as_str()));
+    assert_eq!(b.aws_env_var("AWS_CA_BUNDLE").as_deref(), Some(ca.as_str()));
     b.aws(&["ecs", "list-clusters"])?;
     assert!(
         presented_cn(b.api_port)?.contains("first"),
@@ -183,9 +177,9 @@ fn operator_certificates_are_reloaded_when_they_change() -> Result<()> {
 #[test]
 fn plain_http_is_for_loopback_only() -> Result<()> {
     let b = Berth::start_with(&["--api-plain-http"])?;
-    let endpoint = env_value(&b, "AWS_ENDPOINT_URL").context("no endpoint")?;
+    let endpoint = b.aws_env_var("AWS_ENDPOINT_URL").context("no endpoint")?;
     assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint}");
-    assert_eq!(env_value(&b, "AWS_CA_BUNDLE"), None);
+    assert_eq!(b.aws_env_var("AWS_CA_BUNDLE"), None);
     b.aws(&["ecs", "list-clusters"])?;
 
     let data = tempfile::tempdir()?;

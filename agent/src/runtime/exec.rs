@@ -1,5 +1,6 @@
-//! Running an extra process inside a running container (health checks):
-//! containerd's Exec, Start, Wait and `DeleteProcess`, with a deadline.
+//! Running an extra process inside a running container: containerd's Exec, Start, Wait,
+//! Kill and `DeleteProcess`, shared by health checks (with a deadline, output discarded)
+//! and terminal execs (`terminal`).
 
 use std::time::Duration;
 
@@ -64,6 +65,42 @@ impl Containerd {
             .unwrap_or_default())
     }
 
+    /// Creates exec `exec_id` running `process` in container `id`, its stdio as `stdio`
+    /// says (stdin, stdout, stderr, terminal), and starts it. A start that fails leaves
+    /// no process record behind.
+    pub(super) async fn start_exec(
+        &self,
+        id: &str,
+        exec_id: &str,
+        process: &serde_json::Value,
+        stdio: ExecProcessRequest,
+    ) -> Result<()> {
+        let mut tasks = self.tasks();
+        tasks
+            .exec(self.request(ExecProcessRequest {
+                container_id: id.to_owned(),
+                exec_id: exec_id.to_owned(),
+                spec: Some(process_any(process)),
+                ..stdio
+            }))
+            .await
+            .map_err(|s| RuntimeError::from_status("tasks.exec", "task", id, s))?;
+        let started = tasks
+            .start(self.request(StartRequest {
+                container_id: id.to_owned(),
+                exec_id: exec_id.to_owned(),
+            }))
+            .await;
+        if let Err(s) = started {
+            self.do_end_exec(id, exec_id).await;
+            return Err(RuntimeError::Start {
+                container: id.to_owned(),
+                message: s.message().to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     pub(super) async fn do_exec(
         &self,
         id: &str,
@@ -73,69 +110,57 @@ impl Containerd {
     ) -> Result<ExecOutcome> {
         let spec = self.container_spec(id).await?;
         let process = exec_process(&spec, args);
-        let mut tasks = self.tasks();
-        tasks
-            .exec(self.request(ExecProcessRequest {
+        // Without stdio a check that prints (wget -O-) fails on a closed fd.
+        let stdio = ExecProcessRequest {
+            stdout: DISCARD.to_owned(),
+            stderr: DISCARD.to_owned(),
+            ..Default::default()
+        };
+        self.start_exec(id, exec_id, &process, stdio).await?;
+        // containerd keeps an exited process's status until it is deleted, so waiting
+        // after the start misses nothing.
+        let outcome = match tokio::time::timeout(timeout, self.do_wait_exec(id, exec_id)).await {
+            Ok(status) => status.map(ExecOutcome::Exited),
+            Err(_) => Ok(ExecOutcome::TimedOut),
+        };
+        // The process goes (killed if it still runs) whatever happened, so execs never
+        // pile up.
+        self.do_end_exec(id, exec_id).await;
+        outcome
+    }
+
+    /// Blocks until exec `exec_id` exits; its exit status.
+    pub(super) async fn do_wait_exec(&self, id: &str, exec_id: &str) -> Result<u32> {
+        let resp = self
+            .tasks()
+            .wait(self.request(WaitRequest {
                 container_id: id.to_owned(),
                 exec_id: exec_id.to_owned(),
-                spec: Some(process_any(&process)),
-                // Without stdio a check that prints (wget -O-) fails on a closed fd.
-                stdout: DISCARD.to_owned(),
-                stderr: DISCARD.to_owned(),
-                ..Default::default()
             }))
             .await
-            .map_err(|s| RuntimeError::from_status("tasks.exec", "task", id, s))?;
-        let outcome = self.run_exec(id, exec_id, timeout).await;
-        // The process record goes whatever happened, so execs never pile up.
-        let _ = tasks
+            .map_err(|s| RuntimeError::from_status("tasks.wait", "process", exec_id, s))?;
+        Ok(resp.into_inner().exit_status)
+    }
+
+    /// Kills the exec if it still runs and deletes its record. containerd's delete waits
+    /// until the shim has copied all of the process's output.
+    pub(super) async fn do_end_exec(&self, id: &str, exec_id: &str) {
+        let _ = self
+            .tasks()
+            .kill(self.request(KillRequest {
+                container_id: id.to_owned(),
+                exec_id: exec_id.to_owned(),
+                signal: SIGKILL,
+                all: false,
+            }))
+            .await;
+        let _ = self
+            .tasks()
             .delete_process(self.request(DeleteProcessRequest {
                 container_id: id.to_owned(),
                 exec_id: exec_id.to_owned(),
             }))
             .await;
-        outcome
-    }
-
-    async fn run_exec(&self, id: &str, exec_id: &str, timeout: Duration) -> Result<ExecOutcome> {
-        let mut tasks = self.tasks();
-        tasks
-            .start(self.request(StartRequest {
-                container_id: id.to_owned(),
-                exec_id: exec_id.to_owned(),
-            }))
-            .await
-            .map_err(|s| RuntimeError::Start {
-                container: id.to_owned(),
-                message: s.message().to_owned(),
-            })?;
-        // containerd keeps an exited process's status until it is deleted,
-        // so waiting after the start misses nothing.
-        let mut waiter = self.tasks();
-        let wait = waiter.wait(self.request(WaitRequest {
-            container_id: id.to_owned(),
-            exec_id: exec_id.to_owned(),
-        }));
-        match tokio::time::timeout(timeout, wait).await {
-            Ok(Ok(resp)) => Ok(ExecOutcome::Exited(resp.into_inner().exit_status)),
-            Ok(Err(s)) => Err(RuntimeError::from_status(
-                "tasks.wait",
-                "process",
-                exec_id,
-                s,
-            )),
-            Err(_) => {
-                let _ = tasks
-                    .kill(self.request(KillRequest {
-                        container_id: id.to_owned(),
-                        exec_id: exec_id.to_owned(),
-                        signal: SIGKILL,
-                        all: false,
-                    }))
-                    .await;
-                Ok(ExecOutcome::TimedOut)
-            }
-        }
     }
 }
 

@@ -156,7 +156,7 @@ pub fn dispatch(secrets: &Secrets, region: &str, op: &str, body: &[u8]) -> Resul
         }
         "DescribeSecret" => {
             let r: SecretIdOnly = super::json::parse(op, body)?;
-            Ok(describe(&secrets.get(&r.secret_id)?))
+            Ok(describe(&secrets.get(&r.secret_id)?, "VersionIdsToStages"))
         }
         "ListSecrets" => {
             let r: ListSecrets = super::json::parse(op, body)?;
@@ -195,15 +195,18 @@ fn seconds(ms: i64) -> f64 {
     ms as f64 / 1000.0
 }
 
-fn describe(s: &Secret) -> Value {
-    json!({
+/// A secret's metadata; `versions` names its version map, which `DescribeSecret` calls
+/// `VersionIdsToStages` and a `ListSecrets` entry `SecretVersionsToStages`.
+fn describe(s: &Secret, versions: &str) -> Value {
+    let mut v = json!({
         "ARN": s.arn,
         "Name": s.name,
         "Description": s.description,
         "CreatedDate": seconds(s.created_at_ms),
         "LastChangedDate": seconds(s.changed_at_ms),
-        "VersionIdsToStages": { s.version_id.clone(): ["AWSCURRENT"] },
-    })
+    });
+    v[versions] = json!({ s.version_id.clone(): ["AWSCURRENT"] });
+    v
 }
 
 fn list(secrets: &Secrets, r: &ListSecrets) -> Result<Value, ApiError> {
@@ -222,21 +225,9 @@ fn list(secrets: &Secrets, r: &ListSecrets) -> Result<Value, ApiError> {
             .unwrap_or(all.len()),
     };
     let page: Vec<&Secret> = all[start..].iter().take(max).collect();
-    // A list entry names the version map `SecretVersionsToStages` (DescribeSecret:
-    // `VersionIdsToStages`), as botocore's model has it.
     let entries: Vec<Value> = page
         .iter()
-        .map(|s| {
-            let mut e = describe(s);
-            if let Some(m) = e.as_object_mut() {
-                let versions = m.remove("VersionIdsToStages");
-                m.insert(
-                    "SecretVersionsToStages".into(),
-                    versions.unwrap_or_default(),
-                );
-            }
-            e
-        })
+        .map(|s| describe(s, "SecretVersionsToStages"))
         .collect();
     let mut out = json!({ "SecretList": entries });
     if start + page.len() < all.len() {

@@ -173,11 +173,11 @@ fn shown(
     out
 }
 
-/// A parameter's metadata as `DescribeParameters` (and, with the value, the history) shapes it.
+/// A version's metadata, as a history entry shapes it (with its value and labels added);
+/// `DescribeParameters` adds the parameter's ARN, which a history entry lacks.
 fn metadata(p: &Parameter, v: &ParameterVersion) -> Value {
     let mut out = json!({
         "Name": p.name,
-        "ARN": p.arn,
         "Type": v.kind.as_str(),
         "LastModifiedDate": epoch(v.modified_at_ms),
         "LastModifiedUser": v.modified_by,
@@ -319,7 +319,14 @@ pub fn dispatch(
                 }
             }
             let (items, next) = page(all, max, r.next_token.as_deref())?;
-            let shown: Vec<Value> = items.iter().map(|p| metadata(p, p.current())).collect();
+            let shown: Vec<Value> = items
+                .iter()
+                .map(|p| {
+                    let mut m = metadata(p, p.current());
+                    m["ARN"] = json!(p.arn);
+                    m
+                })
+                .collect();
             Ok(json!({"Parameters": shown, "NextToken": next}))
         }
         "GetParameterHistory" => {
@@ -331,10 +338,6 @@ pub fn dispatch(
                 .iter()
                 .map(|v| {
                     let mut m = metadata(&p, v);
-                    // A history entry has no ARN in SSM's shape.
-                    if let Some(o) = m.as_object_mut() {
-                        o.remove("ARN");
-                    }
                     m["Value"] = json!(ps.shown(&p, v, r.with_decryption));
                     m["Labels"] = json!([]);
                     m

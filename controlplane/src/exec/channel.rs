@@ -19,6 +19,7 @@ use berth_proto::v1 as pb;
 
 use super::audit::Transcript;
 use super::{AgentStream, ExecSessions, ExecTarget};
+use crate::state::{Clock, SystemClock};
 
 /// How long the client may take to send its token after connecting.
 const OPEN_LIMIT: Duration = Duration::from_secs(30);
@@ -131,12 +132,6 @@ async fn record(sessions: &Arc<ExecSessions>, target: &ExecTarget, session_id: &
         }
     })
     .await;
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The agent's next message, or never while there is no agent.
@@ -266,7 +261,7 @@ impl Channel {
                 up = next_up(&mut self.agent), if self.out.len() < WINDOW => match up {
                     Some(Ok(pb::ExecUp { kind: Some(pb::exec_up::Kind::Output(bytes)) })) => {
                         if let Some(t) = &mut self.transcript {
-                            t.push(now_ms(), &bytes);
+                            t.push(SystemClock.now_ms(), &bytes);
                         }
                         let bytes = self.out.stream(PayloadType::Output, bytes);
                         if !self.send(bytes).await { return Outcome::ClientLeft; }

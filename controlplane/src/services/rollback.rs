@@ -54,6 +54,8 @@ impl ControlPlane {
 
 #[cfg(test)]
 mod tests {
+    use berth_ecs::{ServiceDeploymentStatus, TaskStatus};
+
     use crate::model::service::{DeploymentStatus, RolloutState};
     use crate::model::service_deployment::{deployment_arn, status};
     use crate::services::test_support::{report_all, service, spec};
@@ -66,7 +68,7 @@ mod tests {
         let ci = add_instance(&cp, "default");
         cp.create_service(&spec("api", 1)).unwrap();
         cp.reconcile_services().unwrap();
-        report_all(&cp, &ci, "RUNNING");
+        report_all(&cp, &ci, TaskStatus::Running.as_str());
         cp.reconcile_services().unwrap();
         let first = service(&cp).deployments[0].clone();
         assert_eq!(first.rollout_state, RolloutState::Completed);
@@ -90,7 +92,10 @@ mod tests {
         assert_eq!(back.status, DeploymentStatus::Primary);
         assert_eq!(back.task_definition, first.task_definition);
         let stopped = s.deployments.iter().find(|d| d.id == second.id).unwrap();
-        assert_eq!(status(&s, stopped).0, "ROLLBACK_IN_PROGRESS");
+        assert_eq!(
+            status(&s, stopped).0,
+            ServiceDeploymentStatus::RollbackInProgress
+        );
         assert!(cp.roll_back_service_deployment(&arn).is_err(), "once");
     }
 }

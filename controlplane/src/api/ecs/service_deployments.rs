@@ -262,6 +262,8 @@ pub(super) fn stop(cp: &ControlPlane, req: &StopInput) -> Result<Value, ApiError
 mod tests {
     use serde_json::{json, Value};
 
+    use berth_ecs::ServiceDeploymentStatus;
+
     use crate::api::ecs::dispatch;
     use crate::api::error::ApiError;
     use crate::api::error::ErrorType;
@@ -291,7 +293,8 @@ mod tests {
         let list = || call("ListServiceDeployments", json!({"service": "api"})).unwrap();
         let first = list();
         assert_eq!(
-            first["serviceDeployments"][0]["status"], "IN_PROGRESS",
+            first["serviceDeployments"][0]["status"],
+            ServiceDeploymentStatus::InProgress.as_str(),
             "{first}"
         );
         let first_arn = first["serviceDeployments"][0]["serviceDeploymentArn"]
@@ -310,9 +313,15 @@ mod tests {
         let both = list();
         let briefs = both["serviceDeployments"].as_array().unwrap();
         assert_eq!(briefs.len(), 2, "{both}");
-        assert_eq!(briefs[0]["status"], "IN_PROGRESS");
+        assert_eq!(
+            briefs[0]["status"],
+            ServiceDeploymentStatus::InProgress.as_str()
+        );
         assert_eq!(briefs[1]["serviceDeploymentArn"], first_arn.as_str());
-        assert_eq!(briefs[1]["status"], "STOPPED");
+        assert_eq!(
+            briefs[1]["status"],
+            ServiceDeploymentStatus::Stopped.as_str()
+        );
         assert!(
             briefs[1]["statusReason"]
                 .as_str()
@@ -322,7 +331,7 @@ mod tests {
         );
         let only_stopped = call(
             "ListServiceDeployments",
-            json!({"service": "api", "status": ["STOPPED"]}),
+            json!({"service": "api", "status": [ServiceDeploymentStatus::Stopped.as_str()]}),
         )
         .unwrap();
         assert_eq!(
