@@ -17,12 +17,17 @@ fn describe(b: &Berth, name: &str) -> Result<Value> {
         .with_context(|| format!("service {name} not described: {d}"))
 }
 
-/// The service's RUNNING tasks, once it is steady at `count`.
+/// The service's RUNNING tasks, once it and its tasks agree it runs
+/// `count`.
 fn wait_running(b: &Berth, name: &str, count: usize) -> Result<Vec<Value>> {
     poll(
         &format!("service {name} to run {count} tasks"),
         Duration::from_secs(120),
         || {
+            // The service's counts trail its tasks' states by one reconcile.
+            if describe(b, name)?["runningCount"] != count {
+                return Ok(None);
+            }
             let l = b.aws(&["ecs", "list-tasks", "--service-name", name])?;
             let arns: Vec<&str> = l["taskArns"]
                 .as_array()
