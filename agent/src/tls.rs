@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_proto::agent_cert::AgentCertificate;
 use berth_proto::join_token::JoinToken;
 use berth_proto::v1 as pb;
 use berth_proto::v1::agent_service_client::AgentServiceClient;
@@ -42,6 +43,12 @@ pub enum TlsError {
     },
     #[error("the control plane refused the join: {0}")]
     Refused(String),
+    #[error("the control plane refused to renew this agent's certificate: {0}")]
+    RenewRefused(String),
+    #[error("this agent's certificate in {path} expired at {expired_at_ms} ms since the epoch (the agent was away longer than its lifetime): join again with a new token from `berth join-token create` (--join-token, BERTH_JOIN_TOKEN)")]
+    Expired { path: PathBuf, expired_at_ms: i64 },
+    #[error("{0}: {1}")]
+    Certificate(PathBuf, berth_proto::agent_cert::CertificateError),
     #[error("no client certificate in {0} and no join token: start the agent with --join-token (BERTH_JOIN_TOKEN) from `berth join-token create`")]
     NotJoined(PathBuf),
     #[error("{path}: {source}")]
@@ -107,10 +114,21 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TlsError + '_ {
     }
 }
 
+/// The files of an identity, in the order a save renames them into place.
+const FILES: [(&str, u32); 3] = [
+    ("ca.pem", 0o644),
+    ("agent.pem", 0o644),
+    ("agent.key", 0o600),
+];
+/// Present while a save renames its files into place: a save cut short by a crash
+/// is finished at the next load, so a certificate never goes with another's key.
+const COMMIT: &str = ".commit";
+
 impl AgentIdentity {
-    /// The identity saved by an earlier join, if any.
+    /// The identity saved by an earlier join or renewal, if any.
     pub fn load(data_dir: &Path) -> Result<Option<Self>, TlsError> {
         let dir = pki_dir(data_dir);
+        finish_save(&dir)?;
         let read = |name: &str| {
             let p = dir.join(name);
             std::fs::read_to_string(&p).map_err(io(&p))
@@ -125,58 +143,138 @@ impl AgentIdentity {
         }))
     }
 
-    /// Writes the identity; the key last and readable by root only, so a
-    /// crash in between leaves "not joined", never half an identity.
+    /// What the certificate says: its instance and lifetime.
+    pub fn certificate(&self, data_dir: &Path) -> Result<AgentCertificate, TlsError> {
+        AgentCertificate::from_pem(&self.cert_pem)
+            .map_err(|e| TlsError::Certificate(pki_dir(data_dir).join("agent.pem"), e))
+    }
+
+    /// Writes the identity: every file in full and synced first, the key readable by
+    /// root only; then, under a commit mark, renamed into place. A crash before the mark
+    /// keeps the old identity (or none), after it the next load finishes the renames.
     fn save(&self, data_dir: &Path) -> Result<(), TlsError> {
         use std::os::unix::fs::OpenOptionsExt as _;
         let dir = pki_dir(data_dir);
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        for (name, body, mode) in [
-            ("ca.pem", &self.ca_pem, 0o644),
-            ("agent.pem", &self.cert_pem, 0o644),
-            ("agent.key", &self.key_pem, 0o600),
-        ] {
+        for ((name, mode), body) in FILES
+            .iter()
+            .zip([&self.ca_pem, &self.cert_pem, &self.key_pem])
+        {
             let tmp = dir.join(format!(".{name}.tmp"));
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
                 .create(true)
                 .truncate(true)
-                .mode(mode)
+                .mode(*mode)
                 .open(&tmp)
                 .map_err(io(&tmp))?;
             f.write_all(body.as_bytes()).map_err(io(&tmp))?;
             f.sync_all().map_err(io(&tmp))?;
-            let path = dir.join(name);
-            std::fs::rename(&tmp, &path).map_err(io(&path))?;
         }
-        Ok(())
+        let commit = dir.join(COMMIT);
+        std::fs::File::create(&commit)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&commit))?;
+        sync_dir(&dir)?;
+        finish_save(&dir)
     }
 }
 
-/// The identity to use: the saved one, or a fresh join with `token`.
+fn sync_dir(dir: &Path) -> Result<(), TlsError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))
+}
+
+/// Renames a committed save's files into place, or drops an uncommitted one's.
+fn finish_save(dir: &Path) -> Result<(), TlsError> {
+    let committed = dir.join(COMMIT).exists();
+    for (name, _) in FILES {
+        let tmp = dir.join(format!(".{name}.tmp"));
+        if !tmp.exists() {
+            continue;
+        }
+        if committed {
+            let path = dir.join(name);
+            std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        } else {
+            std::fs::remove_file(&tmp).map_err(io(&tmp))?;
+        }
+    }
+    if committed {
+        sync_dir(dir)?;
+        let commit = dir.join(COMMIT);
+        std::fs::remove_file(&commit).map_err(io(&commit))?;
+    }
+    Ok(())
+}
+
+/// The identity to use: the saved one while it is valid, else a fresh join with `token`
+/// (into `cluster`).
 pub async fn identity(
     data_dir: &Path,
     endpoint: &ControlPlaneEndpoint,
     token: Option<&JoinToken>,
+    cluster: &str,
 ) -> Result<AgentIdentity, TlsError> {
     if let Some(id) = AgentIdentity::load(data_dir)? {
-        return Ok(id);
+        let cert = id.certificate(data_dir)?;
+        if cert.not_after_ms > now_ms() {
+            return Ok(id);
+        }
+        let expired = TlsError::Expired {
+            path: pki_dir(data_dir),
+            expired_at_ms: cert.not_after_ms,
+        };
+        if token.is_none() {
+            return Err(expired);
+        }
+        tracing::warn!(error = %expired, "joining again with the configured token; the host registers as a new container instance");
     }
     let token = token.ok_or_else(|| TlsError::NotJoined(pki_dir(data_dir)))?;
-    let id = join(endpoint, token).await?;
+    let id = join(endpoint, token, cluster).await?;
     id.save(data_dir)?;
     tracing::info!(token_id = %token.id, "joined the cluster: client certificate saved");
     Ok(id)
 }
 
-/// The session's channel: join first if this host has no certificate yet.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The session's channel, and the identity it uses: join first if this host has no
+/// certificate yet.
 pub async fn session_channel(
     data_dir: &Path,
     endpoint: &ControlPlaneEndpoint,
     token: Option<&JoinToken>,
-) -> Result<Channel, TlsError> {
-    let id = identity(data_dir, endpoint, token).await?;
-    connect(endpoint, &id).await
+    cluster: &str,
+) -> Result<(Channel, AgentIdentity), TlsError> {
+    let id = identity(data_dir, endpoint, token, cluster).await?;
+    Ok((connect(endpoint, &id).await?, id))
+}
+
+/// Trades the certificate in use for a fresh one of the same instance, and saves it;
+/// the next connection uses it.
+pub async fn renew(
+    client: &mut AgentServiceClient<Channel>,
+    data_dir: &Path,
+) -> Result<AgentIdentity, TlsError> {
+    let resp = client
+        .renew(pb::RenewRequest {})
+        .await
+        .map_err(|s| TlsError::RenewRefused(s.message().to_string()))?
+        .into_inner();
+    let id = AgentIdentity {
+        ca_pem: resp.ca_certificate_pem,
+        cert_pem: resp.certificate_pem,
+        key_pem: resp.private_key_pem,
+    };
+    id.certificate(data_dir)?;
+    id.save(data_dir)?;
+    Ok(id)
 }
 
 /// A mutual-TLS channel to the control plane.
@@ -213,6 +311,7 @@ async fn channel(
 async fn join(
     endpoint: &ControlPlaneEndpoint,
     token: &JoinToken,
+    cluster: &str,
 ) -> Result<AgentIdentity, TlsError> {
     let ca_pem = fetch_pinned_ca(endpoint, &token.ca_fingerprint).await?;
     let tls = ClientTlsConfig::new()
@@ -225,6 +324,7 @@ async fn join(
             hostname: nix::unistd::gethostname()
                 .map(|h| h.to_string_lossy().into_owned())
                 .unwrap_or_default(),
+            cluster: cluster.to_owned(),
         })
         .await
         .map_err(|s| TlsError::Refused(s.message().to_string()))?
@@ -377,6 +477,44 @@ mod tests {
         assert!(p.lines().all(|l| l.len() <= 64 || l.starts_with("-----")));
         let der = CertificateDer::from_pem_slice(p.as_bytes()).unwrap();
         assert_eq!(der.as_ref(), &[0u8; 100]);
+    }
+
+    fn identity(n: &str) -> AgentIdentity {
+        AgentIdentity {
+            ca_pem: format!("ca {n}"),
+            cert_pem: format!("cert {n}"),
+            key_pem: format!("key {n}"),
+        }
+    }
+
+    fn loaded(dir: &Path) -> Vec<String> {
+        let id = AgentIdentity::load(dir).unwrap().unwrap();
+        vec![id.ca_pem, id.cert_pem, id.key_pem]
+    }
+
+    /// A renewal's save cut short by a crash: the certificate never goes with another's key.
+    #[test]
+    fn an_interrupted_save_is_finished_or_dropped_whole() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        identity("1").save(dir.path()).unwrap();
+        let pki = pki_dir(dir.path());
+        let mode = std::fs::metadata(pki.join("agent.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // Crash while writing the new files, before the commit mark: the old identity.
+        std::fs::write(pki.join(".agent.pem.tmp"), "cert 2").unwrap();
+        assert_eq!(loaded(dir.path()), ["ca 1", "cert 1", "key 1"]);
+        assert!(!pki.join(".agent.pem.tmp").exists());
+        // Crash after the mark, with the CA and certificate renamed but not the key.
+        std::fs::write(pki.join("ca.pem"), "ca 2").unwrap();
+        std::fs::write(pki.join("agent.pem"), "cert 2").unwrap();
+        std::fs::write(pki.join(".agent.key.tmp"), "key 2").unwrap();
+        std::fs::write(pki.join(COMMIT), "").unwrap();
+        assert_eq!(loaded(dir.path()), ["ca 2", "cert 2", "key 2"]);
+        assert!(!pki.join(COMMIT).exists());
     }
 
     use rustls::pki_types::pem::PemObject as _;

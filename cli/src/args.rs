@@ -67,6 +67,9 @@ pub enum Command {
     /// its client certificate for mutual TLS with the control plane.
     #[command(subcommand)]
     JoinToken(JoinTokenCommand),
+    /// Container instances (hosts running an agent).
+    #[command(subcommand)]
+    Instance(InstanceCommand),
     /// Print a shell completion script, e.g. `berth completions bash > /etc/bash_completion.d/berth`.
     Completions {
         #[arg(value_enum)]
@@ -161,6 +164,23 @@ pub enum WaitCommand {
 pub enum JoinTokenCommand {
     /// Make a token and print it (only this once: the control plane keeps just a hash).
     Create(JoinTokenCreateArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InstanceCommand {
+    /// Take a host out at once: deregisters the container instance (with force: its tasks
+    /// stop), which revokes its agent's certificate and ends the agent's session. The host
+    /// comes back only by joining again with a new token.
+    Revoke(InstanceRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InstanceRevokeArgs {
+    /// Container instance id or ARN.
+    pub instance: String,
+    /// Cluster name or ARN.
+    #[arg(long, default_value = "default")]
+    pub cluster: String,
 }
 
 #[derive(Debug, Args)]

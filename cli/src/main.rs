@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{CommandFactory, Parser};
 
-use args::{Cli, Command, JoinTokenCommand, WaitCommand};
+use args::{Cli, Command, InstanceCommand, JoinTokenCommand, WaitCommand};
 use client::EcsClient;
 use commands::wait::Goal;
 use config::{AwsEnv, Paths};
@@ -60,6 +60,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::JoinToken(JoinTokenCommand::Create(a)) => {
             commands::join_token::create(&client()?, &a).await?;
+        }
+        Command::Instance(InstanceCommand::Revoke(a)) => {
+            commands::instance::revoke(&client()?, &a).await?;
         }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "berth", &mut std::io::stdout());

@@ -89,6 +89,10 @@ struct Args {
     /// client (`session-manager-plugin`) before it expires. Tokens work once.
     #[arg(long, env = "BERTH_EXEC_TOKEN_TTL_SECS", default_value_t = 300)]
     exec_token_ttl_secs: u64,
+    /// How long an agent's client certificate is valid. Agents renew theirs over their
+    /// session two thirds in; an agent offline for longer must join again.
+    #[arg(long, env = "BERTH_AGENT_CERT_TTL_SECS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(3..))]
+    agent_cert_ttl_secs: u64,
     /// The master key that wraps the data key sealing secret values at rest (32 bytes:
     /// raw, hex or base64). Default: the systemd credential `berth-master-key` when
     /// given (`LoadCredential=`), else `<data dir>/master.key`, made on first start.
@@ -171,8 +175,13 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
         sealer.clone(),
     )?);
     let secrets = Arc::new(
-        Secrets::open(store.clone(), Arc::new(SystemClock), arn_context, sealer)?
-            .with_parameters(parameters.clone()),
+        Secrets::open(
+            store.clone(),
+            Arc::new(SystemClock),
+            arn_context,
+            sealer.clone(),
+        )?
+        .with_parameters(parameters.clone()),
     );
     // Log events in a file of their own: a flood of lines never slows a state commit.
     let logs = Arc::new(Logs::new(
@@ -181,7 +190,7 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
         &args.account_id,
     ));
     let credentials = ApiCredentials::load_or_create(&cp)?;
-    let ca = Arc::new(ClusterCa::load_or_create(&cp)?);
+    let ca = Arc::new(ClusterCa::load_or_create(&cp, &sealer)?);
     let join_tokens = Arc::new(JoinTokens::new(
         cp.clone(),
         Arc::new(SystemClock),
@@ -279,6 +288,7 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
             )
             .with_shutdown(stop_rx.clone())
             .with_exec(exec_sessions)
+            .with_cert_lifetime(Duration::from_secs(args.agent_cert_ttl_secs))
             .into_server(),
         )
         .serve_with_incoming_shutdown(agent_tls::incoming(agent_listener, tls), stopped(stop_rx));

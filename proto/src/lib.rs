@@ -13,5 +13,6 @@ pub mod v1 {
 /// - 2: as enums.
 pub const PROTOCOL_VERSION: u32 = 2;
 
+pub mod agent_cert;
 pub mod convert;
 pub mod join_token;

@@ -69,7 +69,7 @@ async fn agent(
     seen: Seen,
     ready: Arc<AtomicUsize>,
 ) -> Result<()> {
-    let channel = tls::session_channel(&dir, &ep, Some(&token)).await?;
+    let (channel, _) = tls::session_channel(&dir, &ep, Some(&token), "bench").await?;
     let mut client = AgentServiceClient::new(channel);
     let arn = client
         .register(pb::RegisterRequest {

@@ -59,6 +59,16 @@ async fn refuses_protocol_version_0(ep: &ControlPlaneEndpoint, id: &AgentIdentit
     }
 }
 
+/// Joins (or loads the identity saved in `dir`) for the default cluster.
+fn join(
+    rt: &tokio::runtime::Runtime,
+    dir: &std::path::Path,
+    ep: &ControlPlaneEndpoint,
+    token: Option<&JoinToken>,
+) -> Result<AgentIdentity, TlsError> {
+    rt.block_on(tls::identity(dir, ep, token, "default"))
+}
+
 /// Waits for a line in the control plane's log (it is written asynchronously).
 fn wait_log(b: &Berth, needle: &str) -> Result<()> {
     poll(
@@ -80,7 +90,7 @@ fn joining_with_tokens_and_what_is_refused() -> Result<()> {
     // A good join: certificate saved, and it opens Register.
     let token: JoinToken = b.join_token(&[])?.parse()?;
     let joined = tempfile::tempdir()?;
-    let id = rt.block_on(tls::identity(joined.path(), &ep, Some(&token)))?;
+    let id = join(&rt, joined.path(), &ep, Some(&token))?;
     assert!(joined.path().join("pki/agent.key").exists());
     let resp = rt.block_on(async {
         let mut c = AgentServiceClient::new(tls::connect(&ep, &id).await?);
@@ -92,13 +102,12 @@ fn joining_with_tokens_and_what_is_refused() -> Result<()> {
     rt.block_on(refuses_protocol_version_0(&ep, &id))?;
     assert_eq!(instance_count(&b)?, before + 1);
     // A saved identity is used as it is: no token needed again.
-    let again = rt.block_on(tls::identity(joined.path(), &ep, None))?;
+    let again = join(&rt, joined.path(), &ep, None)?;
     assert_eq!(again.cert_pem, id.cert_pem);
 
     // The same single-use token again: refused, nothing written.
     let second = tempfile::tempdir()?;
-    let err = rt
-        .block_on(tls::identity(second.path(), &ep, Some(&token)))
+    let err = join(&rt, second.path(), &ep, Some(&token))
         .expect_err("a used single-use token must be refused");
     assert!(
         matches!(&err, TlsError::Refused(m) if m.contains("already used")),
@@ -111,22 +120,20 @@ fn joining_with_tokens_and_what_is_refused() -> Result<()> {
     let fresh: JoinToken = b.join_token(&[])?.parse()?;
     let mut wrong = fresh.clone();
     wrong.secret = "0".repeat(32);
-    let err = rt
-        .block_on(tls::identity(second.path(), &ep, Some(&wrong)))
-        .expect_err("a wrong secret must be refused");
+    let err =
+        join(&rt, second.path(), &ep, Some(&wrong)).expect_err("a wrong secret must be refused");
     assert!(
         matches!(&err, TlsError::Refused(m) if m.contains("wrong secret")),
         "{err}"
     );
-    rt.block_on(tls::identity(second.path(), &ep, Some(&fresh)))
+    join(&rt, second.path(), &ep, Some(&fresh))
         .context("the right secret still joins after a wrong one")?;
 
     // A token pinning another CA: the agent stops before sending anything.
     let mut foreign_pin: JoinToken = b.join_token(&[])?.parse()?;
     foreign_pin.ca_fingerprint = "ab".repeat(32);
     let third = tempfile::tempdir()?;
-    let err = rt
-        .block_on(tls::identity(third.path(), &ep, Some(&foreign_pin)))
+    let err = join(&rt, third.path(), &ep, Some(&foreign_pin))
         .expect_err("a CA mismatch must stop the join");
     assert!(matches!(err, TlsError::CaMismatch { .. }), "{err}");
     // (The join log lines, accepted or refused, name the token and the host.)
@@ -153,17 +160,13 @@ fn joining_with_tokens_and_what_is_refused() -> Result<()> {
     })?;
     let status = ca_only.expect_err("Register without a client certificate");
     assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status}");
-    wait_log(&b, "refused a call without an agent certificate")?;
+    wait_log(&b, "needs the agent's client certificate")?;
 
     // A certificate from another cluster's CA: the handshake is refused.
     let other = Berth::start()?;
     let other_dir = tempfile::tempdir()?;
     let other_token: JoinToken = other.join_token(&[])?.parse()?;
-    let foreign_id = rt.block_on(tls::identity(
-        other_dir.path(),
-        &endpoint(&other),
-        Some(&other_token),
-    ))?;
+    let foreign_id = join(&rt, other_dir.path(), &endpoint(&other), Some(&other_token))?;
     let foreign = AgentIdentity {
         // Trust our CA (so the server side is what refuses), present theirs.
         ca_pem: id.ca_pem.clone(),

@@ -54,6 +54,15 @@ fn msg(kind: pb::agent_message::Kind) -> pb::AgentMessage {
 /// the close by ending its side.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
+/// How soon a failed certificate renewal is tried again.
+const RENEW_RETRY: Duration = Duration::from_secs(30);
+
+/// The instant to renew at, for a renewal due at `renew_at_ms` (now, if overdue).
+fn renew_deadline(now_ms: i64, renew_at_ms: i64) -> tokio::time::Instant {
+    let wait = u64::try_from(renew_at_ms.saturating_sub(now_ms)).unwrap_or_default();
+    tokio::time::Instant::now() + Duration::from_millis(wait)
+}
+
 /// Runs sessions, reconnecting with capped exponential backoff, until
 /// `shutdown` turns true; then closes the session in progress and returns.
 /// Tasks are left running either way.
@@ -107,31 +116,16 @@ async fn session<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
     let host = manager.host();
     let cfg = &host.config;
     let connect = tokio::select! {
-        c = crate::tls::session_channel(&cfg.data_dir, &cfg.control_plane, cfg.join_token.as_ref()) => c,
+        c = crate::tls::session_channel(&cfg.data_dir, &cfg.control_plane, cfg.join_token.as_ref(), &cfg.cluster) => c,
         _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
     };
-    let mut client = AgentServiceClient::new(connect?);
-    let known = host
-        .state
-        .container_instance_arn()
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    let resp = client
-        .register(convert::register_request(cfg, known))
-        .await
-        .map_err(|status| SessionError::Rpc {
-            op: "Register",
-            status,
-        })?
-        .into_inner();
-    same_protocol(&resp, &cfg.control_plane.url)?;
-    let arn = resp.container_instance_arn;
-    if let Err(e) = host.state.set_container_instance_arn(&arn) {
-        tracing::error!(error = %e, "could not record the container-instance ARN");
-    }
-    tracing::info!(container_instance = %arn, "registered");
-
+    let (channel, identity) = connect?;
+    let mut renew_at = renew_deadline(
+        host.clock.now_ms(),
+        identity.certificate(&cfg.data_dir)?.renew_at_ms(),
+    );
+    let mut client = AgentServiceClient::new(channel);
+    let (arn, resp) = register(manager, &mut client).await?;
     let (out_tx, out_rx) = mpsc::channel(64);
     let hello = pb::Hello {
         container_instance_arn: arn.clone(),
@@ -163,6 +157,16 @@ async fn session<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
     tokio::pin!(silent);
     loop {
         tokio::select! {
+            () = tokio::time::sleep_until(renew_at) => {
+                // A fresh certificate; the next session uses it. Until then this one
+                // goes on (its certificate is still valid), so a failure only retries.
+                if let Some(retry) = renew(&mut client, host).await {
+                    renew_at = retry;
+                } else {
+                    close(out_tx, &mut inbound, reports).await;
+                    return Ok(());
+                }
+            }
             () = &mut silent => {
                 return Err(SessionError::Silent { endpoint: cfg.control_plane.url.clone(), silence_s: silence.as_secs() });
             }
@@ -207,6 +211,65 @@ async fn session<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
                 close(out_tx, &mut inbound, reports).await;
                 return Ok(());
             }
+        }
+    }
+}
+
+/// Registers the host; its container instance ARN and the control plane's answer.
+async fn register<R: ContainerRuntime, N: NetworkSetup, C: CgroupManager>(
+    manager: &TaskManager<R, N, C>,
+    client: &mut AgentServiceClient<tonic::transport::Channel>,
+) -> Result<(String, pb::RegisterResponse), SessionError> {
+    let host = manager.host();
+    let cfg = &host.config;
+    let known = host
+        .state
+        .container_instance_arn()
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let resp = client
+        .register(convert::register_request(cfg, known))
+        .await
+        .map_err(|status| SessionError::Rpc {
+            op: "Register",
+            status,
+        })?
+        .into_inner();
+    same_protocol(&resp, &cfg.control_plane.url)?;
+    let arn = resp.container_instance_arn.clone();
+    if let Err(e) = host.state.set_container_instance_arn(&arn) {
+        tracing::error!(error = %e, "could not record the container-instance ARN");
+    }
+    tracing::info!(container_instance = %arn, "registered");
+    Ok((arn, resp))
+}
+
+/// Renews the agent certificate: None when the session should reconnect with the new
+/// one, else when to try again.
+async fn renew<R, N, C>(
+    client: &mut AgentServiceClient<tonic::transport::Channel>,
+    host: &crate::tasks::Host<R, N, C>,
+) -> Option<tokio::time::Instant> {
+    let retry = tokio::time::Instant::now() + RENEW_RETRY;
+    let dir = &host.config.data_dir;
+    let due = match crate::tls::renew(client, dir).await {
+        Ok(id) => id.certificate(dir).map(|c| c.renew_at_ms()),
+        Err(e) => Err(e),
+    };
+    match due {
+        Ok(due) if due <= host.clock.now_ms() => {
+            // Reconnecting now would renew again at once, and again.
+            tracing::warn!(retry_in_s = RENEW_RETRY.as_secs(), "the renewed agent certificate is already due for renewal by this host's clock: is this host's clock, or the control plane's, off?");
+            Some(retry)
+        }
+        Ok(_) => {
+            tracing::info!("agent certificate renewed: reconnecting with it");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, retry_in_s = RENEW_RETRY.as_secs(), "could not renew the agent certificate");
+            Some(retry)
         }
     }
 }

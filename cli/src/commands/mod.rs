@@ -1,6 +1,7 @@
 //! One module per `berth` command; each takes its parsed arguments and does the job.
 
 pub mod exec;
+pub mod instance;
 pub mod join_token;
 pub mod logs;
 pub mod repo;

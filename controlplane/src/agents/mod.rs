@@ -3,6 +3,7 @@
 
 mod convert;
 mod desired;
+mod identity;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use self::convert::ConvertError;
 use self::desired::desired_message;
+use self::identity::{caller, peer, Caller};
 use crate::exec::{AgentStream, ExecSessions};
 use crate::join_tokens::{JoinError, JoinTokens};
 use crate::logs::Logs;
@@ -40,7 +42,11 @@ pub struct Agents {
     logs: Arc<Logs>,
     exec: Arc<ExecSessions>,
     shutdown: tokio::sync::watch::Receiver<bool>,
+    cert_lifetime: Duration,
 }
+
+/// How long an agent certificate is valid unless configured otherwise.
+pub const DEFAULT_CERT_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 impl Agents {
     pub fn new(
@@ -60,7 +66,32 @@ impl Agents {
             logs,
             exec: Arc::default(),
             shutdown,
+            cert_lifetime: DEFAULT_CERT_LIFETIME,
         }
+    }
+
+    /// Agent certificates are valid this long; agents renew them two thirds in.
+    pub fn with_cert_lifetime(mut self, lifetime: Duration) -> Self {
+        self.cert_lifetime = lifetime;
+        self
+    }
+
+    /// Credentials for `instance_arn`, valid from now for the configured lifetime.
+    fn credentials(&self, name: &str, instance_arn: &str) -> Result<pb::JoinResponse, Status> {
+        let creds = self
+            .ca
+            .issue_agent(
+                name,
+                instance_arn,
+                self.control_plane.now_ms(),
+                self.cert_lifetime,
+            )
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(pb::JoinResponse {
+            certificate_pem: creds.chain_pem,
+            private_key_pem: creds.key_pem,
+            ca_certificate_pem: self.ca.cert_pem().to_owned(),
+        })
     }
 
     /// ECS Exec sessions are started through these (shared with the API's `ExecuteCommand`).
@@ -115,26 +146,6 @@ fn status(e: &StateError) -> Status {
     }
 }
 
-/// The caller's address, for log lines.
-fn peer<T>(request: &Request<T>) -> String {
-    request
-        .remote_addr()
-        .map_or_else(|| "unknown".to_string(), |a| a.to_string())
-}
-
-/// Every call but `Join` needs a client certificate from the cluster CA
-/// (the TLS layer has already checked who signed it).
-fn require_agent_certificate<T>(request: &Request<T>, call: &str) -> Result<(), Status> {
-    if request.peer_certs().is_some_and(|c| !c.is_empty()) {
-        return Ok(());
-    }
-    let peer = peer(request);
-    tracing::warn!(%peer, call, "refused a call without an agent certificate");
-    Err(Status::unauthenticated(format!(
-        "{call} needs the agent's client certificate: join first with a token from `berth join-token create`"
-    )))
-}
-
 #[tonic::async_trait]
 impl AgentService for Agents {
     async fn join(
@@ -160,25 +171,42 @@ impl AgentService for Agents {
                 e => Status::permission_denied(format!("join: {e}")),
             });
         }
-        let name = format!("berth-agent {}", r.hostname);
-        let creds = self
-            .ca
-            .issue_agent(&name)
-            .map_err(|e| Status::internal(e.to_string()))?;
-        tracing::info!(%peer, token_id = %token.id, hostname = %r.hostname, "agent joined: issued its client certificate");
-        Ok(Response::new(pb::JoinResponse {
-            certificate_pem: creds.chain_pem,
-            private_key_pem: creds.key_pem,
-            ca_certificate_pem: self.ca.cert_pem().to_owned(),
-        }))
+        let cluster = if r.cluster.is_empty() {
+            "default"
+        } else {
+            r.cluster.as_str()
+        };
+        let instance_arn = self.control_plane.new_instance_arn(cluster);
+        let creds = self.credentials(&format!("berth-agent {}", r.hostname), &instance_arn)?;
+        tracing::info!(%peer, token_id = %token.id, hostname = %r.hostname, container_instance = %instance_arn, "agent joined: issued its client certificate");
+        Ok(Response::new(creds))
+    }
+
+    async fn renew(
+        &self,
+        request: Request<pb::RenewRequest>,
+    ) -> Result<Response<pb::JoinResponse>, Status> {
+        let Caller { instance_arn, .. } = caller(&self.control_plane, &request, "Renew")?;
+        let id = crate::model::arn::resource_id(&instance_arn);
+        let creds = self.credentials(&format!("berth-agent {id}"), &instance_arn)?;
+        tracing::info!(container_instance = %instance_arn, "agent certificate renewed");
+        Ok(Response::new(creds))
     }
 
     async fn register(
         &self,
         request: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::RegisterResponse>, Status> {
-        require_agent_certificate(&request, "Register")?;
-        let reg = InstanceRegistration::try_from(request.into_inner())?;
+        let me = caller(&self.control_plane, &request, "Register")?;
+        let mut reg = InstanceRegistration::try_from(request.into_inner())?;
+        if reg
+            .container_instance_arn
+            .as_ref()
+            .is_some_and(|a| *a != me.instance_arn)
+        {
+            tracing::warn!(container_instance = %me.instance_arn, claimed = ?reg.container_instance_arn, "an agent registered with another instance's ARN; its certificate's is used");
+        }
+        reg.container_instance_arn = Some(me.instance_arn);
         let cp = self.control_plane.clone();
         let instance = tokio::task::spawn_blocking(move || cp.register_instance(&reg))
             .await
@@ -203,21 +231,13 @@ impl AgentService for Agents {
         &self,
         request: Request<Streaming<pb::AgentMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
-        require_agent_certificate(&request, "Session")?;
+        let me = caller(&self.control_plane, &request, "Session")?;
         let mut inbound = request.into_inner();
-        let hello = match inbound.next().await {
-            Some(Ok(pb::AgentMessage {
-                kind: Some(pb::agent_message::Kind::Hello(h)),
-            })) => h,
-            Some(Err(e)) => return Err(e),
-            _ => {
-                return Err(Status::invalid_argument(
-                    "session: the first message must be Hello",
-                ))
-            }
-        };
+        let hello = hello(&me, inbound.next().await)?;
         let cp = self.control_plane.clone();
-        let arn = hello.container_instance_arn.clone();
+        let arn = me.instance_arn;
+        let expires_in =
+            Duration::from_millis(u64::try_from(me.not_after_ms - cp.now_ms()).unwrap_or_default());
         // Every report is read before the session counts as open: a malformed Hello must
         // not leave the instance looking connected.
         let reports = hello
@@ -248,6 +268,8 @@ impl AgentService for Agents {
             let window = HEARTBEAT_INTERVAL * MISSED_HEARTBEATS;
             let silence = tokio::time::sleep(window);
             tokio::pin!(silence);
+            let expired = tokio::time::sleep(expires_in);
+            tokio::pin!(expired);
             // The first desired set goes out at once.
             if tx
                 .send(Ok(desired_message(&cp, &secrets, &arn)))
@@ -271,6 +293,16 @@ impl AgentService for Agents {
                         // A peer that stops reading must not hold this loop.
                         let sent = tokio::time::timeout(HEARTBEAT_INTERVAL, tx.send(Ok(desired_message(&cp, &secrets, &arn)))).await;
                         if !matches!(sent, Ok(Ok(()))) { break; }
+                        // Deregistered: the empty task set above was its last word.
+                        if cp.instance_revoked(&arn) {
+                            tracing::warn!(container_instance = %arn, "ending the session of a deregistered instance: its certificate is revoked");
+                            let _ = tx.try_send(Err(Status::permission_denied(format!("container instance {arn} was deregistered, which revoked this agent's certificate"))));
+                            break;
+                        }
+                    }
+                    () = &mut expired => {
+                        tracing::warn!(container_instance = %arn, "ending an agent session: its certificate has expired (the agent renews before then and reconnects)");
+                        break;
                     }
                     () = &mut silence => {
                         tracing::warn!(container_instance = %arn, silent_ms = window.as_millis(), "agent missed its heartbeats: marking it disconnected");
@@ -315,7 +347,7 @@ impl AgentService for Agents {
         &self,
         request: Request<Streaming<pb::ExecUp>>,
     ) -> Result<Response<Self::ExecStream>, Status> {
-        require_agent_certificate(&request, "Exec")?;
+        let me = caller(&self.control_plane, &request, "Exec")?;
         let mut output = request.into_inner();
         let opened = match output.next().await {
             Some(Ok(pb::ExecUp {
@@ -334,7 +366,10 @@ impl AgentService for Agents {
         } else {
             Err(opened.error)
         };
-        if !self.exec.opened(&opened.session_id, stream) {
+        if !self
+            .exec
+            .opened(&opened.session_id, &me.instance_arn, stream)
+        {
             return Err(Status::not_found(format!(
                 "exec session {} is not waiting for its agent",
                 opened.session_id
@@ -342,6 +377,32 @@ impl AgentService for Agents {
         }
         Ok(Response::new(ReceiverStream::new(rx)))
     }
+}
+
+/// The session's first message, which must be the caller's own Hello.
+fn hello(
+    me: &Caller,
+    first: Option<Result<pb::AgentMessage, Status>>,
+) -> Result<pb::Hello, Status> {
+    let hello = match first {
+        Some(Ok(pb::AgentMessage {
+            kind: Some(pb::agent_message::Kind::Hello(h)),
+        })) => h,
+        Some(Err(e)) => return Err(e),
+        _ => {
+            return Err(Status::invalid_argument(
+                "session: the first message must be Hello",
+            ))
+        }
+    };
+    if hello.container_instance_arn != me.instance_arn {
+        tracing::warn!(container_instance = %me.instance_arn, claimed = %hello.container_instance_arn, "refused a session: an agent spoke for another instance");
+        return Err(Status::permission_denied(format!(
+            "session: this agent's certificate is for container instance {}, not {}",
+            me.instance_arn, hello.container_instance_arn
+        )));
+    }
+    Ok(hello)
 }
 
 /// Records an agent's report on one of its tasks (off the async workers: it commits).

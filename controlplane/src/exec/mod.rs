@@ -75,7 +75,8 @@ impl Drop for OpenChannel<'_> {
     }
 }
 
-type Waiter = oneshot::Sender<Result<AgentStream, String>>;
+/// A session waiting for its agent's stream, and the instance whose agent must open it.
+type Waiter = (String, oneshot::Sender<Result<AgentStream, String>>);
 
 #[derive(Default)]
 struct Inner {
@@ -238,7 +239,9 @@ impl ExecSessions {
         let (tx, rx) = oneshot::channel();
         let agent = {
             let mut inner = self.inner();
-            inner.waiting.insert(session_id.to_owned(), tx);
+            inner
+                .waiting
+                .insert(session_id.to_owned(), (target.instance_arn.clone(), tx));
             inner.agents.get(&target.instance_arn).cloned()
         };
         let start = pb::ExecStart {
@@ -273,11 +276,26 @@ impl ExecSessions {
         result
     }
 
-    /// Hands an agent's `Exec` stream (or its reason for not starting) to the session
-    /// waiting for it; false when none waits (it gave up, or the id is unknown).
-    pub fn opened(&self, session_id: &str, stream: Result<AgentStream, String>) -> bool {
-        let waiter = self.inner().waiting.remove(session_id);
-        waiter.is_some_and(|w| w.send(stream).is_ok())
+    /// Hands the `Exec` stream (or its reason for not starting) of the agent of
+    /// `instance_arn` to the session waiting for it; false when none waits for that
+    /// agent (it gave up, the id is unknown, or the session is another host's).
+    pub fn opened(
+        &self,
+        session_id: &str,
+        instance_arn: &str,
+        stream: Result<AgentStream, String>,
+    ) -> bool {
+        let mut inner = self.inner();
+        let for_this_agent = inner
+            .waiting
+            .get(session_id)
+            .is_some_and(|(arn, _)| arn == instance_arn);
+        if !for_this_agent {
+            return false;
+        }
+        let waiter = inner.waiting.remove(session_id);
+        drop(inner);
+        waiter.is_some_and(|(_, w)| w.send(stream).is_ok())
     }
 }
 
@@ -344,7 +362,7 @@ mod tests {
         let s = ExecSessions::default();
         let e = s.start(&target(), "sid").await.err().unwrap();
         assert!(e.contains("is not connected"), "{e}");
-        assert!(!s.opened("sid", Err("late".into())));
+        assert!(!s.opened("sid", &target().instance_arn, Err("late".into())));
     }
 
     #[tokio::test]
@@ -359,7 +377,13 @@ mod tests {
         assert_eq!(start.session_id, "sid");
         assert_eq!(start.args, vec!["/bin/sh"]);
         assert!(start.tty);
-        assert!(s.opened("sid", Err("no such container".into())));
+        // Another host's agent cannot answer for it.
+        assert!(!s.opened("sid", "arn:other", Err("forged".into())));
+        assert!(s.opened(
+            "sid",
+            &target().instance_arn,
+            Err("no such container".into())
+        ));
         assert_eq!(waiting.await.unwrap().as_deref(), Some("no such container"));
         // A newer session of the instance is not detached by the old one.
         let (newer, _rx) = s.attach_agent(&target().instance_arn);

@@ -77,8 +77,10 @@ impl ControlPlane {
     }
 
     /// Makes the instance INACTIVE: it leaves the cluster's counts and gets
-    /// no tasks. With tasks still on it this is refused unless `force`, which
-    /// also stops them, so nothing keeps running unaccounted for.
+    /// no tasks, and its agent's certificate is revoked (its session gets an
+    /// empty task set, then ends). With tasks still on it this is refused unless
+    /// `force`, which also stops them, so nothing keeps running unaccounted for:
+    /// they count as stopped at once, since their agent reports nothing more.
     pub fn deregister_container_instance(
         &self,
         cluster: &str,
@@ -97,7 +99,6 @@ impl ControlPlane {
         if instance.status == InstanceStatus::Inactive {
             return Ok(Self::instance_view(&state, &instance));
         }
-        let connected = state.sessions.contains_key(&instance.arn);
         let mut tasks: Vec<_> = state
             .tasks
             .values()
@@ -117,11 +118,8 @@ impl ControlPlane {
         let now = self.now_ms();
         for t in &mut tasks {
             t.request_stop(StopCode::UserInitiated, DEREGISTERED_REASON, now);
-            if !connected {
-                // No agent will report the stop: nothing runs that we can see.
-                t.last_status = TaskStatus::Stopped;
-                t.stopped_at_ms = t.stopped_at_ms.or(Some(now));
-            }
+            t.last_status = TaskStatus::Stopped;
+            t.stopped_at_ms = t.stopped_at_ms.or(Some(now));
         }
         instance.status = InstanceStatus::Inactive;
         instance.version += 1;
@@ -218,9 +216,11 @@ mod tests {
             tasks[0].stopped_reason.as_deref(),
             Some(DEREGISTERED_REASON)
         );
-        // The agent is connected: it stops the task and reports.
-        assert_eq!(tasks[0].last_status, "PROVISIONING");
-        assert_eq!(cp.desired_tasks(&a).len(), 1);
+        // Its agent's certificate is revoked, so no report comes: the task counts as
+        // stopped now, and the agent's last task set is empty (it stops what it runs).
+        assert_eq!(tasks[0].last_status, "STOPPED");
+        assert!(cp.desired_tasks(&a).is_empty());
+        assert!(cp.instance_revoked(&a));
         assert!(cp
             .list_container_instances("default", None, None)
             .unwrap()
@@ -238,7 +238,7 @@ mod tests {
     }
 
     #[test]
-    fn forced_deregistration_of_a_disconnected_instance_stops_its_tasks() {
+    fn a_deregistered_instance_stays_revoked() {
         let (cp, a) = fleet();
         let task = cp
             .run_task(&run("default", LaunchType::Ec2, 1))
@@ -252,9 +252,20 @@ mod tests {
         let (tasks, _) = cp.describe_tasks("default", &[task.arn]).unwrap();
         assert_eq!(tasks[0].last_status, "STOPPED");
         assert!(cp.desired_tasks(&a).is_empty());
-        // The agent comes back with its old ARN: it gets a new instance.
+        // The agent comes back with its certificate's ARN: refused, as is a session.
         let mut r = registration("default", true);
         r.container_instance_arn = Some(a.clone());
-        assert_ne!(cp.register_instance(&r).unwrap().arn, a);
+        let e = cp.register_instance(&r).unwrap_err().to_string();
+        assert!(e.contains("revoked") && e.contains("join again"), "{e}");
+        assert!(cp.open_session(&a).is_err());
+        // A certificate made for another cluster does not register here.
+        r.container_instance_arn = Some(cp.new_instance_arn("other"));
+        let e = cp.register_instance(&r).unwrap_err().to_string();
+        assert!(e.contains("not of cluster 'default'"), "{e}");
+        // One made for this cluster registers under the ARN it names.
+        let fresh = cp.new_instance_arn("default");
+        r.container_instance_arn = Some(fresh.clone());
+        assert_eq!(cp.register_instance(&r).unwrap().arn, fresh);
+        assert!(!cp.instance_revoked(&fresh));
     }
 }

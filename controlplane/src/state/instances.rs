@@ -40,6 +40,9 @@ pub struct Registration {
 impl ControlPlane {
     /// Registers a host, or refreshes a known instance (same ARN) after an
     /// agent restart. The `default` cluster is created on first use, as ECS does.
+    /// An agent's ARN comes from its certificate, made at join: the first registration
+    /// creates the instance under it. A deregistered instance stays deregistered: its
+    /// certificate is revoked.
     pub fn register_instance(&self, reg: &Registration) -> Result<ContainerInstance, StateError> {
         // A named pool need not exist yet: hosts may start before the
         // operator creates it, and placement only uses pools associated
@@ -61,8 +64,34 @@ impl ControlPlane {
             .container_instance_arn
             .as_ref()
             .and_then(|a| state.instances.get(a))
-            .filter(|i| i.cluster == cluster && i.status != InstanceStatus::Inactive)
             .cloned();
+        if let Some(i) = &existing {
+            if i.status == InstanceStatus::Inactive {
+                return Err(StateError::Client(format!(
+                    "Container instance {} was deregistered, which revoked its agent's certificate. To bring the host back, remove the agent's pki directory and join again with a new token (`berth join-token create`).",
+                    i.arn
+                )));
+            }
+            if i.cluster != cluster {
+                return Err(StateError::InvalidParameter(format!(
+                    "This host is container instance {} of cluster '{}', not of '{cluster}'. To move it, deregister it, remove the agent's pki directory and join again.",
+                    i.arn, i.cluster
+                )));
+            }
+        }
+        // The id the certificate was made for, if it belongs to this cluster.
+        let bound_id = match &reg.container_instance_arn {
+            Some(a) => {
+                let id = arn::resource_id(a);
+                if arns.container_instance(&cluster, id) != *a {
+                    return Err(StateError::InvalidParameter(format!(
+                        "This host joined as container instance {a}, which is not of cluster '{cluster}'. To move it, remove the agent's pki directory and join again with a token, naming cluster '{cluster}'."
+                    )));
+                }
+                Some(id.to_owned())
+            }
+            None => None,
+        };
         let instance = if let Some(mut i) = existing {
             i.hostname.clone_from(&reg.hostname);
             i.registered = reg.resources;
@@ -73,7 +102,7 @@ impl ControlPlane {
             i.version += 1;
             i
         } else {
-            let id = arn::new_id();
+            let id = bound_id.unwrap_or_else(arn::new_id);
             ContainerInstance {
                 arn: arns.container_instance(&cluster, &id),
                 id,
@@ -102,14 +131,32 @@ impl ControlPlane {
         Ok(instance)
     }
 
+    /// The ARN a host joining `cluster` will register under (its certificate is bound to
+    /// it): in the cluster's region and account, or the default ones for a cluster not
+    /// made yet.
+    pub fn new_instance_arn(&self, cluster: &str) -> String {
+        let state = self.lock();
+        let arns = Self::cluster(&state, cluster)
+            .map_or_else(|_| self.arns_of(""), |c| self.arns_of(&c.arn));
+        arns.container_instance(cluster, &arn::new_id())
+    }
+
     /// Opens a session for a registered instance. The receiver changes
     /// whenever the instance's desired task set does.
     pub fn open_session(&self, instance_arn: &str) -> Result<watch::Receiver<u64>, StateError> {
         let mut state = self.lock();
-        if !state.instances.contains_key(instance_arn) {
-            return Err(StateError::Client(format!(
-                "Unknown container instance '{instance_arn}': register before opening a session."
-            )));
+        match state.instances.get(instance_arn) {
+            None => {
+                return Err(StateError::Client(format!(
+                    "Unknown container instance '{instance_arn}': register before opening a session."
+                )))
+            }
+            Some(i) if i.status == InstanceStatus::Inactive => {
+                return Err(StateError::Client(format!(
+                    "Container instance {instance_arn} was deregistered, which revoked its agent's certificate."
+                )))
+            }
+            Some(_) => {}
         }
         let (tx, rx) = watch::channel(0);
         // A newer session replaces an older one of the same instance.
@@ -118,6 +165,15 @@ impl ControlPlane {
             .last_seen
             .insert(instance_arn.to_string(), self.now_ms());
         Ok(rx)
+    }
+
+    /// Whether the instance was deregistered, which revokes its agent's certificate.
+    /// Instance records are never deleted, so a revoked one stays revoked.
+    pub fn instance_revoked(&self, instance_arn: &str) -> bool {
+        self.lock()
+            .instances
+            .get(instance_arn)
+            .is_some_and(|i| i.status == InstanceStatus::Inactive)
     }
 
     /// A message came from the instance's agent: it is alive now.
@@ -157,7 +213,8 @@ impl ControlPlane {
     }
 
     /// Folds an agent's report into its task. Reports about tasks that are not
-    /// on this instance are ignored (the desired set tells the agent to drop them).
+    /// on this instance are refused (the desired set tells the agent to drop them):
+    /// an agent speaks for its own instance only.
     pub fn apply_report(&self, instance_arn: &str, report: &TaskReport) -> Result<(), StateError> {
         let mut state = self.lock();
         let id = arn::resource_id(&report.task_arn).to_string();
@@ -165,6 +222,7 @@ impl ControlPlane {
             return Ok(());
         };
         if task.container_instance_arn.as_deref() != Some(instance_arn) {
+            tracing::warn!(container_instance = %instance_arn, task = %report.task_arn, "refused a report on a task of another instance");
             return Ok(());
         }
         if task.apply_report(report, self.now_ms()) {
