@@ -1,4 +1,7 @@
-//! The desired task set an agent is sent: each task's spec with its secrets resolved.
+//! The desired task set an agent is sent: each task's spec, with its secrets resolved
+//! the first time the agent is sent the task, and never again.
+
+use std::collections::HashSet;
 
 use berth_proto::v1 as pb;
 
@@ -62,20 +65,41 @@ fn default_log_mode(spec: &mut pb::TaskSpec, mode: &str) {
     }
 }
 
+/// The tasks a session's agent already holds, secrets and all: those it listed in its
+/// Hello (kept in its root-only state file, or in memory) and those sent on this session
+/// since. The agent takes a task's spec the first time it sees the task and ignores it
+/// after, so a task's secrets go out once: to an agent that lacks the task.
+#[derive(Debug, Default)]
+pub(super) struct Delivered(HashSet<String>);
+
+impl Delivered {
+    /// The tasks (ids) an agent said Hello with.
+    pub(super) fn held(task_ids: impl IntoIterator<Item = String>) -> Self {
+        Self(task_ids.into_iter().collect())
+    }
+}
+
 pub(super) fn desired_message(
     cp: &ControlPlane,
     secrets: &Secrets,
     instance_arn: &str,
+    delivered: &mut Delivered,
 ) -> pb::ControlMessage {
     // The account's `defaultLogDriverMode` for containers that name no mode, as ECS
     // applies it.
     let default_mode = cp.account_default("defaultLogDriverMode");
+    let mut listed = HashSet::new();
     let tasks = cp.map_desired_tasks(instance_arn, |t| {
         let mut spec = task_spec(t);
-        add_secrets(&mut spec, t, secrets);
+        if !delivered.0.contains(&t.id) {
+            add_secrets(&mut spec, t, secrets);
+        }
         default_log_mode(&mut spec, &default_mode);
+        listed.insert(t.id.clone());
         spec
     });
+    // A task that left the set never comes back: forget it.
+    delivered.0 = listed;
     pb::ControlMessage {
         kind: Some(pb::control_message::Kind::DesiredTasks(pb::DesiredTasks {
             tasks,
@@ -89,9 +113,8 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn secrets_resolve_into_the_spec_or_fail_it_with_ecss_reason() {
-        let secrets = Secrets::open(
+    fn secrets() -> Secrets {
+        Secrets::open(
             Arc::new(crate::store::MemoryStore::default()),
             Arc::new(crate::state::SystemClock),
             crate::model::ArnContext {
@@ -100,7 +123,60 @@ mod tests {
             },
             Arc::new(crate::sealing::Sealer::ephemeral()),
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    /// The secret values in a desired-tasks message.
+    fn secret_values(m: &pb::ControlMessage) -> Vec<String> {
+        let Some(pb::control_message::Kind::DesiredTasks(d)) = &m.kind else {
+            panic!("not a desired set: {m:?}");
+        };
+        d.tasks
+            .iter()
+            .flat_map(|t| &t.containers)
+            .flat_map(|c| &c.secret_environment)
+            .map(|kv| kv.value.clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_task_s_secrets_go_to_its_agent_once() {
+        use crate::model::task_definition::tests_support::container;
+        use crate::state::test_support::{fleet, run};
+        let (cp, instance) = fleet();
+        let secrets = secrets();
+        let db = secrets
+            .create("us-east-1", "db", r#"{"pw":"hunter2"}"#.into(), None)
+            .unwrap();
+        let mut c = container("app");
+        c.memory_mib = Some(64);
+        c.options.secrets = vec![("PW".into(), format!("{}:pw::", db.arn))];
+        let td = crate::model::task_definition::Registration {
+            family: "vault".into(),
+            containers: vec![c],
+            ..Default::default()
+        };
+        cp.register_task_definition("us-east-1", &td, serde_json::json!({}), vec![])
+            .unwrap();
+        let mut launch = run("default", crate::model::LaunchType::Ec2, 1);
+        launch.launch.task_definition = "vault".into();
+        let task = cp.run_task(&launch).unwrap().tasks.remove(0);
+        let send = |delivered: &mut Delivered| {
+            secret_values(&desired_message(&cp, &secrets, &instance, delivered))
+        };
+
+        let mut session = Delivered::default();
+        assert_eq!(send(&mut session), ["hunter2"]);
+        assert!(send(&mut session).is_empty(), "once per session");
+        // The agent's next session, which it opens holding the task: never again.
+        assert!(send(&mut Delivered::held([task.id.clone()])).is_empty());
+        // One whose agent lost the task (it crashed before recording it): once more.
+        assert_eq!(send(&mut Delivered::held([])), ["hunter2"]);
+    }
+
+    #[test]
+    fn secrets_resolve_into_the_spec_or_fail_it_with_ecss_reason() {
+        let secrets = secrets();
         let db = secrets
             .create("us-east-1", "db", r#"{"pw":"hunter2"}"#.into(), None)
             .unwrap();

@@ -15,7 +15,7 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use self::convert::ConvertError;
-use self::desired::desired_message;
+use self::desired::{desired_message, Delivered};
 use self::identity::{caller, peer, Caller};
 use crate::exec::{AgentStream, ExecSessions};
 use crate::join_tokens::{JoinError, JoinTokens};
@@ -252,6 +252,11 @@ impl AgentService for Agents {
                 return Err(status(&e));
             }
         }
+        let mut delivered = Delivered::held(
+            reports
+                .iter()
+                .map(|r| crate::model::arn::resource_id(&r.task_arn).to_owned()),
+        );
         tracing::info!(container_instance = %arn, "agent session opened");
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let mut shutdown = self.shutdown.clone();
@@ -272,7 +277,7 @@ impl AgentService for Agents {
             tokio::pin!(expired);
             // The first desired set goes out at once.
             if tx
-                .send(Ok(desired_message(&cp, &secrets, &arn)))
+                .send(Ok(desired_message(&cp, &secrets, &arn, &mut delivered)))
                 .await
                 .is_err()
             {
@@ -291,7 +296,7 @@ impl AgentService for Agents {
                         if alive.is_err() { break; } // replaced by a newer session
                         changes.mark_unchanged();
                         // A peer that stops reading must not hold this loop.
-                        let sent = tokio::time::timeout(HEARTBEAT_INTERVAL, tx.send(Ok(desired_message(&cp, &secrets, &arn)))).await;
+                        let sent = tokio::time::timeout(HEARTBEAT_INTERVAL, tx.send(Ok(desired_message(&cp, &secrets, &arn, &mut delivered)))).await;
                         if !matches!(sent, Ok(Ok(()))) { break; }
                         // Deregistered: the empty task set above was its last word.
                         if cp.instance_revoked(&arn) {
