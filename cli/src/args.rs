@@ -70,6 +70,9 @@ pub enum Command {
     /// Container instances (hosts running an agent).
     #[command(subcommand)]
     Instance(InstanceCommand),
+    /// The cluster CA, which signs the control plane's and the agents' certificates.
+    #[command(subcommand)]
+    Ca(CaCommand),
     /// Print a shell completion script, e.g. `berth completions bash > /etc/bash_completion.d/berth`.
     Completions {
         #[arg(value_enum)]
@@ -172,6 +175,23 @@ pub enum InstanceCommand {
     /// stop), which revokes its agent's certificate and ends the agent's session. The host
     /// comes back only by joining again with a new token.
     Revoke(InstanceRevokeArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Replace the cluster CA with a new one, without downtime: the previous CA stays
+    /// trusted for one agent-certificate lifetime (every agent renews under the new one
+    /// meanwhile), and servers present a chain that hosts trusting either CA verify.
+    /// Join tokens made before the rotation no longer work.
+    Rotate(CaRotateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CaRotateArgs {
+    /// Stop trusting the previous CA at once (its key leaked): every agent holding one of
+    /// its certificates is cut off and must join again with a new token.
+    #[arg(long)]
+    pub distrust_previous: bool,
 }
 
 #[derive(Debug, Args)]

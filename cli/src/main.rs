@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{CommandFactory, Parser};
 
-use args::{Cli, Command, InstanceCommand, JoinTokenCommand, WaitCommand};
+use args::{CaCommand, Cli, Command, InstanceCommand, JoinTokenCommand, WaitCommand};
 use client::EcsClient;
 use commands::wait::Goal;
 use config::{AwsEnv, Paths};
@@ -64,6 +64,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Instance(InstanceCommand::Revoke(a)) => {
             commands::instance::revoke(&client()?, &a).await?;
         }
+        Command::Ca(CaCommand::Rotate(a)) => commands::instance::rotate_ca(&client()?, &a).await?,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "berth", &mut std::io::stdout());
         }

@@ -8,50 +8,17 @@
 
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::WebPkiClientVerifier;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::pki::{ClusterCa, Credentials};
 use crate::tls_accept::{spawn_accept_loop, Refused};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("TLS configuration: {0}")]
     Config(String),
-}
-
-/// Server side: our certificate chain, client certificates checked against
-/// the cluster CA when presented.
-pub fn server_config(
-    ca: &ClusterCa,
-    server: &Credentials,
-) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let cfg = |e: &dyn std::fmt::Display| TlsError::Config(e.to_string());
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.cert_der().clone()).map_err(|e| cfg(&e))?;
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .allow_unauthenticated()
-        .build()
-        .map_err(|e| cfg(&e))?;
-    let chain = CertificateDer::pem_slice_iter(server.chain_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| cfg(&e))?;
-    let key = PrivateKeyDer::from_pem_slice(server.key_pem.as_bytes()).map_err(|e| cfg(&e))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| cfg(&e))?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)
-        .map_err(|e| cfg(&e))?;
-    // gRPC is HTTP/2 only.
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(Arc::new(config))
 }
 
 /// Accepted, handshaken connections for `serve_with_incoming`. Stops

@@ -9,8 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio::net::{TcpListener, TcpStream};
@@ -18,23 +16,11 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::agent_tls::TlsError;
-use crate::pki::Credentials;
+use crate::cluster_tls::certified_key;
 use crate::tls_accept::{spawn_accept_loop, Refused};
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
-}
-
-fn certified_key(chain_pem: &[u8], key_pem: &[u8]) -> Result<CertifiedKey, TlsError> {
-    let cfg = |e: &dyn std::fmt::Display| TlsError::Config(e.to_string());
-    let chain = CertificateDer::pem_slice_iter(chain_pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| cfg(&e))?;
-    if chain.is_empty() {
-        return Err(TlsError::Config("no certificate in the PEM".into()));
-    }
-    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| cfg(&e))?;
-    CertifiedKey::from_der(chain, key, &provider()).map_err(|e| cfg(&e))
 }
 
 /// The operator's certificate and key files, read again when either changes.
@@ -94,10 +80,11 @@ fn config(resolver: Arc<dyn ResolvesServerCert>) -> Result<Arc<rustls::ServerCon
     Ok(Arc::new(config))
 }
 
-/// Serving the cluster CA's certificate for the API.
-pub fn from_credentials(server: &Credentials) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let key = certified_key(server.chain_pem.as_bytes(), server.key_pem.as_bytes())?;
-    config(Arc::new(rustls::sign::SingleCertAndKey::from(key)))
+/// Serving the cluster CA's certificate for the API (`ClusterTls` keeps it current).
+pub fn from_resolver(
+    resolver: Arc<dyn ResolvesServerCert>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    config(resolver)
 }
 
 /// Serving the operator's files, reloaded when they change.

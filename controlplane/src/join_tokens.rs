@@ -24,7 +24,7 @@ pub enum JoinError {
     Expired(String),
     #[error("join token {0} does not match: wrong secret")]
     WrongSecret(String),
-    #[error("the join token was made for another cluster CA (its fingerprint differs from this control plane's)")]
+    #[error("the join token was made for another cluster CA (its fingerprint differs from this control plane's): a token from another cluster, or from before the CA was rotated")]
     OtherCluster,
     #[error(transparent)]
     State(#[from] StateError),
@@ -50,7 +50,9 @@ pub struct IssuedToken {
 pub struct JoinTokens {
     cp: Arc<ControlPlane>,
     clock: Arc<dyn Clock>,
-    ca_fingerprint: String,
+    /// The current cluster CA's fingerprint (it changes when the CA rotates: tokens
+    /// made before then no longer join).
+    ca_fingerprint: Box<dyn Fn() -> String + Send + Sync>,
     /// Serialises check-and-mark, so a single-use token is traded once.
     lock: Mutex<()>,
 }
@@ -66,11 +68,15 @@ fn random_hex(bytes: usize) -> String {
 }
 
 impl JoinTokens {
-    pub fn new(cp: Arc<ControlPlane>, clock: Arc<dyn Clock>, ca_fingerprint: String) -> Self {
+    pub fn new(
+        cp: Arc<ControlPlane>,
+        clock: Arc<dyn Clock>,
+        ca_fingerprint: impl Fn() -> String + Send + Sync + 'static,
+    ) -> Self {
         Self {
             cp,
             clock,
-            ca_fingerprint,
+            ca_fingerprint: Box::new(ca_fingerprint),
             lock: Mutex::new(()),
         }
     }
@@ -79,7 +85,7 @@ impl JoinTokens {
     pub fn create(&self, ttl_ms: i64, reusable: bool) -> Result<IssuedToken, JoinError> {
         let now = self.clock.now_ms();
         let token = JoinToken {
-            ca_fingerprint: self.ca_fingerprint.clone(),
+            ca_fingerprint: (self.ca_fingerprint)(),
             id: random_hex(4),
             secret: random_hex(16),
         };
@@ -106,7 +112,7 @@ impl JoinTokens {
             .lock
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if presented.ca_fingerprint != self.ca_fingerprint {
+        if presented.ca_fingerprint != (self.ca_fingerprint)() {
             return Err(JoinError::OtherCluster);
         }
         let key = format!("{KEY_PREFIX}{}", presented.id);
@@ -177,7 +183,10 @@ mod tests {
             )
             .unwrap(),
         );
-        (JoinTokens::new(cp, clock.clone(), "ab".repeat(32)), clock)
+        (
+            JoinTokens::new(cp, clock.clone(), || "ab".repeat(32)),
+            clock,
+        )
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod agent_tls;
 pub mod agents;
 pub mod api;
 pub mod api_tls;
+pub mod cluster_tls;
 pub mod exec;
 #[cfg(test)]
 mod fuzz_tests;

@@ -10,6 +10,7 @@ use anyhow::Context;
 use berth_controlplane::agent_tls;
 use berth_controlplane::api::credentials::ApiCredentials;
 use berth_controlplane::api::{self, ApiContext};
+use berth_controlplane::cluster_tls::ClusterTls;
 use berth_controlplane::join_tokens::JoinTokens;
 use berth_controlplane::logs::store::LogStore;
 use berth_controlplane::logs::Logs;
@@ -190,12 +191,11 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
         &args.account_id,
     ));
     let credentials = ApiCredentials::load_or_create(&cp)?;
-    let ca = Arc::new(ClusterCa::load_or_create(&cp, &sealer)?);
-    let join_tokens = Arc::new(JoinTokens::new(
-        cp.clone(),
-        Arc::new(SystemClock),
-        ca.fingerprint(),
-    ));
+    let ca = Arc::new(ClusterCa::load_or_create(cp.clone(), sealer.clone())?);
+    let join_tokens = Arc::new(JoinTokens::new(cp.clone(), Arc::new(SystemClock), {
+        let ca = ca.clone();
+        move || ca.fingerprint()
+    }));
 
     let api_listener = tokio::net::TcpListener::bind(args.api_listen)
         .await
@@ -203,18 +203,27 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
     let agent_listener = tokio::net::TcpListener::bind(args.agent_listen)
         .await
         .with_context(|| format!("binding {}", args.agent_listen))?;
-    let api_tls = api_tls_config(&args, &ca)?;
-    let scheme = if api_tls.is_some() { "https" } else { "http" };
-    let endpoint = format!("{scheme}://{}", api_listener.local_addr()?);
     let agents_addr = agent_listener.local_addr()?;
     let sans = agent_tls_sans(&args, agents_addr);
-    let tls = agent_tls::server_config(&ca, &ca.issue_server(sans.clone())?)?;
+    // The API's certificate comes from the cluster CA unless the operator gives one.
+    let cluster_api = (!args.api_plain_http && args.api_tls_cert.is_none()).then(|| {
+        (
+            agent_tls_sans(&args, args.api_listen),
+            args.data_dir.join("ca.pem"),
+        )
+    });
+    let cluster_tls = Arc::new(ClusterTls::new(ca.clone(), sans.clone(), cluster_api)?);
+    let tls = cluster_tls.agent_config()?;
     tracing::info!(?sans, ca_fingerprint = %ca.fingerprint(), "agent endpoint speaks mutual TLS");
+    let api_tls = api_tls_config(&args, &cluster_tls)?;
+    let scheme = if api_tls.is_some() { "https" } else { "http" };
+    let endpoint = format!("{scheme}://{}", api_listener.local_addr()?);
     let ca_bundle = match (&api_tls, &args.api_tls_cert) {
-        (Some(_), None) => Some(write_ca_bundle(&args.data_dir, ca.cert_pem())?),
+        (Some(_), None) => cluster_tls.bundle().map(std::path::Path::to_path_buf),
         (Some(_), Some(_)) => args.api_tls_ca_bundle.clone(),
         (None, _) => None,
     };
+    let follow_ca = tokio::spawn(cluster_tls.clone().follow_rotations());
     credentials.write_env_file(
         &args.data_dir.join("aws.env"),
         &endpoint,
@@ -248,6 +257,8 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
         logs: logs.clone(),
         exec: exec.clone(),
         parameters,
+        cluster_ca: ca.clone(),
+        agent_cert_lifetime: Duration::from_secs(args.agent_cert_ttl_secs),
     };
     let exec_sessions = exec.clone();
     let router = api::router(ctx);
@@ -329,11 +340,15 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
     // The timer loops hold the control plane; end them so the store can close.
     purge.abort();
     reconciler.abort();
+    follow_ca.abort();
     log_retention.abort();
     let _ = purge.await;
     let _ = reconciler.await;
-    // Exec sessions record through the control plane: let go of it too.
+    let _ = follow_ca.await;
+    // Exec sessions record through the control plane, and the CA keeps its state there:
+    // let go of them too.
     drop(exec);
+    drop(cluster_tls);
     close_store(cp, store).await;
     Ok(())
 }
@@ -342,7 +357,7 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
 /// none when plain HTTP is asked for on a loopback address.
 fn api_tls_config(
     args: &Args,
-    ca: &ClusterCa,
+    cluster_tls: &ClusterTls,
 ) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
     if args.api_plain_http {
         anyhow::ensure!(
@@ -353,22 +368,16 @@ fn api_tls_config(
         tracing::warn!(api = %args.api_listen, "serving the API over plain HTTP (loopback only)");
         return Ok(None);
     }
-    let config = match (&args.api_tls_cert, &args.api_tls_key) {
-        (Some(cert), Some(key)) => berth_controlplane::api_tls::from_files(cert, key)?,
-        _ => berth_controlplane::api_tls::from_credentials(
-            &ca.issue_server(agent_tls_sans(args, args.api_listen))?,
-        )?,
+    let config = match (
+        &args.api_tls_cert,
+        &args.api_tls_key,
+        cluster_tls.api_cert(),
+    ) {
+        (Some(cert), Some(key), _) => berth_controlplane::api_tls::from_files(cert, key)?,
+        (_, _, Some(resolver)) => berth_controlplane::api_tls::from_resolver(resolver)?,
+        _ => anyhow::bail!("--api-tls-cert and --api-tls-key go together"),
     };
     Ok(Some(config))
-}
-
-/// Writes the cluster CA's certificate where `aws.env`'s `AWS_CA_BUNDLE` points.
-fn write_ca_bundle(data_dir: &std::path::Path, pem: &str) -> anyhow::Result<PathBuf> {
-    let path = data_dir.join("ca.pem");
-    let tmp = data_dir.join("ca.pem.tmp");
-    std::fs::write(&tmp, pem)?;
-    std::fs::rename(&tmp, &path)?;
-    Ok(path)
 }
 
 /// The sealer of secret values, its master key from --master-key-file, the systemd

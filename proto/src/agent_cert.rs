@@ -11,6 +11,8 @@ pub struct AgentCertificate {
     /// The container instance ARN of the certificate's URI SAN; `None` for a
     /// certificate from before instances were bound (such an agent must join again).
     pub instance_arn: Option<String>,
+    /// The common name of the CA that signed it.
+    pub issuer: String,
     pub not_before_ms: i64,
     pub not_after_ms: i64,
 }
@@ -38,9 +40,17 @@ impl AgentCertificate {
                 }
                 _ => None,
             });
+        let issuer = cert
+            .issuer()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .unwrap_or_default()
+            .to_owned();
         let v = cert.validity();
         Ok(Self {
             instance_arn,
+            issuer,
             not_before_ms: v.not_before.timestamp().saturating_mul(1000),
             not_after_ms: v.not_after.timestamp().saturating_mul(1000),
         })

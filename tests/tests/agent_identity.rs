@@ -291,3 +291,105 @@ fn a_short_lived_certificate_is_renewed_and_revoking_cuts_the_agent_off() -> Res
         Duration::from_secs(15),
     )
 }
+
+/// `aws ecs list-clusters` verifying the API with the CA bundle `bundle`; whether it did.
+fn api_verifies_with(b: &Berth, bundle: &std::path::Path) -> Result<bool> {
+    let out = Command::new("aws")
+        .args(["ecs", "list-clusters", "--output", "json"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", b.dir.path())
+        .envs(b.aws_env()?)
+        .env("AWS_CA_BUNDLE", bundle)
+        .stdin(Stdio::null())
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.success() || stderr.contains("SSL"),
+        "failed, but not on the certificate: {stderr}"
+    );
+    Ok(out.status.success())
+}
+
+/// The CA certificates an agent trusts, by their SHA-256 (DER), as join tokens pin them.
+fn agent_trusts(b: &Berth) -> Result<Vec<String>> {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let pem = std::fs::read_to_string(b.agent_dir().join("pki/ca.pem"))?;
+    pem.split("-----END CERTIFICATE-----")
+        .filter_map(|block| block.split("-----BEGIN CERTIFICATE-----").nth(1))
+        .map(|b64| {
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(b64.split_whitespace().collect::<String>())?;
+            Ok(hex::encode(sha2::Sha256::digest(der)))
+        })
+        .collect()
+}
+
+#[test]
+fn the_cluster_ca_rotates_without_downtime_and_can_be_distrusted_at_once() -> Result<()> {
+    // Six-second certificates: agents renew every four, and a rotated-out CA is trusted
+    // for six.
+    let mut b = Berth::start_with(&["--agent-cert-ttl-secs", "6"])?;
+    b.wait_connected()?;
+    let task = idle_task(&b)?;
+    let first_pin: JoinToken = b.join_token(&[])?.parse()?;
+    let old_bundle = b.dir.path().join("old-ca.pem");
+    std::fs::copy(b.data_dir().join("ca.pem"), &old_bundle)?;
+
+    let said = berth_cli(&b, &["ca", "rotate"])?;
+    let token: JoinToken = b.join_token(&[])?.parse()?;
+    assert_ne!(token.ca_fingerprint, first_pin.ca_fingerprint);
+    assert!(said.contains(&token.ca_fingerprint), "{said}");
+    // API clients with the old bundle, or the new one aws.env points at, verify the API.
+    assert!(api_verifies_with(&b, &old_bundle)?);
+    assert!(api_verifies_with(&b, &b.data_dir().join("ca.pem"))?);
+    // The agent renews under the new CA and learns it, without losing its session.
+    poll(
+        "the agent to trust the new CA",
+        Duration::from_secs(20),
+        || {
+            Ok(agent_trusts(&b)?
+                .contains(&token.ca_fingerprint)
+                .then_some(()))
+        },
+    )?;
+    let cert = AgentCertificate::from_pem(&std::fs::read_to_string(
+        b.agent_dir().join("pki/agent.pem"),
+    )?)?;
+    assert_ne!(cert.issuer, "Berth cluster CA", "{cert:?}");
+    // Six seconds on, the previous CA is dropped: the old bundle no longer verifies.
+    wait_log(
+        &b,
+        "controlplane.log",
+        "the previous cluster CA is no longer trusted",
+        Duration::from_secs(15),
+    )?;
+    assert!(!api_verifies_with(&b, &old_bundle)?);
+    assert!(api_verifies_with(&b, &b.data_dir().join("ca.pem"))?);
+    b.wait_connected()?;
+    let described = b.describe_task("default", &task)?;
+    assert_eq!(
+        described["lastStatus"],
+        TaskStatus::Running.as_str(),
+        "{described}"
+    );
+    assert!(!daemon_log(&b, "controlplane.log").contains("its certificate has expired"));
+
+    // A leaked CA key: rotate and distrust it at once. The agent, whose certificate it
+    // signed, is cut off and stays out.
+    let said = berth_cli(&b, &["ca", "rotate", "--distrust-previous"])?;
+    assert!(said.contains("no longer trusted"), "{said}");
+    wait_log(
+        &b,
+        "controlplane.log",
+        "its certificate's CA is no longer trusted",
+        Duration::from_secs(5),
+    )?;
+    wait_log(
+        &b,
+        "controlplane.log",
+        "refused an agent connection: TLS handshake failed",
+        Duration::from_secs(15),
+    )
+}

@@ -5,6 +5,7 @@
 use berth_proto::agent_cert::AgentCertificate;
 use tonic::{Request, Status};
 
+use crate::pki::ClusterCa;
 use crate::state::ControlPlane;
 
 /// The instance a call comes from, as its certificate says.
@@ -14,6 +15,8 @@ pub(super) struct Caller {
     /// When the certificate expires (Unix ms): a session ends then, unless the
     /// agent has renewed and reconnected before.
     pub not_after_ms: i64,
+    /// The CA that signed the certificate: a session ends once that CA is no longer trusted.
+    pub issuer: String,
 }
 
 /// The caller's address, for log lines.
@@ -25,9 +28,11 @@ pub(super) fn peer<T>(request: &Request<T>) -> String {
 
 /// The calling agent's instance, checked: a client certificate from the cluster CA (the
 /// TLS layer has checked the signature and the dates at the handshake), bound to an
-/// instance, not expired since (a connection can outlive its certificate), and not revoked.
+/// instance, not expired since (a connection can outlive its certificate), signed by a CA
+/// still trusted (the CA may have rotated since), and not revoked.
 pub(super) fn caller<T>(
     cp: &ControlPlane,
+    ca: &ClusterCa,
     request: &Request<T>,
     call: &str,
 ) -> Result<Caller, Status> {
@@ -55,6 +60,11 @@ pub(super) fn caller<T>(
             "{call}: the agent's certificate for {instance_arn} has expired: an agent renews it before then; one that could not must join again with a new token"
         )));
     }
+    if !ca.trusts_issuer(&cert.issuer) {
+        return refuse(Status::unauthenticated(format!(
+            "{call}: the agent's certificate for {instance_arn} is from a cluster CA that is no longer trusted (it was rotated): join again with a new token"
+        )));
+    }
     if cp.instance_revoked(&instance_arn) {
         return refuse(Status::permission_denied(format!(
             "{call}: container instance {instance_arn} was deregistered, which revoked its agent's certificate"
@@ -63,5 +73,6 @@ pub(super) fn caller<T>(
     Ok(Caller {
         instance_arn,
         not_after_ms: cert.not_after_ms,
+        issuer: cert.issuer,
     })
 }

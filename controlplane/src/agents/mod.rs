@@ -4,6 +4,7 @@
 mod convert;
 mod desired;
 mod identity;
+mod session;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use self::convert::ConvertError;
-use self::desired::{desired_message, Delivered};
+use self::desired::Delivered;
 use self::identity::{caller, peer, Caller};
 use crate::exec::{AgentStream, ExecSessions};
 use crate::join_tokens::{JoinError, JoinTokens};
@@ -90,7 +91,7 @@ impl Agents {
         Ok(pb::JoinResponse {
             certificate_pem: creds.chain_pem,
             private_key_pem: creds.key_pem,
-            ca_certificate_pem: self.ca.cert_pem().to_owned(),
+            ca_certificate_pem: self.ca.trust_bundle_pem(),
         })
     }
 
@@ -186,7 +187,7 @@ impl AgentService for Agents {
         &self,
         request: Request<pb::RenewRequest>,
     ) -> Result<Response<pb::JoinResponse>, Status> {
-        let Caller { instance_arn, .. } = caller(&self.control_plane, &request, "Renew")?;
+        let Caller { instance_arn, .. } = caller(&self.control_plane, &self.ca, &request, "Renew")?;
         let id = crate::model::arn::resource_id(&instance_arn);
         let creds = self.credentials(&format!("berth-agent {id}"), &instance_arn)?;
         tracing::info!(container_instance = %instance_arn, "agent certificate renewed");
@@ -197,7 +198,7 @@ impl AgentService for Agents {
         &self,
         request: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::RegisterResponse>, Status> {
-        let me = caller(&self.control_plane, &request, "Register")?;
+        let me = caller(&self.control_plane, &self.ca, &request, "Register")?;
         let mut reg = InstanceRegistration::try_from(request.into_inner())?;
         if reg
             .container_instance_arn
@@ -231,7 +232,7 @@ impl AgentService for Agents {
         &self,
         request: Request<Streaming<pb::AgentMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
-        let me = caller(&self.control_plane, &request, "Session")?;
+        let me = caller(&self.control_plane, &self.ca, &request, "Session")?;
         let mut inbound = request.into_inner();
         let hello = hello(&me, inbound.next().await)?;
         let cp = self.control_plane.clone();
@@ -245,104 +246,36 @@ impl AgentService for Agents {
             .into_iter()
             .map(TaskReport::try_from)
             .collect::<Result<Vec<_>, _>>()?;
-        let mut changes = cp.open_session(&arn).map_err(|e| status(&e))?;
+        let changes = cp.open_session(&arn).map_err(|e| status(&e))?;
         for report in &reports {
             if let Err(e) = cp.apply_report(&arn, report) {
                 cp.close_session(&arn, &changes);
                 return Err(status(&e));
             }
         }
-        let mut delivered = Delivered::held(
+        let delivered = Delivered::held(
             reports
                 .iter()
                 .map(|r| crate::model::arn::resource_id(&r.task_arn).to_owned()),
         );
         tracing::info!(container_instance = %arn, "agent session opened");
         let (tx, rx) = tokio::sync::mpsc::channel(16);
-        let mut shutdown = self.shutdown.clone();
-        let secrets = self.secrets.clone();
-        let logs = self.logs.clone();
-        let exec = self.exec.clone();
-        let (exec_handle, mut exec_starts) = exec.attach_agent(&arn);
-        tokio::spawn(async move {
-            let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
-            // Any message from the agent counts as a sign of life. The
-            // session ends the moment the window passes in silence (not on
-            // the next heartbeat tick, up to 2 s later): a lost host's
-            // service tasks move that much sooner.
-            let window = HEARTBEAT_INTERVAL * MISSED_HEARTBEATS;
-            let silence = tokio::time::sleep(window);
-            tokio::pin!(silence);
-            let expired = tokio::time::sleep(expires_in);
-            tokio::pin!(expired);
-            // The first desired set goes out at once.
-            if tx
-                .send(Ok(desired_message(&cp, &secrets, &arn, &mut delivered)))
-                .await
-                .is_err()
-            {
-                exec.detach_agent(&arn, &exec_handle);
-                cp.close_session(&arn, &changes);
-                return;
-            }
-            changes.mark_unchanged();
-            // awslogs batches are stored in order by a writer of their own, so the next
-            // batch is read while the one before commits.
-            let (log_batches, stored) = tokio::sync::mpsc::channel(4);
-            tokio::spawn(write_log_batches(cp.clone(), logs, stored, tx.clone()));
-            loop {
-                tokio::select! {
-                    alive = changes.changed() => {
-                        if alive.is_err() { break; } // replaced by a newer session
-                        changes.mark_unchanged();
-                        // A peer that stops reading must not hold this loop.
-                        let sent = tokio::time::timeout(HEARTBEAT_INTERVAL, tx.send(Ok(desired_message(&cp, &secrets, &arn, &mut delivered)))).await;
-                        if !matches!(sent, Ok(Ok(()))) { break; }
-                        // Deregistered: the empty task set above was its last word.
-                        if cp.instance_revoked(&arn) {
-                            tracing::warn!(container_instance = %arn, "ending the session of a deregistered instance: its certificate is revoked");
-                            let _ = tx.try_send(Err(Status::permission_denied(format!("container instance {arn} was deregistered, which revoked this agent's certificate"))));
-                            break;
-                        }
-                    }
-                    () = &mut expired => {
-                        tracing::warn!(container_instance = %arn, "ending an agent session: its certificate has expired (the agent renews before then and reconnects)");
-                        break;
-                    }
-                    () = &mut silence => {
-                        tracing::warn!(container_instance = %arn, silent_ms = window.as_millis(), "agent missed its heartbeats: marking it disconnected");
-                        break;
-                    }
-                    Some(start) = exec_starts.recv() => {
-                        let m = pb::ControlMessage { kind: Some(pb::control_message::Kind::ExecStart(start)) };
-                        if tx.send(Ok(m)).await.is_err() { break; }
-                    }
-                    _ = heartbeat.tick() => {
-                        let hb = pb::ControlMessage { kind: Some(pb::control_message::Kind::Heartbeat(pb::Heartbeat { sent_at_ms: cp.now_ms() })) };
-                        if let Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) = tx.try_send(Ok(hb)) { break; }
-                    }
-                    msg = inbound.next() => { silence.as_mut().reset(tokio::time::Instant::now() + window); cp.agent_seen(&arn); match msg {
-                        Some(Ok(pb::AgentMessage { kind: Some(pb::agent_message::Kind::TaskStatus(s)) })) => apply_task_status(&cp, &arn, s).await,
-                        Some(Ok(pb::AgentMessage { kind: Some(pb::agent_message::Kind::LogBatch(b)) })) => {
-                            if log_batches.send(b).await.is_err() { break; }
-                            // Waiting for the writer (a slow disk) is not the agent's silence.
-                            silence.as_mut().reset(tokio::time::Instant::now() + window);
-                        }
-                        Some(Ok(_)) => {}
-                        Some(Err(e)) => { tracing::info!(container_instance = %arn, error = %e, "agent session ended"); break; }
-                        None => { tracing::info!(container_instance = %arn, "agent closed its session"); break; }
-                    }},
-                    // Ending the response stream lets the agent see a clean
-                    // end of session and reconnect to the next control plane.
-                    true = async { shutdown.wait_for(|stop| *stop).await.is_ok() } => {
-                        tracing::info!(container_instance = %arn, "closing the agent session: shutting down");
-                        break;
-                    }
-                }
-            }
-            exec.detach_agent(&arn, &exec_handle);
-            cp.close_session(&arn, &changes);
-        });
+        let (exec_handle, exec_starts) = self.exec.attach_agent(&arn);
+        let open = session::Open {
+            cp,
+            secrets: self.secrets.clone(),
+            logs: self.logs.clone(),
+            exec: self.exec.clone(),
+            ca: self.ca.clone(),
+            shutdown: self.shutdown.clone(),
+            arn,
+            issuer: me.issuer,
+            expires_in,
+            changes,
+            delivered,
+            exec_handle,
+        };
+        tokio::spawn(open.run(inbound, tx, exec_starts));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
@@ -352,7 +285,7 @@ impl AgentService for Agents {
         &self,
         request: Request<Streaming<pb::ExecUp>>,
     ) -> Result<Response<Self::ExecStream>, Status> {
-        let me = caller(&self.control_plane, &request, "Exec")?;
+        let me = caller(&self.control_plane, &self.ca, &request, "Exec")?;
         let mut output = request.into_inner();
         let opened = match output.next().await {
             Some(Ok(pb::ExecUp {
@@ -408,64 +341,6 @@ fn hello(
         )));
     }
     Ok(hello)
-}
-
-/// Records an agent's report on one of its tasks (off the async workers: it commits).
-async fn apply_task_status(cp: &Arc<ControlPlane>, arn: &str, s: pb::TaskStatus) {
-    let report = match TaskReport::try_from(s) {
-        Ok(report) => report,
-        Err(e) => {
-            tracing::error!(container_instance = %arn, error = %e, "ignored a task report");
-            return;
-        }
-    };
-    let (cp2, arn2) = (cp.clone(), arn.to_owned());
-    let r = tokio::task::spawn_blocking(move || cp2.apply_report(&arn2, &report)).await;
-    if let Ok(Err(e)) = r {
-        tracing::error!(container_instance = %arn, error = %e, "could not record a task report");
-    }
-}
-
-/// Stores a session's awslogs batches in the order they came, answering each with its
-/// `LogAck`; ends with the session.
-async fn write_log_batches(
-    cp: Arc<ControlPlane>,
-    logs: Arc<Logs>,
-    mut batches: tokio::sync::mpsc::Receiver<pb::LogBatch>,
-    acks: tokio::sync::mpsc::Sender<Result<pb::ControlMessage, Status>>,
-) {
-    while let Some(b) = batches.recv().await {
-        let ack = store_log_batch(&cp, &logs, b).await;
-        if acks.send(Ok(ack)).await.is_err() {
-            return;
-        }
-    }
-}
-
-/// Stores an agent's awslogs batch (off the async workers: it commits to disk) and
-/// makes the `LogAck` that tells the agent whether it may move past it.
-async fn store_log_batch(
-    cp: &Arc<ControlPlane>,
-    logs: &Arc<Logs>,
-    b: pb::LogBatch,
-) -> pb::ControlMessage {
-    let batch_id = b.batch_id;
-    let (task_arn, batch) = convert::log_batch(b);
-    let region = cp.arns_of(&task_arn).region;
-    let logs = logs.clone();
-    let stored = tokio::task::spawn_blocking(move || logs.append_agent_batch(&region, &batch))
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()));
-    if let Err(e) = &stored {
-        tracing::warn!(task = %task_arn, error = %e, "could not store an awslogs batch; the agent will resend it");
-    }
-    pb::ControlMessage {
-        kind: Some(pb::control_message::Kind::LogAck(pb::LogAck {
-            batch_id,
-            error: stored.err().unwrap_or_default(),
-        })),
-    }
 }
 
 #[cfg(test)]

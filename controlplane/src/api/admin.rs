@@ -3,6 +3,7 @@
 //! CLI calls them; the aws CLI does not know them).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use berth_aws::{AwsError, AwsService, Call, JsonProtocol, JsonVersion, ServiceInfo};
 use serde::Deserialize;
@@ -10,15 +11,24 @@ use serde_json::{json, Value};
 
 use super::error::{ApiError, ErrorType};
 use crate::join_tokens::{JoinError, JoinTokens};
+use crate::pki::ClusterCa;
 
 /// Berth's own calls, as the edge routes to them.
 pub struct Admin {
     tokens: Arc<JoinTokens>,
+    ca: Arc<ClusterCa>,
+    /// How long a rotated-out CA stays trusted: the agent certificate lifetime, so every
+    /// connected agent renews under the new CA first.
+    keep_previous_ca: Duration,
 }
 
 impl Admin {
-    pub fn new(tokens: Arc<JoinTokens>) -> Self {
-        Self { tokens }
+    pub fn new(tokens: Arc<JoinTokens>, ca: Arc<ClusterCa>, keep_previous_ca: Duration) -> Self {
+        Self {
+            tokens,
+            ca,
+            keep_previous_ca,
+        }
     }
 }
 
@@ -39,7 +49,11 @@ impl AwsService for Admin {
     }
 
     fn call(&self, call: &Call<'_>) -> Result<Value, AwsError> {
-        Ok(dispatch(&self.tokens, call.operation, call.json_body()?)?)
+        let body = call.json_body()?;
+        if call.operation == "RotateClusterCa" {
+            return Ok(self.rotate_ca(body)?);
+        }
+        Ok(dispatch(&self.tokens, call.operation, body)?)
     }
 }
 
@@ -53,6 +67,37 @@ struct CreateJoinToken {
     ttl_seconds: Option<i64>,
     #[serde(default)]
     reusable: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RotateClusterCa {
+    /// Stop trusting the previous CA at once (its key is compromised): agents holding its
+    /// certificates must join again.
+    #[serde(default)]
+    distrust_previous: bool,
+}
+
+impl Admin {
+    fn rotate_ca(&self, body: &[u8]) -> Result<Value, ApiError> {
+        let req: RotateClusterCa = super::json::parse("RotateClusterCa", body)?;
+        let keep = if req.distrust_previous {
+            Duration::ZERO
+        } else {
+            self.keep_previous_ca
+        };
+        let r = self
+            .ca
+            .rotate(keep)
+            .map_err(|e| ApiError::new(ErrorType::Server, e.to_string()))?;
+        #[allow(clippy::cast_precision_loss)] // epoch milliseconds fit an f64 exactly
+        let until = r.previous_trusted_until_ms.map(|ms| ms as f64 / 1000.0);
+        Ok(json!({
+            "caFingerprint": r.fingerprint,
+            "previousCaFingerprint": r.previous_fingerprint,
+            "previousTrustedUntil": until,
+        }))
+    }
 }
 
 pub fn dispatch(tokens: &JoinTokens, op: &str, body: &[u8]) -> Result<Value, ApiError> {

@@ -34,6 +34,9 @@ pub struct ApiContext {
     pub logs: Arc<Logs>,
     pub exec: Arc<crate::exec::ExecSessions>,
     pub parameters: Arc<crate::parameters::Parameters>,
+    pub cluster_ca: Arc<crate::pki::ClusterCa>,
+    /// The agent certificate lifetime: how long a rotated-out CA stays trusted.
+    pub agent_cert_lifetime: std::time::Duration,
 }
 
 /// Every AWS service this endpoint serves.
@@ -41,7 +44,11 @@ fn services(ctx: &ApiContext) -> Vec<Arc<dyn AwsService>> {
     vec![
         Arc::new(ecs::Ecs::new(ctx.control_plane.clone(), ctx.exec.clone())),
         Arc::new(secretsmanager::SecretsManager::new(ctx.secrets.clone())),
-        Arc::new(admin::Admin::new(ctx.join_tokens.clone())),
+        Arc::new(admin::Admin::new(
+            ctx.join_tokens.clone(),
+            ctx.cluster_ca.clone(),
+            ctx.agent_cert_lifetime,
+        )),
         Arc::new(logs::CloudWatchLogs::new(ctx.logs.clone())),
         Arc::new(ssm::Ssm::new(ctx.parameters.clone())),
     ]
