@@ -227,6 +227,7 @@ fn a_short_lived_certificate_is_renewed_and_revoking_cuts_the_agent_off() -> Res
     let arn = b.wait_connected()?;
     let task = idle_task(&b)?;
     let pem = || std::fs::read_to_string(b.agent_dir().join("pki/agent.pem"));
+    let first = tls::AgentIdentity::load(&b.agent_dir())?.context("the agent's identity")?;
     let mut seen = vec![pem()?];
     poll(
         "the agent to renew its certificate three times",
@@ -244,6 +245,24 @@ fn a_short_lived_certificate_is_renewed_and_revoking_cuts_the_agent_off() -> Res
         assert_eq!(cert.instance_arn.as_deref(), Some(arn.as_str()));
         assert_eq!(cert.not_after_ms - cert.not_before_ms, 6_000);
     }
+    // The first certificate has expired by now: refused at the handshake.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let expired = rt.block_on(async {
+        let channel = tls::connect(&endpoint(&b), &first).await?;
+        AgentServiceClient::new(channel)
+            .register(register_request(&arn))
+            .await
+            .map_err(anyhow::Error::from)
+    });
+    assert!(expired.is_err(), "an expired certificate was accepted");
+    wait_log(
+        &b,
+        "controlplane.log",
+        "refused an agent connection: TLS handshake failed",
+        Duration::from_secs(5),
+    )?;
     // Always renewed in time: no session outlived its certificate.
     let cp_log = daemon_log(&b, "controlplane.log");
     assert!(!cp_log.contains("its certificate has expired"), "{cp_log}");

@@ -200,13 +200,25 @@ fn parameters_fill_a_tasks_environment_by_arn_and_by_name() -> Result<()> {
     put(&b, "/app/db/password", "hunter2", "SecureString")?;
     put(&b, "api-token", "t0k3n", "String")?;
     let arn = "arn:aws:ssm:us-east-1:123456789012:parameter/app/db/password";
+    // The seed's mix: a Secrets Manager secret beside the parameters, each by ARN.
+    let secret = b.aws(&[
+        "secretsmanager",
+        "create-secret",
+        "--name",
+        "app/api",
+        "--secret-string",
+        r#"{"key":"s3cr3t-key"}"#,
+    ])?;
+    let secret_arn = secret["ARN"].as_str().context("the secret's ARN")?;
     let app = json!({
         "name": "app", "image": b.demo_image, "memory": 32,
         "entryPoint": ["/bin/sh", "-c"],
-        "command": ["echo \"pw=$DB_PASSWORD token=$TOKEN\""],
+        "command": ["echo \"pw=$DB_PASSWORD token=$TOKEN key=$API_KEY\"; \
+            echo \"meta=$(wget -qO- $ECS_CONTAINER_METADATA_URI_V4) $(wget -qO- $ECS_CONTAINER_METADATA_URI_V4/task)\""],
         "secrets": [
             {"name": "DB_PASSWORD", "valueFrom": arn},
             {"name": "TOKEN", "valueFrom": "api-token"},
+            {"name": "API_KEY", "valueFrom": format!("{secret_arn}:key::")},
         ],
     });
     b.register_task_definition(&json!({"family": "ssm-env", "containerDefinitions": [app]}))?;
@@ -214,7 +226,20 @@ fn parameters_fill_a_tasks_environment_by_arn_and_by_name() -> Result<()> {
     let t = b.wait_stopped(&task, Duration::from_secs(60))?;
     assert_eq!(t["containers"][0]["exitCode"], 0, "{t}");
     let line = b.wait_log(&task, "app", "pw=")?;
-    assert!(line.contains("pw=hunter2 token=t0k3n"), "{line}");
+    assert!(
+        line.contains("pw=hunter2 token=t0k3n key=s3cr3t-key"),
+        "{line}"
+    );
+    // Nor does the task metadata endpoint show them (the container's and the task's).
+    let meta = b.wait_log(&task, "app", "meta=")?;
+    let meta = &meta[meta.find("meta=").unwrap_or_default()..];
+    assert!(
+        meta.contains("\"DockerName\"") && meta.contains("\"TaskARN\""),
+        "{meta}"
+    );
+    for value in ["hunter2", "t0k3n", "s3cr3t-key"] {
+        assert!(!meta.contains(value), "{meta}");
+    }
     // The values reach the container and nothing else a user or operator reads.
     let described = b
         .aws(&["ecs", "describe-tasks", "--tasks", &task])?
@@ -228,7 +253,7 @@ fn parameters_fill_a_tasks_environment_by_arn_and_by_name() -> Result<()> {
         .to_string();
     for log in ["controlplane.log", "agent.log"] {
         let text = std::fs::read_to_string(b.dir.path().join(log))?;
-        for value in ["hunter2", "t0k3n"] {
+        for value in ["hunter2", "t0k3n", "s3cr3t-key"] {
             assert!(!text.contains(value), "{log} shows a secret value");
             assert!(
                 !described.contains(value),
