@@ -56,6 +56,18 @@ ecs_enum! {
 }
 
 ecs_enum! {
+    /// A service's `schedulingStrategy`: REPLICA keeps `desiredCount` tasks placed by its
+    /// strategy; DAEMON runs one task on each ACTIVE container instance of the cluster
+    /// that meets its placement constraints.
+    #[derive(Default)]
+    pub enum SchedulingStrategy {
+        #[default]
+        Replica = "REPLICA",
+        Daemon = "DAEMON",
+    }
+}
+
+ecs_enum! {
     /// A deployment's `status`.
     pub enum DeploymentStatus {
         /// The deployment the service converges to.

@@ -95,8 +95,8 @@ mod task_definition;
 
 pub use cluster::{
     CapacityProviderStatus, CapacityProviderUpdateStatus, ClusterStatus, DeploymentMonitorStatus,
-    DeploymentStatus, InstanceStatus, RolloutState, ServiceDeploymentStatus, ServiceStatus,
-    FARGATE, FARGATE_SPOT,
+    DeploymentStatus, InstanceStatus, RolloutState, SchedulingStrategy, ServiceDeploymentStatus,
+    ServiceStatus, FARGATE, FARGATE_SPOT,
 };
 pub use task::{
     Connectivity, ContainerStatus, DesiredStatus, HealthStatus, LaunchType, StopCode, TaskStatus,
@@ -133,6 +133,7 @@ mod tests {
         one_string_each::<StopCode>();
         one_string_each::<Connectivity>();
         one_string_each::<LaunchType>();
+        one_string_each::<SchedulingStrategy>();
         one_string_each::<NetworkMode>();
         one_string_each::<ContainerCondition>();
         one_string_each::<Protocol>();

@@ -217,3 +217,128 @@ fn distinct_instance_keeps_a_service_s_tasks_apart() -> Result<()> {
     assert_eq!(hosts, want, "one task on each instance");
     delete(&b, "apart")
 }
+
+/// The container instances the tasks run on, sorted.
+fn hosts_of(tasks: &[Value]) -> Vec<String> {
+    let mut hosts: Vec<String> = tasks
+        .iter()
+        .filter_map(|t| t["containerInstanceArn"].as_str().map(str::to_owned))
+        .collect();
+    hosts.sort_unstable();
+    hosts
+}
+
+fn refused(b: &Berth, args: &[&str], code: &str) -> Result<String> {
+    let out = b.aws_raw(args)?;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    anyhow::ensure!(
+        !out.status.success() && stderr.contains(code),
+        "{args:?}: {stderr}"
+    );
+    Ok(stderr)
+}
+
+#[test]
+fn a_daemon_service_runs_one_task_on_each_instance_and_follows_the_fleet() -> Result<()> {
+    let mut b = Berth::start()?;
+    let k = b.start_extra_agent()?;
+    let second = b.extra_agents[k].instance_arn.clone();
+    let first = b
+        .connected_instances()?
+        .into_iter()
+        .find(|a| *a != second)
+        .context("the harness agent's instance")?;
+    b.register_task_definition(&json!({
+        "family": "node-agent",
+        "containerDefinitions": [{
+            "name": "agent", "image": b.demo_image, "memory": 16, "stopTimeout": 2,
+            "entryPoint": ["/bin/sh", "-c"],
+            "command": ["trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+        }]
+    }))?;
+    let create = |extra: &[&str]| {
+        let mut args = vec![
+            "ecs",
+            "create-service",
+            "--service-name",
+            "node-agent",
+            "--task-definition",
+            "node-agent",
+            "--scheduling-strategy",
+            "DAEMON",
+        ];
+        args.extend_from_slice(extra);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    for extra in [
+        &["--launch-type", "FARGATE"][..],
+        &["--desired-count", "3"],
+        &["--placement-strategy", "type=spread,field=instanceId"],
+    ] {
+        let args = create(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let why = refused(&b, &args, "InvalidParameterException")?;
+        assert!(why.contains("DAEMON"), "{why}");
+    }
+    let args = create(&[]);
+    let out = b.aws(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    assert_eq!(out["service"]["schedulingStrategy"], "DAEMON", "{out}");
+    assert_eq!(out["service"]["launchType"], "EC2", "{out}");
+    assert_eq!(
+        out["service"]["deploymentConfiguration"]["maximumPercent"], 100,
+        "{out}"
+    );
+    assert_eq!(
+        out["service"]["deploymentConfiguration"]["minimumHealthyPercent"], 0,
+        "{out}"
+    );
+
+    let mut both = vec![first.clone(), second.clone()];
+    both.sort_unstable();
+    assert_eq!(hosts_of(&wait_running(&b, "node-agent", 2)?), both);
+    assert_eq!(describe(&b, "node-agent")?["desiredCount"], 2);
+
+    // A host that joins gets one.
+    let k = b.start_extra_agent()?;
+    let third = b.extra_agents[k].instance_arn.clone();
+    let tasks = wait_running(&b, "node-agent", 3)?;
+    assert!(hosts_of(&tasks).contains(&third), "{tasks:?}");
+    assert_eq!(hosts_of(&tasks).len(), 3);
+
+    // A DRAINING host loses its task, and the count follows.
+    b.aws(&[
+        "ecs",
+        "update-container-instances-state",
+        "--container-instances",
+        &first,
+        "--status",
+        "DRAINING",
+    ])?;
+    let tasks = wait_running(&b, "node-agent", 2)?;
+    assert!(!hosts_of(&tasks).contains(&first), "{tasks:?}");
+    assert_eq!(describe(&b, "node-agent")?["desiredCount"], 2);
+
+    let daemons = b.aws(&["ecs", "list-services", "--scheduling-strategy", "DAEMON"])?;
+    assert_eq!(daemons["serviceArns"].as_array().map(Vec::len), Some(1));
+    let replicas = b.aws(&["ecs", "list-services", "--scheduling-strategy", "REPLICA"])?;
+    assert_eq!(replicas["serviceArns"], json!([]));
+    let why = refused(
+        &b,
+        &[
+            "ecs",
+            "update-service",
+            "--service",
+            "node-agent",
+            "--desired-count",
+            "4",
+        ],
+        "InvalidParameterException",
+    )?;
+    assert!(why.contains("DAEMON"), "{why}");
+    // A daemon is deleted without --force, and its tasks stop.
+    b.aws(&["ecs", "delete-service", "--service", "node-agent"])?;
+    poll("the daemon to be INACTIVE", Duration::from_secs(90), || {
+        Ok((describe(&b, "node-agent")?["status"] == "INACTIVE").then_some(()))
+    })?;
+    Ok(())
+}

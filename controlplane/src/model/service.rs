@@ -7,7 +7,7 @@ use super::capacity_provider::CapacityProviderShare;
 use super::placement::{PlacementConstraint, PlacementStrategy};
 use super::LaunchType;
 
-pub use berth_ecs::{DeploymentStatus, RolloutState, ServiceStatus};
+pub use berth_ecs::{DeploymentStatus, RolloutState, SchedulingStrategy, ServiceStatus};
 
 /// ECS keeps the newest 100 events of a service.
 pub const MAX_EVENTS: usize = 100;
@@ -253,6 +253,9 @@ pub struct Service {
     /// nothing sent is dropped silently.
     #[serde(default)]
     pub kept: serde_json::Map<String, serde_json::Value>,
+    /// DAEMON: one task on each eligible instance, and `desired_count` follows them.
+    #[serde(default)]
+    pub scheduling_strategy: SchedulingStrategy,
 }
 
 /// How many finished deployments a service keeps for `ListServiceDeployments`.

@@ -4,7 +4,8 @@
 
 use super::hosts::instance_condition;
 use super::{Fleet, InstanceCondition, Step, SCHEDULER_STOP_CODE};
-use crate::model::service::{Deployment, DeploymentStatus, ServiceStatus};
+use crate::model::placement::PlacementConstraint;
+use crate::model::service::{Deployment, DeploymentStatus, SchedulingStrategy, ServiceStatus};
 use crate::model::{DesiredStatus, InstanceStatus, LaunchType, Service, Task, TaskStatus};
 use crate::scheduler::{next_tasks_by_capacity_provider, CapacityProviderShare};
 use crate::state::{encode, Capacity, ControlPlane, RunTask, State, StateError, TaskLaunch};
@@ -73,6 +74,37 @@ impl ControlPlane {
         }
     }
 
+    /// How many tasks a DAEMON service runs: one on each ACTIVE instance of its cluster
+    /// whose agent is connected or briefly out of contact (not lost, not DRAINING) and
+    /// that meets the service's placement constraints.
+    fn daemon_hosts(&self, state: &State, s: &Service, now_ms: i64) -> u32 {
+        let n = state
+            .instances
+            .values()
+            .filter(|i| i.cluster == s.cluster && i.status == InstanceStatus::Active)
+            .filter(|i| {
+                let c = instance_condition(
+                    i.status,
+                    state.sessions.contains_key(&i.arn),
+                    state.last_seen.get(&i.arn).copied(),
+                    self.lost_policy,
+                    now_ms,
+                );
+                matches!(
+                    c,
+                    InstanceCondition::Serving | InstanceCondition::Disconnected
+                )
+            })
+            .filter(|i| {
+                s.placement_constraints.iter().all(|c| match c {
+                    PlacementConstraint::MemberOf(e) => e.eval(&Self::candidate(state, i)),
+                    PlacementConstraint::DistinctInstance => true,
+                })
+            })
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
     /// One reconciler pass over every ACTIVE and DRAINING service. Returns
     /// how many services changed.
     pub fn reconcile_services(&self) -> Result<usize, StateError> {
@@ -100,6 +132,12 @@ impl ControlPlane {
                 return Ok(false);
             };
             let mut s = s.clone();
+            // A deleted (DRAINING) daemon keeps the zero its deletion set.
+            if s.scheduling_strategy == SchedulingStrategy::Daemon
+                && s.status == ServiceStatus::Active
+            {
+                s.desired_count = self.daemon_hosts(&state, &s, now);
+            }
             let tasks = Self::service_tasks(&state, &s);
             super::refresh_counts(&mut s, &tasks, now);
             let fleet = self.fleet(&state, &s, now);
@@ -120,43 +158,14 @@ impl ControlPlane {
             return Ok(false);
         };
         let before = s.clone();
+        // A DAEMON service's count follows its hosts (as the steps were made for).
+        s.desired_count = snapshot.desired_count;
         let mut stopped: Vec<Task> = Vec::new();
         for step in &steps {
             match step {
                 Step::Start { .. } => {}
-                Step::Stop { task, reason } => {
-                    let Some(mut t) = state.tasks.get(task).cloned() else {
-                        continue;
-                    };
-                    if t.request_stop(SCHEDULER_STOP_CODE, reason, now) {
-                        let connected = t
-                            .container_instance_arn
-                            .as_ref()
-                            .is_some_and(|a| state.sessions.contains_key(a));
-                        if t.container_instance_arn.is_none()
-                            || t.last_status == TaskStatus::Provisioning && !connected
-                        {
-                            // Never reached an agent: nothing runs.
-                            t.last_status = TaskStatus::Stopped;
-                            t.stopped_at_ms = Some(now);
-                        }
-                        stopped.push(t);
-                    }
-                }
-                Step::StopLost { task, reason } => {
-                    let Some(mut t) = state.tasks.get(task).cloned() else {
-                        continue;
-                    };
-                    // Its agent is gone and will not report the stop. If
-                    // it returns, its desired set no longer holds the task,
-                    // so it stops whatever still runs.
-                    t.request_stop(SCHEDULER_STOP_CODE, reason, now);
-                    if !t.is_stopped() {
-                        t.last_status = TaskStatus::Stopped;
-                        t.stopped_at_ms = Some(now);
-                        t.version += 1;
-                        stopped.push(t);
-                    }
+                Step::Stop { .. } | Step::StopLost { .. } => {
+                    stopped.extend(Self::stopped_by(&state, step, now));
                 }
                 other => super::apply_to_service(&mut s, other, now),
             }
@@ -200,6 +209,45 @@ impl ControlPlane {
         state.services.insert(s.key(), s);
         Self::notify(&state, instances);
         Ok(true)
+    }
+
+    /// The task a `Stop` or `StopLost` step stops, as it is once stopped; None when
+    /// there is nothing to change.
+    fn stopped_by(state: &State, step: &Step, now: i64) -> Option<Task> {
+        match step {
+            Step::Stop { task, reason } => {
+                let mut t = state.tasks.get(task).cloned()?;
+                if !t.request_stop(SCHEDULER_STOP_CODE, reason, now) {
+                    return None;
+                }
+                let connected = t
+                    .container_instance_arn
+                    .as_ref()
+                    .is_some_and(|a| state.sessions.contains_key(a));
+                if t.container_instance_arn.is_none()
+                    || t.last_status == TaskStatus::Provisioning && !connected
+                {
+                    // Never reached an agent: nothing runs.
+                    t.last_status = TaskStatus::Stopped;
+                    t.stopped_at_ms = Some(now);
+                }
+                Some(t)
+            }
+            Step::StopLost { task, reason } => {
+                let mut t = state.tasks.get(task).cloned()?;
+                // Its agent is gone and will not report the stop. If it returns, its
+                // desired set no longer holds the task, so it stops whatever still runs.
+                t.request_stop(SCHEDULER_STOP_CODE, reason, now);
+                if t.is_stopped() {
+                    return None;
+                }
+                t.last_status = TaskStatus::Stopped;
+                t.stopped_at_ms = Some(now);
+                t.version += 1;
+                Some(t)
+            }
+            _ => None,
+        }
     }
 
     /// How `count` new tasks of a deployment are launched: with its launch
@@ -262,6 +310,11 @@ impl ControlPlane {
             return vec![];
         };
         let td = d.task_definition.clone();
+        // A daemon's tasks go one to an instance: each to an instance without one.
+        let mut constraints = s.placement_constraints.clone();
+        if s.scheduling_strategy == SchedulingStrategy::Daemon {
+            constraints.push(PlacementConstraint::DistinctInstance);
+        }
         let mut ids = Vec::new();
         let batches = self.service_batches(s, d, count);
         let mut short = batches.is_empty();
@@ -283,7 +336,7 @@ impl ControlPlane {
                         tags: vec![],
                         enable_execute_command: s.enable_execute_command,
                         placement_strategy: s.placement_strategy.clone(),
-                        placement_constraints: s.placement_constraints.clone(),
+                        placement_constraints: constraints.clone(),
                     },
                     count: n as usize,
                     capacity: capacity.clone(),
@@ -575,5 +628,91 @@ mod tests {
         cp.reconcile_services().unwrap();
         assert_eq!(service(&cp).running_count(), 1);
         assert!(cp.desired_tasks(&a).is_empty());
+    }
+
+    /// Each instance's tasks of the service that it should run.
+    fn running_here(cp: &ControlPlane, instance: &str) -> Vec<Task> {
+        cp.desired_tasks(instance)
+            .into_iter()
+            .filter(|t| t.desired_status == "RUNNING")
+            .collect()
+    }
+
+    #[test]
+    fn a_daemon_runs_one_task_on_each_instance_and_follows_them() {
+        let (cp, _store, _clock) = control_plane_with_clock();
+        let a = add_instance(&cp, "default");
+        let b = add_instance(&cp, "default");
+        let mut daemon = spec("api", 0);
+        daemon.scheduling_strategy = SchedulingStrategy::Daemon;
+        daemon.deployment_configuration.minimum_healthy_percent = 0;
+        daemon.deployment_configuration.maximum_percent = 100;
+        cp.create_service(&daemon).unwrap();
+        cp.reconcile_services().unwrap();
+        assert_eq!(service(&cp).desired_count, 2);
+        for i in [&a, &b] {
+            assert_eq!(running_here(&cp, i).len(), 1);
+            report_all(&cp, i, "RUNNING");
+        }
+        cp.reconcile_services().unwrap();
+        assert_eq!(service(&cp).running_count(), 2);
+
+        // A new instance gets one; the others keep theirs.
+        let c = add_instance(&cp, "default");
+        cp.reconcile_services().unwrap();
+        assert_eq!(service(&cp).desired_count, 3);
+        for i in [&a, &b, &c] {
+            assert_eq!(running_here(&cp, i).len(), 1, "{i}");
+        }
+        report_all(&cp, &c, "RUNNING");
+
+        // A DRAINING instance loses its task, and nothing replaces it elsewhere.
+        cp.update_container_instances_state("default", std::slice::from_ref(&a), "DRAINING".into())
+            .unwrap();
+        cp.reconcile_services().unwrap();
+        assert_eq!(service(&cp).desired_count, 2);
+        assert!(running_here(&cp, &a).is_empty());
+        report_all(&cp, &a, "STOPPED");
+        cp.reconcile_services().unwrap();
+        for i in [&b, &c] {
+            assert_eq!(running_here(&cp, i).len(), 1, "{i}");
+        }
+
+        // A new deployment replaces each host's task: stop first, then start (0% / 100%).
+        cp.update_service(&ServiceUpdate {
+            cluster: "default".into(),
+            service: "api".into(),
+            force_new_deployment: true,
+            ..ServiceUpdate::default()
+        })
+        .unwrap();
+        cp.reconcile_services().unwrap();
+        for i in [&b, &c] {
+            assert!(running_here(&cp, i).is_empty(), "old stopped first on {i}");
+            report_all(&cp, i, "STOPPED");
+        }
+        cp.reconcile_services().unwrap();
+        let primary = service(&cp).deployments[0].id.clone();
+        for i in [&b, &c] {
+            let here = running_here(&cp, i);
+            assert_eq!(here.len(), 1, "{i}");
+            assert_eq!(here[0].started_by.as_deref(), Some(primary.as_str()));
+        }
+        // The count cannot be set by hand.
+        let e = cp
+            .update_service(&ServiceUpdate {
+                cluster: "default".into(),
+                service: "api".into(),
+                desired_count: Some(5),
+                ..ServiceUpdate::default()
+            })
+            .unwrap_err();
+        assert!(e.to_string().contains("DAEMON"), "{e}");
+        // Deleted, without force (a daemon needs none), it stops them all.
+        cp.delete_service("default", "api", false).unwrap();
+        cp.reconcile_services().unwrap();
+        for i in [&b, &c] {
+            assert!(running_here(&cp, i).is_empty(), "{i}");
+        }
     }
 }

@@ -3,7 +3,8 @@
 
 use crate::model::placement::{PlacementConstraint, PlacementStrategy};
 use crate::model::service::{
-    self, validate_service_name, Deployment, DeploymentConfiguration, ServiceStatus,
+    self, validate_service_name, Deployment, DeploymentConfiguration, SchedulingStrategy,
+    ServiceStatus,
 };
 use crate::model::TaskDefinitionStatus;
 use crate::model::{arn, Cluster, LaunchType, NetworkMode, Service, TaskDefinition};
@@ -31,6 +32,27 @@ pub struct ServiceSpec {
     pub client_token: Option<client_tokens::ClientToken>,
     /// Fields kept and shown as given (`Service::kept`).
     pub kept: serde_json::Map<String, serde_json::Value>,
+    pub scheduling_strategy: crate::model::service::SchedulingStrategy,
+}
+
+/// What a DAEMON service cannot be updated with: the count and placement follow its
+/// instances.
+fn daemon_update(u: &ServiceUpdate) -> Result<(), StateError> {
+    let refused = if u.desired_count.is_some_and(|n| n != 0) {
+        Some("desiredCount")
+    } else if u.placement_strategy.as_ref().is_some_and(|p| !p.is_empty()) {
+        Some("a placement strategy")
+    } else if u.capacity_provider_strategy.is_some() {
+        Some("a capacity provider strategy")
+    } else {
+        None
+    };
+    match refused {
+        Some(what) => Err(StateError::InvalidParameter(format!(
+            "{what} is not supported with the DAEMON scheduling strategy: the service runs one task on each container instance that meets its placement constraints."
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// A validated `UpdateService` request: `None` keeps the current value.
@@ -229,6 +251,7 @@ impl ControlPlane {
             placement_constraints: spec.placement_constraints.clone(),
             past_deployments: vec![],
             kept: spec.kept.clone(),
+            scheduling_strategy: spec.scheduling_strategy,
         };
         s.start_deployment(
             Deployment::new(&td, spec.desired_count, launch_type, now)
@@ -285,6 +308,7 @@ impl ControlPlane {
         &self,
         cluster: &str,
         launch_type: Option<LaunchType>,
+        strategy: Option<SchedulingStrategy>,
     ) -> Result<Vec<String>, StateError> {
         let state = self.lock();
         let cluster = Self::cluster(&state, cluster)?.name.clone();
@@ -293,6 +317,7 @@ impl ControlPlane {
             .values()
             .filter(|s| s.cluster == cluster && s.status != ServiceStatus::Inactive)
             .filter(|s| launch_type.is_none_or(|l| s.launch_type == l))
+            .filter(|s| strategy.is_none_or(|k| s.scheduling_strategy == k))
             .map(|s| s.arn.clone())
             .collect())
     }
@@ -308,6 +333,9 @@ impl ControlPlane {
         let mut s = Self::service_ref(&state, &cluster, &u.service)?.clone();
         if s.status != ServiceStatus::Active {
             return Err(StateError::ServiceNotActive(s.name));
+        }
+        if s.scheduling_strategy == SchedulingStrategy::Daemon {
+            daemon_update(u)?;
         }
         let now = self.now_ms();
         let mut placement_changed = false;
@@ -384,7 +412,9 @@ impl ControlPlane {
         if s.status != ServiceStatus::Active {
             return Err(StateError::ServiceNotActive(s.name));
         }
-        if s.desired_count > 0 && !force {
+        // A daemon is never scaled by hand, so it needs no force (as in ECS).
+        let daemon = s.scheduling_strategy == SchedulingStrategy::Daemon;
+        if s.desired_count > 0 && !force && !daemon {
             return Err(StateError::InvalidParameter(
                 "The service cannot be stopped while it is scaled above 0.".into(),
             ));
@@ -425,9 +455,12 @@ mod tests {
         assert_eq!(found[0].name, "api");
         assert_eq!(failures[0].reason, "MISSING");
         assert!(failures[0].arn.ends_with(":service/default/ghost"));
-        assert_eq!(cp.list_services("default", None).unwrap(), vec![s.arn]);
+        assert_eq!(
+            cp.list_services("default", None, None).unwrap(),
+            vec![s.arn]
+        );
         assert!(matches!(
-            cp.list_services("nope", None),
+            cp.list_services("nope", None, None),
             Err(StateError::ClusterNotFound(_))
         ));
     }
@@ -515,7 +548,7 @@ mod tests {
         cp.reconcile_services().unwrap();
         let (found, _) = cp.describe_services("default", &["api".into()]).unwrap();
         assert_eq!(found[0].status, ServiceStatus::Inactive);
-        assert!(cp.list_services("default", None).unwrap().is_empty());
+        assert!(cp.list_services("default", None, None).unwrap().is_empty());
         cp.delete_cluster("default").unwrap();
     }
 }

@@ -196,7 +196,7 @@ fn bad_strategies_are_refused_as_run_task_refuses_them() {
             "{e:?}"
         );
     }
-    assert!(cp.list_services("default", None).unwrap().is_empty());
+    assert!(cp.list_services("default", None, None).unwrap().is_empty());
     cp.create_service(&spec(1, Capacity::ClusterDefault))
         .unwrap();
     let e = cp

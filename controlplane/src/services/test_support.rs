@@ -23,6 +23,7 @@ pub(crate) fn spec(name: &str, desired: u32) -> ServiceSpec {
         tags: vec![],
         client_token: None,
         kept: serde_json::Map::new(),
+        scheduling_strategy: crate::model::service::SchedulingStrategy::Replica,
     }
 }
 

@@ -458,7 +458,7 @@ pub fn service(s: &Service, with_tags: bool) -> Value {
         "placementConstraints": placement(&s.placement_constraints),
         "placementStrategy": placement(&s.placement_strategy),
         "healthCheckGracePeriodSeconds": s.health_check_grace_period_seconds,
-        "schedulingStrategy": "REPLICA",
+        "schedulingStrategy": s.scheduling_strategy.as_str(),
         "deploymentController": {"type": "ECS"},
         "createdBy": ArnContext::of(&s.arn).map(|a| format!("arn:aws:iam::{}:root", a.account)),
         "enableECSManagedTags": false,

@@ -8,10 +8,10 @@ use super::capacity_providers::{strategy_in, StrategyItem};
 use super::tasks::{capacity_in, placement_in};
 use super::{page, render, tags_in, ApiError, Tag};
 use crate::model::placement::{RawConstraint, RawStrategy};
-use crate::model::service::{CircuitBreaker, DeploymentConfiguration};
+use crate::model::service::{CircuitBreaker, DeploymentConfiguration, SchedulingStrategy};
 use crate::model::LaunchType;
 use crate::services::{ServiceSpec, ServiceUpdate};
-use crate::state::ControlPlane;
+use crate::state::{Capacity, ControlPlane};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -150,15 +150,60 @@ fn grace(v: Option<i64>) -> Result<Option<u32>, ApiError> {
         .transpose()
 }
 
-pub(super) fn create(cp: &ControlPlane, req: CreateInput, body: &[u8]) -> Result<Value, ApiError> {
+/// A DAEMON service's capacity (EC2: one task on each of the cluster's instances) and
+/// its refusals: no capacity provider strategy, no placement strategy, no desired count.
+fn daemon_capacity(req: &CreateInput, capacity: &Capacity) -> Result<Capacity, ApiError> {
     if req
-        .scheduling_strategy
-        .as_deref()
-        .is_some_and(|s| s != "REPLICA")
+        .placement_strategy
+        .as_ref()
+        .is_some_and(|p| !p.is_empty())
     {
         return Err(ApiError::invalid(
-            "schedulingStrategy must be REPLICA: Berth has no DAEMON services yet.",
+            "A placement strategy is not supported with the DAEMON scheduling strategy: it places one task on each container instance. Use placement constraints to choose the instances.",
         ));
+    }
+    if req.desired_count.is_some_and(|n| n != 0) {
+        return Err(ApiError::invalid(
+            "desiredCount is not supported with the DAEMON scheduling strategy: the service runs one task on each container instance that meets its placement constraints.",
+        ));
+    }
+    match capacity {
+        Capacity::ClusterDefault | Capacity::LaunchType(LaunchType::Ec2) => {
+            Ok(Capacity::LaunchType(LaunchType::Ec2))
+        }
+        Capacity::Strategy(_) => Err(ApiError::invalid(
+            "A capacity provider strategy is not supported with the DAEMON scheduling strategy: daemon tasks run on the cluster's container instances (launch type EC2).",
+        )),
+        Capacity::LaunchType(other) => Err(ApiError::invalid(format!(
+            "The DAEMON scheduling strategy runs tasks on container instances (launch type EC2), not {other}."
+        ))),
+    }
+}
+
+pub(super) fn create(
+    cp: &ControlPlane,
+    mut req: CreateInput,
+    body: &[u8],
+) -> Result<Value, ApiError> {
+    let scheduling_strategy = match req.scheduling_strategy.as_deref() {
+        None => SchedulingStrategy::Replica,
+        Some(s) => SchedulingStrategy::parse(s).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "schedulingStrategy must be REPLICA or DAEMON, got '{s}'."
+            ))
+        })?,
+    };
+    let daemon = scheduling_strategy == SchedulingStrategy::Daemon;
+    let mut capacity = capacity_in(
+        req.launch_type.as_deref(),
+        req.capacity_provider_strategy.take(),
+    )?;
+    // ECS's defaults for daemons: stop a host's old task, then start its new one.
+    let mut deployment_base = DeploymentConfiguration::default();
+    if daemon {
+        capacity = daemon_capacity(&req, &capacity)?;
+        deployment_base.minimum_healthy_percent = 0;
+        deployment_base.maximum_percent = 100;
     }
     let task_definition = req.task_definition.ok_or_else(|| {
         ApiError::invalid("Missing required parameter in CreateService input: \"taskDefinition\".")
@@ -170,14 +215,14 @@ pub(super) fn create(cp: &ControlPlane, req: CreateInput, body: &[u8]) -> Result
         name: req.service_name,
         task_definition,
         desired_count: count("desiredCount", req.desired_count.unwrap_or(0))?,
-        capacity: capacity_in(req.launch_type.as_deref(), req.capacity_provider_strategy)?,
+        capacity,
         placement_strategy,
         placement_constraints,
         deployment_configuration: deployment_configuration(
             req.deployment_configuration,
-            DeploymentConfiguration::default(),
+            deployment_base,
         )?
-        .unwrap_or_default(),
+        .unwrap_or(deployment_base),
         health_check_grace_period_seconds: grace(req.health_check_grace_period_seconds)?,
         enable_execute_command: req.enable_execute_command.unwrap_or(false),
         tags: tags_in(req.tags)?,
@@ -186,6 +231,7 @@ pub(super) fn create(cp: &ControlPlane, req: CreateInput, body: &[u8]) -> Result
             .map(|t| super::client_token(t, 36, body))
             .transpose()?,
         kept: kept(body, &[]),
+        scheduling_strategy,
     };
     if spec
         .kept
@@ -236,14 +282,22 @@ pub(super) struct ListInput {
 }
 
 pub(super) fn list(cp: &ControlPlane, req: &ListInput) -> Result<Value, ApiError> {
-    let arns = if req.scheduling_strategy.as_deref() == Some("DAEMON") {
-        vec![]
-    } else {
-        cp.list_services(
-            req.cluster.as_deref().unwrap_or("default"),
-            launch_type(req.launch_type.as_deref())?,
-        )?
-    };
+    let strategy = req
+        .scheduling_strategy
+        .as_deref()
+        .map(|s| {
+            SchedulingStrategy::parse(s).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "schedulingStrategy must be REPLICA or DAEMON, got '{s}'."
+                ))
+            })
+        })
+        .transpose()?;
+    let arns = cp.list_services(
+        req.cluster.as_deref().unwrap_or("default"),
+        launch_type(req.launch_type.as_deref())?,
+        strategy,
+    )?;
     // ECS returns 10 services a page unless asked for more.
     page(
         &arns,

@@ -50,6 +50,7 @@ fn service(desired: u32, cfg: DeploymentConfiguration) -> Service {
         placement_constraints: vec![],
         past_deployments: vec![],
         kept: serde_json::Map::new(),
+        scheduling_strategy: crate::model::service::SchedulingStrategy::Replica,
     };
     s.start_deployment(Deployment::new("td:1", desired, LaunchType::Ec2, T0));
     s

@@ -341,10 +341,7 @@ impl ControlPlane {
     }
 
     /// One instance as placement (and the query language) sees it.
-    pub(in crate::state) fn candidate(
-        state: &State,
-        i: &crate::model::ContainerInstance,
-    ) -> Candidate {
+    pub(crate) fn candidate(state: &State, i: &crate::model::ContainerInstance) -> Candidate {
         let on_it = || {
             state.tasks.values().filter(|t| {
                 t.container_instance_arn.as_deref() == Some(i.arn.as_str()) && !t.is_stopped()
