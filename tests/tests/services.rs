@@ -342,3 +342,87 @@ fn a_crashing_revision_trips_the_breaker_and_rolls_back() -> Result<()> {
     b.aws(&["ecs", "delete-service", "--service", "api", "--force"])?;
     Ok(())
 }
+
+/// A task's tags (`DescribeTasks` with TAGS), as `key=value` strings, sorted.
+fn task_tags(b: &Berth, arn: &str) -> Result<Vec<String>> {
+    let d = b.aws(&["ecs", "describe-tasks", "--tasks", arn, "--include", "TAGS"])?;
+    let mut tags: Vec<String> = d["tasks"][0]["tags"]
+        .as_array()
+        .context("no tags")?
+        .iter()
+        .map(|t| {
+            format!(
+                "{}={}",
+                t["key"].as_str().unwrap_or(""),
+                t["value"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    tags.sort();
+    Ok(tags)
+}
+
+#[test]
+fn tasks_get_the_tags_their_service_or_run_task_propagates() -> Result<()> {
+    let b = Berth::start()?;
+    let mut def = app(&b, "1", SERVE);
+    def["tags"] = json!([{"key": "team", "value": "td"}, {"key": "env", "value": "td"}]);
+    b.register_task_definition(&def)?;
+    let run = b.aws(&[
+        "ecs",
+        "run-task",
+        "--task-definition",
+        "svc",
+        "--propagate-tags",
+        "TASK_DEFINITION",
+        "--enable-ecs-managed-tags",
+        "--tags",
+        "key=env,value=run",
+    ])?;
+    let arn = run["tasks"][0]["taskArn"].as_str().context("taskArn")?;
+    assert_eq!(
+        task_tags(&b, arn)?,
+        ["aws:ecs:clusterName=default", "env=run", "team=td"]
+    );
+    b.aws(&["ecs", "stop-task", "--task", arn])?;
+
+    b.aws(&[
+        "ecs",
+        "create-service",
+        "--service-name",
+        "tagged",
+        "--task-definition",
+        "svc",
+        "--desired-count",
+        "1",
+        "--propagate-tags",
+        "SERVICE",
+        "--enable-ecs-managed-tags",
+        "--tags",
+        "key=owner,value=ops",
+    ])?;
+    let task = poll("the service's task", Duration::from_secs(60), || {
+        Ok(live_tasks(&b, "tagged")?.first().cloned())
+    })?;
+    let arn = task["taskArn"].as_str().context("taskArn")?;
+    assert_eq!(
+        task_tags(&b, arn)?,
+        [
+            "aws:ecs:clusterName=default",
+            "aws:ecs:serviceName=tagged",
+            "owner=ops"
+        ]
+    );
+    let bad = b.aws_raw(&[
+        "ecs",
+        "create-service",
+        "--service-name",
+        "bad",
+        "--task-definition",
+        "svc",
+        "--propagate-tags",
+        "EVERYTHING",
+    ])?;
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("InvalidParameterException"));
+    Ok(())
+}

@@ -8,6 +8,7 @@ use crate::model::placement::PlacementConstraint;
 use crate::model::service::{Deployment, DeploymentStatus, SchedulingStrategy, ServiceStatus};
 use crate::model::{DesiredStatus, InstanceStatus, LaunchType, Service, Task, TaskStatus};
 use crate::scheduler::{next_tasks_by_capacity_provider, CapacityProviderShare};
+use crate::state::tasks::MANAGED_SERVICE_TAG;
 use crate::state::{encode, Capacity, ControlPlane, RunTask, State, StateError, TaskLaunch};
 use crate::store::{Table, Write};
 
@@ -315,6 +316,7 @@ impl ControlPlane {
         if s.scheduling_strategy == SchedulingStrategy::Daemon {
             constraints.push(PlacementConstraint::DistinctInstance);
         }
+        let (tags, propagate_task_definition_tags, ecs_managed_tags) = service_task_tags(s);
         let mut ids = Vec::new();
         let batches = self.service_batches(s, d, count);
         let mut short = batches.is_empty();
@@ -333,10 +335,12 @@ impl ControlPlane {
                         cpu: None,
                         memory_mib: None,
                         overrides: serde_json::json!({"containerOverrides": []}),
-                        tags: vec![],
+                        tags: tags.clone(),
                         enable_execute_command: s.enable_execute_command,
                         placement_strategy: s.placement_strategy.clone(),
                         placement_constraints: constraints.clone(),
+                        propagate_task_definition_tags,
+                        ecs_managed_tags,
                     },
                     count: n as usize,
                     capacity: capacity.clone(),
@@ -367,6 +371,30 @@ impl ControlPlane {
         }
         events
     }
+}
+
+/// A service task's tags, and whether its task definition's and ECS's managed tags are
+/// added: `propagateTags` `SERVICE` copies the service's tags, `TASK_DEFINITION` the task
+/// definition's; `enableECSManagedTags` adds the cluster and service names.
+fn service_task_tags(s: &Service) -> (Vec<(String, String)>, bool, bool) {
+    let propagate = s
+        .kept
+        .get("propagateTags")
+        .and_then(serde_json::Value::as_str);
+    let managed = s
+        .kept
+        .get("enableECSManagedTags")
+        .and_then(serde_json::Value::as_bool)
+        == Some(true);
+    let mut tags = if propagate == Some("SERVICE") {
+        s.tags.clone()
+    } else {
+        vec![]
+    };
+    if managed {
+        tags.push((MANAGED_SERVICE_TAG.to_owned(), s.name.clone()));
+    }
+    (tags, propagate == Some("TASK_DEFINITION"), managed)
 }
 
 #[cfg(test)]
@@ -628,6 +656,30 @@ mod tests {
         cp.reconcile_services().unwrap();
         assert_eq!(service(&cp).running_count(), 1);
         assert!(cp.desired_tasks(&a).is_empty());
+    }
+
+    #[test]
+    fn service_tasks_carry_the_tags_the_service_propagates() {
+        let (cp, _store, _clock) = control_plane_with_clock();
+        let ci = add_instance(&cp, "default");
+        let mut tagged = spec("api", 1);
+        tagged.tags = vec![("team".into(), "web".into())];
+        tagged.kept.insert("propagateTags".into(), "SERVICE".into());
+        tagged
+            .kept
+            .insert("enableECSManagedTags".into(), true.into());
+        cp.create_service(&tagged).unwrap();
+        cp.reconcile_services().unwrap();
+        let tags = cp.desired_tasks(&ci)[0].tags.clone();
+        let want: Vec<(String, String)> = [
+            ("team", "web"),
+            ("aws:ecs:serviceName", "api"),
+            ("aws:ecs:clusterName", "default"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        assert_eq!(tags, want);
     }
 
     /// Each instance's tasks of the service that it should run.

@@ -354,6 +354,8 @@ pub(crate) mod test_support {
                 enable_execute_command: false,
                 placement_strategy: vec![],
                 placement_constraints: vec![],
+                propagate_task_definition_tags: false,
+                ecs_managed_tags: false,
             },
             count,
             capacity: Capacity::LaunchType(launch_type),

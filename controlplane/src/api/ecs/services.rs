@@ -97,9 +97,9 @@ pub(super) struct CreateInput {
     tags: Option<Vec<Tag>>,
 }
 
-/// Service fields Berth keeps and shows as given but does not act on yet (the
-/// README lists them): `CreateService` takes all, `UpdateService` those ECS lets it
-/// change. Members of `deploymentConfiguration` beyond the ones Berth runs (`alarms`,
+/// Service fields Berth keeps and shows as given (the README lists them), most not acted
+/// on yet; `propagateTags` and `enableECSManagedTags` decide its tasks' tags.
+/// `CreateService` takes all, `UpdateService` those ECS lets it change. Members of `deploymentConfiguration` beyond the ones Berth runs (`alarms`,
 /// `strategy`, ...) are kept the same way.
 pub const KEPT: [&str; 11] = [
     "loadBalancers",
@@ -143,6 +143,27 @@ fn kept(body: &[u8], skip: &[&str]) -> serde_json::Map<String, Value> {
         }
     }
     out
+}
+
+/// The kept fields Berth acts on, checked as ECS checks them: `propagateTags` and
+/// `enableECSManagedTags` decide a service task's tags.
+fn check_tag_settings(kept: &serde_json::Map<String, Value>) -> Result<(), ApiError> {
+    if let Some(p) = kept.get("propagateTags") {
+        if !matches!(p.as_str(), Some("TASK_DEFINITION" | "SERVICE" | "NONE")) {
+            return Err(ApiError::invalid(format!(
+                "propagateTags must be TASK_DEFINITION, SERVICE or NONE, got {p}."
+            )));
+        }
+    }
+    if kept
+        .get("enableECSManagedTags")
+        .is_some_and(|m| !m.is_boolean())
+    {
+        return Err(ApiError::invalid(
+            "enableECSManagedTags must be true or false.",
+        ));
+    }
+    Ok(())
 }
 
 fn grace(v: Option<i64>) -> Result<Option<u32>, ApiError> {
@@ -233,6 +254,7 @@ pub(super) fn create(
         kept: kept(body, &[]),
         scheduling_strategy,
     };
+    check_tag_settings(&spec.kept)?;
     if spec
         .kept
         .get("deploymentController")
@@ -363,6 +385,7 @@ pub(super) fn update(cp: &ControlPlane, req: UpdateInput, body: &[u8]) -> Result
             .transpose()?,
         kept: kept(body, &CREATE_ONLY),
     };
+    check_tag_settings(&update.kept)?;
     let s = cp.update_service(&update)?;
     Ok(json!({ "service": render::service(&s, false) }))
 }

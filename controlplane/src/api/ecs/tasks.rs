@@ -50,6 +50,9 @@ struct LaunchInput {
     enable_execute_command: Option<bool>,
     placement_strategy: Option<Vec<RawStrategy>>,
     placement_constraints: Option<Vec<RawConstraint>>,
+    propagate_tags: Option<String>,
+    #[serde(rename = "enableECSManagedTags")]
+    enable_ecs_managed_tags: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -176,6 +179,16 @@ fn launch_in(req: LaunchInput, body: &[u8]) -> Result<TaskLaunch, ApiError> {
         enable_execute_command: req.enable_execute_command.unwrap_or(false),
         placement_strategy,
         placement_constraints,
+        propagate_task_definition_tags: match req.propagate_tags.as_deref() {
+            None | Some("NONE") => false,
+            Some("TASK_DEFINITION") => true,
+            Some(other) => {
+                return Err(ApiError::invalid(format!(
+                    "propagateTags must be TASK_DEFINITION or NONE for a task, got '{other}' (SERVICE is for a service's tasks)."
+                )))
+            }
+        },
+        ecs_managed_tags: req.enable_ecs_managed_tags.unwrap_or(false),
     })
 }
 

@@ -236,7 +236,7 @@ impl ControlPlane {
             placement_strategy: launch.placement_strategy.clone(),
             placement_constraints: launch.placement_constraints.clone(),
             overrides: launch.overrides.clone(),
-            tags: launch.tags.clone(),
+            tags: task_tags(p, launch),
             enable_execute_command: launch.enable_execute_command,
             created_at_ms: self.now_ms(),
             protected_until_ms: None,
@@ -357,6 +357,27 @@ impl ControlPlane {
     }
 }
 
+/// A new task's tags: the launch's, then (if asked) its task definition's and the tags
+/// ECS manages, as ECS adds them.
+fn task_tags(p: &Prepared, launch: &TaskLaunch) -> Vec<(String, String)> {
+    let mut tags = launch.tags.clone();
+    if launch.propagate_task_definition_tags {
+        for (k, v) in &p.td.tags {
+            if !tags.iter().any(|(have, _)| have == k) {
+                tags.push((k.clone(), v.clone()));
+            }
+        }
+    }
+    if launch.ecs_managed_tags {
+        tags.push((MANAGED_CLUSTER_TAG.to_owned(), p.cluster.name.clone()));
+    }
+    tags
+}
+
+/// The tags `enableECSManagedTags` adds (ECS's names).
+pub const MANAGED_CLUSTER_TAG: &str = "aws:ecs:clusterName";
+pub const MANAGED_SERVICE_TAG: &str = "aws:ecs:serviceName";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,6 +388,38 @@ mod tests {
             launch: run("default", LaunchType::Ec2, 1).launch,
             container_instances: instances.iter().map(|s| (*s).to_string()).collect(),
         }
+    }
+
+    #[test]
+    fn a_task_gets_its_definition_s_tags_and_ecs_s_when_asked() {
+        let (cp, _) = fleet();
+        let td = crate::model::task_definition::Registration {
+            family: "tagged".into(),
+            containers: vec![crate::model::task_definition::tests_support::container(
+                "app",
+            )],
+            ..Default::default()
+        };
+        let td_tags = vec![("team".into(), "a".into()), ("env".into(), "td".into())];
+        cp.register_task_definition("us-east-1", &td, serde_json::json!({}), td_tags)
+            .unwrap();
+        let mut run = run("default", LaunchType::Ec2, 1);
+        run.launch.task_definition = "tagged".into();
+        run.launch.tags = vec![("env".into(), "run".into())];
+        let plain = cp.run_task(&run).unwrap().tasks.remove(0);
+        assert_eq!(plain.tags, run.launch.tags, "nothing added unless asked");
+        run.launch.propagate_task_definition_tags = true;
+        run.launch.ecs_managed_tags = true;
+        let t = cp.run_task(&run).unwrap().tasks.remove(0);
+        let want: Vec<(String, String)> = [
+            ("env", "run"),
+            ("team", "a"),
+            ("aws:ecs:clusterName", "default"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        assert_eq!(t.tags, want, "the launch's own tags win");
     }
 
     #[test]

@@ -12,7 +12,9 @@ use crate::store::{Table, Write};
 
 pub use capacity::Capacity;
 pub(crate) use capacity::Pool;
-pub use launch::{ContainerOverride, RunTask, RunTaskOutcome, StartTask, TaskLaunch};
+pub use launch::{
+    ContainerOverride, RunTask, RunTaskOutcome, StartTask, TaskLaunch, MANAGED_SERVICE_TAG,
+};
 
 /// `ListTasks` filters.
 #[derive(Debug, Clone, Default)]

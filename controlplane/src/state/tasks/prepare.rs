@@ -27,6 +27,11 @@ pub struct TaskLaunch {
     /// Applied in order, as ECS chains them; empty: spread by memory.
     pub placement_strategy: Vec<PlacementStrategy>,
     pub placement_constraints: Vec<PlacementConstraint>,
+    /// `propagateTags` `TASK_DEFINITION`: the task also gets its task definition's tags
+    /// (those given with the launch win).
+    pub propagate_task_definition_tags: bool,
+    /// `enableECSManagedTags`: the task gets `aws:ecs:clusterName`.
+    pub ecs_managed_tags: bool,
 }
 
 /// A validated `RunTask` request.
