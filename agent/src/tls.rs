@@ -43,7 +43,7 @@ pub enum TlsError {
     },
     #[error("the control plane refused the join: {0}")]
     Refused(String),
-    #[error("the control plane refused to renew this agent's certificate: {0}")]
+    #[error("renewing this agent's certificate failed: {0}")]
     RenewRefused(String),
     #[error("this agent's certificate in {path} expired at {expired_at_ms} ms since the epoch (the agent was away longer than its lifetime): join again with a new token from `berth join-token create` (--join-token, BERTH_JOIN_TOKEN)")]
     Expired { path: PathBuf, expired_at_ms: i64 },

@@ -56,6 +56,8 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// How soon a failed certificate renewal is tried again.
 const RENEW_RETRY: Duration = Duration::from_secs(30);
+/// How long a renewal may take before it counts as failed.
+const RENEW_LIMIT: Duration = Duration::from_secs(5);
 
 /// The instant to renew at, for a renewal due at `renew_at_ms` (now, if overdue).
 fn renew_deadline(now_ms: i64, renew_at_ms: i64) -> tokio::time::Instant {
@@ -253,9 +255,15 @@ async fn renew<R, N, C>(
 ) -> Option<tokio::time::Instant> {
     let retry = tokio::time::Instant::now() + RENEW_RETRY;
     let dir = &host.config.data_dir;
-    let due = match crate::tls::renew(client, dir).await {
-        Ok(id) => id.certificate(dir).map(|c| c.renew_at_ms()),
-        Err(e) => Err(e),
+    // Bounded: the session loop waits for it, and heartbeats with it.
+    let renewed = tokio::time::timeout(RENEW_LIMIT, crate::tls::renew(client, dir)).await;
+    let due = match renewed {
+        Ok(Ok(id)) => id.certificate(dir).map(|c| c.renew_at_ms()),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(crate::tls::TlsError::RenewRefused(format!(
+            "no answer within {}s",
+            RENEW_LIMIT.as_secs()
+        ))),
     };
     match due {
         Ok(due) if due <= host.clock.now_ms() => {
