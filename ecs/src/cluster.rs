@@ -68,6 +68,24 @@ ecs_enum! {
 }
 
 ecs_enum! {
+    /// A task set's `status`: the PRIMARY one serves production traffic, ACTIVE ones
+    /// run beside it, DRAINING ones are being deleted.
+    pub enum TaskSetStatus {
+        Primary = "PRIMARY",
+        Active = "ACTIVE",
+        Draining = "DRAINING",
+    }
+}
+
+ecs_enum! {
+    /// A task set's `stabilityStatus`: `STEADY_STATE` once it runs its computed count.
+    pub enum StabilityStatus {
+        SteadyState = "STEADY_STATE",
+        Stabilizing = "STABILIZING",
+    }
+}
+
+ecs_enum! {
     /// A deployment's `status`.
     pub enum DeploymentStatus {
         /// The deployment the service converges to.

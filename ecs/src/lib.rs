@@ -96,7 +96,7 @@ mod task_definition;
 pub use cluster::{
     CapacityProviderStatus, CapacityProviderUpdateStatus, ClusterStatus, DeploymentMonitorStatus,
     DeploymentStatus, InstanceStatus, RolloutState, SchedulingStrategy, ServiceDeploymentStatus,
-    ServiceStatus, FARGATE, FARGATE_SPOT,
+    ServiceStatus, StabilityStatus, TaskSetStatus, FARGATE, FARGATE_SPOT,
 };
 pub use task::{
     Connectivity, ContainerStatus, DesiredStatus, HealthStatus, LaunchType, StopCode, TaskStatus,
@@ -134,6 +134,8 @@ mod tests {
         one_string_each::<Connectivity>();
         one_string_each::<LaunchType>();
         one_string_each::<SchedulingStrategy>();
+        one_string_each::<TaskSetStatus>();
+        one_string_each::<StabilityStatus>();
         one_string_each::<NetworkMode>();
         one_string_each::<ContainerCondition>();
         one_string_each::<Protocol>();

@@ -164,6 +164,21 @@ if arns:
     ecs.describe_service_deployments(serviceDeploymentArns=arns)
 ecs.describe_service_revisions(serviceRevisionArns=[svc["deployments"][0].get("serviceRevisionArn", svc["serviceArn"])])
 ecs.delete_service(cluster="default", service="conf-svc", force=True)
+
+# Task sets, for a service an external controller drives; and a DAEMON service.
+ecs.create_service(cluster="default", serviceName="conf-ext", desiredCount=1,
+                   deploymentController={"type": "EXTERNAL"})
+ts = ecs.create_task_set(cluster="default", service="conf-ext", taskDefinition="conf-web", externalId="e1",
+                         scale={"value": 50.0, "unit": "PERCENT"}, tags=[{"key": "t", "value": "1"}])["taskSet"]
+ecs.describe_task_sets(cluster="default", service="conf-ext", taskSets=[ts["id"], "ecs-svc/1"], include=["TAGS"])
+ecs.update_task_set(cluster="default", service="conf-ext", taskSet=ts["id"], scale={"value": 0.0, "unit": "PERCENT"})
+ecs.update_service_primary_task_set(cluster="default", service="conf-ext", primaryTaskSet=ts["id"])
+ecs.describe_services(cluster="default", services=["conf-ext"])
+ecs.delete_task_set(cluster="default", service="conf-ext", taskSet=ts["id"], force=True)
+ecs.delete_service(cluster="default", service="conf-ext", force=True)
+ecs.create_service(cluster="default", serviceName="conf-daemon", taskDefinition="conf-web", schedulingStrategy="DAEMON")
+ecs.list_services(cluster="default", schedulingStrategy="DAEMON")
+ecs.delete_service(cluster="default", service="conf-daemon")
 ecs.deregister_task_definition(taskDefinition=td["taskDefinitionArn"])
 ecs.describe_task_definition(taskDefinition=td["taskDefinitionArn"])
 ecs.delete_task_definitions(taskDefinitions=[td["taskDefinitionArn"]])

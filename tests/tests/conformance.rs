@@ -38,9 +38,23 @@ fn responses_match_botocores_output_shapes() -> Result<()> {
     );
     let checked = summary["checked"].as_array().map_or(0, Vec::len);
     assert!(
-        checked >= 60,
+        checked >= 65,
         "only {checked} operations were exercised: {summary}"
     );
+    for op in [
+        "CreateTaskSet",
+        "DescribeTaskSets",
+        "UpdateTaskSet",
+        "UpdateServicePrimaryTaskSet",
+        "DeleteTaskSet",
+    ] {
+        assert!(
+            summary["checked"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|o| o == &format!("ecs.{op}"))),
+            "{op} not checked: {summary}"
+        );
+    }
     assert!(
         out.status.success(),
         "{}",

@@ -426,3 +426,128 @@ fn tasks_get_the_tags_their_service_or_run_task_propagates() -> Result<()> {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("InvalidParameterException"));
     Ok(())
 }
+
+/// A task-set call (or any call taking `--service`) on the service `ext` of `default`.
+fn on_ext(b: &Berth, op: &str, args: &[&str]) -> Result<std::process::Output> {
+    let mut all = vec!["ecs", op, "--cluster", "default", "--service", "ext"];
+    all.extend_from_slice(args);
+    b.aws_raw(&all)
+}
+
+/// `on_ext`, which must succeed; its JSON.
+fn on_ext_ok(b: &Berth, op: &str, args: &[&str]) -> Result<Value> {
+    let out = on_ext(b, op, args)?;
+    if !out.status.success() {
+        bail!("{op} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// A task set as `DescribeTaskSets` shows it.
+fn task_set(b: &Berth, id: &str) -> Result<Value> {
+    let d = on_ext_ok(b, "describe-task-sets", &["--task-sets", id])?;
+    d["taskSets"]
+        .get(0)
+        .cloned()
+        .with_context(|| format!("task set {id}: {d}"))
+}
+
+/// The service's tasks of one task set that run.
+fn running_of(b: &Berth, task_set_id: &str) -> Result<usize> {
+    Ok(live_tasks(b, "ext")?
+        .iter()
+        .filter(|t| t["startedBy"] == task_set_id && t["lastStatus"] == "RUNNING")
+        .count())
+}
+
+#[test]
+fn an_external_controller_shifts_a_service_between_task_sets() -> Result<()> {
+    let b = Berth::start()?;
+    b.register_task_definition(&app(&b, "1", SERVE))?;
+    b.register_task_definition(&app(&b, "2", SERVE))?;
+    let created = b.aws(&[
+        "ecs",
+        "create-service",
+        "--service-name",
+        "ext",
+        "--desired-count",
+        "2",
+        "--deployment-controller",
+        "type=EXTERNAL",
+    ])?;
+    assert_eq!(created["service"]["deployments"], json!([]), "{created}");
+    let create = |td: &str, percent: &str| -> Result<(String, Value)> {
+        let scale = format!("value={percent},unit=PERCENT");
+        let args = [
+            "--task-definition",
+            td,
+            "--external-id",
+            td,
+            "--scale",
+            &scale,
+        ];
+        let ts = on_ext_ok(&b, "create-task-set", &args)?["taskSet"].clone();
+        Ok((ts["id"].as_str().context("id")?.to_owned(), ts))
+    };
+    let (blue_id, blue) = create("svc:1", "100")?;
+    assert_eq!(blue["status"], "PRIMARY", "{blue}");
+    assert_eq!(blue["computedDesiredCount"], 2, "{blue}");
+    let (green_id, green) = create("svc:2", "50")?;
+    assert_eq!(green["status"], "ACTIVE", "{green}");
+    poll(
+        "both task sets to be stable",
+        Duration::from_secs(90),
+        || {
+            let steady = |id: &str| -> Result<bool> {
+                Ok(task_set(&b, id)?["stabilityStatus"] == "STEADY_STATE")
+            };
+            Ok((running_of(&b, &blue_id)? == 2
+                && running_of(&b, &green_id)? == 1
+                && steady(&blue_id)?
+                && steady(&green_id)?)
+            .then_some(()))
+        },
+    )?;
+    let s = describe(&b, "ext")?;
+    assert_eq!(s["taskSets"].as_array().map(Vec::len), Some(2), "{s}");
+    assert_eq!(s["runningCount"], 3, "{s}");
+
+    // Green becomes primary at full scale; blue goes to zero and is deleted.
+    let p = on_ext_ok(
+        &b,
+        "update-service-primary-task-set",
+        &["--primary-task-set", &green_id],
+    )?;
+    assert_eq!(p["taskSet"]["status"], "PRIMARY", "{p}");
+    let scale = |id: &str, v: &str| {
+        let scale = format!("value={v},unit=PERCENT");
+        on_ext(
+            &b,
+            "update-task-set",
+            &["--task-set", id, "--scale", &scale],
+        )
+    };
+    scale(&green_id, "100")?;
+    scale(&blue_id, "0")?;
+    let d = on_ext_ok(&b, "delete-task-set", &["--task-set", &blue_id])?;
+    assert_eq!(d["taskSet"]["status"], "DRAINING", "{d}");
+    poll(
+        "green to carry the service alone",
+        Duration::from_secs(90),
+        || {
+            let s = describe(&b, "ext")?;
+            let sets = s["taskSets"].as_array().map_or(0, Vec::len);
+            Ok(
+                (sets == 1 && running_of(&b, &green_id)? == 2 && running_of(&b, &blue_id)? == 0)
+                    .then_some(()),
+            )
+        },
+    )?;
+    let missing = on_ext_ok(&b, "describe-task-sets", &["--task-sets", &blue_id])?;
+    assert_eq!(missing["failures"][0]["reason"], "MISSING", "{missing}");
+    let refused = on_ext(&b, "update-service", &["--task-definition", "svc:1"])?;
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("InvalidParameterException"));
+    let gone = scale(&blue_id, "10")?;
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("TaskSetNotFoundException"));
+    Ok(())
+}

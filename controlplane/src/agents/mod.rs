@@ -132,6 +132,7 @@ fn status(e: &StateError) -> Status {
     match e {
         StateError::ClusterNotFound(_)
         | StateError::TargetNotFound(_)
+        | StateError::TaskSetNotFound(_)
         | StateError::ServiceNotFound(_)
         | StateError::ResourceNotFound(_) => Status::not_found(e.to_string()),
         StateError::InvalidParameter(_)

@@ -70,6 +70,11 @@ impl ArnContext {
         format!("{}:service/{cluster}/{name}", self.prefix())
     }
 
+    /// A task set's ARN: its id (`ecs-svc/...`) under its service.
+    pub fn task_set(&self, cluster: &str, service: &str, id: &str) -> String {
+        format!("{}:task-set/{cluster}/{service}/{id}", self.prefix())
+    }
+
     pub fn capacity_provider(&self, name: &str) -> String {
         format!("{}:capacity-provider/{name}", self.prefix())
     }

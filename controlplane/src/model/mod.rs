@@ -15,6 +15,7 @@ pub mod service;
 pub mod service_deployment;
 pub mod task;
 pub mod task_definition;
+pub mod task_set;
 
 pub use arn::ArnContext;
 pub use berth_ecs::{

@@ -256,6 +256,10 @@ pub struct Service {
     /// DAEMON: one task on each eligible instance, and `desired_count` follows them.
     #[serde(default)]
     pub scheduling_strategy: SchedulingStrategy,
+    /// With the EXTERNAL deployment controller, the service's tasks are its task sets'
+    /// (and it has no deployments).
+    #[serde(default)]
+    pub task_sets: Vec<super::task_set::TaskSet>,
 }
 
 /// How many finished deployments a service keeps for `ListServiceDeployments`.
@@ -338,12 +342,33 @@ impl Service {
     }
 
     pub fn running_count(&self) -> u32 {
-        self.deployments.iter().map(|d| d.running_count).sum()
+        self.deployments
+            .iter()
+            .map(|d| d.running_count)
+            .sum::<u32>()
+            + self.task_sets.iter().map(|t| t.running_count).sum::<u32>()
     }
 
     pub fn pending_count(&self) -> u32 {
-        self.deployments.iter().map(|d| d.pending_count).sum()
+        self.deployments
+            .iter()
+            .map(|d| d.pending_count)
+            .sum::<u32>()
+            + self.task_sets.iter().map(|t| t.pending_count).sum::<u32>()
     }
+
+    /// Whether an external controller drives its deployments through task sets.
+    pub fn is_external(&self) -> bool {
+        is_external(&self.kept)
+    }
+}
+
+/// Whether kept service fields name the EXTERNAL deployment controller.
+pub fn is_external(kept: &serde_json::Map<String, serde_json::Value>) -> bool {
+    kept.get("deploymentController")
+        .and_then(|c| c.get("type"))
+        .and_then(serde_json::Value::as_str)
+        == Some("EXTERNAL")
 }
 
 pub fn key(cluster: &str, name: &str) -> String {

@@ -307,9 +307,10 @@ impl ControlPlane {
     /// Starts `count` tasks of a deployment; the events to record ("has
     /// started", or "unable to place" when placement fell short).
     fn start_service_tasks(&self, s: &Service, deployment: &str, count: u32) -> Vec<String> {
-        let Some(d) = s.deployments.iter().find(|d| d.id == deployment) else {
+        let Some(d) = launch_of(s, deployment) else {
             return vec![];
         };
+        let d = &d;
         let td = d.task_definition.clone();
         // A daemon's tasks go one to an instance: each to an instance without one.
         let mut constraints = s.placement_constraints.clone();
@@ -371,6 +372,25 @@ impl ControlPlane {
         }
         events
     }
+}
+
+/// What the tasks started for `id` run: the deployment, or the task set, of that id.
+fn launch_of(s: &Service, id: &str) -> Option<Deployment> {
+    if let Some(d) = s.deployments.iter().find(|d| d.id == id) {
+        return Some(d.clone());
+    }
+    let ts = s.task_sets.iter().find(|t| t.id == id)?;
+    let mut d = Deployment::new(
+        &ts.task_definition,
+        ts.computed_desired_count,
+        ts.launch_type,
+        ts.created_at_ms,
+    )
+    .with_capacity_provider_strategy(ts.capacity_provider_strategy.clone());
+    d.id.clone_from(&ts.id);
+    // Not PRIMARY: its own count, not the service's, splits it over providers.
+    d.status = DeploymentStatus::Active;
+    Some(d)
 }
 
 /// A service task's tags, and whether its task definition's and ECS's managed tags are

@@ -55,6 +55,29 @@ fn daemon_update(u: &ServiceUpdate) -> Result<(), StateError> {
     }
 }
 
+/// What a service an external controller drives cannot be updated with: its deployments
+/// are its task sets.
+fn external_update(u: &ServiceUpdate) -> Result<(), StateError> {
+    let refused = if u.task_definition.is_some() {
+        Some("a task definition")
+    } else if u.force_new_deployment {
+        Some("forceNewDeployment")
+    } else if u.capacity_provider_strategy.is_some()
+        || u.placement_strategy.is_some()
+        || u.placement_constraints.is_some()
+    {
+        Some("placement or capacity")
+    } else {
+        None
+    };
+    match refused {
+        Some(what) => Err(StateError::InvalidParameter(format!(
+            "{what} cannot be updated on a service with the EXTERNAL deployment controller: deploy through its task sets (CreateTaskSet, UpdateTaskSet, UpdateServicePrimaryTaskSet)."
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// A validated `UpdateService` request: `None` keeps the current value.
 #[derive(Debug, Clone, Default)]
 pub struct ServiceUpdate {
@@ -78,7 +101,7 @@ pub struct ServiceUpdate {
 /// The launch type and strategy a service keeps: its launch type, its own
 /// strategy, or (naming neither) the cluster's default strategy copied in,
 /// as ECS does; EC2 when the cluster has none.
-fn service_capacity(
+pub(super) fn service_capacity(
     cluster: &Cluster,
     capacity: &Capacity,
 ) -> Result<(LaunchType, Vec<CapacityProviderShare>), StateError> {
@@ -116,7 +139,10 @@ fn checked_strategy(
 }
 
 /// The launch types a service's tasks run as.
-fn launch_types(launch_type: LaunchType, strategy: &[CapacityProviderShare]) -> Vec<LaunchType> {
+pub(super) fn launch_types(
+    launch_type: LaunchType,
+    strategy: &[CapacityProviderShare],
+) -> Vec<LaunchType> {
     if strategy.is_empty() {
         return vec![launch_type];
     }
@@ -134,7 +160,7 @@ fn not_found_td(reference: &str) -> StateError {
 
 /// The task definition a service may deploy: ACTIVE, and able to run with
 /// each of the service's launch types.
-fn deployable<'a>(
+pub(super) fn deployable<'a>(
     state: &'a State,
     reference: &str,
     launch_types: &[LaunchType],
@@ -218,13 +244,19 @@ impl ControlPlane {
             ));
         }
         let (launch_type, strategy) = service_capacity(&cluster, &spec.capacity)?;
-        let td = deployable(
-            &state,
-            &spec.task_definition,
-            &launch_types(launch_type, &strategy),
-        )?
-        .arn
-        .clone();
+        // An external controller deploys through task sets: no task definition yet.
+        let external = service::is_external(&spec.kept);
+        let td = if external {
+            String::new()
+        } else {
+            deployable(
+                &state,
+                &spec.task_definition,
+                &launch_types(launch_type, &strategy),
+            )?
+            .arn
+            .clone()
+        };
         let mut s = Service {
             name: spec.name.clone(),
             arn: self
@@ -252,11 +284,14 @@ impl ControlPlane {
             past_deployments: vec![],
             kept: spec.kept.clone(),
             scheduling_strategy: spec.scheduling_strategy,
+            task_sets: vec![],
         };
-        s.start_deployment(
-            Deployment::new(&td, spec.desired_count, launch_type, now)
-                .with_capacity_provider_strategy(strategy),
-        );
+        if !external {
+            s.start_deployment(
+                Deployment::new(&td, spec.desired_count, launch_type, now)
+                    .with_capacity_provider_strategy(strategy),
+            );
+        }
         match (token_key, &spec.client_token) {
             (Some(key), Some(token)) => {
                 let (rec, writes) =
@@ -336,6 +371,9 @@ impl ControlPlane {
         }
         if s.scheduling_strategy == SchedulingStrategy::Daemon {
             daemon_update(u)?;
+        }
+        if s.is_external() {
+            external_update(u)?;
         }
         let now = self.now_ms();
         let mut placement_changed = false;

@@ -10,6 +10,7 @@ pub mod hosts;
 mod notes;
 mod reconcile;
 mod rollback;
+mod task_sets;
 
 #[cfg(test)]
 mod placement_tests;
@@ -22,3 +23,4 @@ pub use reconcile::{
     apply_to_service, is_healthy, reconcile, refresh_counts, started, steady_state, throttled,
     unable_to_place, Step, SCHEDULER_STOP_CODE,
 };
+pub use task_sets::TaskSetSpec;

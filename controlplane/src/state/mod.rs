@@ -75,6 +75,8 @@ pub enum StateError {
     #[error("{0}")]
     TargetNotFound(String),
     #[error("{0}")]
+    TaskSetNotFound(String),
+    #[error("{0}")]
     AttributeLimitExceeded(String),
     #[error("{0}")]
     ResourceNotFound(String),

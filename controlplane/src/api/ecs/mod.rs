@@ -14,6 +14,7 @@ mod service_deployments;
 mod services;
 mod tags;
 mod task_definitions;
+mod task_sets;
 mod tasks;
 mod unsupported;
 
@@ -116,6 +117,11 @@ pub fn dispatch(cp: &ControlPlane, region: &str, op: &str, body: &[u8]) -> Resul
         "ListServices" => services::list(cp, &parse(op, body)?),
         "UpdateService" => services::update(cp, parse(op, body)?, body),
         "DeleteService" => services::delete(cp, &parse(op, body)?),
+        "CreateTaskSet" => task_sets::create(cp, parse(op, body)?, body),
+        "DescribeTaskSets" => task_sets::describe(cp, parse(op, body)?),
+        "UpdateTaskSet" => task_sets::update(cp, parse(op, body)?),
+        "DeleteTaskSet" => task_sets::delete(cp, &parse(op, body)?),
+        "UpdateServicePrimaryTaskSet" => task_sets::make_primary(cp, &parse(op, body)?),
         "PutAttributes" => attributes::put(cp, parse(op, body)?),
         "DeleteAttributes" => attributes::delete(cp, parse(op, body)?),
         "ListAttributes" => attributes::list(cp, parse(op, body)?),

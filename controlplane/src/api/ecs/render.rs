@@ -484,5 +484,6 @@ pub fn service(s: &Service, with_tags: bool) -> Value {
             _ => v[k] = given.clone(),
         }
     }
+    super::task_sets::add_to_service(&mut v, s);
     v
 }

@@ -226,9 +226,27 @@ pub(super) fn create(
         deployment_base.minimum_healthy_percent = 0;
         deployment_base.maximum_percent = 100;
     }
-    let task_definition = req.task_definition.ok_or_else(|| {
-        ApiError::invalid("Missing required parameter in CreateService input: \"taskDefinition\".")
-    })?;
+    // An external controller deploys through task sets, which name the task definition.
+    let external = crate::model::service::is_external(&kept(body, &[]));
+    let task_definition = match (req.task_definition, external) {
+        (Some(td), false) => td,
+        (None, true) => String::new(),
+        (None, false) => {
+            return Err(ApiError::invalid(
+                "Missing required parameter in CreateService input: \"taskDefinition\".",
+            ))
+        }
+        (Some(_), true) => {
+            return Err(ApiError::invalid(
+                "taskDefinition is not set on a service with the EXTERNAL deployment controller: its task sets name their own (CreateTaskSet).",
+            ))
+        }
+    };
+    if external && daemon {
+        return Err(ApiError::invalid(
+            "The DAEMON scheduling strategy is not supported with the EXTERNAL deployment controller.",
+        ));
+    }
     let (placement_strategy, placement_constraints) =
         placement_in(req.placement_strategy, req.placement_constraints)?;
     let spec = ServiceSpec {
@@ -255,16 +273,6 @@ pub(super) fn create(
         scheduling_strategy,
     };
     check_tag_settings(&spec.kept)?;
-    if spec
-        .kept
-        .get("deploymentController")
-        .and_then(|c| c["type"].as_str())
-        == Some("EXTERNAL")
-    {
-        return Err(ApiError::invalid(
-            "deploymentController EXTERNAL hands deployments to task sets, which Berth does not serve yet; use ECS (the default) or CODE_DEPLOY.",
-        ));
-    }
     let s = cp.create_service(&spec)?;
     Ok(json!({ "service": render::service(&s, false) }))
 }

@@ -5,6 +5,7 @@
 mod events;
 mod scale_in;
 mod step;
+mod task_sets;
 #[cfg(test)]
 mod tests;
 
@@ -121,6 +122,20 @@ pub fn refresh_counts(service: &mut Service, tasks: &[Task], now_ms: i64) -> boo
             d.updated_at_ms = now_ms;
         }
     }
+    for ts in &mut service.task_sets {
+        let (mut running, mut pending) = (0, 0);
+        for t in tasks.iter().filter(|t| {
+            t.started_by.as_deref() == Some(ts.id.as_str())
+                && t.desired_status != DesiredStatus::Stopped
+        }) {
+            if t.last_status == TaskStatus::Running {
+                running += 1;
+            } else if t.is_pending() {
+                pending += 1;
+            }
+        }
+        ts.refresh(desired, running, pending, now_ms);
+    }
     let ids: HashSet<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
     service
         .counted_failures
@@ -133,6 +148,9 @@ pub fn refresh_counts(service: &mut Service, tasks: &[Task], now_ms: i64) -> boo
 /// a task now and which instances are draining or lost.
 #[allow(clippy::too_many_lines)]
 pub fn reconcile(service: &Service, tasks: &[Task], fleet: &Fleet, now_ms: i64) -> Vec<Step> {
+    if service.is_external() {
+        return task_sets::reconcile(service, tasks, fleet);
+    }
     let name = &service.name;
     let mut steps = Vec::new();
     let Some(primary) = service.primary() else {

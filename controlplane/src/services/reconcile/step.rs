@@ -53,6 +53,10 @@ pub enum Step {
     },
     /// A DRAINING service with no tasks left becomes INACTIVE.
     Inactive,
+    /// A DRAINING task set with no tasks left leaves the service.
+    RetireTaskSet {
+        task_set: String,
+    },
     Event(String),
 }
 
@@ -100,6 +104,7 @@ pub fn apply_to_service(service: &mut Service, step: &Step, now_ms: i64) {
             now_ms,
         ),
         Step::Retire { deployment } => service.retire_deployments(now_ms, |d| &d.id == deployment),
+        Step::RetireTaskSet { task_set } => service.task_sets.retain(|t| &t.id != task_set),
         Step::Inactive => {
             service.status = crate::model::service::ServiceStatus::Inactive;
             service.retire_deployments(now_ms, |_| true);

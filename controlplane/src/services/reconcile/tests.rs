@@ -51,6 +51,7 @@ fn service(desired: u32, cfg: DeploymentConfiguration) -> Service {
         past_deployments: vec![],
         kept: serde_json::Map::new(),
         scheduling_strategy: crate::model::service::SchedulingStrategy::Replica,
+        task_sets: vec![],
     };
     s.start_deployment(Deployment::new("td:1", desired, LaunchType::Ec2, T0));
     s
