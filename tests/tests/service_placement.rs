@@ -162,9 +162,9 @@ fn a_service_strategy_splits_its_tasks_over_the_pools_hosts() -> Result<()> {
     delete(&b, "cp")
 }
 
-#[test]
-fn distinct_instance_keeps_a_service_s_tasks_apart() -> Result<()> {
-    let mut b = Berth::start()?;
+/// A second agent beside the harness's, and an idle task definition `family`; the two
+/// hosts' instance ARNs (the harness's first).
+fn two_hosts(b: &mut Berth, family: &str) -> Result<(String, String)> {
     let k = b.start_extra_agent()?;
     let second = b.extra_agents[k].instance_arn.clone();
     let first = b
@@ -173,13 +173,20 @@ fn distinct_instance_keeps_a_service_s_tasks_apart() -> Result<()> {
         .find(|a| *a != second)
         .context("the harness agent's instance")?;
     b.register_task_definition(&json!({
-        "family": "apart",
+        "family": family,
         "containerDefinitions": [{
             "name": "app", "image": b.demo_image, "memory": 16, "stopTimeout": 2,
             "entryPoint": ["/bin/sh", "-c"],
             "command": ["trap 'exit 0' TERM; while true; do sleep 0.2; done"]
         }]
     }))?;
+    Ok((first, second))
+}
+
+#[test]
+fn distinct_instance_keeps_a_service_s_tasks_apart() -> Result<()> {
+    let mut b = Berth::start()?;
+    let (first, second) = two_hosts(&mut b, "apart")?;
     // binpack alone would stack both tasks on one host.
     let out = b.aws(&[
         "ecs",
@@ -241,21 +248,7 @@ fn refused(b: &Berth, args: &[&str], code: &str) -> Result<String> {
 #[test]
 fn a_daemon_service_runs_one_task_on_each_instance_and_follows_the_fleet() -> Result<()> {
     let mut b = Berth::start()?;
-    let k = b.start_extra_agent()?;
-    let second = b.extra_agents[k].instance_arn.clone();
-    let first = b
-        .connected_instances()?
-        .into_iter()
-        .find(|a| *a != second)
-        .context("the harness agent's instance")?;
-    b.register_task_definition(&json!({
-        "family": "node-agent",
-        "containerDefinitions": [{
-            "name": "agent", "image": b.demo_image, "memory": 16, "stopTimeout": 2,
-            "entryPoint": ["/bin/sh", "-c"],
-            "command": ["trap 'exit 0' TERM; while true; do sleep 0.2; done"]
-        }]
-    }))?;
+    let (first, second) = two_hosts(&mut b, "node-agent")?;
     let create = |extra: &[&str]| {
         let mut args = vec![
             "ecs",
