@@ -368,14 +368,14 @@ fn api_tls_config(
         tracing::warn!(api = %args.api_listen, "serving the API over plain HTTP (loopback only)");
         return Ok(None);
     }
-    let config = match (
-        &args.api_tls_cert,
-        &args.api_tls_key,
-        cluster_tls.api_cert(),
-    ) {
-        (Some(cert), Some(key), _) => berth_controlplane::api_tls::from_files(cert, key)?,
-        (_, _, Some(resolver)) => berth_controlplane::api_tls::from_resolver(resolver)?,
-        _ => anyhow::bail!("--api-tls-cert and --api-tls-key go together"),
+    // clap gives both operator files or neither; with neither, the cluster CA serves.
+    let config = match (&args.api_tls_cert, &args.api_tls_key) {
+        (Some(cert), Some(key)) => berth_controlplane::api_tls::from_files(cert, key)?,
+        _ => berth_controlplane::api_tls::from_resolver(
+            cluster_tls
+                .api_cert()
+                .context("the API certificate from the cluster CA")?,
+        )?,
     };
     Ok(Some(config))
 }

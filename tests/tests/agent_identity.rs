@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use berth_agent::tls::{self, ControlPlaneEndpoint};
 use berth_e2e::{binary, poll, Berth};
-use berth_ecs::TaskStatus;
+use berth_ecs::{InstanceStatus, TaskStatus};
 use berth_proto::agent_cert::AgentCertificate;
 use berth_proto::join_token::JoinToken;
 use berth_proto::v1 as pb;
@@ -301,7 +301,11 @@ fn a_short_lived_certificate_is_renewed_and_revoking_cuts_the_agent_off() -> Res
         &arn,
     ])?;
     assert_eq!(d["containerInstances"][0]["agentConnected"], false, "{d}");
-    assert_eq!(d["containerInstances"][0]["status"], "INACTIVE", "{d}");
+    assert_eq!(
+        d["containerInstances"][0]["status"],
+        InstanceStatus::Inactive.as_str(),
+        "{d}"
+    );
     // Its retries are refused.
     wait_log(
         &b,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use berth_e2e::{poll, Berth};
+use berth_ecs::{InstanceStatus, ServiceStatus};
 use serde_json::{json, Value};
 
 fn describe(b: &Berth, name: &str) -> Result<Value> {
@@ -305,7 +306,7 @@ fn a_daemon_service_runs_one_task_on_each_instance_and_follows_the_fleet() -> Re
         "--container-instances",
         &first,
         "--status",
-        "DRAINING",
+        InstanceStatus::Draining.as_str(),
     ])?;
     let tasks = wait_running(&b, "node-agent", 2)?;
     assert!(!hosts_of(&tasks).contains(&first), "{tasks:?}");
@@ -331,7 +332,10 @@ fn a_daemon_service_runs_one_task_on_each_instance_and_follows_the_fleet() -> Re
     // A daemon is deleted without --force, and its tasks stop.
     b.aws(&["ecs", "delete-service", "--service", "node-agent"])?;
     poll("the daemon to be INACTIVE", Duration::from_secs(90), || {
-        Ok((describe(&b, "node-agent")?["status"] == "INACTIVE").then_some(()))
+        Ok(
+            (describe(&b, "node-agent")?["status"] == ServiceStatus::Inactive.as_str())
+                .then_some(()),
+        )
     })?;
     Ok(())
 }

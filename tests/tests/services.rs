@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use berth_e2e::{poll, Berth};
+use berth_ecs::{StabilityStatus, TaskSetStatus, TaskStatus};
 use serde_json::{json, Value};
 
 /// A small task that stops promptly on SIGTERM; `version` makes a new revision.
@@ -456,7 +457,9 @@ fn task_set(b: &Berth, id: &str) -> Result<Value> {
 fn running_of(b: &Berth, task_set_id: &str) -> Result<usize> {
     Ok(live_tasks(b, "ext")?
         .iter()
-        .filter(|t| t["startedBy"] == task_set_id && t["lastStatus"] == "RUNNING")
+        .filter(|t| {
+            t["startedBy"] == task_set_id && t["lastStatus"] == TaskStatus::Running.as_str()
+        })
         .count())
 }
 
@@ -490,16 +493,16 @@ fn an_external_controller_shifts_a_service_between_task_sets() -> Result<()> {
         Ok((ts["id"].as_str().context("id")?.to_owned(), ts))
     };
     let (blue_id, blue) = create("svc:1", "100")?;
-    assert_eq!(blue["status"], "PRIMARY", "{blue}");
+    assert_eq!(blue["status"], TaskSetStatus::Primary.as_str(), "{blue}");
     assert_eq!(blue["computedDesiredCount"], 2, "{blue}");
     let (green_id, green) = create("svc:2", "50")?;
-    assert_eq!(green["status"], "ACTIVE", "{green}");
+    assert_eq!(green["status"], TaskSetStatus::Active.as_str(), "{green}");
     poll(
         "both task sets to be stable",
         Duration::from_secs(90),
         || {
             let steady = |id: &str| -> Result<bool> {
-                Ok(task_set(&b, id)?["stabilityStatus"] == "STEADY_STATE")
+                Ok(task_set(&b, id)?["stabilityStatus"] == StabilityStatus::SteadyState.as_str())
             };
             Ok((running_of(&b, &blue_id)? == 2
                 && running_of(&b, &green_id)? == 1
@@ -518,7 +521,11 @@ fn an_external_controller_shifts_a_service_between_task_sets() -> Result<()> {
         "update-service-primary-task-set",
         &["--primary-task-set", &green_id],
     )?;
-    assert_eq!(p["taskSet"]["status"], "PRIMARY", "{p}");
+    assert_eq!(
+        p["taskSet"]["status"],
+        TaskSetStatus::Primary.as_str(),
+        "{p}"
+    );
     let scale = |id: &str, v: &str| {
         let scale = format!("value={v},unit=PERCENT");
         on_ext(
@@ -530,7 +537,11 @@ fn an_external_controller_shifts_a_service_between_task_sets() -> Result<()> {
     scale(&green_id, "100")?;
     scale(&blue_id, "0")?;
     let d = on_ext_ok(&b, "delete-task-set", &["--task-set", &blue_id])?;
-    assert_eq!(d["taskSet"]["status"], "DRAINING", "{d}");
+    assert_eq!(
+        d["taskSet"]["status"],
+        TaskSetStatus::Draining.as_str(),
+        "{d}"
+    );
     poll(
         "green to carry the service alone",
         Duration::from_secs(90),

@@ -97,8 +97,12 @@ impl ControlPlane {
                 )
             })
             .filter(|i| {
+                // Built only when an expression needs it: it walks every task.
+                let mut view = None;
                 s.placement_constraints.iter().all(|c| match c {
-                    PlacementConstraint::MemberOf(e) => e.eval(&Self::candidate(state, i)),
+                    PlacementConstraint::MemberOf(e) => {
+                        e.eval(view.get_or_insert_with(|| Self::candidate(state, i)))
+                    }
                     PlacementConstraint::DistinctInstance => true,
                 })
             })
@@ -425,7 +429,7 @@ mod tests {
     use crate::model::service::RolloutState;
     use crate::model::task::TaskReport;
     use crate::model::ArnContext;
-    use crate::services::test_support::{report_all, service, spec};
+    use crate::services::test_support::{redeploy, report_all, service, spec};
     use crate::services::ServiceUpdate;
     use crate::state::test_support::{add_instance, control_plane_with_clock};
     use crate::state::TaskFilter;
@@ -503,13 +507,7 @@ mod tests {
         assert_eq!(service(&cp).deployments[0].failed_tasks, 0);
 
         report_all(&cp, &ci, "RUNNING");
-        cp.update_service(&ServiceUpdate {
-            cluster: "default".into(),
-            service: "api".into(),
-            force_new_deployment: true,
-            ..ServiceUpdate::default()
-        })
-        .unwrap();
+        redeploy(&cp).unwrap();
         cp.reconcile_services().unwrap();
         assert_eq!(cp.desired_tasks(&ci).len(), 2, "new beside old at 200%");
         report_all(&cp, &ci, "RUNNING");
@@ -706,7 +704,7 @@ mod tests {
     fn running_here(cp: &ControlPlane, instance: &str) -> Vec<Task> {
         cp.desired_tasks(instance)
             .into_iter()
-            .filter(|t| t.desired_status == "RUNNING")
+            .filter(|t| t.desired_status == DesiredStatus::Running)
             .collect()
     }
 
@@ -724,7 +722,7 @@ mod tests {
         assert_eq!(service(&cp).desired_count, 2);
         for i in [&a, &b] {
             assert_eq!(running_here(&cp, i).len(), 1);
-            report_all(&cp, i, "RUNNING");
+            report_all(&cp, i, TaskStatus::Running.as_str());
         }
         cp.reconcile_services().unwrap();
         assert_eq!(service(&cp).running_count(), 2);
@@ -736,32 +734,30 @@ mod tests {
         for i in [&a, &b, &c] {
             assert_eq!(running_here(&cp, i).len(), 1, "{i}");
         }
-        report_all(&cp, &c, "RUNNING");
+        report_all(&cp, &c, TaskStatus::Running.as_str());
 
         // A DRAINING instance loses its task, and nothing replaces it elsewhere.
-        cp.update_container_instances_state("default", std::slice::from_ref(&a), "DRAINING".into())
-            .unwrap();
+        cp.update_container_instances_state(
+            "default",
+            std::slice::from_ref(&a),
+            InstanceStatus::Draining.as_str().into(),
+        )
+        .unwrap();
         cp.reconcile_services().unwrap();
         assert_eq!(service(&cp).desired_count, 2);
         assert!(running_here(&cp, &a).is_empty());
-        report_all(&cp, &a, "STOPPED");
+        report_all(&cp, &a, TaskStatus::Stopped.as_str());
         cp.reconcile_services().unwrap();
         for i in [&b, &c] {
             assert_eq!(running_here(&cp, i).len(), 1, "{i}");
         }
 
         // A new deployment replaces each host's task: stop first, then start (0% / 100%).
-        cp.update_service(&ServiceUpdate {
-            cluster: "default".into(),
-            service: "api".into(),
-            force_new_deployment: true,
-            ..ServiceUpdate::default()
-        })
-        .unwrap();
+        redeploy(&cp).unwrap();
         cp.reconcile_services().unwrap();
         for i in [&b, &c] {
             assert!(running_here(&cp, i).is_empty(), "old stopped first on {i}");
-            report_all(&cp, i, "STOPPED");
+            report_all(&cp, i, TaskStatus::Stopped.as_str());
         }
         cp.reconcile_services().unwrap();
         let primary = service(&cp).deployments[0].id.clone();

@@ -58,8 +58,7 @@ mod tests {
 
     use crate::model::service::{DeploymentStatus, RolloutState};
     use crate::model::service_deployment::{deployment_arn, status};
-    use crate::services::test_support::{report_all, service, spec};
-    use crate::services::ServiceUpdate;
+    use crate::services::test_support::{redeploy, report_all, service, spec};
     use crate::state::test_support::{add_instance, control_plane_with_clock};
 
     #[test]
@@ -72,13 +71,7 @@ mod tests {
         cp.reconcile_services().unwrap();
         let first = service(&cp).deployments[0].clone();
         assert_eq!(first.rollout_state, RolloutState::Completed);
-        cp.update_service(&ServiceUpdate {
-            cluster: "default".into(),
-            service: "api".into(),
-            force_new_deployment: true,
-            ..ServiceUpdate::default()
-        })
-        .unwrap();
+        redeploy(&cp).unwrap();
         let s = service(&cp);
         let second = s.deployments[0].clone();
         let arn = deployment_arn(&s.arn, &second.id);

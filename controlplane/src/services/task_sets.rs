@@ -228,8 +228,8 @@ impl ControlPlane {
 mod tests {
     use super::*;
     use crate::model::task_set::FULL_SCALE;
-    use crate::model::{LaunchType, Task};
-    use crate::services::test_support::{report_all, service, spec};
+    use crate::model::{DesiredStatus, LaunchType, Task, TaskStatus};
+    use crate::services::test_support::{redeploy, report_all, service, spec};
     use crate::services::ServiceUpdate;
     use crate::state::test_support::{add_instance, control_plane_with_clock};
 
@@ -247,9 +247,9 @@ mod tests {
     }
 
     /// Every instance's agent reaches `status` for the tasks that should reach it.
-    fn report(cp: &ControlPlane, instances: &[String], status: &str) {
+    fn report(cp: &ControlPlane, instances: &[String], status: TaskStatus) {
         for i in instances {
-            report_all(cp, i, status);
+            report_all(cp, i, status.as_str());
         }
     }
 
@@ -259,7 +259,7 @@ mod tests {
             .iter()
             .flat_map(|i| cp.desired_tasks(i))
             .filter(|t| t.started_by.as_deref() == Some(ts.id.as_str()))
-            .filter(|t| t.desired_status == "RUNNING")
+            .filter(|t| t.desired_status == DesiredStatus::Running)
             .collect()
     }
 
@@ -294,7 +294,7 @@ mod tests {
         cp.reconcile_services().unwrap();
         assert_eq!(of(&cp, &ci, &blue).len(), 2);
         assert_eq!(of(&cp, &ci, &green).len(), 1, "half of 2");
-        report(&cp, &ci, "RUNNING");
+        report(&cp, &ci, TaskStatus::Running);
         cp.reconcile_services().unwrap();
         let s = service(&cp);
         assert_eq!(s.running_count(), 3);
@@ -319,10 +319,10 @@ mod tests {
             .unwrap();
         cp.reconcile_services().unwrap();
         assert!(of(&cp, &ci, &blue).is_empty());
-        report(&cp, &ci, "STOPPED");
+        report(&cp, &ci, TaskStatus::Stopped);
         cp.reconcile_services().unwrap();
         assert_eq!(of(&cp, &ci, &green).len(), 2);
-        report(&cp, &ci, "RUNNING");
+        report(&cp, &ci, TaskStatus::Running);
         cp.reconcile_services().unwrap();
         let s = service(&cp);
         assert_eq!(s.task_sets.len(), 1, "the drained task set left");
@@ -333,14 +333,7 @@ mod tests {
         assert_eq!((found.len(), missing.len()), (1, 1));
 
         // The ECS controller's levers are refused; the count is not.
-        let e = cp
-            .update_service(&ServiceUpdate {
-                cluster: "default".into(),
-                service: "api".into(),
-                force_new_deployment: true,
-                ..ServiceUpdate::default()
-            })
-            .unwrap_err();
+        let e = redeploy(&cp).unwrap_err();
         assert!(e.to_string().contains("task sets"), "{e}");
         cp.update_service(&ServiceUpdate {
             cluster: "default".into(),

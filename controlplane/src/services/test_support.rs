@@ -38,6 +38,16 @@ pub(crate) fn report_all(cp: &ControlPlane, instance: &str, status: &str) {
     }
 }
 
+/// `UpdateService` of `api` in `default` with `forceNewDeployment`.
+pub(crate) fn redeploy(cp: &ControlPlane) -> Result<Service, crate::state::StateError> {
+    cp.update_service(&super::ServiceUpdate {
+        cluster: "default".into(),
+        service: "api".into(),
+        force_new_deployment: true,
+        ..super::ServiceUpdate::default()
+    })
+}
+
 /// The service `api` of `default`, as described.
 pub(crate) fn service(cp: &ControlPlane) -> Service {
     cp.describe_services("default", &["api".into()]).unwrap().0[0].clone()

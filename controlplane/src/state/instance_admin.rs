@@ -218,7 +218,7 @@ mod tests {
         );
         // Its agent's certificate is revoked, so no report comes: the task counts as
         // stopped now, and the agent's last task set is empty (it stops what it runs).
-        assert_eq!(tasks[0].last_status, "STOPPED");
+        assert_eq!(tasks[0].last_status, TaskStatus::Stopped);
         assert!(cp.desired_tasks(&a).is_empty());
         assert!(cp.instance_revoked(&a));
         assert!(cp
