@@ -9,6 +9,7 @@ pub mod exec;
 #[cfg(test)]
 mod fuzz_tests;
 pub mod join_tokens;
+pub mod lb;
 pub mod logs;
 pub mod model;
 pub mod parameters;

@@ -118,6 +118,14 @@ struct Args {
         value_delimiter = ','
     )]
     agent_tls_sans: Vec<String>,
+    /// The address every load balancer listener binds (ELBv2 `CreateListener`). The
+    /// default answers on this host only; `0.0.0.0` serves every interface.
+    #[arg(long, env = "BERTH_LB_LISTEN_ADDRESS", default_value = "127.0.0.1")]
+    lb_listen_address: std::net::IpAddr,
+    /// What load balancers' `DNSName` says: a name or address that reaches
+    /// --lb-listen-address (default: that address, or this host's name when it is 0.0.0.0).
+    #[arg(long, env = "BERTH_LB_DNS_NAME")]
+    lb_dns_name: Option<String>,
 }
 
 /// Names the agent endpoint's certificate is valid for.
@@ -236,6 +244,13 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
         Duration::from_secs(args.stopped_task_retention_secs),
     ));
     let reconciler = tokio::spawn(reconcile_services(cp.clone()));
+    let lb = berth_controlplane::lb::LoadBalancers::open(
+        store.clone(),
+        cp.clone(),
+        args.lb_listen_address,
+        args.lb_dns_name.as_deref(),
+    )?;
+    let lb_tasks = lb.dataplane.start();
     let log_retention = tokio::spawn(enforce_log_retention(logs.clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -259,6 +274,7 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
         parameters,
         cluster_ca: ca.clone(),
         agent_cert_lifetime: Duration::from_secs(args.agent_cert_ttl_secs),
+        load_balancers: lb,
     };
     let exec_sessions = exec.clone();
     let router = api::router(ctx);
@@ -341,6 +357,7 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
     purge.abort();
     reconciler.abort();
     follow_ca.abort();
+    lb_tasks.iter().for_each(tokio::task::JoinHandle::abort);
     log_retention.abort();
     let _ = purge.await;
     let _ = reconciler.await;

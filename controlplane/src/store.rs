@@ -24,10 +24,11 @@ pub enum Table {
     ClientTokens,
     AccountSettings,
     Parameters,
+    LoadBalancing,
 }
 
 impl Table {
-    pub const ALL: [Table; 11] = [
+    pub const ALL: [Table; 12] = [
         Table::Meta,
         Table::Clusters,
         Table::TaskDefinitions,
@@ -39,6 +40,7 @@ impl Table {
         Table::ClientTokens,
         Table::AccountSettings,
         Table::Parameters,
+        Table::LoadBalancing,
     ];
 
     fn name(self) -> &'static str {
@@ -54,6 +56,7 @@ impl Table {
             Table::ClientTokens => "client_tokens",
             Table::AccountSettings => "account_settings",
             Table::Parameters => "ssm_parameters",
+            Table::LoadBalancing => "load_balancing",
         }
     }
 

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod credentials;
 pub mod ecs;
+pub mod elbv2;
 pub mod error;
 pub mod json;
 pub mod logs;
@@ -37,6 +38,8 @@ pub struct ApiContext {
     pub cluster_ca: Arc<crate::pki::ClusterCa>,
     /// The agent certificate lifetime: how long a rotated-out CA stays trusted.
     pub agent_cert_lifetime: std::time::Duration,
+    /// The load balancers' configuration and data plane (ELBv2).
+    pub load_balancers: crate::lb::LoadBalancers,
 }
 
 /// Every AWS service this endpoint serves.
@@ -51,6 +54,10 @@ fn services(ctx: &ApiContext) -> Vec<Arc<dyn AwsService>> {
         )),
         Arc::new(logs::CloudWatchLogs::new(ctx.logs.clone())),
         Arc::new(ssm::Ssm::new(ctx.parameters.clone())),
+        Arc::new(elbv2::Elbv2::new(
+            ctx.load_balancers.clone(),
+            ctx.control_plane.default_arns.account.clone(),
+        )),
     ]
 }
 

@@ -1,0 +1,232 @@
+//! The load balancers' data plane: the health checker and the proxy's shared state. It
+//! follows the configuration and the ECS services' tasks, keeps every target's health,
+//! and serves every listener (`proxy`).
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::body::Body;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use super::config::{Config, LoadBalancing};
+use super::health::{CheckOutcome, HealthTable, State, TargetHealth};
+use super::model::{HealthCheck, Target, TargetGroup};
+use super::targets;
+use crate::state::ControlPlane;
+
+/// How often the checker looks for due checks and new targets.
+const TICK: Duration = Duration::from_millis(500);
+
+pub struct DataPlane {
+    pub(super) config: Arc<LoadBalancing>,
+    cp: Arc<ControlPlane>,
+    health: Mutex<HealthTable>,
+    /// The address every listener binds.
+    pub(super) listen_ip: IpAddr,
+    pub(super) client: Client<HttpConnector, Body>,
+    /// Round-robin position, shared by every target group.
+    pub(super) turn: AtomicUsize,
+    /// How long a request may wait on its target (ALB's idle timeout).
+    pub(super) idle_timeout: Duration,
+}
+
+/// A target's health as `DescribeTargetHealth` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reported {
+    pub target: Target,
+    pub health_check_port: String,
+    pub health: TargetHealth,
+}
+
+impl DataPlane {
+    pub fn new(config: Arc<LoadBalancing>, cp: Arc<ControlPlane>, listen_ip: IpAddr) -> Arc<Self> {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(10)));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        Arc::new(Self {
+            config,
+            cp,
+            health: Mutex::new(HealthTable::default()),
+            listen_ip,
+            client,
+            turn: AtomicUsize::new(0),
+            idle_timeout: Duration::from_secs(60),
+        })
+    }
+
+    /// Runs the listeners and the health checker until the handles are aborted.
+    pub fn start(self: &Arc<Self>) -> [tokio::task::JoinHandle<()>; 2] {
+        [
+            tokio::spawn(self.clone().serve_listeners()),
+            tokio::spawn(self.clone().check_forever()),
+        ]
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.cp.now_ms()
+    }
+
+    pub(super) fn health(&self) -> MutexGuard<'_, HealthTable> {
+        self.health
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The health of `tg`'s targets now: `unused` while no listener sends to the group,
+    /// `unavailable` with health checks off.
+    pub fn describe(&self, tg: &TargetGroup) -> Vec<Reported> {
+        self.sync(&self.config.snapshot(), self.cp.now_ms());
+        let in_use = !self.config.snapshot().load_balancers_of(&tg.arn).is_empty();
+        let table = self.health();
+        table
+            .group(&tg.arn)
+            .map(|(t, h)| {
+                let mut health = h.clone();
+                if health.state != State::Draining {
+                    if !in_use {
+                        health.state = State::Unused;
+                        health.reason = Some("Target.NotInUse");
+                        health.description = Some("Target group is not configured to receive traffic from the load balancer".into());
+                    } else if !tg.health_check.enabled {
+                        health.state = State::Unavailable;
+                        health.reason = Some("Target.HealthCheckDisabled");
+                        health.description = Some("Health checks are disabled".into());
+                    }
+                }
+                Reported {
+                    target: t.clone(),
+                    health_check_port: health_check_port(&tg.health_check, t).to_string(),
+                    health,
+                }
+            })
+            .collect()
+    }
+
+    /// Brings the health table in step with the configuration and the services' tasks.
+    fn sync(&self, config: &Config, now_ms: i64) {
+        let services = targets::service_targets(&self.cp);
+        let effective = targets::effective(config, &services);
+        let mut table = self.health();
+        for (arn, set) in &effective {
+            let delay_ms = config.target_groups[arn].deregistration_delay_secs() * 1000;
+            table.sync(
+                arn,
+                set,
+                now_ms,
+                i64::try_from(delay_ms).unwrap_or(i64::MAX),
+            );
+        }
+        table.retain_groups(|arn| config.target_groups.contains_key(arn));
+    }
+
+    /// Checks every target of every group in use, each on its group's interval.
+    pub async fn check_forever(self: Arc<Self>) {
+        let mut due: HashMap<(String, Target), tokio::time::Instant> = HashMap::new();
+        loop {
+            let config = self.config.snapshot();
+            let now = tokio::time::Instant::now();
+            self.sync(&config, self.cp.now_ms());
+            let mut checks = Vec::new();
+            for tg in config.target_groups.values() {
+                if !tg.health_check.enabled || config.load_balancers_of(&tg.arn).is_empty() {
+                    continue;
+                }
+                let targets: BTreeSet<Target> = self
+                    .health()
+                    .group(&tg.arn)
+                    .filter(|(_, h)| h.state != State::Draining)
+                    .map(|(t, _)| t.clone())
+                    .collect();
+                for t in targets {
+                    let key = (tg.arn.clone(), t.clone());
+                    if due.get(&key).is_some_and(|at| *at > now) {
+                        continue;
+                    }
+                    due.insert(
+                        key,
+                        now + Duration::from_secs(tg.health_check.interval_secs.into()),
+                    );
+                    checks.push((tg.arn.clone(), tg.health_check.clone(), t));
+                }
+            }
+            due.retain(|(tg, t), _| self.health().get(tg, t).is_some());
+            for (tg, hc, target) in checks {
+                let me = self.clone();
+                tokio::spawn(async move {
+                    let outcome = check(&hc, &target).await;
+                    me.health().observe(&tg, &target, &outcome, &hc);
+                });
+            }
+            tokio::time::sleep(TICK).await;
+        }
+    }
+
+    /// The targets `tg` may send to now.
+    pub(super) fn routable(&self, tg: &str) -> Vec<Target> {
+        self.health().routable(tg)
+    }
+}
+
+/// Where a target's health is checked: its traffic port or the group's fixed port.
+fn health_check_port(hc: &HealthCheck, target: &Target) -> u16 {
+    hc.port.parse().unwrap_or(target.port)
+}
+
+/// The address of a target. Berth names targets by IP address; an instance id does not
+/// resolve (ECS services here run awsvpc tasks, registered by IP).
+pub(super) fn address(target: &Target, port: u16) -> Result<SocketAddr, String> {
+    target
+        .id
+        .parse::<IpAddr>()
+        .map(|ip| SocketAddr::new(ip, port))
+        .map_err(|_| {
+            format!(
+                "target '{}' is not an IP address Berth can reach",
+                target.id
+            )
+        })
+}
+
+/// One health check: `GET <path>` on a fresh connection, within the timeout.
+async fn check(hc: &HealthCheck, target: &Target) -> CheckOutcome {
+    let addr = match address(target, health_check_port(hc, target)) {
+        Ok(a) => a,
+        Err(why) => return CheckOutcome::Failed(why),
+    };
+    let attempt = async {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connection to {addr} failed: {e}"))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let request = hyper::Request::get(hc.path.as_str())
+            .header(hyper::header::HOST, addr.to_string())
+            .header(hyper::header::USER_AGENT, "ELB-HealthChecker/2.0")
+            .header(hyper::header::CONNECTION, "close")
+            .body(Body::empty())
+            .map_err(|e| e.to_string())?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("no valid HTTP answer: {e}"))?;
+        Ok::<u16, String>(response.status().as_u16())
+    };
+    match tokio::time::timeout(Duration::from_secs(hc.timeout_secs.into()), attempt).await {
+        Err(_) => CheckOutcome::Timeout,
+        Ok(Err(why)) => CheckOutcome::Failed(why),
+        Ok(Ok(code)) if hc.matches(code) => CheckOutcome::Passed,
+        Ok(Ok(code)) => CheckOutcome::CodeMismatch(code),
+    }
+}

@@ -1,0 +1,389 @@
+//! The proxy: one accept loop per listener port, each request routed by the listener's
+//! rules and forwarded to a target of the chosen group, with the headers ALB adds and
+//! the errors it answers with (502 when the target fails, 503 with no target, 504 when
+//! it does not answer within the idle timeout).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::body::Body;
+use hyper::header::{HeaderName, HeaderValue, HOST, LOCATION};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::task::JoinHandle;
+
+use super::dataplane::{address, DataPlane};
+use super::model::{Action, Redirect};
+use super::routing::{pick_weighted, route, total_weight, RequestView};
+
+/// Headers that belong to one hop, not forwarded (RFC 9110 7.6.1).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+impl DataPlane {
+    /// Binds and unbinds listener ports as the configuration changes.
+    pub async fn serve_listeners(self: Arc<Self>) {
+        let mut changes = self.config.subscribe();
+        let mut running: HashMap<u16, JoinHandle<()>> = HashMap::new();
+        loop {
+            let ports: Vec<u16> = changes
+                .borrow_and_update()
+                .listeners
+                .values()
+                .map(|l| l.port)
+                .collect();
+            running.retain(|port, task| {
+                let keep = ports.contains(port) && !task.is_finished();
+                if !keep {
+                    task.abort();
+                }
+                keep
+            });
+            for port in ports {
+                if running.contains_key(&port) {
+                    continue;
+                }
+                let addr = SocketAddr::new(self.listen_ip, port);
+                match tokio::net::TcpListener::bind(addr).await {
+                    Ok(listener) => {
+                        tracing::info!(%addr, "load balancer listener serving");
+                        running.insert(port, tokio::spawn(self.clone().accept(listener, port)));
+                    }
+                    Err(e) => {
+                        tracing::error!(%addr, error = %e, "load balancer listener could not bind; retried on the next change");
+                    }
+                }
+            }
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn accept(self: Arc<Self>, listener: tokio::net::TcpListener, port: u16) {
+        loop {
+            let (stream, remote) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(port, error = %e, "accept failed on a load balancer listener");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let me = self.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let me = me.clone();
+                    async move { Ok::<_, std::convert::Infallible>(me.handle(port, remote, req).await) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades();
+                let _ = conn.await;
+            });
+        }
+    }
+
+    async fn handle(
+        &self,
+        port: u16,
+        remote: SocketAddr,
+        req: Request<hyper::body::Incoming>,
+    ) -> Response<Body> {
+        let config = self.config.snapshot();
+        let Some(listener) = config.listeners.values().find(|l| l.port == port) else {
+            return error_page(StatusCode::SERVICE_UNAVAILABLE);
+        };
+        let host = req
+            .headers()
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri().host())
+            .unwrap_or_default()
+            .to_string();
+        let host_name = host
+            .rsplit_once(':')
+            .map_or(host.as_str(), |(h, _)| h)
+            .to_string();
+        let headers: Vec<(String, String)> = req
+            .headers()
+            .iter()
+            .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect();
+        let view = RequestView {
+            method: req.method().as_str(),
+            host: &host_name,
+            path: req.uri().path(),
+            query: req.uri().query().unwrap_or_default(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect(),
+            source: Some(remote.ip()),
+        };
+        let rules = config.rules_of(&listener.arn);
+        let Some(action) = route(&rules, &listener.default_actions, &view)
+            .first()
+            .cloned()
+        else {
+            return error_page(StatusCode::SERVICE_UNAVAILABLE);
+        };
+        match action {
+            Action::FixedResponse {
+                status_code,
+                content_type,
+                body,
+            } => fixed(&status_code, content_type.as_deref(), body),
+            Action::Redirect(r) => redirect(&r, &listener.protocol, &host_name, port, req.uri()),
+            Action::Forward(groups) => {
+                let total = total_weight(&groups);
+                let chosen = if groups.len() == 1 {
+                    Some(groups[0].0.as_str())
+                } else if total == 0 {
+                    None
+                } else {
+                    pick_weighted(&groups, rand::random_range(0..total))
+                };
+                match chosen {
+                    Some(tg) => self.forward(tg, port, remote, req).await,
+                    None => error_page(StatusCode::SERVICE_UNAVAILABLE),
+                }
+            }
+        }
+    }
+
+    async fn forward(
+        &self,
+        tg: &str,
+        port: u16,
+        remote: SocketAddr,
+        req: Request<hyper::body::Incoming>,
+    ) -> Response<Body> {
+        let targets = self.routable(tg);
+        if targets.is_empty() {
+            return error_page(StatusCode::SERVICE_UNAVAILABLE);
+        }
+        let target = &targets[self.turn.fetch_add(1, Ordering::Relaxed) % targets.len()];
+        let Ok(addr) = address(target, target.port) else {
+            return error_page(StatusCode::BAD_GATEWAY);
+        };
+        let (mut parts, body) = req.into_parts();
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let Ok(uri) = format!("http://{addr}{path}").parse() else {
+            return error_page(StatusCode::BAD_REQUEST);
+        };
+        parts.uri = uri;
+        add_forwarding_headers(&mut parts.headers, remote, port);
+        let upstream = Request::from_parts(parts, Body::new(body));
+        match tokio::time::timeout(self.idle_timeout, self.client.request(upstream)).await {
+            Err(_) => error_page(StatusCode::GATEWAY_TIMEOUT),
+            Ok(Err(e)) => {
+                tracing::debug!(%addr, error = %e, "target failed");
+                error_page(StatusCode::BAD_GATEWAY)
+            }
+            Ok(Ok(response)) => {
+                let (mut parts, body) = response.into_parts();
+                // ALB answers HTTP/1.1 whatever its target spoke.
+                parts.version = hyper::Version::HTTP_11;
+                strip_hop_by_hop(&mut parts.headers);
+                Response::from_parts(parts, Body::new(body))
+            }
+        }
+    }
+}
+
+fn strip_hop_by_hop(headers: &mut hyper::HeaderMap) {
+    // Headers the `Connection` header names are hop-by-hop too.
+    let named: Vec<String> = headers
+        .get_all(hyper::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|n| n.trim().to_ascii_lowercase()))
+        .collect();
+    for name in HOP_BY_HOP
+        .iter()
+        .copied()
+        .chain(named.iter().map(String::as_str))
+    {
+        headers.remove(name);
+    }
+}
+
+/// `X-Forwarded-For` (appended), `-Proto`, `-Port`, and an `X-Amzn-Trace-Id` when the
+/// request has none.
+fn add_forwarding_headers(headers: &mut hyper::HeaderMap, remote: SocketAddr, port: u16) {
+    strip_hop_by_hop(headers);
+    let xff = HeaderName::from_static("x-forwarded-for");
+    let client = remote.ip().to_string();
+    let chain = match headers.get(&xff).and_then(|v| v.to_str().ok()) {
+        Some(prior) => format!("{prior}, {client}"),
+        None => client,
+    };
+    let set = |headers: &mut hyper::HeaderMap, name: &'static str, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), v);
+        }
+    };
+    set(headers, "x-forwarded-for", chain);
+    set(headers, "x-forwarded-proto", "http".into());
+    set(headers, "x-forwarded-port", port.to_string());
+    if !headers.contains_key("x-amzn-trace-id") {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let id = format!("Root=1-{secs:08x}-{:024x}", rand::random::<u128>() >> 32);
+        set(headers, "x-amzn-trace-id", id);
+    }
+}
+
+fn fixed(status: &str, content_type: Option<&str>, body: Option<String>) -> Response<Body> {
+    let status = status
+        .parse::<u16>()
+        .ok()
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::OK);
+    let mut response = Response::new(Body::from(body.unwrap_or_default()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        hyper::header::SERVER,
+        HeaderValue::from_static("awselb/2.0"),
+    );
+    if let Some(ct) = content_type.and_then(|c| HeaderValue::from_str(c).ok()) {
+        headers.insert(hyper::header::CONTENT_TYPE, ct);
+    }
+    response
+}
+
+/// A redirect's `Location`: each part the request's own unless the action sets it, with
+/// `#{protocol}`, `#{host}`, `#{port}`, `#{path}` and `#{query}` filled in.
+fn redirect(
+    r: &Redirect,
+    protocol: &str,
+    host: &str,
+    port: u16,
+    uri: &hyper::Uri,
+) -> Response<Body> {
+    let path = uri.path();
+    let query = uri.query().unwrap_or_default();
+    let fill = |template: &str| {
+        template
+            .replace("#{protocol}", &protocol.to_ascii_lowercase())
+            .replace("#{host}", host)
+            .replace("#{port}", &port.to_string())
+            .replace("#{path}", path.trim_start_matches('/'))
+            .replace("#{query}", query)
+    };
+    let scheme = fill(&r.protocol).to_ascii_lowercase();
+    let to_port = fill(&r.port);
+    let default_port = matches!(
+        (scheme.as_str(), to_port.as_str()),
+        ("http", "80") | ("https", "443")
+    );
+    let mut location = format!("{scheme}://{}", fill(&r.host));
+    if !default_port {
+        location.push(':');
+        location.push_str(&to_port);
+    }
+    let to_path = fill(&r.path);
+    if !to_path.starts_with('/') {
+        location.push('/');
+    }
+    location.push_str(&to_path);
+    let to_query = fill(&r.query);
+    if !to_query.is_empty() {
+        location.push('?');
+        location.push_str(&to_query);
+    }
+    let status = if r.status_code == "HTTP_301" {
+        StatusCode::MOVED_PERMANENTLY
+    } else {
+        StatusCode::FOUND
+    };
+    let mut response = fixed(status.as_str(), None, None);
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(LOCATION, v);
+    }
+    response
+}
+
+/// ALB's own error page for `status`.
+fn error_page(status: StatusCode) -> Response<Body> {
+    let reason = status.canonical_reason().unwrap_or_default();
+    let body = format!(
+        "<html>\r\n<head><title>{code} {reason}</title></head>\r\n<body>\r\n<center><h1>{code} {reason}</h1></center>\r\n</body>\r\n</html>\r\n",
+        code = status.as_u16()
+    );
+    fixed(status.as_str(), Some("text/html"), Some(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redirect_to(r: &Redirect, uri: &str) -> String {
+        let response = redirect(r, "HTTP", "example.com", 80, &uri.parse().unwrap());
+        response.headers()[LOCATION].to_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn redirects_fill_in_the_request_parts() {
+        let to_https = Redirect {
+            protocol: "HTTPS".into(),
+            port: "443".into(),
+            host: "#{host}".into(),
+            path: "/#{path}".into(),
+            query: "#{query}".into(),
+            status_code: "HTTP_301".into(),
+        };
+        assert_eq!(
+            redirect_to(&to_https, "/a/b?x=1"),
+            "https://example.com/a/b?x=1"
+        );
+        assert_eq!(redirect_to(&to_https, "/"), "https://example.com/");
+        let elsewhere = Redirect {
+            protocol: "#{protocol}".into(),
+            port: "8080".into(),
+            host: "other.example.com".into(),
+            path: "/new".into(),
+            query: String::new(),
+            status_code: "HTTP_302".into(),
+        };
+        assert_eq!(
+            redirect_to(&elsewhere, "/old?q"),
+            "http://other.example.com:8080/new"
+        );
+    }
+
+    #[test]
+    fn forwarding_headers_append_the_client_and_drop_hop_by_hop_ones() {
+        let mut h = hyper::HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        add_forwarding_headers(&mut h, "127.0.0.1:5000".parse().unwrap(), 8080);
+        assert_eq!(h["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-port"], "8080");
+        assert!(h["x-amzn-trace-id"]
+            .to_str()
+            .unwrap()
+            .starts_with("Root=1-"));
+        assert!(!h.contains_key("connection") && !h.contains_key("x-secret"));
+    }
+}
