@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use berth_e2e::{free_port, poll, Berth};
+use berth_ecs::TaskStatus;
 use serde_json::{json, Value};
 
 fn check(b: &Berth, r: Result<()>) -> Result<()> {
@@ -280,7 +281,22 @@ fn behind_a_load_balancer(b: &Berth) -> Result<()> {
         format!("xff=203.0.113.7, 127.0.0.1 proto=http port={port}")
     );
 
-    // Scale in: the leaving task drains, then is gone, and only the other one serves.
+    // Scale in under load: the leaving task is deregistered and drains while it still
+    // runs (DEACTIVATING), then stops; no request fails on the way.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match get(port, "/id", "web") {
+                    Ok((200, _)) => ok += 1,
+                    other => failed.push(format!("{other:?}")),
+                }
+            }
+            (ok, failed)
+        })
+    };
     b.aws(&[
         "ecs",
         "update-service",
@@ -290,6 +306,16 @@ fn behind_a_load_balancer(b: &Berth) -> Result<()> {
         "1",
     ])?;
     poll(
+        "a task deactivating while its target drains",
+        Duration::from_secs(30),
+        || {
+            Ok(b.service_tasks("web")?
+                .iter()
+                .any(|t| t["lastStatus"] == TaskStatus::Deactivating.as_str())
+                .then_some(()))
+        },
+    )?;
+    poll(
         "one target left after draining",
         Duration::from_secs(60),
         || {
@@ -297,6 +323,22 @@ fn behind_a_load_balancer(b: &Berth) -> Result<()> {
             Ok((t.len() == 1 && t[0].1 == "healthy").then_some(()))
         },
     )?;
+    poll("the drained task stopped", Duration::from_secs(30), || {
+        let stopped = b
+            .service_tasks("web")?
+            .iter()
+            .any(|t| t["lastStatus"] == TaskStatus::Stopped.as_str());
+        Ok((stopped && task_ips(b, "web")?.len() == 1).then_some(()))
+    })?;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = load.join().map_err(|_| anyhow!("load thread panicked"))?;
+    assert!(
+        failed.is_empty(),
+        "{} requests of {} failed: {failed:?}",
+        failed.len(),
+        ok
+    );
+    assert!(ok > 10, "the loop ran: {ok}");
     let mut after = std::collections::BTreeSet::new();
     for _ in 0..4 {
         let (code, body) = get(port, "/id", "web")?;
@@ -305,6 +347,25 @@ fn behind_a_load_balancer(b: &Berth) -> Result<()> {
     }
     assert_eq!(after.len(), 1, "{after:?}");
 
+    // ECS checks a service's load balancers against its task definition.
+    let lb = format!("targetGroupArn={tg},containerName=web,containerPort=8080");
+    let bad = b.aws_raw(&[
+        "ecs",
+        "create-service",
+        "--service-name",
+        "bad",
+        "--task-definition",
+        "lbweb",
+        "--desired-count",
+        "1",
+        "--load-balancers",
+        &lb,
+    ])?;
+    let said = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        said.contains("The container web did not have a container port 8080 defined."),
+        "{said}"
+    );
     // Errors as ELB gives them.
     let missing = b.aws_raw(&["elbv2", "describe-target-groups", "--names", "nope"])?;
     assert!(

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use berth_proto::convert::Wire;
 use berth_proto::v1 as pb;
 
 use super::convert::task_spec;
@@ -91,6 +92,10 @@ pub(super) fn desired_message(
     let mut listed = HashSet::new();
     let tasks = cp.map_desired_tasks(instance_arn, |t| {
         let mut spec = task_spec(t);
+        if t.drain_until_ms.is_some() {
+            // Still draining behind a load balancer: the agent stops it afterwards.
+            spec.desired_status = DesiredStatus::Running.to_wire();
+        }
         if !delivered.0.contains(&t.id) {
             add_secrets(&mut spec, t, secrets);
         }

@@ -16,6 +16,19 @@ pub use commands::LbContext;
 pub use config::{Config, LbError, LoadBalancing};
 pub use dataplane::DataPlane;
 
+impl crate::services::load_balancers::TargetGroups for LoadBalancing {
+    fn facts(&self, arn: &str) -> Option<crate::services::load_balancers::TargetGroupFacts> {
+        let config = self.snapshot();
+        let tg = config.target_groups.get(arn)?;
+        Some(crate::services::load_balancers::TargetGroupFacts {
+            by_ip: tg.target_type == model::TargetType::Ip,
+            attached: !config.load_balancers_of(arn).is_empty(),
+            deregistration_delay_ms: i64::try_from(tg.deregistration_delay_secs() * 1000)
+                .unwrap_or(i64::MAX),
+        })
+    }
+}
+
 /// The load balancers' configuration and their data plane, as the API serves them.
 #[derive(Clone)]
 pub struct LoadBalancers {
@@ -34,6 +47,7 @@ impl LoadBalancers {
         dns: Option<&str>,
     ) -> Result<Self, LbError> {
         let config = std::sync::Arc::new(LoadBalancing::open(store)?);
+        cp.set_target_groups(config.clone());
         Ok(Self {
             dataplane: DataPlane::new(config.clone(), cp, listen),
             config,

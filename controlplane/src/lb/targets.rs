@@ -22,10 +22,14 @@ pub struct ServiceLoadBalancer {
 }
 
 /// A service's `loadBalancers`, as it keeps them.
-pub fn of_service(kept: &serde_json::Map<String, serde_json::Value>) -> Vec<ServiceLoadBalancer> {
-    kept.get("loadBalancers")
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or_default()
+pub fn of_service(
+    kept: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Vec<ServiceLoadBalancer>, String> {
+    match kept.get("loadBalancers") {
+        None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|e| format!("loadBalancers is not valid: {e}")),
+    }
 }
 
 /// The targets ECS services put in target groups now, by group ARN.
@@ -33,7 +37,7 @@ pub fn service_targets(cp: &ControlPlane) -> BTreeMap<String, BTreeSet<Target>> 
     let state = cp.lock();
     let mut out: BTreeMap<String, BTreeSet<Target>> = BTreeMap::new();
     for service in state.services.values() {
-        let lbs = of_service(&service.kept);
+        let lbs = of_service(&service.kept).unwrap_or_default();
         if lbs.is_empty() {
             continue;
         }

@@ -83,6 +83,10 @@ pub struct Task {
     /// Scale-in protection (`UpdateTaskProtection`) until this time.
     #[serde(default)]
     pub protected_until_ms: Option<i64>,
+    /// Told to stop while behind a load balancer: its agent keeps it running until
+    /// this time, while its targets drain (ECS's DEACTIVATING).
+    #[serde(default)]
+    pub drain_until_ms: Option<i64>,
 }
 
 /// An agent's report of a container, as a domain value.
@@ -320,6 +324,7 @@ pub(crate) mod tests_support {
             enable_execute_command: false,
             created_at_ms: 0,
             protected_until_ms: None,
+            drain_until_ms: None,
             pull_started_at_ms: None,
             pull_stopped_at_ms: None,
             started_at_ms: None,

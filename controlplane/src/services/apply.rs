@@ -113,6 +113,7 @@ impl ControlPlane {
     /// One reconciler pass over every ACTIVE and DRAINING service. Returns
     /// how many services changed.
     pub fn reconcile_services(&self) -> Result<usize, StateError> {
+        self.finish_draining()?;
         let keys: Vec<String> = self
             .lock()
             .services
@@ -170,7 +171,12 @@ impl ControlPlane {
             match step {
                 Step::Start { .. } => {}
                 Step::Stop { .. } | Step::StopLost { .. } => {
-                    stopped.extend(Self::stopped_by(&state, step, now));
+                    stopped.extend(Self::stopped_by(&state, step, now).map(|mut t| {
+                        if matches!(step, Step::Stop { .. }) {
+                            t.drain_until_ms = self.drain_until(&state, &t, now);
+                        }
+                        t
+                    }));
                 }
                 other => super::apply_to_service(&mut s, other, now),
             }

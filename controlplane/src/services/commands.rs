@@ -249,13 +249,15 @@ impl ControlPlane {
         let td = if external {
             String::new()
         } else {
-            deployable(
+            let td = deployable(
                 &state,
                 &spec.task_definition,
                 &launch_types(launch_type, &strategy),
-            )?
-            .arn
-            .clone()
+            )?;
+            let lbs =
+                crate::lb::targets::of_service(&spec.kept).map_err(StateError::InvalidParameter)?;
+            self.check_load_balancers(&lbs, td)?;
+            td.arn.clone()
         };
         let mut s = Service {
             name: spec.name.clone(),
@@ -407,6 +409,18 @@ impl ControlPlane {
             .clone(),
             None => s.task_definition.clone(),
         };
+        if u.kept.contains_key("loadBalancers") || u.task_definition.is_some() {
+            let kept = if u.kept.contains_key("loadBalancers") {
+                &u.kept
+            } else {
+                &s.kept
+            };
+            if let Some(def) = state.task_definitions.values().find(|d| d.arn == td) {
+                let lbs =
+                    crate::lb::targets::of_service(kept).map_err(StateError::InvalidParameter)?;
+                self.check_load_balancers(&lbs, def)?;
+            }
+        }
         if let Some(n) = u.desired_count {
             s.desired_count = n;
         }

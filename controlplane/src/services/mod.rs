@@ -7,6 +7,7 @@
 mod apply;
 mod commands;
 pub mod hosts;
+pub mod load_balancers;
 mod notes;
 mod reconcile;
 mod rollback;

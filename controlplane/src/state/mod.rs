@@ -141,6 +141,9 @@ pub struct ControlPlane {
     state: Mutex<State>,
     /// When service tasks on an out-of-contact instance are replaced.
     pub(crate) lost_policy: crate::services::hosts::LostPolicy,
+    /// The load balancers' target groups, for services' `loadBalancers`.
+    pub(crate) target_groups:
+        std::sync::OnceLock<Arc<dyn crate::services::load_balancers::TargetGroups>>,
 }
 
 fn decode<T: DeserializeOwned>(table: Table, key: &str, bytes: &[u8]) -> Result<T, StateError> {
@@ -208,6 +211,7 @@ impl ControlPlane {
             default_arns,
             state: Mutex::new(state),
             lost_policy,
+            target_groups: std::sync::OnceLock::new(),
         })
     }
 

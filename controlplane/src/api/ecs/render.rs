@@ -209,6 +209,16 @@ fn managed_agents(t: &Task, c: &crate::model::task::TaskContainer) -> Option<Val
     Some(json!([agent]))
 }
 
+/// A task's `lastStatus`: DEACTIVATING while it runs on for its load balancer targets to
+/// drain, as ECS shows it.
+fn shown_status(t: &Task) -> crate::model::TaskStatus {
+    if t.drain_until_ms.is_some() && t.last_status == crate::model::TaskStatus::Running {
+        crate::model::TaskStatus::Deactivating
+    } else {
+        t.last_status
+    }
+}
+
 pub fn task(t: &Task, with_tags: bool) -> Value {
     let containers: Vec<Value> =
         t.containers
@@ -266,7 +276,7 @@ pub fn task(t: &Task, with_tags: bool) -> Value {
         "taskDefinitionArn": t.task_definition_arn,
         "containerInstanceArn": t.container_instance_arn,
         "overrides": if t.overrides.is_object() { t.overrides.clone() } else { json!({"containerOverrides": []}) },
-        "lastStatus": t.last_status,
+        "lastStatus": shown_status(t),
         "desiredStatus": t.desired_status,
         "cpu": t.cpu.map(|c| c.to_string()),
         "memory": t.memory_mib.map(|m| m.to_string()),

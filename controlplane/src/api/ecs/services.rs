@@ -457,18 +457,18 @@ mod tests {
         let call = |op: &str, body: serde_json::Value| {
             dispatch(&cp, "us-east-1", op, body.to_string().as_bytes())
         };
-        let lb = serde_json::json!([{"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0123456789abcdef", "containerName": "web", "containerPort": 80}]);
+        let reg = serde_json::json!([{"registryArn": "arn:aws:servicediscovery:us-east-1:123456789012:service/srv-0123456789abcdef"}]);
         let out = call(
             "CreateService",
             serde_json::json!({"serviceName": "api", "taskDefinition": "web",
-                "loadBalancers": lb, "propagateTags": "SERVICE", "enableECSManagedTags": true,
+                "serviceRegistries": reg, "propagateTags": "SERVICE", "enableECSManagedTags": true,
                 "deploymentController": {"type": "CODE_DEPLOY"},
                 "deploymentConfiguration": {"maximumPercent": 150,
                     "alarms": {"alarmNames": ["high-5xx"], "enable": true, "rollback": true}}}),
         )
         .unwrap();
         let s = &out["service"];
-        assert_eq!(s["loadBalancers"], lb);
+        assert_eq!(s["serviceRegistries"], reg);
         assert_eq!(s["propagateTags"], "SERVICE");
         assert_eq!(s["enableECSManagedTags"], true);
         assert_eq!(s["deploymentController"]["type"], "CODE_DEPLOY");
@@ -484,7 +484,7 @@ mod tests {
         .unwrap();
         assert_eq!(out["service"]["propagateTags"], "TASK_DEFINITION");
         assert_eq!(
-            out["service"]["loadBalancers"], lb,
+            out["service"]["serviceRegistries"], reg,
             "what the update did not name stays"
         );
         let e = call(

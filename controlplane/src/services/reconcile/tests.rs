@@ -161,6 +161,7 @@ impl World {
             enable_execute_command: false,
             created_at_ms: self.now,
             protected_until_ms: None,
+            drain_until_ms: None,
             pull_started_at_ms: None,
             pull_stopped_at_ms: None,
             started_at_ms: None,

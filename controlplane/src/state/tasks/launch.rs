@@ -240,6 +240,7 @@ impl ControlPlane {
             enable_execute_command: launch.enable_execute_command,
             created_at_ms: self.now_ms(),
             protected_until_ms: None,
+            drain_until_ms: None,
             pull_started_at_ms: None,
             pull_stopped_at_ms: None,
             started_at_ms: None,

@@ -157,6 +157,7 @@ impl ControlPlane {
             .filter(|r| !r.is_empty())
             .unwrap_or("Task stopped by user");
         if t.request_stop(StopCode::UserInitiated, reason, self.now_ms()) {
+            t.drain_until_ms = self.drain_until(&state, &t, self.now_ms());
             if t.container_instance_arn.is_none()
                 || t.last_status == TaskStatus::Provisioning && !Self::agent_connected(&state, &t)
             {
