@@ -261,6 +261,7 @@ bench Berth "$LB_PORT"
 # from register-targets returning until Berth's listener answers from it. A new
 # target must pass one health check first; the checker looks for new targets
 # every 500 ms and checks them at once.
+
 # True if backend IP answers one of three requests in a row through Berth: round
 # robin over at most three healthy targets reaches it once it is routable.
 served_by() {

@@ -66,13 +66,15 @@ fn dechunk(mut body: &str) -> Result<String> {
     }
 }
 
-/// A web task: each answers `/id` with an id of its own, `/health` with ok, and
-/// `/cgi-bin/headers` with the forwarding headers it got.
+/// A web task: each answers `/id` with an id of its own, `/health` with ok (until
+/// `/cgi-bin/sicken` removes it), and `/cgi-bin/headers` with the forwarding headers it
+/// got.
 fn web(b: &Berth) -> Value {
     let script = concat!(
         "mkdir -p /tmp/w/cgi-bin && cat /proc/sys/kernel/random/uuid > /tmp/w/id && echo ok > /tmp/w/health && ",
         "printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho \"xff=$HTTP_X_FORWARDED_FOR proto=$HTTP_X_FORWARDED_PROTO port=$HTTP_X_FORWARDED_PORT\"\\n' > /tmp/w/cgi-bin/headers && ",
-        "chmod +x /tmp/w/cgi-bin/headers && exec httpd -f -p 80 -h /tmp/w"
+        "printf '#!/bin/sh\\nrm -f /tmp/w/health\\necho Content-Type: text/plain\\necho\\necho sick\\n' > /tmp/w/cgi-bin/sicken && ",
+        "chmod +x /tmp/w/cgi-bin/headers /tmp/w/cgi-bin/sicken && exec httpd -f -p 80 -h /tmp/w"
     );
     json!({
         "family": "lbweb",
@@ -346,6 +348,31 @@ fn behind_a_load_balancer(b: &Berth) -> Result<()> {
         after.insert(body.trim().to_string());
     }
     assert_eq!(after.len(), 1, "{after:?}");
+
+    // The last task fails its health checks: its target turns unhealthy and the service
+    // replaces the task, as ECS does for ELB health checks.
+    let sick_ip = task_ips(b, "web")?;
+    assert_eq!(get(port, "/cgi-bin/sicken", "web")?.1.trim(), "sick");
+    poll("the sick target unhealthy", Duration::from_secs(30), || {
+        Ok(targets(b, &tg)?
+            .iter()
+            .any(|(id, s)| [id.clone()] == *sick_ip && s == "unhealthy")
+            .then_some(()))
+    })?;
+    let replaced = poll("the sick task replaced", Duration::from_secs(30), || {
+        Ok(b.service_tasks("web")?.into_iter().find(|t| {
+            t["stoppedReason"]
+                .as_str()
+                .is_some_and(|r| r.contains("failed ELB health checks in (target-group"))
+        }))
+    })?;
+    assert_eq!(replaced["desiredStatus"], TaskStatus::Stopped.as_str());
+    poll("a new healthy target", Duration::from_secs(60), || {
+        let t = targets(b, &tg)?;
+        Ok(t.iter()
+            .any(|(id, s)| [id.clone()] != *sick_ip && s == "healthy")
+            .then_some(()))
+    })?;
 
     // ECS checks a service's load balancers against its task definition.
     let lb = format!("targetGroupArn={tg},containerName=web,containerPort=8080");

@@ -83,7 +83,7 @@ impl DataPlane {
     /// The health of `tg`'s targets now: `unused` while no listener sends to the group,
     /// `unavailable` with health checks off.
     pub fn describe(&self, tg: &TargetGroup) -> Vec<Reported> {
-        self.sync(&self.config.snapshot(), self.cp.now_ms());
+        let _ = self.sync(&self.config.snapshot(), self.cp.now_ms());
         let in_use = !self.config.snapshot().load_balancers_of(&tg.arn).is_empty();
         let table = self.health();
         table
@@ -110,21 +110,27 @@ impl DataPlane {
             .collect()
     }
 
-    /// Brings the health table in step with the configuration and the services' tasks.
-    fn sync(&self, config: &Config, now_ms: i64) {
+    /// Brings the health table in step with the configuration and the services' tasks;
+    /// returns the services' targets.
+    fn sync(&self, config: &Config, now_ms: i64) -> targets::ServiceTargets {
         let services = targets::service_targets(&self.cp);
         let effective = targets::effective(config, &services);
         let mut table = self.health();
         for (arn, set) in &effective {
             let delay_ms = config.target_groups[arn].deregistration_delay_secs() * 1000;
-            table.sync(
-                arn,
-                set,
-                now_ms,
-                i64::try_from(delay_ms).unwrap_or(i64::MAX),
-            );
+            let delay_ms = i64::try_from(delay_ms).unwrap_or(i64::MAX);
+            table.sync(arn, set, now_ms, delay_ms);
         }
         table.retain_groups(|arn| config.target_groups.contains_key(arn));
+        services
+    }
+
+    /// Tells the control plane how the services' targets fare.
+    fn report_task_health(&self, services: &targets::ServiceTargets) {
+        let health = targets::task_health(services, &self.health());
+        if let Err(e) = self.cp.set_target_health(&health) {
+            tracing::warn!(error = %e, "could not record target health; retrying on the next tick");
+        }
     }
 
     /// Checks every target of every group in use, each on its group's interval.
@@ -133,7 +139,8 @@ impl DataPlane {
         loop {
             let config = self.config.snapshot();
             let now = tokio::time::Instant::now();
-            self.sync(&config, self.cp.now_ms());
+            let services = self.sync(&config, self.cp.now_ms());
+            self.report_task_health(&services);
             let mut checks = Vec::new();
             for tg in config.target_groups.values() {
                 if !tg.health_check.enabled || config.load_balancers_of(&tg.arn).is_empty() {
@@ -157,7 +164,12 @@ impl DataPlane {
                     checks.push((tg.arn.clone(), tg.health_check.clone(), t));
                 }
             }
-            due.retain(|(tg, t), _| self.health().get(tg, t).is_some());
+            // A draining target that comes back is checked at once, as a new one is.
+            due.retain(|(tg, t), _| {
+                self.health()
+                    .get(tg, t)
+                    .is_some_and(|h| h.state != State::Draining)
+            });
             for (tg, hc, target) in checks {
                 let me = self.clone();
                 tokio::spawn(async move {

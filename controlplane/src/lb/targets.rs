@@ -9,7 +9,10 @@ use berth_ecs::{DesiredStatus, TaskStatus};
 use serde::Deserialize;
 
 use super::config::Config;
+use super::health::{HealthTable, State};
 use super::model::Target;
+use crate::model::task::TargetHealth;
+use crate::model::HealthStatus;
 use crate::state::ControlPlane;
 
 /// One `loadBalancers` entry of a service.
@@ -32,10 +35,13 @@ pub fn of_service(
     }
 }
 
-/// The targets ECS services put in target groups now, by group ARN.
-pub fn service_targets(cp: &ControlPlane) -> BTreeMap<String, BTreeSet<Target>> {
+/// The targets ECS services put in target groups now, by group ARN, each with its task's
+/// id.
+pub type ServiceTargets = BTreeMap<String, BTreeMap<Target, String>>;
+
+pub fn service_targets(cp: &ControlPlane) -> ServiceTargets {
     let state = cp.lock();
-    let mut out: BTreeMap<String, BTreeSet<Target>> = BTreeMap::new();
+    let mut out = ServiceTargets::new();
     for service in state.services.values() {
         let lbs = of_service(&service.kept).unwrap_or_default();
         if lbs.is_empty() {
@@ -54,10 +60,13 @@ pub fn service_targets(cp: &ControlPlane) -> BTreeMap<String, BTreeSet<Target>> 
             };
             for lb in &lbs {
                 if let (Some(tg), Some(port)) = (&lb.target_group_arn, lb.container_port) {
-                    out.entry(tg.clone()).or_default().insert(Target {
+                    let target = Target {
                         id: ip.clone(),
                         port,
-                    });
+                    };
+                    out.entry(tg.clone())
+                        .or_default()
+                        .insert(target, task.id.clone());
                 }
             }
         }
@@ -66,19 +75,89 @@ pub fn service_targets(cp: &ControlPlane) -> BTreeMap<String, BTreeSet<Target>> 
 }
 
 /// Every target group's targets: registered ones and the services'.
-pub fn effective(
-    config: &Config,
-    services: &BTreeMap<String, BTreeSet<Target>>,
-) -> BTreeMap<String, BTreeSet<Target>> {
+pub fn effective(config: &Config, services: &ServiceTargets) -> BTreeMap<String, BTreeSet<Target>> {
     config
         .target_groups
         .values()
         .map(|tg| {
             let mut targets: BTreeSet<Target> = tg.targets.iter().cloned().collect();
             if let Some(s) = services.get(&tg.arn) {
-                targets.extend(s.iter().cloned());
+                targets.extend(s.keys().cloned());
             }
             (tg.arn.clone(), targets)
         })
         .collect()
+}
+
+/// Each service task's targets' health: UNHEALTHY (with the group) when one of its
+/// targets is, HEALTHY when all are, else UNKNOWN (not yet checked, or draining).
+pub fn task_health(
+    services: &ServiceTargets,
+    table: &HealthTable,
+) -> BTreeMap<String, TargetHealth> {
+    let mut out: BTreeMap<String, TargetHealth> = BTreeMap::new();
+    for (tg, targets) in services {
+        for (target, task) in targets {
+            let status = match table.get(tg, target).map(|h| h.state) {
+                Some(State::Healthy) => HealthStatus::Healthy,
+                Some(State::Unhealthy) => HealthStatus::Unhealthy,
+                _ => HealthStatus::Unknown,
+            };
+            let rank = |s: HealthStatus| match s {
+                HealthStatus::Unhealthy => 2,
+                HealthStatus::Unknown => 1,
+                HealthStatus::Healthy => 0,
+            };
+            let entry = out.entry(task.clone()).or_insert_with(|| TargetHealth {
+                status,
+                target_group_arn: tg.clone(),
+            });
+            if rank(status) > rank(entry.status) {
+                *entry = TargetHealth {
+                    status,
+                    target_group_arn: tg.clone(),
+                };
+            }
+        }
+    }
+    out
+}
+
+impl ControlPlane {
+    /// Records service tasks' target health where it changed (the reconciler replaces
+    /// tasks whose targets stay unhealthy past the grace period).
+    pub fn set_target_health(
+        &self,
+        health: &BTreeMap<String, TargetHealth>,
+    ) -> Result<(), crate::state::StateError> {
+        let mut state = self.lock();
+        let changed: Vec<crate::model::Task> = health
+            .iter()
+            .filter_map(|(id, h)| {
+                let t = state.tasks.get(id)?;
+                (t.target_health.as_ref() != Some(h)).then(|| crate::model::Task {
+                    target_health: Some(h.clone()),
+                    ..t.clone()
+                })
+            })
+            .collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let writes: Vec<crate::store::Write> = changed
+            .iter()
+            .map(|t| {
+                crate::store::Write::put(
+                    crate::store::Table::Tasks,
+                    t.id.clone(),
+                    crate::state::encode(t),
+                )
+            })
+            .collect();
+        self.store.apply(&writes)?;
+        for t in changed {
+            state.tasks.insert(t.id.clone(), t);
+        }
+        Ok(())
+    }
 }

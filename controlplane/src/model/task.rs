@@ -87,6 +87,17 @@ pub struct Task {
     /// this time, while its targets drain (ECS's DEACTIVATING).
     #[serde(default)]
     pub drain_until_ms: Option<i64>,
+    /// Its load balancer targets' health, for a service task behind load balancers.
+    #[serde(default)]
+    pub target_health: Option<TargetHealth>,
+}
+
+/// A task's targets' health as its load balancers' checks see it: HEALTHY when every
+/// target is, UNHEALTHY (naming the group) when one is, else UNKNOWN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetHealth {
+    pub status: HealthStatus,
+    pub target_group_arn: String,
 }
 
 /// An agent's report of a container, as a domain value.
@@ -325,6 +336,7 @@ pub(crate) mod tests_support {
             created_at_ms: 0,
             protected_until_ms: None,
             drain_until_ms: None,
+            target_health: None,
             pull_started_at_ms: None,
             pull_stopped_at_ms: None,
             started_at_ms: None,

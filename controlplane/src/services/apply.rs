@@ -144,7 +144,17 @@ impl ControlPlane {
             {
                 s.desired_count = self.daemon_hosts(&state, &s, now);
             }
-            let tasks = Self::service_tasks(&state, &s);
+            let mut tasks = Self::service_tasks(&state, &s);
+            if crate::lb::targets::of_service(&s.kept).is_ok_and(|l| !l.is_empty()) {
+                // Behind a load balancer, a task counts as healthy once its targets are:
+                // until the checker has seen it, it is not.
+                for t in tasks.iter_mut().filter(|t| t.target_health.is_none()) {
+                    t.target_health = Some(crate::model::task::TargetHealth {
+                        status: crate::model::HealthStatus::Unknown,
+                        target_group_arn: String::new(),
+                    });
+                }
+            }
             super::refresh_counts(&mut s, &tasks, now);
             let fleet = self.fleet(&state, &s, now);
             let steps = super::reconcile(&s, &tasks, &fleet, now);

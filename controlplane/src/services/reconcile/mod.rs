@@ -33,6 +33,20 @@ pub fn is_healthy(t: &Task) -> bool {
     t.desired_status != DesiredStatus::Stopped
         && t.last_status == TaskStatus::Running
         && (!has_health_check(t) || t.health_status == Some(HealthStatus::Healthy))
+        && t.target_health
+            .as_ref()
+            .is_none_or(|h| h.status == HealthStatus::Healthy)
+}
+
+/// Why a task fails its health checks: its containers', or its load balancers'.
+fn failing_checks(t: &Task) -> Option<String> {
+    if has_health_check(t) && t.health_status == Some(HealthStatus::Unhealthy) {
+        return Some("container health checks".into());
+    }
+    t.target_health
+        .as_ref()
+        .filter(|h| h.status == HealthStatus::Unhealthy)
+        .map(|h| format!("ELB health checks in (target-group {})", h.target_group_arn))
 }
 
 /// A stop that the service did not ask for and the user did not either:
@@ -203,20 +217,21 @@ pub fn reconcile(service: &Service, tasks: &[Task], fleet: &Fleet, now_ms: i64) 
 
     // Unhealthy tasks past the grace period are replaced, and failures.
     let grace_ms = i64::from(service.health_check_grace_period_seconds.unwrap_or(0)) * 1000;
-    for t in tasks.iter().filter(|t| {
-        t.desired_status != DesiredStatus::Stopped
-            && !on_lost.contains(t.id.as_str())
-            && has_health_check(t)
-            && t.health_status == Some(HealthStatus::Unhealthy)
-    }) {
+    for t in tasks
+        .iter()
+        .filter(|t| t.desired_status != DesiredStatus::Stopped && !on_lost.contains(t.id.as_str()))
+    {
+        let Some(checks) = failing_checks(t) else {
+            continue;
+        };
         let since = t.started_at_ms.unwrap_or(t.created_at_ms);
         if now_ms < since + grace_ms {
             continue;
         }
         stopping.insert(&t.id);
-        stop_reasons.push((t, "Task failed container health checks".into()));
+        stop_reasons.push((t, format!("Task failed {checks}")));
         steps.push(Step::Event(format!(
-            "(service {name}) (task {}) failed container health checks.",
+            "(service {name}) (task {}) failed {checks}.",
             short_id(t)
         )));
         if let Some(dep) = t.started_by.as_deref() {

@@ -162,6 +162,7 @@ impl World {
             created_at_ms: self.now,
             protected_until_ms: None,
             drain_until_ms: None,
+            target_health: None,
             pull_started_at_ms: None,
             pull_stopped_at_ms: None,
             started_at_ms: None,
@@ -461,6 +462,42 @@ fn unhealthy_tasks_are_replaced_after_the_grace_period() {
     w.finish_stops();
     w.tick();
     assert_eq!(w.primary().failed_tasks, 1);
+}
+
+#[test]
+fn tasks_whose_targets_fail_elb_health_checks_are_replaced_after_the_grace_period() {
+    use crate::model::task::TargetHealth;
+    let mut w = World::new(1, DeploymentConfiguration::default());
+    w.service.health_check_grace_period_seconds = Some(10);
+    w.tick();
+    w.run_all(false);
+    let tg = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0123456789abcdef";
+    let health = |status: &str| {
+        Some(TargetHealth {
+            status: status.into(),
+            target_group_arn: tg.into(),
+        })
+    };
+    w.tasks[0].target_health = health("UNKNOWN");
+    assert!(!is_healthy(&w.tasks[0]), "not checked yet: not healthy");
+    w.tasks[0].target_health = health("HEALTHY");
+    assert!(is_healthy(&w.tasks[0]));
+    w.tasks[0].target_health = health("UNHEALTHY");
+    let steps = w.tick();
+    assert!(
+        !steps.iter().any(|s| matches!(s, Step::Stop { .. })),
+        "in the grace period"
+    );
+    w.now += 10_000;
+    let steps = w.tick();
+    let id = w.tasks[0].id.clone();
+    assert!(steps.contains(&Step::Stop {
+        task: id.clone(),
+        reason: format!("Task failed ELB health checks in (target-group {tg})")
+    }));
+    assert!(steps.contains(&Step::Event(format!(
+        "(service web) (task {id}) failed ELB health checks in (target-group {tg})."
+    ))));
 }
 
 fn breaker(rollback: bool) -> DeploymentConfiguration {

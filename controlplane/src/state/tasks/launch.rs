@@ -241,6 +241,7 @@ impl ControlPlane {
             created_at_ms: self.now_ms(),
             protected_until_ms: None,
             drain_until_ms: None,
+            target_health: None,
             pull_started_at_ms: None,
             pull_stopped_at_ms: None,
             started_at_ms: None,
