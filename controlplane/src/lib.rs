@@ -1,5 +1,6 @@
 //! berth-controlplane: cluster state, the ECS-compatible API and agent sessions.
 
+pub mod acm;
 pub mod agent_tls;
 pub mod agents;
 pub mod api;

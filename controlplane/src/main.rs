@@ -12,14 +12,12 @@ use berth_controlplane::api::credentials::ApiCredentials;
 use berth_controlplane::api::{self, ApiContext};
 use berth_controlplane::cluster_tls::ClusterTls;
 use berth_controlplane::join_tokens::JoinTokens;
-use berth_controlplane::logs::store::LogStore;
-use berth_controlplane::logs::Logs;
+use berth_controlplane::logs::{store::LogStore, Logs};
 use berth_controlplane::model::ArnContext;
 use berth_controlplane::pki::ClusterCa;
 use berth_controlplane::sealing::{MasterKey, Sealer};
-use berth_controlplane::secrets::Secrets;
 use berth_controlplane::state::{ControlPlane, SystemClock};
-use berth_controlplane::store::RedbStore;
+use berth_controlplane::{secrets::Secrets, store::RedbStore};
 use clap::{CommandFactory, Parser};
 
 #[derive(Parser, Debug)]
@@ -247,6 +245,7 @@ async fn run(settings: Option<PathBuf>) -> anyhow::Result<()> {
     let lb = berth_controlplane::lb::LoadBalancers::open(
         store.clone(),
         cp.clone(),
+        sealer.clone(),
         args.lb_listen_address,
         args.lb_dns_name.as_deref(),
     )?;

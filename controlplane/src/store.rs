@@ -25,10 +25,11 @@ pub enum Table {
     AccountSettings,
     Parameters,
     LoadBalancing,
+    Certificates,
 }
 
 impl Table {
-    pub const ALL: [Table; 12] = [
+    pub const ALL: [Table; 13] = [
         Table::Meta,
         Table::Clusters,
         Table::TaskDefinitions,
@@ -41,6 +42,7 @@ impl Table {
         Table::AccountSettings,
         Table::Parameters,
         Table::LoadBalancing,
+        Table::Certificates,
     ];
 
     fn name(self) -> &'static str {
@@ -57,6 +59,7 @@ impl Table {
             Table::AccountSettings => "account_settings",
             Table::Parameters => "ssm_parameters",
             Table::LoadBalancing => "load_balancing",
+            Table::Certificates => "acm_certificates",
         }
     }
 

@@ -66,22 +66,24 @@ fn dechunk(mut body: &str) -> Result<String> {
     }
 }
 
-/// A web task: each answers `/id` with an id of its own, `/health` with ok (until
-/// `/cgi-bin/sicken` removes it), and `/cgi-bin/headers` with the forwarding headers it
-/// got.
-fn web(b: &Berth) -> Value {
+/// A web task of `family`: each answers `/id` with an id of its own, `/name` and
+/// `/api/name` with its family, `/health` with ok (until `/cgi-bin/sicken` removes it),
+/// and `/cgi-bin/headers` with the forwarding headers it got.
+fn web(b: &Berth, family: &str) -> Value {
     let script = concat!(
-        "mkdir -p /tmp/w/cgi-bin && cat /proc/sys/kernel/random/uuid > /tmp/w/id && echo ok > /tmp/w/health && ",
+        "mkdir -p /tmp/w/cgi-bin /tmp/w/api && cat /proc/sys/kernel/random/uuid > /tmp/w/id && echo ok > /tmp/w/health && ",
+        "echo $FAMILY > /tmp/w/name && cp /tmp/w/name /tmp/w/api/name && ",
         "printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho \"xff=$HTTP_X_FORWARDED_FOR proto=$HTTP_X_FORWARDED_PROTO port=$HTTP_X_FORWARDED_PORT\"\\n' > /tmp/w/cgi-bin/headers && ",
         "printf '#!/bin/sh\\nrm -f /tmp/w/health\\necho Content-Type: text/plain\\necho\\necho sick\\n' > /tmp/w/cgi-bin/sicken && ",
         "chmod +x /tmp/w/cgi-bin/headers /tmp/w/cgi-bin/sicken && exec httpd -f -p 80 -h /tmp/w"
     );
     json!({
-        "family": "lbweb",
+        "family": family,
         "networkMode": "awsvpc",
         "containerDefinitions": [{
             "name": "web", "image": b.demo_image, "memory": 32, "stopTimeout": 2,
             "entryPoint": ["/bin/sh", "-c"], "command": [script],
+            "environment": [{"name": "FAMILY", "value": family}],
             "portMappings": [{"containerPort": 80}]
         }]
     })
@@ -235,7 +237,7 @@ fn behind_a_load_balancer(b: &Berth) -> Result<()> {
     })?;
     assert_eq!(code, 503);
 
-    b.register_task_definition(&web(b))?;
+    b.register_task_definition(&web(b, "lbweb"))?;
     b.aws(&[
         "ecs",
         "create-service",
@@ -404,5 +406,380 @@ fn behind_a_load_balancer(b: &Berth) -> Result<()> {
         String::from_utf8_lossy(&in_use.stderr).contains("ResourceInUse"),
         "{in_use:?}"
     );
+    Ok(())
+}
+
+/// A CA, and a certificate it signed for `app.example.test` and `api.example.com`, as
+/// PEM files in `dir`: (ca, cert, key).
+fn certificates(dir: &std::path::Path) -> Result<[std::path::PathBuf; 3]> {
+    let ca_key = rcgen::KeyPair::generate()?;
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "lb test CA");
+    let ca_cert = ca.self_signed(&ca_key)?;
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate()?;
+    let mut leaf = rcgen::CertificateParams::new(vec![
+        "app.example.test".to_string(),
+        "api.example.com".to_string(),
+    ])?;
+    leaf.distinguished_name
+        .push(rcgen::DnType::CommonName, "app.example.test");
+    let cert = leaf.signed_by(&key, &issuer)?;
+    let paths = [
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    ];
+    std::fs::write(&paths[0], ca_cert.pem())?;
+    std::fs::write(&paths[1], cert.pem())?;
+    std::fs::write(&paths[2], key.serialize_pem())?;
+    Ok(paths)
+}
+
+/// curl through the load balancer at `ip`, resolving `host` there; its stdout.
+fn curl(ip: &str, ca: &std::path::Path, host: &str, port: u16, args: &[&str]) -> Result<String> {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--cacert"])
+        .arg(ca)
+        .args(["--resolve", &format!("{host}:{port}:{ip}")])
+        .args(args)
+        .output()?;
+    if !out.status.success() {
+        anyhow::bail!("curl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn arn(v: &Value, list: &str, member: &str) -> Result<String> {
+    v[list][0][member]
+        .as_str()
+        .map(str::to_string)
+        .with_context(|| format!("{member} in {v}"))
+}
+
+fn service(b: &Berth, family: &str, tg: &str) -> Result<()> {
+    b.register_task_definition(&web(b, family))?;
+    b.aws(&[
+        "ecs",
+        "create-service",
+        "--service-name",
+        family,
+        "--task-definition",
+        family,
+        "--desired-count",
+        "1",
+        "--network-configuration",
+        "awsvpcConfiguration={subnets=[subnet-a]}",
+        "--load-balancers",
+        &format!("targetGroupArn={tg},containerName=web,containerPort=80"),
+    ])?;
+    Ok(())
+}
+
+#[test]
+fn the_seeds_elbv2_commands_serve_https_rules_and_a_redirect() -> Result<()> {
+    // Ports 80 and 443 on an address of this test's own.
+    let b = Berth::start_with(&["--lb-listen-address", "127.0.9.1"])?;
+    let r = seed_commands(&b);
+    check(&b, r)
+}
+
+#[allow(clippy::too_many_lines)] // the seed's commands, then what they serve
+fn seed_commands(b: &Berth) -> Result<()> {
+    let [ca, cert, key] = certificates(b.dir.path())?;
+    let file = |p: &std::path::Path| format!("fileb://{}", p.display());
+    let cert_arn = b.aws(&[
+        "acm",
+        "import-certificate",
+        "--certificate",
+        &file(&cert),
+        "--private-key",
+        &file(&key),
+        "--certificate-chain",
+        &file(&ca),
+    ])?["CertificateArn"]
+        .as_str()
+        .context("certificate ARN")?
+        .to_string();
+    let described = b.aws(&[
+        "acm",
+        "describe-certificate",
+        "--certificate-arn",
+        &cert_arn,
+    ])?;
+    assert_eq!(described["Certificate"]["DomainName"], "app.example.test");
+    // A certificate that does not match its key is refused.
+    let other_dir = b.dir.path().join("other");
+    std::fs::create_dir_all(&other_dir)?;
+    let [_, other, _] = certificates(&other_dir)?;
+    let bad = b.aws_raw(&[
+        "acm",
+        "import-certificate",
+        "--certificate",
+        &file(&other),
+        "--private-key",
+        &file(&key),
+    ])?;
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("ValidationException"),
+        "{bad:?}"
+    );
+
+    // The seed's commands (section 6.2 and 6.3), ARNs and ids swapped in.
+    let tg = |name: &str| -> Result<String> {
+        arn(
+            &b.aws(&[
+                "elbv2",
+                "create-target-group",
+                "--name",
+                name,
+                "--protocol",
+                "HTTP",
+                "--port",
+                "80",
+                "--vpc-id",
+                "vpc-0123",
+                "--target-type",
+                "ip",
+                "--health-check-path",
+                "/health",
+                "--health-check-interval-seconds",
+                "30",
+                "--healthy-threshold-count",
+                "2",
+                "--unhealthy-threshold-count",
+                "3",
+                "--health-check-timeout-seconds",
+                "5",
+            ])?,
+            "TargetGroups",
+            "TargetGroupArn",
+        )
+    };
+    let (web_targets, api_targets) = (tg("app-tg")?, tg("api-tg")?);
+    let alb = arn(
+        &b.aws(&[
+            "elbv2",
+            "create-load-balancer",
+            "--name",
+            "app-alb",
+            "--subnets",
+            "subnet-a",
+            "subnet-b",
+            "--security-groups",
+            "sg-0123",
+            "--scheme",
+            "internet-facing",
+            "--type",
+            "application",
+        ])?,
+        "LoadBalancers",
+        "LoadBalancerArn",
+    )?;
+    let https = arn(
+        &b.aws(&[
+            "elbv2",
+            "create-listener",
+            "--load-balancer-arn",
+            &alb,
+            "--protocol",
+            "HTTPS",
+            "--port",
+            "443",
+            "--certificates",
+            &format!("CertificateArn={cert_arn}"),
+            "--ssl-policy",
+            "ELBSecurityPolicy-TLS13-1-2-2021-06",
+            "--default-actions",
+            &format!("Type=forward,TargetGroupArn={web_targets}"),
+        ])?,
+        "Listeners",
+        "ListenerArn",
+    )?;
+    b.aws(&[
+        "elbv2",
+        "create-listener",
+        "--load-balancer-arn",
+        &alb,
+        "--protocol",
+        "HTTP",
+        "--port",
+        "80",
+        "--default-actions",
+        "Type=redirect,RedirectConfig={Protocol=HTTPS,Port=443,StatusCode=HTTP_301}",
+    ])?;
+    b.aws(&[
+        "elbv2",
+        "create-rule",
+        "--listener-arn",
+        &https,
+        "--priority",
+        "10",
+        "--conditions",
+        "Field=path-pattern,Values=/api/*",
+        "--actions",
+        &format!("Type=forward,TargetGroupArn={api_targets}"),
+    ])?;
+    b.aws(&[
+        "elbv2",
+        "create-rule",
+        "--listener-arn",
+        &https,
+        "--priority",
+        "20",
+        "--conditions",
+        "Field=host-header,Values=api.example.com",
+        "--actions",
+        &format!("Type=forward,TargetGroupArn={api_targets}"),
+    ])?;
+    // Bad input gets ELB's codes.
+    let refused = |args: &[&str], code: &str| -> Result<()> {
+        let out = b.aws_raw(args)?;
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains(code), "{args:?}: {said}");
+        Ok(())
+    };
+    refused(
+        &[
+            "elbv2",
+            "create-rule",
+            "--listener-arn",
+            &https,
+            "--priority",
+            "10",
+            "--conditions",
+            "Field=path-pattern,Values=/other/*",
+            "--actions",
+            &format!("Type=forward,TargetGroupArn={api_targets}"),
+        ],
+        "PriorityInUse",
+    )?;
+    refused(&["elbv2", "create-rule", "--listener-arn", &https, "--priority", "30",
+        "--conditions", "Field=path-pattern,Values=/x", "--actions",
+        "Type=forward,TargetGroupArn=arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/nope/0123456789abcdef"], "TargetGroupNotFound")?;
+    refused(
+        &[
+            "elbv2",
+            "create-rule",
+            "--listener-arn",
+            &https,
+            "--priority",
+            "31",
+            "--conditions",
+            "Field=cookie,Values=a",
+            "--actions",
+            &format!("Type=forward,TargetGroupArn={api_targets}"),
+        ],
+        "ValidationError",
+    )?;
+    refused(
+        &["acm", "delete-certificate", "--certificate-arn", &cert_arn],
+        "ResourceInUseException",
+    )?;
+
+    service(b, "app", &web_targets)?;
+    service(b, "api", &api_targets)?;
+    for tg in [&web_targets, &api_targets] {
+        poll(
+            "the service's target healthy",
+            Duration::from_secs(90),
+            || {
+                Ok(targets(b, tg)?
+                    .iter()
+                    .any(|(_, s)| s == "healthy")
+                    .then_some(()))
+            },
+        )?;
+    }
+    let ip = "127.0.9.1";
+    let dns = b.aws(&["elbv2", "describe-load-balancers", "--names", "app-alb"])?;
+    assert_eq!(dns["LoadBalancers"][0]["DNSName"], ip);
+    // HTTPS, verified against the imported certificate's CA, over HTTP/2.
+    let page = curl(
+        ip,
+        &ca,
+        "app.example.test",
+        443,
+        &["-w", " %{http_version}", "https://app.example.test/name"],
+    )?;
+    assert_eq!(
+        page.split_whitespace().collect::<Vec<_>>(),
+        ["app", "2"],
+        "the default action, over HTTP/2"
+    );
+    assert_eq!(
+        curl(
+            ip,
+            &ca,
+            "app.example.test",
+            443,
+            &["--http1.1", "https://app.example.test/api/name"]
+        )?,
+        "api"
+    );
+    assert_eq!(
+        curl(
+            ip,
+            &ca,
+            "api.example.com",
+            443,
+            &["https://api.example.com/name"]
+        )?,
+        "api"
+    );
+    assert_eq!(
+        curl(
+            ip,
+            &ca,
+            "app.example.test",
+            443,
+            &["https://app.example.test/cgi-bin/headers"]
+        )?,
+        "xff=127.0.0.1 proto=https port=443"
+    );
+    // The HTTP listener redirects to HTTPS with a 301.
+    assert_eq!(
+        curl(
+            ip,
+            &ca,
+            "app.example.test",
+            80,
+            &[
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code} %{redirect_url}",
+                "http://app.example.test/a?b=1"
+            ]
+        )?,
+        "301 https://app.example.test:443/a?b=1"
+    );
+    // The policy decides the TLS versions: TLS 1.2 works under TLS13-1-2, not TLS13-1-3.
+    let tls12 = [
+        "--tlsv1.2",
+        "--tls-max",
+        "1.2",
+        "https://app.example.test/name",
+    ];
+    assert_eq!(curl(ip, &ca, "app.example.test", 443, &tls12)?, "app");
+    b.aws(&[
+        "elbv2",
+        "modify-listener",
+        "--listener-arn",
+        &https,
+        "--ssl-policy",
+        "ELBSecurityPolicy-TLS13-1-3-2021-06",
+    ])?;
+    poll(
+        "TLS 1.2 refused under the TLS 1.3 policy",
+        Duration::from_secs(10),
+        || {
+            Ok(curl(ip, &ca, "app.example.test", 443, &tls12)
+                .is_err()
+                .then_some(()))
+        },
+    )?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! one module that turns decoded requests into commands on the control plane. Adding a
 //! service is a module and one line in `services`.
 
+pub mod acm;
 pub mod admin;
 pub mod credentials;
 pub mod ecs;
@@ -57,6 +58,11 @@ fn services(ctx: &ApiContext) -> Vec<Arc<dyn AwsService>> {
         Arc::new(elbv2::Elbv2::new(
             ctx.load_balancers.clone(),
             ctx.control_plane.default_arns.account.clone(),
+        )),
+        Arc::new(acm::Acm::new(
+            ctx.load_balancers.certificates.clone(),
+            ctx.load_balancers.config.clone(),
+            Arc::new(crate::state::SystemClock),
         )),
     ]
 }

@@ -25,6 +25,7 @@ const TICK: Duration = Duration::from_millis(500);
 pub struct DataPlane {
     pub(super) config: Arc<LoadBalancing>,
     cp: Arc<ControlPlane>,
+    pub(super) certificates: Arc<crate::acm::Certificates>,
     health: Mutex<HealthTable>,
     /// The address every listener binds.
     pub(super) listen_ip: IpAddr,
@@ -33,6 +34,8 @@ pub struct DataPlane {
     pub(super) turn: AtomicUsize,
     /// How long a request may wait on its target (ALB's idle timeout).
     pub(super) idle_timeout: Duration,
+    /// HTTPS listeners' TLS configurations, by port, with what they were built from.
+    pub(super) tls_cache: Mutex<HashMap<u16, (String, Arc<rustls::ServerConfig>)>>,
 }
 
 /// A target's health as `DescribeTargetHealth` reports it.
@@ -44,7 +47,12 @@ pub struct Reported {
 }
 
 impl DataPlane {
-    pub fn new(config: Arc<LoadBalancing>, cp: Arc<ControlPlane>, listen_ip: IpAddr) -> Arc<Self> {
+    pub fn new(
+        config: Arc<LoadBalancing>,
+        cp: Arc<ControlPlane>,
+        certificates: Arc<crate::acm::Certificates>,
+        listen_ip: IpAddr,
+    ) -> Arc<Self> {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(10)));
         connector.set_nodelay(true);
@@ -54,11 +62,13 @@ impl DataPlane {
         Arc::new(Self {
             config,
             cp,
+            certificates,
             health: Mutex::new(HealthTable::default()),
             listen_ip,
             client,
             turn: AtomicUsize::new(0),
             idle_timeout: Duration::from_secs(60),
+            tls_cache: Mutex::new(HashMap::new()),
         })
     }
 

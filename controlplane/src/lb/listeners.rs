@@ -92,18 +92,39 @@ pub struct ListenerSpec {
 
 fn check_protocol(protocol: &str) -> Result<(), LbError> {
     match protocol {
-        "HTTP" => Ok(()),
-        "HTTPS" => Err(LbError::new(
-            "UnsupportedProtocol",
-            "HTTPS listeners are not served by Berth yet: use an HTTP listener.",
-        )),
+        "HTTP" | "HTTPS" => Ok(()),
         other => Err(LbError::new(
             "UnsupportedProtocol",
-            format!(
-                "Protocol '{other}' is not supported by an application load balancer: use HTTP."
-            ),
+            format!("Protocol '{other}' is not supported by an application load balancer: use HTTP or HTTPS."),
         )),
     }
+}
+
+/// An HTTPS listener names certificates that exist and a policy ELB knows (its default
+/// when none); an HTTP one keeps neither.
+fn check_tls(
+    protocol: &str,
+    ssl_policy: &mut Option<String>,
+    certificates: &[String],
+    certificate_exists: &dyn Fn(&str) -> bool,
+) -> Result<(), LbError> {
+    if protocol != "HTTPS" {
+        *ssl_policy = None;
+        return Ok(());
+    }
+    if certificates.is_empty() {
+        return Err(LbError::validation(
+            "A certificate must be specified for HTTPS listeners",
+        ));
+    }
+    if let Some(missing) = certificates.iter().find(|c| !certificate_exists(c)) {
+        return Err(LbError::new(
+            "CertificateNotFound",
+            format!("Certificate '{missing}' not found: import it with acm ImportCertificate."),
+        ));
+    }
+    let policy = ssl_policy.get_or_insert_with(|| super::tls::DEFAULT_POLICY.to_string());
+    super::tls::versions(policy).map(|_| ())
 }
 
 /// Every load balancer answers on the same address, so a port is one listener's.
@@ -124,9 +145,20 @@ fn check_port_free(c: &Config, port: u16, except: Option<&str>) -> Result<(), Lb
     Ok(())
 }
 
-pub fn create_listener(lbs: &LoadBalancing, spec: &ListenerSpec) -> Result<Listener, LbError> {
+pub fn create_listener(
+    lbs: &LoadBalancing,
+    spec: &ListenerSpec,
+    certificate_exists: &dyn Fn(&str) -> bool,
+) -> Result<Listener, LbError> {
     let protocol = spec.protocol.clone().unwrap_or_else(|| "HTTP".into());
     check_protocol(&protocol)?;
+    let mut ssl_policy = spec.ssl_policy.clone();
+    check_tls(
+        &protocol,
+        &mut ssl_policy,
+        &spec.certificates,
+        certificate_exists,
+    )?;
     let port = spec
         .port
         .filter(|p| *p > 0)
@@ -155,7 +187,7 @@ pub fn create_listener(lbs: &LoadBalancing, spec: &ListenerSpec) -> Result<Liste
             port,
             protocol: protocol.clone(),
             default_actions: spec.default_actions.clone(),
-            ssl_policy: spec.ssl_policy.clone(),
+            ssl_policy: ssl_policy.clone(),
             certificates: spec.certificates.clone(),
             tags: spec.tags.clone(),
         };
@@ -170,12 +202,15 @@ pub struct ListenerChange {
     pub protocol: Option<String>,
     pub port: Option<u16>,
     pub default_actions: Option<Vec<Action>>,
+    pub ssl_policy: Option<String>,
+    pub certificates: Option<Vec<String>>,
 }
 
 pub fn modify_listener(
     lbs: &LoadBalancing,
     arn: &str,
     change: &ListenerChange,
+    certificate_exists: &dyn Fn(&str) -> bool,
 ) -> Result<Listener, LbError> {
     if let Some(p) = &change.protocol {
         check_protocol(p)?;
@@ -197,6 +232,18 @@ pub fn modify_listener(
             check_actions(c, actions)?;
             l.default_actions.clone_from(actions);
         }
+        if let Some(certs) = &change.certificates {
+            l.certificates.clone_from(certs);
+        }
+        if change.ssl_policy.is_some() {
+            l.ssl_policy.clone_from(&change.ssl_policy);
+        }
+        check_tls(
+            &l.protocol,
+            &mut l.ssl_policy,
+            &l.certificates,
+            certificate_exists,
+        )?;
         ch.put_listener(c, l.clone());
         Ok(l)
     })

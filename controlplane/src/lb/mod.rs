@@ -11,6 +11,7 @@ pub mod model;
 mod proxy;
 pub mod routing;
 pub mod targets;
+pub mod tls;
 
 pub use commands::LbContext;
 pub use config::{Config, LbError, LoadBalancing};
@@ -34,6 +35,8 @@ impl crate::services::load_balancers::TargetGroups for LoadBalancing {
 pub struct LoadBalancers {
     pub config: std::sync::Arc<LoadBalancing>,
     pub dataplane: std::sync::Arc<DataPlane>,
+    /// The certificates HTTPS listeners serve (ACM).
+    pub certificates: std::sync::Arc<crate::acm::Certificates>,
     /// What every load balancer's `DNSName` says.
     pub dns_name: String,
 }
@@ -43,14 +46,20 @@ impl LoadBalancers {
     pub fn open(
         store: std::sync::Arc<dyn crate::store::Store>,
         cp: std::sync::Arc<crate::state::ControlPlane>,
+        sealer: std::sync::Arc<crate::sealing::Sealer>,
         listen: std::net::IpAddr,
         dns: Option<&str>,
     ) -> Result<Self, LbError> {
+        let certificates =
+            crate::acm::Certificates::open(store.clone(), sealer, cp.default_arns.clone())
+                .map_err(|e| LbError::new("InternalFailure", e.to_string()))?;
+        let certificates = std::sync::Arc::new(certificates);
         let config = std::sync::Arc::new(LoadBalancing::open(store)?);
         cp.set_target_groups(config.clone());
         Ok(Self {
-            dataplane: DataPlane::new(config.clone(), cp, listen),
+            dataplane: DataPlane::new(config.clone(), cp, certificates.clone(), listen),
             config,
+            certificates,
             dns_name: dns_name(dns, listen),
         })
     }

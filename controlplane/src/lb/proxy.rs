@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use hyper::header::{HeaderName, HeaderValue, HOST, LOCATION};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::task::JoinHandle;
 
 use super::dataplane::{address, DataPlane};
@@ -83,15 +83,40 @@ impl DataPlane {
             let _ = stream.set_nodelay(true);
             let me = self.clone();
             tokio::spawn(async move {
+                let tls = me.tls_for(port);
+                let handler = me.clone();
                 let service = hyper::service::service_fn(move |req| {
-                    let me = me.clone();
+                    let me = handler.clone();
                     async move { Ok::<_, std::convert::Infallible>(me.handle(port, remote, req).await) }
                 });
-                let conn = hyper::server::conn::http1::Builder::new()
+                let mut builder =
+                    hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                builder
+                    .http1()
                     .timer(hyper_util::rt::TokioTimer::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .with_upgrades();
-                let _ = conn.await;
+                    .header_read_timeout(me.idle_timeout);
+                match tls {
+                    None => {
+                        let _ = builder
+                            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                            .await;
+                    }
+                    Some(Ok(config)) => {
+                        let accepted = tokio::time::timeout(
+                            me.idle_timeout,
+                            tokio_rustls::TlsAcceptor::from(config).accept(stream),
+                        )
+                        .await;
+                        if let Ok(Ok(tls)) = accepted {
+                            let _ = builder
+                                .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                                .await;
+                        }
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(port, error = %e, "HTTPS listener has no usable certificate");
+                    }
+                }
             });
         }
     }
@@ -156,20 +181,22 @@ impl DataPlane {
                 } else {
                     pick_weighted(&groups, rand::random_range(0..total))
                 };
+                let https = listener.protocol == "HTTPS";
                 match chosen {
-                    Some(tg) => self.forward(tg, port, remote, req).await,
+                    Some(tg) => self.forward(tg, (port, https), remote, req).await,
                     None => error_page(StatusCode::SERVICE_UNAVAILABLE),
                 }
             }
         }
     }
 
+    /// Sends `req` to a target of `tg`; `listener` is the port and whether it is HTTPS.
     async fn forward(
         &self,
         tg: &str,
-        port: u16,
+        listener: (u16, bool),
         remote: SocketAddr,
-        req: Request<hyper::body::Incoming>,
+        mut req: Request<hyper::body::Incoming>,
     ) -> Response<Body> {
         let targets = self.routable(tg);
         if targets.is_empty() {
@@ -179,13 +206,40 @@ impl DataPlane {
         let Ok(addr) = address(target, target.port) else {
             return error_page(StatusCode::BAD_GATEWAY);
         };
+        // A WebSocket (or other) upgrade: the client's side of it, once answered.
+        let upgrade = req
+            .headers()
+            .get(hyper::header::UPGRADE)
+            .cloned()
+            .map(|protocol| (protocol, hyper::upgrade::on(&mut req)));
+        let version = req.version();
         let (mut parts, body) = req.into_parts();
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let Ok(uri) = format!("http://{addr}{path}").parse() else {
+        let Ok(uri) = format!("http://{addr}{path}").parse::<hyper::Uri>() else {
             return error_page(StatusCode::BAD_REQUEST);
         };
+        // HTTP/2 carries the host in the URI: targets get it as `Host`, as from ALB.
+        if !parts.headers.contains_key(HOST) {
+            if let Some(v) = parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            {
+                parts.headers.insert(HOST, v);
+            }
+        }
         parts.uri = uri;
-        add_forwarding_headers(&mut parts.headers, remote, port);
+        parts.version = hyper::Version::HTTP_11;
+        add_forwarding_headers(&mut parts.headers, remote, listener);
+        if let Some((protocol, _)) = &upgrade {
+            parts.headers.insert(
+                hyper::header::CONNECTION,
+                HeaderValue::from_static("upgrade"),
+            );
+            parts
+                .headers
+                .insert(hyper::header::UPGRADE, protocol.clone());
+        }
         let upstream = Request::from_parts(parts, Body::new(body));
         match tokio::time::timeout(self.idle_timeout, self.client.request(upstream)).await {
             Err(_) => error_page(StatusCode::GATEWAY_TIMEOUT),
@@ -193,14 +247,76 @@ impl DataPlane {
                 tracing::debug!(%addr, error = %e, "target failed");
                 error_page(StatusCode::BAD_GATEWAY)
             }
+            Ok(Ok(mut response)) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                let Some((_, client)) = upgrade else {
+                    return error_page(StatusCode::BAD_GATEWAY);
+                };
+                let target = hyper::upgrade::on(&mut response);
+                tokio::spawn(async move {
+                    if let (Ok(client), Ok(target)) = (client.await, target.await) {
+                        let _ = tokio::io::copy_bidirectional(
+                            &mut TokioIo::new(client),
+                            &mut TokioIo::new(target),
+                        )
+                        .await;
+                    }
+                });
+                let (parts, _) = response.into_parts();
+                Response::from_parts(parts, Body::empty())
+            }
             Ok(Ok(response)) => {
                 let (mut parts, body) = response.into_parts();
-                // ALB answers HTTP/1.1 whatever its target spoke.
-                parts.version = hyper::Version::HTTP_11;
+                // ALB answers in the client's HTTP version, whatever its target spoke.
+                parts.version = version;
                 strip_hop_by_hop(&mut parts.headers);
                 Response::from_parts(parts, Body::new(body))
             }
         }
+    }
+
+    /// An HTTPS listener's TLS configuration (cached until its certificates or policy
+    /// change); None for an HTTP listener.
+    fn tls_for(&self, port: u16) -> Option<Result<Arc<rustls::ServerConfig>, super::LbError>> {
+        let config = self.config.snapshot();
+        let listener = config.listeners.values().find(|l| l.port == port)?;
+        if listener.protocol != "HTTPS" {
+            return None;
+        }
+        let certificates: Result<Vec<_>, _> = listener
+            .certificates
+            .iter()
+            .map(|arn| self.certificates.get(arn))
+            .collect();
+        let certificates = match certificates {
+            Ok(c) => c,
+            Err(e) => {
+                return Some(Err(super::LbError::new(
+                    "CertificateNotFound",
+                    e.to_string(),
+                )))
+            }
+        };
+        let policy = listener
+            .ssl_policy
+            .clone()
+            .unwrap_or_else(|| super::tls::DEFAULT_POLICY.into());
+        let key = certificates.iter().fold(policy.clone(), |k, c| {
+            format!("{k}|{}@{}", c.arn, c.imported_at_ms)
+        });
+        let mut cache = self
+            .tls_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((k, tls)) = cache.get(&port) {
+            if *k == key {
+                return Some(Ok(tls.clone()));
+            }
+        }
+        let built = super::tls::server_config(&certificates, &policy);
+        if let Ok(tls) = &built {
+            cache.insert(port, (key, tls.clone()));
+        }
+        Some(built)
     }
 }
 
@@ -223,7 +339,11 @@ fn strip_hop_by_hop(headers: &mut hyper::HeaderMap) {
 
 /// `X-Forwarded-For` (appended), `-Proto`, `-Port`, and an `X-Amzn-Trace-Id` when the
 /// request has none.
-fn add_forwarding_headers(headers: &mut hyper::HeaderMap, remote: SocketAddr, port: u16) {
+fn add_forwarding_headers(
+    headers: &mut hyper::HeaderMap,
+    remote: SocketAddr,
+    (port, https): (u16, bool),
+) {
     strip_hop_by_hop(headers);
     let xff = HeaderName::from_static("x-forwarded-for");
     let client = remote.ip().to_string();
@@ -237,7 +357,11 @@ fn add_forwarding_headers(headers: &mut hyper::HeaderMap, remote: SocketAddr, po
         }
     };
     set(headers, "x-forwarded-for", chain);
-    set(headers, "x-forwarded-proto", "http".into());
+    set(
+        headers,
+        "x-forwarded-proto",
+        if https { "https" } else { "http" }.into(),
+    );
     set(headers, "x-forwarded-port", port.to_string());
     if !headers.contains_key("x-amzn-trace-id") {
         let secs = std::time::SystemTime::now()
@@ -286,17 +410,9 @@ fn redirect(
             .replace("#{path}", path.trim_start_matches('/'))
             .replace("#{query}", query)
     };
+    // ALB writes the port even when it is the scheme's default.
     let scheme = fill(&r.protocol).to_ascii_lowercase();
-    let to_port = fill(&r.port);
-    let default_port = matches!(
-        (scheme.as_str(), to_port.as_str()),
-        ("http", "80") | ("https", "443")
-    );
-    let mut location = format!("{scheme}://{}", fill(&r.host));
-    if !default_port {
-        location.push(':');
-        location.push_str(&to_port);
-    }
+    let mut location = format!("{scheme}://{}:{}", fill(&r.host), fill(&r.port));
     let to_path = fill(&r.path);
     if !to_path.starts_with('/') {
         location.push('/');
@@ -350,9 +466,9 @@ mod tests {
         };
         assert_eq!(
             redirect_to(&to_https, "/a/b?x=1"),
-            "https://example.com/a/b?x=1"
+            "https://example.com:443/a/b?x=1"
         );
-        assert_eq!(redirect_to(&to_https, "/"), "https://example.com/");
+        assert_eq!(redirect_to(&to_https, "/"), "https://example.com:443/");
         let elsewhere = Redirect {
             protocol: "#{protocol}".into(),
             port: "8080".into(),
@@ -376,7 +492,7 @@ mod tests {
             HeaderValue::from_static("keep-alive, x-secret"),
         );
         h.insert("x-secret", HeaderValue::from_static("1"));
-        add_forwarding_headers(&mut h, "127.0.0.1:5000".parse().unwrap(), 8080);
+        add_forwarding_headers(&mut h, "127.0.0.1:5000".parse().unwrap(), (8080, false));
         assert_eq!(h["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-port"], "8080");

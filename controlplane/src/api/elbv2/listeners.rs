@@ -20,7 +20,7 @@ pub fn create(ctx: &Ctx<'_>, v: &Value) -> Result<Value, LbError> {
             .collect(),
         tags: tags(v),
     };
-    let l = listeners::create_listener(ctx.lbs, &spec)?;
+    let l = listeners::create_listener(ctx.lbs, &spec, &|arn| ctx.certificates.get(arn).is_ok())?;
     Ok(json!({"Listeners": [render::listener(&l)]}))
 }
 
@@ -59,12 +59,21 @@ pub fn modify(ctx: &Ctx<'_>, v: &Value) -> Result<Value, LbError> {
     let change = ListenerChange {
         protocol: string(v, "Protocol"),
         port: parsed(v, "Port")?,
+        ssl_policy: string(v, "SslPolicy"),
+        certificates: v.get("Certificates").map(|_| {
+            items(v, "Certificates")
+                .iter()
+                .filter_map(|c| string(c, "CertificateArn"))
+                .collect()
+        }),
         default_actions: v
             .get("DefaultActions")
             .map(|_| actions(v, "DefaultActions"))
             .transpose()?,
     };
-    let l = listeners::modify_listener(ctx.lbs, &required(v, "ListenerArn")?, &change)?;
+    let l = listeners::modify_listener(ctx.lbs, &required(v, "ListenerArn")?, &change, &|arn| {
+        ctx.certificates.get(arn).is_ok()
+    })?;
     Ok(json!({"Listeners": [render::listener(&l)]}))
 }
 

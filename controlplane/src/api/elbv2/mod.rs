@@ -47,6 +47,7 @@ impl From<LbError> for AwsError {
 pub(crate) struct Ctx<'a> {
     pub lbs: &'a LoadBalancing,
     pub dataplane: &'a DataPlane,
+    pub certificates: &'a crate::acm::Certificates,
     pub lb: LbContext,
     pub call: &'a Call<'a>,
 }
@@ -66,6 +67,7 @@ impl AwsService for Elbv2 {
         let ctx = Ctx {
             lbs: &self.lbs.config,
             dataplane: &self.lbs.dataplane,
+            certificates: &self.lbs.certificates,
             lb: LbContext {
                 region: call.region.to_string(),
                 account: self.account.clone(),

@@ -19,9 +19,11 @@ struct Fixture {
 fn fixture() -> Fixture {
     let (cp, store) = control_plane();
     let store: Arc<dyn Store> = store;
+
     let lbs = LoadBalancers::open(
         store.clone(),
         Arc::new(cp),
+        Arc::new(crate::sealing::Sealer::ephemeral()),
         "127.0.0.1".parse().unwrap(),
         None,
     )
@@ -44,6 +46,7 @@ impl Fixture {
         let ctx = Ctx {
             lbs: &self.lbs.config,
             dataplane: &self.lbs.dataplane,
+            certificates: &self.lbs.certificates,
             lb: LbContext {
                 region: "eu-west-1".into(),
                 account: "123456789012".into(),
@@ -287,7 +290,18 @@ fn a_listener_port_serves_one_listener() {
     assert_eq!(f.code("CreateListener", &clash), "DuplicateListener");
     let https = json!({"LoadBalancerArn": a, "Protocol": "HTTPS", "Port": "8443",
                        "DefaultActions": [{"Type": "forward", "TargetGroupArn": tg}]});
-    assert_eq!(f.code("CreateListener", &https), "UnsupportedProtocol");
+    assert_eq!(
+        f.code("CreateListener", &https),
+        "ValidationError",
+        "no certificate"
+    );
+    let mut unknown = https.clone();
+    unknown["Certificates"] =
+        json!([{"CertificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/nope"}]);
+    assert_eq!(f.code("CreateListener", &unknown), "CertificateNotFound");
+    let tcp = json!({"LoadBalancerArn": a, "Protocol": "TCP", "Port": "8444",
+                     "DefaultActions": [{"Type": "forward", "TargetGroupArn": tg}]});
+    assert_eq!(f.code("CreateListener", &tcp), "UnsupportedProtocol");
 }
 
 #[test]
