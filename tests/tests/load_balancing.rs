@@ -89,6 +89,47 @@ fn web(b: &Berth, family: &str) -> Value {
     })
 }
 
+/// A client sending requests through the load balancer in a loop until told to stop.
+struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<(u32, Vec<String>)>,
+}
+
+impl Load {
+    fn start(port: u16) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                match get(port, "/id", "web") {
+                    Ok((200, _)) => ok += 1,
+                    other => failed.push(format!("{other:?}")),
+                }
+            }
+            (ok, failed)
+        });
+        Self { stop, thread }
+    }
+
+    /// Stops the loop: every request succeeded, and more than `at_least` were sent.
+    fn finish(self, at_least: u32) -> Result<()> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (ok, failed) = self
+            .thread
+            .join()
+            .map_err(|_| anyhow!("load thread panicked"))?;
+        assert!(
+            failed.is_empty(),
+            "{} requests of {} failed: {failed:?}",
+            failed.len(),
+            ok
+        );
+        assert!(ok > at_least, "the loop ran: {ok}");
+        Ok(())
+    }
+}
+
 /// The target group's targets and their states.
 fn targets(b: &Berth, tg: &str) -> Result<Vec<(String, String)>> {
     let h = b.aws(&["elbv2", "describe-target-health", "--target-group-arn", tg])?;
@@ -268,6 +309,23 @@ fn behind_a_load_balancer(b: &Berth) -> Result<()> {
     ids.sort();
     assert_eq!(ids, ips, "the targets are the tasks' awsvpc addresses");
 
+    let service = b.aws(&["ecs", "describe-services", "--services", "web"])?;
+    let registered = format!("(service web) registered 2 targets in (target-group {tg})");
+    let said: Vec<&str> = service["services"][0]["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert!(
+        said.iter().any(|m| *m == registered)
+            || said
+                .iter()
+                .filter(|m| m.starts_with("(service web) registered 1 targets"))
+                .count()
+                == 2,
+        "{said:?}"
+    );
     // Requests spread over both tasks (round robin).
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..6 {
@@ -285,22 +343,35 @@ fn behind_a_load_balancer(b: &Berth) -> Result<()> {
         format!("xff=203.0.113.7, 127.0.0.1 proto=http port={port}")
     );
 
+    // A rolling deployment under load: new tasks join and turn healthy before the old
+    // ones drain and stop; no request fails.
+    let load = Load::start(port);
+    let before = task_ips(b, "web")?;
+    b.aws(&[
+        "ecs",
+        "update-service",
+        "--service",
+        "web",
+        "--force-new-deployment",
+    ])?;
+    poll(
+        "the deployment done, old tasks gone",
+        Duration::from_secs(120),
+        || {
+            let now = task_ips(b, "web")?;
+            let healthy = targets(b, &tg)?;
+            Ok((now.len() == 2
+                && now.iter().all(|ip| !before.contains(ip))
+                && healthy.len() == 2
+                && healthy.iter().all(|(_, s)| s == "healthy"))
+            .then_some(()))
+        },
+    )?;
+    load.finish(10)?;
+
     // Scale in under load: the leaving task is deregistered and drains while it still
     // runs (DEACTIVATING), then stops; no request fails on the way.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let load = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let (mut ok, mut failed) = (0u32, Vec::new());
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                match get(port, "/id", "web") {
-                    Ok((200, _)) => ok += 1,
-                    other => failed.push(format!("{other:?}")),
-                }
-            }
-            (ok, failed)
-        })
-    };
+    let load = Load::start(port);
     b.aws(&[
         "ecs",
         "update-service",
@@ -334,15 +405,7 @@ fn behind_a_load_balancer(b: &Berth) -> Result<()> {
             .any(|t| t["lastStatus"] == TaskStatus::Stopped.as_str());
         Ok((stopped && task_ips(b, "web")?.len() == 1).then_some(()))
     })?;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (ok, failed) = load.join().map_err(|_| anyhow!("load thread panicked"))?;
-    assert!(
-        failed.is_empty(),
-        "{} requests of {} failed: {failed:?}",
-        failed.len(),
-        ok
-    );
-    assert!(ok > 10, "the loop ran: {ok}");
+    load.finish(10)?;
     let mut after = std::collections::BTreeSet::new();
     for _ in 0..4 {
         let (code, body) = get(port, "/id", "web")?;
@@ -781,5 +844,187 @@ fn seed_commands(b: &Berth) -> Result<()> {
                 .then_some(()))
         },
     )?;
+    Ok(())
+}
+
+/// A target that answers `GET /` with 200 on keep-alive connections, and switches an
+/// `Upgrade: websocket` request to an echo of whatever bytes follow.
+const ECHO_TARGET: &str = r#"
+import base64, hashlib, socket, socketserver, sys
+class H(socketserver.BaseRequestHandler):
+    def handle(self):
+        buf = b""
+        while True:
+            while b"\r\n\r\n" not in buf:
+                data = self.request.recv(4096)
+                if not data:
+                    return
+                buf += data
+            head, buf = buf.split(b"\r\n\r\n", 1)
+            lines = head.decode().split("\r\n")
+            headers = {l.split(":", 1)[0].strip().lower(): l.split(":", 1)[1].strip() for l in lines[1:] if ":" in l}
+            if headers.get("upgrade", "").lower() == "websocket":
+                accept = base64.b64encode(hashlib.sha1((headers["sec-websocket-key"] + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+                self.request.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n" % accept).encode())
+                if buf:
+                    self.request.sendall(buf)
+                while True:
+                    data = self.request.recv(4096)
+                    if not data:
+                        return
+                    self.request.sendall(data)
+            body = b"ok " + lines[0].split(" ")[1].encode()
+            self.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+class S(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+S(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"#;
+
+/// A child process killed when the test is done with it, however it ends.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Reads from `s` until `end` has been seen; what was read.
+fn read_until(s: &mut std::net::TcpStream, end: &str) -> Result<String> {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !String::from_utf8_lossy(&buf).contains(end) {
+        if s.read(&mut byte)? == 0 {
+            anyhow::bail!("closed after {:?}", String::from_utf8_lossy(&buf));
+        }
+        buf.push(byte[0]);
+    }
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+#[test]
+fn keep_alive_websockets_and_alb_errors_for_registered_targets() -> Result<()> {
+    let b = Berth::start()?;
+    let r = registered_targets(&b);
+    check(&b, r)
+}
+
+#[allow(clippy::too_many_lines)] // one scenario, step by step
+fn registered_targets(b: &Berth) -> Result<()> {
+    let target_port = free_port();
+    let mut target = Reaped(
+        std::process::Command::new("python3")
+            .args(["-c", ECHO_TARGET, &target_port.to_string()])
+            .spawn()?,
+    );
+    let port = free_port();
+    let tg = arn(
+        &b.aws(&[
+            "elbv2",
+            "create-target-group",
+            "--name",
+            "echo",
+            "--protocol",
+            "HTTP",
+            "--port",
+            "80",
+            "--target-type",
+            "ip",
+            "--health-check-interval-seconds",
+            "5",
+            "--health-check-timeout-seconds",
+            "2",
+        ])?,
+        "TargetGroups",
+        "TargetGroupArn",
+    )?;
+    let lb = arn(
+        &b.aws(&["elbv2", "create-load-balancer", "--name", "echo"])?,
+        "LoadBalancers",
+        "LoadBalancerArn",
+    )?;
+    b.aws(&[
+        "elbv2",
+        "create-listener",
+        "--load-balancer-arn",
+        &lb,
+        "--protocol",
+        "HTTP",
+        "--port",
+        &port.to_string(),
+        "--default-actions",
+        &format!("Type=forward,TargetGroupArn={tg}"),
+    ])?;
+    b.aws(&[
+        "elbv2",
+        "register-targets",
+        "--target-group-arn",
+        &tg,
+        "--targets",
+        &format!("Id=127.0.0.1,Port={target_port}"),
+    ])?;
+    poll(
+        "the registered target healthy",
+        Duration::from_secs(30),
+        || {
+            Ok(targets(b, &tg)?
+                .iter()
+                .any(|(_, s)| s == "healthy")
+                .then_some(()))
+        },
+    )?;
+
+    // Keep-alive: two requests on one connection.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    for path in ["/one", "/two"] {
+        write!(s, "GET {path} HTTP/1.1\r\nHost: echo\r\n\r\n")?;
+        let head = read_until(&mut s, "\r\n\r\n")?;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let body = read_until(&mut s, path)?;
+        assert_eq!(body, format!("ok {path}"));
+    }
+    // A WebSocket upgrade, then bytes both ways.
+    let mut ws = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    ws.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        ws,
+        "GET /chat HTTP/1.1\r\nHost: echo\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )?;
+    let head = read_until(&mut ws, "\r\n\r\n")?;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(
+        head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        "the target's accept key: {head}"
+    );
+    ws.write_all(b"ping-123")?;
+    assert_eq!(read_until(&mut ws, "ping-123")?, "ping-123");
+
+    // The target dies: it fails its checks, and with no healthy target the load balancer
+    // fails open and answers 502 for the dead one.
+    target.0.kill()?;
+    let _ = target.0.wait();
+    poll("the dead target unhealthy", Duration::from_secs(30), || {
+        Ok(targets(b, &tg)?
+            .iter()
+            .any(|(_, s)| s == "unhealthy")
+            .then_some(()))
+    })?;
+    assert_eq!(get(port, "/", "echo")?.0, 502);
+    // Deregistered, it drains (300 s by default) and gets no requests: 503.
+    b.aws(&[
+        "elbv2",
+        "deregister-targets",
+        "--target-group-arn",
+        &tg,
+        "--targets",
+        &format!("Id=127.0.0.1,Port={target_port}"),
+    ])?;
+    assert_eq!(targets(b, &tg)?[0].1, "draining");
+    poll("no target to send to", Duration::from_secs(10), || {
+        Ok((get(port, "/", "echo")?.0 == 503).then_some(()))
+    })?;
     Ok(())
 }

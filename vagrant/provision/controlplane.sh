@@ -2,10 +2,24 @@
 # The control-plane VM: a registry holding the demo image (agents pull it over
 # the private network), and berth-controlplane serving the ECS API and the
 # agents' gRPC on the private address.
-# Usage: controlplane.sh REPO CP_IP API_PORT AGENT_PORT
-REPO=${1:?usage: controlplane.sh REPO CP_IP API_PORT AGENT_PORT}
-CP_IP=${2:?} API_PORT=${3:?} AGENT_PORT=${4:?}
+# Usage: controlplane.sh REPO CP_IP API_PORT AGENT_PORT [CIDR=AGENT_IP,...]
+REPO=${1:?usage: controlplane.sh REPO CP_IP API_PORT AGENT_PORT [CIDR=AGENT_IP,...]}
+CP_IP=${2:?} API_PORT=${3:?} AGENT_PORT=${4:?} TASK_ROUTES=${5:-}
 . "$REPO/vagrant/provision/lib.sh"
+
+# The load balancers' proxy runs here and reaches awsvpc tasks on every agent: a
+# route to each agent's task range through that agent (kept across reboots).
+for r in ${TASK_ROUTES//,/ }; do
+  ip route replace "${r%=*}" via "${r#*=}"
+done
+if [ -n "$TASK_ROUTES" ]; then
+  cat >/etc/network/if-up.d/berth-task-routes <<SH
+#!/bin/sh
+# Written by Berth's vagrant/provision/controlplane.sh: routes to the agents' tasks.
+for r in $(echo "$TASK_ROUTES" | tr , ' '); do ip route replace "\${r%=*}" via "\${r#*=}" || true; done
+SH
+  chmod +x /etc/network/if-up.d/berth-task-routes
+fi
 
 apt_install docker-registry skopeo umoci busybox-static awscli
 # The lab's own registry settings: Debian's default config turns on htpasswd
@@ -38,6 +52,8 @@ set_env "$ENVF" BERTH_AGENT_LISTEN "$CP_IP:$AGENT_PORT"
 # Agents dial the private address: the agent endpoint's TLS certificate
 # covers it (the listen address is included anyway; say it for clarity).
 set_env "$ENVF" BERTH_AGENT_TLS_SANS "$CP_IP"
+# Load balancer listeners answer on the private address too: DNSName is it.
+set_env "$ENVF" BERTH_LB_LISTEN_ADDRESS "$CP_IP"
 systemctl enable berth-controlplane
 systemctl restart berth-controlplane
 wait_for 60 "berth-controlplane's aws.env" grep -q "AWS_ENDPOINT_URL=https://$CP_IP:$API_PORT" /var/lib/berth/aws.env

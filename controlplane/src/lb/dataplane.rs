@@ -135,22 +135,36 @@ impl DataPlane {
         services
     }
 
-    /// Tells the control plane how the services' targets fare.
-    fn report_task_health(&self, services: &targets::ServiceTargets) {
+    /// Tells the control plane how the services' targets fare, and which it registered
+    /// or deregistered since `before`.
+    fn report_to_services(
+        &self,
+        before: &targets::ServiceTargets,
+        services: &targets::ServiceTargets,
+    ) {
         let health = targets::task_health(services, &self.health());
         if let Err(e) = self.cp.set_target_health(&health) {
             tracing::warn!(error = %e, "could not record target health; retrying on the next tick");
+        }
+        let events = targets::registration_events(before, services);
+        for (service, message) in &events {
+            tracing::info!(service = %service, "{message}");
+        }
+        if let Err(e) = self.cp.push_service_events(&events) {
+            tracing::warn!(error = %e, "could not record target registration events");
         }
     }
 
     /// Checks every target of every group in use, each on its group's interval.
     pub async fn check_forever(self: Arc<Self>) {
         let mut due: HashMap<(String, Target), tokio::time::Instant> = HashMap::new();
+        let mut before = targets::service_targets(&self.cp);
         loop {
             let config = self.config.snapshot();
             let now = tokio::time::Instant::now();
             let services = self.sync(&config, self.cp.now_ms());
-            self.report_task_health(&services);
+            self.report_to_services(&before, &services);
+            before = services;
             let mut checks = Vec::new();
             for tg in config.target_groups.values() {
                 if !tg.health_check.enabled || config.load_balancers_of(&tg.arn).is_empty() {
