@@ -9,9 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::body::Body;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 
 use super::config::{Config, LoadBalancing};
 use super::health::{CheckOutcome, HealthTable, State, TargetHealth};
@@ -29,11 +27,13 @@ pub struct DataPlane {
     health: Mutex<HealthTable>,
     /// The address every listener binds.
     pub(super) listen_ip: IpAddr,
-    pub(super) client: Client<HttpConnector, Body>,
     /// Round-robin position, shared by every target group.
     pub(super) turn: AtomicUsize,
     /// How long a request may wait on its target (ALB's idle timeout).
     pub(super) idle_timeout: Duration,
+    /// Where each target group sends requests now (see `HealthTable::routable`), kept
+    /// current by the checker so a request only clones an `Arc`.
+    routes: std::sync::RwLock<Arc<HashMap<String, Arc<[SocketAddr]>>>>,
     /// HTTPS listeners' TLS configurations, by port, with what they were built from.
     pub(super) tls_cache: Mutex<HashMap<u16, (String, Arc<rustls::ServerConfig>)>>,
 }
@@ -53,21 +53,15 @@ impl DataPlane {
         certificates: Arc<crate::acm::Certificates>,
         listen_ip: IpAddr,
     ) -> Arc<Self> {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_secs(10)));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
         Arc::new(Self {
             config,
             cp,
             certificates,
             health: Mutex::new(HealthTable::default()),
             listen_ip,
-            client,
             turn: AtomicUsize::new(0),
             idle_timeout: Duration::from_secs(60),
+            routes: std::sync::RwLock::default(),
             tls_cache: Mutex::new(HashMap::new()),
         })
     }
@@ -94,6 +88,7 @@ impl DataPlane {
     /// `unavailable` with health checks off.
     pub fn describe(&self, tg: &TargetGroup) -> Vec<Reported> {
         let _ = self.sync(&self.config.snapshot(), self.cp.now_ms());
+        self.refresh_routes();
         let in_use = !self.config.snapshot().load_balancers_of(&tg.arn).is_empty();
         let table = self.health();
         table
@@ -163,6 +158,7 @@ impl DataPlane {
             let config = self.config.snapshot();
             let now = tokio::time::Instant::now();
             let services = self.sync(&config, self.cp.now_ms());
+            self.refresh_routes();
             self.report_to_services(&before, &services);
             before = services;
             let mut checks = Vec::new();
@@ -199,15 +195,41 @@ impl DataPlane {
                 tokio::spawn(async move {
                     let outcome = check(&hc, &target).await;
                     me.health().observe(&tg, &target, &outcome, &hc);
+                    me.refresh_routes();
                 });
             }
             tokio::time::sleep(TICK).await;
         }
     }
 
-    /// The targets `tg` may send to now.
-    pub(super) fn routable(&self, tg: &str) -> Vec<Target> {
-        self.health().routable(tg)
+    /// The addresses `tg` sends requests to now.
+    pub(super) fn routes(&self, tg: &str) -> Option<Arc<[SocketAddr]>> {
+        let routes = self
+            .routes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        routes.get(tg).cloned()
+    }
+
+    /// Recomputes every group's routes from the health table.
+    fn refresh_routes(&self) {
+        let table = self.health();
+        let routes: HashMap<String, Arc<[SocketAddr]>> = table
+            .groups()
+            .map(|tg| {
+                let addrs: Vec<SocketAddr> = table
+                    .routable(tg)
+                    .iter()
+                    .filter_map(|t| address(t, t.port).ok())
+                    .collect();
+                (tg.to_string(), Arc::from(addrs))
+            })
+            .collect();
+        drop(table);
+        *self
+            .routes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(routes);
     }
 }
 

@@ -161,6 +161,11 @@ impl HealthTable {
         self.groups.retain(|arn, _| keep(arn));
     }
 
+    /// The groups the table holds.
+    pub fn groups(&self) -> impl Iterator<Item = &str> {
+        self.groups.keys().map(String::as_str)
+    }
+
     pub fn group(&self, tg: &str) -> impl Iterator<Item = (&Target, &TargetHealth)> {
         self.groups.get(tg).into_iter().flat_map(|g| g.iter())
     }

@@ -12,6 +12,7 @@ mod proxy;
 pub mod routing;
 pub mod targets;
 pub mod tls;
+mod workers;
 
 pub use commands::LbContext;
 pub use config::{Config, LbError, LoadBalancing};

@@ -11,12 +11,13 @@ use std::sync::Arc;
 use axum::body::Body;
 use hyper::header::{HeaderName, HeaderValue, HOST, LOCATION};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use tokio::task::JoinHandle;
 
-use super::dataplane::{address, DataPlane};
+use super::dataplane::DataPlane;
 use super::model::{Action, Redirect};
 use super::routing::{pick_weighted, route, total_weight, RequestView};
+use super::workers::{Accepted, Upstream, Workers};
 
 /// Headers that belong to one hop, not forwarded (RFC 9110 7.6.1).
 const HOP_BY_HOP: [&str; 8] = [
@@ -33,6 +34,13 @@ const HOP_BY_HOP: [&str; 8] = [
 impl DataPlane {
     /// Binds and unbinds listener ports as the configuration changes.
     pub async fn serve_listeners(self: Arc<Self>) {
+        let workers = match Workers::start(&self) {
+            Ok(w) => Arc::new(w),
+            Err(e) => {
+                tracing::error!(error = %e, "could not start the load balancers' worker threads");
+                return;
+            }
+        };
         let mut changes = self.config.subscribe();
         let mut running: HashMap<u16, JoinHandle<()>> = HashMap::new();
         loop {
@@ -57,20 +65,28 @@ impl DataPlane {
                 match tokio::net::TcpListener::bind(addr).await {
                     Ok(listener) => {
                         tracing::info!(%addr, "load balancer listener serving");
-                        running.insert(port, tokio::spawn(self.clone().accept(listener, port)));
+                        let accept = Self::accept(listener, port, workers.clone());
+                        running.insert(port, tokio::spawn(accept));
                     }
                     Err(e) => {
-                        tracing::error!(%addr, error = %e, "load balancer listener could not bind; retried on the next change");
+                        tracing::error!(%addr, error = %e, "load balancer listener could not bind; retrying every second");
                     }
                 }
             }
-            if changes.changed().await.is_err() {
-                return;
+            // A port that could not be bound (in use) is tried again in a second.
+            let unbound = changes
+                .borrow()
+                .listeners
+                .values()
+                .any(|l| !running.contains_key(&l.port));
+            tokio::select! {
+                next = changes.changed() => if next.is_err() { return },
+                () = tokio::time::sleep(std::time::Duration::from_secs(1)), if unbound => {}
             }
         }
     }
 
-    async fn accept(self: Arc<Self>, listener: tokio::net::TcpListener, port: u16) {
+    async fn accept(listener: tokio::net::TcpListener, port: u16, workers: Arc<Workers>) {
         loop {
             let (stream, remote) = match listener.accept().await {
                 Ok(c) => c,
@@ -80,49 +96,20 @@ impl DataPlane {
                     continue;
                 }
             };
-            let _ = stream.set_nodelay(true);
-            let me = self.clone();
-            tokio::spawn(async move {
-                let tls = me.tls_for(port);
-                let handler = me.clone();
-                let service = hyper::service::service_fn(move |req| {
-                    let me = handler.clone();
-                    async move { Ok::<_, std::convert::Infallible>(me.handle(port, remote, req).await) }
-                });
-                let mut builder =
-                    hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                builder
-                    .http1()
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(me.idle_timeout);
-                match tls {
-                    None => {
-                        let _ = builder
-                            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                            .await;
-                    }
-                    Some(Ok(config)) => {
-                        let accepted = tokio::time::timeout(
-                            me.idle_timeout,
-                            tokio_rustls::TlsAcceptor::from(config).accept(stream),
-                        )
-                        .await;
-                        if let Ok(Ok(tls)) = accepted {
-                            let _ = builder
-                                .serve_connection_with_upgrades(TokioIo::new(tls), service)
-                                .await;
-                        }
-                    }
-                    Some(Err(e)) => {
-                        tracing::warn!(port, error = %e, "HTTPS listener has no usable certificate");
-                    }
-                }
-            });
+            match stream.into_std() {
+                Ok(stream) => workers.hand(Accepted {
+                    stream,
+                    remote,
+                    port,
+                }),
+                Err(e) => tracing::warn!(port, error = %e, "could not hand a connection over"),
+            }
         }
     }
 
-    async fn handle(
+    pub(super) async fn handle(
         &self,
+        client: &Upstream,
         port: u16,
         remote: SocketAddr,
         req: Request<hyper::body::Incoming>,
@@ -131,39 +118,45 @@ impl DataPlane {
         let Some(listener) = config.listeners.values().find(|l| l.port == port) else {
             return error_page(StatusCode::SERVICE_UNAVAILABLE);
         };
-        let host = req
-            .headers()
-            .get(HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| req.uri().host())
-            .unwrap_or_default()
-            .to_string();
-        let host_name = host
-            .rsplit_once(':')
-            .map_or(host.as_str(), |(h, _)| h)
-            .to_string();
-        let headers: Vec<(String, String)> = req
-            .headers()
-            .iter()
-            .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
-            .collect();
-        let view = RequestView {
-            method: req.method().as_str(),
-            host: &host_name,
-            path: req.uri().path(),
-            query: req.uri().query().unwrap_or_default(),
-            headers: headers
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_str()))
-                .collect(),
-            source: Some(remote.ip()),
-        };
-        let rules = config.rules_of(&listener.arn);
-        let Some(action) = route(&rules, &listener.default_actions, &view)
-            .first()
-            .cloned()
-        else {
-            return error_page(StatusCode::SERVICE_UNAVAILABLE);
+        let (action, host_name) = {
+            let host = req
+                .headers()
+                .get(HOST)
+                .and_then(|h| h.to_str().ok())
+                .or_else(|| req.uri().host())
+                .unwrap_or_default();
+            let host_name = host.rsplit_once(':').map_or(host, |(h, _)| h);
+            let rules = config.rules_of(&listener.arn);
+            // Headers are read only for rules that look at them.
+            let by_header = rules.iter().any(|r| {
+                r.conditions
+                    .iter()
+                    .any(|c| matches!(c, super::model::Condition::HttpHeader { .. }))
+            });
+            let view = RequestView {
+                method: req.method().as_str(),
+                host: host_name,
+                path: req.uri().path(),
+                query: req.uri().query().unwrap_or_default(),
+                headers: if by_header {
+                    req.headers()
+                        .iter()
+                        .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?)))
+                        .collect()
+                } else {
+                    Vec::new()
+                },
+                source: Some(remote.ip()),
+            };
+            let Some(action) = route(&rules, &listener.default_actions, &view)
+                .first()
+                .cloned()
+            else {
+                return error_page(StatusCode::SERVICE_UNAVAILABLE);
+            };
+            let redirect_host =
+                matches!(action, Action::Redirect(_)).then(|| host_name.to_string());
+            (action, redirect_host.unwrap_or_default())
         };
         match action {
             Action::FixedResponse {
@@ -183,7 +176,7 @@ impl DataPlane {
                 };
                 let https = listener.protocol == "HTTPS";
                 match chosen {
-                    Some(tg) => self.forward(tg, (port, https), remote, req).await,
+                    Some(tg) => self.forward(client, tg, (port, https), remote, req).await,
                     None => error_page(StatusCode::SERVICE_UNAVAILABLE),
                 }
             }
@@ -193,19 +186,16 @@ impl DataPlane {
     /// Sends `req` to a target of `tg`; `listener` is the port and whether it is HTTPS.
     async fn forward(
         &self,
+        client: &Upstream,
         tg: &str,
         listener: (u16, bool),
         remote: SocketAddr,
         mut req: Request<hyper::body::Incoming>,
     ) -> Response<Body> {
-        let targets = self.routable(tg);
-        if targets.is_empty() {
+        let Some(targets) = self.routes(tg).filter(|t| !t.is_empty()) else {
             return error_page(StatusCode::SERVICE_UNAVAILABLE);
-        }
-        let target = &targets[self.turn.fetch_add(1, Ordering::Relaxed) % targets.len()];
-        let Ok(addr) = address(target, target.port) else {
-            return error_page(StatusCode::BAD_GATEWAY);
         };
+        let addr = targets[self.turn.fetch_add(1, Ordering::Relaxed) % targets.len()];
         // A WebSocket (or other) upgrade: the client's side of it, once answered.
         let upgrade = req
             .headers()
@@ -241,7 +231,7 @@ impl DataPlane {
                 .insert(hyper::header::UPGRADE, protocol.clone());
         }
         let upstream = Request::from_parts(parts, Body::new(body));
-        match tokio::time::timeout(self.idle_timeout, self.client.request(upstream)).await {
+        match tokio::time::timeout(self.idle_timeout, client.request(upstream)).await {
             Err(_) => error_page(StatusCode::GATEWAY_TIMEOUT),
             Ok(Err(e)) => {
                 tracing::debug!(%addr, error = %e, "target failed");
@@ -276,7 +266,10 @@ impl DataPlane {
 
     /// An HTTPS listener's TLS configuration (cached until its certificates or policy
     /// change); None for an HTTP listener.
-    fn tls_for(&self, port: u16) -> Option<Result<Arc<rustls::ServerConfig>, super::LbError>> {
+    pub(super) fn tls_for(
+        &self,
+        port: u16,
+    ) -> Option<Result<Arc<rustls::ServerConfig>, super::LbError>> {
         let config = self.config.snapshot();
         let listener = config.listeners.values().find(|l| l.port == port)?;
         if listener.protocol != "HTTPS" {
