@@ -325,7 +325,7 @@ fn arns_follow_the_signed_region_and_unserved_services_are_named() -> Result<()>
         &[],
         &[
             "ecs.create_cluster",
-            "elbv2.describe_load_balancers",
+            "elb.describe_load_balancers",
             "cloudwatch.list_metrics",
             "ecr.describe_repositories",
             "logs.create_log_group",
@@ -389,7 +389,8 @@ fn arns_follow_the_signed_region_and_unserved_services_are_named() -> Result<()>
         c["cluster"]["clusterArn"],
         "arn:aws:ecs:us-east-1:123456789012:cluster/edge-us"
     );
-    let stderr = aws_err(&b, &["elbv2", "describe-load-balancers"])?;
+    // Classic ELB: the same signing name as ELBv2, an API version Berth does not serve.
+    let stderr = aws_err(&b, &["elb", "describe-load-balancers"])?;
     assert!(
         stderr.contains("(InvalidAction)") && stderr.contains("'elasticloadbalancing'"),
         "{stderr}"

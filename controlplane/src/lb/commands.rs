@@ -173,10 +173,11 @@ impl HealthCheckSpec {
             hc.enabled = v;
         }
         if let Some(p) = &self.protocol {
-            if !matches!(p.as_str(), "HTTP" | "HTTPS") {
-                return Err(LbError::validation(format!(
-                    "Health check protocol '{p}' is not valid for an application target group: use HTTP or HTTPS."
-                )));
+            if p != "HTTP" {
+                return Err(LbError::new(
+                    "UnsupportedProtocol",
+                    format!("Health check protocol '{p}' is not served: Berth checks targets over HTTP."),
+                ));
             }
             hc.protocol.clone_from(p);
         }
@@ -241,10 +242,10 @@ pub fn create_target_group(
         })?,
     };
     let protocol = spec.protocol.clone().unwrap_or_else(|| "HTTP".into());
-    if !matches!(protocol.as_str(), "HTTP" | "HTTPS") {
+    if protocol != "HTTP" {
         return Err(LbError::new(
             "UnsupportedProtocol",
-            format!("Protocol '{protocol}' is not served: Berth's load balancers are application load balancers (HTTP, HTTPS)."),
+            format!("Protocol '{protocol}' is not served for target groups: Berth's load balancers reach targets over HTTP (listeners may be HTTPS)."),
         ));
     }
     let Some(port) = spec.port.filter(|p| *p > 0) else {
@@ -304,21 +305,33 @@ pub fn target_group_not_found(arn: &str) -> LbError {
     )
 }
 
-/// Changes a target group's health check.
-pub fn modify_target_group(
+/// Runs `f` on a copy of the target group `arn` and stores what it made of it.
+fn change_target_group<T>(
     lbs: &LoadBalancing,
     arn: &str,
-    health: &HealthCheckSpec,
-) -> Result<TargetGroup, LbError> {
+    f: impl FnOnce(&mut TargetGroup) -> Result<T, LbError>,
+) -> Result<T, LbError> {
     lbs.change(|c, ch| {
         let mut tg = c
             .target_groups
             .get(arn)
             .cloned()
             .ok_or_else(|| target_group_not_found(arn))?;
+        let out = f(&mut tg)?;
+        ch.put_target_group(c, tg);
+        Ok(out)
+    })
+}
+
+/// Changes a target group's health check.
+pub fn modify_target_group(
+    lbs: &LoadBalancing,
+    arn: &str,
+    health: &HealthCheckSpec,
+) -> Result<TargetGroup, LbError> {
+    change_target_group(lbs, arn, |tg| {
         tg.health_check = health.apply(&tg.health_check)?;
-        ch.put_target_group(c, tg.clone());
-        Ok(tg)
+        Ok(tg.clone())
     })
 }
 
@@ -374,18 +387,11 @@ pub fn modify_attributes(
     for (k, v) in attributes {
         check_attribute(k, v)?;
     }
-    lbs.change(|c, ch| {
-        let mut tg = c
-            .target_groups
-            .get(arn)
-            .cloned()
-            .ok_or_else(|| target_group_not_found(arn))?;
+    change_target_group(lbs, arn, |tg| {
         for (k, v) in attributes {
             tg.attributes.insert(k.clone(), v.clone());
         }
-        let out = tg.attributes.clone();
-        ch.put_target_group(c, tg);
-        Ok(out)
+        Ok(tg.attributes.clone())
     })
 }
 
@@ -422,20 +428,14 @@ pub fn register_targets(
     arn: &str,
     targets: &[(String, Option<u16>)],
 ) -> Result<(), LbError> {
-    lbs.change(|c, ch| {
-        let mut tg = c
-            .target_groups
-            .get(arn)
-            .cloned()
-            .ok_or_else(|| target_group_not_found(arn))?;
+    change_target_group(lbs, arn, |tg| {
         for (id, port) in targets {
-            let t = resolve_target(&tg, id, *port)?;
+            let t = resolve_target(tg, id, *port)?;
             if !tg.targets.contains(&t) {
                 tg.targets.push(t);
             }
         }
         tg.targets.sort();
-        ch.put_target_group(c, tg);
         Ok(())
     })
 }
@@ -446,14 +446,9 @@ pub fn deregister_targets(
     arn: &str,
     targets: &[(String, Option<u16>)],
 ) -> Result<(), LbError> {
-    lbs.change(|c, ch| {
-        let mut tg = c
-            .target_groups
-            .get(arn)
-            .cloned()
-            .ok_or_else(|| target_group_not_found(arn))?;
+    change_target_group(lbs, arn, |tg| {
         for (id, port) in targets {
-            let t = resolve_target(&tg, id, *port)?;
+            let t = resolve_target(tg, id, *port)?;
             if !tg.targets.contains(&t) {
                 return Err(LbError::new(
                     "InvalidTarget",
@@ -465,7 +460,6 @@ pub fn deregister_targets(
             }
             tg.targets.retain(|x| *x != t);
         }
-        ch.put_target_group(c, tg);
         Ok(())
     })
 }

@@ -46,6 +46,20 @@ impl Config {
             .chain(listener.default_actions.iter())
     }
 
+    /// The tags of the load balancer, target group, listener or rule `arn` names.
+    pub fn tags_of(&self, arn: &str) -> Option<&[(String, String)]> {
+        let tags = if let Some(x) = self.load_balancers.get(arn) {
+            &x.tags
+        } else if let Some(x) = self.target_groups.get(arn) {
+            &x.tags
+        } else if let Some(x) = self.listeners.get(arn) {
+            &x.tags
+        } else {
+            &self.rules.get(arn)?.tags
+        };
+        Some(tags)
+    }
+
     /// The load balancers that send traffic to `tg_arn` (through a listener or a rule).
     pub fn load_balancers_of(&self, tg_arn: &str) -> Vec<String> {
         let mut out: Vec<String> = self

@@ -275,11 +275,11 @@ pub fn remove_tags(ctx: &Ctx<'_>, v: &Value) -> Result<Value, LbError> {
 }
 
 pub fn describe_tags(ctx: &Ctx<'_>, v: &Value) -> Result<Value, LbError> {
-    let mut config = crate::lb::Config::clone(&ctx.lbs.snapshot());
+    let config = ctx.lbs.snapshot();
     let mut out = Vec::new();
     for arn in strings(v, "ResourceArns") {
-        let t = tags_mut(&mut config, &arn).ok_or_else(|| not_found(&arn))?;
-        out.push(json!({"ResourceArn": arn, "Tags": render::tag_list(t)}));
+        let t = config.tags_of(&arn).ok_or_else(|| not_found(&arn))?;
+        out.push(json!({"ResourceArn": arn, "Tags": render::tags(t)}));
     }
     Ok(json!({"TagDescriptions": out}))
 }

@@ -11,7 +11,7 @@ use crate::lb::Config;
 /// zones, so every load balancer reports this one.
 const HOSTED_ZONE: &str = "Z35SXDOTRQ7X7K";
 
-fn tags(t: &[(String, String)]) -> Value {
+pub fn tags(t: &[(String, String)]) -> Value {
     t.iter()
         .map(|(k, v)| json!({"Key": k, "Value": v}))
         .collect()
@@ -169,8 +169,4 @@ pub fn target_health(r: &Reported) -> Value {
             "Description": r.health.description,
         },
     })
-}
-
-pub fn tag_list(t: &[(String, String)]) -> Value {
-    tags(t)
 }
