@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Berth's embedded load balancer beside HAProxy and nginx as reverse proxies, on
 # loopback: the same two nginx backends behind each, the same wrk load (HTTP/1.1
-# keep-alive), one proxy at a time. Then how long a newly registered target takes
+# keep-alive, then HTTPS), one proxy at a time. Then how long a newly registered target takes
 # to get traffic through Berth's listener. Needs root: haproxy, nginx and wrk
 # come from apt-get when missing.
 #
@@ -71,6 +71,13 @@ command -v aws >/dev/null || die "the aws CLI is missing: scripts/install-deps.s
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("0.0.0.0",0)); print(s.getsockname()[1])'; }
 API_PORT=$(free_port) AGENT_PORT=$(free_port) BACKEND_PORT=$(free_port)
 HA_PORT=$(free_port) NGX_PORT=$(free_port) LB_PORT=$(free_port)
+HA_TLS_PORT=$(free_port) NGX_TLS_PORT=$(free_port) LB_TLS_PORT=$(free_port)
+# One self-signed certificate (ECDSA P-256) every proxy serves for HTTPS.
+TLS="$DIR/tls"
+mkdir -p "$TLS"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+  -subj /CN=bench.example.test -keyout "$TLS/key.pem" -out "$TLS/cert.pem" 2>/dev/null
+cat "$TLS/cert.pem" "$TLS/key.pem" >"$TLS/combined.pem"
 
 # Poll until "$@" succeeds, for at most DEADLINE_S; LOG's tail explains a failure.
 wait_for() {
@@ -154,6 +161,9 @@ defaults
 frontend bench
   bind 127.0.0.1:$HA_PORT
   default_backend backends
+frontend bench_tls
+  bind 127.0.0.1:$HA_TLS_PORT ssl crt $TLS/combined.pem alpn http/1.1
+  default_backend backends
 backend backends
   balance roundrobin
 $(for i in "${!BACKENDS[@]}"; do echo "  server b$i ${BACKENDS[i]}:$BACKEND_PORT check inter 5s"; done)
@@ -177,6 +187,9 @@ $(for ip in "${BACKENDS[@]}"; do echo "    server $ip:$BACKEND_PORT;"; done)
   }
   server {
     listen 127.0.0.1:$NGX_PORT;
+    listen 127.0.0.1:$NGX_TLS_PORT ssl;
+    ssl_certificate $TLS/cert.pem;
+    ssl_certificate_key $TLS/key.pem;
     location / {
       proxy_pass http://backends;
       proxy_http_version 1.1;
@@ -213,6 +226,12 @@ LB=$(elb create-load-balancer --name bench --subnets subnet-1 \
   --query 'LoadBalancers[0].LoadBalancerArn' --output text)
 elb create-listener --load-balancer-arn "$LB" --protocol HTTP --port "$LB_PORT" \
   --default-actions "Type=forward,TargetGroupArn=$TG" >/dev/null
+CERT=$(aws --endpoint-url "$AWS_ENDPOINT_URL" acm import-certificate \
+  --certificate "fileb://$TLS/cert.pem" --private-key "fileb://$TLS/key.pem" \
+  --query CertificateArn --output text)
+elb create-listener --load-balancer-arn "$LB" --protocol HTTPS --port "$LB_TLS_PORT" \
+  --certificates "CertificateArn=$CERT" --ssl-policy ELBSecurityPolicy-TLS13-1-2-2021-06 \
+  --default-actions "Type=forward,TargetGroupArn=$TG" >/dev/null
 elb register-targets --target-group-arn "$TG" \
   --targets $(for ip in "${BACKENDS[@]}"; do printf 'Id=%s,Port=%s ' "$ip" "$BACKEND_PORT"; done) >/dev/null
 
@@ -228,6 +247,7 @@ all_healthy() {
 }
 wait_for "Berth's targets healthy" "$CP_LOG" all_healthy "${#BACKENDS[@]}"
 wait_for "Berth's listener" "$CP_LOG" curl -sf "http://127.0.0.1:$LB_PORT/index.html"
+wait_for "Berth's HTTPS listener" "$CP_LOG" curl -skf "https://127.0.0.1:$LB_TLS_PORT/index.html"
 
 # --- Load: each proxy in turn, a warm-up then the measured run.
 # A wrk latency figure (e.g. 812.00us, 1.25ms, 1.02s) in milliseconds.
@@ -239,8 +259,8 @@ to_ms() {
 }
 declare -A RPS P99 ERRS
 bench() {
-  local name=$1 port=$2 url out
-  url="http://127.0.0.1:$port/index.html"
+  local name=$1 port=$2 scheme=${3:-http} url out
+  url="$scheme://127.0.0.1:$port/index.html"
   echo "bench-lb: $name (${WARMUP}s warm-up, ${SECS}s measured)" >&2
   wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" "$url" >/dev/null
   out="$DIR/wrk-$name.txt"
@@ -256,6 +276,9 @@ bench() {
 bench HAProxy "$HA_PORT"
 bench nginx "$NGX_PORT"
 bench Berth "$LB_PORT"
+bench HAProxy-TLS "$HA_TLS_PORT" https
+bench nginx-TLS "$NGX_TLS_PORT" https
+bench Berth-TLS "$LB_TLS_PORT" https
 
 # --- Config change: with no load, register a fresh, serving target and time
 # from register-targets returning until Berth's listener answers from it. A new
@@ -291,14 +314,17 @@ echo "versions: $(haproxy -v | sed -n 1p)"
 echo "          $(nginx -v 2>&1)"
 echo "          $("$CP_BIN" --version) ($CP_BIN)"
 echo "          $(wrk -v 2>&1 | sed -n 1p)"
-echo "load:     wrk -t$THREADS -c$CONNS -d${SECS}s, HTTP/1.1 keep-alive, GET of a 100-byte file;"
+echo "load:     wrk -t$THREADS -c$CONNS -d${SECS}s, HTTP/1.1 keep-alive (then over TLS 1.3, ECDSA P-256), GET of a 100-byte file;"
 echo "          each proxy: $NPROC threads/workers, round robin over the same 2 nginx backends"
 echo
-printf '%-8s %12s %10s %12s %12s %8s\n' proxy requests/s p99_ms rps_vs_HA p99_vs_HA errors
-for name in HAProxy nginx Berth; do
+printf '%-12s %12s %10s %12s %12s %8s\n' proxy requests/s p99_ms rps_vs_HA p99_vs_HA errors
+for name in HAProxy nginx Berth HAProxy-TLS nginx-TLS Berth-TLS; do
+  # HTTPS rows compare with HAProxy over HTTPS.
+  base=HAProxy
+  [[ $name == *-TLS ]] && base=HAProxy-TLS
   awk -v n="$name" -v r="${RPS[$name]}" -v p="${P99[$name]}" -v e="${ERRS[$name]}" \
-      -v hr="${RPS[HAProxy]}" -v hp="${P99[HAProxy]}" 'BEGIN {
-    printf "%-8s %12d %10.2f %12s %12s %8d\n", n, r, p,
+      -v hr="${RPS[$base]}" -v hp="${P99[$base]}" 'BEGIN {
+    printf "%-12s %12d %10.2f %12s %12s %8d\n", n, r, p,
       (hr > 0 ? sprintf("%.2fx", r / hr) : "-"), (hp > 0 ? sprintf("%.2fx", p / hp) : "-"), e }'
 done
 echo

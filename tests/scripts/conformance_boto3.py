@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Response conformance: drives a scenario through boto3 (ECS, Secrets Manager, SSM,
-CloudWatch Logs) and checks every raw JSON response Berth sends against the output
-shape of the operation in botocore's own model: no member the model lacks, every
-value of the model's type (timestamps as epoch numbers, as AWS JSON sends them),
-enums within the model's values, required members present.
+CloudWatch Logs, ACM, ELBv2) and checks every raw response Berth sends against the
+output shape of the operation in botocore's own model: no member the model lacks, every
+value of the model's type (timestamps as epoch numbers in AWS JSON, ISO 8601 in the
+query protocol's XML), enums within the model's values, required members present.
 
 usage: conformance_boto3.py   (env: AWS_ENDPOINT_URL, keys, region from aws.env;
                                BERTH_DEMO_IMAGE)
@@ -11,8 +11,11 @@ Prints {"checked": [...operations...], "violations": [...]}; exits 1 on violatio
 """
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
+import xml.etree.ElementTree as ET
 
 import boto3
 
@@ -72,6 +75,49 @@ def check(shape, value, path):
             violations.append(f"{path}: {value!r} is not base64 text")
 
 
+def local(tag):
+    """An XML element's name without its namespace."""
+    return tag.rsplit("}", 1)[-1]
+
+
+def check_xml(shape, element, path):
+    """`check` for the query protocol: `element` holds the members of `shape`."""
+    t = shape.type_name
+    text = (element.text or "").strip()
+    if t == "structure":
+        seen = set()
+        for child in element:
+            name = local(child.tag)
+            seen.add(name)
+            member = shape.members.get(name)
+            if member is None:
+                violations.append(f"{path}.{name}: not a member of {shape.name}")
+            else:
+                check_xml(member, child, f"{path}.{name}")
+        for r in shape.required_members:
+            if r not in seen:
+                violations.append(f"{path}: required member {r} of {shape.name} missing")
+    elif t == "list":
+        for i, child in enumerate(element):
+            if local(child.tag) != "member":
+                violations.append(f"{path}[{i}]: <{local(child.tag)}>, not <member>")
+            check_xml(shape.member, child, f"{path}[{i}]")
+    elif t == "string":
+        if shape.enum and text not in shape.enum:
+            violations.append(f"{path}: {text!r} not in {shape.name}'s values {shape.enum}")
+    elif t in ("integer", "long"):
+        try:
+            int(text)
+        except ValueError:
+            violations.append(f"{path}: {text!r} is not an integer")
+    elif t == "boolean":
+        if text not in ("true", "false"):
+            violations.append(f"{path}: {text!r} is not a boolean")
+    elif t == "timestamp":
+        if "T" not in text or not text.endswith("Z"):
+            violations.append(f"{path}: {text!r} is not an ISO 8601 timestamp")
+
+
 def watch(client):
     """Checks each successful raw response of `client` against its operation's shape."""
 
@@ -80,6 +126,18 @@ def watch(client):
         if http_response.status_code >= 300 or model.output_shape is None:
             return
         body = http_response.content or b"{}"
+        if client.meta.service_model.protocol == "query":
+            try:
+                root = ET.fromstring(body)
+            except ET.ParseError:
+                violations.append(f"{model.name}: the response is not XML: {body[:200]!r}")
+                return
+            result = root.find(f"{{*}}{model.name}Result")
+            if local(root.tag) != f"{model.name}Response" or result is None:
+                violations.append(f"{model.name}: no <{model.name}Response><{model.name}Result>: {body[:200]!r}")
+                return
+            check_xml(model.output_shape, result, model.name)
+            return
         try:
             raw = json.loads(body)
         except ValueError:
@@ -217,6 +275,53 @@ logs.get_query_results(queryId=q["queryId"])
 logs.describe_queries(logGroupName="/conf/app")
 logs.list_tags_for_resource(resourceArn=logs.describe_log_groups(logGroupNamePrefix="/conf")["logGroups"][0]["arn"].rstrip("*").rstrip(":"))
 logs.delete_log_group(logGroupName="/conf/app")
+
+# ACM and ELBv2: an imported certificate, a load balancer with an HTTPS listener, a rule.
+acm = watch(boto3.client("acm"))
+elb = watch(boto3.client("elbv2"))
+with tempfile.TemporaryDirectory() as d:
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", f"{d}/key.pem", "-out", f"{d}/cert.pem", "-days", "2",
+                    "-subj", "/CN=conf.example.test"], check=True, capture_output=True)
+    pem = lambda name: open(f"{d}/{name}", "rb").read()
+    cert = acm.import_certificate(Certificate=pem("cert.pem"), PrivateKey=pem("key.pem"))["CertificateArn"]
+acm.describe_certificate(CertificateArn=cert)
+acm.list_certificates()
+acm.get_certificate(CertificateArn=cert)
+tg = elb.create_target_group(Name="conf-tg", Protocol="HTTP", Port=80, VpcId="vpc-1", TargetType="ip",
+                             HealthCheckPath="/health", Matcher={"HttpCode": "200-299"},
+                             Tags=[{"Key": "k", "Value": "v"}])["TargetGroups"][0]["TargetGroupArn"]
+lb = elb.create_load_balancer(Name="conf-lb", Subnets=["subnet-a"], SecurityGroups=["sg-1"],
+                              Scheme="internal")["LoadBalancers"][0]["LoadBalancerArn"]
+listener = elb.create_listener(LoadBalancerArn=lb, Protocol="HTTPS", Port=int(os.environ.get("CONF_LB_PORT", "18443")),
+                               Certificates=[{"CertificateArn": cert}], SslPolicy="ELBSecurityPolicy-TLS13-1-2-2021-06",
+                               DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])["Listeners"][0]["ListenerArn"]
+rule = elb.create_rule(ListenerArn=listener, Priority=10,
+                       Conditions=[{"Field": "path-pattern", "Values": ["/api/*"]},
+                                   {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Env", "Values": ["a*"]}}],
+                       Actions=[{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404", "MessageBody": "no"}}])["Rules"][0]["RuleArn"]
+elb.modify_rule(RuleArn=rule, Actions=[{"Type": "redirect", "RedirectConfig": {"Protocol": "HTTPS", "StatusCode": "HTTP_302"}}])
+elb.set_rule_priorities(RulePriorities=[{"RuleArn": rule, "Priority": 20}])
+elb.describe_rules(ListenerArn=listener)
+elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": "10.9.9.9", "Port": 8080}])
+elb.describe_target_health(TargetGroupArn=tg)
+elb.modify_target_group(TargetGroupArn=tg, HealthCheckIntervalSeconds=10)
+elb.modify_target_group_attributes(TargetGroupArn=tg, Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "5"}])
+elb.describe_target_group_attributes(TargetGroupArn=tg)
+elb.describe_load_balancers(Names=["conf-lb"])
+elb.describe_load_balancer_attributes(LoadBalancerArn=lb)
+elb.describe_target_groups(LoadBalancerArn=lb)
+elb.describe_listeners(LoadBalancerArn=lb)
+elb.modify_listener(ListenerArn=listener, DefaultActions=[{"Type": "forward", "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": tg, "Weight": 10}]}}])
+elb.add_tags(ResourceArns=[lb, tg], Tags=[{"Key": "team", "Value": "web"}])
+elb.describe_tags(ResourceArns=[lb, tg, listener, rule])
+elb.remove_tags(ResourceArns=[lb], TagKeys=["team"])
+elb.deregister_targets(TargetGroupArn=tg, Targets=[{"Id": "10.9.9.9", "Port": 8080}])
+elb.delete_rule(RuleArn=rule)
+elb.delete_listener(ListenerArn=listener)
+elb.delete_load_balancer(LoadBalancerArn=lb)
+elb.delete_target_group(TargetGroupArn=tg)
+acm.delete_certificate(CertificateArn=cert)
 
 print(json.dumps({"checked": sorted(checked), "violations": violations}))
 sys.exit(1 if violations else 0)

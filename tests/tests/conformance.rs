@@ -1,12 +1,12 @@
 //! Every response Berth sends in a broad boto3 scenario (ECS, Secrets Manager, SSM,
-//! CloudWatch Logs) matches the output shape of its operation in botocore's model:
-//! no member the model lacks, the model's types and enum values, required members.
+//! CloudWatch Logs, ACM, ELBv2) matches the output shape of its operation in botocore's
+//! model: no member the model lacks, the model's types and enum values, required members.
 
 use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result};
-use berth_e2e::Berth;
+use berth_e2e::{free_port, Berth};
 use serde_json::Value;
 
 #[test]
@@ -17,6 +17,7 @@ fn responses_match_botocores_output_shapes() -> Result<()> {
         .env("HOME", b.dir.path())
         .envs(b.aws_env()?)
         .env("BERTH_DEMO_IMAGE", &b.demo_image)
+        .env("CONF_LB_PORT", free_port().to_string())
         .output()
         .context("running python3")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -38,20 +39,25 @@ fn responses_match_botocores_output_shapes() -> Result<()> {
     );
     let checked = summary["checked"].as_array().map_or(0, Vec::len);
     assert!(
-        checked >= 65,
+        checked >= 90,
         "only {checked} operations were exercised: {summary}"
     );
     for op in [
-        "CreateTaskSet",
-        "DescribeTaskSets",
-        "UpdateTaskSet",
-        "UpdateServicePrimaryTaskSet",
-        "DeleteTaskSet",
+        "ecs.CreateTaskSet",
+        "ecs.DescribeTaskSets",
+        "ecs.UpdateTaskSet",
+        "ecs.UpdateServicePrimaryTaskSet",
+        "ecs.DeleteTaskSet",
+        "acm.DescribeCertificate",
+        "elbv2.CreateLoadBalancer",
+        "elbv2.DescribeRules",
+        "elbv2.DescribeTargetHealth",
+        "elbv2.DescribeTags",
     ] {
         assert!(
             summary["checked"]
                 .as_array()
-                .is_some_and(|c| c.iter().any(|o| o == &format!("ecs.{op}"))),
+                .is_some_and(|c| c.iter().any(|o| o == op)),
             "{op} not checked: {summary}"
         );
     }
