@@ -268,6 +268,15 @@ impl Berth {
         }
     }
 
+    /// `r`, after printing the daemons' logs if it is an error: a test's scenario runs in
+    /// a function of its own and hands its result through this.
+    pub fn logs_on_failure<T>(&self, r: Result<T>) -> Result<T> {
+        if r.is_err() {
+            self.dump_logs();
+        }
+        r
+    }
+
     /// Prints the daemons' logs (for a failing test).
     pub fn dump_logs(&self) {
         let extra: Vec<String> = (1..=self.extra_agents.len())

@@ -11,13 +11,6 @@ use berth_e2e::{free_port, poll, Berth};
 use berth_ecs::TaskStatus;
 use serde_json::{json, Value};
 
-fn check(b: &Berth, r: Result<()>) -> Result<()> {
-    if r.is_err() {
-        b.dump_logs();
-    }
-    r
-}
-
 /// One HTTP/1.1 request through the load balancer: the status line's code and the body.
 fn get(port: u16, path: &str, host: &str) -> Result<(u16, String)> {
     let mut s = std::net::TcpStream::connect_timeout(
@@ -171,7 +164,7 @@ fn task_ips(b: &Berth, service: &str) -> Result<Vec<String>> {
 fn a_service_behind_a_load_balancer_gets_its_traffic_spread_routed_and_drained() -> Result<()> {
     let b = Berth::start()?;
     let r = behind_a_load_balancer(&b);
-    check(&b, r)
+    b.logs_on_failure(r)
 }
 
 #[allow(clippy::too_many_lines)] // one scenario, step by step
@@ -546,7 +539,7 @@ fn the_seeds_elbv2_commands_serve_https_rules_and_a_redirect() -> Result<()> {
     // Ports 80 and 443 on an address of this test's own.
     let b = Berth::start_with(&["--lb-listen-address", "127.0.9.1"])?;
     let r = seed_commands(&b);
-    check(&b, r)
+    b.logs_on_failure(r)
 }
 
 #[allow(clippy::too_many_lines)] // the seed's commands, then what they serve
@@ -908,7 +901,7 @@ fn read_until(s: &mut std::net::TcpStream, end: &str) -> Result<String> {
 fn keep_alive_websockets_and_alb_errors_for_registered_targets() -> Result<()> {
     let b = Berth::start()?;
     let r = registered_targets(&b);
-    check(&b, r)
+    b.logs_on_failure(r)
 }
 
 #[allow(clippy::too_many_lines)] // one scenario, step by step

@@ -42,18 +42,11 @@ fn resource(instance: &Value, which: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
-fn check(b: &Berth, r: Result<()>) -> Result<()> {
-    if r.is_err() {
-        b.dump_logs();
-    }
-    r
-}
-
 #[test]
 fn bridge_mode_publishes_static_and_dynamic_ports_and_cleans_up() -> Result<()> {
     let b = Berth::start()?;
     let r = bridge_mode(&b);
-    check(&b, r)
+    b.logs_on_failure(r)
 }
 
 #[allow(clippy::too_many_lines)] // one scenario, step by step
@@ -179,7 +172,7 @@ fn bridge_mode(b: &Berth) -> Result<()> {
 fn host_and_none_modes() -> Result<()> {
     let b = Berth::start()?;
     let r = host_and_none(&b);
-    check(&b, r)
+    b.logs_on_failure(r)
 }
 
 fn host_and_none(b: &Berth) -> Result<()> {

@@ -13,13 +13,6 @@ use auth_registry::{AuthRegistry, PASSWORD, USER};
 use berth_e2e::Berth;
 use serde_json::{json, Value};
 
-fn check(b: &Berth, r: Result<()>) -> Result<()> {
-    if r.is_err() {
-        b.dump_logs();
-    }
-    r
-}
-
 fn create_secret(b: &Berth, name: &str, value: &str) -> Result<String> {
     let out = b.aws(&[
         "secretsmanager",
@@ -68,7 +61,7 @@ fn secrets_fill_the_environment_and_repository_credentials_pull_a_private_image(
     let registry = AuthRegistry::start();
     let b = Berth::start_with_agent(&["--insecure-registry", &registry.host], &[])?;
     let r = secrets(&b, &registry);
-    check(&b, r)
+    b.logs_on_failure(r)
 }
 
 #[allow(clippy::too_many_lines)] // one scenario, step by step

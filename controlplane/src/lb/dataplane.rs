@@ -87,9 +87,10 @@ impl DataPlane {
     /// The health of `tg`'s targets now: `unused` while no listener sends to the group,
     /// `unavailable` with health checks off.
     pub fn describe(&self, tg: &TargetGroup) -> Vec<Reported> {
-        let _ = self.sync(&self.config.snapshot(), self.cp.now_ms());
+        let config = self.config.snapshot();
+        let _ = self.sync(&config, self.cp.now_ms());
         self.refresh_routes();
-        let in_use = !self.config.snapshot().load_balancers_of(&tg.arn).is_empty();
+        let in_use = !config.load_balancers_of(&tg.arn).is_empty();
         let table = self.health();
         table
             .group(&tg.arn)
@@ -154,6 +155,7 @@ impl DataPlane {
     pub async fn check_forever(self: Arc<Self>) {
         let mut due: HashMap<(String, Target), tokio::time::Instant> = HashMap::new();
         let mut before = targets::service_targets(&self.cp);
+        let mut changes = self.config.subscribe();
         loop {
             let config = self.config.snapshot();
             let now = tokio::time::Instant::now();
@@ -198,7 +200,12 @@ impl DataPlane {
                     me.refresh_routes();
                 });
             }
-            tokio::time::sleep(TICK).await;
+            // A configuration change (a target registered) is looked at once; the tick
+            // finds new service tasks and due checks.
+            tokio::select! {
+                _ = changes.changed() => {}
+                () = tokio::time::sleep(TICK) => {}
+            }
         }
     }
 

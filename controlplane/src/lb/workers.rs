@@ -101,11 +101,6 @@ async fn serve(
         let (dp, client) = (handler.clone(), client.clone());
         async move { Ok::<_, std::convert::Infallible>(dp.handle(&client, port, remote, req).await) }
     });
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(dp.idle_timeout);
     match tls {
         // HTTP listeners speak HTTP/1.1, as ALB's do (HTTP/2 comes by ALPN over TLS).
         None => {
@@ -117,12 +112,19 @@ async fn serve(
                 .await;
         }
         Some(Ok(config)) => {
+            // The API's and agents' limit: a slow handshake holds nothing for long.
             let accepted = tokio::time::timeout(
-                dp.idle_timeout,
+                crate::tls_accept::HANDSHAKE_TIMEOUT,
                 tokio_rustls::TlsAcceptor::from(config).accept(stream),
             )
             .await;
             if let Ok(Ok(tls)) = accepted {
+                let mut builder =
+                    hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                builder
+                    .http1()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(dp.idle_timeout);
                 let _ = builder
                     .serve_connection_with_upgrades(TokioIo::new(tls), service)
                     .await;

@@ -6,7 +6,9 @@ use super::hosts::instance_condition;
 use super::{Fleet, InstanceCondition, Step, SCHEDULER_STOP_CODE};
 use crate::model::placement::PlacementConstraint;
 use crate::model::service::{Deployment, DeploymentStatus, SchedulingStrategy, ServiceStatus};
-use crate::model::{DesiredStatus, InstanceStatus, LaunchType, Service, Task, TaskStatus};
+use crate::model::{
+    ContainerInstance, DesiredStatus, InstanceStatus, LaunchType, Service, Task, TaskStatus,
+};
 use crate::scheduler::{next_tasks_by_capacity_provider, CapacityProviderShare};
 use crate::state::tasks::MANAGED_SERVICE_TAG;
 use crate::state::{encode, Capacity, ControlPlane, RunTask, State, StateError, TaskLaunch};
@@ -51,6 +53,17 @@ impl ControlPlane {
         })
     }
 
+    /// Whether `i` serves, is out of contact, lost or draining, as of `now_ms`.
+    fn condition(&self, state: &State, i: &ContainerInstance, now_ms: i64) -> InstanceCondition {
+        instance_condition(
+            i.status,
+            state.sessions.contains_key(&i.arn),
+            state.last_seen.get(&i.arn).copied(),
+            self.lost_policy,
+            now_ms,
+        )
+    }
+
     /// What the reconciler needs to know of the instances: whether the
     /// service can place a task, and which instances are draining or lost.
     fn fleet(&self, state: &State, s: &Service, now_ms: i64) -> Fleet {
@@ -59,13 +72,7 @@ impl ControlPlane {
             .values()
             .filter(|i| i.status != InstanceStatus::Inactive)
             .filter_map(|i| {
-                let c = instance_condition(
-                    i.status,
-                    state.sessions.contains_key(&i.arn),
-                    state.last_seen.get(&i.arn).copied(),
-                    self.lost_policy,
-                    now_ms,
-                );
+                let c = self.condition(state, i, now_ms);
                 (c != InstanceCondition::Serving).then(|| (i.arn.clone(), c))
             })
             .collect();
@@ -84,15 +91,8 @@ impl ControlPlane {
             .values()
             .filter(|i| i.cluster == s.cluster && i.status == InstanceStatus::Active)
             .filter(|i| {
-                let c = instance_condition(
-                    i.status,
-                    state.sessions.contains_key(&i.arn),
-                    state.last_seen.get(&i.arn).copied(),
-                    self.lost_policy,
-                    now_ms,
-                );
                 matches!(
-                    c,
+                    self.condition(state, i, now_ms),
                     InstanceCondition::Serving | InstanceCondition::Disconnected
                 )
             })

@@ -38,20 +38,14 @@ pub fn describe(ctx: &Ctx<'_>, v: &Value) -> Result<Value, LbError> {
             return Err(load_balancer_not_found(lb));
         }
     }
-    let found: Vec<_> = config
-        .listeners
-        .values()
-        .filter(|l| {
-            (arns.is_empty() || arns.contains(&l.arn))
-                && lb.as_ref().is_none_or(|lb| l.load_balancer_arn == *lb)
+    let found: Vec<_> =
+        super::load_balancers::requested(config.listeners.values(), &arns, &[], |l| {
+            (l.arn.as_str(), "")
         })
+        .ok_or_else(|| LbError::new("ListenerNotFound", "One or more listeners not found"))?
+        .into_iter()
+        .filter(|l| lb.as_ref().is_none_or(|lb| l.load_balancer_arn == *lb))
         .collect();
-    if found.len() < arns.len() {
-        return Err(LbError::new(
-            "ListenerNotFound",
-            "One or more listeners not found",
-        ));
-    }
     Ok(json!({"Listeners": found.iter().map(|l| render::listener(l)).collect::<Vec<_>>()}))
 }
 

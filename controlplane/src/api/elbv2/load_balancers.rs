@@ -29,24 +29,39 @@ pub fn create(ctx: &Ctx<'_>, v: &Value) -> Result<Value, LbError> {
     Ok(json!({"LoadBalancers": [render::load_balancer(&lb, &ctx.call.timestamp(lb.created_ms))]}))
 }
 
+/// What a Describe call asks for by `arns` or `names` (everything when it names none),
+/// or None when one of them does not exist. `key` gives an item's ARN and name.
+pub(super) fn requested<'a, T>(
+    all: impl Iterator<Item = &'a T>,
+    arns: &[String],
+    names: &[String],
+    key: impl Fn(&T) -> (&str, &str),
+) -> Option<Vec<&'a T>> {
+    let asked = |t: &T| {
+        let (arn, name) = key(t);
+        arns.iter().any(|a| a == arn) || names.iter().any(|n| n == name)
+    };
+    let found: Vec<&T> = all
+        .filter(|t| (arns.is_empty() && names.is_empty()) || asked(t))
+        .collect();
+    let arn_found = |want: &String| found.iter().any(|t| key(t).0 == want);
+    let name_found = |want: &String| found.iter().any(|t| key(t).1 == want);
+    (arns.iter().all(arn_found) && names.iter().all(name_found)).then_some(found)
+}
+
 pub fn describe(ctx: &Ctx<'_>, v: &Value) -> Result<Value, LbError> {
     let config = ctx.lbs.snapshot();
     let arns = strings(v, "LoadBalancerArns");
     let names = strings(v, "Names");
-    let found: Vec<_> = config
-        .load_balancers
-        .values()
-        .filter(|lb| {
-            (arns.is_empty() || arns.contains(&lb.arn))
-                && (names.is_empty() || names.contains(&lb.name))
-        })
-        .collect();
-    if found.len() < arns.len() + names.len() {
-        return Err(LbError::new(
+    let found = requested(config.load_balancers.values(), &arns, &names, |lb| {
+        (lb.arn.as_str(), lb.name.as_str())
+    })
+    .ok_or_else(|| {
+        LbError::new(
             "LoadBalancerNotFound",
             "One or more load balancers not found",
-        ));
-    }
+        )
+    })?;
     Ok(
         json!({"LoadBalancers": found.iter().map(|lb| render::load_balancer(lb, &ctx.call.timestamp(lb.created_ms))).collect::<Vec<_>>()}),
     )
@@ -114,23 +129,16 @@ pub fn describe_target_groups(ctx: &Ctx<'_>, v: &Value) -> Result<Value, LbError
             return Err(load_balancer_not_found(lb));
         }
     }
-    let found: Vec<_> = config
-        .target_groups
-        .values()
-        .filter(|tg| {
-            (arns.is_empty() || arns.contains(&tg.arn))
-                && (names.is_empty() || names.contains(&tg.name))
-                && lb
-                    .as_ref()
-                    .is_none_or(|lb| config.load_balancers_of(&tg.arn).contains(lb))
-        })
-        .collect();
-    if found.len() < arns.len() + names.len() {
-        return Err(LbError::new(
-            "TargetGroupNotFound",
-            "One or more target groups not found",
-        ));
-    }
+    let found: Vec<_> = requested(config.target_groups.values(), &arns, &names, |tg| {
+        (tg.arn.as_str(), tg.name.as_str())
+    })
+    .ok_or_else(|| LbError::new("TargetGroupNotFound", "One or more target groups not found"))?
+    .into_iter()
+    .filter(|tg| {
+        lb.as_ref()
+            .is_none_or(|lb| config.load_balancers_of(&tg.arn).contains(lb))
+    })
+    .collect();
     Ok(
         json!({"TargetGroups": found.iter().map(|tg| render::target_group(tg, &config)).collect::<Vec<_>>()}),
     )

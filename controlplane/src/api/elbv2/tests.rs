@@ -333,3 +333,37 @@ fn the_configuration_survives_a_restart() {
         "registered, not yet checked"
     );
 }
+
+#[test]
+fn describes_find_what_they_name_by_arn_or_name_and_refuse_what_is_missing() {
+    let f = fixture();
+    let a = f.load_balancer("a");
+    f.load_balancer("b");
+    let names = |v: &Value| -> Vec<String> {
+        v["LoadBalancers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["LoadBalancerName"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names(&f.ok("DescribeLoadBalancers", &json!({}))),
+        ["a", "b"]
+    );
+    // By ARN and by name in one call: either names an item.
+    let both = f.ok(
+        "DescribeLoadBalancers",
+        &json!({"LoadBalancerArns": [a], "Names": ["b"]}),
+    );
+    assert_eq!(names(&both), ["a", "b"]);
+    // Naming one twice is no missing one.
+    assert_eq!(
+        names(&f.ok("DescribeLoadBalancers", &json!({"Names": ["a", "a"]}))),
+        ["a"]
+    );
+    assert_eq!(
+        f.code("DescribeLoadBalancers", &json!({"Names": ["a", "nope"]})),
+        "LoadBalancerNotFound"
+    );
+}
