@@ -282,8 +282,8 @@ bench Berth-TLS "$LB_TLS_PORT" https
 
 # --- Config change: with no load, register a fresh, serving target and time
 # from register-targets returning until Berth's listener answers from it. A new
-# target must pass one health check first; the checker looks for new targets
-# at once: the checker wakes on every configuration change and checks a new target then.
+# target must pass one health check first; the checker wakes on every
+# configuration change and checks a new target at once.
 
 # True if backend IP answers one of three requests in a row through Berth: round
 # robin over at most three healthy targets reaches it once it is routable.
